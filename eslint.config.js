@@ -1,0 +1,27 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: {
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', performance: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use an `as const` object instead of enum (erasableSyntaxOnly).' }],
+    },
+  },
+  {
+    // Layering (docs/ARCHITECTURE.md): a lower layer never imports a higher one.
+    files: ['src/core/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
+  },
+  {
+    files: ['src/paillier/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
+  },
+);

@@ -1,0 +1,95 @@
+/**
+ * The one error catalog of cipherml. Every error thrown across a public boundary is a
+ * {@link CipherMLError} whose `code` is one of the stable strings below; codes are never renamed
+ * or reused, so callers may branch on them and documentation may cite them.
+ */
+
+/** Stable error codes with the advice each message ends with. */
+export const ERROR_CATALOG = {
+  CIPHERML_E_INVALID_ARGUMENT: 'Check the value passed for the named parameter against its documentation.',
+  CIPHERML_E_NOT_FINITE: 'Remove NaN and ±Infinity from the input (e.g. clip or impute) before encoding.',
+  CIPHERML_E_OUT_OF_RANGE: 'Scale the input into the encodable range, or choose a layout with more integer bits.',
+  CIPHERML_E_KEY_MISMATCH: 'Use the key whose fingerprint the data was made under (see `fingerprint` on keys and ciphertexts).',
+  CIPHERML_E_CIPHERTEXT_INVALID: 'The ciphertext is not an element of Z*_{n^2} for this key: it was corrupted or made under another key.',
+  CIPHERML_E_SHAPE_MISMATCH: 'Both operands must have the same length and packing layout.',
+  CIPHERML_E_LAYOUT_MISMATCH: 'Encrypt all contributions with the same packing layout (precision, integer bits, headroom).',
+  CIPHERML_E_SLOT_OVERFLOW: 'Decrypt and re-encrypt the aggregate, or choose a layout with headroom for more contributions.',
+  CIPHERML_E_FORMAT_TRUNCATED: 'The serialized data ended early: transfer or read the whole file again.',
+  CIPHERML_E_FORMAT_CORRUPT: 'The serialized data failed its integrity check: it was modified or damaged; fetch a fresh copy.',
+  CIPHERML_E_FORMAT_UNSUPPORTED: 'The data was written by an incompatible format version or is of another kind; upgrade cipherml or re-export it.',
+  CIPHERML_E_FILE_EXISTS: 'Refusing to overwrite an existing file: choose another path or pass the overwrite option.',
+  CIPHERML_E_KEY_FILE_INSECURE: 'Restrict the secret key file to its owner (chmod 600) and consider the key exposed if others could read it.',
+  CIPHERML_E_IO: 'Check that the path exists and is readable/writable by this user.',
+  CIPHERML_E_WORKER_FAILED: 'A worker thread failed; the error cause holds the worker error. Retry with `workers: 0` to run in-thread.',
+  CIPHERML_E_DEPENDENCY_MISSING: 'Install the named optional/dev dependency (e.g. `npm install`) and retry.',
+} as const;
+
+/** A stable cipherml error code, e.g. `"CIPHERML_E_SLOT_OVERFLOW"`. */
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** Optional structured context carried by an error. */
+export interface CipherMLErrorOptions {
+  /** The public parameter (or field) whose value was rejected. */
+  readonly param?: string;
+  /** Machine-readable facts about the failure (expected/actual values, indices). */
+  readonly details?: Readonly<Record<string, unknown>>;
+  /** The underlying error, if any. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The error type of cipherml. `message` says what was wrong and ends with what to do.
+ *
+ * @example
+ * ```ts
+ * try { codec.encode(Number.NaN); }
+ * catch (e) { if (e instanceof CipherMLError && e.code === 'CIPHERML_E_NOT_FINITE') console.log(e.param); }
+ * ```
+ */
+export class CipherMLError extends Error {
+  readonly code: ErrorCode;
+  readonly param: string | undefined;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, problem: string, options: CipherMLErrorOptions = {}) {
+    const where = options.param === undefined ? '' : `${options.param}: `;
+    super(`${code}: ${where}${problem}. ${ERROR_CATALOG[code]}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CipherMLError';
+    this.code = code;
+    this.param = options.param;
+    this.details = options.details;
+  }
+
+  /**
+   * Rebuilds an error that crossed a thread or process boundary as JSON, keeping its code,
+   * parameter and exact message.
+   */
+  static revive(json: { code: string; message: string; param?: string | undefined; details?: Readonly<Record<string, unknown>> | undefined }): CipherMLError {
+    const code: ErrorCode = json.code in ERROR_CATALOG ? (json.code as ErrorCode) : 'CIPHERML_E_WORKER_FAILED';
+    const e = new CipherMLError(code, json.message, { ...(json.param === undefined ? {} : { param: json.param }), ...(json.details === undefined ? {} : { details: json.details }) });
+    e.message = json.message;
+    return e;
+  }
+
+  /** A JSON-friendly view, for `--json` output and REST responses. */
+  toJSON(): { code: ErrorCode; message: string; param?: string; details?: Readonly<Record<string, unknown>> } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.param === undefined ? {} : { param: this.param }),
+      ...(this.details === undefined ? {} : { details: this.details }),
+    };
+  }
+}
+
+/**
+ * True when `e` is a cipherml error, optionally with the given code.
+ *
+ * @example
+ * ```ts
+ * if (isCipherMLError(e, 'CIPHERML_E_KEY_MISMATCH')) console.error('wrong key');
+ * ```
+ */
+export function isCipherMLError(e: unknown, code?: ErrorCode): e is CipherMLError {
+  return e instanceof CipherMLError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { CipherMLError } from './errors.ts';
+
+/** Options of {@link writeFileSafely}. */
+export interface WriteFileOptions {
+  /** File mode; secret material uses 0o600. */
+  readonly mode?: number;
+  /** Replace an existing file (atomically). Default false: an existing file is never touched. */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * Writes a file so that nothing already stored is lost: the data goes to a temporary file in the
+ * same folder (created with `mode`, so a secret is never readable by others even briefly), is
+ * flushed, then linked into place (refusing an existing file) or renamed over it when
+ * `overwrite` is set.
+ *
+ * @example
+ * ```ts
+ * await writeFileSafely('key', bytes, { mode: 0o600 });
+ * ```
+ */
+export async function writeFileSafely(path: string, data: Uint8Array | string, options: WriteFileOptions = {}): Promise<void> {
+  const mode = options.mode ?? 0o644;
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await chmod(tmp, mode);
+    if (options.overwrite === true) {
+      await rename(tmp, path);
+    } else {
+      try {
+        await link(tmp, path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+          throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists`, { param: 'path', details: { path } });
+        }
+        throw e;
+      }
+      await unlink(tmp);
+    }
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    if (e instanceof CipherMLError) throw e;
+    throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${(e as Error).message}`, { param: 'path', cause: e });
+  }
+}
+
+/**
+ * Reads a whole file, turning OS errors into a typed IO error naming the parameter.
+ *
+ * @example
+ * ```ts
+ * const bytes = await readFileTyped('key.pub', 'publicKeyPath');
+ * ```
+ */
+export async function readFileTyped(path: string, param: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { param, cause: e });
+  }
+}

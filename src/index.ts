@@ -1,0 +1,13 @@
+/**
+ * cipherml — privacy-preserving machine learning for TypeScript. The root export re-exports the
+ * error catalog; each capability is its own subpath (`cipherml/paillier`, …) so that importing
+ * one never loads another's dependencies.
+ *
+ * @example
+ * ```ts
+ * import { CipherMLError } from 'cipherml';
+ * import { generatePaillierKeyPair } from 'cipherml/paillier';
+ * ```
+ */
+export { CipherMLError, ERROR_CATALOG, isCipherMLError } from './core/errors.ts';
+export type { ErrorCode } from './core/errors.ts';

@@ -1,0 +1,121 @@
+import { availableParallelism } from 'node:os';
+import { WorkerPool } from '../core/worker-pool.ts';
+import type { PaillierPrivateKey, PaillierPublicKey } from './keys.ts';
+import type { PaillierTask } from './worker.ts';
+import { assertSameKey } from './ciphertext.ts';
+import { DEFAULT_PACKING, PackedCiphertext, PackingLayout, decryptPacked, encryptPacked, finishUnpack, type DecryptPackedOptions, type EncryptPackedOptions } from './packing.ts';
+
+/**
+ * Packed vector encryption and decryption spread over worker threads. Results are identical to
+ * the in-thread encryptPacked/decryptPacked (same layout, same slot order); only the work is split
+ * into contiguous chunks of ciphertexts, one task per chunk.
+ */
+
+/** Where the work runs: a pool, a worker count (0 = this thread), or `auto` (shared pool, all cores). */
+export type Parallelism = WorkerPool | number | 'auto';
+
+/** Below this many ciphertexts the pool's messaging costs more than it saves. */
+const MIN_PARALLEL_CIPHERTEXTS = 8;
+
+let shared: WorkerPool | undefined;
+
+function workerUrl(): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+}
+
+/**
+ * The process-wide Paillier pool (one worker per core), created on first use. Idle workers do not
+ * keep the process alive.
+ *
+ * @example
+ * ```ts
+ * const pool = sharedPaillierPool();
+ * await encryptVector(publicKey, values, { parallelism: pool });
+ * ```
+ */
+export function sharedPaillierPool(): WorkerPool {
+  shared ??= new WorkerPool(workerUrl(), availableParallelism());
+  return shared;
+}
+
+/**
+ * A new Paillier pool with `size` workers (close it when done).
+ *
+ * @example
+ * ```ts
+ * const pool = createPaillierPool(4);
+ * try { await decryptVector(privateKey, sum, { parallelism: pool }); } finally { await pool.close(); }
+ * ```
+ */
+export function createPaillierPool(size: number = availableParallelism()): WorkerPool {
+  return new WorkerPool(workerUrl(), size);
+}
+
+function resolvePool(p: Parallelism | undefined, count: number): WorkerPool | null {
+  if (p === 0 || count < MIN_PARALLEL_CIPHERTEXTS) return null;
+  if (p === undefined || p === 'auto') return availableParallelism() > 1 ? sharedPaillierPool() : null;
+  if (typeof p === 'number') return p <= 1 ? null : sharedPaillierPool();
+  return p;
+}
+
+function chunks<T>(items: readonly T[], pool: WorkerPool): { start: number; part: T[] }[] {
+  const size = Math.max(1, Math.ceil(items.length / (pool.size * 4)));
+  const out: { start: number; part: T[] }[] = [];
+  for (let i = 0; i < items.length; i += size) out.push({ start: i, part: items.slice(i, i + size) });
+  return out;
+}
+
+/** Options of {@link encryptVector}. */
+export interface EncryptVectorOptions extends EncryptPackedOptions {
+  readonly parallelism?: Parallelism;
+}
+
+/**
+ * Encrypts a vector of reals, packed, on all cores.
+ *
+ * @example
+ * ```ts
+ * const enc = await encryptVector(publicKey, weights);          // Float64Array → PackedCiphertext
+ * const bytes = serializePacked(enc);                             // ready for the wire
+ * ```
+ */
+export async function encryptVector(publicKey: PaillierPublicKey, values: ArrayLike<number>, options: EncryptVectorOptions = {}): Promise<PackedCiphertext> {
+  const layout = PackingLayout.forKey(publicKey, options.packing ?? DEFAULT_PACKING);
+  const pool = resolvePool(options.parallelism, layout.ciphertextsFor(values.length));
+  if (pool === null) return encryptPacked(publicKey, values, options);
+  const plaintexts = layout.pack(values);
+  const obf = options.obfuscate ?? true;
+  const obfuscate = obf === false ? false : obf === true ? 'djn' : obf;
+  const parts = await Promise.all(
+    chunks(plaintexts, pool).map(({ part }) =>
+      pool.run<bigint[]>({ kind: 'encrypt', n: publicKey.n, hs: publicKey.hs, backend: publicKey.backend.name, plaintexts: part, obfuscate } satisfies PaillierTask),
+    ),
+  );
+  return new PackedCiphertext(publicKey, layout, values.length, 1, parts.flat(), obf !== false);
+}
+
+/** Options of {@link decryptVector}. */
+export interface DecryptVectorOptions extends DecryptPackedOptions {
+  readonly parallelism?: Parallelism;
+}
+
+/**
+ * Decrypts a packed vector on all cores to the slot-wise sum (or mean) of its contributions.
+ *
+ * @example
+ * ```ts
+ * const mean = await decryptVector(privateKey, PackedCiphertext.sum(updates), { mean: true });
+ * ```
+ */
+export async function decryptVector(privateKey: PaillierPrivateKey, packed: PackedCiphertext, options: DecryptVectorOptions = {}): Promise<Float64Array> {
+  assertSameKey(privateKey, packed.fingerprint, 'packed');
+  const pool = resolvePool(options.parallelism, packed.values.length);
+  if (pool === null) return decryptPacked(privateKey, packed, options);
+  const pk = privateKey.publicKey;
+  const parts = await Promise.all(
+    chunks(packed.values, pool).map(({ start, part }) =>
+      pool.run<bigint[]>({ kind: 'decrypt', n: pk.n, hs: pk.hs, p: privateKey.p, q: privateKey.q, backend: pk.backend.name, ciphertexts: part, firstIndex: start } satisfies PaillierTask),
+    ),
+  );
+  return finishUnpack(packed, parts.flat(), options);
+}

@@ -1,0 +1,52 @@
+import { parentPort } from 'node:worker_threads';
+import { errorToReply } from '../core/worker-pool.ts';
+import type { BackendPreference } from '../core/bigmath/index.ts';
+import { PaillierPrivateKey, PaillierPublicKey, type ObfuscationMode } from './keys.ts';
+
+/**
+ * Worker-thread entry for vector encryption/decryption (see vector.ts). Keys arrive as bigints
+ * and are cached by modulus, so the DJN fixed-base table is built once per worker and key.
+ */
+
+export type PaillierTask =
+  | { kind: 'encrypt'; n: bigint; hs: bigint; backend: BackendPreference; plaintexts: bigint[]; obfuscate: false | ObfuscationMode }
+  | { kind: 'decrypt'; n: bigint; hs: bigint; p: bigint; q: bigint; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number };
+
+const publicKeys = new Map<bigint, PaillierPublicKey>();
+const privateKeys = new Map<bigint, PaillierPrivateKey>();
+const CACHE_LIMIT = 4;
+
+function cached<V>(map: Map<bigint, V>, key: bigint, make: () => V): V {
+  let v = map.get(key);
+  if (v === undefined) {
+    if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value!);
+    v = make();
+    map.set(key, v);
+  }
+  return v;
+}
+
+function run(task: PaillierTask): bigint[] {
+  const pk = cached(publicKeys, task.n, () => new PaillierPublicKey(task.n, task.hs, { backend: task.backend }));
+  if (task.kind === 'encrypt') {
+    const n2 = pk.nSquared;
+    const rho = task.obfuscate === false ? null : task.obfuscate === 'classic' ? task.plaintexts.map(() => pk.randomizer('classic')) : pk.randomizers(task.plaintexts.length);
+    return task.plaintexts.map((m, i) => {
+      const base = (1n + m * pk.n) % n2;
+      return rho === null ? base : (base * rho[i]!) % n2;
+    });
+  }
+  const sk = cached(privateKeys, task.n, () => new PaillierPrivateKey(pk, task.p, task.q));
+  return task.ciphertexts.map((c, i) => {
+    pk.assertCiphertext(c, `packed.values[${task.firstIndex + i}]`);
+    return sk.decryptUnchecked(c);
+  });
+}
+
+parentPort?.on('message', ({ id, task }: { id: number; task: PaillierTask }) => {
+  try {
+    parentPort!.postMessage({ id, ok: true, result: run(task) });
+  } catch (e) {
+    parentPort!.postMessage({ id, ok: false, error: errorToReply(e) });
+  }
+});
