@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { CipherMLError } from '../core/errors.ts';
+import { intOption } from './options.ts';
+import type * as PaillierBench from '../../bench/paillier.ts';
+
+/** `cipherml bench …` — loads bench/ lazily (its baseline is a dev dependency). */
+export function registerBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('benchmarks against a named baseline, run in one process');
+  bench
+    .command('paillier')
+    .description('cipherml Paillier vs paillier-bigint: per-ciphertext and per-value encrypt/decrypt, add, and a 10-client × 100,000-value aggregation')
+    .option('--key-bits <bits>', 'modulus size', intOption('--key-bits'), 2048)
+    .option('--samples <n>', 'ciphertexts timed per operation', intOption('--samples'), 40)
+    .option('--values <n>', 'values per client in the aggregation scenario', intOption('--values'), 100_000)
+    .option('--clients <n>', 'clients in the aggregation scenario', intOption('--clients'), 10)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; json?: boolean }) => {
+      let mod: typeof PaillierBench;
+      try {
+        mod = await import('../../bench/paillier.ts');
+      } catch (e) {
+        throw new CipherMLError('CIPHERML_E_DEPENDENCY_MISSING', 'benchmarks run from a cipherml source checkout (bench/ is not part of the published package)', { param: 'bench', cause: e });
+      }
+      if (opts.samples < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 2 samples', { param: '--samples' });
+      const r = await mod.runPaillierBench({
+        keyBits: opts.keyBits,
+        samples: opts.samples,
+        scenarioValues: opts.values,
+        scenarioClients: opts.clients,
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatPaillierBench(r)}\n`);
+    });
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { codeOf, codeOfAsync } from '../../test/helpers.ts';
+import { loadCsvDataset, parseCsvDataset } from './csv.ts';
+
+describe('CSV datasets', () => {
+  it('parses features and labels, dropping id', () => {
+    const ds = parseCsvDataset('id,y,x0,x1\n1,0,0.5,2\n2,1,-1,3\n');
+    expect(ds.featureNames).toEqual(['x0', 'x1']);
+    expect(Array.from(ds.labels)).toEqual([0, 1]);
+    expect(Array.from(ds.features[1]!)).toEqual([-1, 3]);
+  });
+
+  it('loads the bundled breast cancer split', async () => {
+    const ds = await loadCsvDataset('examples/data/breast_homo_guest.csv');
+    expect(ds.features.length).toBe(227);
+    expect(ds.featureNames.length).toBe(30);
+  });
+
+  it('names the bad cell, the missing label column and the missing file', async () => {
+    expect(codeOf(() => parseCsvDataset('y,x\n1,abc\n'))).toBe('CIPHERML_E_NOT_FINITE');
+    expect(() => parseCsvDataset('y,x\n1,abc\n')).toThrow(/row 2, column "x"/);
+    expect(codeOf(() => parseCsvDataset('label,x\n1,2\n'))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(codeOf(() => parseCsvDataset('y,x\n1\n'))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(await codeOfAsync(() => loadCsvDataset('nope.csv'))).toBe('CIPHERML_E_IO');
+  });
+});
