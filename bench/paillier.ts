@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { CipherMLError } from '../src/core/errors.ts';
-import { modInverse, randomBits } from '../src/core/bigmath/index.ts';
+import { modInverse, randomBits, type BackendPreference } from '../src/core/bigmath/index.ts';
 import {
   PackedCiphertext,
   PackingLayout,
@@ -25,6 +25,8 @@ import {
 
 export interface PaillierBenchOptions {
   readonly keyBits?: number;
+  /** cipherml's modular-arithmetic backend (default: GMP when built, else BigInt). */
+  readonly backend?: BackendPreference;
   /** Ciphertexts timed per operation (default 40 for cipherml, 8 for the baseline). */
   readonly samples?: number;
   /** Values in the multi-client scenario (default 100,000). */
@@ -121,7 +123,7 @@ export async function runPaillierBench(options: PaillierBenchOptions = {}): Prom
   const { lib, version } = await loadBaseline();
 
   let t = performance.now();
-  const pair: PaillierKeyPair = await generatePaillierKeyPair({ bits: keyBits });
+  const pair: PaillierKeyPair = await generatePaillierKeyPair({ bits: keyBits, backend: options.backend ?? 'auto' });
   const keygenMs = performance.now() - t;
   const { publicKey: pk, privateKey: sk } = pair;
   t = performance.now();

@@ -2,6 +2,14 @@
 // Entry shim: in a source checkout run the TypeScript directly (Node 24 strips types); in an
 // installed package (under node_modules, where Node does not strip types) run the built dist/.
 import { existsSync } from 'node:fs';
+
+const [major] = process.versions.node.split('.').map(Number);
+if (major < 24) {
+  process.stderr.write(
+    `cipherml needs Node.js 24 or newer; this is ${process.version}. In a cipherml checkout, run it through npm (npm run …, npx cipherml …), which uses the Node 24 pinned in devDependencies.\n`,
+  );
+  process.exit(2);
+}
 import { fileURLToPath } from 'node:url';
 
 const source = new URL('../src/cli/main.ts', import.meta.url);

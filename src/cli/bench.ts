@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
+import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
 
@@ -13,8 +14,10 @@ export function registerBenchCommands(program: Command): void {
     .option('--samples <n>', 'ciphertexts timed per operation', intOption('--samples'), 40)
     .option('--values <n>', 'values per client in the aggregation scenario', intOption('--values'), 100_000)
     .option('--clients <n>', 'clients in the aggregation scenario', intOption('--clients'), 10)
+    .option('--backend <name>', 'cipherml arithmetic: auto (GMP when built), gmp, bigint', 'auto')
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; json?: boolean }) => {
+    .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; backend: string; json?: boolean }) => {
+      assertOneOf(opts.backend, '--backend', ['auto', 'gmp', 'bigint'] as const);
       let mod: typeof PaillierBench;
       try {
         mod = await import('../../bench/paillier.ts');
@@ -24,6 +27,7 @@ export function registerBenchCommands(program: Command): void {
       if (opts.samples < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 2 samples', { param: '--samples' });
       const r = await mod.runPaillierBench({
         keyBits: opts.keyBits,
+        backend: opts.backend,
         samples: opts.samples,
         scenarioValues: opts.values,
         scenarioClients: opts.clients,
