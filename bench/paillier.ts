@@ -98,12 +98,32 @@ async function loadBaseline(): Promise<{ lib: PaillierBigint; version: string }>
   }
 }
 
-/** Mean milliseconds per call of f over `count` calls (after one warm-up call). */
+/**
+ * Milliseconds per call of f: `count` calls split into 5 batches after one warm-up call, and the
+ * median of the batch means (this VM shares its host; a median resists a noisy neighbour).
+ */
 function timeEach(count: number, f: (i: number) => unknown): number {
   f(-1);
-  const t = performance.now();
-  for (let i = 0; i < count; i++) f(i);
-  return (performance.now() - t) / count;
+  const batches = 5;
+  const per = Math.max(1, Math.ceil(count / batches));
+  const means: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const t = performance.now();
+    for (let i = 0; i < per; i++) f((b * per + i) % count);
+    means.push((performance.now() - t) / per);
+  }
+  return means.sort((x, y) => x - y)[batches >> 1]!;
+}
+
+/** Median milliseconds of `runs` awaited calls of f. */
+async function timeEachAsync(runs: number, f: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const t = performance.now();
+    await f();
+    times.push(performance.now() - t);
+  }
+  return times.sort((x, y) => x - y)[runs >> 1]!;
 }
 
 /**
@@ -145,23 +165,17 @@ export async function runPaillierBench(options: PaillierBenchOptions = {}): Prom
   // Per value: the real packed path (fixed-point encode + pack + encrypt; decrypt + unpack).
   const perValueCount = s * samples;
   const values = Float64Array.from({ length: perValueCount }, (_, i) => Math.sin(i) * 100);
-  t = performance.now();
   const packed = encryptPacked(pk, values);
-  const encryptUsPerValue = ((performance.now() - t) * 1000) / perValueCount;
-  t = performance.now();
-  decryptPacked(sk, packed);
-  const decryptUsPerValue = ((performance.now() - t) * 1000) / perValueCount;
+  const encryptUsPerValue = (timeEach(3, () => encryptPacked(pk, values)) * 1000) / perValueCount;
+  const decryptUsPerValue = (timeEach(3, () => decryptPacked(sk, packed)) * 1000) / perValueCount;
 
   const pool = createPaillierPool(availableParallelism());
   try {
     await encryptVector(pk, values.subarray(0, s * 8), { parallelism: pool }); // warm the workers' tables
     log(`cipherml: timing the packed path on a pool of ${pool.size} workers`);
-    t = performance.now();
     const pooled = await encryptVector(pk, values, { parallelism: pool });
-    const encryptUsPerValuePool = ((performance.now() - t) * 1000) / perValueCount;
-    t = performance.now();
-    await decryptVector(sk, pooled, { parallelism: pool });
-    const decryptUsPerValuePool = ((performance.now() - t) * 1000) / perValueCount;
+    const encryptUsPerValuePool = ((await timeEachAsync(3, () => encryptVector(pk, values, { parallelism: pool }))) * 1000) / perValueCount;
+    const decryptUsPerValuePool = ((await timeEachAsync(3, () => decryptVector(sk, pooled, { parallelism: pool }))) * 1000) / perValueCount;
 
     log(`baseline paillier-bigint ${version}: timing ${baseSamples} encryptions and decryptions`);
     const { n } = pk;

@@ -314,7 +314,7 @@ export interface DecryptPackedOptions {
 export function decryptPacked(privateKey: PaillierPrivateKey, packed: PackedCiphertext, options: DecryptPackedOptions = {}): Float64Array {
   assertSameKey(privateKey, packed.fingerprint, 'packed');
   const plaintexts = packed.values.map((c, i) => {
-    privateKey.publicKey.assertCiphertext(c, `packed.values[${i}]`);
+    privateKey.assertCiphertext(c, `packed.values[${i}]`);
     return privateKey.decryptUnchecked(c);
   });
   return finishUnpack(packed, plaintexts, options);

@@ -38,7 +38,7 @@ function run(task: PaillierTask): bigint[] {
   }
   const sk = cached(privateKeys, task.n, () => new PaillierPrivateKey(pk, task.p, task.q));
   return task.ciphertexts.map((c, i) => {
-    pk.assertCiphertext(c, `packed.values[${task.firstIndex + i}]`);
+    sk.assertCiphertext(c, `packed.values[${task.firstIndex + i}]`);
     return sk.decryptUnchecked(c);
   });
 }

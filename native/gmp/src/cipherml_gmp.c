@@ -243,6 +243,27 @@ done:
   return result;
 }
 
+/* gcd(a, b) of two non-negative magnitudes (membership test c ∈ Z*_{n²} ⇔ gcd(c, n) = 1). */
+static napi_value js_gcd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_value result = NULL;
+  const uint8_t *ap, *bp;
+  size_t an, bn;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_napi(env, "gcd");
+  if (argc < 2) return throw_type(env, "gcd(a, b) needs 2 arguments");
+  if (!get_bytes(env, argv[0], "gcd: a", &ap, &an)) return NULL;
+  if (!get_bytes(env, argv[1], "gcd: b", &bp, &bn)) return NULL;
+  mpz_t a, b, r;
+  mpz_inits(a, b, r, NULL);
+  import_be(a, ap, an);
+  import_be(b, bp, bn);
+  mpz_gcd(r, a, b);
+  if (!export_be(env, r, &result)) result = NULL;
+  mpz_clears(a, b, r, NULL);
+  return result;
+}
+
 static napi_value js_powm(napi_env env, napi_callback_info info) { return powm_impl(env, info, false); }
 static napi_value js_powm_sec(napi_env env, napi_callback_info info) { return powm_impl(env, info, true); }
 
@@ -499,6 +520,7 @@ NAPI_MODULE_INIT() {
       {"fixedBasePow", NULL, js_fixed_base_pow, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fixedBasePowMany", NULL, js_fixed_base_pow_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"version", NULL, js_version, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gcd", NULL, js_gcd, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     throw_napi(env, "cipherml_gmp init");

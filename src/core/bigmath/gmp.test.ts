@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { describe, it, expect } from 'vitest';
+import { gcd } from './bigint.ts';
 import fc from 'fast-check';
 import { bigintToBuffer, bufferToBigint, loadGmpBackend } from './gmp.ts';
 
@@ -78,6 +79,18 @@ if (gmp === null) {
         }),
         { numRuns: 25 },
       );
+    });
+
+    it('gcd matches Euclid, including shared factors and zeros', () => {
+      fc.assert(
+        fc.property(fc.bigInt({ min: 0n, max: 1n << 2100n }), fc.bigInt({ min: 0n, max: 1n << 1100n }), fc.bigInt({ min: 1n, max: 1n << 300n }), (a, b, k) => {
+          expect(be.gcd(a * k, b * k)).toBe(gcd(a * k, b * k));
+        }),
+        { numRuns: 50 },
+      );
+      expect(be.gcd(0n, 0n)).toBe(0n);
+      expect(be.gcd(0n, 12n)).toBe(12n);
+      expect(be.gcd(462n, 1071n)).toBe(21n);
     });
 
     it('powmSec matches square-and-multiply on random odd moduli', () => {

@@ -1,5 +1,5 @@
 import { CipherMLError } from '../errors.ts';
-import { fixedBaseBigint, powmBigint, type FixedBasePow } from './bigint.ts';
+import { fixedBaseBigint, gcd, powmBigint, type FixedBasePow } from './bigint.ts';
 import { loadGmpBackend } from './gmp.ts';
 
 export { bitLength, byteLength, bigintToBytes, bytesToBigint, gcd, modInverse, randomBelow, randomBits, powmBigint } from './bigint.ts';
@@ -14,6 +14,8 @@ export interface ModArithBackend {
   powmSec(base: bigint, exp: bigint, mod: bigint): bigint;
   /** A fixed-base table for base^e, e < 2^maxExpBits. */
   fixedBase(base: bigint, mod: bigint, maxExpBits: number, windowBits: number): FixedBasePow;
+  /** Greatest common divisor of two non-negative integers. */
+  gcd(a: bigint, b: bigint): bigint;
 }
 
 /** Which backend to use: `auto` takes GMP when the optional addon is built, else BigInt. */
@@ -24,6 +26,7 @@ const bigintBackend: ModArithBackend = {
   powm: powmBigint,
   powmSec: powmBigint,
   fixedBase: fixedBaseBigint,
+  gcd,
 };
 
 /**
