@@ -21,6 +21,16 @@ export const ERROR_CATALOG = {
   CIPHERML_E_KEY_FILE_INSECURE: 'Restrict the secret key file to its owner (chmod 600) and consider the key exposed if others could read it.',
   CIPHERML_E_IO: 'Check that the path exists and is readable/writable by this user.',
   CIPHERML_E_WORKER_FAILED: 'A worker thread failed; the error cause holds the worker error. Retry with `workers: 0` to run in-thread.',
+  CIPHERML_E_CONFIG_INVALID: 'Fix the named key in the run config, command-line flag or environment variable (see `--help` for the keys and their ranges).',
+  CIPHERML_E_PROTOCOL: 'Both sides must run compatible cipherml versions and follow the round protocol; restart the worker to rejoin.',
+  CIPHERML_E_UNAUTHENTICATED: 'Pass the token the server was started with (--token or CIPHERML_TOKEN).',
+  CIPHERML_E_DUPLICATE_WORKER: 'Give every worker a distinct --id, or stop the worker already connected with this id.',
+  CIPHERML_E_ROUND_CLOSED: 'The round this result belongs to has ended; the worker will receive the next round.',
+  CIPHERML_E_ROUND_FAILED: 'Start more workers, lower min-fit-clients, or raise round-timeout.',
+  CIPHERML_E_MODEL_MISMATCH: 'Every worker must train the same model shape (same feature count and parameter layout) as the server.',
+  CIPHERML_E_MESSAGE_TOO_LARGE: 'Raise max-message-bytes on both sides, or send a smaller model.',
+  CIPHERML_E_PEER_UNAVAILABLE: 'Check that the peer process is running and reachable at the given address; workers retry with backoff.',
+  CIPHERML_E_FORBIDDEN: 'This party is not allowed this operation in the configured key-holder mode.',
   CIPHERML_E_DEPENDENCY_MISSING: 'Install the named optional/dev dependency (e.g. `npm install`) and retry.',
 } as const;
 
