@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -7,6 +7,7 @@ import { packageRoot } from '../core/paths.ts';
 import { registerPaillierCommands } from './paillier.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerBenchCommands } from './bench.ts';
+import { registerFlCommands } from './fl.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDemoCommands(program);
   registerPaillierCommands(program);
+  registerFlCommands(program);
   registerBenchCommands(program);
   return program;
 }

@@ -9,3 +9,8 @@
  */
 export { loadCsvDataset, parseCsvDataset } from './csv.ts';
 export type { CsvDataset, CsvOptions } from './csv.ts';
+export { LogisticRegression, MAX_FEATURE_COUNT, sigmoid } from './logistic-regression.ts';
+export type { Evaluation, FitOptions } from './logistic-regression.ts';
+export { LOG_LOSS_EPS, accuracy, auc, logLoss } from './metrics.ts';
+export { SeededRng, shuffleInPlace } from './rng.ts';
+export type { MutableIndexable, Rng } from './rng.ts';

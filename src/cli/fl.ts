@@ -1,0 +1,242 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { CipherMLError } from '../core/errors.ts';
+import { packageRoot } from '../core/paths.ts';
+import { readPrivateKeyFile, generatePaillierKeyPair, writeKeyPairFiles } from '../paillier/index.ts';
+import { loadLogRegClient, logRegEvaluator } from '../fl/apps/logreg.ts';
+import { KeyAuthority } from '../fl/authority.ts';
+import { describeRunConfig, loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
+import { deriveToken } from '../fl/protocol.ts';
+import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { FlServer, type RunSummary, type ServerEvent } from '../fl/server.ts';
+import { simulate } from '../fl/simulate.ts';
+import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
+import { runWorker, type WorkerEvent } from '../fl/worker.ts';
+import { collect, intOption } from './options.ts';
+
+/** Bundled breast cancer split (examples/data). */
+export function bundled(name: string): string {
+  return join(packageRoot(), 'examples', 'data', name);
+}
+
+const fmt = (x: number | null | undefined, d = 4) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+
+/** One human line per server event. */
+export function describeServerEvent(e: ServerEvent): string {
+  switch (e.type) {
+    case 'listening':
+      return `server: listening on ${e.address} (strategy ${e.strategy}, key holder ${e.keyHolder})`;
+    case 'resumed':
+      return `server: resumed from checkpoint after round ${e.round}`;
+    case 'joined':
+      return `server: worker ${e.workerId} joined with ${e.numExamples} examples (${e.workers} connected)`;
+    case 'dropped':
+      return `server: worker ${e.workerId} dropped (${e.reason})`;
+    case 'rejected':
+      return `server: rejected input from worker ${e.workerId}: ${e.message}`;
+    case 'round-start':
+      return `round ${e.round}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}: fit on ${e.selected.join(', ')}`;
+    case 'round-retry':
+      return `round ${e.round}: retrying — ${e.reason}`;
+    case 'round-end': {
+      const r = e.record;
+      return `round ${r.round}: ${r.fitResults} updates (${r.fitFailures} failed), ${(r.bytesIn / 1024).toFixed(1)} KiB in, train loss ${fmt(r.trainLoss)}, validation loss ${fmt(r.serverLoss)} accuracy ${fmt(r.serverAccuracy)}, federated accuracy ${fmt(r.federatedAccuracy)} (${r.durationMs.toFixed(0)} ms)`;
+    }
+    case 'finished':
+      return `server: finished ${e.summary.rounds} rounds; history in ${e.summary.runDir}/history.json, plot in ${e.summary.runDir}/history.svg`;
+  }
+}
+
+function describeWorkerEvent(id: string, e: WorkerEvent): string {
+  switch (e.type) {
+    case 'joined':
+      return `worker ${id}: joined (${e.strategy}, key holder ${e.keyHolder}), next round ${e.nextRound} of ${e.numRounds}`;
+    case 'fit':
+      return `worker ${id}: round ${e.round} trained, loss ${fmt(e.loss)}, sent ${(e.bytesOut / 1024).toFixed(1)} KiB in ${e.ms.toFixed(0)} ms`;
+    case 'evaluate':
+      return `worker ${id}: round ${e.round} local loss ${fmt(e.loss)} accuracy ${fmt(e.accuracy)}`;
+    case 'retry':
+      return `worker ${id}: server unreachable, retrying in ${e.delayMs} ms (${e.reason})`;
+    case 'task-failed':
+      return `worker ${id}: round ${e.round} task failed: ${e.message}`;
+    case 'finished':
+      return `worker ${id}: finished (${e.reason})`;
+  }
+}
+
+/** The compact summary printed last (and as the JSON last line). */
+export function summaryJson(s: RunSummary): Record<string, unknown> {
+  const f = s.final;
+  return {
+    strategy: s.strategy,
+    keyHolder: s.keyHolder,
+    rounds: s.rounds,
+    accuracy: f?.serverAccuracy ?? f?.federatedAccuracy ?? null,
+    loss: f?.serverLoss ?? f?.federatedLoss ?? null,
+    auc: f?.serverAuc ?? null,
+    evaluatedOn: f?.serverAccuracy !== null && f?.serverAccuracy !== undefined ? 'validate-set' : 'workers',
+    runDir: s.runDir,
+    runId: s.runId,
+  };
+}
+
+function addConfigOptions(cmd: Command): Command {
+  cmd.option('-c, --config <file>', 'run config (TOML, kebab-case keys)');
+  for (const o of runConfigOptions()) cmd.option(o.flag, o.description);
+  return cmd;
+}
+
+async function configOf(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<RunConfig> {
+  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...opts, ...extra } });
+}
+
+function printer(json: boolean | undefined): (line: string, obj: object) => void {
+  return (line, obj) => {
+    if (json === true) process.stdout.write(`${JSON.stringify(obj)}\n`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+/** `cipherml server|worker|key-authority|simulate|token` */
+export function registerFlCommands(program: Command): void {
+  addConfigOptions(
+    program
+      .command('server')
+      .description('federated parameter server (workers connect to it); settings from --config, CIPHERML_* variables and flags')
+      .option('--workers <n>', 'shorthand: min-available-, min-fit- and min-evaluate-clients', intOption('--workers'))
+      .option('--rounds <n>', 'shorthand for --num-server-rounds', intOption('--rounds'))
+      .option('--json', 'print one JSON object per event on stdout; the last line is the summary'),
+  ).action(async (opts: Record<string, unknown>) => {
+    const w = opts['workers'] as number | undefined;
+    const config = await configOf(opts, {
+      ...(w === undefined ? {} : { minAvailableClients: w, minFitClients: w, minEvaluateClients: w }),
+      ...(opts['rounds'] === undefined ? {} : { numServerRounds: opts['rounds'] }),
+    });
+    const print = printer(opts['json'] as boolean | undefined);
+    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
+    const strategy = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
+    const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+    const server = new FlServer({ settings: serverSettings(config), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+    await server.listen();
+    try {
+      const summary = await server.run();
+      if (opts['json'] === true) process.stdout.write(`${JSON.stringify(summaryJson(summary))}\n`);
+      else process.stdout.write(`${JSON.stringify(summaryJson(summary), null, 2)}\n`);
+    } finally {
+      await server.close(3000);
+    }
+  });
+
+  program
+    .command('worker')
+    .description('federated worker (data owner): trains logistic regression on its CSV and sends updates to the server')
+    .requiredOption('--server <host:port>', 'the parameter server')
+    .requiredOption('--train-set <csv>', 'local training data (header row; label column named by --label)')
+    .requiredOption('--id <id>', 'this worker\'s id (unique per run)')
+    .option('--token <token>', 'this worker\'s token (from `cipherml token`); or set CIPHERML_WORKER_TOKEN')
+    .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)')
+    .option('--authority <host:port>', 'the key authority (key-holder "clients")')
+    .option('--label <name>', 'label column', 'y')
+    .option('--tls-ca <file>', 'CA certificate of the server (enables TLS)')
+    .option('--max-message-bytes <n>', 'largest message accepted or sent', intOption('--max-message-bytes'), 64 << 20)
+    .option('--seed <n>', 'local shuffling seed', intOption('--seed'), 1)
+    .option('--json', 'print one JSON object per event on stdout')
+    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; json?: boolean }) => {
+      const print = printer(o.json);
+      const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
+      const client = await loadLogRegClient(o.trainSet, o.label, { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed });
+      const tls = o.tlsCa === undefined ? {} : { tls: { ca: o.tlsCa } };
+      const summary = await runWorker({
+        workerId: o.id,
+        token,
+        client,
+        transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
+        ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
+        onEvent: (e) => print(describeWorkerEvent(o.id, e), { worker: o.id, ...e }),
+      });
+      const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+    });
+
+  program
+    .command('key-authority')
+    .description('key authority (model owner): holds the Paillier key pair; serves the public key, and decrypts aggregates (key-holder authority) or hands the key pair to workers (key-holder clients)')
+    .option('--address <host:port>', 'listen address', '127.0.0.1:9092')
+    .option('--key-holder <mode>', 'authority | clients', 'authority')
+    .option('--key <path>', 'secret key file to use (created with its .pub beside it when missing)')
+    .option('--key-bits <bits>', 'modulus size when generating', intOption('--key-bits'), 2048)
+    .option('--token <secret>', 'run secret (or CIPHERML_TOKEN)')
+    .option('--min-contributions <n>', 'refuse to decrypt sums of fewer updates', intOption('--min-contributions'), 2)
+    .option('--max-message-bytes <n>', 'largest message', intOption('--max-message-bytes'), 64 << 20)
+    .option('--tls-cert <file>', 'TLS certificate')
+    .option('--tls-key <file>', 'TLS private key')
+    .option('--json', 'print JSON lines')
+    .action(async (o: { address: string; keyHolder: string; key?: string; keyBits: number; token?: string; minContributions: number; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; json?: boolean }) => {
+      if (o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `expected "authority" or "clients", got "${o.keyHolder}"`, { param: '--key-holder' });
+      const print = printer(o.json);
+      let keyPair;
+      if (o.key !== undefined) {
+        try {
+          const sk = await readPrivateKeyFile(o.key);
+          keyPair = { publicKey: sk.publicKey, privateKey: sk };
+        } catch (e) {
+          if (!(e instanceof CipherMLError && e.code === 'CIPHERML_E_IO')) throw e;
+          keyPair = await generatePaillierKeyPair({ bits: o.keyBits });
+          await writeKeyPairFiles(o.key, keyPair);
+        }
+      } else {
+        keyPair = await generatePaillierKeyPair({ bits: o.keyBits });
+      }
+      const authority = new KeyAuthority({
+        keyPair,
+        keyHolder: o.keyHolder,
+        secret: o.token ?? process.env['CIPHERML_TOKEN'] ?? '',
+        minContributions: o.minContributions,
+        onEvent: (e) => print(`key authority: ${e.type} for ${e.party}: ${e.detail}`, { authority: e.type, party: e.party, detail: e.detail }),
+      });
+      const srv = await startRpcServer({
+        address: o.address,
+        routes: (r) => authority.routes(r),
+        maxMessageBytes: o.maxMessageBytes,
+        ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
+      });
+      print(`key authority: listening on ${srv.address}, key ${keyPair.publicKey.fingerprint} (${keyPair.publicKey.bits} bits), key holder ${o.keyHolder}`, { authority: 'listening', address: srv.address, fingerprint: keyPair.publicKey.fingerprint });
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await srv.close();
+    });
+
+  addConfigOptions(
+    program
+      .command('simulate')
+      .description('all parties in one process (same server, strategy and worker code, in-memory transport): logistic regression on CSV shards')
+      .option('--train-set <csv>', 'one worker per file (repeat); default: the bundled breast_homo guest and host', collect)
+      .option('--json', 'print JSON lines; the last line is the summary'),
+  ).action(async (opts: Record<string, unknown>) => {
+    const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
+    const defaults: Record<string, unknown> = {};
+    if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');
+    // In one process the key authority is in-memory; its address is only a placeholder.
+    if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
+    const config = await configOf(opts, defaults);
+    const print = printer(opts['json'] as boolean | undefined);
+    const clients = await Promise.all(
+      trainSets.map(async (path, i) => ({ id: String(i + 1), client: await loadLogRegClient(path, config.label, { localEpochs: config.localEpochs, batchSize: config.batchSize, learningRate: config.learningRate, l2: config.l2, seed: config.seed + i }) })),
+    );
+    const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+    print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', config: describeRunConfig(config) });
+    const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+    process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
+  });
+
+  program
+    .command('token')
+    .description('print the token of one party, derived from the run secret (give each worker only its own)')
+    .requiredOption('--secret <secret>', 'the run secret (the servers\' `token` setting)')
+    .requiredOption('--id <id>', 'worker id, or "server" for the aggregating server\'s token at the key authority')
+    .action((o: { secret: string; id: string }) => {
+      process.stdout.write(`${deriveToken(o.secret, o.id)}\n`);
+    });
+}

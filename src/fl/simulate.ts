@@ -1,0 +1,82 @@
+import { createRouterTransport, type Interceptor } from '@connectrpc/connect';
+import { generatePaillierKeyPair } from '../paillier/index.ts';
+import { KeyAuthority } from './authority.ts';
+import type { RunConfig } from './config.ts';
+import { deriveToken, type NamedTensor } from './protocol.ts';
+import { buildStrategy, serverSettings } from './run.ts';
+import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent } from './server.ts';
+import { runWorker, type FlClient, type WorkerEvent, type WorkerSummary } from './worker.ts';
+
+/**
+ * All parties in one process: the same server, strategy, worker and key-authority code as the
+ * multi-process deployment, connected by in-memory ConnectRPC transports instead of sockets.
+ */
+
+/** Options of {@link simulate}. */
+export interface SimulationOptions {
+  readonly config: RunConfig;
+  readonly clients: readonly { readonly id: string; readonly client: FlClient }[];
+  readonly evaluate?: (tensors: readonly NamedTensor[]) => EvalMetrics | Promise<EvalMetrics>;
+  readonly onServerEvent?: (e: ServerEvent) => void;
+  readonly onWorkerEvent?: (id: string, e: WorkerEvent) => void;
+  /** Interceptors on the server's RPC handlers (tests record what the server receives). */
+  readonly serverInterceptors?: Interceptor[];
+}
+
+/** Summary of a simulation. */
+export interface SimulationResult {
+  readonly server: RunSummary;
+  readonly workers: readonly WorkerSummary[];
+}
+
+/**
+ * Runs a federated training entirely in this process.
+ *
+ * @example
+ * ```ts
+ * const config = resolveRunConfig({ flags: { numServerRounds: 10, strategy: 'paillier' } });
+ * const { server } = await simulate({ config, clients: [{ id: '1', client: a }, { id: '2', client: b }] });
+ * ```
+ */
+export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
+  const { config } = options;
+  const needsAuthority = config.strategy === 'paillier' && config.keyHolder !== 'server';
+  const authorityTransport = needsAuthority
+    ? await (async () => {
+        const authority = new KeyAuthority({
+          keyPair: await generatePaillierKeyPair({ bits: config.keyBits }),
+          keyHolder: config.keyHolder === 'clients' ? 'clients' : 'authority',
+          secret: config.token,
+          minContributions: config.minFitClients,
+        });
+        return createRouterTransport((r) => authority.routes(r));
+      })()
+    : undefined;
+  const strategy = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
+  const server = new FlServer({
+    settings: serverSettings(config, { address: 'in-memory:0', pollWaitMs: 200 }),
+    strategy,
+    ...(options.evaluate === undefined ? {} : { evaluate: options.evaluate }),
+    ...(options.onServerEvent === undefined ? {} : { onEvent: options.onServerEvent }),
+  });
+  await server.prepare();
+  const transport = createRouterTransport((r) => server.routes(r), options.serverInterceptors === undefined ? {} : { router: { interceptors: options.serverInterceptors } });
+  const running = server.run();
+  const workers = options.clients.map(({ id, client }) =>
+    runWorker({
+      workerId: id,
+      token: config.token === '' ? '' : deriveToken(config.token, id),
+      client,
+      transport,
+      ...(authorityTransport === undefined ? {} : { authorityTransport }),
+      pollWaitMs: 200,
+      ...(options.onWorkerEvent === undefined ? {} : { onEvent: (e: WorkerEvent) => options.onWorkerEvent!(id, e) }),
+    }),
+  );
+  try {
+    const summary = await running;
+    return { server: summary, workers: await Promise.all(workers) };
+  } finally {
+    await server.close();
+  }
+}

@@ -1,0 +1,193 @@
+import { create } from '@bufbuild/protobuf';
+import { CipherMLError } from '../core/errors.ts';
+import {
+  PackedCiphertext,
+  PackingLayout,
+  decryptVector,
+  deserializePacked,
+  serializePacked,
+  serializePublicKey,
+  type PackingSpec,
+  type PaillierPrivateKey,
+  type PaillierPublicKey,
+} from '../paillier/index.ts';
+import { ModelPayloadSchema, type FitResult, type ModelPayload, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { assertSameSpecs, flatten, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+
+/**
+ * Aggregation strategies in Flower's shape. The server owns sampling, rounds and evaluation;
+ * a strategy decides what a global model looks like on the wire, checks each fit result the moment
+ * it arrives, and aggregates a round's results. Secure aggregation and the enclave aggregator plug
+ * in as further strategies.
+ */
+
+/** The global model as the server holds it. */
+export type GlobalModel =
+  | { readonly kind: 'plain'; readonly tensors: readonly NamedTensor[] }
+  | { readonly kind: 'encrypted'; readonly packed: Uint8Array; readonly specs: readonly TensorSpec[]; readonly weightTotal: number };
+
+/** One worker's accepted fit result, with its strategy-specific decoded form. */
+export interface FitOutcome {
+  readonly workerId: string;
+  readonly numExamples: number;
+  /** The FedAvg weight the worker was told to use (examples / selected examples). */
+  readonly weight: number;
+  readonly decoded: unknown;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** What workers learn at join time. */
+export interface StrategyInfo {
+  readonly publicKey: Uint8Array;
+  readonly packing?: PackingSpec;
+}
+
+/** A FedAvg-family strategy. */
+export interface Strategy {
+  readonly name: string;
+  readonly keyHolder: string;
+  /** Prepares keys etc. before the first round. */
+  setup(): Promise<StrategyInfo>;
+  /** The payload of fit/evaluate/finish tasks for a global model. */
+  payload(model: GlobalModel): ModelPayload;
+  /** Validates a fit result on arrival (shape, key, layout, ranges); returns its decoded form. */
+  checkFitResult(result: FitResult, specs: readonly TensorSpec[], param: string): unknown;
+  /** Aggregates a round's accepted results into the next global model. */
+  aggregateFit(round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[]): Promise<GlobalModel>;
+  /** The plaintext of a global model if this party may see it, else null. */
+  plaintext(model: GlobalModel): readonly NamedTensor[] | null;
+}
+
+/** Zero tensors of the given specs. */
+export function zeroModel(specs: readonly TensorSpec[]): NamedTensor[] {
+  return specs.map((s) => ({ name: s.name, shape: [...s.shape], values: new Float64Array(shapeSize(s.shape)) }));
+}
+
+function plainPayload(model: GlobalModel): ModelPayload {
+  if (model.kind === 'plain') return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(model.tensors) } } });
+  return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed: model.packed, specs: [...model.specs], weightTotal: model.weightTotal } } });
+}
+
+/**
+ * FedAvg (McMahan et al., AISTATS 2017): the global model is the mean of the workers' models
+ * weighted by their example counts. The server sees every worker's model.
+ *
+ * @example
+ * ```ts
+ * const server = new FlServer({ config, strategy: new PlainFedAvg() });
+ * ```
+ */
+export class PlainFedAvg implements Strategy {
+  readonly name = 'plain';
+  readonly keyHolder = 'none';
+
+  async setup(): Promise<StrategyInfo> {
+    return { publicKey: new Uint8Array(0) };
+  }
+
+  payload(model: GlobalModel): ModelPayload {
+    return plainPayload(model);
+  }
+
+  checkFitResult(result: FitResult, specs: readonly TensorSpec[], param: string): unknown {
+    if (result.model?.kind.case !== 'plain') throw new CipherMLError('CIPHERML_E_PROTOCOL', 'the plain strategy expects plaintext parameters', { param });
+    const tensors = tensorsFromWire(result.model.kind.value.tensors, param);
+    assertSameSpecs(specs, tensors.map((t) => ({ name: t.name, shape: t.shape }) as TensorSpec), param);
+    return tensors;
+  }
+
+  async aggregateFit(_round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[]): Promise<GlobalModel> {
+    const total = results.reduce((s, r) => s + r.numExamples, 0);
+    const acc = zeroModel(specs);
+    for (const r of results) {
+      const w = r.numExamples / total;
+      (r.decoded as NamedTensor[]).forEach((t, k) => t.values.forEach((v, i) => (acc[k]!.values[i]! += w * v)));
+    }
+    return { kind: 'plain', tensors: acc };
+  }
+
+  plaintext(model: GlobalModel): readonly NamedTensor[] | null {
+    return model.kind === 'plain' ? model.tensors : null;
+  }
+}
+
+/** Who can decrypt an aggregate in {@link PaillierFedAvg}. */
+export type PaillierKeyHolder =
+  | { readonly kind: 'server'; readonly privateKey: PaillierPrivateKey }
+  | { readonly kind: 'authority'; readonly publicKey: PaillierPublicKey; decrypt(round: number, packed: Uint8Array): Promise<{ sums: Float64Array; contributions: number }> }
+  | { readonly kind: 'clients'; readonly publicKey: PaillierPublicKey };
+
+/**
+ * FedAvg over Paillier (Intel HE LR; Flower FedAvgHE): each worker sends Enc(wₖ·θₖ), packed, with
+ * wₖ = nₖ/Σn over the selected workers; the server multiplies the ciphertexts, which adds the
+ * plaintexts, and never sees a worker's θₖ. The sum is decrypted by the server (key-holder
+ * "server"), by the key authority on request ("authority"), or by the workers themselves
+ * ("clients", the server then keeps only the encrypted global model); the model is the sum
+ * divided by Σwₖ of the workers that answered.
+ *
+ * @example
+ * ```ts
+ * const { privateKey } = await generatePaillierKeyPair();
+ * const strategy = new PaillierFedAvg({ kind: 'server', privateKey }, packing);
+ * ```
+ */
+export class PaillierFedAvg implements Strategy {
+  readonly name = 'paillier';
+  readonly keyHolder: string;
+  readonly #holder: PaillierKeyHolder;
+  readonly #publicKey: PaillierPublicKey;
+  readonly #packing: PackingSpec;
+  readonly #layout: PackingLayout;
+
+  constructor(holder: PaillierKeyHolder, packing: PackingSpec) {
+    this.#holder = holder;
+    this.keyHolder = holder.kind;
+    this.#publicKey = holder.kind === 'server' ? holder.privateKey.publicKey : holder.publicKey;
+    this.#packing = packing;
+    this.#layout = PackingLayout.forKey(this.#publicKey, packing);
+  }
+
+  get publicKey(): PaillierPublicKey {
+    return this.#publicKey;
+  }
+
+  async setup(): Promise<StrategyInfo> {
+    return { publicKey: serializePublicKey(this.#publicKey), packing: this.#packing };
+  }
+
+  payload(model: GlobalModel): ModelPayload {
+    return plainPayload(model);
+  }
+
+  checkFitResult(result: FitResult, specs: readonly TensorSpec[], param: string): unknown {
+    if (result.model?.kind.case !== 'encrypted') {
+      throw new CipherMLError('CIPHERML_E_PROTOCOL', 'the paillier strategy accepts only encrypted parameters (a plaintext update would reveal the worker model)', { param });
+    }
+    const enc = result.model.kind.value;
+    assertSameSpecs(specs, enc.specs, param);
+    const length = specs.reduce((s, t) => s + shapeSize(t.shape), 0);
+    const packed = deserializePacked(this.#publicKey, enc.packed, { length, layout: this.#layout });
+    if (packed.contributions !== 1) {
+      throw new CipherMLError('CIPHERML_E_PROTOCOL', `a worker update must hold 1 contribution, this one claims ${packed.contributions}`, { param });
+    }
+    return packed;
+  }
+
+  async aggregateFit(round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[]): Promise<GlobalModel> {
+    const sum = PackedCiphertext.sum(results.map((r) => r.decoded as PackedCiphertext));
+    const weightTotal = results.reduce((s, r) => s + r.weight, 0);
+    const h = this.#holder;
+    if (h.kind === 'clients') return { kind: 'encrypted', packed: serializePacked(sum), specs: [...specs], weightTotal };
+    const sums = h.kind === 'server' ? await decryptVector(h.privateKey, sum) : (await h.decrypt(round, serializePacked(sum))).sums;
+    return { kind: 'plain', tensors: unflatten(sums.map((v) => v / weightTotal), specs, 'aggregate') };
+  }
+
+  plaintext(model: GlobalModel): readonly NamedTensor[] | null {
+    return model.kind === 'plain' ? model.tensors : null;
+  }
+}
+
+/** Flattens a model for encryption, scaled by the worker's FedAvg weight. */
+export function weightedFlat(tensors: readonly NamedTensor[], weight: number): Float64Array {
+  return flatten(tensors).map((v) => v * weight);
+}

@@ -1,0 +1,281 @@
+import { randomBytes } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import { createClient, type Client, type Transport } from '@connectrpc/connect';
+import { CipherMLError, isCipherMLError } from '../core/errors.ts';
+import {
+  PackingLayout,
+  decryptVector,
+  deserializePacked,
+  deserializePrivateKey,
+  deserializePublicKey,
+  encryptVector,
+  serializePacked,
+  type PackingSpec,
+  type PaillierPrivateKey,
+  type PaillierPublicKey,
+} from '../paillier/index.ts';
+import {
+  FederatedService,
+  KeyAuthorityService,
+  ModelPayloadSchema,
+  PushResultRequestSchema,
+  type JoinResponse,
+  type ModelPayload,
+  type PushResultRequest,
+  type Task,
+} from './gen/cipherml/fl/v1/fl_pb.ts';
+import { PROTOCOL_VERSION, fromRpcError, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+import { weightedFlat } from './strategy.ts';
+
+/**
+ * A worker (data owner): joins the server, long-polls for tasks, trains and evaluates a local
+ * model, and sends back either its parameters (plain FedAvg) or Enc(w·θ) (Paillier FedAvg). It
+ * reconnects with exponential backoff when the server is unreachable or restarted.
+ */
+
+/** Local training result. */
+export interface FitOutput {
+  readonly parameters: readonly NamedTensor[];
+  readonly numExamples: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+/** Local evaluation result. */
+export interface EvaluateOutput {
+  readonly loss: number;
+  readonly numExamples: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+/**
+ * The model-agnostic client side (Flower's NumPyClient shape) over named float64 tensors.
+ *
+ * @example
+ * ```ts
+ * const client: FlClient = {
+ *   numExamples: () => data.length,
+ *   getParameters: () => model.tensors(),
+ *   fit: async (params, config) => { model.set(params); model.train(data, config); return { parameters: model.tensors(), numExamples: data.length }; },
+ *   evaluate: async (params) => { model.set(params); return { loss: model.loss(data), numExamples: data.length }; },
+ * };
+ * ```
+ */
+export interface FlClient {
+  numExamples(): number;
+  getParameters(): readonly NamedTensor[];
+  fit(parameters: readonly NamedTensor[], config: Readonly<Record<string, string>>): Promise<FitOutput>;
+  evaluate(parameters: readonly NamedTensor[], config: Readonly<Record<string, string>>): Promise<EvaluateOutput>;
+}
+
+/** Worker progress events. */
+export type WorkerEvent =
+  | { readonly type: 'joined'; readonly strategy: string; readonly keyHolder: string; readonly nextRound: number; readonly numRounds: number }
+  | { readonly type: 'fit'; readonly round: number; readonly loss: number | null; readonly bytesOut: number; readonly ms: number }
+  | { readonly type: 'evaluate'; readonly round: number; readonly loss: number; readonly accuracy: number | null }
+  | { readonly type: 'retry'; readonly reason: string; readonly delayMs: number }
+  | { readonly type: 'task-failed'; readonly round: number; readonly code: string; readonly message: string }
+  | { readonly type: 'finished'; readonly reason: string };
+
+/** Options of {@link runWorker}. */
+export interface WorkerOptions {
+  readonly workerId: string;
+  readonly token: string;
+  readonly client: FlClient;
+  /** Transport to the server (gRPC over HTTP/2, or in-memory for simulation). */
+  readonly transport: Transport;
+  /** Transport to the key authority (needed when the key holder is "clients"). */
+  readonly authorityTransport?: Transport;
+  readonly onEvent?: (e: WorkerEvent) => void;
+  /** Give up reconnecting after this long without reaching the server. Default 120 s. */
+  readonly reconnectTimeoutMs?: number;
+  readonly pollWaitMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** What a worker ends with. */
+export interface WorkerSummary {
+  readonly rounds: number;
+  readonly reason: string;
+  /** The final global model, when this worker may see it. */
+  readonly model: readonly NamedTensor[] | null;
+}
+
+interface Crypto {
+  readonly publicKey: PaillierPublicKey;
+  readonly packing: PackingSpec;
+  readonly layout: PackingLayout;
+  privateKey: PaillierPrivateKey | null;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+
+/**
+ * Runs a worker until the server sends its finish task (or `signal` aborts).
+ *
+ * @example
+ * ```ts
+ * const summary = await runWorker({ workerId: '1', token, client, transport: createRpcTransport({ address: 'server:9091', maxMessageBytes: 64 << 20 }) });
+ * ```
+ */
+export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  const emit = options.onEvent ?? (() => undefined);
+  const server: Client<typeof FederatedService> = createClient(FederatedService, options.transport);
+  const instanceId = randomBytes(8).toString('hex');
+  const reconnectTimeoutMs = options.reconnectTimeoutMs ?? 120_000;
+  const pollWaitMs = options.pollWaitMs ?? 5000;
+  let crypto: Crypto | null = null;
+  let rounds = 0;
+
+  const join = async (): Promise<JoinResponse> => {
+    const started = Date.now();
+    let delay = 200;
+    for (;;) {
+      try {
+        const init = options.client.getParameters();
+        const reply = await server.join({
+          protocolVersion: PROTOCOL_VERSION,
+          workerId: options.workerId,
+          instanceId,
+          token: options.token,
+          numExamples: BigInt(options.client.numExamples()),
+          model: specsOf(init),
+          initial: { tensors: tensorsToWire(init) },
+        });
+        crypto = await setupCrypto(reply, crypto);
+        emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
+        return reply;
+      } catch (e) {
+        const err = fromRpcError(e, 'server');
+        if (err.code !== 'CIPHERML_E_PEER_UNAVAILABLE' || Date.now() - started > reconnectTimeoutMs || options.signal?.aborted === true) throw err;
+        emit({ type: 'retry', reason: err.message, delayMs: delay });
+        await sleep(delay, options.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  };
+
+  const setupCrypto = async (reply: JoinResponse, previous: Crypto | null): Promise<Crypto | null> => {
+    if (reply.strategy !== 'paillier') return null;
+    const publicKey = deserializePublicKey(reply.publicKey);
+    if (previous !== null && previous.publicKey.n === publicKey.n) return previous;
+    const p = reply.packing;
+    if (p === undefined) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'the server announced Paillier without a packing layout', { param: 'packing' });
+    const packing: PackingSpec = { fractionalBits: p.fractionalBits, integerBits: p.integerBits, maxContributions: p.maxContributions };
+    let privateKey: PaillierPrivateKey | null = null;
+    if (reply.keyHolder === 'clients') {
+      if (options.authorityTransport === undefined) {
+        throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `key-holder "clients" needs the key authority's address (server says ${reply.authorityAddress || 'nothing'})`, { param: 'authority-address' });
+      }
+      const authority = createClient(KeyAuthorityService, options.authorityTransport);
+      const kp = await authority.getKeyPair({ protocolVersion: PROTOCOL_VERSION, token: options.token, workerId: options.workerId }).catch((e: unknown) => {
+        throw fromRpcError(e, 'key authority');
+      });
+      privateKey = deserializePrivateKey(kp.privateKey);
+      if (privateKey.publicKey.n !== publicKey.n) throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', 'the key authority and the server use different keys', { param: 'publicKey' });
+    }
+    return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey };
+  };
+
+  const decode = async (payload: ModelPayload | undefined): Promise<NamedTensor[]> => {
+    if (payload === undefined) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'task without a model', { param: 'model' });
+    if (payload.kind.case === 'plain') return tensorsFromWire(payload.kind.value.tensors, 'model');
+    if (payload.kind.case === 'encrypted') {
+      const c = crypto;
+      if (c === null || c.privateKey === null) throw new CipherMLError('CIPHERML_E_FORBIDDEN', 'received an encrypted global model but this worker holds no secret key', { param: 'model' });
+      const enc = payload.kind.value;
+      const length = enc.specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+      const sums = await decryptVector(c.privateKey, deserializePacked(c.publicKey, enc.packed, { length, layout: c.layout }));
+      return unflatten(sums.map((v) => v / enc.weightTotal), enc.specs, 'model');
+    }
+    throw new CipherMLError('CIPHERML_E_PROTOCOL', 'empty model payload', { param: 'model' });
+  };
+
+  const encodeFit = async (params: readonly NamedTensor[], weight: number): Promise<ModelPayload> => {
+    const c = crypto;
+    if (c === null) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
+    const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
+    return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed: serializePacked(enc), specs: specsOf(params), weightTotal: weight } } });
+  };
+
+  const execute = async (sessionId: string, task: Task): Promise<PushResultRequest | WorkerSummary | null> => {
+    const body = task.body;
+    if (body.case === 'wait' || body.case === undefined) return null;
+    if (body.case === 'finish') {
+      let model: NamedTensor[] | null = null;
+      try {
+        model = body.value.model === undefined ? null : await decode(body.value.model);
+      } catch (e) {
+        if (!isCipherMLError(e, 'CIPHERML_E_FORBIDDEN')) throw e;
+      }
+      emit({ type: 'finished', reason: body.value.reason });
+      return { rounds, reason: body.value.reason, model };
+    }
+    const base = { sessionId, taskId: task.taskId, round: task.round };
+    const heartbeat = setInterval(() => void server.heartbeat({ sessionId }).catch(() => undefined), Math.max(1000, pollWaitMs / 2));
+    try {
+      if (body.case === 'fit') {
+        const t0 = performance.now();
+        const params = await decode(body.value.model);
+        const out = await options.client.fit(params, body.value.config);
+        const payload = await encodeFit(out.parameters, body.value.weight);
+        rounds++;
+        const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
+        emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });
+        return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
+      }
+      const params = await decode(body.value.model);
+      const out = await options.client.evaluate(params, body.value.config);
+      emit({ type: 'evaluate', round: task.round, loss: out.loss, accuracy: out.metrics?.['accuracy'] ?? null });
+      return create(PushResultRequestSchema, { ...base, body: { case: 'evaluate', value: { loss: out.loss, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
+    } catch (e) {
+      const err = isCipherMLError(e) ? e : new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `local task failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      emit({ type: 'task-failed', round: task.round, code: err.code, message: err.message });
+      return create(PushResultRequestSchema, { ...base, body: { case: 'error', value: { code: err.code, message: err.message } } });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  let session = (await join()).sessionId;
+  let unreachableSince: number | null = null;
+  for (;;) {
+    if (options.signal?.aborted === true) {
+      await server.leave({ sessionId: session, reason: 'aborted' }).catch(() => undefined);
+      return { rounds, reason: 'aborted', model: null };
+    }
+    try {
+      const { task } = await server.pullTask({ sessionId: session, waitMs: pollWaitMs });
+      unreachableSince = null;
+      if (task === undefined) continue;
+      const result = await execute(session, task);
+      if (result === null) continue;
+      if ('reason' in result) return result;
+      await server.pushResult(result).catch((e: unknown) => {
+        const err = fromRpcError(e, 'server');
+        if (err.code === 'CIPHERML_E_PEER_UNAVAILABLE') throw err;
+        emit({ type: 'task-failed', round: task.round, code: err.code, message: err.message });
+      });
+    } catch (e) {
+      const err = fromRpcError(e, 'server');
+      if (err.code === 'CIPHERML_E_PEER_UNAVAILABLE') {
+        unreachableSince ??= Date.now();
+        if (Date.now() - unreachableSince > reconnectTimeoutMs) throw err;
+        emit({ type: 'retry', reason: err.message, delayMs: 1000 });
+        await sleep(1000, options.signal);
+        continue;
+      }
+      if (err.code === 'CIPHERML_E_PROTOCOL' && /session/.test(err.message)) {
+        session = (await join()).sessionId;
+        continue;
+      }
+      throw err;
+    }
+  }
+}
