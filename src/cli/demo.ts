@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { runPaillierCentroidDemo, type CentroidDemoResult } from '../demos/paillier-centroids.ts';
+import { runHomoLrDemo } from '../demos/homo-lr.ts';
+import { CipherMLError } from '../core/errors.ts';
 import { intOption } from './options.ts';
 
 function human(r: CentroidDemoResult): string {
@@ -19,7 +21,7 @@ function human(r: CentroidDemoResult): string {
 export function registerDemoCommands(program: Command): void {
   const demo = program.command('demo').description('run a bundled end-to-end demo');
   demo
-    .command('paillier', { isDefault: true })
+    .command('paillier')
     .description('two hospitals aggregate per-class statistics of the breast cancer data under Paillier; only the sum is decrypted')
     .option('--key-bits <bits>', 'Paillier modulus size (2048, 3072, 4096)', intOption('--key-bits'), 2048)
     .option('--data <dir>', 'folder with breast_homo_{guest,host,test}.csv (default: bundled)')
@@ -31,5 +33,36 @@ export function registerDemoCommands(program: Command): void {
         onProgress: (e) => process.stderr.write(`[${e.step}] ${e.party}: ${e.detail}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${human(r)}\n`);
+    });
+  demo
+    .command('homo-lr', { isDefault: true })
+    .description('federated logistic regression on the breast cancer data: a server, two workers (and a key authority) as separate processes over gRPC on localhost')
+    .option('--strategy <name>', 'plain | paillier', 'paillier')
+    .option('--key-holder <who>', 'server | authority | clients', 'server')
+    .option('--rounds <n>', 'server rounds', intOption('--rounds'), 30)
+    .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
+    .option('--run-dir <dir>', 'run folder (default: runs/homo-lr-<strategy>-<key holder>-<time>)')
+    .option('--json', 'progress on stderr; the last stdout line is one JSON summary')
+    .action(async (o: { strategy: string; keyHolder: string; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
+      if (o.strategy !== 'plain' && o.strategy !== 'paillier') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain or paillier, got "${o.strategy}"`, { param: '--strategy' });
+      if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority or clients, got "${o.keyHolder}"`, { param: '--key-holder' });
+      const { summary } = await runHomoLrDemo({
+        strategy: o.strategy,
+        keyHolder: o.keyHolder,
+        rounds: o.rounds,
+        keyBits: o.keyBits,
+        ...(o.runDir === undefined ? {} : { runDir: o.runDir }),
+        onLine: (l) => process.stderr.write(`${l}\n`),
+      });
+      if (o.json === true) process.stdout.write(`${JSON.stringify(summary)}\n`);
+      else {
+        const acc = typeof summary['accuracy'] === 'number' ? summary['accuracy'].toFixed(4) : String(summary['accuracy']);
+        const loss = typeof summary['loss'] === 'number' ? summary['loss'].toFixed(4) : String(summary['loss']);
+        process.stdout.write(
+          `\nFederated logistic regression, ${String(summary['strategy'])} FedAvg (key holder ${String(summary['keyHolder'])}), ${String(summary['rounds'])} rounds over gRPC between 3+ processes\n` +
+            `  test accuracy ${acc}, log loss ${loss} (evaluated on ${String(summary['evaluatedOn'])})\n` +
+            `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n`,
+        );
+      }
     });
 }

@@ -8,76 +8,16 @@ import { KeyAuthority } from '../fl/authority.ts';
 import { describeRunConfig, loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { deriveToken } from '../fl/protocol.ts';
 import { buildStrategy, serverSettings } from '../fl/run.ts';
-import { FlServer, type RunSummary, type ServerEvent } from '../fl/server.ts';
+import { FlServer } from '../fl/server.ts';
 import { simulate } from '../fl/simulate.ts';
 import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
-import { runWorker, type WorkerEvent } from '../fl/worker.ts';
+import { runWorker } from '../fl/worker.ts';
+import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { collect, intOption } from './options.ts';
 
 /** Bundled breast cancer split (examples/data). */
 export function bundled(name: string): string {
   return join(packageRoot(), 'examples', 'data', name);
-}
-
-const fmt = (x: number | null | undefined, d = 4) => (x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
-
-/** One human line per server event. */
-export function describeServerEvent(e: ServerEvent): string {
-  switch (e.type) {
-    case 'listening':
-      return `server: listening on ${e.address} (strategy ${e.strategy}, key holder ${e.keyHolder})`;
-    case 'resumed':
-      return `server: resumed from checkpoint after round ${e.round}`;
-    case 'joined':
-      return `server: worker ${e.workerId} joined with ${e.numExamples} examples (${e.workers} connected)`;
-    case 'dropped':
-      return `server: worker ${e.workerId} dropped (${e.reason})`;
-    case 'rejected':
-      return `server: rejected input from worker ${e.workerId}: ${e.message}`;
-    case 'round-start':
-      return `round ${e.round}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}: fit on ${e.selected.join(', ')}`;
-    case 'round-retry':
-      return `round ${e.round}: retrying — ${e.reason}`;
-    case 'round-end': {
-      const r = e.record;
-      return `round ${r.round}: ${r.fitResults} updates (${r.fitFailures} failed), ${(r.bytesIn / 1024).toFixed(1)} KiB in, train loss ${fmt(r.trainLoss)}, validation loss ${fmt(r.serverLoss)} accuracy ${fmt(r.serverAccuracy)}, federated accuracy ${fmt(r.federatedAccuracy)} (${r.durationMs.toFixed(0)} ms)`;
-    }
-    case 'finished':
-      return `server: finished ${e.summary.rounds} rounds; history in ${e.summary.runDir}/history.json, plot in ${e.summary.runDir}/history.svg`;
-  }
-}
-
-function describeWorkerEvent(id: string, e: WorkerEvent): string {
-  switch (e.type) {
-    case 'joined':
-      return `worker ${id}: joined (${e.strategy}, key holder ${e.keyHolder}), next round ${e.nextRound} of ${e.numRounds}`;
-    case 'fit':
-      return `worker ${id}: round ${e.round} trained, loss ${fmt(e.loss)}, sent ${(e.bytesOut / 1024).toFixed(1)} KiB in ${e.ms.toFixed(0)} ms`;
-    case 'evaluate':
-      return `worker ${id}: round ${e.round} local loss ${fmt(e.loss)} accuracy ${fmt(e.accuracy)}`;
-    case 'retry':
-      return `worker ${id}: server unreachable, retrying in ${e.delayMs} ms (${e.reason})`;
-    case 'task-failed':
-      return `worker ${id}: round ${e.round} task failed: ${e.message}`;
-    case 'finished':
-      return `worker ${id}: finished (${e.reason})`;
-  }
-}
-
-/** The compact summary printed last (and as the JSON last line). */
-export function summaryJson(s: RunSummary): Record<string, unknown> {
-  const f = s.final;
-  return {
-    strategy: s.strategy,
-    keyHolder: s.keyHolder,
-    rounds: s.rounds,
-    accuracy: f?.serverAccuracy ?? f?.federatedAccuracy ?? null,
-    loss: f?.serverLoss ?? f?.federatedLoss ?? null,
-    auc: f?.serverAuc ?? null,
-    evaluatedOn: f?.serverAccuracy !== null && f?.serverAccuracy !== undefined ? 'validate-set' : 'workers',
-    runDir: s.runDir,
-    runId: s.runId,
-  };
 }
 
 function addConfigOptions(cmd: Command): Command {

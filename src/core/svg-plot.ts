@@ -190,9 +190,8 @@ function renderChart(options: ChartOptions, param: string): Rendered {
   const xMax = Math.max(x1, xTicks.values[xTicks.values.length - 1]!);
   const yMin = Math.min(y0, yTicks.values[0]!);
   const yMax = Math.max(y1, yTicks.values[yTicks.values.length - 1]!);
-  // Halving first keeps differences finite even for a domain spanning ±MAX_VALUE.
-  const sx = (x: number): number => left + ((x / 2 - xMin / 2) / (xMax / 2 - xMin / 2)) * plotWidth;
-  const sy = (y: number): number => top + plotHeight - ((y / 2 - yMin / 2) / (yMax / 2 - yMin / 2)) * plotHeight;
+  const sx = (x: number): number => left + fraction(x, xMin, xMax) * plotWidth;
+  const sy = (y: number): number => top + plotHeight - fraction(y, yMin, yMax) * plotHeight;
 
   const out: string[] = [];
   out.push(`<text x="${width / 2}" y="22" text-anchor="middle" ${FONT} font-size="15" font-weight="600">${escapeXml(options.title)}</text>\n`);
@@ -239,6 +238,14 @@ function renderChart(options: ChartOptions, param: string): Rendered {
   return { width, height: totalHeight, body: out.join('') };
 }
 
+const MIN_NORMAL = 2 ** -1022;
+
+/** Position of v in [lo, hi] as a fraction; halves first when hi − lo overflows (a domain spanning ±MAX_VALUE). */
+function fraction(v: number, lo: number, hi: number): number {
+  const span = hi - lo;
+  return Number.isFinite(span) ? (v - lo) / span : (v / 2 - lo / 2) / (hi / 2 - lo / 2);
+}
+
 /** [min, max] of the values, widened when empty or degenerate so that scales never divide by 0. */
 function domain(values: readonly number[]): [number, number] {
   if (values.length === 0) return [0, 1];
@@ -249,9 +256,9 @@ function domain(values: readonly number[]): [number, number] {
     if (v > hi) hi = v;
   }
   if (lo !== hi) return [lo, hi];
-  // ±10 % around a lone value, or ±1 where 10 % is lost to rounding (0, subnormals); never past ±MAX_VALUE.
+  // ±10 % around a lone value, or ±1 where 10 % would be 0 or subnormal; never past ±MAX_VALUE.
   let pad = Math.abs(lo) * 0.1;
-  if (!(lo - pad < lo && hi + pad > hi)) pad = 1;
+  if (pad < MIN_NORMAL) pad = 1;
   const below = lo - pad;
   const above = hi + pad;
   return [Number.isFinite(below) ? below : lo, Number.isFinite(above) ? above : hi];

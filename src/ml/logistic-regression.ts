@@ -15,7 +15,14 @@ import { SeededRng, shuffleInPlace } from './rng.ts';
  * Data", AISTATS 2017) can average `getParameters()` element-wise across workers.
  */
 
-/** Largest feature count a model accepts (bounds the parameter vector a peer can make us allocate). */
+/**
+ * Largest feature count a model accepts (bounds the parameter vector a peer can make us allocate).
+ *
+ * @example
+ * ```ts
+ * if (names.length > MAX_FEATURE_COUNT) throw new Error('too many features');
+ * ```
+ */
 export const MAX_FEATURE_COUNT = 1 << 24;
 
 /**

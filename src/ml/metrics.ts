@@ -7,7 +7,15 @@ import { describe as describeValue } from '../core/guards.ts';
  * labels outside {0, 1} (CIPHERML_E_INVALID_ARGUMENT).
  */
 
-/** Probabilities are clipped to [LOG_LOSS_EPS, 1 − LOG_LOSS_EPS] before taking logs, as scikit-learn did. */
+/**
+ * Probabilities are clipped to [LOG_LOSS_EPS, 1 − LOG_LOSS_EPS] before taking logs (the
+ * scikit-learn `log_loss` default before 1.5), bounding one row's loss by −ln(1e-15) ≈ 34.5.
+ *
+ * @example
+ * ```ts
+ * logLoss([0], [1]) === -Math.log(LOG_LOSS_EPS); // true
+ * ```
+ */
 export const LOG_LOSS_EPS = 1e-15;
 
 /**

@@ -12,7 +12,15 @@ import { assertIntegerInRange } from '../core/guards.ts';
  * as the xoshiro authors recommend.
  */
 
-/** A source of uniform pseudorandom numbers. */
+/**
+ * A source of uniform pseudorandom numbers.
+ *
+ * @example
+ * ```ts
+ * const rng: Rng = new SeededRng(1);
+ * const coin = rng.nextInt(2);
+ * ```
+ */
 export interface Rng {
   /** A uniform integer in [0, 2^32). */
   nextUint32(): number;
@@ -101,7 +109,14 @@ function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
-/** Anything indexable and writable by position: arrays and typed arrays. */
+/**
+ * Anything indexable and writable by position: arrays and typed arrays.
+ *
+ * @example
+ * ```ts
+ * const order: MutableIndexable<number> = new Uint32Array(8);
+ * ```
+ */
 export interface MutableIndexable<T> {
   readonly length: number;
   [index: number]: T;

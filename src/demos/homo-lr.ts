@@ -1,0 +1,153 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CipherMLError } from '../core/errors.ts';
+import { packageRoot } from '../core/paths.ts';
+import { deriveToken } from '../fl/protocol.ts';
+import { describeServerEvent } from '../fl/describe.ts';
+import type { ServerEvent } from '../fl/server.ts';
+
+/**
+ * The federated demo of the README: a parameter server, two workers (hospital A and B with the
+ * breast cancer split) and, when the key holder is an authority, a key-authority process — each a
+ * separate Node process talking gRPC over loopback, exactly as on separate machines.
+ */
+
+/** Options of {@link runHomoLrDemo}. */
+export interface HomoLrDemoOptions {
+  readonly strategy: 'plain' | 'paillier';
+  readonly keyHolder: 'server' | 'authority' | 'clients';
+  readonly rounds: number;
+  readonly keyBits: number;
+  /** Where the run folder goes (history.json, history.svg, checkpoint.json). */
+  readonly runDir?: string;
+  /** Each line of progress (from every process, prefixed). */
+  readonly onLine?: (line: string) => void;
+}
+
+/** The demo's result: the server's summary line plus the processes' exit codes. */
+export interface HomoLrDemoResult {
+  readonly summary: Record<string, unknown>;
+  readonly exitCodes: Readonly<Record<string, number | null>>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function cli(args: string[], name: string, onLine: (l: string) => void, onJson?: (o: Record<string, unknown>) => void): { child: ChildProcess; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'cipherml.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  createInterface({ input: child.stderr! }).on('line', (l) => onLine(`[${name}] ${l}`));
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    if (onJson !== undefined && l.startsWith('{')) {
+      try {
+        onJson(JSON.parse(l) as Record<string, unknown>);
+        return;
+      } catch {
+        // not JSON after all: print it
+      }
+    }
+    onLine(`[${name}] ${l}`);
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exit };
+}
+
+async function waitForLine(predicate: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > until) throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `${what} did not start within ${timeoutMs / 1000} s`, { param: what });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Runs the multi-process demo and returns the server's summary.
+ *
+ * @example
+ * ```ts
+ * const { summary } = await runHomoLrDemo({ strategy: 'paillier', keyHolder: 'server', rounds: 30, keyBits: 2048 });
+ * console.log(summary.accuracy);
+ * ```
+ */
+export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrDemoResult> {
+  const onLine = options.onLine ?? (() => undefined);
+  const data = (f: string) => join(packageRoot(), 'examples', 'data', f);
+  const secret = randomBytes(24).toString('base64url');
+  const runDir = options.runDir ?? join(process.cwd(), 'runs', `homo-lr-${options.strategy}-${options.keyHolder}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  await mkdir(runDir, { recursive: true });
+  const serverPort = await freePort();
+  const children: { name: string; child: ChildProcess; exit: Promise<number | null> }[] = [];
+  const needsAuthority = options.strategy === 'paillier' && options.keyHolder !== 'server';
+  let authorityAddress = '';
+  try {
+    if (needsAuthority) {
+      const port = await freePort();
+      authorityAddress = `127.0.0.1:${port}`;
+      let ready = false;
+      const a = cli(
+        ['key-authority', '--address', authorityAddress, '--key-holder', options.keyHolder, '--key-bits', String(options.keyBits), '--token', secret, '--min-contributions', '2', '--json'],
+        'authority',
+        onLine,
+        (o) => {
+          if (o['authority'] === 'listening') ready = true;
+          onLine(`[authority] ${String(o['authority'])}${o['party'] === undefined ? '' : ` for ${String(o['party'])}`}${o['detail'] === undefined ? '' : `: ${String(o['detail'])}`}`);
+        },
+      );
+      children.push({ name: 'authority', ...a });
+      await waitForLine(() => ready, 'key authority', 60_000);
+    }
+    let summary: Record<string, unknown> | null = null;
+    const serverArgs = [
+      'server',
+      '--address', `127.0.0.1:${serverPort}`,
+      '--strategy', options.strategy,
+      '--key-holder', options.keyHolder,
+      '--key-bits', String(options.keyBits),
+      '--num-server-rounds', String(options.rounds),
+      '--workers', '2',
+      '--validate-set', data('breast_homo_test.csv'),
+      '--run-dir', runDir,
+      '--token', secret,
+      '--round-timeout', '60',
+      '--json',
+      ...(authorityAddress === '' ? [] : ['--authority-address', authorityAddress]),
+    ];
+    const s = cli(serverArgs, 'server', onLine, (o) => {
+      if ('accuracy' in o && 'strategy' in o) summary = o;
+      else if (typeof o['type'] === 'string' && o['type'] !== 'finished') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
+    });
+    children.push({ name: 'server', ...s });
+    const workers = [
+      ['1', 'breast_homo_guest.csv'],
+      ['2', 'breast_homo_host.csv'],
+    ].map(([id, file]) =>
+      cli(
+        ['worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!, ...(authorityAddress === '' ? [] : ['--authority', authorityAddress])],
+        `worker ${id}`,
+        onLine,
+      ),
+    );
+    workers.forEach((w, i) => children.push({ name: `worker ${i + 1}`, ...w }));
+    const [serverCode, ...workerCodes] = await Promise.all([s.exit, ...workers.map((w) => w.exit)]);
+    const exitCodes: Record<string, number | null> = { server: serverCode ?? null };
+    workerCodes.forEach((c, i) => (exitCodes[`worker ${i + 1}`] = c ?? null));
+    if (serverCode !== 0 || summary === null) {
+      throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
+    }
+    return { summary: summary as Record<string, unknown>, exitCodes };
+  } finally {
+    for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
+    await Promise.all(children.map((c) => c.exit));
+  }
+}
