@@ -80,8 +80,9 @@ export function registerFlCommands(program: Command): void {
     .option('--tls-ca <file>', 'CA certificate of the server (enables TLS)')
     .option('--max-message-bytes <n>', 'largest message accepted or sent', intOption('--max-message-bytes'), 64 << 20)
     .option('--seed <n>', 'local shuffling seed', intOption('--seed'), 1)
+    .option('--validate-set <csv>', 'evaluate the final global model on this held-out set (when this worker may see the model)')
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; json?: boolean }) => {
+    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; json?: boolean }) => {
       const print = printer(o.json);
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
       const client = await loadLogRegClient(o.trainSet, o.label, { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed });
@@ -94,7 +95,8 @@ export function registerFlCommands(program: Command): void {
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
         onEvent: (e) => print(describeWorkerEvent(o.id, e), { worker: o.id, ...e }),
       });
-      const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null };
+      const validation = o.validateSet !== undefined && summary.model !== null ? (await logRegEvaluator(o.validateSet, o.label))(summary.model) : null;
+      const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null, ...(validation === null ? {} : { validation }) };
       process.stdout.write(`${JSON.stringify(line)}\n`);
     });
 

@@ -128,14 +128,24 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       else if (typeof o['type'] === 'string' && o['type'] !== 'finished') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
     });
     children.push({ name: 'server', ...s });
+    // With key-holder "clients" only the workers can read the model: worker 1 scores it on the test set.
+    let workerValidation: Record<string, unknown> | null = null;
     const workers = [
       ['1', 'breast_homo_guest.csv'],
       ['2', 'breast_homo_host.csv'],
     ].map(([id, file]) =>
       cli(
-        ['worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!, ...(authorityAddress === '' ? [] : ['--authority', authorityAddress])],
+        [
+          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!,
+          ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
+          ...(id === '1' && options.keyHolder === 'clients' ? ['--validate-set', data('breast_homo_test.csv')] : []),
+        ],
         `worker ${id}`,
         onLine,
+        (o) => {
+          if (typeof o['validation'] === 'object' && o['validation'] !== null) workerValidation = o['validation'] as Record<string, unknown>;
+          onLine(`[worker ${id}] ${JSON.stringify(o)}`);
+        },
       ),
     );
     workers.forEach((w, i) => children.push({ name: `worker ${i + 1}`, ...w }));
@@ -145,7 +155,12 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     if (serverCode !== 0 || summary === null) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
     }
-    return { summary: summary as Record<string, unknown>, exitCodes };
+    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>) };
+    const v = workerValidation as Record<string, unknown> | null;
+    if (v !== null && final['evaluatedOn'] === 'workers') {
+      Object.assign(final, { accuracy: v['accuracy'], loss: v['loss'], auc: v['auc'], evaluatedOn: 'validate-set (by worker 1: the server cannot read the model)' });
+    }
+    return { summary: final, exitCodes };
   } finally {
     for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
     await Promise.all(children.map((c) => c.exit));

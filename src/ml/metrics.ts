@@ -8,8 +8,8 @@ import { describe as describeValue } from '../core/guards.ts';
  */
 
 /**
- * Probabilities are clipped to [LOG_LOSS_EPS, 1 − LOG_LOSS_EPS] before taking logs (the
- * scikit-learn `log_loss` default before 1.5), bounding one row's loss by −ln(1e-15) ≈ 34.5.
+ * Probabilities are clipped to [LOG_LOSS_EPS, 1 − LOG_LOSS_EPS] before taking logs (formerly
+ * the fixed `eps` of scikit-learn's `log_loss`), bounding one row's loss by −ln(1e-15) ≈ 34.5.
  *
  * @example
  * ```ts
