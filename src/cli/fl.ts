@@ -81,8 +81,9 @@ export function registerFlCommands(program: Command): void {
     .option('--max-message-bytes <n>', 'largest message accepted or sent', intOption('--max-message-bytes'), 64 << 20)
     .option('--seed <n>', 'local shuffling seed', intOption('--seed'), 1)
     .option('--validate-set <csv>', 'evaluate the final global model on this held-out set (when this worker may see the model)')
+    .option('--log-every <n>', 'print training and evaluation lines every n rounds', intOption('--log-every'), 1)
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; json?: boolean }) => {
+    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; json?: boolean }) => {
       const print = printer(o.json);
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
       const client = await loadLogRegClient(o.trainSet, o.label, { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed });
@@ -93,7 +94,10 @@ export function registerFlCommands(program: Command): void {
         client,
         transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
-        onEvent: (e) => print(describeWorkerEvent(o.id, e), { worker: o.id, ...e }),
+        onEvent: (e) => {
+          const quiet = (e.type === 'fit' || e.type === 'evaluate') && e.round !== 1 && e.round % Math.max(1, o.logEvery) !== 0;
+          if (!quiet || o.json === true) print(describeWorkerEvent(o.id, e), { worker: o.id, ...e });
+        },
       });
       const validation = o.validateSet !== undefined && summary.model !== null ? (await logRegEvaluator(o.validateSet, o.label))(summary.model) : null;
       const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null, ...(validation === null ? {} : { validation }) };

@@ -123,11 +123,14 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       '--json',
       ...(authorityAddress === '' ? [] : ['--authority-address', authorityAddress]),
     ];
+    let listening = false;
     const s = cli(serverArgs, 'server', onLine, (o) => {
+      if (o['type'] === 'listening') listening = true;
       if ('accuracy' in o && 'strategy' in o) summary = o;
-      else if (typeof o['type'] === 'string' && o['type'] !== 'finished') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
+      else if (typeof o['type'] === 'string' && o['type'] !== 'finished' && o['type'] !== 'round-start') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
     });
     children.push({ name: 'server', ...s });
+    await waitForLine(() => listening || s.child.exitCode !== null, 'server', 120_000);
     // With key-holder "clients" only the workers can read the model: worker 1 scores it on the test set.
     let workerValidation: Record<string, unknown> | null = null;
     const workers = [
@@ -136,7 +139,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     ].map(([id, file]) =>
       cli(
         [
-          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!,
+          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!, '--log-every', '5',
           ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
           ...(id === '1' && options.keyHolder === 'clients' ? ['--validate-set', data('breast_homo_test.csv')] : []),
         ],

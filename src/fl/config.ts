@@ -137,20 +137,8 @@ type SpecFor<F extends RunConfigField> = [RunConfig[F]] extends [string]
 /** One row of {@link RUN_CONFIG_SCHEMA}. */
 export type RunConfigKeySpec = { [F in RunConfigField]: SpecFor<F> }[RunConfigField];
 
-/**
- * The run-config schema: every key with its type, default, range or allowed values and a
- * one-line description, in the order `--help` and {@link describeRunConfig} list them.
- *
- * Paths (`run-dir`, `validate-set`, `tls-*`) are used as given, i.e. relative to the current
- * directory. `strategy` values "secagg" and "enclave" are reserved for later versions and
- * rejected as not available yet.
- *
- * @example
- * ```ts
- * for (const spec of RUN_CONFIG_SCHEMA) console.log(spec.key, spec.default);
- * ```
- */
-export const RUN_CONFIG_SCHEMA = [
+/** The schema rows as literal types (for the completeness check below). */
+const SCHEMA_ROWS = [
   { key: 'num-server-rounds', field: 'numServerRounds', type: 'int', default: 30, min: 1, description: 'Number of federated rounds the server runs.' },
   { key: 'fraction-fit', field: 'fractionFit', type: 'float', default: 1.0, min: 0, minExclusive: true, max: 1, description: 'Fraction of the joined workers sampled for training each round.' },
   { key: 'fraction-evaluate', field: 'fractionEvaluate', type: 'float', default: 1.0, min: 0, max: 1, description: 'Fraction of the joined workers sampled for federated evaluation (0: none).' },
@@ -196,9 +184,23 @@ export const RUN_CONFIG_SCHEMA = [
   { key: 'seed', field: 'seed', type: 'int', default: 42, description: 'Seed of sampling, initialisation and shuffling.' },
   { key: 'eval-every', field: 'evalEvery', type: 'int', default: 1, min: 1, description: 'Evaluate the global model every this many rounds.' },
 ] as const satisfies readonly RunConfigKeySpec[];
+/**
+ * The run-config schema: every key with its type, default, range or allowed values and a
+ * one-line description, in the order `--help` and {@link describeRunConfig} list them.
+ *
+ * Paths (`run-dir`, `validate-set`, `tls-*`) are used as given, i.e. relative to the current
+ * directory. `strategy` values "secagg" and "enclave" are reserved for later versions and
+ * rejected as not available yet.
+ *
+ * @example
+ * ```ts
+ * for (const spec of RUN_CONFIG_SCHEMA) console.log(spec.key, spec.default);
+ * ```
+ */
+export const RUN_CONFIG_SCHEMA: readonly RunConfigKeySpec[] = SCHEMA_ROWS;
 
 // Compile-time check that the schema covers every field of RunConfig.
-type MissingFields = Exclude<RunConfigField, (typeof RUN_CONFIG_SCHEMA)[number]['field']>;
+type MissingFields = Exclude<RunConfigField, (typeof SCHEMA_ROWS)[number]['field']>;
 const _schemaCoversRunConfig: [MissingFields] extends [never] ? true : MissingFields = true;
 
 const SPECS: readonly RunConfigKeySpec[] = RUN_CONFIG_SCHEMA;

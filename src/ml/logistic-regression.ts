@@ -23,7 +23,7 @@ import { SeededRng, shuffleInPlace } from './rng.ts';
  * if (names.length > MAX_FEATURE_COUNT) throw new Error('too many features');
  * ```
  */
-export const MAX_FEATURE_COUNT = 1 << 24;
+export const MAX_FEATURE_COUNT: number = 1 << 24;
 
 /**
  * Options of {@link LogisticRegression.fit}.

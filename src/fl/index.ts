@@ -1,0 +1,30 @@
+/**
+ * cipherml/fl — federated learning over gRPC: parameter server, workers, key authority,
+ * plain and Paillier FedAvg, run configuration, in-process simulation.
+ *
+ * @example
+ * ```ts
+ * import { simulate, resolveRunConfig, logRegClient } from 'cipherml/fl';
+ * const config = resolveRunConfig({ flags: { strategy: 'paillier', numServerRounds: 10 } });
+ * const { server } = await simulate({ config, clients: [{ id: '1', client: a }, { id: '2', client: b }] });
+ * ```
+ */
+export { FlServer, historySvg, parameterCount } from './server.ts';
+export type { EvalMetrics, FlServerOptions, RoundRecord, RunSummary, ServerEvent, ServerSettings } from './server.ts';
+export { runWorker } from './worker.ts';
+export type { EvaluateOutput, FitOutput, FlClient, WorkerEvent, WorkerOptions, WorkerSummary } from './worker.ts';
+export { KeyAuthority, authorityKeyHolder } from './authority.ts';
+export type { KeyAuthorityOptions } from './authority.ts';
+export { PaillierFedAvg, PlainFedAvg, weightedFlat, zeroModel } from './strategy.ts';
+export type { FitOutcome, GlobalModel, PaillierKeyHolder, Strategy, StrategyInfo } from './strategy.ts';
+export { PROTOCOL_VERSION, checkToken, deriveToken, flatten, tensorsFromWire, tensorsToWire, unflatten } from './protocol.ts';
+export type { NamedTensor } from './protocol.ts';
+export { createRpcTransport, parseAddress, startRpcServer } from './transport.ts';
+export type { RpcServer, TlsFiles } from './transport.ts';
+export { simulate } from './simulate.ts';
+export type { SimulationOptions, SimulationResult } from './simulate.ts';
+export { buildStrategy, fitConfigOf, packingFor, serverSettings } from './run.ts';
+export { describeServerEvent, describeWorkerEvent, summaryJson } from './describe.ts';
+export { logRegClient, loadLogRegClient, logRegEvaluator } from './apps/logreg.ts';
+export type { LogRegDefaults } from './apps/logreg.ts';
+export * from './config.ts';
