@@ -132,6 +132,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const pollWaitMs = options.pollWaitMs ?? 5000;
   let crypto: Crypto | null = null;
   let rounds = 0;
+  let trained = false;
 
   const join = async (): Promise<JoinResponse> => {
     const started = Date.now();
@@ -139,6 +140,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     for (;;) {
       try {
         const init = options.client.getParameters();
+        // Initial parameters go out only before the first local training: after that they are
+        // this worker's trained model, which a Paillier run must never send in the clear.
         const reply = await server.join({
           protocolVersion: PROTOCOL_VERSION,
           workerId: options.workerId,
@@ -146,7 +149,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           token: options.token,
           numExamples: BigInt(options.client.numExamples()),
           model: specsOf(init),
-          initial: { tensors: tensorsToWire(init) },
+          ...(trained ? {} : { initial: { tensors: tensorsToWire(init) } }),
         });
         crypto = await setupCrypto(reply, crypto);
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
@@ -223,6 +226,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       if (body.case === 'fit') {
         const t0 = performance.now();
         const params = await decode(body.value.model);
+        trained = true;
         const out = await options.client.fit(params, body.value.config);
         const payload = await encodeFit(out.parameters, body.value.weight);
         rounds++;
