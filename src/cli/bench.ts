@@ -3,6 +3,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
+import type * as FlBench from '../../bench/fl.ts';
 
 /** `cipherml bench …` — loads bench/ lazily (its baseline is a dev dependency). */
 export function registerBenchCommands(program: Command): void {
@@ -34,5 +35,32 @@ export function registerBenchCommands(program: Command): void {
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatPaillierBench(r)}\n`);
+    });
+  bench
+    .command('fl')
+    .description('one FedAvg round over loopback gRPC, plain and Paillier (encrypt, send, sum, decrypt), against the Paillier engine alone; bytes sent per client')
+    .option('--params <n>', 'model parameters per client', intOption('--params'), 100_000)
+    .option('--clients <n>', 'workers in the round', intOption('--clients'), 10)
+    .option('--key-bits <bits>', 'modulus size', intOption('--key-bits'), 2048)
+    .option('--runs <n>', 'repetitions of each measurement (medians are reported)', intOption('--runs'), 3)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { params: number; clients: number; keyBits: number; runs: number; json?: boolean }) => {
+      let mod: typeof FlBench;
+      try {
+        mod = await import('../../bench/fl.ts');
+      } catch (e) {
+        throw new CipherMLError('CIPHERML_E_DEPENDENCY_MISSING', 'benchmarks run from a cipherml source checkout (bench/ is not part of the published package)', { param: 'bench', cause: e });
+      }
+      if (opts.params < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 parameter', { param: '--params' });
+      if (opts.clients < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 client', { param: '--clients' });
+      if (opts.runs < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 run', { param: '--runs' });
+      const r = await mod.runFlBench({
+        params: opts.params,
+        clients: opts.clients,
+        keyBits: opts.keyBits,
+        runs: opts.runs,
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatFlBench(r)}\n`);
     });
 }
