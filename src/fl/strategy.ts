@@ -166,7 +166,8 @@ export class PaillierFedAvg implements Strategy {
     const enc = result.model.kind.value;
     assertSameSpecs(specs, enc.specs, param);
     const length = specs.reduce((s, t) => s + shapeSize(t.shape), 0);
-    const packed = deserializePacked(this.#publicKey, enc.packed, { length, layout: this.#layout });
+    const h = this.#holder;
+    const packed = deserializePacked(this.#publicKey, enc.packed, { length, layout: this.#layout, ...(h.kind === 'server' ? { privateKey: h.privateKey } : {}) });
     if (packed.contributions !== 1) {
       throw new CipherMLError('CIPHERML_E_PROTOCOL', `a worker update must hold 1 contribution, this one claims ${packed.contributions}`, { param });
     }

@@ -73,6 +73,17 @@ describe('Paillier serialization', () => {
     expect(codeOf(() => deserializePacked(pk, bytes, { layout }))).toBe('CIPHERML_E_LAYOUT_MISMATCH');
   });
 
+  it('checks membership with the private key when the receiver has it, with the same verdicts', () => {
+    const { publicKey: pk, privateKey: sk } = pair;
+    const v = encryptPacked(pk, [1, 2, 3]);
+    expect(Array.from(decryptPacked(sk, deserializePacked(pk, serializePacked(v), { privateKey: sk })))).toEqual([1, 2, 3]);
+    const forged = new ByteWriter().u32(1).u8(16).u8(15).u32(1000).u32(1).u32(1).fixedBigint(sk.q * 7n, pk.ciphertextBytes).bytes();
+    const bytes = sealEnvelope({ kind: 'packedVector', scheme: 'paillier', fingerprint: pk.fingerprint, body: forged });
+    expect(codeOf(() => deserializePacked(pk, bytes, { privateKey: sk }))).toBe('CIPHERML_E_CIPHERTEXT_INVALID');
+    expect(codeOf(() => deserializePacked(pk, bytes))).toBe('CIPHERML_E_CIPHERTEXT_INVALID');
+    expect(codeOf(() => deserializePacked(pk, serializePacked(v), { privateKey: other.privateKey }))).toBe('CIPHERML_E_KEY_MISMATCH');
+  });
+
   it('rejects ciphertexts outside Z*_{n^2}', () => {
     const pk = pair.publicKey;
     const forge = (c: bigint) =>

@@ -168,6 +168,11 @@ export interface PackedExpectations {
   readonly length?: number;
   /** Required layout (precision, integer bits, headroom). */
   readonly layout?: PackingLayout;
+  /**
+   * The receiver's private key, when it has one: Z*_{n²} membership is then checked as p ∤ c and
+   * q ∤ c (two reductions) instead of gcd(c, n) — the same check, ~10× cheaper.
+   */
+  readonly privateKey?: PaillierPrivateKey;
 }
 
 /**
@@ -198,6 +203,9 @@ export function deserializePacked(publicKey: PaillierPublicKey, bytes: Uint8Arra
   if (expect.length !== undefined && expect.length !== length) {
     throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `expected ${expect.length} values, got ${length}`, { param: 'packed', details: { expected: expect.length, actual: length } });
   }
+  if (expect.privateKey !== undefined && expect.privateKey.publicKey.n !== publicKey.n) {
+    throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', 'the private key given does not belong to this public key', { param: 'privateKey' });
+  }
   if (expect.layout !== undefined && !expect.layout.equals(layout)) {
     throw new CipherMLError('CIPHERML_E_LAYOUT_MISMATCH', `expected layout ${JSON.stringify(expect.layout.toJSON())}, got ${JSON.stringify(layout.toJSON())}`, { param: 'packed' });
   }
@@ -210,7 +218,8 @@ export function deserializePacked(publicKey: PaillierPublicKey, bytes: Uint8Arra
   const values: bigint[] = [];
   for (let i = 0; i < count; i++) {
     const c = r.fixedBigint(publicKey.ciphertextBytes);
-    publicKey.assertCiphertext(c, `packed.values[${i}]`);
+    if (expect.privateKey !== undefined) expect.privateKey.assertCiphertext(c, `packed.values[${i}]`);
+    else publicKey.assertCiphertext(c, `packed.values[${i}]`);
     values.push(c);
   }
   r.end();
