@@ -27,7 +27,7 @@ import { assertIntegerInRange, describe } from '../core/guards.ts';
  * if (modelSize > MAX_MASK_LENGTH) throw new Error('split the model into chunks');
  * ```
  */
-export const MAX_MASK_LENGTH = 2 ** 28;
+export const MAX_MASK_LENGTH: number = 2 ** 28;
 
 const LITTLE_ENDIAN = endianness() === 'LE';
 

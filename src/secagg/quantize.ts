@@ -23,7 +23,7 @@ import { assertIntegerInRange, describe } from '../core/guards.ts';
  * const spec = { clippingRange: 1, quantizationRange: MAX_QUANTIZATION_RANGE }; // ≤ 256 clients in 32 bits
  * ```
  */
-export const MAX_QUANTIZATION_RANGE = 2 ** 24;
+export const MAX_QUANTIZATION_RANGE: number = 2 ** 24;
 
 /**
  * How reals become integers.

@@ -45,7 +45,7 @@ export const MAX_SHARE_X = 0x7fffffff;
  * shareToBytes(share).length === SHARE_BYTES; // true
  * ```
  */
-export const SHARE_BYTES = 4 + FIELD_BYTES;
+export const SHARE_BYTES: number = 4 + FIELD_BYTES;
 
 /**
  * One share: the point (x, f(x)) of the sharing polynomial. Invariants: x is an integer in
