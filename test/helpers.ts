@@ -19,3 +19,13 @@ export async function codeOfAsync(f: () => Promise<unknown>): Promise<string | u
   }
   return undefined;
 }
+
+/** The `param` of the INVALID_ARGUMENT error `f` throws, `other: …` for any other throw, undefined if none. */
+export function paramOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return isCipherMLError(e, 'CIPHERML_E_INVALID_ARGUMENT') ? e.param : `other: ${String(e)}`;
+  }
+  return undefined;
+}

@@ -5,6 +5,15 @@ import { intOption } from './options.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
 import type * as FlBench from '../../bench/fl.ts';
 
+/** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
+async function importBench<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    throw new CipherMLError('CIPHERML_E_DEPENDENCY_MISSING', 'benchmarks run from a cipherml source checkout (bench/ is not part of the published package)', { param: 'bench', cause: e });
+  }
+}
+
 /** `cipherml bench …` — loads bench/ lazily (its baseline is a dev dependency). */
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('benchmarks against a named baseline, run in one process');
@@ -19,12 +28,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--json', 'print one JSON object instead of a table')
     .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; backend: string; json?: boolean }) => {
       assertOneOf(opts.backend, '--backend', ['auto', 'gmp', 'bigint'] as const);
-      let mod: typeof PaillierBench;
-      try {
-        mod = await import('../../bench/paillier.ts');
-      } catch (e) {
-        throw new CipherMLError('CIPHERML_E_DEPENDENCY_MISSING', 'benchmarks run from a cipherml source checkout (bench/ is not part of the published package)', { param: 'bench', cause: e });
-      }
+      const mod = await importBench<typeof PaillierBench>(() => import('../../bench/paillier.ts'));
       if (opts.samples < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 2 samples', { param: '--samples' });
       const r = await mod.runPaillierBench({
         keyBits: opts.keyBits,
@@ -45,12 +49,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--runs <n>', 'repetitions of each measurement (medians are reported)', intOption('--runs'), 3)
     .option('--json', 'print one JSON object instead of a table')
     .action(async (opts: { params: number; clients: number; keyBits: number; runs: number; json?: boolean }) => {
-      let mod: typeof FlBench;
-      try {
-        mod = await import('../../bench/fl.ts');
-      } catch (e) {
-        throw new CipherMLError('CIPHERML_E_DEPENDENCY_MISSING', 'benchmarks run from a cipherml source checkout (bench/ is not part of the published package)', { param: 'bench', cause: e });
-      }
+      const mod = await importBench<typeof FlBench>(() => import('../../bench/fl.ts'));
       if (opts.params < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 parameter', { param: '--params' });
       if (opts.clients < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 client', { param: '--clients' });
       if (opts.runs < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 run', { param: '--runs' });

@@ -9,7 +9,7 @@
  * const { server } = await simulate({ config, clients: [{ id: '1', client: a }, { id: '2', client: b }] });
  * ```
  */
-export { FlServer, historySvg, parameterCount } from './server.ts';
+export { FlServer, historySvg } from './server.ts';
 export type { EvalMetrics, FlServerOptions, RoundRecord, RunSummary, ServerEvent, ServerSettings } from './server.ts';
 export { runWorker } from './worker.ts';
 export type { EvaluateOutput, FitOutput, FlClient, WorkerEvent, WorkerOptions, WorkerSummary } from './worker.ts';
@@ -17,7 +17,7 @@ export { KeyAuthority, authorityKeyHolder } from './authority.ts';
 export type { KeyAuthorityOptions } from './authority.ts';
 export { PaillierFedAvg, PlainFedAvg, weightedFlat, zeroModel } from './strategy.ts';
 export type { FitOutcome, GlobalModel, PaillierKeyHolder, Strategy, StrategyInfo } from './strategy.ts';
-export { PROTOCOL_VERSION, checkToken, deriveToken, flatten, tensorsFromWire, tensorsToWire, unflatten } from './protocol.ts';
+export { PROTOCOL_VERSION, checkToken, parameterCount, deriveToken, flatten, tensorsFromWire, tensorsToWire, unflatten } from './protocol.ts';
 export type { NamedTensor } from './protocol.ts';
 export { createRpcTransport, parseAddress, startRpcServer } from './transport.ts';
 export type { RpcServer, TlsFiles } from './transport.ts';

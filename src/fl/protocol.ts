@@ -24,6 +24,11 @@ export function shapeSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Total number of values of a model described by its specs. */
+export function parameterCount(specs: readonly Pick<TensorSpec, 'shape'>[]): number {
+  return specs.reduce((s, t) => s + shapeSize(t.shape), 0);
+}
+
 /** Specs of a model, for the join handshake and encrypted payloads. */
 export function specsOf(tensors: readonly NamedTensor[]): TensorSpec[] {
   return tensors.map((t) => create(TensorSpecSchema, { name: t.name, shape: [...t.shape] }));
@@ -90,7 +95,7 @@ export function flatten(tensors: readonly NamedTensor[]): Float64Array {
 
 /** A flat vector split back into tensors of the given specs. */
 export function unflatten(flat: Float64Array, specs: readonly TensorSpec[], param: string): NamedTensor[] {
-  const total = specs.reduce((s, t) => s + shapeSize(t.shape), 0);
+  const total = parameterCount(specs);
   if (total !== flat.length) {
     throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${flat.length} values do not fill the model's ${total}`, { param });
   }

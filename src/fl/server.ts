@@ -18,7 +18,7 @@ import {
   type Task,
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { PROTOCOL_VERSION, assertSameSpecs, checkProtocolVersion, checkToken, shapeSize, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
+import { assertSameSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
 import { zeroModel, type FitOutcome, type GlobalModel, type Strategy, type StrategyInfo } from './strategy.ts';
 import { startRpcServer, type RpcServer, type TlsFiles } from './transport.ts';
 
@@ -670,10 +670,3 @@ export function historySvg(history: readonly RoundRecord[], title: string): stri
     },
   ]);
 }
-
-/** Total number of parameters of a spec list. */
-export function parameterCount(specs: readonly TensorSpec[]): number {
-  return specs.reduce((s, t) => s + shapeSize(t.shape), 0);
-}
-
-export { PROTOCOL_VERSION };

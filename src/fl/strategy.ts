@@ -12,7 +12,7 @@ import {
   type PaillierPublicKey,
 } from '../paillier/index.ts';
 import { ModelPayloadSchema, type FitResult, type ModelPayload, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { assertSameSpecs, flatten, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+import { assertSameSpecs, flatten, parameterCount, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
 
 /**
  * Aggregation strategies in Flower's shape. The server owns sampling, rounds and evaluation;
@@ -165,7 +165,7 @@ export class PaillierFedAvg implements Strategy {
     }
     const enc = result.model.kind.value;
     assertSameSpecs(specs, enc.specs, param);
-    const length = specs.reduce((s, t) => s + shapeSize(t.shape), 0);
+    const length = parameterCount(specs);
     const h = this.#holder;
     const packed = deserializePacked(this.#publicKey, enc.packed, { length, layout: this.#layout, ...(h.kind === 'server' ? { privateKey: h.privateKey } : {}) });
     if (packed.contributions !== 1) {

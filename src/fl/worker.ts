@@ -24,7 +24,7 @@ import {
   type PushResultRequest,
   type Task,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { PROTOCOL_VERSION, fromRpcError, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+import { PROTOCOL_VERSION, fromRpcError, parameterCount, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
 import { weightedFlat } from './strategy.ts';
 
 /**
@@ -193,7 +193,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       const c = crypto;
       if (c === null || c.privateKey === null) throw new CipherMLError('CIPHERML_E_FORBIDDEN', 'received an encrypted global model but this worker holds no secret key', { param: 'model' });
       const enc = payload.kind.value;
-      const length = enc.specs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+      const length = parameterCount(enc.specs);
       const sums = await decryptVector(c.privateKey, deserializePacked(c.publicKey, enc.packed, { length, layout: c.layout }));
       return unflatten(sums.map((v) => v / enc.weightTotal), enc.specs, 'model');
     }

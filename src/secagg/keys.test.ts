@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { BOX_OVERHEAD_BYTES, agreeKey, generateX25519KeyPair, openBox, sealBox, x25519PublicFromPrivate } from './keys.ts';
-import { isCipherMLError } from '../core/errors.ts';
-import { codeOf } from '../../test/helpers.ts';
+import { codeOf, paramOf } from '../../test/helpers.ts';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
 
@@ -65,14 +64,6 @@ describe('X25519 key agreement', () => {
   });
 
   it('rejects wrong key lengths naming the parameter', () => {
-    const paramOf = (f: () => unknown): string | undefined => {
-      try {
-        f();
-      } catch (e) {
-        return isCipherMLError(e, 'CIPHERML_E_INVALID_ARGUMENT') ? e.param : `other: ${String(e)}`;
-      }
-      return undefined;
-    };
     expect(paramOf(() => agreeKey(new Uint8Array(31), BOB_PK, 'x'))).toBe('privateKey');
     expect(paramOf(() => agreeKey(ALICE_SK, new Uint8Array(33), 'x'))).toBe('peerPublicKey');
     expect(paramOf(() => agreeKey(ALICE_SK, BOB_PK, 7 as unknown as string))).toBe('info');

@@ -166,8 +166,6 @@ describe('secure aggregation protocol (Bonawitz et al. 2017)', () => {
       expect(codeOf(() => c.unmask({ roundId: 'r1', survivors: [], dropped: [] }))).toBe('CIPHERML_E_PROTOCOL');
       const { clients, inboxes } = setup();
       expect(codeOf(() => clients[0]!.maskedInput(new Uint32Array(4), inboxes.get('a')!))).toBe('CIPHERML_E_PROTOCOL');
-      const fresh = setup();
-      void fresh;
       const p2: SecAggParams = { ...params, roundId: 'r2' };
       const cs = ['a', 'b', 'c'].map((id) => new SecAggClient(id, p2));
       const srv = new SecAggServer(p2, { minClients: 3 });

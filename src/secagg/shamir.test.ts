@@ -6,7 +6,7 @@ import type { Share } from './shamir.ts';
 import { FIELD_PRIME, fieldAdd, fieldMul } from './field.ts';
 import { bigintToBytes, bytesToBigint } from '../core/bigmath/bigint.ts';
 import { isCipherMLError } from '../core/errors.ts';
-import { codeOf } from '../../test/helpers.ts';
+import { codeOf, paramOf } from '../../test/helpers.ts';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i + 1);
 
@@ -103,14 +103,6 @@ describe('splitSecret / reconstructSecret', () => {
   });
 
   it('rejects bad arguments with typed errors naming the parameter', () => {
-    const paramOf = (f: () => unknown): string | undefined => {
-      try {
-        f();
-      } catch (e) {
-        return isCipherMLError(e, 'CIPHERML_E_INVALID_ARGUMENT') ? e.param : `other: ${String(e)}`;
-      }
-      return undefined;
-    };
     const s = randomBytes(8);
     expect(paramOf(() => splitSecret(new Uint8Array(0), [1, 2], 1))).toBe('secret');
     expect(paramOf(() => splitSecret(new Uint8Array(65), [1, 2], 1))).toBe('secret');
