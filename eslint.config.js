@@ -24,4 +24,13 @@ export default tseslint.config(
     files: ['src/paillier/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
   },
+  {
+    // service and gateway: above core/ckks/ml; neither imports the other's internals except the shared wire format (service/protocol).
+    files: ['src/service/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/fl/*', '**/inference/*', '**/gateway/*', '**/demos/*', '**/cli/*', '**/bench/*'] }] },
+  },
+  {
+    files: ['src/gateway/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/fl/*', '**/inference/*', '**/demos/*', '**/cli/*', '**/bench/*', '**/service/storage/*', '**/service/server*', '**/service/jobs*'] }] },
+  },
 );

@@ -32,6 +32,16 @@ export const ERROR_CATALOG = {
   CIPHERML_E_PEER_UNAVAILABLE: 'Check that the peer process is running and reachable at the given address; workers retry with backoff.',
   CIPHERML_E_FORBIDDEN: 'This party is not allowed this operation in the configured key-holder mode.',
   CIPHERML_E_DEPENDENCY_MISSING: 'Install the named optional/dev dependency (e.g. `npm install`) and retry.',
+  // Encrypted training service and trusted gateway (src/service, src/gateway)
+  CIPHERML_E_SERVICE_UNAUTHENTICATED: 'Send `Authorization: Bearer <token>` with a token made by `cipherml serve token create`.',
+  CIPHERML_E_SERVICE_FORBIDDEN: 'This user may not do this: deploying and undeploying need the owner role, and a user reaches only their own keys, data, jobs and models.',
+  CIPHERML_E_SERVICE_NOT_FOUND: 'Check the model name/version and the job id, register for the model, and upload the item before asking for it.',
+  CIPHERML_E_SERVICE_CONFLICT: 'The resource is in a state that forbids this (registered users on undeploy, a job still running): resolve that first and retry.',
+  CIPHERML_E_PAYLOAD_TOO_LARGE: 'Send a smaller body, or start the service with a larger --max-body-mb.',
+  CIPHERML_E_CSV_INVALID: 'Fix the named line of the CSV: a header, then one row of finite numbers per line with as many cells as the header.',
+  CIPHERML_E_STORAGE: 'Check the data folder (permissions, free space) or the PostgreSQL URL and that the database is reachable.',
+  CIPHERML_E_JOB_FAILED: 'Read the job error, fix the uploaded input or the hyper-parameters, and submit fit again.',
+  CIPHERML_E_CKKS_PARAMS_MISMATCH: 'Encrypt the data and model under the public context uploaded for this model (same CKKS parameters and keys).',
 } as const;
 
 /** A stable cipherml error code, e.g. `"CIPHERML_E_SLOT_OVERFLOW"`. */

@@ -1,0 +1,118 @@
+/**
+ * The storage model of the training service. Everything the service keeps survives a restart:
+ * users, hashed tokens, deployed models, registrations, profiles, contexts, encrypted blobs, jobs
+ * and usage counters. Blobs are opaque bytes (ciphertexts, public contexts, the gateway's
+ * passphrase-encrypted secret context); the service never holds a secret key in the clear.
+ */
+
+/** Roles: an owner deploys and undeploys models; a user registers and trains. */
+export const ROLES = ['owner', 'user'] as const;
+/** A user's role. */
+export type Role = (typeof ROLES)[number];
+
+/** A user as stored. */
+export interface UserRow {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly createdAt: number;
+}
+
+/** A deployed model (name/version pair). */
+export interface ModelRow {
+  readonly id: string;
+  readonly name: string;
+  readonly version: string;
+  readonly ownerId: string;
+  readonly createdAt: number;
+}
+
+/** The kinds of per-user, per-model blobs the service stores. */
+export const BLOB_KINDS = ['public_context', 'secret_context', 'model', 'train_data', 'trained_model', 'predict_input', 'predict_output', 'refresh_request', 'refresh_reply'] as const;
+/** One of {@link BLOB_KINDS}. */
+export type BlobKind = (typeof BLOB_KINDS)[number];
+
+/** Metadata of a stored blob. */
+export interface BlobInfo {
+  readonly kind: BlobKind;
+  readonly size: number;
+  /** SHA-256 of the bytes, hex. */
+  readonly sha256: string;
+  readonly updatedAt: number;
+}
+
+/** Job states. `awaiting_refresh` waits for the gateway to re-encrypt the weights. */
+export const JOB_STATUSES = ['queued', 'running', 'awaiting_refresh', 'succeeded', 'failed'] as const;
+/** One of {@link JOB_STATUSES}. */
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** A training or prediction job. */
+export interface JobRow {
+  readonly id: string;
+  readonly userId: string;
+  readonly modelId: string;
+  readonly kind: 'fit' | 'predict';
+  readonly status: JobStatus;
+  /** 0..1 */
+  readonly progress: number;
+  readonly error: { readonly code: string; readonly message: string } | null;
+  /** Figures the job reports (trainMs, epochs, refreshes, …). */
+  readonly figures: Readonly<Record<string, unknown>>;
+  /** Resumable state (epoch reached, …). */
+  readonly state: Readonly<Record<string, unknown>>;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** Fields a job update may change. */
+export interface JobPatch {
+  readonly status?: JobStatus;
+  readonly progress?: number;
+  readonly error?: { readonly code: string; readonly message: string } | null;
+  readonly figures?: Readonly<Record<string, unknown>>;
+  readonly state?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The storage interface; {@link openStorage} returns the SQLite or the PostgreSQL implementation.
+ *
+ * @example
+ * ```ts
+ * const storage = await openStorage({ dataDir: 'data' });
+ * const user = await storage.ensureUser('alice', 'user');
+ * const token = await storage.createToken(user.id);
+ * ```
+ */
+export interface Storage {
+  /** `sqlite` or `postgres`. */
+  readonly backend: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+  /** Creates the user if needed; an existing user keeps its role unless `role` differs (then it is updated). */
+  ensureUser(name: string, role: Role): Promise<UserRow>;
+  /** A new random bearer token for the user; only its SHA-256 is stored. */
+  createToken(userId: string): Promise<string>;
+  /** The token's user, or undefined (constant-time comparison of the hashes). */
+  authenticate(token: string): Promise<UserRow | undefined>;
+  deployModel(ownerId: string, name: string, version: string): Promise<ModelRow>;
+  getModel(name: string, version: string): Promise<ModelRow | undefined>;
+  listModels(): Promise<readonly ModelRow[]>;
+  deleteModel(modelId: string): Promise<void>;
+  register(userId: string, modelId: string): Promise<boolean>;
+  isRegistered(userId: string, modelId: string): Promise<boolean>;
+  countRegistrations(modelId: string): Promise<number>;
+  /** Deletes the registration and every blob, profile, job and usage row of that user for the model. */
+  unregister(userId: string, modelId: string): Promise<boolean>;
+  setProfile(userId: string, modelId: string, profile: Readonly<Record<string, unknown>>): Promise<void>;
+  getProfile(userId: string, modelId: string): Promise<Readonly<Record<string, unknown>> | undefined>;
+  /** Stores (replacing atomically) the user's blob of this kind for the model. */
+  putBlob(userId: string, modelId: string, kind: BlobKind, bytes: Uint8Array): Promise<BlobInfo>;
+  getBlob(userId: string, modelId: string, kind: BlobKind): Promise<Uint8Array | undefined>;
+  blobInfo(userId: string, modelId: string, kind: BlobKind): Promise<BlobInfo | undefined>;
+  deleteBlob(userId: string, modelId: string, kind: BlobKind): Promise<void>;
+  createJob(userId: string, modelId: string, kind: 'fit' | 'predict'): Promise<JobRow>;
+  getJob(jobId: string): Promise<JobRow | undefined>;
+  updateJob(jobId: string, patch: JobPatch): Promise<JobRow>;
+  listJobs(filter: { readonly status?: readonly JobStatus[]; readonly userId?: string; readonly modelId?: string }): Promise<readonly JobRow[]>;
+  addUsage(userId: string, modelId: string, counter: string, amount: number): Promise<void>;
+  getUsage(userId: string, modelId: string): Promise<Readonly<Record<string, number>>>;
+}
