@@ -42,6 +42,18 @@ export const ERROR_CATALOG = {
   CIPHERML_E_STORAGE: 'Check the data folder (permissions, free space) or the PostgreSQL URL and that the database is reachable.',
   CIPHERML_E_JOB_FAILED: 'Read the job error, fix the uploaded input or the hyper-parameters, and submit fit again.',
   CIPHERML_E_CKKS_PARAMS_MISMATCH: 'Encrypt the data and model under the public context uploaded for this model (same CKKS parameters and keys).',
+  // CKKS layer (src/ckks) and encrypted ONNX inference (src/inference)
+  CIPHERML_E_CKKS_PARAMETERS_INSECURE: 'The coefficient modulus is too large for 128-bit security at this ring degree: raise the ring degree or use fewer/smaller primes (or let keyparams choose).',
+  CIPHERML_E_CKKS_DEPTH_EXHAUSTED: 'The ciphertext has no multiplicative levels left: choose parameters with a longer modulus chain (more primes), e.g. rerun `cipherml he keyparams` with the model.',
+  CIPHERML_E_CKKS_GALOIS_KEY_MISSING: 'Generate the keys with this rotation step among the Galois steps (the execution plan lists the steps it needs).',
+  CIPHERML_E_CKKS_SCALE_MISMATCH: 'The operands were computed along paths with very different scales; rescale both to the same level before combining them.',
+  CIPHERML_E_CKKS_SECRET_KEY_MISSING: 'This operation needs the secret key: load the secret key file (not the .pub evaluation keys).',
+  CIPHERML_E_CKKS_CIPHERTEXT_INVALID: 'The ciphertext is not valid for these CKKS parameters: it was corrupted or made under another key or parameter set.',
+  CIPHERML_E_SEAL_FAILURE: 'Microsoft SEAL (node-seal) rejected the operation; the error cause holds its message. Report it if the inputs were valid.',
+  CIPHERML_E_ONNX_INVALID: 'The file is not an ONNX ModelProto this build can read: re-export the model (PyTorch opsets 9–14) and check the file is complete.',
+  CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR: 'Replace the named operator with a supported one (see docs/inference.md) or remove it from the model before encrypted inference.',
+  CIPHERML_E_INFERENCE_INPUT_SHAPE: 'Give an input whose shape matches the model input (optionally with a leading batch dimension).',
+  CIPHERML_E_KEYPARAMS_TOO_SMALL: 'The keys or parameters cannot evaluate this model: rerun `cipherml he keyparams` and `cipherml he keygen` for this model.',
 } as const;
 
 /** A stable cipherml error code, e.g. `"CIPHERML_E_SLOT_OVERFLOW"`. */
@@ -70,10 +82,13 @@ export class CipherMLError extends Error {
   readonly code: ErrorCode;
   readonly param: string | undefined;
   readonly details: Readonly<Record<string, unknown>> | undefined;
+  /** What was wrong, without the code, parameter and advice (for nesting in another message). */
+  readonly problem: string;
 
   constructor(code: ErrorCode, problem: string, options: CipherMLErrorOptions = {}) {
     const where = options.param === undefined ? '' : `${options.param}: `;
     super(`${code}: ${where}${problem}. ${ERROR_CATALOG[code]}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.problem = problem;
     this.name = 'CipherMLError';
     this.code = code;
     this.param = options.param;

@@ -113,6 +113,16 @@ describe('run config schema and defaults', () => {
       tlsCa: '',
       seed: 42,
       evalEvery: 1,
+      secureAggregation: 'off',
+      clippingRange: 8,
+      quantizationRange: 2 ** 22,
+      modulusRange: 0,
+      reconstructSecretsThreshold: 0,
+      shareSecretsRatio: 0.5,
+      cipherTimeWindow: 60_000,
+      numShares: 0,
+      collusionModel: 'no-collusion',
+      thresholdViolation: 'refuse',
     } satisfies RunConfig);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(DEFAULT_RUN_CONFIG)).toBe(true);
@@ -181,7 +191,7 @@ describe('parseRunConfigToml', () => {
       ['l2 = nan', 'l2', /got NaN/],
       ['key-bits = 512', 'key-bits', /one of 1024, 2048, 3072, 4096, got 512/],
       ['key-bits = "2048"', 'key-bits', /got "2048"/],
-      ['strategy = "fedprox"', 'strategy', /one of "plain", "paillier", got "fedprox"/],
+      ['strategy = "fedprox"', 'strategy', /one of "plain", "paillier", "secagg", got "fedprox"/],
       ['key-holder = "nobody"', 'key-holder', /one of "server", "authority", "clients"/],
       ['packing-fractional-bits = 53', 'packing-fractional-bits', /integer in \[0, 52\], got 53/],
       ['packing-integer-bits = 0', 'packing-integer-bits', /integer in \[1, 52\], got 0/],
@@ -202,10 +212,23 @@ describe('parseRunConfigToml', () => {
     }
   });
 
-  it('rejects the reserved strategies as not available yet', () => {
-    for (const s of ['secagg', 'enclave']) {
-      expectInvalid(() => parseRunConfigToml(`strategy = "${s}"`), 'strategy', new RegExp(`"${s}" is reserved but not available yet.*"plain", "paillier"`));
-    }
+  it('rejects the reserved strategy as not available yet', () => {
+    expectInvalid(() => parseRunConfigToml('strategy = "enclave"'), 'strategy', /"enclave" is reserved but not available yet.*"plain", "paillier", "secagg"/);
+  });
+
+  it('enables secure aggregation with one option, either way round', () => {
+    expect(resolveRunConfig({ flags: { strategy: 'secagg' } })).toMatchObject({ strategy: 'secagg', secureAggregation: 'pw' });
+    expect(resolveRunConfig({ file: parseRunConfigToml('secure-aggregation = "secagg+"') })).toMatchObject({ strategy: 'secagg', secureAggregation: 'secagg+' });
+    expect(resolveRunConfig({})).toMatchObject({ strategy: 'plain', secureAggregation: 'off' });
+  });
+
+  it('rejects secure-aggregation settings that cannot work', () => {
+    expectInvalid(() => resolveRunConfig({ flags: { strategy: 'paillier', secureAggregation: 'pw' } }), 'secure-aggregation', /cannot be combined with strategy = "paillier"/);
+    expectInvalid(() => resolveRunConfig({ flags: { modulusRange: 3000 } }), 'modulus-range', /power of two/);
+    expectInvalid(() => resolveRunConfig({ flags: { modulusRange: 1024, quantizationRange: 4096 } }), 'modulus-range', /below quantization-range/);
+    expectInvalid(() => resolveRunConfig({ flags: { numShares: 4 } }), 'num-shares', /odd number/);
+    expectInvalid(() => parseRunConfigToml('share-secrets-ratio = 0'), 'share-secrets-ratio', /in \(0, 1\]/);
+    expect(resolveRunConfig({ flags: { modulusRange: 2 ** 32 } }).modulusRange).toBe(2 ** 32);
   });
 
   it('validates addresses: host:port with port 1..65535, IPv6 in brackets', () => {
@@ -289,7 +312,7 @@ describe('configFromEnv', () => {
       ['CIPHERML_FRACTION_FIT', 'Infinity', /got "Infinity"/],
       ['CIPHERML_FRACTION_FIT', '2', /in \(0, 1\] for fraction-fit, got 2/],
       ['CIPHERML_KEY_BITS', '2000', /one of 1024, 2048, 3072, 4096 for key-bits, got 2000/],
-      ['CIPHERML_STRATEGY', 'secagg', /reserved but not available yet/],
+      ['CIPHERML_STRATEGY', 'enclave', /reserved but not available yet/],
       ['CIPHERML_ADDRESS', 'localhost', /not a valid address/],
       ['CIPHERML_RUN_DIR', '', /must not be empty/],
     ];
@@ -392,7 +415,7 @@ describe('resolveRunConfig', () => {
     const bad = { numServerRounds: -1 } as Partial<RunConfig>;
     expectInvalid(() => resolveRunConfig({ env: bad }), 'num-server-rounds', /got -1 \(from env\)/);
     expectInvalid(() => resolveRunConfig({ file: { numRounds: 3 } as Partial<RunConfig> }), 'numRounds', /did you mean "numServerRounds"/);
-    expectInvalid(() => validateRunConfig({ ...DEFAULT_RUN_CONFIG, strategy: 'secagg' as 'plain' }), 'strategy', /not available yet/);
+    expectInvalid(() => validateRunConfig({ ...DEFAULT_RUN_CONFIG, strategy: 'enclave' as 'plain' }), 'strategy', /not available yet/);
   });
 });
 

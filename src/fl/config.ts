@@ -15,8 +15,14 @@ import { readFileTyped } from '../core/io.ts';
  * `--flag`.
  */
 
-/** Aggregation strategies available in this version ("secagg" and "enclave" are reserved). */
-export type Strategy = 'plain' | 'paillier';
+/** Aggregation strategies available in this version ("enclave" is reserved). */
+export type Strategy = 'plain' | 'paillier' | 'secagg';
+
+/** Secure-aggregation protocol (MindSpore encrypt_type, Flower SecAgg+); "off" unless strategy is "secagg". */
+export type SecureAggregation = 'off' | 'pw' | 'stable-pw' | 'secagg+';
+
+/** Whether the secure-aggregation threshold must also resist a server colluding with clients. */
+export type CollusionModel = 'no-collusion' | 'server-clients';
 
 /** Who holds the Paillier secret key. */
 export type KeyHolder = 'server' | 'authority' | 'clients';
@@ -68,6 +74,20 @@ export interface RunConfig {
   readonly tlsCa: string;
   readonly seed: number;
   readonly evalEvery: number;
+  readonly secureAggregation: SecureAggregation;
+  readonly clippingRange: number;
+  readonly quantizationRange: number;
+  /** 0: the smallest 2^k that the round's sum cannot wrap. */
+  readonly modulusRange: number;
+  /** 0: ⌊n/2⌋ + 1 for the n clients of the round. */
+  readonly reconstructSecretsThreshold: number;
+  readonly shareSecretsRatio: number;
+  /** Milliseconds. */
+  readonly cipherTimeWindow: number;
+  /** 0: SecAgg+'s O(log n) neighbourhood. */
+  readonly numShares: number;
+  readonly collusionModel: CollusionModel;
+  readonly thresholdViolation: 'refuse' | 'warn';
 }
 
 /** A camelCase field of {@link RunConfig}. */
@@ -154,9 +174,9 @@ const SCHEMA_ROWS = [
     field: 'strategy',
     type: 'choice',
     default: 'plain',
-    values: ['plain', 'paillier'],
-    reserved: ['secagg', 'enclave'],
-    description: 'Aggregation: "plain" FedAvg, or "paillier" (workers encrypt updates, the server sums ciphertexts); "secagg" and "enclave" are reserved for later.',
+    values: ['plain', 'paillier', 'secagg'],
+    reserved: ['enclave'],
+    description: 'Aggregation: "plain" FedAvg, "paillier" (workers encrypt updates, the server sums ciphertexts), or "secagg" (pairwise masks, no key holder; see secure-aggregation); "enclave" is reserved for later.',
   },
   {
     key: 'key-holder',
@@ -183,6 +203,23 @@ const SCHEMA_ROWS = [
   { key: 'tls-ca', field: 'tlsCa', type: 'string', format: 'path', default: '', description: 'PEM CA bundle that verifies the peer (empty: system roots).' },
   { key: 'seed', field: 'seed', type: 'int', default: 42, description: 'Seed of sampling, initialisation and shuffling.' },
   { key: 'eval-every', field: 'evalEvery', type: 'int', default: 1, min: 1, description: 'Evaluate the global model every this many rounds.' },
+  {
+    key: 'secure-aggregation',
+    field: 'secureAggregation',
+    type: 'choice',
+    default: 'off',
+    values: ['off', 'pw', 'stable-pw', 'secagg+'],
+    description: 'Secure aggregation protocol: "pw" (PW_ENCRYPT, survives dropouts), "stable-pw" (STABLE_PW_ENCRYPT, pairwise masks only, for parties that do not drop), "secagg+" (O(log n) neighbours); setting it selects strategy "secagg" (default "pw" there).',
+  },
+  { key: 'clipping-range', field: 'clippingRange', type: 'float', default: 8, min: 0, minExclusive: true, description: 'Secure aggregation: update values (and the FedAvg weight) are clipped to [-c, c]; clipped values are counted per round.' },
+  { key: 'quantization-range', field: 'quantizationRange', type: 'int', default: 4194304, min: 2, max: 16777216, description: 'Secure aggregation: clipped values are quantized to the integers 0..Q-1 by stochastic rounding (Flower default 2^22).' },
+  { key: 'modulus-range', field: 'modulusRange', type: 'int', default: 0, min: 0, max: 4294967296, description: 'Secure aggregation: masks live mod this power of two ≤ 2^32; 0 picks the smallest one the round sum of n·(Q-1) cannot wrap.' },
+  { key: 'reconstruct-secrets-threshold', field: 'reconstructSecretsThreshold', type: 'int', default: 0, min: 0, description: 'Secure aggregation: Shamir threshold t (t + 1 shares reconstruct); 0 picks ⌊n/2⌋ + 1 for the n clients of a round. Flower\'s reconstruction-threshold is t + 1.' },
+  { key: 'share-secrets-ratio', field: 'shareSecretsRatio', type: 'float', default: 0.5, min: 0, minExclusive: true, max: 1, description: 'Secure aggregation: fraction of the selected clients that must complete the share-keys stage (and at least t + 1).' },
+  { key: 'cipher-time-window', field: 'cipherTimeWindow', type: 'int', default: 60000, min: 100, description: 'Secure aggregation: milliseconds each stage after training waits for its messages (Flower: timeout in seconds).' },
+  { key: 'num-shares', field: 'numShares', type: 'int', default: 0, min: 0, description: 'SecAgg+: shares per client including its own, i.e. neighbourhood size + 1 (odd); 0 picks 2⌈log2 n⌉ + 3.' },
+  { key: 'collusion-model', field: 'collusionModel', type: 'choice', default: 'no-collusion', values: ['no-collusion', 'server-clients'], description: 'Secure aggregation threshold rule: t > n/2 ("no-collusion") or t > 2n/3 when the server may collude with clients ("server-clients").' },
+  { key: 'threshold-violation', field: 'thresholdViolation', type: 'choice', default: 'refuse', values: ['refuse', 'warn'], description: 'What a round does when the threshold breaks the collusion-model rule: "refuse" to run, or "warn" and run.' },
 ] as const satisfies readonly RunConfigKeySpec[];
 /**
  * The run-config schema: every key with its type, default, range or allowed values and a
@@ -384,7 +421,10 @@ function nearest(name: string, candidates: readonly string[], normalize: (s: str
     const m = normalize(c);
     // One name containing the other ("rounds" in "num-server-rounds") ranks before any mere edit.
     const contained = n.length >= 3 && (m.includes(n) || n.includes(m));
-    const score = (contained ? 0 : 1000) + editDistance(n, m);
+    // Then every whole word the two share ("num", "rounds") outweighs a few edits.
+    const words = new Set(m.split(/[-_]/));
+    const shared = n.split(/[-_]/).filter((w) => w.length > 1 && words.has(w)).length;
+    const score = (contained ? 0 : 1000) + editDistance(n, m) - 10 * shared;
     if (score < bestScore) {
       best = c;
       bestScore = score;
@@ -644,6 +684,22 @@ export function validateRunConfig(config: RunConfig, sources: Partial<Record<Run
     const [given, missing] = config.tlsCert === '' ? (['tlsKey', 'tlsCert'] as const) : (['tlsCert', 'tlsKey'] as const);
     throw conflict(`is required with ${show(given)}: a TLS certificate and its private key are given together`, BY_FIELD.get(missing)!.key, ['tlsCert', 'tlsKey']);
   }
+  if (config.secureAggregation !== 'off' && config.strategy === 'paillier') {
+    throw conflict(`cannot be combined with ${show('strategy')}: choose Paillier or secure aggregation`, blame('secureAggregation', 'strategy'), ['secureAggregation', 'strategy']);
+  }
+  if (config.modulusRange !== 0 && !Number.isInteger(Math.log2(config.modulusRange))) {
+    throw conflict(`${show('modulusRange')} must be 0 or a power of two (masks are integers mod 2^k)`, 'modulus-range', ['modulusRange']);
+  }
+  if (config.modulusRange !== 0 && config.modulusRange < config.quantizationRange) {
+    throw conflict(`${show('modulusRange')} is below ${show('quantizationRange')}: one quantized value would already wrap`, blame('modulusRange', 'quantizationRange'), ['modulusRange', 'quantizationRange']);
+  }
+  if (config.numShares !== 0 && (config.numShares < 3 || config.numShares % 2 === 0)) {
+    throw conflict(`${show('numShares')} must be 0 or an odd number ≥ 3 (each client and an even number of neighbours)`, 'num-shares', ['numShares']);
+  }
+  // One option enables secure aggregation: a protocol implies strategy "secagg", and strategy
+  // "secagg" without a protocol runs PW_ENCRYPT.
+  if (config.secureAggregation !== 'off' && config.strategy !== 'secagg') return Object.freeze({ ...config, strategy: 'secagg' });
+  if (config.strategy === 'secagg' && config.secureAggregation === 'off') return Object.freeze({ ...config, secureAggregation: 'pw' });
   return Object.freeze({ ...config });
 }
 

@@ -22,9 +22,13 @@ export function describeServerEvent(e: ServerEvent): string {
       return `round ${e.round}${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}: fit on ${e.selected.join(', ')}`;
     case 'round-retry':
       return `round ${e.round}: retrying — ${e.reason}`;
+    case 'stage':
+      return `round ${e.round}: secure aggregation ${e.stage}: ${e.answered} of ${e.expected} clients answered (${e.ms.toFixed(0)} ms)`;
     case 'round-end': {
       const r = e.record;
-      return `round ${r.round}: ${r.fitResults} updates (${r.fitFailures} failed), ${(r.bytesIn / 1024).toFixed(1)} KiB in, train loss ${fmt(r.trainLoss)}, validation loss ${fmt(r.serverLoss)} accuracy ${fmt(r.serverAccuracy)}, federated accuracy ${fmt(r.federatedAccuracy)} (${r.durationMs.toFixed(0)} ms)`;
+      const sa = r.secagg as { survivors?: number; dropped?: readonly string[]; clipped?: number } | null;
+      const secagg = sa === null ? '' : `, secure sum of ${String(sa.survivors)} survivors (dropped: ${sa.dropped?.length ? sa.dropped.join(', ') : 'none'}; ${String(sa.clipped)} values clipped)`;
+      return `round ${r.round}: ${r.fitResults} updates (${r.fitFailures} failed)${secagg}, ${(r.bytesIn / 1024).toFixed(1)} KiB in, train loss ${fmt(r.trainLoss)}, validation loss ${fmt(r.serverLoss)} accuracy ${fmt(r.serverAccuracy)}, federated accuracy ${fmt(r.federatedAccuracy)} (${r.durationMs.toFixed(0)} ms)`;
     }
     case 'finished':
       return `server: finished ${e.summary.rounds} rounds; history in ${e.summary.runDir}/history.json, plot in ${e.summary.runDir}/history.svg`;
@@ -37,6 +41,8 @@ export function describeWorkerEvent(id: string, e: WorkerEvent): string {
       return `worker ${id}: joined (${e.strategy}, key holder ${e.keyHolder}), next round ${e.nextRound} of ${e.numRounds}`;
     case 'fit':
       return `worker ${id}: round ${e.round} trained, loss ${fmt(e.loss)}, sent ${(e.bytesOut / 1024).toFixed(1)} KiB in ${e.ms.toFixed(0)} ms`;
+    case 'secagg':
+      return `worker ${id}: round ${e.round} secure aggregation ${e.stage}, sent ${(e.bytesOut / 1024).toFixed(1)} KiB${e.clipped === undefined ? '' : `; ${e.clipped} values clipped to the clipping range`}`;
     case 'evaluate':
       return `worker ${id}: round ${e.round} local loss ${fmt(e.loss)} accuracy ${fmt(e.accuracy)}`;
     case 'retry':

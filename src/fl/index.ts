@@ -1,6 +1,6 @@
 /**
  * cipherml/fl — federated learning over gRPC: parameter server, workers, key authority,
- * plain and Paillier FedAvg, run configuration, in-process simulation.
+ * plain, Paillier and secure-aggregation FedAvg, run configuration, in-process simulation.
  *
  * @example
  * ```ts
@@ -16,14 +16,16 @@ export type { EvaluateOutput, FitOutput, FlClient, WorkerEvent, WorkerOptions, W
 export { KeyAuthority, authorityKeyHolder } from './authority.ts';
 export type { KeyAuthorityOptions } from './authority.ts';
 export { PaillierFedAvg, PlainFedAvg, weightedFlat, zeroModel } from './strategy.ts';
-export type { FitOutcome, GlobalModel, PaillierKeyHolder, Strategy, StrategyInfo } from './strategy.ts';
+export type { FitOutcome, GlobalModel, PaillierKeyHolder, StageReport, StageRunner, Strategy, StrategyInfo } from './strategy.ts';
+export { SecAggFedAvg, answerStage, beginWorkerRound } from './secagg.ts';
+export type { SecAggRoundReport, SecAggSettings, SecAggWorkerRound } from './secagg.ts';
 export { PROTOCOL_VERSION, checkToken, parameterCount, deriveToken, flatten, tensorsFromWire, tensorsToWire, unflatten } from './protocol.ts';
 export type { NamedTensor } from './protocol.ts';
 export { createRpcTransport, parseAddress, startRpcServer } from './transport.ts';
 export type { RpcServer, TlsFiles } from './transport.ts';
 export { simulate } from './simulate.ts';
 export type { SimulationOptions, SimulationResult } from './simulate.ts';
-export { buildStrategy, fitConfigOf, packingFor, serverSettings } from './run.ts';
+export { buildStrategy, fitConfigOf, packingFor, secAggSettings, serverSettings } from './run.ts';
 export { describeServerEvent, describeWorkerEvent, summaryJson } from './describe.ts';
 export { logRegClient, loadLogRegClient, logRegEvaluator } from './apps/logreg.ts';
 export type { LogRegDefaults } from './apps/logreg.ts';

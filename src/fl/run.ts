@@ -4,6 +4,7 @@ import { generatePaillierKeyPair, type PackingSpec, type PaillierKeyPair } from 
 import { authorityKeyHolder } from './authority.ts';
 import type { RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
+import { SecAggFedAvg, type SecAggSettings } from './secagg.ts';
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from './strategy.ts';
 
 /**
@@ -57,6 +58,29 @@ export function serverSettings(config: RunConfig, overrides: Partial<ServerSetti
   };
 }
 
+/**
+ * Secure-aggregation settings of a run config (MindSpore's and Flower's keys).
+ *
+ * @example
+ * ```ts
+ * const strategy = new SecAggFedAvg(secAggSettings(resolveRunConfig({ flags: { strategy: 'secagg' } })));
+ * ```
+ */
+export function secAggSettings(config: RunConfig): SecAggSettings {
+  return {
+    mode: config.secureAggregation === 'off' ? 'pw' : config.secureAggregation,
+    clippingRange: config.clippingRange,
+    quantizationRange: config.quantizationRange,
+    modulusRange: config.modulusRange,
+    threshold: config.reconstructSecretsThreshold,
+    shareSecretsRatio: config.shareSecretsRatio,
+    stageTimeoutMs: config.cipherTimeWindow,
+    numShares: config.numShares,
+    collusion: config.collusionModel === 'server-clients',
+    onViolation: config.thresholdViolation,
+  };
+}
+
 /** Options of {@link buildStrategy}. */
 export interface BuildStrategyOptions {
   /** Transport to the key authority (key-holder "authority" or "clients"). */
@@ -77,6 +101,7 @@ export interface BuildStrategyOptions {
  */
 export async function buildStrategy(config: RunConfig, options: BuildStrategyOptions = {}): Promise<Strategy> {
   if (config.strategy === 'plain') return new PlainFedAvg();
+  if (config.strategy === 'secagg') return new SecAggFedAvg(secAggSettings(config));
   const packing = packingFor(config);
   if (config.keyHolder === 'server') {
     const pair = options.keyPair ?? (await generatePaillierKeyPair({ bits: config.keyBits }));

@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter, HandlerContext, Interceptor } from '@connectrpc/connect';
-import { CipherMLError } from '../core/errors.ts';
+import { CipherMLError, isCipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { stackedChartsSvg } from '../core/svg-plot.ts';
 import {
@@ -15,11 +15,13 @@ import {
   TaskSchema,
   type JoinRequest,
   type PushResultRequest,
+  type SecAggStageResult,
+  type SecAggStageTask,
   type Task,
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { assertSameSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
-import { zeroModel, type FitOutcome, type GlobalModel, type Strategy, type StrategyInfo } from './strategy.ts';
+import { zeroModel, type FitOutcome, type GlobalModel, type StageReport, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 import { startRpcServer, type RpcServer, type TlsFiles } from './transport.ts';
 
 /**
@@ -86,6 +88,8 @@ export interface RoundRecord {
   readonly serverAuc: number | null;
   readonly bytesIn: number;
   readonly durationMs: number;
+  /** Multi-stage rounds (secure aggregation): survivors, dropouts, clipped values; else null. */
+  readonly secagg: StageReport | null;
 }
 
 /** Progress events, for live output. */
@@ -97,6 +101,7 @@ export type ServerEvent =
   | { readonly type: 'rejected'; readonly workerId: string; readonly code: string; readonly message: string }
   | { readonly type: 'round-start'; readonly round: number; readonly attempt: number; readonly selected: readonly string[] }
   | { readonly type: 'round-retry'; readonly round: number; readonly reason: string }
+  | { readonly type: 'stage'; readonly round: number; readonly stage: string; readonly answered: number; readonly expected: number; readonly ms: number }
   | { readonly type: 'round-end'; readonly record: RoundRecord }
   | { readonly type: 'finished'; readonly summary: RunSummary };
 
@@ -141,8 +146,10 @@ interface OpenTask {
   readonly taskId: string;
   readonly sessionId: string;
   readonly workerId: string;
-  readonly kind: 'fit' | 'evaluate';
+  readonly kind: 'fit' | 'evaluate' | 'secagg';
   readonly weight: number;
+  /** Stage tasks: validates and takes the answer (a throw rejects it). */
+  readonly accept?: (result: SecAggStageResult) => void;
 }
 
 interface RoundState {
@@ -153,6 +160,9 @@ interface RoundState {
   failures: number;
   bytesIn: number;
   settle: (() => void) | null;
+  /** Set when the strategy runs multi-stage rounds. */
+  roundId: string | null;
+  report: StageReport | null;
 }
 
 interface Checkpoint {
@@ -285,8 +295,18 @@ export class FlServer {
       for (;;) {
         attempt++;
         state = await this.#fitRound(round, attempt);
-        if (state.fits.length >= this.#s.minFitClients) break;
-        const reason = `${state.fits.length} of the required ${this.#s.minFitClients} fit results arrived (${state.failures} failed)`;
+        let reason = `${state.fits.length} of the required ${this.#s.minFitClients} fit results arrived (${state.failures} failed)`;
+        if (state.fits.length >= this.#s.minFitClients) {
+          try {
+            this.#model = await this.#strategy.aggregateFit(round, state.fits, this.#specs!, this.#stageRunner(state));
+            break;
+          } catch (e) {
+            // A multi-stage round that lost too many clients after training is retried like one
+            // that never got enough results; it never yields a wrong aggregate.
+            if (state.roundId === null || !isCipherMLError(e, 'CIPHERML_E_ROUND_FAILED')) throw e;
+            reason = e.problem;
+          }
+        }
         if (attempt >= this.#s.maxRoundAttempts) {
           this.#finish(`round ${round} failed: ${reason}`);
           throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `round ${round} failed after ${attempt} attempts: ${reason}`, { param: 'min-fit-clients', details: { round, attempts: attempt } });
@@ -294,7 +314,6 @@ export class FlServer {
         this.#emit({ type: 'round-retry', round, reason });
         await this.#waitForWorkers(this.#s.minFitClients, this.#s.roundTimeoutMs).catch(() => undefined);
       }
-      this.#model = await this.#strategy.aggregateFit(round, state.fits, this.#specs!);
       const evalRound = round % this.#s.evalEvery === 0 || round === this.#s.numRounds;
       const fed = evalRound ? await this.#evaluateRound(round) : null;
       const plain = this.#strategy.plaintext(this.#model);
@@ -313,6 +332,7 @@ export class FlServer {
         serverAuc: srv?.auc ?? null,
         bytesIn: state.bytesIn,
         durationMs: performance.now() - t0,
+        secagg: state.report,
       };
       this.#history.push(record);
       this.#nextRound = round + 1;
@@ -459,8 +479,12 @@ export class FlServer {
         this.#emit({ type: 'rejected', workerId: s.workerId, code: body.value.code, message: `worker reported: ${body.value.message}` });
       } else if (open.kind === 'fit' && body.case === 'fit') {
         st.bytesIn += body.value.model === undefined ? 0 : body.value.model.kind.case === 'encrypted' ? body.value.model.kind.value.packed.length : body.value.model.kind.case === 'plain' ? body.value.model.kind.value.tensors.reduce((a, t) => a + t.data.length, 0) : 0;
+        st.bytesIn += body.value.secaggKeys === undefined ? 0 : body.value.secaggKeys.cPk.length + body.value.secaggKeys.sPk.length;
         const decoded = this.#strategy.checkFitResult(body.value, this.#specs!, `result from ${s.workerId}`);
         st.fits.push({ workerId: s.workerId, numExamples: Number(body.value.numExamples), weight: open.weight, decoded, metrics: { ...body.value.metrics } });
+      } else if (open.kind === 'secagg' && body.case === 'secagg') {
+        st.bytesIn += stageBytes(body.value);
+        open.accept!(body.value);
       } else if (open.kind === 'evaluate' && body.case === 'evaluate') {
         if (!Number.isFinite(body.value.loss)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', 'evaluation loss is not finite', { param: 'loss' });
         st.evals.push({ numExamples: Number(body.value.numExamples), loss: body.value.loss, metrics: { ...body.value.metrics } });
@@ -534,10 +558,10 @@ export class FlServer {
     return pool.slice(0, k).sort((a, b) => a.workerId.localeCompare(b.workerId));
   }
 
-  async #collect(st: RoundState): Promise<void> {
+  async #collect(st: RoundState, timeoutMs: number = this.#s.roundTimeoutMs): Promise<void> {
     if (st.open.size === 0) return;
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, this.#s.roundTimeoutMs);
+      const t = setTimeout(resolve, timeoutMs);
       st.settle = () => {
         clearTimeout(t);
         resolve();
@@ -549,7 +573,7 @@ export class FlServer {
   }
 
   #newRound(round: number): RoundState {
-    const st: RoundState = { round, open: new Map(), fits: [], evals: [], failures: 0, bytesIn: 0, settle: null };
+    const st: RoundState = { round, open: new Map(), fits: [], evals: [], failures: 0, bytesIn: 0, settle: null, roundId: null, report: null };
     this.#round = st;
     return st;
   }
@@ -559,15 +583,65 @@ export class FlServer {
     const selected = this.#sample(this.#s.fractionFit, this.#s.minFitClients);
     const total = selected.reduce((a, s) => a + s.numExamples, 0);
     const payload = this.#strategy.payload(this.#model!);
+    if (this.#strategy.beginFit !== undefined) st.roundId = `${this.#runId.slice(0, 8)}-r${round}a${attempt}`;
+    const secagg = st.roundId === null ? undefined : this.#strategy.beginFit!(st.roundId, selected.length, this.#specs!);
     this.#emit({ type: 'round-start', round, attempt, selected: selected.map((s) => s.workerId) });
     for (const s of selected) {
       const taskId = `${this.#runId.slice(0, 8)}-r${round}a${attempt}-fit-${s.workerId}`;
       const weight = s.numExamples / total;
       st.open.set(taskId, { taskId, sessionId: s.id, workerId: s.workerId, kind: 'fit', weight });
-      this.#enqueue(s, create(TaskSchema, { taskId, round, body: { case: 'fit', value: { model: payload, weight, config: { ...this.#s.fitConfig, round: String(round) } } } }));
+      const fit = { model: payload, weight, config: { ...this.#s.fitConfig, round: String(round) }, ...(secagg === undefined ? {} : { secagg }) };
+      this.#enqueue(s, create(TaskSchema, { taskId, round, body: { case: 'fit', value: fit } }));
     }
     await this.#collect(st);
     return st;
+  }
+
+  /** The stage runner of a multi-stage round: stage tasks ride the round's open-task machinery. */
+  #stageRunner(st: RoundState): StageRunner {
+    return {
+      roundId: st.roundId ?? '',
+      run: async (stage: string, tasks: ReadonlyMap<string, SecAggStageTask>, timeoutMs: number, accept: (workerId: string, result: SecAggStageResult) => void) => {
+        const t0 = performance.now();
+        const answered = new Set<string>();
+        const rejected = new Set<string>();
+        const failuresBefore = st.failures;
+        for (const [workerId, body] of tasks) {
+          const s = this.#alive().find((x) => x.workerId === workerId);
+          if (s === undefined) continue;
+          const taskId = `${st.roundId}-${stage}-${workerId}`;
+          st.open.set(taskId, {
+            taskId,
+            sessionId: s.id,
+            workerId,
+            kind: 'secagg',
+            weight: 0,
+            accept: (result) => {
+              rejected.add(taskId);
+              accept(workerId, result);
+              rejected.delete(taskId);
+              answered.add(workerId);
+            },
+          });
+          this.#enqueue(s, create(TaskSchema, { taskId, round: st.round, body: { case: 'secagg', value: body } }));
+        }
+        const sent = new Map([...st.open].filter(([, t]) => t.kind === 'secagg').map(([id, t]) => [id, t.sessionId]));
+        await this.#collect(st, timeoutMs);
+        // Dropouts after training are the protocol's business (its report), not fit failures.
+        st.failures = failuresBefore;
+        // A client silent for a whole stage window has dropped out: forget its session so the
+        // next attempt does not wait for it (a live worker rejoins on its next poll).
+        for (const [taskId, sessionId] of sent) {
+          const s = this.#sessions.get(sessionId);
+          if (s !== undefined && !answered.has(s.workerId) && !rejected.has(taskId)) this.#drop(s, `no answer to ${stage} within cipher-time-window`);
+        }
+        this.#emit({ type: 'stage', round: st.round, stage, answered: answered.size, expected: tasks.size, ms: performance.now() - t0 });
+        return answered;
+      },
+      report: (report) => {
+        st.report = report;
+      },
+    };
   }
 
   async #evaluateRound(round: number): Promise<{ loss: number; accuracy?: number } | null> {
@@ -644,6 +718,21 @@ export class FlServer {
     await writeFileSafely(this.#checkpointPath(), JSON.stringify(ck), { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.json'), `${JSON.stringify({ runId: this.#runId, strategy: this.#strategy.name, keyHolder: this.#strategy.keyHolder, rounds: this.#history }, null, 2)}\n`, { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.svg'), historySvg(this.#history, `${this.#strategy.name} FedAvg (${this.#strategy.keyHolder})`), { overwrite: true });
+  }
+}
+
+/** Payload bytes of a stage answer (boxes, masked values, shares). */
+function stageBytes(r: SecAggStageResult): number {
+  const st = r.stage;
+  switch (st.case) {
+    case 'shareKeys':
+      return st.value.boxes.reduce((a, b) => a + b.box.length, 0);
+    case 'maskedInput':
+      return st.value.masked.length;
+    case 'unmask':
+      return [...st.value.keyShares, ...st.value.seedShares].reduce((a, s) => a + s.share.length, 0);
+    default:
+      return 0;
   }
 }
 

@@ -5,7 +5,7 @@ import type { RunConfig } from './config.ts';
 import { deriveToken, type NamedTensor } from './protocol.ts';
 import { buildStrategy, serverSettings } from './run.ts';
 import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent } from './server.ts';
-import { runWorker, type FlClient, type WorkerEvent, type WorkerSummary } from './worker.ts';
+import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type WorkerSummary } from './worker.ts';
 
 /**
  * All parties in one process: the same server, strategy, worker and key-authority code as the
@@ -15,7 +15,7 @@ import { runWorker, type FlClient, type WorkerEvent, type WorkerSummary } from '
 /** Options of {@link simulate}. */
 export interface SimulationOptions {
   readonly config: RunConfig;
-  readonly clients: readonly { readonly id: string; readonly client: FlClient }[];
+  readonly clients: readonly { readonly id: string; readonly client: FlClient; readonly dropAt?: WorkerOptions['dropAt'] }[];
   readonly evaluate?: (tensors: readonly NamedTensor[]) => EvalMetrics | Promise<EvalMetrics>;
   readonly onServerEvent?: (e: ServerEvent) => void;
   readonly onWorkerEvent?: (id: string, e: WorkerEvent) => void;
@@ -62,8 +62,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   await server.prepare();
   const transport = createRouterTransport((r) => server.routes(r), options.serverInterceptors === undefined ? {} : { router: { interceptors: options.serverInterceptors } });
   const running = server.run();
-  const workers = options.clients.map(({ id, client }) =>
+  const workers = options.clients.map(({ id, client, dropAt }) =>
     runWorker({
+      ...(dropAt === undefined ? {} : { dropAt }),
       workerId: id,
       token: config.token === '' ? '' : deriveToken(config.token, id),
       client,

@@ -11,7 +11,7 @@ import {
   type PaillierPrivateKey,
   type PaillierPublicKey,
 } from '../paillier/index.ts';
-import { ModelPayloadSchema, type FitResult, type ModelPayload, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { ModelPayloadSchema, type FitResult, type ModelPayload, type SecAggRound, type SecAggStageResult, type SecAggStageTask, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { assertSameSpecs, flatten, parameterCount, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
 
 /**
@@ -42,6 +42,23 @@ export interface StrategyInfo {
   readonly packing?: PackingSpec;
 }
 
+/** What a multi-stage round reports at its end (secure aggregation: survivors, dropouts, clipping). */
+export type StageReport = Readonly<Record<string, unknown>>;
+
+/**
+ * The server's side of a multi-stage round, handed to {@link Strategy.aggregateFit}: sends one
+ * task per named worker, waits until each answered or `timeoutMs` passed, and calls `accept` on
+ * every answer as it arrives (a throw rejects that answer, and the worker hears the error).
+ */
+export interface StageRunner {
+  /** The id the strategy was given in {@link Strategy.beginFit}. */
+  readonly roundId: string;
+  /** Resolves with the workers whose answers were accepted. */
+  run(stage: string, tasks: ReadonlyMap<string, SecAggStageTask>, timeoutMs: number, accept: (workerId: string, result: SecAggStageResult) => void): Promise<ReadonlySet<string>>;
+  /** Attaches the round's report to its history record. */
+  report(report: StageReport): void;
+}
+
 /** A FedAvg-family strategy. */
 export interface Strategy {
   readonly name: string;
@@ -52,8 +69,13 @@ export interface Strategy {
   payload(model: GlobalModel): ModelPayload;
   /** Validates a fit result on arrival (shape, key, layout, ranges); returns its decoded form. */
   checkFitResult(result: FitResult, specs: readonly TensorSpec[], param: string): unknown;
-  /** Aggregates a round's accepted results into the next global model. */
-  aggregateFit(round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[]): Promise<GlobalModel>;
+  /**
+   * Multi-stage strategies (secure aggregation): fixes the parameters of a round for the
+   * `selected` workers; they travel in every fit task of the round.
+   */
+  beginFit?(roundId: string, selected: number, specs: readonly TensorSpec[]): SecAggRound;
+  /** Aggregates a round's accepted results into the next global model, running further stages through `stages`. */
+  aggregateFit(round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[], stages?: StageRunner): Promise<GlobalModel>;
   /** The plaintext of a global model if this party may see it, else null. */
   plaintext(model: GlobalModel): readonly NamedTensor[] | null;
 }
@@ -63,7 +85,8 @@ export function zeroModel(specs: readonly TensorSpec[]): NamedTensor[] {
   return specs.map((s) => ({ name: s.name, shape: [...s.shape], values: new Float64Array(shapeSize(s.shape)) }));
 }
 
-function plainPayload(model: GlobalModel): ModelPayload {
+/** The wire payload of a global model as it is held (plain tensors or the encrypted vector). */
+export function plainPayload(model: GlobalModel): ModelPayload {
   if (model.kind === 'plain') return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(model.tensors) } } });
   return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed: model.packed, specs: [...model.specs], weightTotal: model.weightTotal } } });
 }

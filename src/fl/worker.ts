@@ -25,6 +25,7 @@ import {
   type Task,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { PROTOCOL_VERSION, fromRpcError, parameterCount, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+import { answerStage, beginWorkerRound, type SecAggWorkerRound } from './secagg.ts';
 import { weightedFlat } from './strategy.ts';
 
 /**
@@ -71,6 +72,7 @@ export interface FlClient {
 export type WorkerEvent =
   | { readonly type: 'joined'; readonly strategy: string; readonly keyHolder: string; readonly nextRound: number; readonly numRounds: number }
   | { readonly type: 'fit'; readonly round: number; readonly loss: number | null; readonly bytesOut: number; readonly ms: number }
+  | { readonly type: 'secagg'; readonly round: number; readonly stage: string; readonly bytesOut: number; readonly clipped?: number }
   | { readonly type: 'evaluate'; readonly round: number; readonly loss: number; readonly accuracy: number | null }
   | { readonly type: 'retry'; readonly reason: string; readonly delayMs: number }
   | { readonly type: 'task-failed'; readonly round: number; readonly code: string; readonly message: string }
@@ -90,6 +92,25 @@ export interface WorkerOptions {
   readonly reconnectTimeoutMs?: number;
   readonly pollWaitMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Simulates this worker dropping out (demos and tests): on receiving the named task of the
+   * named round it stops answering at once, without leaving, as a crashed device would.
+   */
+  readonly dropAt?: { readonly round: number; readonly stage: WorkerStage };
+}
+
+/** The tasks a worker can be told to drop out at: training, or a secure-aggregation stage. */
+export type WorkerStage = 'fit' | 'share-keys' | 'masked-input' | 'unmask';
+
+function stageOf(task: Task, round: SecAggWorkerRound | null): WorkerStage | null {
+  const b = task.body;
+  if (b.case === 'fit') return 'fit';
+  if (b.case !== 'secagg') return null;
+  const c = b.value.stage.case;
+  // stable-pw answers the roster with its masked input: there is no share-keys stage.
+  if (c === 'roster') return round?.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
+  if (c === 'inbox') return 'masked-input';
+  return c === 'unmask' ? 'unmask' : null;
 }
 
 /** What a worker ends with. */
@@ -133,6 +154,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let crypto: Crypto | null = null;
   let rounds = 0;
   let trained = false;
+  let secagg: SecAggWorkerRound | null = null;
 
   const join = async (): Promise<JoinResponse> => {
     const started = Date.now();
@@ -221,13 +243,35 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       return { rounds, reason: body.value.reason, model };
     }
     const base = { sessionId, taskId: task.taskId, round: task.round };
+    if (options.dropAt !== undefined && options.dropAt.round === task.round && options.dropAt.stage === stageOf(task, secagg)) {
+      const reason = `simulated dropout at ${options.dropAt.stage} of round ${task.round}`;
+      emit({ type: 'finished', reason });
+      return { rounds, reason, model: null };
+    }
     const heartbeat = setInterval(() => void server.heartbeat({ sessionId }).catch(() => undefined), Math.max(1000, pollWaitMs / 2));
     try {
+      if (body.case === 'secagg') {
+        if (secagg === null) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'a secure-aggregation stage task without a round begun by a fit task', { param: 'task' });
+        const result = answerStage(secagg, body.value);
+        const bytesOut = result.stage.case === 'maskedInput' ? result.stage.value.masked.length : result.stage.case === 'shareKeys' ? result.stage.value.boxes.reduce((a, b) => a + b.box.length, 0) : 0;
+        emit({ type: 'secagg', round: task.round, stage: stageOf(task, secagg) ?? 'unknown', bytesOut });
+        return create(PushResultRequestSchema, { ...base, body: { case: 'secagg', value: result } });
+      }
       if (body.case === 'fit') {
         const t0 = performance.now();
         const params = await decode(body.value.model);
         trained = true;
         const out = await options.client.fit(params, body.value.config);
+        if (body.value.secagg !== undefined) {
+          // Secure aggregation: the trained parameters stay here; only keys go out now.
+          secagg = beginWorkerRound(body.value.secagg, options.workerId, out.parameters, body.value.weight);
+          const keys = secagg.client.advertise();
+          rounds++;
+          emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut: 64, ms: performance.now() - t0 });
+          if (secagg.clipped > 0) emit({ type: 'secagg', round: task.round, stage: 'advertise', bytesOut: 64, clipped: secagg.clipped });
+          const metrics = { ...out.metrics, clipped: secagg.clipped };
+          return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { numExamples: BigInt(out.numExamples), metrics, secaggKeys: { cPk: keys.cPk, sPk: keys.sPk } } } });
+        }
         const payload = await encodeFit(out.parameters, body.value.weight);
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
