@@ -105,6 +105,23 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
     expect(await readFile(join(dir, 'demo-paillier', 'history.svg'), 'utf8')).toMatch(/^<svg/);
   });
 
+  it('demo homo-lr --strategy secagg --workers 5 --drop 1: the same accuracy as plain FedAvg with the same dropout, within 0.01', async () => {
+    const runs = [];
+    for (const strategy of ['plain', 'secagg']) {
+      const p = start(['demo', 'homo-lr', '--strategy', strategy, '--workers', '5', '--drop', '1', '--rounds', '10', '--run-dir', join(dir, `drop-${strategy}`), '--json']);
+      expect(await p.exit).toBe(0);
+      runs.push(lastJson(p));
+    }
+    const [plain, secure] = runs as [Record<string, unknown>, Record<string, unknown>];
+    expect(secure).toMatchObject({ strategy: 'secagg', keyHolder: 'none', rounds: 10, workers: 5, dropped: ['5'] });
+    expect(Math.abs((plain['accuracy'] as number) - (secure['accuracy'] as number))).toBeLessThanOrEqual(0.01);
+    expect(secure['accuracy']).toBeGreaterThanOrEqual(0.93);
+    const history = JSON.parse(await readFile(join(dir, 'drop-secagg', 'history.json'), 'utf8')) as { rounds: { round: number; secagg: { survivors: number; dropped: string[] } }[] };
+    expect(history.rounds[0]!.secagg).toMatchObject({ survivors: 5, dropped: [] });
+    expect(history.rounds[1]!.secagg).toMatchObject({ survivors: 4, dropped: ['5'] });
+    expect(history.rounds[2]!.secagg).toMatchObject({ survivors: 4, dropped: [] });
+  }, 180_000);
+
   it('a worker killed mid-round: the round completes with the remaining minimum and training finishes', async () => {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;

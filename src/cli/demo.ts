@@ -37,18 +37,26 @@ export function registerDemoCommands(program: Command): void {
   demo
     .command('homo-lr', { isDefault: true })
     .description('federated logistic regression on the breast cancer data: a server, two workers (and a key authority) as separate processes over gRPC on localhost')
-    .option('--strategy <name>', 'plain | paillier', 'paillier')
+    .option('--strategy <name>', 'plain | paillier | secagg', 'paillier')
     .option('--key-holder <who>', 'server | authority | clients', 'server')
+    .option('--secure-aggregation <mode>', 'with --strategy secagg: pw | stable-pw | secagg+', 'pw')
+    .option('--workers <n>', 'worker processes (the two hospital files are split into shards)', intOption('--workers'), 2)
+    .option('--drop <n>', 'workers that drop out in round 2 (secagg: after sharing keys)', intOption('--drop'), 0)
     .option('--rounds <n>', 'server rounds', intOption('--rounds'), 30)
     .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
     .option('--run-dir <dir>', 'run folder (default: runs/homo-lr-<strategy>-<key holder>-<time>)')
     .option('--json', 'progress on stderr; the last stdout line is one JSON summary')
-    .action(async (o: { strategy: string; keyHolder: string; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
-      if (o.strategy !== 'plain' && o.strategy !== 'paillier') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain or paillier, got "${o.strategy}"`, { param: '--strategy' });
+    .action(async (o: { strategy: string; keyHolder: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
+      if (o.strategy !== 'plain' && o.strategy !== 'paillier' && o.strategy !== 'secagg') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain, paillier or secagg, got "${o.strategy}"`, { param: '--strategy' });
       if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority or clients, got "${o.keyHolder}"`, { param: '--key-holder' });
+      const mode = o.secureAggregation;
+      if (mode !== 'pw' && mode !== 'stable-pw' && mode !== 'secagg+') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected pw, stable-pw or secagg+, got "${mode}"`, { param: '--secure-aggregation' });
       const { summary } = await runHomoLrDemo({
         strategy: o.strategy,
         keyHolder: o.keyHolder,
+        secureAggregation: mode,
+        workers: o.workers,
+        drop: o.drop,
         rounds: o.rounds,
         keyBits: o.keyBits,
         ...(o.runDir === undefined ? {} : { runDir: o.runDir }),
@@ -59,7 +67,8 @@ export function registerDemoCommands(program: Command): void {
         const acc = typeof summary['accuracy'] === 'number' ? summary['accuracy'].toFixed(4) : String(summary['accuracy']);
         const loss = typeof summary['loss'] === 'number' ? summary['loss'].toFixed(4) : String(summary['loss']);
         process.stdout.write(
-          `\nFederated logistic regression, ${String(summary['strategy'])} FedAvg (key holder ${String(summary['keyHolder'])}), ${String(summary['rounds'])} rounds over gRPC between 3+ processes\n` +
+          `\nFederated logistic regression, ${String(summary['strategy'])} FedAvg (key holder ${String(summary['keyHolder'])}), ${String(summary['rounds'])} rounds over gRPC between ${Number(summary['workers']) + 1}+ processes` +
+            `${(summary['dropped'] as string[]).length > 0 ? ` (worker ${(summary['dropped'] as string[]).join(', ')} dropped out in round 2)` : ''}\n` +
             `  test accuracy ${acc}, log loss ${loss} (evaluated on ${String(summary['evaluatedOn'])})\n` +
             `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n`,
         );

@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
 import { readPrivateKeyFile, generatePaillierKeyPair, writeKeyPairFiles } from '../paillier/index.ts';
-import { loadLogRegClient, logRegEvaluator } from '../fl/apps/logreg.ts';
+import { logRegClient, loadLogRegClient, logRegEvaluator } from '../fl/apps/logreg.ts';
+import { loadCsvDataset, shardDataset } from '../ml/csv.ts';
+import type { WorkerStage } from '../fl/worker.ts';
 import { KeyAuthority } from '../fl/authority.ts';
 import { describeRunConfig, loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { deriveToken } from '../fl/protocol.ts';
@@ -35,6 +37,17 @@ function printer(json: boolean | undefined): (line: string, obj: object) => void
     if (json === true) process.stdout.write(`${JSON.stringify(obj)}\n`);
     else process.stderr.write(`${line}\n`);
   };
+}
+
+const STAGES: readonly WorkerStage[] = ['fit', 'share-keys', 'masked-input', 'unmask'];
+
+function parseDropAt(text: string): { round: number; stage: WorkerStage } {
+  const m = /^(\d+):([a-z-]+)$/.exec(text);
+  const stage = STAGES.find((s) => s === m?.[2]);
+  if (m === null || stage === undefined || Number(m[1]) < 1) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected round:stage with stage one of ${STAGES.join(', ')} (e.g. 2:masked-input), got "${text}"`, { param: '--drop-at' });
+  }
+  return { round: Number(m[1]), stage };
 }
 
 /** `cipherml server|worker|key-authority|simulate|token` */
@@ -82,11 +95,21 @@ export function registerFlCommands(program: Command): void {
     .option('--seed <n>', 'local shuffling seed', intOption('--seed'), 1)
     .option('--validate-set <csv>', 'evaluate the final global model on this held-out set (when this worker may see the model)')
     .option('--log-every <n>', 'print training and evaluation lines every n rounds', intOption('--log-every'), 1)
+    .option('--shard <k/n>', 'train on the k-th of n contiguous shards of --train-set (simulating several data owners)')
+    .option('--drop-at <round:stage>', 'simulate a dropout: stop answering at this task (stage fit, share-keys, masked-input or unmask) and exit')
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; json?: boolean }) => {
+    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; shard?: string; dropAt?: string; json?: boolean }) => {
       const print = printer(o.json);
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
-      const client = await loadLogRegClient(o.trainSet, o.label, { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed });
+      const hyper = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed };
+      let client;
+      if (o.shard === undefined) client = await loadLogRegClient(o.trainSet, o.label, hyper);
+      else {
+        const m = /^(\d+)\/(\d+)$/.exec(o.shard);
+        if (m === null) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected k/n such as 2/3, got "${o.shard}"`, { param: '--shard' });
+        client = logRegClient(shardDataset(await loadCsvDataset(o.trainSet, { label: o.label }), Number(m[1]), Number(m[2])), hyper);
+      }
+      const dropAt = o.dropAt === undefined ? undefined : parseDropAt(o.dropAt);
       const tls = o.tlsCa === undefined ? {} : { tls: { ca: o.tlsCa } };
       const summary = await runWorker({
         workerId: o.id,
@@ -94,6 +117,7 @@ export function registerFlCommands(program: Command): void {
         client,
         transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
+        ...(dropAt === undefined ? {} : { dropAt }),
         onEvent: (e) => {
           const quiet = (e.type === 'fit' || e.type === 'evaluate') && e.round !== 1 && e.round % Math.max(1, o.logEvery) !== 0;
           if (!quiet || o.json === true) print(describeWorkerEvent(o.id, e), { worker: o.id, ...e });
@@ -102,6 +126,8 @@ export function registerFlCommands(program: Command): void {
       const validation = o.validateSet !== undefined && summary.model !== null ? (await logRegEvaluator(o.validateSet, o.label))(summary.model) : null;
       const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null, ...(validation === null ? {} : { validation }) };
       process.stdout.write(`${JSON.stringify(line)}\n`);
+      // A simulated dropout vanishes like a crashed device: no goodbye, open connections cut.
+      if (dropAt !== undefined && summary.reason.startsWith('simulated dropout')) process.exit(0);
     });
 
   program

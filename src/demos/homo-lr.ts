@@ -12,13 +12,20 @@ import type { ServerEvent } from '../fl/server.ts';
 
 /**
  * The federated demo of the README: a parameter server, two workers (hospital A and B with the
- * breast cancer split) and, when the key holder is an authority, a key-authority process — each a
- * separate Node process talking gRPC over loopback, exactly as on separate machines.
+ * breast cancer split; more workers share those two files as shards) and, when the key holder is
+ * an authority, a key-authority process — each a separate Node process talking gRPC over
+ * loopback, exactly as on separate machines.
  */
 
 /** Options of {@link runHomoLrDemo}. */
 export interface HomoLrDemoOptions {
-  readonly strategy: 'plain' | 'paillier';
+  readonly strategy: 'plain' | 'paillier' | 'secagg';
+  /** Worker processes (default 2): hospital A's file is split among ⌈n/2⌉, B's among ⌊n/2⌋. */
+  readonly workers?: number;
+  /** How many workers drop out in round 2 (secagg: after sharing keys, before the masked input). */
+  readonly drop?: number;
+  /** Protocol of strategy "secagg" (default "pw"). */
+  readonly secureAggregation?: 'pw' | 'stable-pw' | 'secagg+';
   readonly keyHolder: 'server' | 'authority' | 'clients';
   readonly rounds: number;
   readonly keyBits: number;
@@ -82,9 +89,13 @@ async function waitForLine(predicate: () => boolean, what: string, timeoutMs: nu
  */
 export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrDemoResult> {
   const onLine = options.onLine ?? (() => undefined);
+  const n = options.workers ?? 2;
+  const drop = options.drop ?? 0;
+  if (!Number.isInteger(n) || n < 2 || n > 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 2–64 workers, got ${n}`, { param: 'workers' });
+  if (!Number.isInteger(drop) || drop < 0 || drop > n - 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 0–${n - 2} dropouts for ${n} workers, got ${drop}`, { param: 'drop' });
   const data = (f: string) => join(packageRoot(), 'examples', 'data', f);
   const secret = randomBytes(24).toString('base64url');
-  const runDir = options.runDir ?? join(process.cwd(), 'runs', `homo-lr-${options.strategy}-${options.keyHolder}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const runDir = options.runDir ?? join(process.cwd(), 'runs', `homo-lr-${options.strategy}-${options.strategy === 'secagg' ? (options.secureAggregation ?? 'pw') : options.strategy === 'plain' ? 'none' : options.keyHolder}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(runDir, { recursive: true });
   const serverPort = await freePort();
   const children: { name: string; child: ChildProcess; exit: Promise<number | null> }[] = [];
@@ -115,7 +126,10 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       '--key-holder', options.keyHolder,
       '--key-bits', String(options.keyBits),
       '--num-server-rounds', String(options.rounds),
-      '--workers', '2',
+      '--min-available-clients', String(n),
+      '--min-fit-clients', String(n - drop),
+      '--min-evaluate-clients', String(n - drop),
+      ...(options.strategy === 'secagg' ? ['--secure-aggregation', options.secureAggregation ?? 'pw', '--cipher-time-window', '10000'] : []),
       '--validate-set', data('breast_homo_test.csv'),
       '--run-dir', runDir,
       '--token', secret,
@@ -133,13 +147,19 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     await waitForLine(() => listening || s.child.exitCode !== null, 'server', 120_000);
     // With key-holder "clients" only the workers can read the model: worker 1 scores it on the test set.
     let workerValidation: Record<string, unknown> | null = null;
-    const workers = [
-      ['1', 'breast_homo_guest.csv'],
-      ['2', 'breast_homo_host.csv'],
-    ].map(([id, file]) =>
+    const guestShards = Math.ceil(n / 2);
+    const plan = Array.from({ length: n }, (_, i) => {
+      const guest = i < guestShards;
+      const shard = guest ? `${i + 1}/${guestShards}` : `${i - guestShards + 1}/${n - guestShards}`;
+      return { id: String(i + 1), file: guest ? 'breast_homo_guest.csv' : 'breast_homo_host.csv', shard, drops: i >= n - drop };
+    });
+    const dropStage = options.strategy === 'secagg' ? 'masked-input' : 'fit';
+    const workers = plan.map(({ id, file, shard, drops }) =>
       cli(
         [
-          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file!), '--id', id!, '--token', deriveToken(secret, id!), '--seed', id!, '--log-every', '5',
+          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, '--token', deriveToken(secret, id), '--seed', id, '--log-every', '5',
+          ...(n > 2 ? ['--shard', shard] : []),
+          ...(drops ? ['--drop-at', `2:${dropStage}`] : []),
           ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
           ...(id === '1' && options.keyHolder === 'clients' ? ['--validate-set', data('breast_homo_test.csv')] : []),
         ],
@@ -158,7 +178,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     if (serverCode !== 0 || summary === null) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
     }
-    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>) };
+    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id) };
     const v = workerValidation as Record<string, unknown> | null;
     if (v !== null && final['evaluatedOn'] === 'workers') {
       Object.assign(final, { accuracy: v['accuracy'], loss: v['loss'], auc: v['auc'], evaluatedOn: 'validate-set (by worker 1: the server cannot read the model)' });

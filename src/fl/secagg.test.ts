@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { Interceptor } from '@connectrpc/connect';
 import { codeOf, codeOfAsync } from '../../test/helpers.ts';
-import { loadCsvDataset, type CsvDataset } from '../ml/csv.ts';
+import { loadCsvDataset, shardDataset, type CsvDataset } from '../ml/csv.ts';
 import { logRegClient, logRegEvaluator } from './apps/logreg.ts';
 import { resolveRunConfig, type RunConfig } from './config.ts';
 import { SecAggRoundSchema, SecAggStageTaskSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
@@ -17,16 +17,6 @@ import type { FlClient } from './worker.ts';
 
 const data = (f: string) => join(import.meta.dirname, '..', '..', 'examples', 'data', f);
 const defaults = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: 1 };
-
-/** Splits a dataset into `k` contiguous shards. */
-function shards(d: CsvDataset, k: number): CsvDataset[] {
-  const n = d.features.length;
-  return Array.from({ length: k }, (_, i) => {
-    const lo = Math.floor((i * n) / k);
-    const hi = Math.floor(((i + 1) * n) / k);
-    return { ...d, features: d.features.slice(lo, hi), labels: d.labels.slice(lo, hi) };
-  });
-}
 
 function recording(client: FlClient, sink: Float64Array[]): FlClient {
   return {
@@ -58,7 +48,7 @@ describe('secure aggregation in the federated runtime (in-process, same code as 
     dir = await mkdtemp(join(tmpdir(), 'cipherml-secagg-'));
     const guest = await loadCsvDataset(data('breast_homo_guest.csv'));
     const host = await loadCsvDataset(data('breast_homo_host.csv'));
-    parts = [...shards(guest, 3), ...shards(host, 2)];
+    parts = [1, 2, 3].map((i) => shardDataset(guest, i, 3)).concat([1, 2].map((i) => shardDataset(host, i, 2)));
     evaluate = await logRegEvaluator(data('breast_homo_test.csv'), 'y');
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { codeOf, codeOfAsync } from '../../test/helpers.ts';
-import { loadCsvDataset, parseCsvDataset } from './csv.ts';
+import fc from 'fast-check';
+import { loadCsvDataset, parseCsvDataset, shardDataset } from './csv.ts';
 
 describe('CSV datasets', () => {
   it('parses features and labels, dropping id', () => {
@@ -22,5 +23,22 @@ describe('CSV datasets', () => {
     expect(codeOf(() => parseCsvDataset('label,x\n1,2\n'))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(codeOf(() => parseCsvDataset('y,x\n1\n'))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(await codeOfAsync(() => loadCsvDataset('nope.csv'))).toBe('CIPHERML_E_IO');
+  });
+
+  it('shards partition the rows in order, for any row count and shard count (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 60 }), (n, k) => {
+        fc.pre(k <= n);
+        const ds = parseCsvDataset(`y,x\n${Array.from({ length: n }, (_, i) => `${i % 2},${i}`).join('\n')}\n`);
+        const rows = Array.from({ length: k }, (_, i) => shardDataset(ds, i + 1, k)).flatMap((s) => s.features.map((f) => f[0]));
+        expect(rows).toEqual(Array.from({ length: n }, (_, i) => i));
+      }),
+    );
+  });
+
+  it('rejects shard numbers outside the data', () => {
+    const ds = parseCsvDataset('y,x\n0,1\n1,2\n');
+    expect(codeOf(() => shardDataset(ds, 3, 2))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(codeOf(() => shardDataset(ds, 1, 3))).toBe('CIPHERML_E_INVALID_ARGUMENT');
   });
 });

@@ -74,3 +74,25 @@ export function parseCsvDataset(text: string, options: CsvOptions = {}, source =
 export async function loadCsvDataset(path: string, options: CsvOptions = {}): Promise<CsvDataset> {
   return parseCsvDataset(Buffer.from(await readFileTyped(path, 'path')).toString('utf8'), options, path);
 }
+
+/**
+ * The `index`-th of `count` contiguous, near-equal shards of a dataset (1-based, as in
+ * `--shard 2/3`), for splitting one party's file among several simulated workers.
+ *
+ * @example
+ * ```ts
+ * const second = shardDataset(train, 2, 3); // rows ⌊n/3⌋ … ⌊2n/3⌋ − 1
+ * ```
+ */
+export function shardDataset(data: CsvDataset, index: number, count: number): CsvDataset {
+  const n = data.features.length;
+  if (!Number.isInteger(count) || count < 1 || count > n) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `shard count ${count} must be an integer in 1..${n} (the number of rows)`, { param: 'shard' });
+  }
+  if (!Number.isInteger(index) || index < 1 || index > count) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `shard index ${index} must be an integer in 1..${count}`, { param: 'shard' });
+  }
+  const lo = Math.floor(((index - 1) * n) / count);
+  const hi = Math.floor((index * n) / count);
+  return { featureNames: data.featureNames, features: data.features.slice(lo, hi), labels: data.labels.slice(lo, hi) };
+}

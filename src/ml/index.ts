@@ -7,7 +7,7 @@
  * const ds = await loadCsvDataset('examples/data/breast_homo_test.csv', { label: 'y' });
  * ```
  */
-export { loadCsvDataset, parseCsvDataset } from './csv.ts';
+export { loadCsvDataset, parseCsvDataset, shardDataset } from './csv.ts';
 export type { CsvDataset, CsvOptions } from './csv.ts';
 export { LogisticRegression, MAX_FEATURE_COUNT, sigmoid } from './logistic-regression.ts';
 export type { Evaluation, FitOptions } from './logistic-regression.ts';
