@@ -25,6 +25,14 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: ['../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
   },
   {
+    files: ['src/ckks/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../demos/*', '../cli/*'] }] },
+  },
+  {
+    files: ['src/inference/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../secagg/*', '../fl/*', '../service/*', '../gateway/*', '../demos/*', '../cli/*'] }] },
+  },
+  {
     // service and gateway: above core/ckks/ml; neither imports the other's internals except the shared wire format (service/protocol).
     files: ['src/service/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['**/fl/*', '**/inference/*', '**/gateway/*', '**/demos/*', '**/cli/*', '**/bench/*'] }] },

@@ -1,0 +1,766 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { CipherMLError } from '../core/errors.ts';
+import { assertIntegerInRange } from '../core/guards.ts';
+import type { CkksParameters } from './params.ts';
+import { levelsOf, validateCkksParameters } from './params.ts';
+import type { Seal } from './seal.ts';
+import { loadSeal, sealCall, sealMessage } from './seal.ts';
+import type * as S from 'node-seal';
+
+/**
+ * Scales whose ratio differs from 1 by less than this are treated as equal when two ciphertexts
+ * are combined. After a ciphertext×ciphertext product and rescale the scale is Δ²/q_i, and SEAL's
+ * 40-bit primes satisfy |q_i/2^40 − 1| < 2^-20, so aligning such scales perturbs values by a
+ * relative error below 1e-5; anything further apart is a planning error and is refused.
+ */
+export const SCALE_TOLERANCE = 1e-5;
+
+/** Options of {@link CkksContext.create}. */
+export interface CreateContextOptions {
+  /**
+   * Rotation steps to generate Galois keys for (positive = rotate left). Only these are made:
+   * each key costs about as much as a relinearization key. Default: none.
+   */
+  readonly galoisSteps?: readonly number[];
+  /** Generate the relinearization key (needed for ciphertext×ciphertext). Default true. */
+  readonly relinearization?: boolean;
+}
+
+/**
+ * An encrypted vector of up to `slotCount` real numbers. It owns one SEAL ciphertext and must be
+ * freed with {@link CkksVector.delete} (or `using`); operations never free their inputs.
+ */
+export class CkksVector {
+  /** @internal */ readonly ct: S.Ciphertext;
+  /** Number of meaningful leading slots (the rest are zero or padding). */
+  readonly length: number;
+  readonly #owner: CkksContext;
+
+  /** @internal */
+  constructor(owner: CkksContext, ct: S.Ciphertext, length: number) {
+    this.#owner = owner;
+    this.ct = ct;
+    this.length = length;
+    owner.liveVectors++;
+  }
+  /** Remaining multiplicative levels (0: no more multiplications possible). */
+  get level(): number {
+    return this.#owner.levelOf(this);
+  }
+  /** The current encoding scale Δ (≈ 2^scaleBits). */
+  get scale(): number {
+    return this.ct.scale();
+  }
+  /** @internal */
+  get owner(): CkksContext {
+    return this.#owner;
+  }
+  /** Frees the SEAL ciphertext; safe to call twice. */
+  delete(): void {
+    if (this.ct.isDeleted()) return;
+    this.ct.delete();
+    this.#owner.liveVectors--;
+  }
+  [Symbol.dispose](): void {
+    this.delete();
+  }
+}
+
+interface Keys {
+  readonly secret: S.SecretKey | undefined;
+  readonly public: S.PublicKey;
+  readonly relin: S.RelinKeys | undefined;
+  readonly galois: S.GaloisKeys | undefined;
+}
+
+/**
+ * A CKKS context: parameters, keys and the SEAL encoder/encryptor/evaluator, with level and
+ * scale bookkeeping so that callers never meet SEAL's "scale mismatch" or "parameter mismatch":
+ *
+ * - every multiplication is followed by relinearization (ct×ct) and one rescale;
+ * - a plaintext or scalar multiplicand is encoded at scale q_ℓ (the prime the rescale drops), so
+ *   the product keeps the ciphertext's scale exactly;
+ * - operands at different levels are mod-switched down to the lower one, and scales that agree
+ *   within {@link SCALE_TOLERANCE} are aligned.
+ *
+ * A context made by {@link CkksContext.create} holds the secret key; one loaded from public bytes
+ * evaluates only (encrypts with the public key, cannot decrypt).
+ */
+export class CkksContext {
+  readonly params: CkksParameters;
+  /** Slots per ciphertext (N/2). */
+  readonly slotCount: number;
+  /** 32 hex characters identifying parameters and key set; carried by every serialized object. */
+  readonly fingerprint: string;
+  /** Sorted rotation steps with Galois keys. */
+  readonly galoisSteps: readonly number[];
+  /** Count of {@link CkksVector}s made by this context and not yet deleted (leak checks). */
+  liveVectors = 0;
+
+  /** @internal */ readonly seal: Seal;
+  /** @internal */ readonly sealContext: S.SEALContext;
+  /** @internal */ readonly keyId: Uint8Array;
+  readonly #params: S.EncryptionParameters;
+  readonly #keys: Keys;
+  readonly #encoder: S.CKKSEncoder;
+  readonly #encryptor: S.Encryptor;
+  readonly #decryptor: S.Decryptor | undefined;
+  readonly #evaluator: S.Evaluator;
+  /** Prime q_ℓ dropped by a rescale at chain index ℓ (index ℓ ↦ value). */
+  readonly #lastPrime: number[] = [];
+  readonly #scale: number;
+  #deleted = false;
+
+  /** @internal Use {@link CkksContext.create} or the deserializers. */
+  constructor(seal: Seal, params: CkksParameters, sealParams: S.EncryptionParameters, sealContext: S.SEALContext, keys: Keys, keyId: Uint8Array, galoisSteps: readonly number[]) {
+    this.seal = seal;
+    this.params = params;
+    this.#params = sealParams;
+    this.sealContext = sealContext;
+    this.#keys = keys;
+    this.keyId = keyId;
+    this.galoisSteps = galoisSteps;
+    this.#scale = 2 ** params.scaleBits;
+    this.#encoder = new seal.CKKSEncoder(sealContext);
+    this.slotCount = this.#encoder.slotCount();
+    this.#encryptor = new seal.Encryptor(sealContext, keys.public);
+    if (keys.secret !== undefined) this.#encryptor.setSecretKey(keys.secret);
+    this.#decryptor = keys.secret === undefined ? undefined : new seal.Decryptor(sealContext, keys.secret);
+    this.#evaluator = new seal.Evaluator(sealContext);
+    // The binding never returns null past the last level, so walk exactly firstChainIndex + 1 steps.
+    let cd = sealContext.firstContextData();
+    for (let remaining = cd.chainIndex(); remaining >= 0; remaining--) {
+      const parms = cd.parms();
+      const moduli = parms.coeffModulus();
+      const primes = seal.jsArrayFromVecModulus(moduli) as bigint[];
+      this.#lastPrime[cd.chainIndex()] = Number(primes[primes.length - 1]!);
+      moduli.delete();
+      parms.delete();
+      const next = cd.nextContextData();
+      cd.delete();
+      cd = next;
+    }
+    cd.delete();
+    this.fingerprint = fingerprintOf(sealParams, keyId);
+  }
+
+  /**
+   * Makes a fresh key set for `params`: secret key, public key, relinearization key and Galois
+   * keys for exactly `options.galoisSteps`.
+   *
+   * @example
+   * ```ts
+   * const ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [60, 40, 40, 60], scaleBits: 40 }, { galoisSteps: [1, 2, 4] });
+   * using x = ctx.encryptVector([1, 2, 3]);
+   * using y = ctx.mul(x, x);
+   * ctx.decryptVector(y); // ≈ [1, 4, 9]
+   * ctx.delete();
+   * ```
+   */
+  static async create(params: CkksParameters, options: CreateContextOptions = {}): Promise<CkksContext> {
+    const seal = await loadSeal();
+    validateCkksParameters(seal, params);
+    const steps = normalizeSteps(options.galoisSteps ?? [], params.polyModulusDegree / 2);
+    const { sealParams, sealContext } = makeSealContext(seal, params);
+    const kg = new seal.KeyGenerator(sealContext);
+    try {
+      const keys: Keys = {
+        secret: kg.secretKey(),
+        public: kg.createPublicKey(),
+        relin: options.relinearization === false ? undefined : kg.createRelinKeys(),
+        galois: steps.length === 0 ? undefined : sealCall('createGaloisKeys', () => kg.createGaloisKeysWithSteps(Int32Array.from(steps)), 'CIPHERML_E_SEAL_FAILURE', 'galoisSteps'),
+      };
+      return new CkksContext(seal, params, sealParams, sealContext, keys, randomBytes(16), steps);
+    } finally {
+      kg.delete();
+    }
+  }
+
+  /** @internal Builds a context around loaded keys. */
+  static fromParts(seal: Seal, params: CkksParameters, sealParams: S.EncryptionParameters, sealContext: S.SEALContext, keys: Partial<Keys> & { secret?: S.SecretKey | undefined }, keyId: Uint8Array, steps: readonly number[]): CkksContext {
+    let pub = keys.public;
+    if (pub === undefined) {
+      // A secret-key-only context (the client) still needs a public key object for SEAL's
+      // Encryptor; it encrypts symmetrically, so this fresh key never leaves the process.
+      const kg = new seal.KeyGenerator(sealContext, keys.secret!);
+      pub = kg.createPublicKey();
+      kg.delete();
+    }
+    return new CkksContext(seal, params, sealParams, sealContext, { secret: keys.secret, public: pub, relin: keys.relin, galois: keys.galois }, keyId, steps);
+  }
+
+  /** True when this context can decrypt. */
+  get hasSecretKey(): boolean {
+    return this.#keys.secret !== undefined;
+  }
+  /** Levels of a fresh ciphertext (number of rescales available). */
+  get maxLevel(): number {
+    return levelsOf(this.params);
+  }
+
+  /** @internal */
+  get keys(): Keys {
+    return this.#keys;
+  }
+  /** @internal */
+  get sealParams(): S.EncryptionParameters {
+    return this.#params;
+  }
+
+  /** Remaining levels of a ciphertext (SEAL chain index). */
+  levelOf(v: CkksVector): number {
+    this.#own(v, 'vector');
+    const pid = v.ct.parmsId();
+    const cd = this.sealContext.getContextData(pid);
+    const level = cd.chainIndex();
+    cd.delete();
+    pid.delete();
+    return level;
+  }
+
+  /**
+   * Encrypts up to `slotCount` numbers (the rest of the slots are zero). With the secret key the
+   * encryption is symmetric (same security, smaller seeded serialization); otherwise it uses the
+   * public key.
+   *
+   * @example
+   * ```ts
+   * using v = ctx.encryptVector(Float64Array.of(0.5, -1.25));
+   * ```
+   */
+  encryptVector(values: ArrayLike<number>): CkksVector {
+    const pt = this.#encode(values, 'values', this.#scale, undefined);
+    const ct = new this.seal.Ciphertext();
+    try {
+      sealCall('encrypt', () => (this.hasSecretKey ? this.#encryptor.encryptSymmetric(pt, ct) : this.#encryptor.encrypt(pt, ct)));
+    } catch (e) {
+      ct.delete();
+      throw e;
+    } finally {
+      pt.delete();
+    }
+    return new CkksVector(this, ct, values.length);
+  }
+
+  /**
+   * Encrypts vectors directly to their seeded SEAL serializations (the second polynomial of a
+   * symmetric ciphertext is replaced by the PRNG seed, halving the size). Needs the secret key.
+   * @internal Used by {@link serializeFreshCiphertexts}.
+   */
+  encryptSeeded(values: ArrayLike<number>): Uint8Array {
+    this.#needSecret('encrypt (seeded)');
+    const pt = this.#encode(values, 'values', this.#scale, undefined);
+    try {
+      const ser = sealCall('encrypt', () => this.#encryptor.encryptSymmetricSerializable(pt));
+      try {
+        return ser.saveToArray(this.seal.ComprModeType.none) as Uint8Array;
+      } finally {
+        ser.delete();
+      }
+    } finally {
+      pt.delete();
+    }
+  }
+
+  /**
+   * Decrypts and decodes; returns the first `length` slots (default: the vector's length).
+   *
+   * @example
+   * ```ts
+   * ctx.decryptVector(v); // Float64Array [≈0.5, ≈-1.25]
+   * ```
+   */
+  decryptVector(v: CkksVector, length: number = v.length): Float64Array {
+    this.#own(v, 'vector');
+    this.#needSecret('decryptVector');
+    assertIntegerInRange(length, 'length', 0, this.slotCount);
+    const pt = new this.seal.Plaintext();
+    try {
+      sealCall('decrypt', () => this.#decryptor!.decrypt(v.ct, pt));
+      const all = this.#encoder.decodeFloat64(pt) as Float64Array;
+      return all.slice(0, length);
+    } finally {
+      pt.delete();
+    }
+  }
+
+  /** a + b (levels and scales aligned first). */
+  add(a: CkksVector, b: CkksVector): CkksVector {
+    return this.#additive('add', a, b);
+  }
+
+  /** a − b (levels and scales aligned first). */
+  sub(a: CkksVector, b: CkksVector): CkksVector {
+    return this.#additive('sub', a, b);
+  }
+
+  #additive(op: 'add' | 'sub', a: CkksVector, b: CkksVector): CkksVector {
+    const [x, y] = this.#aligned(a, b);
+    const out = this.#fresh();
+    try {
+      sealCall(op, () => this.#evaluator[op](x.ct, y.ct, out));
+    } catch (e) {
+      out.delete();
+      throw e;
+    } finally {
+      this.#dropTemps(a, b, x, y);
+    }
+    return new CkksVector(this, out, Math.max(a.length, b.length));
+  }
+
+  /** acc += b in place (acc keeps its identity; b may be at a higher level). */
+  addInPlace(acc: CkksVector, b: CkksVector): void {
+    this.#own(acc, 'acc');
+    const y = this.#matchTo(b, acc);
+    sealCall('add', () => this.#evaluator.addInplace(acc.ct, y.ct));
+    if (y !== b) y.delete();
+  }
+
+  /** −a. */
+  negate(a: CkksVector): CkksVector {
+    this.#own(a, 'a');
+    const out = this.#fresh();
+    sealCall('negate', () => this.#evaluator.negate(a.ct, out));
+    return new CkksVector(this, out, a.length);
+  }
+
+  /** a ⊙ b, relinearized and rescaled: one level. */
+  mul(a: CkksVector, b: CkksVector): CkksVector {
+    const [x, y] = this.#aligned(a, b);
+    this.#needLevel(x, 'mul');
+    const relin = this.#needRelin();
+    const out = this.#fresh();
+    try {
+      sealCall('multiply', () => {
+        if (x === y) this.#evaluator.square(x.ct, out);
+        else this.#evaluator.multiply(x.ct, y.ct, out);
+        this.#evaluator.relinearizeInplace(out, relin);
+        this.#evaluator.rescaleToNextInplace(out);
+      });
+    } catch (e) {
+      out.delete();
+      throw e;
+    } finally {
+      this.#dropTemps(a, b, x, y);
+    }
+    return new CkksVector(this, out, Math.max(a.length, b.length));
+  }
+
+  /** a², relinearized and rescaled: one level. */
+  square(a: CkksVector): CkksVector {
+    return this.mul(a, a);
+  }
+
+  /** a ⊙ p for a plaintext vector p (zero beyond its length), rescaled: one level. */
+  mulPlain(a: CkksVector, values: ArrayLike<number>): CkksVector {
+    this.#own(a, 'a');
+    this.#needLevel(a, 'mulPlain');
+    const level = this.levelOf(a);
+    if (Array.prototype.every.call(values, (v: number) => v === 0)) return this.#zeroAt(level - 1, a.ct.scale(), Math.max(a.length, values.length));
+    const pt = this.#encodeAt(a, values, 'values', this.#lastPrime[level]!);
+    return this.#mulPlainRescale(a, pt, Math.max(a.length, values.length));
+  }
+
+  /** a · k for a real scalar k, rescaled: one level. */
+  mulScalar(a: CkksVector, k: number): CkksVector {
+    this.#own(a, 'a');
+    this.#needLevel(a, 'mulScalar');
+    // |k|·q_ℓ < 1/2 encodes to the zero polynomial (a transparent product).
+    if (Math.abs(k) * this.#lastPrime[this.levelOf(a)]! < 0.5) return this.#zeroAt(this.levelOf(a) - 1, a.ct.scale(), a.length);
+    const pt = this.#encodeScalarAt(a, k, 'k', this.#lastPrime[this.levelOf(a)]!);
+    return this.#mulPlainRescale(a, pt, a.length);
+  }
+
+  /** a + p for a plaintext vector p. No level used. */
+  addPlain(a: CkksVector, values: ArrayLike<number>): CkksVector {
+    this.#own(a, 'a');
+    const pt = this.#encodeAt(a, values, 'values', a.ct.scale());
+    return this.#addPlain(a, pt, Math.max(a.length, values.length));
+  }
+
+  /** a + k in every slot for a real scalar k. No level used. */
+  addScalar(a: CkksVector, k: number): CkksVector {
+    this.#own(a, 'a');
+    const pt = this.#encodeScalarAt(a, k, 'k', a.ct.scale());
+    return this.#addPlain(a, pt, a.length);
+  }
+
+  /**
+   * Σ_i k_i·x_i (+ bias) with one rescale for the whole sum: every x_i is multiplied by its
+   * scalar encoded at q_ℓ and accumulated before rescaling. Terms with k_i = 0 are skipped.
+   * All x_i must be at the same level. This is the inner loop of batch-packed linear layers.
+   *
+   * @example
+   * ```ts
+   * using y = ctx.linearCombination([x0, x1], [0.5, -2], 0.1); // 0.5·x0 − 2·x1 + 0.1
+   * ```
+   */
+  linearCombination(xs: readonly CkksVector[], ks: readonly number[], bias = 0): CkksVector {
+    if (xs.length === 0 || xs.length !== ks.length) {
+      throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${xs.length} vectors and ${ks.length} coefficients`, { param: 'ks' });
+    }
+    const first = xs[0]!;
+    this.#own(first, 'xs');
+    const level = this.levelOf(first);
+    this.#needLevel(first, 'linearCombination');
+    const q = this.#lastPrime[level]!;
+    const acc = this.#fresh();
+    const tmp = this.#fresh();
+    let started = false;
+    try {
+      for (let i = 0; i < xs.length; i++) {
+        const k = ks[i]!;
+        if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `coefficient ${i} is ${k}`, { param: `ks[${i}]` });
+        if (Math.abs(k) * q < 0.5) continue;
+        const x = xs[i]!;
+        this.#own(x, `xs[${i}]`);
+        if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
+        const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q);
+        try {
+          if (!started) {
+            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(x.ct, pt, acc));
+            started = true;
+          } else {
+            sealCall('multiplyPlain', () => {
+              this.#evaluator.multiplyPlain(x.ct, pt, tmp);
+              this.#evaluator.addInplace(acc, tmp);
+            });
+          }
+        } finally {
+          pt.delete();
+        }
+      }
+      if (!started) {
+        // All coefficients zero: SEAL refuses a transparent product, so start from Enc(0).
+        acc.delete();
+        const zero = this.#zeroAt(level - 1, first.ct.scale(), first.length);
+        if (bias === 0) return zero;
+        const out = this.addScalar(zero, bias);
+        zero.delete();
+        return out;
+      }
+      sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc));
+      if (bias !== 0) {
+        const out = new CkksVector(this, acc, first.length);
+        const pt = this.#encodeScalarAt(out, bias, 'bias', acc.scale());
+        sealCall('addPlain', () => this.#evaluator.addPlainInplace(acc, pt));
+        pt.delete();
+        return out;
+      }
+    } catch (e) {
+      if (!acc.isDeleted()) acc.delete();
+      throw e;
+    } finally {
+      tmp.delete();
+    }
+    return new CkksVector(this, acc, first.length);
+  }
+
+  /**
+   * Cyclic rotation to the left by `steps` slots (negative: right). Needs a Galois key for
+   * `steps`, or keys for every term of its non-adjacent-form decomposition into signed powers of
+   * two (SEAL then chains those rotations).
+   *
+   * @example
+   * ```ts
+   * using r = ctx.rotate(v, 1); // slot i holds v[i+1]
+   * ```
+   */
+  rotate(a: CkksVector, steps: number): CkksVector {
+    this.#own(a, 'a');
+    assertIntegerInRange(steps, 'steps', -(this.slotCount - 1), this.slotCount - 1);
+    const out = this.#fresh();
+    if (steps === 0) {
+      out.assign(a.ct);
+      return new CkksVector(this, out, a.length);
+    }
+    const gk = this.#keys.galois;
+    try {
+      if (gk === undefined) throw this.#noGalois(steps);
+      try {
+        this.#evaluator.rotateVector(a.ct, steps, gk, out);
+      } catch (e) {
+        if (/galois key not present|not valid for/i.test(sealMessage(e))) throw this.#noGalois(steps);
+        throw new CipherMLError('CIPHERML_E_SEAL_FAILURE', `rotate failed: ${sealMessage(e)}`, { param: 'steps', cause: e });
+      }
+    } catch (e) {
+      out.delete();
+      throw e;
+    }
+    return new CkksVector(this, out, a.length);
+  }
+
+  /**
+   * Rotate-and-add: slot 0 of the result holds the sum of slots [0, n), n a power of two ≤
+   * slotCount (slot i holds the cyclic window [i, i+n)). Needs Galois keys for
+   * {@link sumSlotsSteps}(n).
+   *
+   * @example
+   * ```ts
+   * const ctx = await CkksContext.create(params, { galoisSteps: sumSlotsSteps(8) });
+   * using s = ctx.sumSlots(ctx.encryptVector([1, 2, 3, 4, 5, 6, 7, 8]), 8); // slot 0 ≈ 36
+   * ```
+   */
+  sumSlots(a: CkksVector, n: number): CkksVector {
+    this.#own(a, 'a');
+    assertIntegerInRange(n, 'n', 1, this.slotCount);
+    if ((n & (n - 1)) !== 0) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `n = ${n} is not a power of two`, { param: 'n' });
+    const acc = this.#copy(a);
+    for (let step = 1; step < n; step *= 2) {
+      const r = this.rotate(acc, step);
+      this.addInPlace(acc, r);
+      r.delete();
+    }
+    return acc;
+  }
+
+  /** Mod-switches a copy of `a` down to `level` (no rescale: the scale is unchanged). */
+  toLevel(a: CkksVector, level: number): CkksVector {
+    this.#own(a, 'a');
+    const current = this.levelOf(a);
+    assertIntegerInRange(level, 'level', 0, current);
+    const out = this.#copy(a);
+    for (let l = current; l > level; l--) sealCall('modSwitch', () => this.#evaluator.cipherModSwitchToNextInplace(out.ct));
+    return out;
+  }
+
+  /** A copy sharing nothing with `a`. */
+  copy(a: CkksVector): CkksVector {
+    this.#own(a, 'a');
+    return this.#copy(a);
+  }
+
+  /** Frees every SEAL object of the context (vectors are freed by their owners). */
+  delete(): void {
+    if (this.#deleted) return;
+    this.#deleted = true;
+    for (const o of [this.#encoder, this.#encryptor, this.#decryptor, this.#evaluator, this.#keys.secret, this.#keys.public, this.#keys.relin, this.#keys.galois, this.sealContext, this.#params]) {
+      if (o !== undefined && !o.isDeleted()) o.delete();
+    }
+  }
+  [Symbol.dispose](): void {
+    this.delete();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  /**
+   * A fresh encryption of zero at `level` with `scale`: the product by a zero plaintext would be
+   * a transparent ciphertext, which SEAL (rightly) refuses to produce.
+   */
+  #zeroAt(level: number, scale: number, length: number): CkksVector {
+    const ct = this.#fresh();
+    sealCall('encryptZero', () => {
+      this.#encryptor.encryptZero(ct);
+      for (let l = this.maxLevel; l > level; l--) this.#evaluator.cipherModSwitchToNextInplace(ct);
+      ct.setScale(scale);
+    });
+    return new CkksVector(this, ct, length);
+  }
+
+  #fresh(): S.Ciphertext {
+    return new this.seal.Ciphertext();
+  }
+
+  #copy(a: CkksVector): CkksVector {
+    const out = this.#fresh();
+    out.assign(a.ct);
+    return new CkksVector(this, out, a.length);
+  }
+
+  #own(v: unknown, param: string): asserts v is CkksVector {
+    if (this.#deleted) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the context was deleted', { param: 'context' });
+    if (!(v instanceof CkksVector)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'expected a CkksVector', { param });
+    if (v.owner.fingerprint !== this.fingerprint) {
+      throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the vector belongs to key set ${v.owner.fingerprint}, this context is ${this.fingerprint}`, { param });
+    }
+    if (v.ct.isDeleted()) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the vector was deleted', { param });
+  }
+
+  #needSecret(what: string): void {
+    if (this.#decryptor === undefined) throw new CipherMLError('CIPHERML_E_CKKS_SECRET_KEY_MISSING', `${what} needs the secret key; this context holds evaluation keys only`, { param: 'context' });
+  }
+
+  #needRelin(): S.RelinKeys {
+    if (this.#keys.relin === undefined) {
+      throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', 'ciphertext×ciphertext multiplication needs the relinearization key, which this key set lacks', { param: 'relinKeys' });
+    }
+    return this.#keys.relin;
+  }
+
+  #needLevel(v: CkksVector, what: string): void {
+    if (this.levelOf(v) === 0) {
+      throw new CipherMLError('CIPHERML_E_CKKS_DEPTH_EXHAUSTED', `${what} needs a level but the ciphertext is at level 0 of ${this.maxLevel}`, { param: 'depth', details: { maxLevel: this.maxLevel } });
+    }
+  }
+
+  #noGalois(steps: number): CipherMLError {
+    return new CipherMLError('CIPHERML_E_CKKS_GALOIS_KEY_MISSING', `no Galois key for rotation by ${steps} (keys exist for [${this.galoisSteps.join(', ')}])`, { param: 'steps', details: { steps, available: this.galoisSteps } });
+  }
+
+  /** Returns versions of a, b at a common level and scale (copies only when needed). */
+  #aligned(a: CkksVector, b: CkksVector): [CkksVector, CkksVector] {
+    this.#own(a, 'a');
+    this.#own(b, 'b');
+    if (a === b) return [a, b];
+    const la = this.levelOf(a);
+    const lb = this.levelOf(b);
+    if (la > lb) return [this.#matchTo(a, b), b];
+    if (lb > la) return [a, this.#matchTo(b, a)];
+    this.#alignScale(b, a);
+    return [a, b];
+  }
+
+  /** `v` at `target`'s level with its scale aligned; `v` itself when nothing changes. */
+  #matchTo(v: CkksVector, target: CkksVector): CkksVector {
+    this.#own(v, 'b');
+    const lt = this.levelOf(target);
+    const lv = this.levelOf(v);
+    if (lv < lt) {
+      throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `operand is at level ${lv}, below the accumulator's ${lt}`, { param: 'b' });
+    }
+    const out = lv === lt ? v : this.toLevel(v, lt);
+    this.#alignScale(out, target);
+    return out;
+  }
+
+  #alignScale(v: CkksVector, target: CkksVector): void {
+    const sv = v.ct.scale();
+    const st = target.ct.scale();
+    if (sv === st) return;
+    if (Math.abs(sv / st - 1) > SCALE_TOLERANCE) {
+      throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `scales 2^${Math.log2(sv).toFixed(3)} and 2^${Math.log2(st).toFixed(3)} differ`, { param: 'b', details: { scale: sv, target: st } });
+    }
+    v.ct.setScale(st);
+  }
+
+  #dropTemps(a: CkksVector, b: CkksVector, x: CkksVector, y: CkksVector): void {
+    if (x !== a && x !== b) x.delete();
+    if (y !== a && y !== b) y.delete();
+  }
+
+  #mulPlainRescale(a: CkksVector, pt: S.Plaintext, length: number): CkksVector {
+    if (pt.isZero()) {
+      pt.delete();
+      return this.#zeroAt(this.levelOf(a) - 1, a.ct.scale(), length);
+    }
+    const out = this.#fresh();
+    try {
+      sealCall('multiplyPlain', () => {
+        this.#evaluator.multiplyPlain(a.ct, pt, out);
+        this.#evaluator.rescaleToNextInplace(out);
+      });
+    } catch (e) {
+      out.delete();
+      throw e;
+    } finally {
+      pt.delete();
+    }
+    return new CkksVector(this, out, length);
+  }
+
+  #addPlain(a: CkksVector, pt: S.Plaintext, length: number): CkksVector {
+    const out = this.#fresh();
+    try {
+      sealCall('addPlain', () => this.#evaluator.addPlain(a.ct, pt, out));
+    } catch (e) {
+      out.delete();
+      throw e;
+    } finally {
+      pt.delete();
+    }
+    return new CkksVector(this, out, length);
+  }
+
+  #encodeAt(at: CkksVector, values: ArrayLike<number>, param: string, scale: number): S.Plaintext {
+    const pid = at.ct.parmsId();
+    try {
+      return this.#encode(values, param, scale, pid);
+    } finally {
+      pid.delete();
+    }
+  }
+
+  #encodeScalarAt(at: CkksVector, k: number, param: string, scale: number): S.Plaintext {
+    if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `scalar is ${k}`, { param });
+    return this.#encodeAt(at, new Float64Array(this.slotCount).fill(k), param, scale);
+  }
+
+  #encode(values: ArrayLike<number>, param: string, scale: number, parmsId: S.ParmsIdType | undefined): S.Plaintext {
+    if (this.#deleted) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the context was deleted', { param: 'context' });
+    if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'expected an array of numbers', { param });
+    }
+    if (values.length > this.slotCount) {
+      throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${values.length} values do not fit in ${this.slotCount} slots`, { param, details: { length: values.length, slotCount: this.slotCount } });
+    }
+    const bound = 2 ** (this.params.coeffModulusBits[0]! - this.params.scaleBits - 1);
+    const arr = values instanceof Float64Array ? values : Float64Array.from(values as ArrayLike<number>);
+    const fresh = parmsId === undefined;
+    for (let i = 0; i < arr.length; i++) {
+      const x = arr[i]!;
+      if (!Number.isFinite(x)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `element ${i} is ${x}`, { param: `${param}[${i}]` });
+      if (fresh && Math.abs(x) >= bound) {
+        throw new CipherMLError('CIPHERML_E_OUT_OF_RANGE', `element ${i} = ${x} exceeds ±${bound}, the range the first ${this.params.coeffModulusBits[0]}-bit prime leaves above the scale`, { param: `${param}[${i}]` });
+      }
+    }
+    const pt = new this.seal.Plaintext();
+    try {
+      sealCall('encode', () => {
+        this.#encoder.encode(arr, scale, pt);
+        if (parmsId !== undefined) this.#evaluator.plainModSwitchToInplace(pt, parmsId);
+      });
+    } catch (e) {
+      pt.delete();
+      throw e;
+    }
+    return pt;
+  }
+}
+
+/** @internal SEAL EncryptionParameters + SEALContext for `params` (validated). */
+export function makeSealContext(seal: Seal, params: CkksParameters): { sealParams: S.EncryptionParameters; sealContext: S.SEALContext } {
+  const sealParams = new seal.EncryptionParameters(seal.SchemeType.ckks);
+  sealParams.setPolyModulusDegree(params.polyModulusDegree);
+  const moduli = sealCall('CoeffModulus.Create', () => seal.CoeffModulus.Create(params.polyModulusDegree, Int32Array.from(params.coeffModulusBits)), 'CIPHERML_E_SEAL_FAILURE', 'coeffModulusBits');
+  sealParams.setCoeffModulus(moduli);
+  moduli.delete();
+  const sealContext = new seal.SEALContext(sealParams, true, seal.SecLevelType.tc128);
+  if (!sealContext.parametersSet()) {
+    sealContext.delete();
+    sealParams.delete();
+    throw new CipherMLError('CIPHERML_E_CKKS_PARAMETERS_INSECURE', 'SEAL rejected the parameters at 128-bit security', { param: 'params' });
+  }
+  return { sealParams, sealContext };
+}
+
+/** @internal Rotation steps deduplicated, in range and sorted. */
+export function normalizeSteps(steps: readonly number[], slots: number): number[] {
+  if (!Array.isArray(steps)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'expected an array of integers', { param: 'galoisSteps' });
+  const out = new Set<number>();
+  steps.forEach((s, i) => {
+    assertIntegerInRange(s, `galoisSteps[${i}]`, -(slots - 1), slots - 1);
+    if (s !== 0) out.add(s);
+  });
+  return [...out].sort((a, b) => a - b);
+}
+
+/** @internal First 16 bytes of SHA-256(SEAL parameter bytes ‖ key-set id), as hex. */
+export function fingerprintOf(sealParams: S.EncryptionParameters, keyId: Uint8Array): string {
+  const p = sealParams.saveToArray({ value: 0 } as S.ComprModeType) as Uint8Array;
+  return createHash('sha256').update('cipherml-ckks-v1').update(p).update(keyId).digest().subarray(0, 16).toString('hex');
+}
+
+/**
+ * Galois steps {@link CkksContext.sumSlots} needs for a window of n slots: 1, 2, 4, …, n/2.
+ *
+ * @example
+ * ```ts
+ * sumSlotsSteps(8); // [1, 2, 4]
+ * ```
+ */
+export function sumSlotsSteps(n: number): number[] {
+  const out: number[] = [];
+  for (let s = 1; s < n; s *= 2) out.push(s);
+  return out;
+}
