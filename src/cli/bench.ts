@@ -4,6 +4,7 @@ import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
 import type * as FlBench from '../../bench/fl.ts';
+import type * as SecAggBench from '../../bench/secagg.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -61,5 +62,21 @@ export function registerBenchCommands(program: Command): void {
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatFlBench(r)}\n`);
+    });
+  bench
+    .command('secagg')
+    .description('one secure-aggregation round (pairwise masks, dropout recovery) against a plain FedAvg round of the same size, in-process clients; SecAgg+ at 1,000 clients')
+    .option('--clients <n>', 'clients in the round', intOption('--clients'), 100)
+    .option('--params <n>', 'model parameters per client', intOption('--params'), 100_000)
+    .option('--dropout <fraction>', 'fraction of clients dropping after sharing keys', (v) => Number(v), 0.1)
+    .option('--mode <mode>', 'pw | stable-pw | secagg+', 'pw')
+    .option('--plus-clients <n>', 'clients of the extra SecAgg+ round (0: skip)', intOption('--plus-clients'), 1000)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { clients: number; params: number; dropout: number; mode: string; plusClients: number; json?: boolean }) => {
+      const mode = opts.mode;
+      assertOneOf(mode, '--mode', ['pw', 'stable-pw', 'secagg+'] as const);
+      const mod = await importBench<typeof SecAggBench>(() => import('../../bench/secagg.ts'));
+      const r = await mod.runSecAggBench({ clients: opts.clients, params: opts.params, dropout: opts.dropout, mode, plusClients: opts.plusClients, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatSecAggBench(r)}\n`);
     });
 }

@@ -97,17 +97,21 @@ function refuse(problem: string, param: string): CipherMLError {
   return new CipherMLError('CIPHERML_E_PROTOCOL', problem, { param });
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 /** Length-checked uint32 little-endian decoding of a masked vector. */
 export function maskedFromWire(bytes: Uint8Array, length: number, param: string): Uint32Array {
   if (bytes.length !== length * 4) {
     throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `masked input has ${bytes.length} bytes, expected ${length * 4} (${length} uint32 values)`, { param });
   }
+  if (LITTLE_ENDIAN) return new Uint32Array(bytes.slice().buffer);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return Uint32Array.from({ length }, (_, i) => view.getUint32(i * 4, true));
 }
 
 /** uint32 values → little-endian bytes. */
 export function maskedToWire(values: Uint32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint8Array(values.length * 4);
   const view = new DataView(out.buffer);
   values.forEach((v, i) => view.setUint32(i * 4, v, true));

@@ -7,7 +7,7 @@ export { MAX_SECRET_BYTES, MAX_SHARE_X, SHARE_BYTES, splitSecret, reconstructSec
 export type { Share } from './shamir.ts';
 export { X25519_KEY_BYTES, BOX_OVERHEAD_BYTES, generateX25519KeyPair, x25519PublicFromPrivate, agreeKey, sealBox, openBox } from './keys.ts';
 export type { X25519KeyPair } from './keys.ts';
-export { MAX_MASK_LENGTH, aesCtrKeystream, expandMask, addMod, subMod, addModInPlace, subModInPlace } from './prg.ts';
+export { MAX_MASK_LENGTH, accumulateMask, aesCtrKeystream, expandMask, addMod, subMod, addModInPlace, reduceModInPlace, subModInPlace } from './prg.ts';
 export { MAX_QUANTIZATION_RANGE, quantize, dequantizeSum, modulusBitsFor } from './quantize.ts';
 export type { QuantizationSpec } from './quantize.ts';
 export { SecAggClient, SecAggServer, checkThreshold, neighboursOf, secAggPlusDegree } from './protocol.ts';

@@ -209,14 +209,29 @@ export function openBox(key: Uint8Array, box: Uint8Array, aad: Uint8Array): Uint
   return out;
 }
 
+/**
+ * Imported KeyObjects per raw key array: a client agrees keys with every peer under the same
+ * private key, and importing costs more than the agreement itself. An entry is used only while
+ * the array still holds the bytes it was imported from.
+ */
+const IMPORTED = new WeakMap<Uint8Array, { readonly bytes: Buffer; readonly key: KeyObject }>();
+
+function cachedImport(raw: Uint8Array, make: () => KeyObject): KeyObject {
+  const hit = IMPORTED.get(raw);
+  if (hit !== undefined && hit.bytes.equals(raw)) return hit.key;
+  const key = make();
+  IMPORTED.set(raw, { bytes: Buffer.from(raw), key });
+  return key;
+}
+
 function importPrivate(raw: Uint8Array, param: string): KeyObject {
   assertBytes(raw, param, X25519_KEY_BYTES);
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
+  return cachedImport(raw, () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' }));
 }
 
 function importPublic(raw: Uint8Array, param: string): KeyObject {
   assertBytes(raw, param, X25519_KEY_BYTES);
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  return cachedImport(raw, () => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' }));
 }
 
 function assertBytes(value: unknown, param: string, length?: number): asserts value is Uint8Array {

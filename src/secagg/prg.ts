@@ -160,6 +160,57 @@ export function subModInPlace(acc: Uint32Array, b: Uint32Array, modulusBits: num
 }
 
 /** 2^k − 1 as an int32 bit pattern usable with `&` (k = 32 gives −1, i.e. all ones). */
+/**
+ * acc ← acc + sign·PRG(seed) (mod 2^32), without materialising the mask: the keystream of
+ * {@link expandMask} is added chunk by chunk. Reducing mod 2^k can wait until the end
+ * ({@link reduceModInPlace}) because 2^k divides 2^32, so Σ ± (PRG(s) mod 2^k) and
+ * (Σ ± PRG(s)) mod 2^k agree.
+ *
+ * @example
+ * ```ts
+ * accumulateMask(y, seed, +1);      // y + PRG(seed)
+ * reduceModInPlace(y, 24);          // now in Z_{2^24}, equal to addModInPlace(y, expandMask(seed, n, 24), 24)
+ * ```
+ */
+export function accumulateMask(acc: Uint32Array, seed: Uint8Array, sign: 1 | -1): Uint32Array {
+  if (!(acc instanceof Uint32Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected a Uint32Array, got ${describe(acc)}`, { param: 'acc' });
+  assertBytes(seed, 'seed', 32);
+  if (!LITTLE_ENDIAN) {
+    const mask = expandMask(seed, acc.length, 32);
+    for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + sign * mask[i]!;
+    return acc;
+  }
+  const cipher = createCipheriv('aes-256-ctr', seed, new Uint8Array(16));
+  const WORDS = 1 << 16;
+  const zeros = new Uint8Array(4 * Math.min(WORDS, acc.length));
+  for (let off = 0; off < acc.length; off += WORDS) {
+    const n = Math.min(WORDS, acc.length - off);
+    const ks = cipher.update(n * 4 === zeros.length ? zeros : zeros.subarray(0, n * 4));
+    const words = ks.byteOffset % 4 === 0 ? new Uint32Array(ks.buffer, ks.byteOffset, n) : new Uint32Array(Uint8Array.from(ks).buffer);
+    // Uint32Array stores ToUint32 of the assigned value: the sum is taken mod 2^32 exactly.
+    if (sign > 0) for (let i = 0; i < n; i++) acc[off + i] = acc[off + i]! + words[i]!;
+    else for (let i = 0; i < n; i++) acc[off + i] = acc[off + i]! - words[i]!;
+  }
+  cipher.final();
+  return acc;
+}
+
+/**
+ * acc ← acc mod 2^k.
+ *
+ * @example
+ * ```ts
+ * reduceModInPlace(Uint32Array.of(0x1ff), 8); // Uint32Array [255]
+ * ```
+ */
+export function reduceModInPlace(acc: Uint32Array, modulusBits: number): Uint32Array {
+  assertIntegerInRange(modulusBits, 'modulusBits', 1, 32);
+  if (modulusBits === 32) return acc;
+  const mask = maskFor(modulusBits);
+  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! & mask;
+  return acc;
+}
+
 function maskFor(k: number): number {
   return k === 32 ? -1 : 2 ** k - 1;
 }

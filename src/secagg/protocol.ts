@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
-import { addModInPlace, expandMask, subModInPlace } from './prg.ts';
+import { accumulateMask, addModInPlace, expandMask, reduceModInPlace } from './prg.ts';
 import { reconstructSecret, shareFromBytes, shareToBytes, splitSecret, type Share } from './shamir.ts';
 
 /**
@@ -327,14 +327,13 @@ export class SecAggClient {
       }
     }
     const y = input.slice();
-    if (!stable) addModInPlace(y, expandMask(this.#seed!, y.length, bits), bits);
+    if (!stable) accumulateMask(y, this.#seed!, 1);
     for (const v of this.#neighbours) {
       if (!holders.includes(v)) continue;
       const peer = roster.entries.find((e) => e.id === v)!;
-      const mask = expandMask(agreeKey(this.#s.privateKey, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), y.length, bits);
-      if (sign(this.id, v) > 0) addModInPlace(y, mask, bits);
-      else subModInPlace(y, mask, bits);
+      accumulateMask(y, agreeKey(this.#s.privateKey, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(this.id, v));
     }
+    reduceModInPlace(y, bits);
     this.#stage = 'masked';
     return { stage: 'masked-input', roundId: this.#p.roundId, from: this.id, masked: y };
   }
@@ -529,18 +528,17 @@ export class SecAggServer {
       return shares;
     };
     const sum = this.#sumMasked(req.survivors);
-    for (const u of req.survivors) subModInPlace(sum, expandMask(reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), sum.length, bits), bits);
+    for (const u of req.survivors) accumulateMask(sum, reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), -1);
     for (const v of req.dropped) {
       const sk = reconstructSecret(collect(v, 'keyShares'), this.#p.threshold);
       for (const u of neighboursOf(v, roster, this.#p.mode)) {
         if (!req.survivors.includes(u)) continue;
         const peer = roster.entries.find((e) => e.id === u)!;
-        const mask = expandMask(agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sum.length, bits);
         // y_u holds Δ(u,v)·PRG(s_uv); remove it.
-        if (sign(u, v) > 0) subModInPlace(sum, mask, bits);
-        else addModInPlace(sum, mask, bits);
+        accumulateMask(sum, agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(u, v) > 0 ? -1 : 1);
       }
     }
+    reduceModInPlace(sum, bits);
     this.#stage = 'done';
     return { sum, survivors: req.survivors, dropped: req.dropped };
   }

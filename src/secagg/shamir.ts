@@ -140,25 +140,41 @@ export function reconstructSecret(shares: readonly Share[], degree: number): Uin
     (i) => `shares[${i}].x`,
   );
 
-  // Accumulate Σ y_i·n_i/d_i as one fraction A/B so that only one inversion is needed:
-  // A/B + y·n/d = (A·d + y·n·B) / (B·d). Every d_i ≠ 0 because the x are distinct and < P.
   const used = shares.slice(0, degree + 1);
-  let num = 0n;
-  let den = 1n;
-  for (let i = 0; i < used.length; i++) {
-    const xi = BigInt(used[i]!.x);
+  const lambda = lagrangeAtZero(used.map((s) => s.x));
+  let acc = 0n;
+  for (let i = 0; i < used.length; i++) acc = fieldAdd(acc, fieldMul(used[i]!.y, lambda[i]!));
+  return decodeSecret(acc);
+}
+
+/**
+ * Lagrange coefficients at 0 for the points xs: λ_i = Π_{j≠i} x_j / (x_j − x_i) mod P, so that
+ * f(0) = Σ λ_i·f(x_i) for any f of degree < |xs|. A round reconstructs many secrets from the
+ * same holders, so the coefficients of recent point sets are kept (O(t²) once, then O(t) per
+ * secret).
+ */
+const LAGRANGE_CACHE = new Map<string, readonly bigint[]>();
+const LAGRANGE_CACHE_SIZE = 16;
+
+function lagrangeAtZero(xs: readonly number[]): readonly bigint[] {
+  const key = xs.join(',');
+  const hit = LAGRANGE_CACHE.get(key);
+  if (hit !== undefined) return hit;
+  const out = xs.map((x, i) => {
+    const xi = BigInt(x);
     let n = 1n;
     let d = 1n;
-    for (let j = 0; j < used.length; j++) {
+    for (let j = 0; j < xs.length; j++) {
       if (j === i) continue;
-      const xj = BigInt(used[j]!.x);
+      const xj = BigInt(xs[j]!);
       n = fieldMul(n, xj);
       d = fieldMul(d, fieldSub(xj, xi));
     }
-    num = fieldAdd(fieldMul(num, d), fieldMul(fieldMul(used[i]!.y, n), den));
-    den = fieldMul(den, d);
-  }
-  return decodeSecret(fieldMul(num, fieldInv(den)));
+    return fieldMul(n, fieldInv(d));
+  });
+  if (LAGRANGE_CACHE.size >= LAGRANGE_CACHE_SIZE) LAGRANGE_CACHE.delete(LAGRANGE_CACHE.keys().next().value!);
+  LAGRANGE_CACHE.set(key, out);
+  return out;
 }
 
 /**
