@@ -30,7 +30,7 @@ import { SIGMOID_POLY3 } from '../../ml/poly-logreg.ts';
  */
 
 /** Multiplicative levels one epoch consumes (see the module comment). */
-export const EPOCH_DEPTH = 4;
+export const EPOCH_DEPTH: number = 4;
 
 /**
  * CKKS parameters of the trainer: N = 8192 (4096 slots), primes 43 + 4×33 + 43 = 218 bits (the
@@ -45,7 +45,7 @@ export const EPOCH_DEPTH = 4;
 export const TRAIN_CKKS_PARAMETERS: CkksParameters = { polyModulusDegree: 8192, coeffModulusBits: [43, 33, 33, 33, 33, 43], scaleBits: 33 };
 
 /** Largest row count a training upload may hold. */
-export const MAX_TRAIN_ROWS = 1 << 20;
+export const MAX_TRAIN_ROWS: number = 1 << 20;
 
 /** How rows are laid out in slots. */
 export interface PackingPlan {
@@ -63,7 +63,7 @@ export interface PackingPlan {
  * planPacking(984, 4096); // { period: 1024, blocks: 1, rows: 984 }
  * ```
  */
-export function planPacking(rows: number, slots: number, batchSize = slots): PackingPlan {
+export function planPacking(rows: number, slots: number, batchSize: number = slots): PackingPlan {
   assertIntegerInRange(rows, 'rows', 1, MAX_TRAIN_ROWS);
   assertIntegerInRange(batchSize, 'batchSize', 1, slots);
   let period = 1;
@@ -143,7 +143,7 @@ function blockColumns(ctx: CkksContext, rows: readonly ArrayLike<number>[], plan
  * const bytes = encryptTrainingData(ctx, ds.features, ds.labels, 1024);
  * ```
  */
-export function encryptTrainingData(ctx: CkksContext, rows: readonly ArrayLike<number>[], labels: ArrayLike<number>, batchSize = ctx.slotCount): Uint8Array {
+export function encryptTrainingData(ctx: CkksContext, rows: readonly ArrayLike<number>[], labels: ArrayLike<number>, batchSize: number = ctx.slotCount): Uint8Array {
   if (rows.length !== labels.length) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${rows.length} feature rows but ${labels.length} labels`, { param: 'labels' });
   const plan = planPacking(rows.length, ctx.slotCount, batchSize);
   const meta: DataMeta = { kind: 'train_data', rows: rows.length, features: rows[0]?.length ?? 0, period: plan.period, blocks: plan.blocks };
@@ -158,7 +158,7 @@ export function encryptTrainingData(ctx: CkksContext, rows: readonly ArrayLike<n
  * const bytes = encryptPredictData(ctx, test.features);
  * ```
  */
-export function encryptPredictData(ctx: CkksContext, rows: readonly ArrayLike<number>[], batchSize = ctx.slotCount): Uint8Array {
+export function encryptPredictData(ctx: CkksContext, rows: readonly ArrayLike<number>[], batchSize: number = ctx.slotCount): Uint8Array {
   const plan = planPacking(rows.length, ctx.slotCount, batchSize);
   const meta: DataMeta = { kind: 'predict_data', rows: rows.length, features: rows[0]?.length ?? 0, period: plan.period, blocks: plan.blocks };
   return encryptToBytes(ctx, blockColumns(ctx, rows, plan, undefined), meta);

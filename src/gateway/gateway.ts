@@ -1,0 +1,266 @@
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CipherMLError } from '../core/errors.ts';
+import { writeFileSafely } from '../core/io.ts';
+import { CkksContext, readSecretKeyFile, serializePublicContext, writeKeyFiles } from '../ckks/index.ts';
+import type { CsvDataset } from '../ml/csv.ts';
+import { sigmoid } from '../ml/logistic-regression.ts';
+import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../service/train/encrypted-lr.ts';
+import type { TrainHyperParams } from '../service/train/encrypted-lr.ts';
+import { ServiceClient } from './client.ts';
+
+/** scikit-learn's linear model shape, as in HE4Cloud's model.json. */
+export interface ModelJson {
+  readonly coef_: readonly (readonly number[])[];
+  readonly intercept_: readonly number[];
+}
+
+/** Where the gateway talks to and keeps its keys. */
+export interface GatewayOptions {
+  readonly service: string;
+  readonly token: string;
+  /** `NAME/VERSION` of the deployed model. */
+  readonly model: string;
+  /** Local key store (default `~/.cipherml/gateway`); secret keys are written 0600. */
+  readonly keyDir: string;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** Figures of a fit (the CLI's `--json` output). */
+export interface FitFigures {
+  readonly jobId: string;
+  readonly trainMs: number;
+  readonly totalMs: number;
+  readonly epochs: number;
+  readonly refreshes: number;
+  readonly rows: number;
+  readonly features: number;
+}
+
+function parseModelName(model: string): { name: string; version: string } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(model);
+  if (m === null) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected NAME/VERSION, got ${JSON.stringify(model)}`, { param: '--model' });
+  return { name: m[1]!, version: m[2]! };
+}
+
+/**
+ * Parses a features or labels CSV: a header line, then numbers. A bad line is reported by its
+ * 1-based line number (header = line 1).
+ *
+ * @example
+ * ```ts
+ * parseNumericCsv('a,b\n1,2\n', 'features.csv').rows; // [[1, 2]]
+ * ```
+ */
+export function parseNumericCsv(text: string, source: string): { header: string[]; rows: Float64Array[] } {
+  const lines = text.split(/\r?\n/);
+  const header = (lines[0] ?? '').split(',').map((h) => h.trim());
+  if (header.length === 0 || header[0] === '') throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line 1: missing header`, { param: source, details: { line: 1 } });
+  const rows: Float64Array[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === '') continue;
+    const cells = line.split(',');
+    if (cells.length !== header.length) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${i + 1}: ${cells.length} cells, the header has ${header.length}`, { param: source, details: { line: i + 1 } });
+    const row = Float64Array.from(cells, (c) => (c.trim() === '' ? Number.NaN : Number(c)));
+    const bad = row.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${i + 1}: column "${header[bad]}" is ${JSON.stringify(cells[bad])}, not a finite number`, { param: source, details: { line: i + 1, column: header[bad] } });
+    rows.push(row);
+  }
+  if (rows.length === 0) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} has no data lines`, { param: source, details: { line: 2 } });
+  return { header, rows };
+}
+
+/** Checks a model.json value. */
+export function validateModelJson(value: unknown, features: number): ModelJson {
+  const m = value as Partial<ModelJson> | null;
+  const coef = m?.coef_?.[0];
+  if (m === null || !Array.isArray(m.coef_) || m.coef_.length !== 1 || !Array.isArray(coef) || !Array.isArray(m.intercept_) || m.intercept_.length !== 1 || ![...coef, m.intercept_[0]].every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'model.json must be {"coef_": [[w1, …, wF]], "intercept_": [b]} with finite numbers', { param: '--model-file' });
+  }
+  if (coef.length !== features) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `model.json has ${coef.length} coefficients, the features ${features} columns`, { param: '--model-file', details: { model: coef.length, features } });
+  return m as ModelJson;
+}
+
+/**
+ * The trusted gateway: holds the CKKS secret key, encrypts model and data, drives the fit job
+ * (answering refresh requests), decrypts the trained model, and predicts.
+ *
+ * @example
+ * ```ts
+ * const gw = new Gateway({ service: 'http://127.0.0.1:8080', token, model: 'lr/1', keyDir: 'keys' });
+ * const { trained } = await gw.fit({ model, hyper, features: csvText, labels: csvText });
+ * ```
+ */
+export class Gateway {
+  readonly client: ServiceClient;
+  readonly #opts: GatewayOptions;
+  readonly #base: string;
+  readonly #keyPath: string;
+
+  constructor(options: GatewayOptions) {
+    this.#opts = options;
+    const { name, version } = parseModelName(options.model);
+    this.client = new ServiceClient(options.service, options.token);
+    this.#base = `/api/v1/${name}/${version}`;
+    this.#keyPath = join(options.keyDir, `${name}@${version}`, 'ckks');
+  }
+
+  #progress(line: string): void {
+    this.#opts.onProgress?.(line);
+  }
+
+  /** Generates a fresh key set (`/keys/generate/model`), stores it 0600, uploads the public context. */
+  async generateKeys(): Promise<{ fingerprint: string }> {
+    await mkdir(join(this.#keyPath, '..'), { recursive: true, mode: 0o700 });
+    const ctx = await CkksContext.create(TRAIN_CKKS_PARAMETERS, { galoisSteps: trainingGaloisSteps(TRAIN_CKKS_PARAMETERS.polyModulusDegree / 2) });
+    try {
+      await writeKeyFiles(this.#keyPath, ctx, { overwrite: true });
+      await this.client.json('POST', `${this.#base}/application/register_user`);
+      await this.client.upload('PUT', `${this.#base}/context/public`, serializePublicContext(ctx));
+      return { fingerprint: ctx.fingerprint };
+    } finally {
+      ctx.delete();
+    }
+  }
+
+  async #secret(): Promise<CkksContext> {
+    const st = await stat(this.#keyPath).catch(() => undefined);
+    if (st === undefined) throw new CipherMLError('CIPHERML_E_IO', `no key for ${this.#opts.model} in ${this.#opts.keyDir}: run fit first`, { param: '--key-dir' });
+    if ((st.mode & 0o077) !== 0) await chmod(this.#keyPath, 0o600);
+    return readSecretKeyFile(this.#keyPath);
+  }
+
+  /** Encrypts the training set (`/encrypt/data/fit`). */
+  async encryptFitData(features: string, labels: string, batchSize?: number): Promise<{ bytes: Uint8Array; rows: number; features: number }> {
+    const x = parseNumericCsv(features, 'features');
+    const y = parseNumericCsv(labels, 'labels');
+    if (y.header.length !== 1) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `labels line 1: expected one column, got ${y.header.length}`, { param: 'labels', details: { line: 1 } });
+    if (y.rows.length !== x.rows.length) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${x.rows.length} feature rows but ${y.rows.length} labels`, { param: 'labels' });
+    const ctx = await this.#secret();
+    try {
+      return { bytes: encryptTrainingData(ctx, x.rows, y.rows.map((r) => r[0]!), batchSize), rows: x.rows.length, features: x.header.length };
+    } finally {
+      ctx.delete();
+    }
+  }
+
+  /**
+   * The whole fit: keys, register, profile, uploads, job with progress and refreshes, download
+   * and decrypt. The decrypted model is re-uploaded freshly encrypted for predict.
+   */
+  async fit(input: { model: unknown; requirements?: Record<string, unknown>; hyper: unknown; features: string; labels: string }): Promise<{ trained: ModelJson; figures: FitFigures }> {
+    const t0 = performance.now();
+    const hyper: TrainHyperParams = validateHyperParams(input.hyper);
+    await this.generateKeys();
+    const batchSize = input.requirements?.['batchSize'];
+    await this.client.json('POST', `${this.#base}/add_profile`, input.requirements ?? {});
+    const data = await this.encryptFitData(input.features, input.labels, typeof batchSize === 'number' ? Math.min(batchSize, TRAIN_CKKS_PARAMETERS.polyModulusDegree / 2) : undefined);
+    if (data.features !== hyper.numberOfFeatures) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `the features CSV has ${data.features} columns, numberOfFeatures is ${hyper.numberOfFeatures}`, { param: '--hyper-params' });
+    const model = validateModelJson(input.model, data.features);
+    const ctx = await this.#secret();
+    try {
+      await this.client.upload('PUT', `${this.#base}/model`, encryptWeights(ctx, model.coef_[0]!, model.intercept_[0]!));
+      await this.client.upload('PUT', `${this.#base}/data/fit`, data.bytes);
+      this.#progress(`uploaded ${data.rows} encrypted rows × ${data.features} features`);
+      const { jobId } = await this.client.json<{ jobId: string }>('POST', `${this.#base}/fit`, { ...hyper });
+      let last = '';
+      for (;;) {
+        const job = await this.client.json<{ status: string; progress: number; error: { code: string; message: string } | null; figures: Record<string, unknown> }>('GET', `${this.#base}/jobs/${jobId}`);
+        const line = `job ${jobId}: ${job.status}, ${(job.progress * 100).toFixed(0)}% (refreshes ${String(job.figures['refreshes'] ?? 0)})`;
+        if (line !== last) this.#progress((last = line));
+        if (job.status === 'succeeded') {
+          const w = decryptWeights(ctx, await this.client.bytes('GET', `${this.#base}/model/trained`));
+          await this.client.upload('PUT', `${this.#base}/model/trained`, encryptWeights(ctx, w.coef, w.intercept));
+          const trained: ModelJson = { coef_: [Array.from(w.coef)], intercept_: [w.intercept] };
+          return { trained, figures: { jobId, trainMs: Number(job.figures['trainMs']), totalMs: Math.round(performance.now() - t0), epochs: hyper.numberOfEpochs, refreshes: Number(job.figures['refreshes'] ?? 0), rows: data.rows, features: data.features } };
+        }
+        if (job.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', `job ${jobId} failed: ${job.error?.message ?? 'unknown'}`, { param: 'jobId', details: { error: job.error } });
+        if (job.status === 'awaiting_refresh') {
+          const bytes = await this.client.bytes('GET', `${this.#base}/jobs/${jobId}/refresh`).catch(() => undefined);
+          if (bytes !== undefined) {
+            const w = decryptWeights(ctx, bytes);
+            await this.client.upload('PUT', `${this.#base}/jobs/${jobId}/refresh`, encryptWeights(ctx, w.coef, w.intercept));
+            continue;
+          }
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      ctx.delete();
+    }
+  }
+
+  /** Predicts on a features CSV: encrypts (`/encrypt/data/predict`), asks the service, decrypts; σ of the logit. */
+  async predict(features: string): Promise<Float64Array> {
+    const x = parseNumericCsv(features, 'features');
+    const ctx = await this.#secret();
+    try {
+      const scores = await this.client.bytes('POST', `${this.#base}/predict?features=${x.header.length}`, encryptPredictData(ctx, x.rows));
+      return Float64Array.from(decryptScores(ctx, scores), sigmoid);
+    } finally {
+      ctx.delete();
+    }
+  }
+}
+
+/**
+ * CLI helper: `gateway fit` with files.
+ *
+ * @example
+ * ```ts
+ * await gatewayFitFiles({ service, token, model: 'lr/1', keyDir: 'keys', modelFile: 'model.json', hyperParams: 'hp.json', features: 'x.csv', labels: 'y.csv', out: 'trained.json' });
+ * ```
+ */
+export async function gatewayFitFiles(o: GatewayOptions & { modelFile: string; requirements?: string | undefined; hyperParams: string; features: string; labels: string; out: string; overwrite?: boolean }): Promise<FitFigures> {
+  const read = async (p: string, param: string): Promise<string> => {
+    try {
+      return await readFile(p, 'utf8');
+    } catch (e) {
+      throw new CipherMLError('CIPHERML_E_IO', `cannot read ${p}`, { param, cause: e });
+    }
+  };
+  const json = async (p: string, param: string): Promise<unknown> => {
+    const text = await read(p, param);
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${p} is not JSON: ${(e as Error).message}`, { param, cause: e });
+    }
+  };
+  const gw = new Gateway(o);
+  const { trained, figures } = await gw.fit({
+    model: await json(o.modelFile, '--model-file'),
+    ...(o.requirements === undefined ? {} : { requirements: (await json(o.requirements, '--requirements')) as Record<string, unknown> }),
+    hyper: await json(o.hyperParams, '--hyper-params'),
+    features: await read(o.features, '--features'),
+    labels: await read(o.labels, '--labels'),
+  });
+  await writeFileSafely(o.out, `${JSON.stringify(trained)}\n`, { overwrite: o.overwrite ?? true });
+  return figures;
+}
+
+/**
+ * CLI helper: `gateway predict` with files; writes a CSV with header `probability`.
+ *
+ * @example
+ * ```ts
+ * await gatewayPredictFiles({ service, token, model: 'lr/1', keyDir: 'keys', features: 'x.csv', out: 'p.csv' });
+ * ```
+ */
+export async function gatewayPredictFiles(o: GatewayOptions & { features: string; out: string }): Promise<{ rows: number }> {
+  const text = await readFile(o.features, 'utf8').catch((e: unknown) => {
+    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${o.features}`, { param: '--features', cause: e });
+  });
+  const p = await new Gateway(o).predict(text);
+  await writeFileSafely(o.out, `probability\n${Array.from(p, (v) => v.toPrecision(8)).join('\n')}\n`, { overwrite: true });
+  return { rows: p.length };
+}
+
+/** Splits a dataset into features.csv / labels.csv texts (examples and tests). */
+export function toFeatureLabelCsv(ds: CsvDataset): { features: string; labels: string } {
+  return {
+    features: `${ds.featureNames.join(',')}\n${ds.features.map((r) => Array.from(r).join(',')).join('\n')}\n`,
+    labels: `y\n${Array.from(ds.labels).join('\n')}\n`,
+  };
+}

@@ -1,0 +1,13 @@
+/**
+ * cipherml/gateway — the trusted side of the encrypted training service: keys (kept locally,
+ * 0600), encryption of model and data, the fit job with refreshes, decryption, prediction.
+ *
+ * @example
+ * ```ts
+ * import { Gateway } from 'cipherml/gateway';
+ * const gw = new Gateway({ service: 'http://127.0.0.1:8080', token, model: 'lr/1', keyDir: 'keys' });
+ * ```
+ */
+export { Gateway, gatewayFitFiles, gatewayPredictFiles, parseNumericCsv, toFeatureLabelCsv, validateModelJson } from './gateway.ts';
+export type { FitFigures, GatewayOptions, ModelJson } from './gateway.ts';
+export { ServiceClient } from './client.ts';
