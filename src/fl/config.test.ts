@@ -425,7 +425,9 @@ describe('loadRunConfig and the example files', () => {
     expect(plain).toMatchObject({ strategy: 'plain', validateSet: 'examples/data/breast_homo_test.csv', label: 'y', minFitClients: 2 });
     const paillier = await loadRunConfig({ path: 'examples/homo-lr/run-paillier.toml' });
     expect(paillier).toMatchObject({ strategy: 'paillier', keyHolder: 'server', keyBits: 2048 });
-    for (const path of ['examples/homo-lr/run.toml', 'examples/homo-lr/run-paillier.toml']) {
+    const secagg = await loadRunConfig({ path: 'examples/homo-lr/run-secagg.toml' });
+    expect(secagg).toMatchObject({ strategy: 'secagg', secureAggregation: 'pw', minFitClients: 4, cipherTimeWindow: 20_000 });
+    for (const path of ['examples/homo-lr/run.toml', 'examples/homo-lr/run-paillier.toml', 'examples/homo-lr/run-secagg.toml']) {
       expect(Object.keys(parseRunConfigToml(await readFile(path, 'utf8'), path)).length).toBeGreaterThan(5);
     }
   });

@@ -1,6 +1,24 @@
 /**
- * Secure aggregation (Bonawitz et al., CCS 2017): field and Shamir sharing, X25519 key agreement
- * and sealed boxes, the AES-CTR mask PRG with Z_{2^k} vector arithmetic, and quantization.
+ * cipherml/secagg — secure aggregation (Bonawitz et al., CCS 2017): field and Shamir sharing,
+ * X25519 key agreement and sealed boxes, the AES-CTR mask PRG with Z_{2^k} vector arithmetic,
+ * quantization, and the client/server state machines (pw, stable-pw, secagg+). The federated
+ * runtime drives them with `--strategy secagg` (see docs/secagg.md).
+ *
+ * @example
+ * ```ts
+ * import { SecAggClient, SecAggServer } from 'cipherml/secagg';
+ * const params = { mode: 'pw', roundId: 'r1', length: 3, modulusBits: 16, threshold: 2 } as const;
+ * const server = new SecAggServer(params, { minClients: 3 });
+ * const clients = ['a', 'b', 'c'].map((id) => new SecAggClient(id, params));
+ * for (const c of clients) server.receive(c.advertise());
+ * const roster = server.closeAdvertise();
+ * for (const c of clients) server.receive(c.shareKeys(roster));
+ * const inboxes = server.closeShareKeys();
+ * for (const c of clients) server.receive(c.maskedInput(Uint32Array.of(1, 2, 3), inboxes.get(c.id)!));
+ * const request = server.closeMaskedInput();
+ * for (const c of clients) server.receive(c.unmask(request as never));
+ * server.finish().sum; // Uint32Array [3, 6, 9]
+ * ```
  */
 export { FIELD_PRIME, FIELD_BYTES, fieldReduce, fieldAdd, fieldSub, fieldMul, fieldInv, randomFieldElement } from './field.ts';
 export { MAX_SECRET_BYTES, MAX_SHARE_X, SHARE_BYTES, splitSecret, reconstructSecret, shareToBytes, shareFromBytes } from './shamir.ts';
