@@ -1,0 +1,42 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+
+const defaultKeyDir = (): string => process.env['CIPHERML_GATEWAY_KEYS'] ?? join(homedir(), '.cipherml', 'gateway');
+
+/** `cipherml gateway …` — the trusted side: keys, encryption, fit, predict. */
+export function registerGatewayCommands(program: Command): void {
+  const gw = program.command('gateway').description('trusted gateway of the encrypted training service (holds the secret key)');
+  gw.command('fit')
+    .description('generate keys, encrypt model and data, train on the service, decrypt the trained model')
+    .requiredOption('--service <url>', 'service base URL, e.g. http://127.0.0.1:8080')
+    .requiredOption('--token <token>', 'bearer token (cipherml serve token create)')
+    .requiredOption('--model <name/version>', 'deployed model')
+    .requiredOption('--model-file <path>', 'initial model.json ({"coef_": [[…]], "intercept_": [b]})')
+    .option('--requirements <path>', 'requirements.json (e.g. {"batchSize": 1024})')
+    .requiredOption('--hyper-params <path>', 'hyper_params.json (numberOfEpochs, learningRate, numberOfFeatures, logisticRegressionActivation)')
+    .requiredOption('--features <path>', 'features CSV with a header')
+    .requiredOption('--labels <path>', 'labels CSV with a header (one column, 0/1)')
+    .requiredOption('--out <path>', 'trained.json (same shape as model.json)')
+    .option('--key-dir <dir>', 'local key store (secret keys 0600)', defaultKeyDir())
+    .option('--json', 'print one JSON object with the job figures')
+    .action(async (o: { service: string; token: string; model: string; modelFile: string; requirements?: string; hyperParams: string; features: string; labels: string; out: string; keyDir: string; json?: boolean }) => {
+      const { gatewayFitFiles } = await import('../gateway/index.ts');
+      const figures = await gatewayFitFiles({ ...o, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(o.json === true ? `${JSON.stringify(figures)}\n` : `trained ${figures.epochs} epochs on ${figures.rows} encrypted rows in ${(figures.totalMs / 1000).toFixed(1)} s (service ${(figures.trainMs / 1000).toFixed(1)} s, ${figures.refreshes} refreshes) → ${o.out}\n`);
+    });
+  gw.command('predict')
+    .description('encrypt features, predict on the service, decrypt; writes a CSV with header "probability"')
+    .requiredOption('--service <url>', 'service base URL')
+    .requiredOption('--token <token>', 'bearer token')
+    .requiredOption('--model <name/version>', 'deployed model (fit first)')
+    .requiredOption('--features <path>', 'features CSV with a header')
+    .requiredOption('--out <path>', 'predictions.csv')
+    .option('--key-dir <dir>', 'local key store', defaultKeyDir())
+    .option('--json', 'print {"rows", "out"}')
+    .action(async (o: { service: string; token: string; model: string; features: string; out: string; keyDir: string; json?: boolean }) => {
+      const { gatewayPredictFiles } = await import('../gateway/index.ts');
+      const r = await gatewayPredictFiles(o);
+      process.stdout.write(o.json === true ? `${JSON.stringify({ rows: r.rows, out: o.out })}\n` : `${r.rows} predictions → ${o.out}\n`);
+    });
+}

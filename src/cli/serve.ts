@@ -1,0 +1,51 @@
+import type { Command } from 'commander';
+import { CipherMLError } from '../core/errors.ts';
+import { assertOneOf } from '../core/guards.ts';
+import { intOption } from './options.ts';
+
+/** `cipherml serve …` — the untrusted training service and its token tool (loaded lazily: other commands never load fastify or pg). */
+export function registerServeCommands(program: Command): void {
+  const serve = program
+    .command('serve')
+    .description('run the encrypted training service (REST under /api/v1, docs at /docs)')
+    .option('--port <port>', 'TCP port (0 = any free port)', intOption('--port'), 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--data <dir>', 'data folder (SQLite database and blob files)', 'data')
+    .option('--db <url>', 'postgres://… to keep rows and blobs in PostgreSQL')
+    .option('--max-body-mb <mb>', 'largest request body in MiB', intOption('--max-body-mb'), 256)
+    .option('--json', 'print one JSON line with the URL once listening')
+    .action(async (opts: { port: number; host: string; data: string; db?: string; maxBodyMb: number; json?: boolean }) => {
+      const { startService } = await import('../service/index.ts');
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, maxBodyBytes: opts.maxBodyMb * 1024 * 1024 });
+      process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          void svc.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+  const token = serve.command('token').description('bearer tokens of the service');
+  token
+    .command('create')
+    .description('create the user if needed and print a new token (on the last line); only its SHA-256 is stored')
+    .requiredOption('--user <name>', 'user name')
+    .option('--role <role>', 'owner | user', 'user')
+    .option('--json', 'print {"user","role","token"}')
+    // --data and --db are the `serve` options (commander parses parent options after subcommands too).
+    .action(async (_local: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ user: string; role: string; data: string; db?: string; json?: boolean }>();
+      assertOneOf(opts.role, '--role', ['owner', 'user'] as const);
+      if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(opts.user)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'user names are 1–64 letters, digits, ".", "_", "@" or "-"', { param: '--user' });
+      const { openStorage } = await import('../service/index.ts');
+      const storage = await openStorage({ dataDir: opts.data, db: opts.db });
+      try {
+        const user = await storage.ensureUser(opts.user, opts.role);
+        const t = await storage.createToken(user.id);
+        process.stdout.write(opts.json === true ? `${JSON.stringify({ user: user.name, role: user.role, token: t })}\n` : `token for ${user.name} (${user.role}):\n${t}\n`);
+      } finally {
+        await storage.close();
+      }
+    });
+}
