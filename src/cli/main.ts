@@ -8,7 +8,6 @@ import { registerPaillierCommands } from './paillier.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerBenchCommands } from './bench.ts';
 import { registerFlCommands } from './fl.ts';
-import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
 
@@ -33,7 +32,6 @@ export function buildProgram(): Command {
   registerDemoCommands(program);
   registerPaillierCommands(program);
   registerFlCommands(program);
-  registerHeCommands(program);
   registerServeCommands(program);
   registerGatewayCommands(program);
   registerBenchCommands(program);
