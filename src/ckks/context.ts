@@ -387,8 +387,9 @@ export class CkksContext {
 
   /**
    * Σ_i k_i·x_i (+ bias) with one rescale for the whole sum: every x_i is multiplied by its
-   * scalar encoded at q_ℓ and accumulated before rescaling. Terms with k_i = 0 are skipped.
-   * All x_i must be at the same level. This is the inner loop of batch-packed linear layers.
+   * scalar encoded at q_ℓ (compensated for any scale difference between the x_i, so the sum is
+   * exact) and accumulated before rescaling. Terms with k_i ≈ 0 are skipped. All x_i must be at
+   * the same level. This is the inner loop of batch-packed linear layers.
    *
    * @example
    * ```ts
@@ -415,16 +416,21 @@ export class CkksContext {
         const x = xs[i]!;
         this.#own(x, `xs[${i}]`);
         if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
-        const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q);
+        // Encoding k at q·(Δ₀/Δᵢ) makes every product's scale Δ₀·q, so terms whose scales drifted
+        // apart (different product paths) still add exactly.
+        const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q * (first.ct.scale() / x.ct.scale()));
         try {
           if (!started) {
             sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(x.ct, pt, acc));
             started = true;
           } else {
-            sealCall('multiplyPlain', () => {
-              this.#evaluator.multiplyPlain(x.ct, pt, tmp);
-              this.#evaluator.addInplace(acc, tmp);
-            });
+            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(x.ct, pt, tmp));
+            const [st, sa] = [tmp.scale(), acc.scale()];
+            if (st !== sa) {
+              if (Math.abs(st / sa - 1) > 1e-9) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] has scale 2^${Math.log2(x.scale).toFixed(3)}, xs[0] 2^${Math.log2(first.scale).toFixed(3)}`, { param: `xs[${i}]` });
+              tmp.setScale(sa); // floating-point residue of the compensated encoding only
+            }
+            sealCall('add', () => this.#evaluator.addInplace(acc, tmp));
           }
         } finally {
           pt.delete();

@@ -1,0 +1,89 @@
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
+import { intOption } from './options.ts';
+
+/**
+ * `cipherml he …`: HE-MAN's five steps with its short flags (-m model, -c calibration, -o output,
+ * -i input, -k key). Every option can also come from an environment variable (CIPHERML_HE_*),
+ * as HE-MAN allows; a flag wins over the variable.
+ */
+
+const opt = (flags: string, text: string, env: string): Option => new Option(flags, `${text} (env ${env})`).env(env);
+const req = (flags: string, text: string, env: string): Option => opt(flags, text, env).makeOptionMandatory();
+
+function print(json: boolean | undefined, obj: Record<string, unknown>, text: string): void {
+  process.stdout.write(json === true ? `${JSON.stringify(obj)}\n` : `${text}\n`);
+}
+
+/** Registers `cipherml he`. */
+export function registerHeCommands(program: Command): void {
+  const he = program.command('he').description('encrypted ONNX inference with CKKS (HE-MAN workflow: keyparams, keygen, encrypt, inference, decrypt)');
+  const common = (c: Command): Command => c.addOption(opt('--overwrite', 'replace existing output files', 'CIPHERML_HE_OVERWRITE')).addOption(opt('--json', 'print JSON', 'CIPHERML_HE_JSON'));
+
+  common(
+    he
+      .command('keyparams')
+      .description('calibrate the model on plaintext inputs, fit polynomial activations, choose CKKS parameters; writes keyparams and <model>_calibrated.onnx')
+      .addOption(req('-m, --model <path>', 'ONNX model', 'CIPHERML_HE_MODEL'))
+      .addOption(req('-c, --calibration <path>', 'calibration inputs (.npz/.zip of .npy, or .npy)', 'CIPHERML_HE_CALIBRATION'))
+      .addOption(req('-o, --out <path>', 'keyparams JSON to write', 'CIPHERML_HE_OUT'))
+      .addOption(opt('--degree <n>', 'degree of the Relu/Sigmoid polynomials (default 2)', 'CIPHERML_HE_DEGREE').argParser(intOption('--degree')))
+      .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: 30, or 26 if needed)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits'))),
+  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; scaleBits?: number; overwrite?: boolean; json?: boolean }) => {
+    const r = await heKeyParams({ model: o.model, calibration: o.calibration, out: o.out, overwrite: o.overwrite === true, ...(o.degree === undefined ? {} : { degree: o.degree }), ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }) });
+    const p = r.keyParams.params;
+    print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...r.keyParams }, `depth ${r.keyParams.depth}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${r.keyParams.activations.length} activation(s) replaced → ${o.out}, ${r.calibratedModel}`);
+  });
+
+  common(
+    he
+      .command('keygen')
+      .description('generate keys for keyparams: <out> (secret, 0600) and <out>.pub (evaluation keys)')
+      .addOption(req('-i, --in <path>', 'keyparams JSON', 'CIPHERML_HE_KEYPARAMS'))
+      .addOption(req('-o, --out <path>', 'secret key path; <path>.pub gets the public keys', 'CIPHERML_HE_KEY')),
+  ).action(async (o: { in: string; out: string; overwrite?: boolean; json?: boolean }) => {
+    const r = await heKeygen({ keyParams: o.in, out: o.out, overwrite: o.overwrite === true });
+    print(o.json, r, `wrote ${r.secretKeyPath} (secret, 0600) and ${r.publicKeyPath}; fingerprint ${r.fingerprint}`);
+  });
+
+  common(
+    he
+      .command('encrypt')
+      .description('encrypt an input .npy (a leading batch axis is encrypted as a batch, one sample per slot)')
+      .addOption(req('-k, --key <path>', 'secret key file', 'CIPHERML_HE_KEY'))
+      .addOption(req('-i, --in <path>', 'input .npy', 'CIPHERML_HE_INPUT'))
+      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT')),
+  ).action(async (o: { key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
+    const r = await heEncrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
+    print(o.json, { out: o.out, ...r }, `encrypted ${r.batch} sample(s) of [${r.dims.join(', ')}] (${r.bytes} bytes) → ${o.out}`);
+  });
+
+  common(
+    he
+      .command('inference')
+      .description('run the calibrated model on encrypted input (needs only <key>.pub)')
+      .addOption(req('-m, --model <path>', 'calibrated ONNX model', 'CIPHERML_HE_MODEL'))
+      .addOption(req('-k, --key <path>', 'public evaluation keys (key.pub)', 'CIPHERML_HE_PUBLIC_KEY'))
+      .addOption(req('-i, --in <path>', 'encrypted input', 'CIPHERML_HE_INPUT'))
+      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT')),
+  ).action(async (o: { model: string; key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
+    const t0 = performance.now();
+    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, onProgress: (d, n, op) => process.stderr.write(`\r[${d}/${n}] ${op}        `) });
+    process.stderr.write('\n');
+    const ms = Math.round(performance.now() - t0);
+    print(o.json, { out: o.out, ...r, ms }, `encrypted inference in ${ms} ms (${r.bytes} bytes) → ${o.out}`);
+  });
+
+  common(
+    he
+      .command('decrypt')
+      .description('decrypt an encrypted output to .npy')
+      .addOption(req('-k, --key <path>', 'secret key file', 'CIPHERML_HE_KEY'))
+      .addOption(req('-i, --in <path>', 'encrypted output', 'CIPHERML_HE_INPUT'))
+      .addOption(req('-o, --out <path>', 'output .npy', 'CIPHERML_HE_OUT')),
+  ).action(async (o: { key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
+    const t = await heDecrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
+    print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
+  });
+}
