@@ -4,6 +4,7 @@ import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
 import type * as FlBench from '../../bench/fl.ts';
+import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
@@ -78,5 +79,19 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof SecAggBench>(() => import('../../bench/secagg.ts'));
       const r = await mod.runSecAggBench({ clients: opts.clients, params: opts.params, dropout: opts.dropout, mode, plusClients: opts.plusClients, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatSecAggBench(r)}\n`);
+    });
+  bench
+    .command('train')
+    .description('encrypted logistic regression (CKKS, poly-3 sigmoid, gateway refreshes) against the same training in plaintext; weight error and peak memory')
+    .option('--rows <n>', 'rows of the synthetic balanced set', intOption('--rows'), 984)
+    .option('--features <n>', 'standardized features', intOption('--features'), 30)
+    .option('--epochs <n>', 'full-batch epochs', intOption('--epochs'), 3)
+    .option('--data <name>', 'synthetic | breast-cancer (examples/data)', 'synthetic')
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { rows: number; features: number; epochs: number; data: string; json?: boolean }) => {
+      assertOneOf(opts.data, '--data', ['synthetic', 'breast-cancer'] as const);
+      const mod = await importBench<typeof TrainBench>(() => import('../../bench/train.ts'));
+      const r = await mod.runTrainBench({ rows: opts.rows, features: opts.features, epochs: opts.epochs, data: opts.data, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatTrainBench(r)}\n`);
     });
 }
