@@ -196,8 +196,8 @@ function permute(ids: readonly string[], seedHex: string): string[] {
 export function neighboursOf(id: string, roster: Roster, mode: SecAggMode): string[] {
   const ids = roster.entries.map((e) => e.id);
   if (mode !== 'secagg+' || roster.degree >= ids.length - 1) return ids.filter((x) => x !== id).sort();
-  const ring = permute(ids, roster.graphSeed);
-  const i = ring.indexOf(id);
+  const { ring, position } = ringOf(roster);
+  const i = position.get(id) ?? -1;
   const half = roster.degree / 2;
   const out = new Set<string>();
   for (let k = 1; k <= half; k++) {
@@ -205,6 +205,19 @@ export function neighboursOf(id: string, roster: Roster, mode: SecAggMode): stri
     out.add(ring[(i - k + ring.length) % ring.length]!);
   }
   return [...out].sort();
+}
+
+/** The SecAgg+ ring of a roster, computed once per roster object (every client and the server ask for it). */
+const RINGS = new WeakMap<Roster, { readonly ring: readonly string[]; readonly position: ReadonlyMap<string, number> }>();
+
+function ringOf(roster: Roster): { readonly ring: readonly string[]; readonly position: ReadonlyMap<string, number> } {
+  let hit = RINGS.get(roster);
+  if (hit === undefined) {
+    const ring = permute(roster.entries.map((e) => e.id), roster.graphSeed);
+    hit = { ring, position: new Map(ring.map((id, i) => [id, i])) };
+    RINGS.set(roster, hit);
+  }
+  return hit;
 }
 
 /**
@@ -314,7 +327,8 @@ export class SecAggClient {
     const stable = this.#p.mode === 'stable-pw';
     const holders = stable ? roster.entries.map((e) => e.id) : [...inbox.holders];
     if (!holders.includes(this.id)) throw protocolError('this client is not among the holders the server names', 'inbox');
-    for (const h of holders) if (!roster.entries.some((e) => e.id === h)) throw protocolError(`holder "${h}" is not in the roster`, 'inbox');
+    const listed = new Set(roster.entries.map((e) => e.id));
+    for (const h of holders) if (!listed.has(h)) throw protocolError(`holder "${h}" is not in the roster`, 'inbox');
     this.#holders = holders;
     if (!stable) {
       for (const { from, box } of inbox.boxes) {
@@ -479,11 +493,10 @@ export class SecAggServer {
     this.#expectStage('share-keys');
     this.#need(this.#shares.size, 'share keys');
     this.#holders = [...this.#shares.keys()].sort();
+    const boxesTo = new Map<string, { from: string; box: Uint8Array }[]>(this.#holders.map((v) => [v, []]));
+    for (const u of this.#holders) for (const b of this.#shares.get(u)!.boxes) boxesTo.get(b.to)?.push({ from: u, box: b.box });
     const inboxes = new Map<string, ShareInbox>();
-    for (const v of this.#holders) {
-      const boxes = this.#holders.flatMap((u) => this.#shares.get(u)!.boxes.filter((b) => b.to === v).map((b) => ({ from: u, box: b.box })));
-      inboxes.set(v, { roundId: this.#p.roundId, holders: this.#holders, boxes });
-    }
+    for (const v of this.#holders) inboxes.set(v, { roundId: this.#p.roundId, holders: this.#holders, boxes: boxesTo.get(v)! });
     this.#stage = 'masked-input';
     return inboxes;
   }
@@ -513,15 +526,22 @@ export class SecAggServer {
     const roster = this.#roster!;
     const bits = this.#p.modulusBits;
     const xOf = new Map(roster.entries.map((e) => [e.id, e.x]));
-    const collect = (of: string, kind: 'keyShares' | 'seedShares'): Share[] => {
-      const shares: Share[] = [];
-      for (const m of this.#unmasks.values()) {
-        const hit = m[kind].find((s) => s.of === of);
-        if (hit === undefined) continue;
-        const share = shareFromBytes(hit.share);
-        if (share.x !== xOf.get(m.from)) throw protocolError(`"${m.from}" returned a share with x = ${share.x}, its coordinate is ${xOf.get(m.from)}`, 'share');
-        shares.push(share);
+    // Index every returned share by whose secret it is: one pass over the unmask messages.
+    const index = { keyShares: new Map<string, Share[]>(), seedShares: new Map<string, Share[]>() };
+    for (const m of this.#unmasks.values()) {
+      for (const kind of ['keyShares', 'seedShares'] as const) {
+        for (const hit of m[kind]) {
+          const share = shareFromBytes(hit.share);
+          if (share.x !== xOf.get(m.from)) throw protocolError(`"${m.from}" returned a share with x = ${share.x}, its coordinate is ${xOf.get(m.from)}`, 'share');
+          const list = index[kind].get(hit.of);
+          if (list === undefined) index[kind].set(hit.of, [share]);
+          else if (list.some((s) => s.x === share.x)) throw protocolError(`"${m.from}" returned two shares of "${hit.of}"`, 'share');
+          else list.push(share);
+        }
       }
+    }
+    const collect = (of: string, kind: 'keyShares' | 'seedShares'): Share[] => {
+      const shares = index[kind].get(of) ?? [];
       if (shares.length < this.#p.threshold + 1) {
         throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `only ${shares.length} shares of "${of}" arrived; ${this.#p.threshold + 1} are needed to remove its masks (too many dropouts)`, { param: 'threshold', details: { client: of } });
       }

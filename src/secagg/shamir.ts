@@ -160,8 +160,12 @@ function lagrangeAtZero(xs: readonly number[]): readonly bigint[] {
   const key = xs.join(',');
   const hit = LAGRANGE_CACHE.get(key);
   if (hit !== undefined) return hit;
-  const out = xs.map((x, i) => {
-    const xi = BigInt(x);
+  // λ_i = n_i / d_i with one field inversion for all i (Montgomery's batch inversion):
+  // with D = Π d_i and prefix/suffix products, 1/d_i = (Π_{j<i} d_j)(Π_{j>i} d_j) / D.
+  const nums: bigint[] = [];
+  const dens: bigint[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    const xi = BigInt(xs[i]!);
     let n = 1n;
     let d = 1n;
     for (let j = 0; j < xs.length; j++) {
@@ -170,8 +174,18 @@ function lagrangeAtZero(xs: readonly number[]): readonly bigint[] {
       n = fieldMul(n, xj);
       d = fieldMul(d, fieldSub(xj, xi));
     }
-    return fieldMul(n, fieldInv(d));
-  });
+    nums.push(n);
+    dens.push(d);
+  }
+  const prefix: bigint[] = [1n];
+  for (const d of dens) prefix.push(fieldMul(prefix.at(-1)!, d));
+  const inverseAll = fieldInv(prefix.at(-1)!);
+  const out: bigint[] = new Array<bigint>(xs.length);
+  let suffix = 1n;
+  for (let i = xs.length - 1; i >= 0; i--) {
+    out[i] = fieldMul(nums[i]!, fieldMul(fieldMul(prefix[i]!, suffix), inverseAll));
+    suffix = fieldMul(suffix, dens[i]!);
+  }
   if (LAGRANGE_CACHE.size >= LAGRANGE_CACHE_SIZE) LAGRANGE_CACHE.delete(LAGRANGE_CACHE.keys().next().value!);
   LAGRANGE_CACHE.set(key, out);
   return out;
