@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { addMod, addModInPlace, aesCtrKeystream, expandMask, subMod, subModInPlace } from './prg.ts';
+import { accumulateMask, addMod, addModInPlace, aesCtrKeystream, expandMask, reduceModInPlace, subMod, subModInPlace } from './prg.ts';
 import { codeOf } from '../../test/helpers.ts';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -135,5 +135,32 @@ describe('modular vector arithmetic in Z_{2^k}', () => {
     expect(codeOf(() => subModInPlace(a, b, 8))).toBe('CIPHERML_E_SHAPE_MISMATCH');
     expect(codeOf(() => addMod(a, a, 33))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(codeOf(() => addMod([1, 2, 3] as unknown as Uint32Array, a, 8))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+  });
+});
+
+describe('accumulateMask (masks added mod 2^32, reduced once)', () => {
+  it('equals adding and subtracting the materialised masks in Z_{2^k}, across chunk boundaries (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 70_000 }), fc.integer({ min: 1, max: 32 }), fc.array(fc.boolean(), { minLength: 1, maxLength: 4 }), (length, bits, signs) => {
+        const seeds = signs.map(() => randomBytes(32));
+        const start = expandMask(randomBytes(32), length, bits);
+        const expected = start.slice();
+        const got = start.slice();
+        seeds.forEach((seed, i) => {
+          const mask = expandMask(seed, length, bits);
+          if (signs[i]) addModInPlace(expected, mask, bits);
+          else subModInPlace(expected, mask, bits);
+          accumulateMask(got, seed, signs[i] ? 1 : -1);
+        });
+        expect(reduceModInPlace(got, bits)).toEqual(expected);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('rejects a short seed and a non-Uint32Array accumulator', () => {
+    expect(codeOf(() => accumulateMask(new Uint32Array(4), new Uint8Array(31), 1))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(codeOf(() => accumulateMask([0, 0] as unknown as Uint32Array, new Uint8Array(32), 1))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(codeOf(() => reduceModInPlace(new Uint32Array(2), 0))).toBe('CIPHERML_E_INVALID_ARGUMENT');
   });
 });
