@@ -165,8 +165,21 @@ export class Gateway {
       this.#progress(`uploaded ${data.rows} encrypted rows × ${data.features} features`);
       const { jobId } = await this.client.json<{ jobId: string }>('POST', `${this.#base}/fit`, { ...hyper });
       let last = '';
+      let unreachableSince: number | undefined;
       for (;;) {
-        const job = await this.client.json<{ status: string; progress: number; error: { code: string; message: string } | null; figures: Record<string, unknown> }>('GET', `${this.#base}/jobs/${jobId}`);
+        let job: { status: string; progress: number; error: { code: string; message: string } | null; figures: Record<string, unknown> };
+        try {
+          job = await this.client.json('GET', `${this.#base}/jobs/${jobId}`);
+          unreachableSince = undefined;
+        } catch (e) {
+          // A restarting service loses nothing: keep polling for up to a minute.
+          if (!(e instanceof CipherMLError && e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) throw e;
+          unreachableSince ??= performance.now();
+          if (performance.now() - unreachableSince > 60_000) throw e;
+          this.#progress(`service unreachable, retrying: ${e.message.split('.')[0]}`);
+          await new Promise((r) => setTimeout(r, 250));
+          continue;
+        }
         const line = `job ${jobId}: ${job.status}, ${(job.progress * 100).toFixed(0)}% (refreshes ${String(job.figures['refreshes'] ?? 0)})`;
         if (line !== last) this.#progress((last = line));
         if (job.status === 'succeeded') {
@@ -180,8 +193,12 @@ export class Gateway {
           const bytes = await this.client.bytes('GET', `${this.#base}/jobs/${jobId}/refresh`).catch(() => undefined);
           if (bytes !== undefined) {
             const w = decryptWeights(ctx, bytes);
-            await this.client.upload('PUT', `${this.#base}/jobs/${jobId}/refresh`, encryptWeights(ctx, w.coef, w.intercept));
-            continue;
+            const answered = await this.client.upload('PUT', `${this.#base}/jobs/${jobId}/refresh`, encryptWeights(ctx, w.coef, w.intercept)).catch((e: unknown) => {
+              // Answered already, or the service restarted in between: the next poll decides.
+              if (e instanceof CipherMLError && (e.code === 'CIPHERML_E_SERVICE_CONFLICT' || e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) return undefined;
+              throw e;
+            });
+            if (answered !== undefined) continue;
           }
         }
         await new Promise((r) => setTimeout(r, 100));
