@@ -39,4 +39,20 @@ export function registerGatewayCommands(program: Command): void {
       const r = await gatewayPredictFiles(o);
       process.stdout.write(o.json === true ? `${JSON.stringify({ rows: r.rows, out: o.out })}\n` : `${r.rows} predictions → ${o.out}\n`);
     });
+  gw.command('serve')
+    .description('local HTTP server of the gateway: /keys/generate/model, /encrypt/data/fit, /encrypt/data/predict')
+    .requiredOption('--service <url>', 'service base URL')
+    .requiredOption('--token <token>', 'bearer token')
+    .option('--port <port>', 'TCP port', (v: string) => Number.parseInt(v, 10), 8090)
+    .option('--key-dir <dir>', 'local key store', defaultKeyDir())
+    .action(async (o: { service: string; token: string; port: number; keyDir: string }) => {
+      const { startGatewayServer } = await import('../gateway/index.ts');
+      const srv = await startGatewayServer(o);
+      process.stdout.write(`cipherml gateway listening on ${srv.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => void srv.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
 }

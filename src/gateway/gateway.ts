@@ -208,6 +208,17 @@ export class Gateway {
     }
   }
 
+  /** Encrypts feature rows for predict (`/encrypt/data/predict`). */
+  async encryptPredictData(features: string): Promise<Uint8Array> {
+    const x = parseNumericCsv(features, 'features');
+    const ctx = await this.#secret();
+    try {
+      return encryptPredictData(ctx, x.rows);
+    } finally {
+      ctx.delete();
+    }
+  }
+
   /** Predicts on a features CSV: encrypts (`/encrypt/data/predict`), asks the service, decrypts; σ of the logit. */
   async predict(features: string): Promise<Float64Array> {
     const x = parseNumericCsv(features, 'features');

@@ -11,3 +11,5 @@
 export { Gateway, gatewayFitFiles, gatewayPredictFiles, parseNumericCsv, toFeatureLabelCsv, validateModelJson } from './gateway.ts';
 export type { FitFigures, GatewayOptions, ModelJson } from './gateway.ts';
 export { ServiceClient } from './client.ts';
+export { startGatewayServer } from './http.ts';
+export type { GatewayServerOptions, RunningGatewayServer } from './http.ts';
