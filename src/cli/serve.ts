@@ -13,15 +13,32 @@ export function registerServeCommands(program: Command): void {
     .option('--data <dir>', 'data folder (SQLite database and blob files)', 'data')
     .option('--db <url>', 'postgres://… to keep rows and blobs in PostgreSQL')
     .option('--max-body-mb <mb>', 'largest request body in MiB', intOption('--max-body-mb'), 256)
+    .option('--redis <url>', 'redis://… to queue fit jobs (BullMQ) for `cipherml serve worker` processes')
     .option('--json', 'print one JSON line with the URL once listening')
-    .action(async (opts: { port: number; host: string; data: string; db?: string; maxBodyMb: number; json?: boolean }) => {
+    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean }) => {
       const { startService } = await import('../service/index.ts');
-      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, maxBodyBytes: opts.maxBodyMb * 1024 * 1024 });
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024 });
       process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           void svc.close().then(resolve);
         };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+  serve
+    .command('worker')
+    .description('run fit jobs from the BullMQ queue (same --data folder, or the same --db PostgreSQL)')
+    .requiredOption('--redis <url>', 'redis://… of the service')
+    .option('--concurrency <n>', 'jobs at once', intOption('--concurrency'), 1)
+    .action(async (_local: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ data: string; db?: string; redis: string; concurrency: number }>();
+      const { startQueueWorker } = await import('../service/index.ts');
+      const w = await startQueueWorker({ dataDir: opts.data, db: opts.db }, opts.redis, opts.concurrency);
+      process.stderr.write(`cipherml worker: waiting for fit jobs on ${opts.redis}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => void w.close().then(resolve);
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });

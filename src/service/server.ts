@@ -8,6 +8,7 @@ import type { ErrorCode } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
 import { runFitJobOnThread } from './jobs.ts';
+import { openFitQueue } from './queue.ts';
 import { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
@@ -22,6 +23,8 @@ export interface ServiceOptions {
   readonly host?: string;
   /** Largest request body; default 256 MiB. */
   readonly maxBodyBytes?: number;
+  /** `redis://…`: fit jobs go to a BullMQ queue for `cipherml serve worker` processes. */
+  readonly redis?: string | undefined;
 }
 
 /** A running service. */
@@ -78,7 +81,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const app: FastifyInstance = Fastify({ bodyLimit: options.maxBodyBytes ?? 256 * 1024 * 1024 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
+  const queue = options.redis === undefined || options.redis === '' ? undefined : openFitQueue(options.redis);
   const launch = (jobId: string): void => {
+    if (queue !== undefined) {
+      const q: Promise<void> = queue.enqueue(jobId).catch(async (e: unknown) => {
+        await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_PEER_UNAVAILABLE', message: `cannot enqueue: ${(e as Error).message}` } }).catch(() => undefined);
+      }).finally(() => running.delete(q));
+      running.add(q);
+      return;
+    }
     const p: Promise<void> = runFitJobOnThread(ref, jobId, (w) => {
       workers.add(w);
       w.once('exit', () => workers.delete(w));
@@ -277,6 +288,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       // Unfinished jobs stay running/awaiting_refresh in storage and resume on the next start.
       await Promise.all([...workers].map((w) => w.terminate()));
       await Promise.all([...running]);
+      await queue?.close();
       await storage.close();
     },
   };
