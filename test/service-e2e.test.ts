@@ -48,7 +48,7 @@ describe('service + gateway end to end (SQLite)', () => {
       const F = a.featureNames.length;
       const model = { coef_: [Array<number>(F).fill(0)], intercept_: [0] };
       const hyper = { numberOfEpochs: 3, learningRate: 0.1, numberOfFeatures: F, logisticRegressionActivation: 'sigmoid_poly_3_approximation' };
-      const gw = new Gateway({ service: svc.url, token: t.alice, model: 'bc/1', keyDir });
+      const gw = new Gateway({ service: svc.url, token: t.alice, model: 'bc/1', keyDir, passphrase: 'alice passphrase' });
       const { trained, figures } = await gw.fit({ model, requirements: { batchSize: 512 }, hyper, features: csv.features, labels: csv.labels });
       expect(figures).toMatchObject({ epochs: 3, refreshes: 2, rows: train.features.length, features: F });
       expect(trained.coef_[0]!.length).toBe(F);
@@ -88,6 +88,12 @@ describe('service + gateway end to end (SQLite)', () => {
       const gw2 = new Gateway({ service: svc.url, token: t.alice, model: 'bc/1', keyDir });
       const job = await gw2.client.json<{ status: string; figures: { refreshes: number } }>('GET', `/api/v1/bc/1/jobs/${figures.jobId}`);
       expect(job).toMatchObject({ status: 'succeeded', figures: { refreshes: 2 } });
+      // A new gateway machine restores the key from the sealed secret context and predicts the same.
+      const gw3 = new Gateway({ service: svc.url, token: t.alice, model: 'bc/1', keyDir: join(root, 'keys-restored') });
+      await expect(gw3.restoreKeys('wrong passphrase')).rejects.toMatchObject({ code: 'CIPHERML_E_FORMAT_CORRUPT' });
+      await gw3.restoreKeys('alice passphrase');
+      const restored = await gw3.predict(toFeatureLabelCsv(test).features);
+      restored.forEach((v, i) => expect(Math.abs(v - p[i]!)).toBeLessThan(1e-4));
       const again = await gw2.predict(toFeatureLabelCsv(test).features);
       again.forEach((v, i) => expect(Math.abs(v - p[i]!)).toBeLessThan(1e-4));
       const usage = await gw2.client.json<{ usage: Record<string, number> }>('GET', '/api/v1/bc/1/usage');

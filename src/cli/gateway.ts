@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { CipherMLError } from '../core/errors.ts';
 
 const defaultKeyDir = (): string => process.env['CIPHERML_GATEWAY_KEYS'] ?? join(homedir(), '.cipherml', 'gateway');
 
@@ -19,10 +20,13 @@ export function registerGatewayCommands(program: Command): void {
     .requiredOption('--labels <path>', 'labels CSV with a header (one column, 0/1)')
     .requiredOption('--out <path>', 'trained.json (same shape as model.json)')
     .option('--key-dir <dir>', 'local key store (secret keys 0600)', defaultKeyDir())
+    .option('--passphrase-env <VAR>', 'also store the secret key on the service, sealed under the passphrase in this environment variable')
     .option('--json', 'print one JSON object with the job figures')
-    .action(async (o: { service: string; token: string; model: string; modelFile: string; requirements?: string; hyperParams: string; features: string; labels: string; out: string; keyDir: string; json?: boolean }) => {
+    .action(async (o: { service: string; token: string; model: string; modelFile: string; requirements?: string; hyperParams: string; features: string; labels: string; out: string; keyDir: string; passphraseEnv?: string; json?: boolean }) => {
       const { gatewayFitFiles } = await import('../gateway/index.ts');
-      const figures = await gatewayFitFiles({ ...o, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const passphrase = o.passphraseEnv === undefined ? undefined : process.env[o.passphraseEnv];
+      if (o.passphraseEnv !== undefined && (passphrase === undefined || passphrase === '')) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `environment variable ${o.passphraseEnv} is not set`, { param: '--passphrase-env' });
+      const figures = await gatewayFitFiles({ ...o, passphrase, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(o.json === true ? `${JSON.stringify(figures)}\n` : `trained ${figures.epochs} epochs on ${figures.rows} encrypted rows in ${(figures.totalMs / 1000).toFixed(1)} s (service ${(figures.trainMs / 1000).toFixed(1)} s, ${figures.refreshes} refreshes) → ${o.out}\n`);
     });
   gw.command('predict')

@@ -2,12 +2,13 @@ import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
-import { CkksContext, readSecretKeyFile, serializePublicContext, writeKeyFiles } from '../ckks/index.ts';
+import { CkksContext, deserializeSecretKey, readSecretKeyFile, serializePublicContext, serializeSecretKey, writeKeyFiles } from '../ckks/index.ts';
 import type { CsvDataset } from '../ml/csv.ts';
 import { sigmoid } from '../ml/logistic-regression.ts';
 import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../service/train/encrypted-lr.ts';
 import type { TrainHyperParams } from '../service/train/encrypted-lr.ts';
 import { ServiceClient } from './client.ts';
+import { openSecret, sealSecret } from './secret-box.ts';
 
 /** scikit-learn's linear model shape, as in HE4Cloud's model.json. */
 export interface ModelJson {
@@ -23,6 +24,8 @@ export interface GatewayOptions {
   readonly model: string;
   /** Local key store (default `~/.cipherml/gateway`); secret keys are written 0600. */
   readonly keyDir: string;
+  /** When set, the secret key is also uploaded, sealed under this passphrase (opaque to the service). */
+  readonly passphrase?: string | undefined;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -118,6 +121,20 @@ export class Gateway {
       await writeKeyFiles(this.#keyPath, ctx, { overwrite: true });
       await this.client.json('POST', `${this.#base}/application/register_user`);
       await this.client.upload('PUT', `${this.#base}/context/public`, serializePublicContext(ctx));
+      if (this.#opts.passphrase !== undefined) await this.client.upload('PUT', `${this.#base}/context/secret`, sealSecret(serializeSecretKey(ctx), this.#opts.passphrase));
+      return { fingerprint: ctx.fingerprint };
+    } finally {
+      ctx.delete();
+    }
+  }
+
+  /** Restores the key store from the sealed secret context on the service (a new gateway machine). */
+  async restoreKeys(passphrase: string): Promise<{ fingerprint: string }> {
+    const box = await this.client.bytes('GET', `${this.#base}/context/secret`);
+    const ctx = await deserializeSecretKey(openSecret(box, passphrase));
+    try {
+      await mkdir(join(this.#keyPath, '..'), { recursive: true, mode: 0o700 });
+      await writeFileSafely(this.#keyPath, serializeSecretKey(ctx), { mode: 0o600, overwrite: true });
       return { fingerprint: ctx.fingerprint };
     } finally {
       ctx.delete();

@@ -13,3 +13,4 @@ export type { FitFigures, GatewayOptions, ModelJson } from './gateway.ts';
 export { ServiceClient } from './client.ts';
 export { startGatewayServer } from './http.ts';
 export type { GatewayServerOptions, RunningGatewayServer } from './http.ts';
+export { openSecret, sealSecret } from './secret-box.ts';
