@@ -108,6 +108,10 @@ export class CkksContext {
   readonly #evaluator: S.Evaluator;
   /** Prime q_ℓ dropped by a rescale at chain index ℓ (index ℓ ↦ value). */
   readonly #lastPrime: number[] = [];
+  /** RNS primes of each level (chain index ↦ primes). */
+  readonly #primesAt: bigint[][] = [];
+  /** Serialized constant plaintext per level, the template for fast scalar encoding. */
+  readonly #scalarTemplates: Uint8Array[] = [];
   readonly #scale: number;
   #deleted = false;
 
@@ -134,6 +138,7 @@ export class CkksContext {
       const moduli = parms.coeffModulus();
       const primes = seal.jsArrayFromVecModulus(moduli) as bigint[];
       this.#lastPrime[cd.chainIndex()] = Number(primes[primes.length - 1]!);
+      this.#primesAt[cd.chainIndex()] = primes;
       moduli.delete();
       parms.delete();
       const next = cd.nextContextData();
@@ -687,9 +692,41 @@ export class CkksContext {
     }
   }
 
+  /**
+   * A constant plaintext k at `scale`, at `at`'s level. The CKKS encoding of a constant vector is
+   * the constant polynomial round(k·scale), whose NTT form is that residue in every coefficient
+   * of every RNS block; we write SEAL's uncompressed Plaintext serialization directly (header,
+   * parms_id, coeff_count, scale, then N words per prime, as Plaintext::save_members lays it out)
+   * instead of running the O(N log N) encoder, and let Plaintext.load validate it.
+   */
   #encodeScalarAt(at: CkksVector, k: number, param: string, scale: number): S.Plaintext {
     if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `scalar is ${k}`, { param });
-    return this.#encodeAt(at, new Float64Array(this.slotCount).fill(k), param, scale);
+    const m = Math.round(k * scale);
+    if (Math.abs(m) >= 2 ** 53) return this.#encodeAt(at, new Float64Array(this.slotCount).fill(k), param, scale);
+    const level = this.levelOf(at);
+    let template = this.#scalarTemplates[level];
+    if (template === undefined) {
+      const pt = this.#encodeAt(at, new Float64Array(this.slotCount).fill(1), param, 2 ** 20);
+      const bytes = Uint8Array.from(pt.saveToArray(this.seal.ComprModeType.none) as Uint8Array);
+      pt.delete();
+      template = this.#scalarTemplates[level] = bytes;
+    }
+    const primes = this.#primesAt[level]!;
+    const n = this.params.polyModulusDegree;
+    const bytes = Uint8Array.from(template);
+    const dataOffset = bytes.length - 8 * n * primes.length;
+    new DataView(bytes.buffer).setFloat64(56, scale, true);
+    const words = new BigUint64Array(bytes.buffer, dataOffset, n * primes.length);
+    const big = BigInt(m);
+    primes.forEach((q, i) => words.fill(((big % q) + q) % q, i * n, (i + 1) * n));
+    const pt = new this.seal.Plaintext();
+    try {
+      sealCall('encode', () => pt.loadFromArray(this.sealContext, bytes));
+    } catch (e) {
+      pt.delete();
+      throw e;
+    }
+    return pt;
   }
 
   #encode(values: ArrayLike<number>, param: string, scale: number, parmsId: S.ParmsIdType | undefined): S.Plaintext {

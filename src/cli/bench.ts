@@ -6,6 +6,7 @@ import type * as PaillierBench from '../../bench/paillier.ts';
 import type * as FlBench from '../../bench/fl.ts';
 import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
+import type * as HeBench from '../../bench/he.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -79,6 +80,17 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof SecAggBench>(() => import('../../bench/secagg.ts'));
       const r = await mod.runSecAggBench({ clients: opts.clients, params: opts.params, dropout: opts.dropout, mode, plusClients: opts.plusClients, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatSecAggBench(r)}\n`);
+    });
+  bench
+    .command('he')
+    .description('encrypted MNIST inference (CKKS batch plan, one image per slot) against onnxruntime-node plaintext on the same images')
+    .option('--model <path>', 'ONNX model (default: examples/he/mnist_square.onnx)')
+    .option('--batch <n>', 'images per batch (default: all slots)', intOption('--batch'))
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { model?: string; batch?: number; json?: boolean }) => {
+      const mod = await importBench<typeof HeBench>(() => import('../../bench/he.ts'));
+      const r = await mod.runHeBench({ ...(opts.model === undefined ? {} : { model: opts.model }), ...(opts.batch === undefined ? {} : { batch: opts.batch }), onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatHeBench(r)}\n`);
     });
   bench
     .command('train')

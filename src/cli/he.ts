@@ -1,5 +1,6 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
+import { runHeDemo } from '../inference/demo.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
 import { intOption } from './options.ts';
 
@@ -86,4 +87,14 @@ export function registerHeCommands(program: Command): void {
     const t = await heDecrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
     print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
   });
+
+  he.command('demo')
+    .description('the whole flow on the bundled MNIST model and a bundled test digit; prints decrypted scores next to plaintext ones')
+    .addOption(opt('--digit <index>', 'index of the MNIST test digit (0-9999)', 'CIPHERML_HE_DIGIT').argParser(intOption('--digit')).default(0))
+    .addOption(opt('--json', 'print JSON', 'CIPHERML_HE_JSON'))
+    .action(async (o: { digit: number; json?: boolean }) => {
+      const r = await runHeDemo({ digit: o.digit, onProgress: (l) => process.stderr.write(`${l}\n`) });
+      const rows = r.decryptedScores.map((d, k) => `  ${k}   ${r.plaintextScores[k]!.toFixed(5).padStart(11)}   ${d.toFixed(5).padStart(11)}`);
+      print(o.json, { ...r }, [`digit #${r.digit} (label ${r.label})`, '  class   plaintext   decrypted', ...rows, `predicted ${r.decryptedClass} encrypted, ${r.plaintextClass} in plaintext; max |difference| ${r.maxAbsError.toExponential(2)}; inference ${(r.ms.inference / 1000).toFixed(1)} s`].join('\n'));
+    });
 }
