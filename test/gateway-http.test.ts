@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readSecretKeyFile } from '../src/ckks/index.ts';
+import { CkksContext, readSecretKeyFile } from '../src/ckks/index.ts';
+import { encryptTrainingData, TRAIN_CKKS_PARAMETERS } from '../src/service/index.ts';
 import { startGatewayServer } from '../src/gateway/index.ts';
 import { openStorage, startService } from '../src/service/index.ts';
 
@@ -48,6 +49,20 @@ describe('gateway local HTTP server', () => {
       const err = ((await bad.json()) as { error: { code: string; message: string } }).error;
       expect(err.code).toBe('CIPHERML_E_CSV_INVALID');
       expect(err.message).toContain('line 3');
+      // The service refuses ciphertexts under another key set and bytes that are no ciphertexts.
+      const put = (body: Uint8Array): Promise<Response> => fetch(`${svc.url}/api/v1/lr/2/data/fit`, { method: 'PUT', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/octet-stream' }, body: new Uint8Array(body) });
+      expect((await put(bytes)).status).toBe(200);
+      const other = await CkksContext.create(TRAIN_CKKS_PARAMETERS, { galoisSteps: [1] });
+      try {
+        const foreign = await put(encryptTrainingData(other, [Float64Array.of(1, 2)], [1]));
+        expect(foreign.status).toBe(400);
+        expect(((await foreign.json()) as { error: { code: string } }).error.code).toBe('CIPHERML_E_KEY_MISMATCH');
+      } finally {
+        other.delete();
+      }
+      const junk = await put(new Uint8Array(100).fill(7));
+      expect(junk.status).toBe(400);
+      expect(((await junk.json()) as { error: { code: string } }).error.code).toMatch(/^CIPHERML_E_FORMAT_/);
       const pred = await post('/encrypt/data/predict', { model: 'lr/2', features: 'a,b\n1,2\n' });
       expect(pred.status).toBe(200);
       const noKeys = await post('/encrypt/data/predict', { model: 'other/1', features: 'a\n1\n' });

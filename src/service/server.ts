@@ -5,6 +5,7 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CipherMLError, isCipherMLError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
+import { openEnvelope } from '../core/envelope.ts';
 import { packageRoot } from '../core/paths.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
 import { runFitJobOnThread } from './jobs.ts';
@@ -195,6 +196,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       const { user, model } = await member(req);
       const bytes = bytesOf(req);
       if (kind === 'public_context') (await deserializePublicContext(bytes, 'publicContext')).delete();
+      else if (kind !== 'secret_context') {
+        // Ciphertexts must be made under this user's public context: rejected here, before any job.
+        const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, segment);
+        const pub = await storage.getBlob(user.id, model.id, 'public_context');
+        if (pub === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'upload the public context before ciphertexts', { param: 'context/public' });
+        const expected = openEnvelope(pub, { kind: 'publicKey', scheme: 'ckks' }, 'context/public').fingerprint;
+        if (env.fingerprint !== expected) {
+          throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the ciphertexts were made under key set ${env.fingerprint}, the uploaded public context is ${expected}`, { param: segment, details: { expected, actual: env.fingerprint } });
+        }
+      }
       const info = await storage.putBlob(user.id, model.id, kind, bytes);
       await storage.addUsage(user.id, model.id, 'bytesIn', bytes.length);
       return { stored: kind, size: info.size, sha256: info.sha256 };
