@@ -331,7 +331,8 @@ export class CkksContext {
 
   /** a ⊙ b, relinearized and rescaled: one level. */
   mul(a: CkksVector, b: CkksVector): CkksVector {
-    const [x, y] = this.#aligned(a, b);
+    // Products need equal levels only; the result's scale is the product of the scales.
+    const [x, y] = this.#aligned(a, b, false);
     this.#needLevel(x, 'mul');
     const relin = this.#needRelin();
     const out = this.#fresh();
@@ -610,20 +611,20 @@ export class CkksContext {
   }
 
   /** Returns versions of a, b at a common level and scale (copies only when needed). */
-  #aligned(a: CkksVector, b: CkksVector): [CkksVector, CkksVector] {
+  #aligned(a: CkksVector, b: CkksVector, scales = true): [CkksVector, CkksVector] {
     this.#own(a, 'a');
     this.#own(b, 'b');
     if (a === b) return [a, b];
     const la = this.levelOf(a);
     const lb = this.levelOf(b);
-    if (la > lb) return [this.#matchTo(a, b), b];
-    if (lb > la) return [a, this.#matchTo(b, a)];
-    this.#alignScale(b, a);
+    if (la > lb) return [this.#matchTo(a, b, scales), b];
+    if (lb > la) return [a, this.#matchTo(b, a, scales)];
+    if (scales) this.#alignScale(b, a);
     return [a, b];
   }
 
-  /** `v` at `target`'s level with its scale aligned; `v` itself when nothing changes. */
-  #matchTo(v: CkksVector, target: CkksVector): CkksVector {
+  /** `v` at `target`'s level (scale aligned unless `scales` is false); `v` itself when nothing changes. */
+  #matchTo(v: CkksVector, target: CkksVector, scales = true): CkksVector {
     this.#own(v, 'b');
     const lt = this.levelOf(target);
     const lv = this.levelOf(v);
@@ -631,7 +632,7 @@ export class CkksContext {
       throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `operand is at level ${lv}, below the accumulator's ${lt}`, { param: 'b' });
     }
     const out = lv === lt ? v : this.toLevel(v, lt);
-    this.#alignScale(out, target);
+    if (scales) this.#alignScale(out, target);
     return out;
   }
 

@@ -10,7 +10,7 @@ import { intOption } from './options.ts';
  * as HE-MAN allows; a flag wins over the variable.
  */
 
-const opt = (flags: string, text: string, env: string): Option => new Option(flags, `${text} (env ${env})`).env(env);
+const opt = (flags: string, text: string, env: string): Option => new Option(flags, text).env(env);
 const req = (flags: string, text: string, env: string): Option => opt(flags, text, env).makeOptionMandatory();
 
 function print(json: boolean | undefined, obj: Record<string, unknown>, text: string): void {
