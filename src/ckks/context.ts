@@ -714,7 +714,7 @@ export class CkksContext {
     }
     const primes = this.#primesAt[level]!;
     const n = this.params.polyModulusDegree;
-    const bytes = Uint8Array.from(template);
+    const bytes = template.slice();
     const dataOffset = bytes.length - 8 * n * primes.length;
     new DataView(bytes.buffer).setFloat64(56, scale, true);
     const words = new BigUint64Array(bytes.buffer, dataOffset, n * primes.length);
