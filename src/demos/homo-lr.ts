@@ -140,11 +140,13 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     let listening = false;
     const s = cli(serverArgs, 'server', onLine, (o) => {
       if (o['type'] === 'listening') listening = true;
+      if (typeof o['error'] === 'object' && o['error'] !== null) onLine(`[server] error: ${String((o['error'] as { message?: unknown }).message)}`);
       if ('accuracy' in o && 'strategy' in o) summary = o;
       else if (typeof o['type'] === 'string' && o['type'] !== 'finished' && o['type'] !== 'round-start') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
     });
     children.push({ name: 'server', ...s });
     await waitForLine(() => listening || s.child.exitCode !== null, 'server', 120_000);
+    if (!listening) throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `the server exited with code ${String(s.child.exitCode)} before listening (see its output above)`, { param: 'server' });
     // With key-holder "clients" only the workers can read the model: worker 1 scores it on the test set.
     let workerValidation: Record<string, unknown> | null = null;
     const guestShards = Math.ceil(n / 2);

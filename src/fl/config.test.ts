@@ -294,8 +294,10 @@ describe('configFromEnv', () => {
   });
 
   it('skips the reserved non-config variables and rejects any other unknown CIPHERML_ variable', () => {
-    expect(RESERVED_ENV_VARS).toEqual(['CIPHERML_NATIVE', 'CIPHERML_NATIVE_TIMEOUT_MS']);
-    expect(configFromEnv({ CIPHERML_NATIVE: '0', CIPHERML_NATIVE_TIMEOUT_MS: '5000' })).toEqual({});
+    expect(RESERVED_ENV_VARS).toEqual(['CIPHERML_NATIVE', 'CIPHERML_NATIVE_TIMEOUT_MS', 'CIPHERML_WORKER_TOKEN']);
+    expect(configFromEnv({ CIPHERML_NATIVE: '0', CIPHERML_NATIVE_TIMEOUT_MS: '5000', CIPHERML_WORKER_TOKEN: 't' })).toEqual({});
+    // Other commands' variables (he, gateway, service, the test suites' server URLs) are not typos.
+    expect(configFromEnv({ CIPHERML_HE_KEY: 'k', CIPHERML_TEST_POSTGRES_URL: 'postgres://x', CIPHERML_GATEWAY_KEYS: 'd', CIPHERML_SERVE_PORT: '1' })).toEqual({});
     const e = expectInvalid(() => configFromEnv({ CIPHERML_NUM_ROUNDS: '3' }), 'CIPHERML_NUM_ROUNDS', /not a run-config variable; did you mean CIPHERML_NUM_SERVER_ROUNDS/);
     expect(e.details).toMatchObject({ suggestion: 'CIPHERML_NUM_SERVER_ROUNDS' });
     expectInvalid(() => configFromEnv({ CIPHERML_TOKN: 'x' }), 'CIPHERML_TOKN', /did you mean CIPHERML_TOKEN/);

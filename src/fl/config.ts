@@ -247,11 +247,20 @@ export const RUN_CONFIG_ENV_PREFIX = 'CIPHERML_';
 
 /**
  * `CIPHERML_*` environment variables that are not run-config keys and that
- * {@link configFromEnv} therefore skips: `CIPHERML_NATIVE` (0 disables the GMP addon) and
- * `CIPHERML_NATIVE_TIMEOUT_MS`. Any other `CIPHERML_*` variable must name a key (typo
- * protection). `CIPHERML_TOKEN` is the `token` key. Add new non-config variables here.
+ * {@link configFromEnv} therefore skips: `CIPHERML_NATIVE` (0 disables the GMP addon),
+ * `CIPHERML_NATIVE_TIMEOUT_MS` and `CIPHERML_WORKER_TOKEN` (a worker's own token). Any other
+ * `CIPHERML_*` variable must name a key or start with one of {@link RESERVED_ENV_PREFIXES}
+ * (typo protection). `CIPHERML_TOKEN` is the `token` key. Add new non-config variables here.
  */
-export const RESERVED_ENV_VARS = ['CIPHERML_NATIVE', 'CIPHERML_NATIVE_TIMEOUT_MS'] as const;
+export const RESERVED_ENV_VARS = ['CIPHERML_NATIVE', 'CIPHERML_NATIVE_TIMEOUT_MS', 'CIPHERML_WORKER_TOKEN'] as const;
+
+/**
+ * Prefixes of the variables other commands own, skipped by {@link configFromEnv}: `he` options
+ * (`CIPHERML_HE_*`), the gateway's (`CIPHERML_GATEWAY_*`), the service's (`CIPHERML_SERVE_*`) and
+ * the test suites' server URLs (`CIPHERML_TEST_*`), so that a shell set up for one command can
+ * still start a federated server.
+ */
+export const RESERVED_ENV_PREFIXES = ['CIPHERML_HE_', 'CIPHERML_GATEWAY_', 'CIPHERML_SERVE_', 'CIPHERML_TEST_'] as const;
 
 /** The environment variable of a key: `num-server-rounds` → `CIPHERML_NUM_SERVER_ROUNDS`. */
 function envName(key: string): string {
@@ -545,7 +554,7 @@ export function configFromEnv(env: Readonly<Record<string, string | undefined>>)
     if (!name.startsWith(RUN_CONFIG_ENV_PREFIX) || text === undefined) continue;
     const spec = BY_ENV.get(name);
     if (spec === undefined) {
-      if ((RESERVED_ENV_VARS as readonly string[]).includes(name)) continue;
+      if ((RESERVED_ENV_VARS as readonly string[]).includes(name) || RESERVED_ENV_PREFIXES.some((p) => name.startsWith(p))) continue;
       const suggestion = nearest(name, [...BY_ENV.keys(), ...RESERVED_ENV_VARS], (s) => s.toUpperCase().replaceAll('-', '_'));
       throw invalid(`${name} is not a run-config variable; did you mean ${suggestion}? (variables are CIPHERML_ + the key in upper case with _; see --help)`, name, {
         variable: name,
