@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { createClient, createRouterTransport, type Interceptor } from '@connectrpc/connect';
 import { codeOfAsync } from '../../test/helpers.ts';
+import { leaks, recorder, recording } from '../../test/fl-helpers.ts';
 import { loadCsvDataset } from '../ml/csv.ts';
 import { encryptVector, generatePaillierKeyPair, serializePacked, type PaillierKeyPair } from '../paillier/index.ts';
 import { logRegClient, logRegEvaluator } from './apps/logreg.ts';
 import { KeyAuthority } from './authority.ts';
 import { resolveRunConfig, type RunConfig } from './config.ts';
 import { FederatedService, KeyAuthorityService, ModelPayloadSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { PROTOCOL_VERSION, deriveToken, f64ToLe, fromRpcError, specsOf, tensorsToWire, type NamedTensor } from './protocol.ts';
+import { PROTOCOL_VERSION, deriveToken, fromRpcError, specsOf, tensorsToWire, type NamedTensor } from './protocol.ts';
 import { FlServer } from './server.ts';
 import { simulate } from './simulate.ts';
 import { PaillierFedAvg, weightedFlat } from './strategy.ts';
@@ -19,32 +20,6 @@ import type { FlClient } from './worker.ts';
 
 const data = (f: string) => join(import.meta.dirname, '..', '..', 'examples', 'data', f);
 const defaults = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: 1 };
-
-/** Wraps a client to record every parameter vector it produces locally (what must stay private). */
-function recording(client: FlClient, sink: Float64Array[]): FlClient {
-  return {
-    ...client,
-    fit: async (p, c) => {
-      const out = await client.fit(p, c);
-      for (const t of out.parameters) sink.push(t.values.slice());
-      return out;
-    },
-  };
-}
-
-/** Records the wire bytes of every request the server receives. */
-function recorder(sink: Uint8Array[]): Interceptor {
-  return (next) => async (req) => {
-    if (!req.stream) sink.push(toBinary(req.method.input, req.message));
-    return next(req);
-  };
-}
-
-/** True when the 8 little-endian bytes of some nonzero value in `values` occur in `haystack`. */
-function leaks(values: readonly Float64Array[], haystack: readonly Uint8Array[]): boolean {
-  const all = Buffer.concat(haystack.map((h) => Buffer.from(h)));
-  return values.some((v) => Array.from(v).some((x) => x !== 0 && all.includes(Buffer.from(f64ToLe(Float64Array.of(x))))));
-}
 
 describe('federated LR in one process (same code as the multi-process runtime)', () => {
   let dir: string;
