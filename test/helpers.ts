@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { isCipherMLError } from '../src/core/errors.ts';
 
 /** The cipherml error code `f` throws, `untyped: …` for any other throw, undefined if none. */
@@ -28,4 +31,18 @@ export function paramOf(f: () => unknown): string | undefined {
     return isCipherMLError(e, 'CIPHERML_E_INVALID_ARGUMENT') ? e.param : `other: ${String(e)}`;
   }
   return undefined;
+}
+
+const runFile = promisify(execFile);
+const cliBin = join(import.meta.dirname, '..', 'bin', 'cipherml.js');
+
+/** Runs the CLI as a user would (a separate Node process); never throws, returns code and output. */
+export async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await runFile(process.execPath, [cliBin, ...args], { maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
 }
