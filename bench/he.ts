@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { CkksContext, loadSeal, serializePublicContext, deserializePublicContext } from '../src/ckks/index.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
-import { decryptBatch, encryptBatch, inferBatchBytes } from '../src/inference/he.ts';
+import { decryptOutput as decryptBatch, encryptBatch, encryptSingle, inferBytes } from '../src/inference/he.ts';
 import { readIdx } from '../src/inference/idx.ts';
 import { parseOnnx, serializeOnnx } from '../src/inference/onnx.ts';
 
@@ -69,7 +69,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   try {
     // Single image.
     let t = performance.now();
-    const one = decryptBatch(client, inferBatchBytes(server, calibrated, encryptBatch(client, [samples[0]!], [1, 28, 28])));
+    const one = decryptBatch(client, inferBytes(server, calibrated, encryptSingle(client, [samples[0]!], [1, 28, 28])));
     const latencyMsSingle = performance.now() - t;
     log(`single image: ${latencyMsSingle.toFixed(0)} ms`);
     // Full batch.
@@ -77,7 +77,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     const enc = encryptBatch(client, samples, [1, 28, 28]);
     const tEnc = performance.now() - t;
     t = performance.now();
-    const outBytes = inferBatchBytes(server, calibrated, enc, (d, n, op) => log(`  [${d}/${n}] ${op}`));
+    const outBytes = inferBytes(server, calibrated, enc, { onProgress: (d, n, op) => log(`  [${d}/${n}] ${op}`) });
     const tInf = performance.now() - t;
     t = performance.now();
     const dec = decryptBatch(client, outBytes);

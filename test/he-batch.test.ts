@@ -7,11 +7,13 @@ import { GraphBuilder } from '../src/inference/builder.ts';
 import type { AttributeValue, Tensor } from '../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
 import { runPlain } from '../src/inference/execute.ts';
+import { compileSingle, packSingleInput, prepareSingle, runSingle } from '../src/inference/single.ts';
 
-// Per-operator models with seeded random weights: the plaintext reference and the CKKS batch plan
-// (one sample per slot) must both match onnxruntime. Tolerances: 1e-4 (float32 vs float64) for
+// Per-operator models with seeded random weights: the plaintext reference, the CKKS batch plan
+// (one sample per slot) and the single plan (one sample in the slots) must all match onnxruntime. Tolerances: 1e-4 (float32 vs float64) for
 // the reference, 2e-3 for CKKS at Δ = 2^40 on values of magnitude ≲ 10.
 const BATCH = 6;
+const SINGLE_SAMPLES = 2;
 
 let seed = 12345;
 function rand(): number {
@@ -73,7 +75,7 @@ async function reference(bytes: Uint8Array, input: Float32Array, dims: number[])
   return { dims: t.dims, data: t.data as Float32Array };
 }
 
-describe('operators: plaintext reference and CKKS batch plan vs onnxruntime', () => {
+describe('operators: plaintext reference and both CKKS plans vs onnxruntime', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const b = new GraphBuilder(c.opset ?? 13);
@@ -102,6 +104,25 @@ describe('operators: plaintext reference and CKKS batch plan vs onnxruntime', ()
       });
       for (const v of inputs) v.delete();
       expect(ctx.liveVectors).toBe(0);
+
+      // Single plan: each sample alone in the slots, diagonal matrix-vector products.
+      const plan = compileSingle(graph);
+      const sctx = await CkksContext.create(chooseCkksParameters(await loadSeal(), { depth: plan.depth, specialBits: 'max' }), { galoisSteps: plan.galoisSteps });
+      try {
+        const prepared = prepareSingle(sctx, graph);
+        for (let s = 0; s < SINGLE_SAMPLES; s++) {
+          const xv = sctx.encryptVector(packSingleInput(plan, samples[s]!.map(Math.fround), sctx.slotCount));
+          const y = runSingle(sctx, prepared, xv);
+          const slots = sctx.decryptVector(y, sctx.slotCount);
+          plan.outputSlots.forEach((j, k) => expect(Math.abs(slots[j]! - ref.data[s * outPer + k]!)).toBeLessThan(2e-3));
+          xv.delete();
+          y.delete();
+        }
+        prepared.delete();
+        expect(sctx.liveVectors).toBe(0);
+      } finally {
+        sctx.delete();
+      }
     });
   }
 

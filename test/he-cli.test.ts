@@ -38,21 +38,30 @@ describe('cipherml he', () => {
 
     const kp = await run(['he', 'keyparams', '-m', model, '-c', join(dir, 'calib.npy'), '-o', join(dir, 'kp.json'), '--degree', '3', '--json']);
     expect(kp).toMatchObject({ code: 0 });
-    expect(JSON.parse(kp.stdout)).toMatchObject({ packing: 'batch', calibratedModel: join(dir, 'm_calibrated.onnx') });
+    expect(JSON.parse(kp.stdout)).toMatchObject({ packing: 'auto', calibratedModel: join(dir, 'm_calibrated.onnx') });
     vi.stubEnv('CIPHERML_HE_KEYPARAMS', join(dir, 'kp.json'));
     expect((await run(['he', 'keygen', '-o', join(dir, 'key')])).code).toBe(0);
     expect((await stat(join(dir, 'key'))).mode & 0o777).toBe(0o600);
     vi.stubEnv('CIPHERML_HE_KEY', join(dir, 'key'));
-    expect((await run(['he', 'encrypt', '-i', join(dir, 'in.npy'), '-o', join(dir, 'in.enc')])).code).toBe(0);
-    expect((await run(['he', 'inference', '-m', join(dir, 'm_calibrated.onnx'), '-k', join(dir, 'key.pub'), '-i', join(dir, 'in.enc'), '-o', join(dir, 'out.enc')])).code).toBe(0);
-    expect((await run(['he', 'decrypt', '-i', join(dir, 'out.enc'), '-o', join(dir, 'out.npy')])).code).toBe(0);
-    const out = readNpy(await readFile(join(dir, 'out.npy')));
     const ref = runPlain(parseOnnx(await readFile(model)), readNpy(await readFile(join(dir, 'in.npy'))));
-    expect(out.dims).toEqual([3, 3]);
-    // Degree-3 least-squares sigmoid on the calibrated range: within 0.02 of the true sigmoid.
-    out.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(0.02));
+    for (const packing of ['batch', 'single']) {
+      vi.stubEnv('CIPHERML_HE_PACKING', packing);
+      const enc = await run(['he', 'encrypt', '-i', join(dir, 'in.npy'), '-o', join(dir, `in-${packing}.enc`), '--json']);
+      expect(JSON.parse(enc.stdout)).toMatchObject({ packing, batch: 3 });
+      vi.unstubAllEnvs();
+      vi.stubEnv('CIPHERML_HE_KEY', join(dir, 'key'));
+      const inf = await run(['he', 'inference', '-m', join(dir, 'm_calibrated.onnx'), '-k', join(dir, 'key.pub'), '-i', join(dir, `in-${packing}.enc`), '-o', join(dir, `out-${packing}.enc`), '--json']);
+      expect(inf.code, inf.stdout).toBe(0);
+      const dec = await run(['he', 'decrypt', '-i', join(dir, `out-${packing}.enc`), '-o', join(dir, `out-${packing}.npy`), '--json']);
+      expect(dec.code, dec.stdout).toBe(0);
+      const out = readNpy(await readFile(join(dir, `out-${packing}.npy`)));
+      expect(out.dims).toEqual([3, 3]);
+      // Degree-3 least-squares sigmoid on the calibrated range: within 0.02 of the true sigmoid.
+      out.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(0.02));
+    }
+    expect((await run(['he', 'encrypt', '-i', join(dir, 'in.npy'), '-o', join(dir, 'in.enc'), '--packing', 'diagonal'])).code).toBe(2); // usage error
 
-    const again = await run(['he', 'keygen', '-o', join(dir, 'key'), '--json']);
+    const again = await run(['he', 'keygen', '-i', join(dir, 'kp.json'), '-o', join(dir, 'key'), '--json']);
     expect(again.code).toBe(1);
     expect(JSON.parse(again.stdout).error.code).toBe('CIPHERML_E_FILE_EXISTS');
   });

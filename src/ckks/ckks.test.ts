@@ -18,6 +18,8 @@ import {
   serializePublicContext,
   serializeSecretKey,
   sumSlotsSteps,
+  bestBabyStep,
+  diagonalSteps,
   validateCkksParameters,
   writeKeyFiles,
 } from './index.ts';
@@ -244,5 +246,80 @@ describe('serialization', () => {
     await expect(writeKeyFiles(join(dir, 'key'), ctx)).rejects.toMatchObject({ code: 'CIPHERML_E_FILE_EXISTS' });
     await chmod(secretKeyPath, 0o644);
     await expect(readSecretKeyFile(secretKeyPath)).rejects.toMatchObject({ code: 'CIPHERML_E_KEY_FILE_INSECURE' });
+  });
+});
+
+describe('diagonal matrix × vector (baby-step/giant-step)', () => {
+  // A 16 × 16 matrix on a vector of period 16, diagonals at rotations -3 … 12.
+  const P = 16;
+  const rotations = Array.from({ length: P }, (_, i) => i - 3);
+  let mctx: CkksContext;
+  beforeAll(async () => {
+    const steps = [...new Set([...diagonalSteps(rotations, 4), ...diagonalSteps(rotations, 5), ...sumSlotsSteps(4, 16)])];
+    mctx = await CkksContext.create(PARAMS, { galoisSteps: steps });
+  });
+  afterAll(() => mctx.delete());
+  const periodic = (f: (j: number) => number): Float64Array => Float64Array.from({ length: mctx.slotCount }, (_, j) => f(j % P));
+
+  it('equals the plaintext product W·x for any matrix and baby step (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: P * P, maxLength: P * P }), fc.array(fc.double({ min: -2, max: 2, noNaN: true }), { minLength: P, maxLength: P }), fc.constantFrom(4, 5), (w, x, baby) => {
+        // Row i of W on diagonal r: diag_r[i] = W[i][(i + r) mod P].
+        const diagonals = rotations.map((r) => ({ rotation: r, values: periodic((i) => w[i * P + (((i + r) % P) + P) % P]!) }));
+        using m = mctx.prepareDiagonals(diagonals, mctx.maxLevel, baby);
+        using xv = mctx.encryptVector(periodic((i) => x[i]!));
+        using y = mctx.mulDiagonals(xv, m);
+        const want = Array.from({ length: P }, (_, i) => x.reduce((s, xj, j) => s + w[i * P + j]! * xj, 0));
+        expect(y.level).toBe(mctx.maxLevel - 1);
+        expectClose(mctx.decryptVector(y, P), want, 1e-3);
+      }),
+      { numRuns: 6 },
+    );
+  });
+
+  it('skips all-zero diagonals and refuses a missing Galois key by name', () => {
+    using xv = mctx.encryptVector(periodic((i) => i));
+    using m = mctx.prepareDiagonals([{ rotation: 0, values: periodic(() => 0) }, { rotation: 1, values: periodic(() => 2) }], mctx.maxLevel);
+    expect(m.size).toBe(1);
+    using y = mctx.mulDiagonals(xv, m);
+    expectClose(mctx.decryptVector(y, 4), [2, 4, 6, 8]);
+    using bad = mctx.prepareDiagonals([{ rotation: 7, values: periodic(() => 1) }], mctx.maxLevel, 1);
+    expect(code(() => mctx.mulDiagonals(xv, bad))).toBe('CIPHERML_E_CKKS_GALOIS_KEY_MISSING');
+    expect(code(() => mctx.prepareDiagonals([{ rotation: 0, values: new Float64Array(3) }], mctx.maxLevel))).toBe('CIPHERML_E_SHAPE_MISMATCH');
+    expect(code(() => mctx.prepareDiagonals([{ rotation: 1, values: periodic(() => 1) }, { rotation: 1, values: periodic(() => 1) }], mctx.maxLevel))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(code(() => ctx.mulDiagonals(ctx.encryptVector([1]), m))).toBe('CIPHERML_E_KEY_MISMATCH');
+  });
+
+  it('sums products whose scales drifted apart once their diagonals carry the scale factor', () => {
+    // x² has scale Δ²/q, x has Δ; with the factors Δ/scale both products come out at Δ.
+    using xv = mctx.encryptVector(periodic((i) => i / 8));
+    using sq = mctx.mul(xv, xv);
+    const l = sq.level;
+    const ones = periodic(() => 1);
+    using mSq = mctx.prepareDiagonals([{ rotation: 0, values: ones }], l, undefined, mctx.freshScale / sq.scale);
+    using mX = mctx.prepareDiagonals([{ rotation: 0, values: ones }], l, undefined, mctx.freshScale / xv.scale);
+    using a = mctx.mulDiagonals(sq, mSq);
+    using b = mctx.mulDiagonals(xv, mX);
+    expect(a.scale / b.scale).toBeCloseTo(1, 12);
+    using sum = mctx.add(a, b);
+    expectClose(mctx.decryptVector(sum, 4), [0, 1 / 8 + 1 / 64, 2 / 8 + 4 / 64, 3 / 8 + 9 / 64]);
+    expect(mctx.primeAt(l + 1)).toBeGreaterThan(2 ** 20);
+    expect(Math.abs(sq.scale - (xv.scale * xv.scale) / mctx.primeAt(l + 1))).toBeLessThan(1e-6 * sq.scale);
+    expect(code(() => mctx.prepareDiagonals([{ rotation: 0, values: ones }], l, undefined, 0))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+  });
+
+  it('sumSlots with a stride adds every stride-th slot', () => {
+    using xv = mctx.encryptVector(Float64Array.from({ length: 64 }, (_, j) => j));
+    using s = mctx.sumSlots(xv, 4, 16);
+    expectClose(mctx.decryptVector(s, 2), [0 + 16 + 32 + 48, 1 + 17 + 33 + 49]);
+  });
+
+  it('bestBabyStep minimizes the rotation count (known answers)', () => {
+    expect(diagonalSteps([0, 1, 2, 3], 2)).toEqual([1, 2]);
+    const spread = [0, 1, 2, 3, 28, 29, 30, 31];
+    expect(diagonalSteps(spread, 28)).toEqual([1, 2, 3, 28]);
+    expect(diagonalSteps(spread, 1)).toHaveLength(7);
+    expect(diagonalSteps(spread, bestBabyStep(spread))).toHaveLength(4);
+    expect(diagonalSteps([-1, 0, 1], 3)).toEqual([-3, 1, 2]);
   });
 });

@@ -96,6 +96,11 @@ export class CkksContext {
   readonly galoisSteps: readonly number[];
   /** Count of {@link CkksVector}s made by this context and not yet deleted (leak checks). */
   liveVectors = 0;
+  /**
+   * Application JSON carried by the secret key file (e.g. which inference packing the key set
+   * was made for); undefined when none. Never holds secrets of its own.
+   */
+  metadata: unknown = undefined;
 
   /** @internal */ readonly seal: Seal;
   /** @internal */ readonly sealContext: S.SEALContext;
@@ -201,6 +206,25 @@ export class CkksContext {
   /** Levels of a fresh ciphertext (number of rescales available). */
   get maxLevel(): number {
     return levelsOf(this.params);
+  }
+
+  /** Scale Δ of a fresh encryption. */
+  get freshScale(): number {
+    return this.#scale;
+  }
+
+  /**
+   * The prime q_ℓ a rescale at `level` divides by: a ct×ct product of scales s_a, s_b at that
+   * level leaves scale s_a·s_b/q_ℓ.
+   *
+   * @example
+   * ```ts
+   * const next = (a.scale * b.scale) / ctx.primeAt(ctx.levelOf(a)); // scale of ctx.mul(a, b)
+   * ```
+   */
+  primeAt(level: number): number {
+    assertIntegerInRange(level, 'level', 1, this.maxLevel);
+    return this.#lastPrime[level]!;
   }
 
   /** @internal */
@@ -503,9 +527,9 @@ export class CkksContext {
   }
 
   /**
-   * Rotate-and-add: slot 0 of the result holds the sum of slots [0, n), n a power of two ≤
-   * slotCount (slot i holds the cyclic window [i, i+n)). Needs Galois keys for
-   * {@link sumSlotsSteps}(n).
+   * Rotate-and-add: slot i of the result holds Σ_{k<n} a[i + k·stride] (cyclic), n a power of
+   * two with n·stride ≤ slotCount. With stride 1, slot 0 holds the sum of slots [0, n). Needs
+   * Galois keys for {@link sumSlotsSteps}(n, stride).
    *
    * @example
    * ```ts
@@ -513,17 +537,162 @@ export class CkksContext {
    * using s = ctx.sumSlots(ctx.encryptVector([1, 2, 3, 4, 5, 6, 7, 8]), 8); // slot 0 ≈ 36
    * ```
    */
-  sumSlots(a: CkksVector, n: number): CkksVector {
+  sumSlots(a: CkksVector, n: number, stride = 1): CkksVector {
     this.#own(a, 'a');
     assertIntegerInRange(n, 'n', 1, this.slotCount);
+    assertIntegerInRange(stride, 'stride', 1, this.slotCount);
     if ((n & (n - 1)) !== 0) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `n = ${n} is not a power of two`, { param: 'n' });
+    if (n * stride > this.slotCount) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `n·stride = ${n * stride} exceeds ${this.slotCount} slots`, { param: 'stride' });
     const acc = this.#copy(a);
     for (let step = 1; step < n; step *= 2) {
-      const r = this.rotate(acc, step);
+      const r = this.rotate(acc, step * stride);
       this.addInPlace(acc, r);
       r.delete();
     }
     return acc;
+  }
+
+  /**
+   * Encodes a matrix in generalized-diagonal form for {@link mulDiagonals}: each entry's
+   * `values` (slotCount numbers) multiply rot(x, rotation). The baby-step/giant-step split
+   * (Halevi–Shoup, CRYPTO 2014, §4.1) writes rotation r = g·B + b with 0 ≤ b < B and stores the
+   * values pre-rotated by −g·B, encoded at the prime a rescale at `level` drops so the product
+   * keeps the ciphertext's scale, times `scaleFactor` when given (so that products of inputs whose
+   * scales drifted apart can be summed: pass Δ_target/Δ_input). Rotations may be negative. Galois
+   * steps needed: {@link diagonalSteps}.
+   *
+   * @example
+   * ```ts
+   * using m = ctx.prepareDiagonals([{ rotation: 0, values: new Float64Array(ctx.slotCount).fill(2) }], ctx.maxLevel); // y = 2·x
+   * using y = ctx.mulDiagonals(x, m);
+   * ```
+   */
+  prepareDiagonals(diagonals: readonly { readonly rotation: number; readonly values: Float64Array }[], level: number, babyStep?: number, scaleFactor = 1): CkksDiagonalMatrix {
+    if (this.#deleted) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the context was deleted', { param: 'context' });
+    if (!Array.isArray(diagonals) || diagonals.length > this.slotCount) {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected at most ${this.slotCount} diagonals`, { param: 'diagonals' });
+    }
+    assertIntegerInRange(level, 'level', 1, this.maxLevel);
+    if (typeof scaleFactor !== 'number' || !(scaleFactor >= 2 ** -20 && scaleFactor <= 2 ** 20)) {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `scaleFactor must be a number in [2^-20, 2^20], got ${String(scaleFactor)}`, { param: 'scaleFactor' });
+    }
+    const slots = this.slotCount;
+    const rotations = diagonals.map((d, i) => {
+      assertIntegerInRange(d?.rotation, `diagonals[${i}].rotation`, -(slots - 1), slots - 1);
+      if (!(d.values instanceof Float64Array) || d.values.length !== slots) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `diagonal ${i} must be a Float64Array of ${slots} values`, { param: `diagonals[${i}].values` });
+      return d.rotation;
+    });
+    if (new Set(rotations).size !== rotations.length) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'two diagonals have the same rotation', { param: 'diagonals' });
+    const baby = babyStep ?? bestBabyStep(rotations);
+    assertIntegerInRange(baby, 'babyStep', 1, slots);
+    const pid = this.#parmsIdAt(level);
+    const groups = new Map<number, Map<number, S.Plaintext>>();
+    try {
+      diagonals.forEach((d, i) => {
+        if (d.values.every((v: number) => v === 0)) return;
+        const b = ((d.rotation % baby) + baby) % baby;
+        const shift = d.rotation - b;
+        const rotated = shift === 0 ? d.values : new Float64Array(slots);
+        if (shift !== 0) for (let j = 0; j < slots; j++) rotated[j] = d.values[(((j - shift) % slots) + slots) % slots]!;
+        const pt = this.#encode(rotated, `diagonals[${i}]`, this.#lastPrime[level]! * scaleFactor, pid);
+        // Values below half a unit of the scale encode to the zero polynomial; SEAL refuses the
+        // (transparent) product, and the diagonal contributes nothing anyway.
+        if (pt.isZero()) {
+          pt.delete();
+          return;
+        }
+        let row = groups.get(shift);
+        if (row === undefined) groups.set(shift, (row = new Map()));
+        row.set(b, pt);
+      });
+    } catch (e) {
+      for (const row of groups.values()) for (const p of row.values()) p.delete();
+      throw e;
+    } finally {
+      pid.delete();
+    }
+    return new CkksDiagonalMatrix(this.fingerprint, level, baby, groups);
+  }
+
+  /**
+   * y = Σ_r diag_r ⊙ rot(x, r) for a matrix from {@link prepareDiagonals}, by baby-step/
+   * giant-step: one rotation of x per distinct non-zero baby step, one per non-zero giant
+   * shift, one rescale for the whole sum (one level). `x` above the matrix's level is mod-switched down first.
+   *
+   * @example
+   * ```ts
+   * using y = ctx.mulDiagonals(x, matrix);
+   * ```
+   */
+  mulDiagonals(x: CkksVector, m: CkksDiagonalMatrix): CkksVector {
+    this.#own(x, 'x');
+    if (!(m instanceof CkksDiagonalMatrix) || m.isDeleted()) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'expected a live CkksDiagonalMatrix', { param: 'matrix' });
+    if (m.fingerprint !== this.fingerprint) throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the matrix was prepared for key set ${m.fingerprint}, this context is ${this.fingerprint}`, { param: 'matrix' });
+    const lx = this.levelOf(x);
+    if (lx < m.level) throw new CipherMLError('CIPHERML_E_CKKS_DEPTH_EXHAUSTED', `the input is at level ${lx}, the matrix was prepared for level ${m.level}`, { param: 'x', details: { level: lx, matrixLevel: m.level } });
+    const xs = lx === m.level ? x : this.toLevel(x, m.level);
+    const gk = this.#keys.galois;
+    const rot = (src: S.Ciphertext, steps: number, dst: S.Ciphertext): void => {
+      if (gk === undefined) throw this.#noGalois(steps);
+      try {
+        this.#evaluator.rotateVector(src, steps, gk, dst);
+      } catch (e) {
+        if (/galois key not present|not valid for/i.test(sealMessage(e))) throw this.#noGalois(steps);
+        throw new CipherMLError('CIPHERML_E_SEAL_FAILURE', `rotate failed: ${sealMessage(e)}`, { param: 'matrix', cause: e });
+      }
+    };
+    const babies = new Map<number, S.Ciphertext>();
+    const temps: S.Ciphertext[] = [];
+    let acc: S.Ciphertext | undefined;
+    try {
+      for (const row of m.plain.values()) {
+        for (const b of row.keys()) {
+          if (babies.has(b)) continue;
+          if (b === 0) babies.set(0, xs.ct);
+          else {
+            const r = this.#fresh();
+            temps.push(r);
+            rot(xs.ct, b, r);
+            babies.set(b, r);
+          }
+        }
+      }
+      const prod = this.#fresh();
+      temps.push(prod);
+      for (const [shift, row] of m.plain) {
+        let inner: S.Ciphertext | undefined;
+        for (const [b, p] of row) {
+          if (inner === undefined) {
+            inner = this.#fresh();
+            temps.push(inner);
+            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, inner!));
+          } else {
+            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, prod));
+            sealCall('add', () => this.#evaluator.addInplace(inner!, prod));
+          }
+        }
+        if (inner === undefined) continue;
+        if (shift !== 0) {
+          const r = this.#fresh();
+          temps.push(r);
+          rot(inner, shift, r);
+          inner = r;
+        }
+        if (acc === undefined) {
+          acc = this.#fresh();
+          acc.assign(inner);
+        } else sealCall('add', () => this.#evaluator.addInplace(acc!, inner!));
+      }
+      if (acc === undefined) return this.#zeroAt(m.level - 1, xs.ct.scale(), this.slotCount);
+      sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc!));
+      const out = new CkksVector(this, acc, this.slotCount);
+      acc = undefined;
+      return out;
+    } finally {
+      acc?.delete();
+      for (const t of temps) t.delete();
+      if (xs !== x) xs.delete();
+    }
   }
 
   /** Mod-switches a copy of `a` down to `level` (no rescale: the scale is unchanged). */
@@ -555,6 +724,19 @@ export class CkksContext {
   }
 
   // ---- internals -------------------------------------------------------------------------
+
+  /** SEAL parms_id of chain index `level` (caller deletes it). */
+  #parmsIdAt(level: number): S.ParmsIdType {
+    let cd = this.sealContext.firstContextData();
+    while (cd.chainIndex() > level) {
+      const next = cd.nextContextData();
+      cd.delete();
+      cd = next;
+    }
+    const pid = cd.parmsId();
+    cd.delete();
+    return pid;
+  }
 
   /**
    * A fresh encryption of zero at `level` with `scale`: the product by a zero plaintext would be
@@ -796,15 +978,96 @@ export function fingerprintOf(sealParams: S.EncryptionParameters, keyId: Uint8Ar
 }
 
 /**
- * Galois steps {@link CkksContext.sumSlots} needs for a window of n slots: 1, 2, 4, …, n/2.
+ * Galois steps {@link CkksContext.sumSlots} needs for a window of n slots at `stride`:
+ * stride·1, stride·2, …, stride·n/2.
  *
  * @example
  * ```ts
  * sumSlotsSteps(8); // [1, 2, 4]
+ * sumSlotsSteps(4, 64); // [64, 128]
  * ```
  */
-export function sumSlotsSteps(n: number): number[] {
+export function sumSlotsSteps(n: number, stride = 1): number[] {
   const out: number[] = [];
-  for (let s = 1; s < n; s *= 2) out.push(s);
+  for (let s = 1; s < n; s *= 2) out.push(s * stride);
   return out;
+}
+
+/**
+ * The baby-step size B minimizing the rotations of {@link CkksContext.mulDiagonals} for these
+ * rotation amounts: distinct non-zero r mod B plus distinct non-zero r − (r mod B).
+ *
+ * @example
+ * ```ts
+ * bestBabyStep([0, 1, 2, 3, 28, 29, 30, 31]); // 2: rotations by 1, 2, 28 and 30
+ * ```
+ */
+export function bestBabyStep(rotations: readonly number[], maxBabyStep = 256): number {
+  let best = 1;
+  let bestCost = Infinity;
+  for (let b = 1; b <= maxBabyStep; b++) {
+    const cost = diagonalSteps(rotations, b).length;
+    if (cost < bestCost) {
+      bestCost = cost;
+      best = b;
+    }
+  }
+  return best;
+}
+
+/**
+ * Galois steps {@link CkksContext.mulDiagonals} needs for diagonals at these rotation amounts
+ * with baby-step size B: every non-zero r mod B and every non-zero r − (r mod B).
+ *
+ * @example
+ * ```ts
+ * diagonalSteps([0, 1, 2, 3], 2); // [1, 2]
+ * ```
+ */
+export function diagonalSteps(rotations: readonly number[], babyStep: number = bestBabyStep(rotations)): number[] {
+  const out = new Set<number>();
+  for (const r of rotations) {
+    const b = ((r % babyStep) + babyStep) % babyStep;
+    if (b > 0) out.add(b);
+    if (r - b !== 0) out.add(r - b);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * Plaintext diagonals encoded for {@link CkksContext.mulDiagonals} at one level. Owns SEAL
+ * plaintexts: free with `delete()` (or `using`).
+ */
+export class CkksDiagonalMatrix {
+  readonly fingerprint: string;
+  /** Level of the ciphertexts it multiplies. */
+  readonly level: number;
+  readonly babyStep: number;
+  /** @internal giant shift g·B ↦ (baby step b ↦ diagonal g·B + b rotated by −g·B). */
+  readonly plain: ReadonlyMap<number, ReadonlyMap<number, S.Plaintext>>;
+  #deleted = false;
+  /** @internal */
+  constructor(fingerprint: string, level: number, babyStep: number, plain: Map<number, Map<number, S.Plaintext>>) {
+    this.fingerprint = fingerprint;
+    this.level = level;
+    this.babyStep = babyStep;
+    this.plain = plain;
+  }
+  /** Non-empty diagonals. */
+  get size(): number {
+    let n = 0;
+    for (const row of this.plain.values()) n += row.size;
+    return n;
+  }
+  isDeleted(): boolean {
+    return this.#deleted;
+  }
+  delete(): void {
+    if (this.#deleted) return;
+    this.#deleted = true;
+    for (const row of this.plain.values()) for (const p of row.values()) p.delete();
+  }
+  [Symbol.dispose](): void {
+    this.delete();
+  }
 }

@@ -16,7 +16,8 @@
  * | `mul`, `square` | 1 | relinearization |
  * | `mulPlain`, `mulScalar`, `linearCombination` | 1 | — |
  * | `rotate(v, k)` | 0 | Galois key for k |
- * | `sumSlots(v, n)` | 0 | Galois keys `sumSlotsSteps(n)` |
+ * | `sumSlots(v, n, stride)` | 0 | Galois keys `sumSlotsSteps(n, stride)` |
+ * | `mulDiagonals(v, m)` (matrix × vector, BSGS) | 1 | Galois keys `diagonalSteps(…)` |
  *
  * Error model: decrypted values equal the exact result up to CKKS noise, about
  * 2^-(scaleBits-20) relative per level for scaleBits = 40 (tests use 1e-4 absolute on |x| ≤ 10).
@@ -46,7 +47,7 @@
  * ctx.delete();
  * ```
  */
-export { CkksContext, CkksVector, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
+export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions } from './context.ts';
 export { chooseCkksParameters, levelsOf, validateCkksParameters } from './params.ts';
 export type { ChooseParametersOptions, CkksParameters } from './params.ts';

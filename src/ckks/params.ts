@@ -32,6 +32,13 @@ export interface ChooseParametersOptions {
   readonly minSlots?: number;
   /** Smallest ring degree to consider; default 4096. */
   readonly minPolyModulusDegree?: number;
+  /**
+   * Bits of the special (key-switching) prime: a number, or `'max'` for the largest value up to
+   * 60 that the security bound leaves at the chosen ring degree. Key-switching noise (rotations,
+   * relinearization) shrinks by 2^bits, so plans with many rotations want `'max'`. Default:
+   * `outerBits`.
+   */
+  readonly specialBits?: number | 'max';
 }
 
 /** Multiplicative levels the parameters provide. */
@@ -57,11 +64,16 @@ export function chooseCkksParameters(seal: Seal, options: ChooseParametersOption
   assertIntegerInRange(outerBits, 'outerBits', scaleBits, 60);
   const minSlots = options.minSlots ?? 0;
   assertIntegerInRange(minSlots, 'minSlots', 0, 16384);
-  const coeffModulusBits = [outerBits, ...Array.from({ length: options.depth }, () => scaleBits), outerBits];
-  const total = coeffModulusBits.reduce((a, b) => a + b, 0);
+  const special = options.specialBits ?? outerBits;
+  if (special !== 'max') assertIntegerInRange(special, 'specialBits', 20, 60);
+  const chain = [outerBits, ...Array.from({ length: options.depth }, () => scaleBits)];
+  const largest = Math.max(...chain);
+  const total = chain.reduce((a, b) => a + b, 0) + (special === 'max' ? largest : special);
   for (let n = options.minPolyModulusDegree ?? 4096; n <= 32768; n *= 2) {
-    if (n / 2 >= minSlots && total <= seal.CoeffModulus.MaxBitCount(n, seal.SecLevelType.tc128)) {
-      return { polyModulusDegree: n, coeffModulusBits, scaleBits };
+    const max = seal.CoeffModulus.MaxBitCount(n, seal.SecLevelType.tc128);
+    if (n / 2 >= minSlots && total <= max) {
+      const bits = special === 'max' ? Math.min(60, max - (total - largest)) : special;
+      return { polyModulusDegree: n, coeffModulusBits: [...chain, bits], scaleBits };
     }
   }
   throw new CipherMLError('CIPHERML_E_CKKS_PARAMETERS_INSECURE', `depth ${options.depth} at scale 2^${scaleBits} needs a ${total}-bit modulus, more than 128-bit security allows at N = 32768`, {

@@ -18,7 +18,8 @@ import type * as S from 'node-seal';
  * - public context (kind publicKey): version, parameters JSON, key-set id, SEAL public key,
  *   relinearization key, Galois keys (each seeded: SEAL stores the PRNG seed instead of the
  *   uniformly random half), Galois steps JSON;
- * - secret key (kind privateKey): version, parameters JSON, key-set id, SEAL secret key;
+ * - secret key (kind privateKey): version, parameters JSON, key-set id, SEAL secret key, and
+ *   optionally the context's `metadata` JSON (application hints such as an inference packing);
  * - ciphertexts (kind ciphertext): version, metadata JSON, count, then per ciphertext its logical
  *   length and SEAL bytes (seeded when freshly encrypted with the secret key).
  *
@@ -107,7 +108,9 @@ export async function deserializePublicContext(bytes: Uint8Array, param = 'publi
 export function serializeSecretKey(ctx: CkksContext): Uint8Array {
   const sk = ctx.keys.secret;
   if (sk === undefined) throw new CipherMLError('CIPHERML_E_CKKS_SECRET_KEY_MISSING', 'this context holds no secret key', { param: 'context' });
-  return seal0(ctx, 'privateKey', [header(ctx.params), ctx.keyId, sk.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array]);
+  const sections = [header(ctx.params), ctx.keyId, sk.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array];
+  if (ctx.metadata !== undefined) sections.push(json(ctx.metadata));
+  return seal0(ctx, 'privateKey', sections);
 }
 
 /**
@@ -121,7 +124,7 @@ export function serializeSecretKey(ctx: CkksContext): Uint8Array {
  */
 export async function deserializeSecretKey(bytes: Uint8Array, param = 'secretKey'): Promise<CkksContext> {
   const seal = await loadSeal();
-  const { fingerprint, sections } = open0(bytes, 'privateKey', param, 3);
+  const { fingerprint, sections } = open0(bytes, 'privateKey', param, [3, 4]);
   const params = parseHeader(seal, sections[0]!, param);
   const keyId = keyIdOf(sections[1]!, param);
   const { sealParams, sealContext } = makeSealContext(seal, params);
@@ -129,7 +132,9 @@ export async function deserializeSecretKey(bytes: Uint8Array, param = 'secretKey
   const made: S.ClassHandle[] = [];
   try {
     const secret = load(seal, sealContext, new seal.SecretKey(), sections[2]!, param, made);
-    return CkksContext.fromParts(seal, params, sealParams, sealContext, { secret }, keyId, []);
+    const ctx = CkksContext.fromParts(seal, params, sealParams, sealContext, { secret }, keyId, []);
+    if (sections[3] !== undefined) ctx.metadata = parseJson(sections[3], param);
+    return ctx;
   } catch (e) {
     for (const o of made) o.delete();
     sealContext.delete();
@@ -282,12 +287,13 @@ function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext'
   return sealEnvelope({ kind, scheme: 'ckks', fingerprint: ctx.fingerprint, body });
 }
 
-function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number): { fingerprint: string; sections: Uint8Array[] } {
+function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number | readonly number[]): { fingerprint: string; sections: Uint8Array[] } {
   const env = openEnvelope(bytes, { kind, scheme: 'ckks' }, param);
   const all = splitSections(inflate(env.body, param), param);
   if (all.length === 0 || version(all[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown CKKS key body version', { param });
   const sections = all.slice(1);
-  if (sections.length !== count) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `expected ${count} sections, found ${sections.length}`, { param });
+  const counts = typeof count === 'number' ? [count] : count;
+  if (!counts.includes(sections.length)) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `expected ${counts.join(' or ')} sections, found ${sections.length}`, { param });
   return { fingerprint: env.fingerprint, sections };
 }
 

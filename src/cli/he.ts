@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
+import type { Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
 import { intOption } from './options.ts';
 
@@ -30,11 +31,13 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-c, --calibration <path>', 'calibration inputs (.npz/.zip of .npy, or .npy)', 'CIPHERML_HE_CALIBRATION'))
       .addOption(req('-o, --out <path>', 'keyparams JSON to write', 'CIPHERML_HE_OUT'))
       .addOption(opt('--degree <n>', 'degree of the Relu/Sigmoid polynomials (default 2)', 'CIPHERML_HE_DEGREE').argParser(intOption('--degree')))
-      .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: 30, or 26 if needed)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits'))),
-  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; scaleBits?: number; overwrite?: boolean; json?: boolean }) => {
-    const r = await heKeyParams({ model: o.model, calibration: o.calibration, out: o.out, overwrite: o.overwrite === true, ...(o.degree === undefined ? {} : { degree: o.degree }), ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }) });
+      .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: the largest of 30…26 that fits the smallest ring)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits')))
+      .addOption(opt('--packing <plan>', 'plans the keys support: auto (both; encrypt picks), batch (one sample per slot, no rotation keys) or single (one input per ciphertext)', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
+  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
+    const r = await heKeyParams({ model: o.model, calibration: o.calibration, out: o.out, overwrite: o.overwrite === true, packing: o.packing, ...(o.degree === undefined ? {} : { degree: o.degree }), ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }) });
     const p = r.keyParams.params;
-    print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...r.keyParams }, `depth ${r.keyParams.depth}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${r.keyParams.activations.length} activation(s) replaced → ${o.out}, ${r.calibratedModel}`);
+    const plans = Object.entries(r.keyParams.plans).map(([k, v]) => `${k} (depth ${v.depth}, ${v.rotations} rotations)`).join(', ');
+    print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...r.keyParams }, `plans: ${plans}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${r.keyParams.activations.length} activation(s) replaced → ${o.out}, ${r.calibratedModel}`);
   });
 
   common(
@@ -54,10 +57,11 @@ export function registerHeCommands(program: Command): void {
       .description('encrypt an input .npy (a leading batch axis is encrypted as a batch, one sample per slot)')
       .addOption(req('-k, --key <path>', 'secret key file', 'CIPHERML_HE_KEY'))
       .addOption(req('-i, --in <path>', 'input .npy', 'CIPHERML_HE_INPUT'))
-      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT')),
-  ).action(async (o: { key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
-    const r = await heEncrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
-    print(o.json, { out: o.out, ...r }, `encrypted ${r.batch} sample(s) of [${r.dims.join(', ')}] (${r.bytes} bytes) → ${o.out}`);
+      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
+      .addOption(opt('--packing <plan>', 'auto (the key set\'s cost model: single for few samples), batch or single', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
+  ).action(async (o: { key: string; in: string; out: string; packing: Packing; overwrite?: boolean; json?: boolean }) => {
+    const r = await heEncrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, packing: o.packing });
+    print(o.json, { out: o.out, ...r }, `encrypted ${r.batch} sample(s) of [${r.dims.join(', ')}] with the ${r.packing} packing (${r.bytes} bytes) → ${o.out}`);
   });
 
   common(
@@ -95,6 +99,6 @@ export function registerHeCommands(program: Command): void {
     .action(async (o: { digit: number; json?: boolean }) => {
       const r = await runHeDemo({ digit: o.digit, onProgress: (l) => process.stderr.write(`${l}\n`) });
       const rows = r.decryptedScores.map((d, k) => `  ${k}   ${r.plaintextScores[k]!.toFixed(5).padStart(11)}   ${d.toFixed(5).padStart(11)}`);
-      print(o.json, { ...r }, [`digit #${r.digit} (label ${r.label})`, '  class   plaintext   decrypted', ...rows, `predicted ${r.decryptedClass} encrypted, ${r.plaintextClass} in plaintext; max |difference| ${r.maxAbsError.toExponential(2)}; inference ${(r.ms.inference / 1000).toFixed(1)} s`].join('\n'));
+      print(o.json, { ...r }, [`digit #${r.digit} (label ${r.label})`, '  class   plaintext   decrypted', ...rows, `predicted ${r.decryptedClass} encrypted, ${r.plaintextClass} in plaintext; max |difference| ${r.maxAbsError.toExponential(2)}; ${r.packing} plan, inference ${(r.ms.inference / 1000).toFixed(2)} s`].join('\n'));
     });
 }

@@ -218,3 +218,54 @@ export function batchDepth(graph: Graph): number {
   const outs = execute(graph, algebra, [{ dims, data: Array.from({ length: sizeOf(dims) }, () => ({ d: 0, form: false })) }]);
   return Math.max(0, ...outs.flatMap((t) => t.data.map(materialized)));
 }
+
+/** Cost element: the ciphertext ids a form combines, or one ciphertext id. */
+type CostElem = number | { readonly ids: ReadonlySet<number>; readonly form: boolean };
+
+/**
+ * Work of one batch-plan run: plaintext-scalar products (terms of every materialized affine
+ * form) and ciphertext products. Independent of how many slots are filled.
+ *
+ * @example
+ * ```ts
+ * batchCost(graph); // { scalarProducts: 29_568, products: 320 } for the bundled MNIST model
+ * ```
+ */
+export function batchCost(graph: Graph): { scalarProducts: number; products: number } {
+  const spec = graph.inputs[0];
+  if (spec === undefined) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', 'the model has no input', { param: 'model' });
+  const dims = [1, ...spec.dims.slice(1).map((d) => d ?? 1)];
+  let next = 0;
+  let scalarProducts = 0;
+  let products = 0;
+  const done = new WeakSet<object>();
+  const materialize = (e: Exclude<CostElem, number>): void => {
+    if (e.form && !done.has(e)) {
+      done.add(e);
+      scalarProducts += e.ids.size;
+    }
+  };
+  const algebra: Algebra<CostElem> = {
+    lin: (terms, bias) => {
+      const ids = new Set<number>();
+      for (const [e, k] of terms) if (k !== 0 && typeof e !== 'number') for (const id of e.ids) ids.add(id);
+      if (ids.size === 0) return bias;
+      const only = terms.length === 1 && terms[0]![1] === 1 && bias === 0 ? terms[0]![0] : undefined;
+      return typeof only === 'object' ? only : { ids, form: true };
+    },
+    mul: (a, b) => {
+      if (typeof a === 'number') return algebra.lin([[b, a]], 0);
+      if (typeof b === 'number') return algebra.lin([[a, b]], 0);
+      materialize(a);
+      materialize(b);
+      products++;
+      return { ids: new Set([next++]), form: false };
+    },
+    nonlinear: (op, _a, node) => {
+      throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `${op} node "${node.name}" must be calibrated into a polynomial first`, { param: 'model', details: { op, node: node.name } });
+    },
+  };
+  const outs = execute(graph, algebra, [{ dims, data: Array.from({ length: sizeOf(dims) }, () => ({ ids: new Set([next++]), form: false })) }]);
+  for (const t of outs) for (const e of t.data) if (typeof e !== 'number') materialize(e);
+  return { scalarProducts, products };
+}

@@ -2,17 +2,18 @@ import type { CkksParameters, Seal } from '../ckks/index.ts';
 import { chooseCkksParameters } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
-import { batchDepth } from './batch.ts';
+import { batchCost, batchDepth } from './batch.ts';
 import type { Algebra } from './execute.ts';
 import { assertSupported, execute, PLAIN } from './execute.ts';
 import type { Graph, GraphNode, Tensor } from './onnx.ts';
+import { compileSingle } from './single.ts';
 
 /**
  * Calibration (HE-MAN's `keyparams` step): run the model in plaintext on calibration inputs,
  * record the range of every tensor, replace each Relu/Sigmoid with the least-squares polynomial
- * of the chosen degree on its observed input range (widened by `margin`), compute the batch
- * plan's multiplicative depth and choose CKKS parameters at 128-bit security whose first prime
- * leaves room for the largest observed magnitude.
+ * of the chosen degree on its observed input range (widened by `margin`), compile the requested
+ * plans (depth, rotation steps, cost) and choose CKKS parameters at 128-bit security whose first
+ * prime leaves room for the largest observed magnitude.
  */
 
 /** Options of {@link calibrate}. */
@@ -21,8 +22,28 @@ export interface CalibrateOptions {
   readonly degree?: number;
   /** Relative widening of each observed activation range; default 0.1. */
   readonly margin?: number;
-  /** log2 of the CKKS scale; default 30 (and 26 when that does not fit N = 8192). */
+  /** log2 of the CKKS scale; default: the largest of 30 … 26 that fits the smallest ring degree. */
   readonly scaleBits?: number;
+  /**
+   * Execution plans the key set must support: `batch` (one sample per slot, no Galois keys),
+   * `single` (one input in the slots, rotations), or `auto` (both; `he encrypt` picks per
+   * input by the cost model). Default `auto`.
+   */
+  readonly packing?: Packing;
+}
+
+/** Plans a key set supports. */
+export type Packing = 'auto' | 'batch' | 'single';
+
+/** Cost-model figures of one plan (operations per run; see docs/inference.md). */
+export interface PlanSummary {
+  readonly depth: number;
+  /** Plaintext products (batch: scalar multiply-adds; single: diagonals). */
+  readonly plainProducts: number;
+  readonly rotations: number;
+  readonly products: number;
+  /** Relative cost: plainProducts + 12 × (rotations + products). */
+  readonly cost: number;
 }
 
 /** A replaced activation. */
@@ -40,8 +61,12 @@ export interface ActivationFit {
 export interface KeyParams {
   readonly format: 'cipherml-he-keyparams';
   readonly version: 1;
-  readonly packing: 'batch';
+  readonly packing: Packing;
+  /** Depth of the deepest supported plan (the key set's levels). */
   readonly depth: number;
+  readonly plans: { readonly batch?: PlanSummary; readonly single?: PlanSummary & { readonly inputPeriod: number; readonly slots: number } };
+  /** With `auto`, inputs of at most this many samples use the single plan (cost model). */
+  readonly singleUpTo: number;
   readonly params: CkksParameters;
   readonly galoisSteps: readonly number[];
   readonly inputDims: readonly (number | null)[];
@@ -102,15 +127,33 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     nodes.push(...polynomialNodes(n, coefficients, initializers));
   }
   const calibrated: Graph = { ...graph, nodes, initializers };
-  const depth = batchDepth(calibrated);
-  const params = chooseParams(seal, depth, maxAbs, options.scaleBits);
+  const packing = options.packing ?? 'auto';
+  if (!['auto', 'batch', 'single'].includes(packing)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `packing "${String(packing)}" is not auto, batch or single`, { param: 'packing' });
+  let batch: PlanSummary | undefined;
+  if (packing !== 'single') {
+    const c = batchCost(calibrated);
+    batch = { depth: batchDepth(calibrated), plainProducts: c.scalarProducts, rotations: 0, products: c.products, cost: c.scalarProducts + ROTATION_WEIGHT * c.products };
+  }
+  let single: (PlanSummary & { inputPeriod: number; slots: number }) | undefined;
+  let galoisSteps: readonly number[] = [];
+  if (packing !== 'batch') {
+    const plan = compileSingle(calibrated);
+    galoisSteps = plan.galoisSteps;
+    const { diagonals, rotations, products } = plan.cost;
+    single = { depth: plan.depth, plainProducts: diagonals, rotations, products, cost: diagonals + ROTATION_WEIGHT * (rotations + products), inputPeriod: plan.inputPeriod, slots: plan.slotCount };
+  }
+  const depth = Math.max(batch?.depth ?? 0, single?.depth ?? 0);
+  const params = chooseParams(seal, depth, maxAbs, options.scaleBits, single?.slots ?? 0, single !== undefined);
+  const singleUpTo = single === undefined ? 0 : batch === undefined ? params.polyModulusDegree / 2 : Math.max(1, Math.floor(batch.cost / single.cost));
   const keyParams: KeyParams = {
     format: 'cipherml-he-keyparams',
     version: 1,
-    packing: 'batch',
+    packing,
     depth,
+    plans: { ...(batch === undefined ? {} : { batch }), ...(single === undefined ? {} : { single }) },
+    singleUpTo,
     params,
-    galoisSteps: [],
+    galoisSteps,
     inputDims: graph.inputs[0]?.dims ?? [],
     maxAbs,
     activations,
@@ -118,20 +161,30 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
   return { graph: calibrated, keyParams };
 }
 
-function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: number | undefined): CkksParameters {
-  // The first prime holds the result: scale bits + integer bits for |x| ≤ maxAbs, with 4 bits
-  // of headroom for inputs beyond the calibration set.
+/** Relative cost of a key switch (rotation or relinearization) against a plaintext product. */
+const ROTATION_WEIGHT = 12;
+
+/**
+ * The smallest ring degree that fits, and at it the largest scale in 30 … 26 (precision). The
+ * first prime holds the result: scale bits + integer bits for |x| ≤ maxAbs, with 4 bits of
+ * headroom for inputs beyond the calibration set. Plans with rotations get the largest special
+ * prime the bound leaves (key-switching noise falls with it).
+ */
+function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: number | undefined, minSlots: number, rotations: boolean): CkksParameters {
   const intBits = Math.max(1, Math.ceil(Math.log2(maxAbs + 1))) + 4;
-  const tries = scaleBits === undefined ? [30, 26] : [scaleBits];
+  const tries = scaleBits === undefined ? [30, 29, 28, 27, 26] : [scaleBits];
+  let best: CkksParameters | undefined;
   let last: unknown;
   for (const s of tries) {
     try {
-      return chooseCkksParameters(seal, { depth, scaleBits: s, outerBits: Math.min(60, s + intBits), minPolyModulusDegree: 8192 });
+      const p = chooseCkksParameters(seal, { depth, scaleBits: s, outerBits: Math.min(60, s + intBits), minPolyModulusDegree: 8192, minSlots, ...(rotations ? { specialBits: 'max' as const } : {}) });
+      if (best === undefined || p.polyModulusDegree < best.polyModulusDegree) best = p;
     } catch (e) {
       last = e;
     }
   }
-  throw last;
+  if (best === undefined) throw last;
+  return best;
 }
 
 /** Least-squares fit of f on `range` (uniform grid), computed in t = x/R for conditioning. */

@@ -4,7 +4,7 @@ import { packageRoot } from '../core/paths.ts';
 import { join } from 'node:path';
 import { calibrate } from './calibrate.ts';
 import { runPlain } from './execute.ts';
-import { decryptBatch, encryptBatch, inferBatchBytes } from './he.ts';
+import { choosePacking, decryptOutput, encryptBatch, encryptSingle, inferBytes } from './he.ts';
 import { readIdx } from './idx.ts';
 import { parseOnnx } from './onnx.ts';
 
@@ -17,6 +17,8 @@ export interface HeDemoResult {
   readonly plaintextClass: number;
   readonly decryptedClass: number;
   readonly maxAbsError: number;
+  /** Execution plan the client's packing chose (single for one digit with default keyparams). */
+  readonly packing: 'batch' | 'single';
   readonly ms: { readonly keyparams: number; readonly keygen: number; readonly encrypt: number; readonly inference: number; readonly decrypt: number };
 }
 
@@ -47,6 +49,7 @@ export async function runHeDemo(o: { digit?: number; onProgress?: (line: string)
   log(`keyparams: depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}, moduli [${keyParams.params.coeffModulusBits.join(', ')}], scale 2^${keyParams.params.scaleBits}`);
   t = performance.now();
   const client = await CkksContext.create(keyParams.params, { galoisSteps: keyParams.galoisSteps });
+  client.metadata = { packing: keyParams.packing, singleUpTo: keyParams.singleUpTo };
   const pub = serializePublicContext(client);
   const server = await deserializePublicContext(pub);
   const tKg = performance.now() - t;
@@ -54,15 +57,16 @@ export async function runHeDemo(o: { digit?: number; onProgress?: (line: string)
   try {
     const x = pixels(digit);
     t = performance.now();
-    const enc = encryptBatch(client, [x], [1, 28, 28]);
+    const packing = choosePacking(client, 1);
+    const enc = (packing === 'single' ? encryptSingle : encryptBatch)(client, [x], [1, 28, 28]);
     const tEnc = performance.now() - t;
-    log(`client: encrypted digit #${digit} (${enc.length} bytes)`);
+    log(`client: encrypted digit #${digit} with the ${packing} packing (${enc.length} bytes)`);
     t = performance.now();
-    const out = inferBatchBytes(server, calibrated, enc);
+    const out = inferBytes(server, calibrated, enc);
     const tInf = performance.now() - t;
-    log(`server: encrypted inference on public keys only (${(tInf / 1000).toFixed(1)} s)`);
+    log(`server: encrypted inference on public keys only (${(tInf / 1000).toFixed(2)} s)`);
     t = performance.now();
-    const dec = decryptBatch(client, out);
+    const dec = decryptOutput(client, out);
     const tDec = performance.now() - t;
     const plain = runPlain(graph, { dims: [1, 1, 28, 28], data: x });
     const argmax = (a: ArrayLike<number>): number => Array.prototype.indexOf.call(a, Math.max(...Array.from(a))) as number;
@@ -76,6 +80,7 @@ export async function runHeDemo(o: { digit?: number; onProgress?: (line: string)
       plaintextClass: argmax(plaintextScores),
       decryptedClass: argmax(decryptedScores),
       maxAbsError: Math.max(...decryptedScores.map((v, i) => Math.abs(v - plaintextScores[i]!))),
+      packing,
       ms: { keyparams: tKp, keygen: tKg, encrypt: tEnc, inference: tInf, decrypt: tDec },
     };
   } finally {

@@ -1,5 +1,5 @@
 import { basename, dirname, extname, join } from 'node:path';
-import type { CkksContext } from '../ckks/index.ts';
+import type { CkksContext, CkksVector } from '../ckks/index.ts';
 import {
   CkksContext as Ctx,
   deserializeCiphertexts,
@@ -14,11 +14,12 @@ import {
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped, writeFileSafely } from '../core/io.ts';
 import { batchDepth, runBatch } from './batch.ts';
-import type { CalibrateOptions, KeyParams } from './calibrate.ts';
+import type { CalibrateOptions, KeyParams, Packing } from './calibrate.ts';
 import { calibrate } from './calibrate.ts';
 import { readArrays, readNpy, writeNpy } from './npy.ts';
 import type { Graph, Tensor } from './onnx.ts';
 import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
+import { packSingleInput, prepareSingle, runSingle } from './single.ts';
 
 /**
  * The five HE-MAN steps on files. Who holds what: the model owner runs `keyparams` (plaintext
@@ -26,14 +27,27 @@ import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
  * client runs `keygen`, `encrypt` and `decrypt` and alone holds `key` (mode 0600).
  */
 
-/** Ciphertext file metadata for batch-packed tensors. */
-interface TensorMeta {
-  readonly format: 'cipherml-he-tensor';
-  readonly packing: 'batch';
-  /** Samples in the batch (slots used). */
-  readonly batch: number;
-  /** Per-sample dims (without the batch axis). */
-  readonly dims: readonly number[];
+/**
+ * Ciphertext file metadata. `batch`: element j of chunk c is ciphertext c·per + j, slot s of it
+ * belongs to sample c·slotCount + s. `single`: ciphertext i is sample i, its elements replicated
+ * every `period` slots (input) or at `slots` (output).
+ */
+type TensorMeta =
+  | { readonly format: 'cipherml-he-tensor'; readonly packing: 'batch'; readonly batch: number; readonly dims: readonly number[]; readonly chunks?: number }
+  | { readonly format: 'cipherml-he-tensor'; readonly packing: 'single'; readonly batch: number; readonly dims: readonly number[]; readonly period?: number; readonly slots?: readonly number[] };
+
+/** What `he keygen` records in the secret key file for `he encrypt`'s packing choice. */
+interface PackingHints {
+  readonly packing: Packing;
+  readonly singleUpTo: number;
+}
+
+function readMeta(meta: unknown): TensorMeta {
+  const m = meta as TensorMeta | null;
+  if (m?.format !== 'cipherml-he-tensor' || (m.packing !== 'batch' && m.packing !== 'single') || !Array.isArray(m.dims) || !Number.isInteger(m.batch) || m.batch < 1) {
+    throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a cipherml HE tensor file (batch or single packing)', { param: 'input' });
+  }
+  return m;
 }
 
 /** Loads and parses an ONNX file. */
@@ -73,7 +87,8 @@ export async function readKeyParams(path: string): Promise<KeyParams> {
   }
   if (kp?.format !== 'cipherml-he-keyparams' || kp.version !== 1) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `${path} is not a cipherml keyparams file (version 1)`, { param: 'keyparams' });
   validateCkksParameters(await loadSeal(), kp.params);
-  return kp;
+  if (kp.packing !== undefined && !['auto', 'batch', 'single'].includes(kp.packing)) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${path}: packing "${String(kp.packing)}" is not auto, batch or single`, { param: 'keyparams' });
+  return { ...kp, packing: kp.packing ?? 'batch', singleUpTo: kp.singleUpTo ?? 0, plans: kp.plans ?? {}, galoisSteps: kp.galoisSteps ?? [] };
 }
 
 /**
@@ -88,6 +103,8 @@ export async function heKeygen(o: { keyParams: string; out: string; overwrite?: 
   const kp = await readKeyParams(o.keyParams);
   const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps });
   try {
+    const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo };
+    ctx.metadata = hints;
     const paths = await writeKeyFiles(o.out, ctx, { overwrite: o.overwrite === true });
     return { ...paths, fingerprint: ctx.fingerprint };
   } finally {
@@ -96,8 +113,8 @@ export async function heKeygen(o: { keyParams: string; out: string; overwrite?: 
 }
 
 /**
- * Batch-encrypts samples: `samples[s]` is one flattened sample; element j of every sample goes
- * into ciphertext j, slot s.
+ * Batch-encrypts samples: `samples[s]` is one flattened sample; element j of sample s goes into
+ * ciphertext j of chunk ⌊s / slotCount⌋, slot s mod slotCount.
  *
  * @example
  * ```ts
@@ -106,23 +123,68 @@ export async function heKeygen(o: { keyParams: string; out: string; overwrite?: 
  */
 export function encryptBatch(ctx: CkksContext, samples: readonly Float64Array[], dims: readonly number[]): Uint8Array {
   const per = sizeOf(dims);
-  if (samples.length === 0 || samples.length > ctx.slotCount) {
-    throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `a batch of ${samples.length} samples (1 to ${ctx.slotCount} fit these parameters)`, { param: 'input' });
+  if (samples.length === 0) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', 'an empty batch', { param: 'input' });
+  const chunks = Math.ceil(samples.length / ctx.slotCount);
+  const columns: Float64Array[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const part = samples.slice(c * ctx.slotCount, (c + 1) * ctx.slotCount);
+    for (let j = 0; j < per; j++) columns.push(Float64Array.from(part, (s) => s[j]!));
   }
-  const columns = Array.from({ length: per }, (_, j) => Float64Array.from(samples, (s) => s[j]!));
-  const meta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'batch', batch: samples.length, dims };
+  const meta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'batch', batch: samples.length, dims, chunks };
   return encryptToBytes(ctx, columns, meta);
 }
 
 /**
- * `he encrypt`: reads `input` (.npy; a leading batch axis is a batch) and writes ciphertexts.
+ * Encrypts each sample into its own ciphertext for the single plan (replicated every
+ * nextPow2(size) slots).
+ *
+ * @example
+ * ```ts
+ * const bytes = encryptSingle(client, [digit], [1, 28, 28]);
+ * ```
+ */
+export function encryptSingle(ctx: CkksContext, samples: readonly Float64Array[], dims: readonly number[]): Uint8Array {
+  const inputSize = sizeOf(dims);
+  const inputPeriod = 2 ** Math.ceil(Math.log2(Math.max(1, inputSize)));
+  if (samples.length === 0) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', 'an empty batch', { param: 'input' });
+  if (inputPeriod > ctx.slotCount) {
+    throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `a sample of ${inputSize} values needs ${inputPeriod} slots, the key set has ${ctx.slotCount}`, { param: 'key' });
+  }
+  const packed = samples.map((x) => packSingleInput({ inputSize, inputPeriod }, x, ctx.slotCount));
+  const meta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'single', batch: samples.length, dims, period: inputPeriod };
+  return encryptToBytes(ctx, packed, meta);
+}
+
+/**
+ * The packing `he encrypt` uses for `samples` inputs: `auto` follows the key set's hints
+ * (single up to `singleUpTo` samples when the key set supports both plans).
+ *
+ * @example
+ * ```ts
+ * choosePacking(client, 1, 'auto'); // 'single' for keys made with --packing auto
+ * ```
+ */
+export function choosePacking(ctx: CkksContext, samples: number, requested: Packing = 'auto'): 'batch' | 'single' {
+  const h = ctx.metadata as Partial<PackingHints> | undefined;
+  const supported: Packing = h?.packing ?? 'batch';
+  if (requested !== 'auto' && supported !== 'auto' && requested !== supported) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `the key set was made for the ${supported} plan only; run he keyparams with --packing ${requested} or auto and make new keys`, { param: 'packing', details: { supported, requested } });
+  }
+  if (requested !== 'auto') return requested;
+  if (supported !== 'auto') return supported;
+  return samples <= (h?.singleUpTo ?? 0) ? 'single' : 'batch';
+}
+
+/**
+ * `he encrypt`: reads `input` (.npy; a leading batch axis is a batch) and writes ciphertexts in
+ * the chosen packing.
  *
  * @example
  * ```ts
  * await heEncrypt({ key: 'key', input: 'input.npy', out: 'input.enc' });
  * ```
  */
-export async function heEncrypt(o: { key: string; input: string; out: string; overwrite?: boolean }): Promise<{ batch: number; dims: readonly number[]; bytes: number }> {
+export async function heEncrypt(o: { key: string; input: string; out: string; overwrite?: boolean; packing?: Packing }): Promise<{ batch: number; dims: readonly number[]; bytes: number; packing: 'batch' | 'single' }> {
   const ctx = await readSecretKeyFile(o.key);
   try {
     const t = readNpy(await readFileTyped(o.input, 'input'), 'input');
@@ -130,45 +192,80 @@ export async function heEncrypt(o: { key: string; input: string; out: string; ov
     const batch = t.dims.length > 1 ? t.dims[0]! : 1;
     const per = sizeOf(dims);
     const samples = Array.from({ length: batch }, (_, s) => t.data.subarray(s * per, (s + 1) * per));
-    const bytes = encryptBatch(ctx, samples, dims);
+    const packing = choosePacking(ctx, batch, o.packing ?? 'auto');
+    const bytes = packing === 'single' ? encryptSingle(ctx, samples, dims) : encryptBatch(ctx, samples, dims);
     await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
-    return { batch, dims, bytes: bytes.length };
+    return { batch, dims, bytes: bytes.length, packing };
   } finally {
     ctx.delete();
   }
 }
 
+/** Options of {@link inferBytes}. */
+export interface InferOptions {
+  /** Progress per finished node (batch) or step (single), with the sample or chunk index. */
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
 /**
- * Runs the batch plan on an encrypted file's bytes and returns the encrypted output's bytes.
+ * Runs the model on an encrypted file's bytes (batch or single packing, as the file says) and
+ * returns the encrypted output's bytes. Shapes, depth and Galois keys are checked before any
+ * ciphertext arithmetic.
  *
  * @example
  * ```ts
- * const out = inferBatchBytes(server, graph, await readFile('input.enc'));
+ * const out = inferBytes(server, graph, await readFile('input.enc'));
  * ```
  */
-export function inferBatchBytes(ctx: CkksContext, graph: Graph, bytes: Uint8Array, onProgress?: (done: number, total: number, op: string) => void): Uint8Array {
+export function inferBytes(ctx: CkksContext, graph: Graph, bytes: Uint8Array, options: InferOptions = {}): Uint8Array {
   const { vectors, meta } = deserializeCiphertexts(ctx, bytes, 'input');
   try {
-    const m = meta as TensorMeta;
-    if (m?.format !== 'cipherml-he-tensor' || m.packing !== 'batch') throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'the ciphertext file is not a batch-packed tensor', { param: 'input' });
+    const m = readMeta(meta);
     const spec = graph.inputs[0];
     const want = spec?.dims.slice(1) ?? [];
     if (want.length !== m.dims.length || want.some((d, i) => d !== null && d !== m.dims[i])) {
       throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `encrypted input has per-sample shape [${m.dims.join(', ')}], the model expects [${want.map((d) => d ?? '?').join(', ')}]`, { param: 'input' });
     }
+    if (m.packing === 'single') return inferSingle(ctx, graph, vectors, m, options);
+    const per = sizeOf(m.dims);
+    const chunks = m.chunks ?? 1;
+    if (vectors.length !== chunks * per) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${vectors.length} ciphertexts for ${chunks} chunk(s) of ${per}`, { param: 'input' });
     const depth = batchDepth(graph);
     if (depth > ctx.maxLevel) {
       throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `the model needs ${depth} levels, the key set has ${ctx.maxLevel}`, { param: 'key', details: { depth, levels: ctx.maxLevel } });
     }
-    const outs = runBatch(ctx, graph, vectors, { consumeInputs: true, ...(onProgress === undefined ? {} : { onProgress }) });
+    const outs: CkksVector[] = [];
     try {
-      const outMeta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'batch', batch: m.batch, dims: [outs.length] };
+      for (let c = 0; c < chunks; c++) {
+        const chunk = vectors.slice(c * per, (c + 1) * per);
+        const onProgress = options.onProgress;
+        outs.push(...runBatch(ctx, graph, chunk, { consumeInputs: true, ...(onProgress === undefined ? {} : { onProgress: (d: number, n: number, op: string) => onProgress(d, n, chunks > 1 ? `chunk ${c + 1}/${chunks} ${op}` : op) }) }));
+      }
+      const outMeta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'batch', batch: m.batch, dims: [outs.length / chunks], chunks };
       return serializeCiphertexts(ctx, outs, outMeta);
     } finally {
       for (const v of outs) v.delete();
     }
   } finally {
     for (const v of vectors) v.delete();
+  }
+}
+
+function inferSingle(ctx: CkksContext, graph: Graph, vectors: readonly CkksVector[], m: TensorMeta & { packing: 'single' }, options: InferOptions): Uint8Array {
+  if (vectors.length !== m.batch) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${vectors.length} ciphertexts for ${m.batch} single-packed samples`, { param: 'input' });
+  const prepared = prepareSingle(ctx, graph);
+  if (m.period !== prepared.plan.inputPeriod) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `the input is replicated every ${String(m.period)} slots, the plan needs ${prepared.plan.inputPeriod}`, { param: 'input' });
+  const outs: CkksVector[] = [];
+  try {
+    vectors.forEach((x, i) => {
+      const onProgress = options.onProgress;
+      outs.push(runSingle(ctx, prepared, x, onProgress === undefined ? undefined : (d, n, what) => onProgress(d, n, m.batch > 1 ? `sample ${i + 1}/${m.batch} ${what}` : what)));
+    });
+    const outMeta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'single', batch: m.batch, dims: [prepared.plan.outputSlots.length], slots: prepared.plan.outputSlots };
+    return serializeCiphertexts(ctx, outs, outMeta);
+  } finally {
+    for (const v of outs) v.delete();
+    prepared.delete();
   }
 }
 
@@ -184,7 +281,7 @@ export async function heInference(o: { model: string; key: string; input: string
   const graph = await readModel(o.model);
   const ctx = await readPublicContextFile(o.key);
   try {
-    const bytes = inferBatchBytes(ctx, graph, await readFileTyped(o.input, 'input'), o.onProgress);
+    const bytes = inferBytes(ctx, graph, await readFileTyped(o.input, 'input'), o.onProgress === undefined ? {} : { onProgress: o.onProgress });
     await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
     return { bytes: bytes.length };
   } finally {
@@ -193,24 +290,39 @@ export async function heInference(o: { model: string; key: string; input: string
 }
 
 /**
- * Decrypts a batch-packed output to a [batch, …dims] tensor.
+ * Decrypts an output file (either packing) to a [batch, …dims] tensor.
  *
  * @example
  * ```ts
- * const scores = decryptBatch(client, await readFile('output.enc'));
+ * const scores = decryptOutput(client, await readFile('output.enc'));
  * ```
  */
-export function decryptBatch(ctx: CkksContext, bytes: Uint8Array): Tensor {
+export function decryptOutput(ctx: CkksContext, bytes: Uint8Array): Tensor {
   const { vectors, meta } = deserializeCiphertexts(ctx, bytes, 'input');
   try {
-    const m = meta as TensorMeta;
-    if (m?.format !== 'cipherml-he-tensor') throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a cipherml HE tensor file', { param: 'input' });
-    const per = vectors.length;
+    const m = readMeta(meta);
+    const per = sizeOf(m.dims);
     const data = new Float64Array(m.batch * per);
-    vectors.forEach((v, j) => {
-      const col = ctx.decryptVector(v, m.batch);
-      for (let s = 0; s < m.batch; s++) data[s * per + j] = col[s]!;
-    });
+    if (m.packing === 'single') {
+      const slots = m.slots ?? Array.from({ length: per }, (_, j) => j);
+      if (vectors.length !== m.batch || slots.length !== per || slots.some((j) => !Number.isInteger(j) || j < 0 || j >= ctx.slotCount)) {
+        throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the single-packed output does not match its metadata', { param: 'input' });
+      }
+      vectors.forEach((v, s) => {
+        const all = ctx.decryptVector(v, ctx.slotCount);
+        slots.forEach((j, k) => (data[s * per + k] = all[j]!));
+      });
+    } else {
+      const chunks = m.chunks ?? 1;
+      if (vectors.length !== chunks * per) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${vectors.length} ciphertexts for ${chunks} chunk(s) of ${per}`, { param: 'input' });
+      vectors.forEach((v, i) => {
+        const c = Math.floor(i / per);
+        const j = i % per;
+        const n = Math.min(ctx.slotCount, m.batch - c * ctx.slotCount);
+        const col = ctx.decryptVector(v, n);
+        for (let s = 0; s < n; s++) data[(c * ctx.slotCount + s) * per + j] = col[s]!;
+      });
+    }
     return { dims: [m.batch, ...m.dims], data };
   } finally {
     for (const v of vectors) v.delete();
@@ -228,7 +340,7 @@ export function decryptBatch(ctx: CkksContext, bytes: Uint8Array): Tensor {
 export async function heDecrypt(o: { key: string; input: string; out: string; overwrite?: boolean }): Promise<Tensor> {
   const ctx = await readSecretKeyFile(o.key);
   try {
-    const t = decryptBatch(ctx, await readFileTyped(o.input, 'input'));
+    const t = decryptOutput(ctx, await readFileTyped(o.input, 'input'));
     await writeFileSafely(o.out, writeNpy(t), { overwrite: o.overwrite === true });
     return t;
   } finally {
