@@ -50,8 +50,10 @@ describe('cipherml he', () => {
       expect(JSON.parse(enc.stdout)).toMatchObject({ packing, batch: 3 });
       vi.unstubAllEnvs();
       vi.stubEnv('CIPHERML_HE_KEY', join(dir, 'key'));
-      const inf = await run(['he', 'inference', '-m', join(dir, 'm_calibrated.onnx'), '-k', join(dir, 'key.pub'), '-i', join(dir, `in-${packing}.enc`), '-o', join(dir, `out-${packing}.enc`), '--json']);
+      const inf = await run(['he', 'inference', '-m', join(dir, 'm_calibrated.onnx'), '-k', join(dir, 'key.pub'), '-i', join(dir, `in-${packing}.enc`), '-o', join(dir, `out-${packing}.enc`), '--json', ...(packing === 'batch' ? ['-t', '2'] : [])]);
       expect(inf.code, inf.stdout).toBe(0);
+      // Two worker threads for the batch file; a single-packed file runs on the calling thread.
+      expect(JSON.parse(inf.stdout)).toMatchObject({ packing, threads: packing === 'batch' ? 2 : 1 });
       const dec = await run(['he', 'decrypt', '-i', join(dir, `out-${packing}.enc`), '-o', join(dir, `out-${packing}.npy`), '--json']);
       expect(dec.code, dec.stdout).toBe(0);
       const out = readNpy(await readFile(join(dir, `out-${packing}.npy`)));

@@ -418,8 +418,8 @@ describe('existing files are never overwritten', () => {
       err = e;
     }
     expect(err).toMatchObject({ code: 'CIPHERML_E_FILE_EXISTS', param: 'path', details: { path: p('out-single.enc') } });
-    // A failing inference onto an existing output: the input's error, the output untouched.
-    expect(await infer('trunc.enc', 'out-single.enc')).toBe('CIPHERML_E_FORMAT_TRUNCATED');
+    // An existing output is refused before any work, whatever the input.
+    expect(await infer('trunc.enc', 'out-single.enc')).toBe('CIPHERML_E_FILE_EXISTS');
     expect(await codeOfAsync(() => heDecrypt({ key: p('key-single'), input: p('out-single.enc'), out: p('out-single.npy') }))).toBe('CIPHERML_E_FILE_EXISTS');
     expect(await codeOfAsync(() => heKeygen({ keyParams: p('kp-single.json'), out: p('key-single') }))).toBe('CIPHERML_E_FILE_EXISTS');
     expect(await codeOfAsync(() => heKeyParams({ model: p('single.onnx'), calibration: p('calib.npy'), out: p('kp-single.json'), packing: 'single' }))).toBe('CIPHERML_E_FILE_EXISTS');
@@ -434,6 +434,14 @@ describe('existing files are never overwritten', () => {
     // With overwrite the file is replaced (fresh encryption randomness: other bytes).
     await heEncrypt({ key: p('key-single'), input: p('input.npy'), out: p('in-single.enc'), packing: 'single', overwrite: true });
     expect((await readFile(p('in-single.enc'))).equals(before[0]!)).toBe(false);
+    // A command writing two files writes both or neither: a stray key.pub blocks keygen before the
+    // secret key is written; an existing keyparams blocks keyparams before the calibrated model.
+    await writeFile(p('half.pub'), 'x');
+    expect(await codeOfAsync(() => heKeygen({ keyParams: p('kp-single.json'), out: p('half') }))).toBe('CIPHERML_E_FILE_EXISTS');
+    await expect(stat(p('half'))).rejects.toThrow();
+    await copyFile(p('single.onnx'), p('fresh.onnx'));
+    expect(await codeOfAsync(() => heKeyParams({ model: p('fresh.onnx'), calibration: p('calib.npy'), out: p('kp-single.json'), packing: 'single' }))).toBe('CIPHERML_E_FILE_EXISTS');
+    await expect(stat(p('fresh_calibrated.onnx'))).rejects.toThrow();
     // No temporary files left behind by the refused writes.
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });

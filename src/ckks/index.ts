@@ -49,12 +49,16 @@
  */
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions } from './context.ts';
+export type { CiphertextRecord } from './serialize.ts';
 export { chooseCkksParameters, levelsOf, validateCkksParameters } from './params.ts';
 export type { ChooseParametersOptions, CkksParameters } from './params.ts';
 export { loadSeal, sealHeapBytes } from './seal.ts';
 export type { Seal } from './seal.ts';
 export {
   deserializeCiphertexts,
+  loadCiphertext,
+  readCiphertextRecords,
+  saveCiphertext,
   deserializePublicContext,
   deserializeSecretKey,
   encryptToBytes,

@@ -1,8 +1,8 @@
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped, writeFileSafely } from '../core/io.ts';
+import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import { CkksContext, CkksVector, fingerprintOf, makeSealContext, normalizeSteps } from './context.ts';
 import type { CkksParameters } from './params.ts';
 import { validateCkksParameters } from './params.ts';
@@ -67,14 +67,16 @@ export function serializePublicContext(ctx: CkksContext): Uint8Array {
 }
 
 /**
- * Loads a public context; the result evaluates and encrypts but cannot decrypt.
+ * Loads a public context; the result evaluates and encrypts but cannot decrypt. With
+ * `{ galoisKeys: false }` the Galois keys are skipped (no rotations; a fraction of the load time
+ * and memory, for work such as the batch plan that never rotates).
  *
  * @example
  * ```ts
  * const server = await deserializePublicContext(await readFile('key.pub'));
  * ```
  */
-export async function deserializePublicContext(bytes: Uint8Array, param = 'publicContext'): Promise<CkksContext> {
+export async function deserializePublicContext(bytes: Uint8Array, param = 'publicContext', options: { readonly galoisKeys?: boolean } = {}): Promise<CkksContext> {
   const seal = await loadSeal();
   const { fingerprint, sections } = open0(bytes, 'publicKey', param, 6);
   const params = parseHeader(seal, sections[0]!, param);
@@ -86,8 +88,9 @@ export async function deserializePublicContext(bytes: Uint8Array, param = 'publi
   try {
     const pub = load(seal, sealContext, new seal.PublicKey(), sections[2]!, param, made);
     const relin = sections[3]!.length === 0 ? undefined : load(seal, sealContext, new seal.RelinKeys(), sections[3]!, param, made);
-    const galois = sections[4]!.length === 0 ? undefined : load(seal, sealContext, new seal.GaloisKeys(), sections[4]!, param, made);
-    return CkksContext.fromParts(seal, params, sealParams, sealContext, { public: pub, relin, galois }, keyId, steps);
+    const skip = options.galoisKeys === false;
+    const galois = skip || sections[4]!.length === 0 ? undefined : load(seal, sealContext, new seal.GaloisKeys(), sections[4]!, param, made);
+    return CkksContext.fromParts(seal, params, sealParams, sealContext, { public: pub, relin, galois }, keyId, skip ? [] : steps);
   } catch (e) {
     for (const o of made) o.delete();
     sealContext.delete();
@@ -197,6 +200,36 @@ export function encryptToBytes(ctx: CkksContext, vectors: readonly ArrayLike<num
  * ```
  */
 export function deserializeCiphertexts(ctx: CkksContext, bytes: Uint8Array, param = 'ciphertexts'): { vectors: CkksVector[]; meta: unknown } {
+  const { records, meta } = readCiphertextRecords(ctx, bytes, param);
+  const vectors: CkksVector[] = [];
+  try {
+    records.forEach((r, i) => vectors.push(loadCiphertext(ctx, r, `${param}[${i}]`)));
+  } catch (e) {
+    for (const v of vectors) v.delete();
+    throw e;
+  }
+  return { vectors, meta };
+}
+
+/** One ciphertext of a file as SEAL bytes, not yet loaded: what worker threads are handed. */
+export interface CiphertextRecord {
+  /** Meaningful slots. */
+  readonly length: number;
+  /** SEAL's own serialization (seeded or not, uncompressed). */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * Checks a ciphertext file's envelope and key set and splits it into records without loading
+ * any ciphertext into SEAL.
+ *
+ * @example
+ * ```ts
+ * const { records, meta } = readCiphertextRecords(ctx, await readFile('input.enc'));
+ * using first = loadCiphertext(ctx, records[0]);
+ * ```
+ */
+export function readCiphertextRecords(ctx: CkksContext, bytes: Uint8Array, param = 'ciphertexts'): { records: CiphertextRecord[]; meta: unknown } {
   const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, param);
   if (env.fingerprint !== ctx.fingerprint) {
     throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `ciphertexts were made under key set ${env.fingerprint}, the key is ${ctx.fingerprint}`, {
@@ -209,25 +242,47 @@ export function deserializeCiphertexts(ctx: CkksContext, bytes: Uint8Array, para
   const meta = parseJson(sections[1]!, param);
   const count = readU32(sections[2]!, param);
   if (sections.length !== 3 + 2 * count) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body declares ${count} ciphertexts, holds ${(sections.length - 3) / 2}`, { param });
-  const vectors: CkksVector[] = [];
+  const records: CiphertextRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = readU32(sections[3 + 2 * i]!, param);
+    if (length > ctx.slotCount) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ciphertext ${i} declares ${length} slots of ${ctx.slotCount}`, { param });
+    records.push({ length, bytes: sections[4 + 2 * i]! });
+  }
+  return { records, meta };
+}
+
+/**
+ * Loads one record into SEAL under `ctx` (validated by SEAL); the caller owns the vector.
+ *
+ * @example
+ * ```ts
+ * using v = loadCiphertext(ctx, { length: 4096, bytes: saveCiphertext(other) });
+ * ```
+ */
+export function loadCiphertext(ctx: CkksContext, record: CiphertextRecord, param = 'ciphertext'): CkksVector {
+  if (!(record?.bytes instanceof Uint8Array) || !Number.isInteger(record.length) || record.length < 0 || record.length > ctx.slotCount) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected { length ≤ ${ctx.slotCount}, bytes: Uint8Array }`, { param });
+  }
+  const ct = new ctx.seal.Ciphertext();
   try {
-    for (let i = 0; i < count; i++) {
-      const length = readU32(sections[3 + 2 * i]!, param);
-      if (length > ctx.slotCount) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ciphertext ${i} declares ${length} slots of ${ctx.slotCount}`, { param });
-      const ct = new ctx.seal.Ciphertext();
-      try {
-        sealCall('Ciphertext.load', () => ct.loadFromArray(ctx.sealContext, new Uint8Array(sections[4 + 2 * i]!)), 'CIPHERML_E_CKKS_CIPHERTEXT_INVALID', `${param}[${i}]`);
-      } catch (e) {
-        ct.delete();
-        throw e;
-      }
-      vectors.push(new CkksVector(ctx, ct, length));
-    }
+    sealCall('Ciphertext.load', () => ct.loadFromArray(ctx.sealContext, new Uint8Array(record.bytes)), 'CIPHERML_E_CKKS_CIPHERTEXT_INVALID', param);
   } catch (e) {
-    for (const v of vectors) v.delete();
+    ct.delete();
     throw e;
   }
-  return { vectors, meta };
+  return new CkksVector(ctx, ct, record.length);
+}
+
+/**
+ * A ciphertext's record (SEAL bytes, uncompressed): the inverse of {@link loadCiphertext}.
+ *
+ * @example
+ * ```ts
+ * const record = saveCiphertext(v); // post it to a worker, loadCiphertext there
+ * ```
+ */
+export function saveCiphertext(v: CkksVector): CiphertextRecord {
+  return { length: v.length, bytes: Uint8Array.from(v.ct.saveToArray(v.owner.seal.ComprModeType.none) as Uint8Array) };
 }
 
 /**
@@ -241,8 +296,15 @@ export function deserializeCiphertexts(ctx: CkksContext, bytes: Uint8Array, para
  */
 export async function writeKeyFiles(path: string, ctx: CkksContext, options: { overwrite?: boolean } = {}): Promise<{ secretKeyPath: string; publicKeyPath: string }> {
   const overwrite = options.overwrite ?? false;
+  await refuseExisting([path, `${path}.pub`], overwrite);
   await writeFileSafely(path, serializeSecretKey(ctx), { mode: 0o600, overwrite });
-  await writeFileSafely(`${path}.pub`, serializePublicContext(ctx), { mode: 0o644, overwrite });
+  try {
+    await writeFileSafely(`${path}.pub`, serializePublicContext(ctx), { mode: 0o644, overwrite });
+  } catch (e) {
+    // A secret key whose public half was not written is useless: take it back.
+    if (!overwrite) await unlink(path).catch(() => undefined);
+    throw e;
+  }
   return { secretKeyPath: path, publicKeyPath: `${path}.pub` };
 }
 

@@ -71,13 +71,15 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-m, --model <path>', 'calibrated ONNX model', 'CIPHERML_HE_MODEL'))
       .addOption(req('-k, --key <path>', 'public evaluation keys (key.pub)', 'CIPHERML_HE_PUBLIC_KEY'))
       .addOption(req('-i, --in <path>', 'encrypted input', 'CIPHERML_HE_INPUT'))
-      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT')),
-  ).action(async (o: { model: string; key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
+      .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
+      .addOption(new Option('-t, --threads <n|auto>', 'worker threads for a batch-packed input (auto: one per core when the model is big enough)').env('CIPHERML_HE_THREADS').default('auto')),
+  ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
-    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, onProgress: (d, n, op) => process.stderr.write(`\r[${d}/${n}] ${op}        `) });
+    const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);
+    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => process.stderr.write(`\r[${d}/${n}] ${op}        `) });
     process.stderr.write('\n');
     const ms = Math.round(performance.now() - t0);
-    print(o.json, { out: o.out, ...r, ms }, `encrypted inference in ${ms} ms (${r.bytes} bytes) → ${o.out}`);
+    print(o.json, { out: o.out, ...r, ms }, `encrypted inference (${r.packing} packing, ${r.threads} thread${r.threads === 1 ? '' : 's'}) in ${ms} ms (${r.bytes} bytes) → ${o.out}`);
   });
 
   common(

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, chmod, link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { CipherMLError } from './errors.ts';
 
@@ -51,6 +51,27 @@ export async function writeFileSafely(path: string, data: Uint8Array | string, o
     await unlink(tmp).catch(() => undefined);
     if (e instanceof CipherMLError) throw e;
     throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${(e as Error).message}`, { param: 'path', cause: e });
+  }
+}
+
+/**
+ * Refuses, before any work, to go on when one of the files a command will write already exists
+ * (unless `overwrite`), so that a command writing several files writes all or none of them.
+ * {@link writeFileSafely} still refuses at write time (a file created in between).
+ *
+ * @example
+ * ```ts
+ * await refuseExisting(['key', 'key.pub']); // CIPHERML_E_FILE_EXISTS naming the first present
+ * ```
+ */
+export async function refuseExisting(paths: readonly string[], overwrite = false): Promise<void> {
+  if (overwrite) return;
+  for (const path of paths) {
+    const present = await access(path).then(
+      () => true,
+      () => false,
+    );
+    if (present) throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists: choose another path or pass overwrite`, { param: 'path', details: { path } });
   }
 }
 

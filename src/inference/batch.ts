@@ -17,18 +17,18 @@ import { sizeOf } from './onnx.ts';
  * therefore the number of products along the longest path plus one per materialization.
  */
 
-class Form {
-  readonly terms: Map<CkksVector, number>;
+class Form<V> {
+  readonly terms: Map<V, number>;
   readonly bias: number;
-  cached: CkksVector | undefined;
-  constructor(terms: Map<CkksVector, number>, bias: number) {
+  cached: V | undefined;
+  constructor(terms: Map<V, number>, bias: number) {
     this.terms = terms;
     this.bias = bias;
   }
 }
 
 /** A batch-plan element: a constant, a ciphertext, or an affine form over ciphertexts. */
-type Elem = number | CkksVector | Form;
+type Elem<V> = number | V | Form<V>;
 
 /** Options of {@link runBatch}. */
 export interface RunBatchOptions {
@@ -36,6 +36,21 @@ export interface RunBatchOptions {
   readonly consumeInputs?: boolean;
   /** Progress callback per finished node. */
   readonly onProgress?: (done: number, total: number, op: string) => void;
+}
+
+/**
+ * The ciphertext operations the batch plan is made of. {@link runBatch} performs them on a
+ * CkksContext; {@link recordBatch} writes them down as a straight-line program that a worker
+ * pool can split.
+ */
+interface BatchOps<V extends object> {
+  level(v: V): number;
+  toLevel(v: V, level: number): V;
+  linearCombination(vs: readonly V[], ks: readonly number[], bias: number): V;
+  mul(a: V, b: V): V;
+  constant(value: number): V;
+  copy(v: V): V;
+  delete(v: V): void;
 }
 
 /**
@@ -49,46 +64,172 @@ export interface RunBatchOptions {
  * ```
  */
 export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVector[], options: RunBatchOptions = {}): CkksVector[] {
+  const ops: BatchOps<CkksVector> = {
+    level: (v) => v.level,
+    toLevel: (v, level) => ctx.toLevel(v, level),
+    linearCombination: (vs, ks, bias) => ctx.linearCombination(vs, ks, bias),
+    mul: (a, b) => ctx.mul(a, b),
+    constant: (value) => ctx.encryptVector(new Float64Array(ctx.slotCount).fill(value)),
+    copy: (v) => ctx.copy(v),
+    delete: (v) => v.delete(),
+  };
+  return runWith(ops, graph, input, options);
+}
+
+/** One instruction of a recorded batch program; operands are value ids (inputs are 0 … n−1). */
+export type BatchInstr =
+  | { readonly op: 'lc'; readonly out: number; readonly ins: readonly number[]; readonly ks: readonly number[]; readonly bias: number }
+  | { readonly op: 'mul'; readonly out: number; readonly a: number; readonly b: number }
+  | { readonly op: 'toLevel'; readonly out: number; readonly a: number; readonly level: number }
+  | { readonly op: 'const'; readonly out: number; readonly value: number }
+  | { readonly op: 'copy'; readonly out: number; readonly a: number };
+
+/** The batch plan as a straight-line program over value ids. */
+export interface BatchProgram {
+  /** Input ciphertexts, ids 0 … inputs−1, all at `inputLevel`. */
+  readonly inputs: number;
+  readonly inputLevel: number;
+  readonly instrs: readonly BatchInstr[];
+  /** Value id of every output element, in order (an id may repeat, or be an input). */
+  readonly outputs: readonly number[];
+}
+
+class Sym {
+  readonly id: number;
+  readonly level: number;
+  constructor(id: number, level: number) {
+    this.id = id;
+    this.level = level;
+  }
+}
+
+/**
+ * Records the batch plan for `graph` as a program, with the same operations {@link runBatch}
+ * performs on inputs at `inputLevel` (a fresh encryption's level) with `maxLevel` levels in all.
+ *
+ * @example
+ * ```ts
+ * const program = recordBatch(graph, ctx.maxLevel);
+ * program.instrs.length; // 586 for the bundled MNIST model
+ * ```
+ */
+export function recordBatch(graph: Graph, inputLevel: number): BatchProgram {
+  const spec = graph.inputs[0];
+  if (spec === undefined || graph.inputs.length !== 1) throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', 'the batch plan supports models with exactly one input', { param: 'model' });
+  const n = sizeOf(spec.dims.slice(1).map((d) => d ?? 1));
+  const instrs: BatchInstr[] = [];
+  let next = n;
+  const ops: BatchOps<Sym> = {
+    level: (v) => v.level,
+    toLevel: (v, level) => {
+      const out = new Sym(next++, level);
+      instrs.push({ op: 'toLevel', out: out.id, a: v.id, level });
+      return out;
+    },
+    linearCombination: (vs, ks, bias) => {
+      const out = new Sym(next++, vs[0]!.level - 1);
+      instrs.push({ op: 'lc', out: out.id, ins: vs.map((v) => v.id), ks: [...ks], bias });
+      return out;
+    },
+    mul: (a, b) => {
+      const out = new Sym(next++, Math.min(a.level, b.level) - 1);
+      instrs.push({ op: 'mul', out: out.id, a: a.id, b: b.id });
+      return out;
+    },
+    constant: (value) => {
+      const out = new Sym(next++, inputLevel);
+      instrs.push({ op: 'const', out: out.id, value });
+      return out;
+    },
+    copy: (v) => {
+      const out = new Sym(next++, v.level);
+      instrs.push({ op: 'copy', out: out.id, a: v.id });
+      return out;
+    },
+    delete: () => undefined,
+  };
+  const input = Array.from({ length: n }, (_, i) => new Sym(i, inputLevel));
+  const outputs = runWith(ops, graph, input, {}).map((v) => v.id);
+  return { inputs: n, inputLevel, instrs, outputs };
+}
+
+/**
+ * Performs one recorded instruction on `values` (id ↦ ciphertext); the result is stored under
+ * the instruction's `out`.
+ *
+ * @example
+ * ```ts
+ * for (const ins of program.instrs) runBatchInstr(ctx, values, ins);
+ * ```
+ */
+export function runBatchInstr(ctx: CkksContext, values: Map<number, CkksVector>, ins: BatchInstr): void {
+  const get = (id: number): CkksVector => {
+    const v = values.get(id);
+    if (v === undefined) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `value ${id} is not present`, { param: 'program' });
+    return v;
+  };
+  let out: CkksVector;
+  switch (ins.op) {
+    case 'lc':
+      out = ctx.linearCombination(ins.ins.map(get), ins.ks, ins.bias);
+      break;
+    case 'mul':
+      out = ctx.mul(get(ins.a), get(ins.b));
+      break;
+    case 'toLevel':
+      out = ctx.toLevel(get(ins.a), ins.level);
+      break;
+    case 'const':
+      out = ctx.encryptVector(new Float64Array(ctx.slotCount).fill(ins.value));
+      break;
+    case 'copy':
+      out = ctx.copy(get(ins.a));
+      break;
+  }
+  values.set(ins.out, out);
+}
+
+function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readonly V[], options: RunBatchOptions): V[] {
   const spec = graph.inputs[0];
   if (spec === undefined || graph.inputs.length !== 1) throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', 'the batch plan supports models with exactly one input', { param: 'model' });
   const dims = [1, ...spec.dims.slice(1).map((d) => d ?? 1)];
   if (sizeOf(dims) !== input.length) {
     throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `${input.length} ciphertexts for an input of [${dims.join(', ')}] (${sizeOf(dims)} elements per sample)`, { param: 'input', details: { expected: sizeOf(dims), actual: input.length } });
   }
-  const created = new Set<CkksVector>();
-  const live = new Set<DynTensor<Elem>>();
-  const own = (v: CkksVector): CkksVector => {
+  const created = new Set<V>();
+  const live = new Set<DynTensor<Elem<V>>>();
+  const own = (v: V): V => {
     created.add(v);
     return v;
   };
 
-  const materialize = (e: Elem): CkksVector => {
+  const materialize = (e: Elem<V>): V => {
     if (typeof e === 'number') throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', 'a constant reached a ciphertext product', { param: 'model' });
     if (!(e instanceof Form)) return e;
     if (e.cached !== undefined) return e.cached;
     const entries = [...e.terms];
     if (entries.length === 1 && entries[0]![1] === 1 && e.bias === 0) return (e.cached = entries[0]![0]);
-    const level = Math.min(...entries.map(([v]) => v.level));
-    const temps: CkksVector[] = [];
+    const level = Math.min(...entries.map(([v]) => ops.level(v)));
+    const temps: V[] = [];
     const vs = entries.map(([v]) => {
-      if (v.level === level) return v;
-      const t = ctx.toLevel(v, level);
+      if (ops.level(v) === level) return v;
+      const t = ops.toLevel(v, level);
       temps.push(t);
       return t;
     });
     try {
-      e.cached = own(ctx.linearCombination(vs, entries.map(([, k]) => k), e.bias));
+      e.cached = own(ops.linearCombination(vs, entries.map(([, k]) => k), e.bias));
     } finally {
-      for (const t of temps) t.delete();
+      for (const t of temps) ops.delete(t);
     }
     return e.cached;
   };
 
-  const algebra: Algebra<Elem> = {
+  const algebra: Algebra<Elem<V>> = {
     lin: (terms, bias) => {
-      const acc = new Map<CkksVector, number>();
+      const acc = new Map<V, number>();
       let b = bias;
-      const add = (v: CkksVector, k: number): void => {
+      const add = (v: V, k: number): void => {
         acc.set(v, (acc.get(v) ?? 0) + k);
       };
       for (const [e, k] of terms) {
@@ -107,7 +248,7 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
       if (typeof b === 'number') return algebra.lin([[a, b]], 0);
       const x = materialize(a);
       const y = a === b ? x : materialize(b);
-      return own(ctx.mul(x, y));
+      return own(ops.mul(x, y));
     },
     nonlinear: (op, _a, node) => {
       throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `${op} node "${node.name}" cannot run on ciphertexts: calibrate the model first (cipherml he keyparams replaces it with a polynomial)`, {
@@ -117,11 +258,11 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
     },
   };
 
-  const inputTensor: DynTensor<Elem> = { dims, data: [...input] };
-  const inputs = new Set<CkksVector>(input);
+  const inputTensor: DynTensor<Elem<V>> = { dims, data: [...input] };
+  const inputs = new Set<V>(input);
   let done = 0;
   const collect = (): void => {
-    const reachable = new Set<CkksVector>();
+    const reachable = new Set<V>();
     for (const t of live) {
       for (const e of t.data) {
         if (typeof e === 'number') continue;
@@ -133,21 +274,21 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
     }
     for (const v of created) {
       if (!reachable.has(v)) {
-        v.delete();
+        ops.delete(v);
         created.delete(v);
       }
     }
     if (options.consumeInputs === true) {
       for (const v of inputs) {
         if (!reachable.has(v)) {
-          v.delete();
+          ops.delete(v);
           inputs.delete(v);
         }
       }
     }
   };
   live.add(inputTensor);
-  let outputs: DynTensor<Elem>[];
+  let outputs: DynTensor<Elem<V>>[];
   try {
     outputs = execute(graph, algebra, [inputTensor], {
       onNode: (node, outs) => {
@@ -161,18 +302,18 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
     });
     live.delete(inputTensor);
     // A constant output element (e.g. from constant padding) is encrypted with the public key.
-    const result = outputs.flatMap((t) => t.data.map((e) => (typeof e === 'number' ? own(ctx.encryptVector(new Float64Array(ctx.slotCount).fill(e))) : materialize(e))));
+    const result = outputs.flatMap((t) => t.data.map((e) => (typeof e === 'number' ? own(ops.constant(e)) : materialize(e))));
     // Outputs that are the same ciphertext twice (or an input) are copied so each is owned once.
-    const seen = new Set<CkksVector>();
+    const seen = new Set<V>();
     const owned = result.map((v) => {
-      if (seen.has(v) || !created.has(v)) return ctx.copy(v);
+      if (seen.has(v) || !created.has(v)) return ops.copy(v);
       seen.add(v);
       return v;
     });
     for (const v of owned) created.delete(v);
     return owned;
   } finally {
-    for (const v of created) v.delete();
+    for (const v of created) ops.delete(v);
   }
 }
 

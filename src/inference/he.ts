@@ -1,24 +1,31 @@
+import { unlink } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
 import type { CkksContext, CkksVector } from '../ckks/index.ts';
 import {
   CkksContext as Ctx,
   deserializeCiphertexts,
+  deserializePublicContext,
   encryptToBytes,
+  readCiphertextRecords,
   loadSeal,
-  readPublicContextFile,
   readSecretKeyFile,
   serializeCiphertexts,
   validateCkksParameters,
   writeKeyFiles,
 } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped, writeFileSafely } from '../core/io.ts';
-import { batchDepth, runBatch } from './batch.ts';
+import { assertIntegerInRange } from '../core/guards.ts';
+import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
+import { recordBatch, runBatch } from './batch.ts';
 import type { CalibrateOptions, KeyParams, Packing } from './calibrate.ts';
 import { calibrate } from './calibrate.ts';
 import { readArrays, readNpy, writeNpy } from './npy.ts';
 import type { Graph, Tensor } from './onnx.ts';
 import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
+import type { TensorMeta } from './meta.ts';
+import { checkBatchInput, checkInputShape, readMeta } from './meta.ts';
+import { InferencePool, schedulePool } from './pool.ts';
 import { packSingleInput, prepareSingle, runSingle } from './single.ts';
 
 /**
@@ -27,27 +34,10 @@ import { packSingleInput, prepareSingle, runSingle } from './single.ts';
  * client runs `keygen`, `encrypt` and `decrypt` and alone holds `key` (mode 0600).
  */
 
-/**
- * Ciphertext file metadata. `batch`: element j of chunk c is ciphertext c·per + j, slot s of it
- * belongs to sample c·slotCount + s. `single`: ciphertext i is sample i, its elements replicated
- * every `period` slots (input) or at `slots` (output).
- */
-type TensorMeta =
-  | { readonly format: 'cipherml-he-tensor'; readonly packing: 'batch'; readonly batch: number; readonly dims: readonly number[]; readonly chunks?: number }
-  | { readonly format: 'cipherml-he-tensor'; readonly packing: 'single'; readonly batch: number; readonly dims: readonly number[]; readonly period?: number; readonly slots?: readonly number[] };
-
 /** What `he keygen` records in the secret key file for `he encrypt`'s packing choice. */
 interface PackingHints {
   readonly packing: Packing;
   readonly singleUpTo: number;
-}
-
-function readMeta(meta: unknown): TensorMeta {
-  const m = meta as TensorMeta | null;
-  if (m?.format !== 'cipherml-he-tensor' || (m.packing !== 'batch' && m.packing !== 'single') || !Array.isArray(m.dims) || !Number.isInteger(m.batch) || m.batch < 1) {
-    throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a cipherml HE tensor file (batch or single packing)', { param: 'input' });
-  }
-  return m;
 }
 
 /** Loads and parses an ONNX file. */
@@ -65,14 +55,22 @@ export async function readModel(path: string): Promise<Graph> {
  * ```
  */
 export async function heKeyParams(o: { model: string; calibration: string; out: string; overwrite?: boolean } & CalibrateOptions): Promise<{ keyParams: KeyParams; calibratedModel: string }> {
+  const calibratedPath = join(dirname(o.model), `${basename(o.model, extname(o.model))}_calibrated.onnx`);
+  await refuseExisting([calibratedPath, o.out], o.overwrite === true);
   const graph = await readModel(o.model);
   const arrays = readArrays(await readFileTyped(o.calibration, 'calibration'), 'calibration');
   const samples = concatBatch(arrays, graph);
   const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, samples, o);
-  const calibratedModel = join(dirname(o.model), `${basename(o.model, extname(o.model))}_calibrated.onnx`);
+  const calibratedModel = calibratedPath;
   const overwrite = o.overwrite === true;
   await writeFileSafely(calibratedModel, serializeOnnx(calibrated), { overwrite });
-  await writeFileSafely(o.out, `${JSON.stringify(keyParams, null, 2)}\n`, { overwrite });
+  try {
+    await writeFileSafely(o.out, `${JSON.stringify(keyParams, null, 2)}\n`, { overwrite });
+  } catch (e) {
+    // The calibrated model belongs with these keyparams: take it back.
+    if (!overwrite) await unlink(calibratedModel).catch(() => undefined);
+    throw e;
+  }
   return { keyParams, calibratedModel };
 }
 
@@ -185,6 +183,7 @@ export function choosePacking(ctx: CkksContext, samples: number, requested: Pack
  * ```
  */
 export async function heEncrypt(o: { key: string; input: string; out: string; overwrite?: boolean; packing?: Packing }): Promise<{ batch: number; dims: readonly number[]; bytes: number; packing: 'batch' | 'single' }> {
+  await refuseExisting([o.out], o.overwrite === true);
   const ctx = await readSecretKeyFile(o.key);
   try {
     const t = readNpy(await readFileTyped(o.input, 'input'), 'input');
@@ -221,19 +220,9 @@ export function inferBytes(ctx: CkksContext, graph: Graph, bytes: Uint8Array, op
   const { vectors, meta } = deserializeCiphertexts(ctx, bytes, 'input');
   try {
     const m = readMeta(meta);
-    const spec = graph.inputs[0];
-    const want = spec?.dims.slice(1) ?? [];
-    if (want.length !== m.dims.length || want.some((d, i) => d !== null && d !== m.dims[i])) {
-      throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `encrypted input has per-sample shape [${m.dims.join(', ')}], the model expects [${want.map((d) => d ?? '?').join(', ')}]`, { param: 'input' });
-    }
+    checkInputShape(graph, m);
     if (m.packing === 'single') return inferSingle(ctx, graph, vectors, m, options);
-    const per = sizeOf(m.dims);
-    const chunks = m.chunks ?? 1;
-    if (vectors.length !== chunks * per) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${vectors.length} ciphertexts for ${chunks} chunk(s) of ${per}`, { param: 'input' });
-    const depth = batchDepth(graph);
-    if (depth > ctx.maxLevel) {
-      throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `the model needs ${depth} levels, the key set has ${ctx.maxLevel}`, { param: 'key', details: { depth, levels: ctx.maxLevel } });
-    }
+    const { per, chunks } = checkBatchInput(ctx, graph, m, vectors.length);
     const outs: CkksVector[] = [];
     try {
       for (let c = 0; c < chunks; c++) {
@@ -269,24 +258,67 @@ function inferSingle(ctx: CkksContext, graph: Graph, vectors: readonly CkksVecto
   }
 }
 
+/** Batch programs cheaper than this (cost units ≈ scalar products) run on the calling thread: starting a pool costs more. */
+const POOL_MIN_COST = 3000;
+
 /**
- * `he inference`: needs only the public evaluation keys.
+ * `he inference`: needs only the public evaluation keys. A batch-packed input runs on
+ * `threads` worker threads ({@link InferencePool}; `auto`: one per core when the model is big
+ * enough to repay starting them); a single-packed one on the calling thread.
  *
  * @example
  * ```ts
- * await heInference({ model: 'model_calibrated.onnx', key: 'key.pub', input: 'input.enc', out: 'output.enc' });
+ * await heInference({ model: 'model_calibrated.onnx', key: 'key.pub', input: 'input.enc', out: 'output.enc', threads: 'auto' });
  * ```
  */
-export async function heInference(o: { model: string; key: string; input: string; out: string; overwrite?: boolean; onProgress?: (done: number, total: number, op: string) => void }): Promise<{ bytes: number }> {
+export async function heInference(o: {
+  model: string;
+  key: string;
+  input: string;
+  out: string;
+  overwrite?: boolean;
+  threads?: number | 'auto';
+  onProgress?: (done: number, total: number, op: string) => void;
+}): Promise<{ bytes: number; packing: 'batch' | 'single'; threads: number }> {
+  if (o.threads !== undefined && o.threads !== 'auto') assertIntegerInRange(o.threads, 'threads', 1, 64);
+  await refuseExisting([o.out], o.overwrite === true);
   const graph = await readModel(o.model);
-  const ctx = await readPublicContextFile(o.key);
+  const keyBytes = await readFileTyped(o.key, 'publicKeyPath');
+  const input = await readFileTyped(o.input, 'input');
+  const progress = o.onProgress === undefined ? {} : { onProgress: o.onProgress };
+  // The packing is in the file's metadata; reading it needs the key set but not its Galois keys.
+  const light = await deserializePublicContext(keyBytes, 'publicKeyPath', { galoisKeys: false });
+  let bytes: Uint8Array;
+  let threads = 1;
+  let packing: 'batch' | 'single';
   try {
-    const bytes = inferBytes(ctx, graph, await readFileTyped(o.input, 'input'), o.onProgress === undefined ? {} : { onProgress: o.onProgress });
-    await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
-    return { bytes: bytes.length };
+    const m = readMeta(readCiphertextRecords(light, input, 'input').meta);
+    packing = m.packing;
+    if (packing === 'batch') {
+      const wanted = o.threads ?? 1;
+      threads = wanted === 'auto' ? (schedulePool(recordBatch(graph, light.maxLevel), 1).totalCost >= POOL_MIN_COST ? availableParallelism() : 1) : wanted;
+    }
+    if (packing === 'batch' && threads === 1) bytes = inferBytes(light, graph, input, progress);
   } finally {
-    ctx.delete();
+    light.delete();
   }
+  if (packing === 'single') {
+    const ctx = await deserializePublicContext(keyBytes, 'publicKeyPath');
+    try {
+      bytes = inferBytes(ctx, graph, input, progress);
+    } finally {
+      ctx.delete();
+    }
+  } else if (threads > 1) {
+    const pool = await InferencePool.create(keyBytes, { threads });
+    try {
+      bytes = await pool.inferBytes(graph, input, progress);
+    } finally {
+      await pool.close();
+    }
+  }
+  await writeFileSafely(o.out, bytes!, { overwrite: o.overwrite === true });
+  return { bytes: bytes!.length, packing, threads };
 }
 
 /**
@@ -338,6 +370,7 @@ export function decryptOutput(ctx: CkksContext, bytes: Uint8Array): Tensor {
  * ```
  */
 export async function heDecrypt(o: { key: string; input: string; out: string; overwrite?: boolean }): Promise<Tensor> {
+  await refuseExisting([o.out], o.overwrite === true);
   const ctx = await readSecretKeyFile(o.key);
   try {
     const t = decryptOutput(ctx, await readFileTyped(o.input, 'input'));

@@ -1,0 +1,171 @@
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CkksContext, serializeCiphertexts, serializePublicContext } from '../src/ckks/index.ts';
+import { isCipherMLError } from '../src/core/errors.ts';
+import type { BatchProgram } from '../src/inference/batch.ts';
+import { recordBatch } from '../src/inference/batch.ts';
+import { GraphBuilder } from '../src/inference/builder.ts';
+import { runPlain } from '../src/inference/execute.ts';
+import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../src/inference/he.ts';
+import type { Graph, Tensor } from '../src/inference/onnx.ts';
+import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
+import type { PoolSchedule } from '../src/inference/pool.ts';
+import { InferencePool, schedulePool } from '../src/inference/pool.ts';
+
+// The batch plan split over worker threads must compute what the calling thread computes: same
+// program, so both decrypt to the plaintext result within CKKS noise (5e-3 at Δ = 2^28, the
+// bundled MNIST model's parameters, on values ≲ 10), over one chunk and over two (more samples than slots).
+const TOL = 5e-3;
+let seed = 99;
+const rand = (): number => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31 - 0.5;
+};
+const tensor = (dims: number[]): Tensor => ({ dims, data: Float64Array.from({ length: sizeOf(dims) }, rand) });
+
+// Conv → x² → Flatten → Gemm → x² → Gemm: the shape of the bundled MNIST model, small.
+function model(): Graph {
+  const b = new GraphBuilder(13);
+  const x = b.input('x', [null, 1, 6, 6]);
+  const c = b.node('Conv', [x, b.init('w', tensor([3, 1, 3, 3])), b.init('b', tensor([3]))], { strides: [2, 2] });
+  const s = b.node('Mul', [c, c]);
+  const f = b.node('Flatten', [s], { axis: 1 });
+  const h = b.node('Gemm', [f, b.init('w1', tensor([27, 5])), b.init('b1', tensor([5]))]);
+  const h2 = b.node('Mul', [h, h]);
+  b.output(b.node('Gemm', [h2, b.init('w2', tensor([5, 3])), b.init('b2', tensor([3]))]));
+  return parseOnnx(b.toBytes());
+}
+
+/**
+ * Replays a schedule: every operand is on its thread when used (held from an earlier wave and
+ * not yet freed, or loaded in this wave), every instruction runs exactly once, every value sent
+ * is present, every output is sent or is an input. Returns the peak values held by one thread.
+ */
+function replay(program: BatchProgram, s: PoolSchedule): number {
+  const held: Set<number>[] = Array.from({ length: s.threads }, () => new Set());
+  const sent = new Set<number>();
+  const ran = new Set<number>();
+  let peak = 0;
+  for (const parts of s.waves) {
+    parts.forEach((p, t) => {
+      const h = held[t]!;
+      for (const id of p.load) {
+        expect(id < program.inputs || sent.has(id), `value ${id} loaded on thread ${t} before anyone sent it`).toBe(true);
+        h.add(id);
+      }
+      for (const ins of p.instrs) {
+        const ops = ins.op === 'lc' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
+        for (const id of ops) expect(h.has(id), `operand ${id} of ${ins.out} missing on thread ${t}`).toBe(true);
+        expect(ran.has(ins.out)).toBe(false);
+        ran.add(ins.out);
+        h.add(ins.out);
+      }
+      peak = Math.max(peak, h.size);
+    });
+    // Sends happen after the whole wave (the barrier), frees after the sends.
+    parts.forEach((p, t) => {
+      for (const id of p.send) {
+        expect(held[t]!.has(id)).toBe(true);
+        sent.add(id);
+      }
+      for (const id of p.free) held[t]!.delete(id);
+    });
+  }
+  expect(ran.size).toBe(program.instrs.length);
+  for (const id of program.outputs) expect(id < program.inputs || sent.has(id)).toBe(true);
+  // Nothing stays behind on any thread.
+  for (const h of held) expect([...h]).toEqual([]);
+  return peak;
+}
+
+describe('schedulePool', () => {
+  it('splits the bundled MNIST program over 1–4 threads consistently and balanced', async () => {
+    const mnist = recordBatch(parseOnnx(await readFile(new URL('../examples/he/mnist_square.onnx', import.meta.url))), 5);
+    for (const program of [mnist, recordBatch(model(), 4)]) {
+      for (const threads of [1, 2, 3, 4]) {
+        const s = schedulePool(program, threads);
+        replay(program, s);
+        if (threads === 1) expect(s.moves).toBe(0);
+        // List scheduling: with two threads the busier one carries little more than half.
+        if (program === mnist && threads === 2) expect(s.spanCost).toBeLessThan(s.totalCost * 0.55);
+      }
+    }
+    expect(() => schedulePool(mnist, 0)).toThrow(expect.objectContaining({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'threads' }));
+  });
+});
+
+describe('InferencePool', () => {
+  let client: CkksContext;
+  let pool: InferencePool;
+  const graph = model();
+  beforeAll(async () => {
+    client = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [39, 28, 28, 28, 28, 28, 39], scaleBits: 28 });
+    pool = await InferencePool.create(serializePublicContext(client), { threads: 2 });
+  });
+  afterAll(async () => {
+    await pool?.close();
+    client?.delete();
+  });
+  const samples = (n: number): Float64Array[] => Array.from({ length: n }, () => Float64Array.from({ length: 36 }, () => rand() * 2));
+  const plain = (xs: Float64Array[]): Tensor => {
+    const data = new Float64Array(xs.length * 36);
+    xs.forEach((x, i) => data.set(x, i * 36));
+    return runPlain(graph, { dims: [xs.length, 1, 6, 6], data });
+  };
+
+  it('decrypts to what the calling thread computes, over one chunk and over two', async () => {
+    for (const n of [5, client.slotCount + 3]) {
+      const xs = samples(n);
+      const enc = encryptBatch(client, xs, [1, 6, 6]);
+      const progress: string[] = [];
+      const fromPool = decryptOutput(client, await pool.inferBytes(graph, enc, { onProgress: (_d, _t, what) => progress.push(what) }));
+      const ref = plain(xs);
+      expect(fromPool.dims).toEqual([n, 3]);
+      fromPool.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(TOL));
+      expect(progress.at(-1)).toMatch(n > client.slotCount ? /^chunk 2\/2 wave \d+$/ : /^wave \d+$/);
+      if (n === 5) {
+        const here = decryptOutput(client, inferBytes(client, graph, enc));
+        here.data.forEach((v, i) => expect(Math.abs(v - fromPool.data[i]!)).toBeLessThan(TOL));
+      }
+    }
+  });
+
+  it('refuses bad inputs with typed errors and keeps serving afterwards', async () => {
+    const code = async (f: () => Promise<unknown>): Promise<string | undefined> => {
+      try {
+        await f();
+      } catch (e) {
+        return isCipherMLError(e) ? e.code : String(e);
+      }
+      return undefined;
+    };
+    const xs = samples(3);
+    const enc = encryptBatch(client, xs, [1, 6, 6]);
+    expect(await code(() => pool.inferBytes(graph, enc.subarray(0, enc.length - 9)))).toBe('CIPHERML_E_FORMAT_TRUNCATED');
+    expect(await code(() => pool.inferBytes(graph, encryptSingle(client, xs, [1, 6, 6])))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(await code(() => pool.inferBytes(graph, encryptBatch(client, xs.map((x) => x.subarray(0, 35)), [35])))).toBe('CIPHERML_E_INFERENCE_INPUT_SHAPE');
+    const other = await CkksContext.create(client.params);
+    try {
+      expect(await code(() => pool.inferBytes(graph, encryptBatch(other, xs, [1, 6, 6])))).toBe('CIPHERML_E_KEY_MISMATCH');
+    } finally {
+      other.delete();
+    }
+    // Fails inside a thread (inputs one level down: not fresh encryptions), after which every
+    // thread is reset and the pool serves the next request.
+    const low = Array.from({ length: 36 }, () => {
+      using v = client.encryptVector(new Float64Array(3).fill(0.5));
+      return client.toLevel(v, v.level - 1);
+    });
+    const lowBytes = serializeCiphertexts(client, low, { format: 'cipherml-he-tensor', packing: 'batch', batch: 3, dims: [1, 6, 6], chunks: 1 });
+    for (const v of low) v.delete();
+    expect(await code(() => pool.inferBytes(graph, lowBytes))).toBe('CIPHERML_E_CKKS_CIPHERTEXT_INVALID');
+    const ok = decryptOutput(client, await pool.inferBytes(graph, enc));
+    const ref = plain(xs);
+    ok.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(TOL));
+    expect(await code(() => InferencePool.create(new Uint8Array(10), { threads: 1 }))).toMatch(/^CIPHERML_E_FORMAT_/);
+    expect(await code(() => InferencePool.create(serializePublicContext(client), { threads: 0 }))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    const closed = await InferencePool.create(serializePublicContext(client), { threads: 1 });
+    await closed.close();
+    expect(await code(() => closed.inferBytes(graph, enc))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+  });
+});
