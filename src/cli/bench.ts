@@ -83,13 +83,21 @@ export function registerBenchCommands(program: Command): void {
     });
   bench
     .command('he')
-    .description('encrypted MNIST inference (CKKS batch plan, one image per slot) against onnxruntime-node plaintext on the same images')
+    .description('encrypted MNIST inference, both CKKS plans (single: one image in the slots; batch: one image per slot, on worker threads) against onnxruntime-node plaintext on the same images')
     .option('--model <path>', 'ONNX model (default: examples/he/mnist_square.onnx)')
-    .option('--batch <n>', 'images per batch (default: all slots)', intOption('--batch'))
+    .option('--batch <n>', 'images in the batch (default: all slots; more run as several chunks)', intOption('--batch'))
+    .option('--threads <n>', 'worker threads for the batch plan (default: the cores)', intOption('--threads'))
+    .option('--single <n>', 'images run one by one through the single plan', intOption('--single'), 10)
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { model?: string; batch?: number; json?: boolean }) => {
+    .action(async (opts: { model?: string; batch?: number; threads?: number; single: number; json?: boolean }) => {
       const mod = await importBench<typeof HeBench>(() => import('../../bench/he.ts'));
-      const r = await mod.runHeBench({ ...(opts.model === undefined ? {} : { model: opts.model }), ...(opts.batch === undefined ? {} : { batch: opts.batch }), onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const r = await mod.runHeBench({
+        ...(opts.model === undefined ? {} : { model: opts.model }),
+        ...(opts.batch === undefined ? {} : { batch: opts.batch }),
+        ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+        singleImages: opts.single,
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatHeBench(r)}\n`);
     });
   bench

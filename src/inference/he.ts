@@ -26,6 +26,7 @@ import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
 import type { TensorMeta } from './meta.ts';
 import { checkBatchInput, checkInputShape, readMeta } from './meta.ts';
 import { InferencePool, schedulePool } from './pool.ts';
+import type { PreparedSingle } from './single.ts';
 import { packSingleInput, prepareSingle, runSingle } from './single.ts';
 
 /**
@@ -204,6 +205,11 @@ export async function heEncrypt(o: { key: string; input: string; out: string; ov
 export interface InferOptions {
   /** Progress per finished node (batch) or step (single), with the sample or chunk index. */
   readonly onProgress?: (done: number, total: number, what: string) => void;
+  /**
+   * The single plan prepared once for this model and key set ({@link prepareSingle}), reused
+   * across requests; without it a single-packed input prepares (and frees) its own.
+   */
+  readonly prepared?: PreparedSingle;
 }
 
 /**
@@ -242,7 +248,11 @@ export function inferBytes(ctx: CkksContext, graph: Graph, bytes: Uint8Array, op
 
 function inferSingle(ctx: CkksContext, graph: Graph, vectors: readonly CkksVector[], m: TensorMeta & { packing: 'single' }, options: InferOptions): Uint8Array {
   if (vectors.length !== m.batch) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${vectors.length} ciphertexts for ${m.batch} single-packed samples`, { param: 'input' });
-  const prepared = prepareSingle(ctx, graph);
+  const given = options.prepared;
+  if (given !== undefined && (given.graph !== graph || given.fingerprint !== ctx.fingerprint)) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the prepared single plan was made for another model or key set', { param: 'prepared' });
+  }
+  const prepared = given ?? prepareSingle(ctx, graph);
   if (m.period !== prepared.plan.inputPeriod) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `the input is replicated every ${String(m.period)} slots, the plan needs ${prepared.plan.inputPeriod}`, { param: 'input' });
   const outs: CkksVector[] = [];
   try {
@@ -254,7 +264,7 @@ function inferSingle(ctx: CkksContext, graph: Graph, vectors: readonly CkksVecto
     return serializeCiphertexts(ctx, outs, outMeta);
   } finally {
     for (const v of outs) v.delete();
-    prepared.delete();
+    if (given === undefined) prepared.delete();
   }
 }
 

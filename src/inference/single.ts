@@ -397,11 +397,16 @@ export class PreparedSingle {
   readonly matrices: readonly (readonly CkksDiagonalMatrix[])[];
   /** Milliseconds spent encoding the diagonals. */
   readonly prepareMs: number;
+  /** The model and key set it was prepared for. */
+  readonly graph: Graph;
+  readonly fingerprint: string;
   /** @internal */
-  constructor(plan: SinglePlan, matrices: CkksDiagonalMatrix[][], prepareMs: number) {
+  constructor(plan: SinglePlan, matrices: CkksDiagonalMatrix[][], prepareMs: number, graph: Graph, fingerprint: string) {
     this.plan = plan;
     this.matrices = matrices;
     this.prepareMs = prepareMs;
+    this.graph = graph;
+    this.fingerprint = fingerprint;
   }
   delete(): void {
     for (const ms of this.matrices) for (const m of ms) m.delete();
@@ -460,7 +465,7 @@ export function prepareSingle(ctx: CkksContext, graph: Graph): PreparedSingle {
     for (const ms of matrices) for (const m of ms) m.delete();
     throw e;
   }
-  return new PreparedSingle(plan, matrices, performance.now() - t0);
+  return new PreparedSingle(plan, matrices, performance.now() - t0, graph, ctx.fingerprint);
 }
 
 /**
