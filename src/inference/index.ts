@@ -5,6 +5,13 @@
  * - {@link runPlain}: the plaintext reference executor (checked against onnxruntime in tests).
  * - {@link runBatch}: the batch plan, one sample per CKKS slot; linear layers are composed
  *   symbolically and cost one level together; {@link batchDepth} gives the levels it needs.
+ * - {@link compileSingle} / {@link prepareSingle} / {@link runSingle}: the single plan, one input
+ *   in the slots, diagonal matrix-vector products with baby-step/giant-step rotations.
+ * - {@link InferencePool}: the batch plan on worker threads ({@link recordBatch}, {@link schedulePool}).
+ * - {@link calibrate}: polynomial activations, both plans, CKKS parameters (`he keyparams`).
+ * - {@link heKeyParams}, {@link heKeygen}, {@link heEncrypt}, {@link heInference}, {@link heDecrypt}:
+ *   the five HE-MAN steps on files; {@link encryptBatch}, {@link encryptSingle}, {@link inferBytes},
+ *   {@link decryptOutput} on bytes.
  * - {@link GraphBuilder}: builds per-operator ONNX models for tests and scripts.
  *
  * Supported operators: {@link SUPPORTED_OPERATORS}; anything else is CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR
@@ -20,8 +27,18 @@
  * const scores = runBatch(ctx, graph, inputs).map((v) => ctx.decryptVector(v, pixelsBySample.length));
  * ```
  */
-export { batchDepth, runBatch } from './batch.ts';
-export type { RunBatchOptions } from './batch.ts';
+export { batchCost, batchDepth, recordBatch, runBatch, runBatchInstr } from './batch.ts';
+export type { BatchInstr, BatchProgram, RunBatchOptions } from './batch.ts';
+export { calibrate } from './calibrate.ts';
+export type { ActivationFit, CalibrateOptions, KeyParams, Packing, PlanSummary } from './calibrate.ts';
+export { choosePacking, decryptOutput, encryptBatch, encryptSingle, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams, inferBytes, readKeyParams, readModel } from './he.ts';
+export type { InferOptions } from './he.ts';
+export type { TensorMeta } from './meta.ts';
+export { readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
+export { InferencePool, schedulePool } from './pool.ts';
+export type { InferencePoolOptions, PoolSchedule, ThreadWave } from './pool.ts';
+export { compileSingle, packSingleInput, PreparedSingle, prepareSingle, runSingle } from './single.ts';
+export type { SingleMap, SinglePlan, SingleStep } from './single.ts';
 export { GraphBuilder } from './builder.ts';
 export { assertSupported, execute, PLAIN, runPlain, SUPPORTED_OPERATORS } from './execute.ts';
 export type { Algebra, DynTensor, ExecuteOptions } from './execute.ts';

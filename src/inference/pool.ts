@@ -55,7 +55,7 @@ function operands(ins: BatchInstr): readonly number[] {
 }
 
 /** What one thread does in one wave. */
-interface ThreadWave {
+export interface ThreadWave {
   readonly instrs: BatchInstr[];
   /** Values it receives before the wave (inputs from the file, or from another thread). */
   readonly load: number[];
