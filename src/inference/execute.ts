@@ -33,6 +33,8 @@ type Value<E> = { readonly kind: 'static'; readonly t: Tensor } | { readonly kin
 export const SUPPORTED_OPERATORS: readonly string[] = [
   'Conv', 'Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
   'Pad', 'Flatten', 'Reshape', 'Constant', 'Relu', 'Sigmoid', 'Identity',
+  // What PyTorch's exporter emits around those (shape arithmetic, eval-mode Dropout, x**k).
+  'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Cast', 'Dropout', 'Transpose', 'Pow', 'Neg',
 ];
 
 /**
@@ -98,8 +100,11 @@ export function execute<E>(graph: Graph, algebra: Algebra<E>, inputs: readonly D
       for (const x of new Set(node.inputs)) {
         const v = env.get(x);
         if (lastUse.get(x) === idx && v?.kind === 'dyn') {
-          options.release(v.t);
           env.delete(x);
+          // Identity-like operators (Identity, Dropout, Cast) bind the same tensor to a new name.
+          let shared = false;
+          for (const w of env.values()) if (w.t === v.t) shared = true;
+          if (!shared) options.release(v.t);
         }
       }
     }
@@ -319,6 +324,144 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
       }
       return dyn(out, dims);
     }
+    case 'Shape':
+      return [{ kind: 'static', t: { dims: [arg(0).t.dims.length], data: Float64Array.from(arg(0).t.dims), type: 'int64' } }];
+    case 'Gather': {
+      const x = arg(0);
+      const idx = stat(1, 'indices');
+      const r = x.t.dims.length;
+      const axis = norm(int('axis', 0), r);
+      const size = x.t.dims[axis]!;
+      const picks = Array.from(idx.data, (i) => {
+        const j = i < 0 ? i + size : i;
+        if (!Number.isInteger(j) || j < 0 || j >= size) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', `Gather node "${node.name}": index ${i} outside [0, ${size})`, { param: 'model', details: { op: node.op, node: node.name } });
+        return j;
+      });
+      const inner = sizeOf(x.t.dims.slice(axis + 1));
+      const dims = [...x.t.dims.slice(0, axis), ...idx.dims, ...x.t.dims.slice(axis + 1)];
+      return [mapped(x, dims, (o) => {
+        const b = o % inner;
+        const j = Math.floor(o / inner) % picks.length;
+        const a0 = Math.floor(o / (inner * picks.length));
+        return (a0 * size + picks[j]!) * inner + b;
+      })];
+    }
+    case 'Unsqueeze': {
+      const x = arg(0);
+      const axesIn = args[1] !== undefined ? Array.from(stat(1, 'axes').data) : [...ints('axes', [])];
+      const rank = x.t.dims.length + axesIn.length;
+      const axes = new Set(axesIn.map((ax) => norm(ax, rank)));
+      const dims: number[] = [];
+      let k = 0;
+      for (let i = 0; i < rank; i++) dims.push(axes.has(i) ? 1 : x.t.dims[k++]!);
+      return [reshaped(x, dims)];
+    }
+    case 'Squeeze': {
+      const x = arg(0);
+      const r = x.t.dims.length;
+      const given = args[1] !== undefined ? Array.from(stat(1, 'axes').data) : (a['axes'] as readonly number[] | undefined);
+      const axes = new Set(given === undefined ? x.t.dims.flatMap((d, i) => (d === 1 ? [i] : [])) : given.map((ax) => norm(ax, r)));
+      for (const ax of axes) {
+        if (x.t.dims[ax] !== 1) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', `Squeeze node "${node.name}": axis ${ax} has size ${x.t.dims[ax]}`, { param: 'model', details: { op: node.op, node: node.name } });
+      }
+      return [reshaped(x, x.t.dims.filter((_, i) => !axes.has(i)))];
+    }
+    case 'Concat': {
+      const parts = node.inputs.map((_, i) => arg(i));
+      const r = parts[0]!.t.dims.length;
+      const axis = norm(int('axis', 0), r);
+      for (const p of parts) {
+        if (p.t.dims.length !== r || p.t.dims.some((d, i) => i !== axis && d !== parts[0]!.t.dims[i])) {
+          throw new CipherMLError('CIPHERML_E_ONNX_INVALID', `Concat node "${node.name}": shapes [${parts.map((q) => q.t.dims.join('×')).join('], [')}] differ off axis ${axis}`, { param: 'model', details: { op: node.op, node: node.name } });
+        }
+      }
+      const dims = parts[0]!.t.dims.map((d, i) => (i === axis ? parts.reduce((acc, p) => acc + p.t.dims[axis]!, 0) : d));
+      const inner = sizeOf(dims.slice(axis + 1));
+      const along = dims[axis]!;
+      // Output element o lies in part k at offset j along the axis.
+      const at = (o: number): [number, number] => {
+        const outer = Math.floor(o / (inner * along));
+        let j = Math.floor(o / inner) % along;
+        let k = 0;
+        while (j >= parts[k]!.t.dims[axis]!) j -= parts[k++]!.t.dims[axis]!;
+        return [k, (outer * parts[k]!.t.dims[axis]! + j) * inner + (o % inner)];
+      };
+      const n = sizeOf(dims);
+      if (parts.every((p) => p.kind === 'static')) {
+        const data = new Float64Array(n);
+        for (let o = 0; o < n; o++) {
+          const [k, src] = at(o);
+          data[o] = (parts[k]!.t as Tensor).data[src]!;
+        }
+        const type = (parts[0]!.t as Tensor).type;
+        return [{ kind: 'static', t: { dims, data, ...(type === undefined ? {} : { type }) } }];
+      }
+      const out = new Array<E>(n);
+      for (let o = 0; o < n; o++) {
+        const [k, src] = at(o);
+        const p = parts[k]!;
+        out[o] = p.kind === 'static' ? A.lin([], p.t.data[src]!) : p.t.data[src]!;
+      }
+      return dyn(out, dims);
+    }
+    case 'Cast': {
+      const x = arg(0);
+      // TensorProto.DataType: 1 float, 10 float16, 11 double; 6 int32, 7 int64.
+      const to = int('to', 1);
+      const float = to === 1 || to === 10 || to === 11;
+      if (x.kind === 'static') return [{ kind: 'static', t: float ? { dims: x.t.dims, data: x.t.data } : { dims: x.t.dims, data: x.t.data.map(Math.trunc), type: 'int64' } }];
+      if (!float) throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Cast node "${node.name}" of encrypted values to data type ${to}: only float types are supported`, { param: 'model', details: { op: node.op, node: node.name } });
+      return [x];
+    }
+    case 'Dropout': {
+      // Inference: the identity (ONNX Dropout with training_mode unset), mask all ones.
+      const x = arg(0);
+      const mask: Value<E> = { kind: 'static', t: { dims: x.t.dims, data: new Float64Array(sizeOf(x.t.dims)).fill(1) } };
+      return node.outputs.length > 1 ? [x, mask] : [x];
+    }
+    case 'Transpose': {
+      const x = arg(0);
+      const r = x.t.dims.length;
+      const perm = ints('perm', Array.from({ length: r }, (_, i) => r - 1 - i));
+      const dims = perm.map((p) => x.t.dims[p]!);
+      const strides = x.t.dims.map((_, i) => sizeOf(x.t.dims.slice(i + 1)));
+      return [mapped(x, dims, (o) => {
+        let rem = o;
+        let src = 0;
+        for (let i = r - 1; i >= 0; i--) {
+          src += (rem % dims[i]!) * strides[perm[i]!]!;
+          rem = Math.floor(rem / dims[i]!);
+        }
+        return src;
+      })];
+    }
+    case 'Neg': {
+      const x = arg(0);
+      if (x.kind === 'static') return [{ kind: 'static', t: { dims: x.t.dims, data: x.t.data.map((v) => -v) } }];
+      return dyn(x.t.data.map((e) => A.lin([[e, -1]], 0)), x.t.dims);
+    }
+    case 'Pow': {
+      const x = arg(0);
+      const ex = stat(1, 'exponent');
+      if (ex.data.length !== 1) throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Pow node "${node.name}": the exponent must be one number`, { param: 'model', details: { op: node.op, node: node.name } });
+      const k = ex.data[0]!;
+      if (x.kind === 'static') return [{ kind: 'static', t: { dims: x.t.dims, data: x.t.data.map((v) => v ** k) } }];
+      if (!Number.isInteger(k) || k < 0 || k > 8) {
+        throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Pow node "${node.name}" with exponent ${k}: encrypted powers must be integers 0…8`, { param: 'model', details: { op: node.op, node: node.name } });
+      }
+      // Square-and-multiply: ⌈log2 k⌉ + popcount(k) − 1 products, depth ⌈log2 k⌉ (+1 for odd k > 1).
+      const power = (e: E): E => {
+        if (k === 0) return A.lin([], 1);
+        let result: E | undefined;
+        let base = e;
+        for (let m = k; m > 0; m >>= 1) {
+          if (m & 1) result = result === undefined ? base : A.mul(result, base);
+          if (m > 1) base = A.mul(base, base);
+        }
+        return result!;
+      };
+      return dyn(x.t.data.map(power), x.t.dims);
+    }
     default:
       throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `operator ${node.op} (node "${node.name}") is not supported`, { param: 'model', details: { op: node.op, node: node.name } });
   }
@@ -346,6 +489,19 @@ function convPads(node: GraphNode, pads: readonly number[], size: readonly numbe
 function dynOf<E>(node: GraphNode, v: Value<E>): DynTensor<E> {
   if (v.kind === 'dyn') return v.t;
   throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `${node.op} node "${node.name}" on a constant input (fold it before export)`, { param: 'model', details: { op: node.op, node: node.name } });
+}
+
+/** The value with element o of the result taken from element src(o) of x (a pure re-indexing). */
+function mapped<E>(x: Value<E>, dims: readonly number[], src: (o: number) => number): Value<E> {
+  const n = sizeOf(dims);
+  if (x.kind === 'static') {
+    const data = new Float64Array(n);
+    for (let o = 0; o < n; o++) data[o] = x.t.data[src(o)]!;
+    return { kind: 'static', t: { dims, data, ...(x.t.type === undefined ? {} : { type: x.t.type }) } };
+  }
+  const data = new Array<E>(n);
+  for (let o = 0; o < n; o++) data[o] = x.t.data[src(o)]!;
+  return { kind: 'dyn', t: { dims, data } };
 }
 
 function reshaped<E>(x: Value<E>, dims: readonly number[]): Value<E> {
