@@ -5,7 +5,8 @@ import ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../src/inference/builder.ts';
 import { runPlain } from '../src/inference/execute.ts';
-import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../src/inference/he.ts';
+import { readSecretKeyFile } from '../src/ckks/index.ts';
+import { encryptBatch, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../src/inference/he.ts';
 import { readArrays, readNpy, readZip, writeNpy, writeZip } from '../src/inference/npy.ts';
 import { parseOnnx } from '../src/inference/onnx.ts';
 import type { Tensor } from '../src/inference/onnx.ts';
@@ -85,7 +86,12 @@ describe('he keyparams → keygen → encrypt → inference → decrypt', () => 
     await writeFile(join(dir, 'tampered.enc'), tampered);
     await expect(heInference({ model: join(dir, 'model_calibrated.onnx'), key: join(dir, 'key.pub'), input: join(dir, 'tampered.enc'), out: join(dir, 'o2.enc') })).rejects.toMatchObject({ code: 'CIPHERML_E_FORMAT_CORRUPT' });
     await writeFile(join(dir, 'wide.npy'), writeNpy({ dims: [2, 7], data: new Float64Array(14) }));
-    await heEncrypt({ key: join(dir, 'key'), input: join(dir, 'wide.npy'), out: join(dir, 'wide.enc') });
+    // Refused at encrypt (the key file records the model's input shape) …
+    await expect(heEncrypt({ key: join(dir, 'key'), input: join(dir, 'wide.npy'), out: join(dir, 'wide.enc') })).rejects.toMatchObject({ code: 'CIPHERML_E_INFERENCE_INPUT_SHAPE', param: 'input' });
+    // … and at inference for a file made without that check.
+    const client = await readSecretKeyFile(join(dir, 'key'));
+    await writeFile(join(dir, 'wide.enc'), encryptBatch(client, [new Float64Array(7), new Float64Array(7)], [7]));
+    client.delete();
     await expect(heInference({ model: join(dir, 'model_calibrated.onnx'), key: join(dir, 'key.pub'), input: join(dir, 'wide.enc'), out: join(dir, 'o3.enc') })).rejects.toMatchObject({ code: 'CIPHERML_E_INFERENCE_INPUT_SHAPE' });
     const kp = JSON.parse(await readFile(join(dir, 'keyparams.json'), 'utf8')) as { params: { coeffModulusBits: number[] } };
     kp.params.coeffModulusBits = [kp.params.coeffModulusBits[0]!, kp.params.coeffModulusBits[1]!, kp.params.coeffModulusBits.at(-1)!];

@@ -165,12 +165,11 @@ describe('he keyparams → keygen → encrypt → inference → decrypt, single 
     expect(server.liveVectors).toBe(0);
     expect(client.liveVectors).toBe(0);
 
-    // key.pub evaluates but is not a secret key. As written (0644) it is refused by the mode check
-    // that runs before the file is parsed; a 0600 copy is refused for its kind.
-    expect(await codeOfAsync(() => heDecrypt({ key: p('key-single.pub'), input: p('out-single.enc'), out: p('pub.npy') }))).toBe('CIPHERML_E_KEY_FILE_INSECURE');
+    // key.pub evaluates but is not a secret key: refused for its kind, whatever its mode.
+    expect(await codeOfAsync(() => heDecrypt({ key: p('key-single.pub'), input: p('out-single.enc'), out: p('pub.npy') }))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     await copyFile(p('key-single.pub'), p('pub-600'));
     await chmod(p('pub-600'), 0o600);
-    expect(await codeOfAsync(() => heDecrypt({ key: p('pub-600'), input: p('out-single.enc'), out: p('pub.npy') }))).toBe('CIPHERML_E_FORMAT_UNSUPPORTED');
+    expect(await codeOfAsync(() => heDecrypt({ key: p('pub-600'), input: p('out-single.enc'), out: p('pub.npy') }))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(await exists('pub.npy')).toBe(false);
   });
 });
@@ -182,14 +181,14 @@ describe('choosePacking and the key set hints', () => {
     try {
       const upTo = kp.auto!.singleUpTo;
       expect(upTo).toBeGreaterThanOrEqual(1);
-      expect(auto.metadata).toEqual({ packing: 'auto', singleUpTo: upTo });
+      expect(auto.metadata).toEqual({ packing: 'auto', singleUpTo: upTo, inputDims: [null, ...SAMPLE] });
       expect(choosePacking(auto, 1)).toBe('single');
       expect(choosePacking(auto, upTo)).toBe('single');
       expect(choosePacking(auto, upTo + 1)).toBe('batch');
       expect(choosePacking(auto, 1, 'batch')).toBe('batch');
       expect(choosePacking(auto, 1000, 'single')).toBe('single');
 
-      expect(batch.metadata).toEqual({ packing: 'batch', singleUpTo: 0 });
+      expect(batch.metadata).toEqual({ packing: 'batch', singleUpTo: 0, inputDims: [null, ...SAMPLE] });
       expect(choosePacking(batch, 1)).toBe('batch');
       expect(choosePacking(batch, 1, 'batch')).toBe('batch');
       let err: unknown;
@@ -200,7 +199,7 @@ describe('choosePacking and the key set hints', () => {
       }
       expect(err).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'packing', details: { supported: 'batch', requested: 'single' } });
 
-      expect(client.metadata).toEqual({ packing: 'single', singleUpTo: kp.single!.singleUpTo });
+      expect(client.metadata).toEqual({ packing: 'single', singleUpTo: kp.single!.singleUpTo, inputDims: [null, ...SAMPLE] });
       expect(choosePacking(client, 1)).toBe('single');
       expect(choosePacking(client, 100_000)).toBe('single'); // a single-only key set never falls back to batch
       expect(() => choosePacking(client, 1, 'batch')).toThrow(expect.objectContaining({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'packing' }) as Error);
@@ -282,16 +281,22 @@ describe('bad inputs on the single path: typed errors, no output file', () => {
   });
 
   it('a wrong input shape', async () => {
-    // he encrypt does not know the model (the key set records no input shape): the single file of
-    // a wrong shape is written, and he inference refuses it before any ciphertext arithmetic.
-    await writeFile(p('small-img.npy'), writeNpy({ dims: [2, 1, 5, 5], data: new Float64Array(50) }));
-    await writeFile(p('flat.npy'), writeNpy({ dims: [2, PER], data: new Float64Array(2 * PER) }));
-    await writeFile(p('wide.npy'), writeNpy({ dims: [2, 1, 6, 7], data: new Float64Array(84) }));
-    for (const name of ['small-img', 'flat', 'wide']) {
-      expect((await heEncrypt({ key: p('key-single'), input: p(`${name}.npy`), out: p(`${name}.enc`), packing: 'single' })).packing).toBe('single');
+    // keygen records the model's input shape in the key file, so he encrypt refuses a wrong shape
+    // before encrypting; a file of the wrong shape made without it is refused by he inference
+    // before any ciphertext arithmetic.
+    const wrong: [string, number[]][] = [['small-img', [2, 1, 5, 5]], ['flat', [2, PER]], ['wide', [2, 1, 6, 7]]];
+    for (const [name, dims] of wrong) {
+      await writeFile(p(`${name}.npy`), writeNpy({ dims, data: new Float64Array(dims.reduce((x, y) => x * y, 1)) }));
+      expect(await codeOfAsync(() => heEncrypt({ key: p('key-single'), input: p(`${name}.npy`), out: p(`${name}.enc`), packing: 'single' }))).toBe('CIPHERML_E_INFERENCE_INPUT_SHAPE');
+      expect(await exists(`${name}.enc`)).toBe(false);
+      const per = dims.slice(1).reduce((x, y) => x * y, 1);
+      await writeFile(p(`${name}.enc`), encryptSingle(client, [new Float64Array(per), new Float64Array(per)], dims.slice(1)));
       expect(await infer(`${name}.enc`, `o-${name}.enc`)).toBe('CIPHERML_E_INFERENCE_INPUT_SHAPE');
       expect(await exists(`o-${name}.enc`)).toBe(false);
     }
+    // One sample without its batch axis is a batch of one.
+    await writeFile(p('one.npy'), writeNpy({ dims: SAMPLE, data: new Float64Array(PER).fill(0.5) }));
+    expect(await heEncrypt({ key: p('key-single'), input: p('one.npy'), out: p('one.enc') })).toMatchObject({ batch: 1, dims: SAMPLE, packing: 'single' });
     // Lower level: packing a sample of the wrong length, an empty batch.
     const plan = compileSingle(calibrated);
     let err: unknown;

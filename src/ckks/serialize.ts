@@ -318,6 +318,9 @@ export async function writeKeyFiles(path: string, ctx: CkksContext, options: { o
  */
 export async function readSecretKeyFile(path: string): Promise<CkksContext> {
   const bytes = await readFileTyped(path, 'secretKeyPath');
+  if (isEnvelopeOf(bytes, 'publicKey')) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${path} holds public evaluation keys; pass the secret key file (the one keygen wrote without .pub)`, { param: 'secretKeyPath' });
+  }
   const st = await stat(path);
   if ((st.mode & 0o077) !== 0) {
     throw new CipherMLError('CIPHERML_E_KEY_FILE_INSECURE', `${path} has mode ${(st.mode & 0o777).toString(8)}; a secret key file must be 600 (chmod 600 ${path})`, { param: 'secretKeyPath' });
@@ -345,6 +348,16 @@ export async function readPublicContextFile(path: string): Promise<CkksContext> 
  * (measured on seeded ciphertexts at N = 8192).
  */
 const ZSTD_LEVEL = 1;
+
+/** True when `bytes` is a well-formed CKKS envelope of `kind` (no parsing of the body). */
+function isEnvelopeOf(bytes: Uint8Array, kind: 'publicKey' | 'privateKey' | 'ciphertext'): boolean {
+  try {
+    openEnvelope(bytes, { kind, scheme: 'ckks' }, 'bytes');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext', sections: readonly Uint8Array[]): Uint8Array {
   const raw = joinSections([Uint8Array.of(BODY_VERSION), ...sections]);

@@ -39,6 +39,8 @@ import { packSingleInput, prepareSingle, runSingle } from './single.ts';
 interface PackingHints {
   readonly packing: Packing;
   readonly singleUpTo: number;
+  /** The model's input shape (batch axis first, null for a free dimension). */
+  readonly inputDims?: readonly (number | null)[];
 }
 
 /** Loads and parses an ONNX file. */
@@ -102,7 +104,7 @@ export async function heKeygen(o: { keyParams: string; out: string; overwrite?: 
   const kp = await readKeyParams(o.keyParams);
   const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps });
   try {
-    const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo };
+    const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo, inputDims: kp.inputDims };
     ctx.metadata = hints;
     const paths = await writeKeyFiles(o.out, ctx, { overwrite: o.overwrite === true });
     return { ...paths, fingerprint: ctx.fingerprint };
@@ -155,6 +157,25 @@ export function encryptSingle(ctx: CkksContext, samples: readonly Float64Array[]
 }
 
 /**
+ * Splits an input's shape into batch size and per-sample shape. With the model's input shape
+ * (recorded in the key file by keygen) an input of the same rank has a batch axis, one of rank
+ * one less is a single sample, and the per-sample shape must match; without it, the first axis
+ * of a rank ≥ 2 input is the batch.
+ */
+function splitBatch(shape: readonly number[], model: readonly (number | null)[] | undefined): { dims: readonly number[]; batch: number } {
+  if (model === undefined || !Array.isArray(model) || model.length === 0) return shape.length > 1 ? { dims: shape.slice(1), batch: shape[0]! } : { dims: shape, batch: 1 };
+  const want = model.slice(1);
+  const dims = shape.length === model.length ? shape.slice(1) : shape.length === want.length ? shape : undefined;
+  if (dims === undefined || want.some((d, i) => d !== null && d !== dims[i])) {
+    throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', `input of shape [${shape.join(', ')}]; the model takes [${model.map((d) => d ?? 'N').join(', ')}] (or one sample of [${want.map((d) => d ?? '?').join(', ')}])`, {
+      param: 'input',
+      details: { expected: model, actual: shape },
+    });
+  }
+  return { dims, batch: shape.length === model.length ? shape[0]! : 1 };
+}
+
+/**
  * The packing `he encrypt` uses for `samples` inputs: `auto` follows the key set's hints
  * (single up to `singleUpTo` samples when the key set supports both plans).
  *
@@ -188,8 +209,7 @@ export async function heEncrypt(o: { key: string; input: string; out: string; ov
   const ctx = await readSecretKeyFile(o.key);
   try {
     const t = readNpy(await readFileTyped(o.input, 'input'), 'input');
-    const dims = t.dims.length > 1 ? t.dims.slice(1) : t.dims;
-    const batch = t.dims.length > 1 ? t.dims[0]! : 1;
+    const { dims, batch } = splitBatch(t.dims, (ctx.metadata as Partial<PackingHints> | undefined)?.inputDims);
     const per = sizeOf(dims);
     const samples = Array.from({ length: batch }, (_, s) => t.data.subarray(s * per, (s + 1) * per));
     const packing = choosePacking(ctx, batch, o.packing ?? 'auto');
