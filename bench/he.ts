@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
-import { CkksContext, deserializePublicContext, loadSeal, serializePublicContext } from '../src/ckks/index.ts';
+import { CkksContext, deserializePublicContext, loadSeal, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
 import { assertIntegerInRange } from '../src/core/guards.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
-import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../src/inference/he.ts';
+import { decryptOutput, encryptSingle, inferBytes } from '../src/inference/he.ts';
 import { readIdx } from '../src/inference/idx.ts';
 import { parseOnnx, serializeOnnx } from '../src/inference/onnx.ts';
-import { InferencePool } from '../src/inference/pool.ts';
+import { EncryptionPool, InferencePool } from '../src/inference/pool.ts';
 import { prepareSingle } from '../src/inference/single.ts';
 
 /**
@@ -17,9 +17,10 @@ import { prepareSingle } from '../src/inference/single.ts';
  * - latencyMsSingle: one image through the single plan, end to end: client encrypt, server
  *   inference (diagonals already prepared: `prepareMs`, once per model and key), client decrypt.
  * - imagesPerSecondBatched: a full batch through the batch plan, end to end: images / (client
- *   encrypt + server inference on `threads` worker threads + client decrypt). The pool is
- *   started before timing (`poolStartMs`, once per server). `serverImagesPerSecond` counts
- *   the inference alone.
+ *   encrypt + server inference + client decrypt), encryption and inference each on `threads`
+ *   worker threads. Both pools are started before timing (`batchMs.encryptPoolStart`,
+ *   `batchMs.poolStart`: once per client and server). `serverImagesPerSecond` counts the
+ *   inference alone.
  * - maxAbsError, argmaxAgreement: decrypted scores against onnxruntime's float32 scores, over
  *   the batch and the single-plan images.
  */
@@ -49,7 +50,8 @@ export interface HeBenchResult {
   readonly singleImages: number;
   readonly imagesPerSecondBatched: number;
   readonly serverImagesPerSecond: number;
-  readonly batchMs: { readonly poolStart: number; readonly encrypt: number; readonly inference: number; readonly decrypt: number };
+  /** poolStart: the server's inference threads; encryptPoolStart: the client's encryption threads (each once). */
+  readonly batchMs: { readonly poolStart: number; readonly encryptPoolStart: number; readonly encrypt: number; readonly inference: number; readonly decrypt: number };
   readonly onnxruntimeMs: number;
   readonly onnxruntimeMsSingle: number;
   readonly onnxruntimeImagesPerSecond: number;
@@ -105,6 +107,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   const singleImages = Math.min(o.singleImages ?? 10, batch);
   const samples = Array.from({ length: batch }, (_, i) => pixels(i));
   let pool: InferencePool | undefined;
+  let encPool: EncryptionPool | undefined;
   try {
     // Single plan: prepare once, then per image encrypt → infer → decrypt.
     using prepared = prepareSingle(server, calibrated);
@@ -129,11 +132,12 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     const latencyMsSingle = singleMs.encrypt + singleMs.inference + singleMs.decrypt;
     log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${singleMs.encrypt.toFixed(0)}, inference ${singleMs.inference.toFixed(0)}, decrypt ${singleMs.decrypt.toFixed(0)}) over ${singleImages} images`);
 
-    // Batch plan on worker threads.
+    // Batch plan: client encryption and server inference, each on `threads` worker threads.
     pool = await InferencePool.create(pub, { threads });
-    log(`pool: ${threads} threads started in ${pool.startMs.toFixed(0)} ms`);
+    encPool = await EncryptionPool.create(serializeSecretKey(client), { threads });
+    log(`pools: ${threads} inference threads started in ${pool.startMs.toFixed(0)} ms, ${threads} encryption threads in ${encPool.startMs.toFixed(0)} ms`);
     let t = performance.now();
-    const enc = encryptBatch(client, samples, [1, 28, 28]);
+    const enc = await encPool.encryptBatch(samples, [1, 28, 28]);
     const tEnc = performance.now() - t;
     log(`batch of ${batch}: encrypted in ${tEnc.toFixed(0)} ms (${enc.length} bytes)`);
     t = performance.now();
@@ -188,7 +192,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       singleImages,
       imagesPerSecondBatched: batch / ((tEnc + tInf + tDec) / 1000),
       serverImagesPerSecond: batch / (tInf / 1000),
-      batchMs: { poolStart: pool.startMs, encrypt: tEnc, inference: tInf, decrypt: tDec },
+      batchMs: { poolStart: pool.startMs, encryptPoolStart: encPool.startMs, encrypt: tEnc, inference: tInf, decrypt: tDec },
       onnxruntimeMs: tOrt,
       onnxruntimeMsSingle: tOrtSingle,
       onnxruntimeImagesPerSecond: batch / (tOrt / 1000),
@@ -204,6 +208,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     };
   } finally {
     await pool?.close();
+    await encPool?.close();
     server.delete();
     client.delete();
   }
@@ -215,7 +220,7 @@ export function formatHeBench(r: HeBenchResult): string {
   const rows: [string, string, string][] = [
     ['images per second (batch plan, end to end)', r.imagesPerSecondBatched.toFixed(1), `${r.onnxruntimeImagesPerSecond.toFixed(0)} (onnxruntime, plaintext); target ≥ ${r.targets.imagesPerSecondBatched}`],
     ['images per second (batch plan, server only)', r.serverImagesPerSecond.toFixed(1), `${r.threads} threads`],
-    ['batch: encrypt / inference / decrypt (ms)', `${r.batchMs.encrypt.toFixed(0)} / ${r.batchMs.inference.toFixed(0)} / ${r.batchMs.decrypt.toFixed(0)}`, `${r.onnxruntimeMs.toFixed(1)} (onnxruntime); pool start ${r.batchMs.poolStart.toFixed(0)}`],
+    ['batch: encrypt / inference / decrypt (ms)', `${r.batchMs.encrypt.toFixed(0)} / ${r.batchMs.inference.toFixed(0)} / ${r.batchMs.decrypt.toFixed(0)}`, `${r.onnxruntimeMs.toFixed(1)} (onnxruntime); pools start ${r.batchMs.encryptPoolStart.toFixed(0)} / ${r.batchMs.poolStart.toFixed(0)}`],
     ['single-image latency (single plan, ms)', r.latencyMsSingle.toFixed(0), `${r.onnxruntimeMsSingle.toFixed(2)} (onnxruntime); target ≤ ${r.targets.latencyMsSingle}`],
     ['single: encrypt / inference / decrypt (ms)', `${r.singleMs.encrypt.toFixed(0)} / ${r.singleMs.inference.toFixed(0)} / ${r.singleMs.decrypt.toFixed(0)}`, `prepare ${r.singleMs.prepare.toFixed(0)} once`],
     ['max |decrypted − onnxruntime|', r.maxAbsError.toExponential(2), '0'],

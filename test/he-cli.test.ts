@@ -46,8 +46,8 @@ describe('cipherml he', () => {
     const ref = runPlain(parseOnnx(await readFile(model)), readNpy(await readFile(join(dir, 'in.npy'))));
     for (const packing of ['batch', 'single']) {
       vi.stubEnv('CIPHERML_HE_PACKING', packing);
-      const enc = await run(['he', 'encrypt', '-i', join(dir, 'in.npy'), '-o', join(dir, `in-${packing}.enc`), '--json']);
-      expect(JSON.parse(enc.stdout)).toMatchObject({ packing, batch: 3 });
+      const enc = await run(['he', 'encrypt', '-i', join(dir, 'in.npy'), '-o', join(dir, `in-${packing}.enc`), '--json', ...(packing === 'batch' ? ['-t', '2'] : [])]);
+      expect(JSON.parse(enc.stdout)).toMatchObject({ packing, batch: 3, threads: packing === 'batch' ? 2 : 1 });
       vi.unstubAllEnvs();
       vi.stubEnv('CIPHERML_HE_KEY', join(dir, 'key'));
       const inf = await run(['he', 'inference', '-m', join(dir, 'm_calibrated.onnx'), '-k', join(dir, 'key.pub'), '-i', join(dir, `in-${packing}.enc`), '-o', join(dir, `out-${packing}.enc`), '--json', ...(packing === 'batch' ? ['-t', '2'] : [])]);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CkksContext, serializeCiphertexts, serializePublicContext } from '../src/ckks/index.ts';
+import { CkksContext, serializeCiphertexts, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
 import { isCipherMLError } from '../src/core/errors.ts';
 import type { BatchProgram } from '../src/inference/batch.ts';
 import { recordBatch } from '../src/inference/batch.ts';
@@ -10,7 +10,8 @@ import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../src/i
 import type { Graph, Tensor } from '../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
 import type { PoolSchedule } from '../src/inference/pool.ts';
-import { InferencePool, schedulePool } from '../src/inference/pool.ts';
+import { EncryptionPool, InferencePool, schedulePool } from '../src/inference/pool.ts';
+import { compileSingle } from '../src/inference/single.ts';
 
 // The batch plan split over worker threads must compute what the calling thread computes: same
 // program, so both decrypt to the plaintext result within CKKS noise (5e-3 at Δ = 2^28, the
@@ -167,5 +168,34 @@ describe('InferencePool', () => {
     const closed = await InferencePool.create(serializePublicContext(client), { threads: 1 });
     await closed.close();
     expect(await code(() => closed.inferBytes(graph, enc))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+  });
+});
+
+describe('EncryptionPool', () => {
+  it('encrypts on threads what the calling thread would, for both packings; refuses bad input', async () => {
+    const graph = model();
+    const client = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [39, 28, 28, 28, 28, 28, 39], scaleBits: 28 }, { galoisSteps: compileSingle(graph, 4096).galoisSteps });
+    const pool = await EncryptionPool.create(serializeSecretKey(client), { threads: 2 });
+    try {
+      const xs = Array.from({ length: 4 }, () => Float64Array.from({ length: 36 }, () => rand() * 2));
+      const data = new Float64Array(4 * 36);
+      xs.forEach((x, i) => data.set(x, i * 36));
+      const ref = runPlain(graph, { dims: [4, 1, 6, 6], data });
+      const batch = await pool.encryptBatch(xs, [1, 6, 6]);
+      // Same format as the calling thread's file: same size up to zstd's few bytes.
+      expect(Math.abs(batch.length - encryptBatch(client, xs, [1, 6, 6]).length)).toBeLessThan(0.01 * batch.length);
+      const viaBatch = decryptOutput(client, inferBytes(client, graph, batch));
+      viaBatch.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(TOL));
+      const viaSingle = decryptOutput(client, inferBytes(client, graph, await pool.encryptSingle(xs, [1, 6, 6])));
+      expect(viaSingle.dims).toEqual([4, 3]);
+      viaSingle.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(TOL));
+      await expect(pool.encryptBatch([new Float64Array(35)], [1, 6, 6])).rejects.toMatchObject({ code: 'CIPHERML_E_INFERENCE_INPUT_SHAPE' });
+      await expect(pool.encryptBatch([], [1, 6, 6])).rejects.toMatchObject({ code: 'CIPHERML_E_INFERENCE_INPUT_SHAPE' });
+      await expect(EncryptionPool.create(serializePublicContext(client), { threads: 1 })).rejects.toMatchObject({ code: expect.stringMatching(/^CIPHERML_E_FORMAT_/) });
+    } finally {
+      await pool.close();
+      client.delete();
+    }
+    await expect(pool.encryptBatch([new Float64Array(36)], [1, 6, 6])).rejects.toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT' });
   });
 });

@@ -55,7 +55,9 @@ export type { ChooseParametersOptions, CkksParameters } from './params.ts';
 export { loadSeal, sealHeapBytes } from './seal.ts';
 export type { Seal } from './seal.ts';
 export {
+  assembleCiphertexts,
   deserializeCiphertexts,
+  encryptRecord,
   loadCiphertext,
   readCiphertextRecords,
   saveCiphertext,

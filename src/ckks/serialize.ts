@@ -175,18 +175,43 @@ export function serializeCiphertexts(ctx: CkksContext, vectors: readonly CkksVec
  * ```
  */
 export function encryptToBytes(ctx: CkksContext, vectors: readonly ArrayLike<number>[], meta: unknown = null): Uint8Array {
-  const sections: Uint8Array[] = [json(meta), u32(vectors.length)];
-  vectors.forEach((values) => {
-    if (ctx.hasSecretKey) {
-      sections.push(u32(values.length), ctx.encryptSeeded(values));
-    } else {
-      const v = ctx.encryptVector(values);
-      try {
-        sections.push(u32(values.length), v.ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array);
-      } finally {
-        v.delete();
-      }
+  return assembleCiphertexts(ctx, vectors.map((v) => encryptRecord(ctx, v)), meta);
+}
+
+/**
+ * Encrypts one vector to a record: seeded (half size) when `ctx` holds the secret key.
+ *
+ * @example
+ * ```ts
+ * const record = encryptRecord(client, pixels); // on a worker thread; assembleCiphertexts on the main one
+ * ```
+ */
+export function encryptRecord(ctx: CkksContext, values: ArrayLike<number>): CiphertextRecord {
+  if (ctx.hasSecretKey) return { length: values.length, bytes: ctx.encryptSeeded(values) };
+  const v = ctx.encryptVector(values);
+  try {
+    return { length: values.length, bytes: Uint8Array.from(v.ct.saveToArray(ctx.seal.ComprModeType.none) as Uint8Array) };
+  } finally {
+    v.delete();
+  }
+}
+
+/**
+ * A ciphertext file from records made under `ctx`'s key set (e.g. by {@link encryptRecord} on
+ * worker threads). The records are framed, not loaded: SEAL validates them when the file is read.
+ *
+ * @example
+ * ```ts
+ * const bytes = assembleCiphertexts(client, records, { shape: [2] });
+ * ```
+ */
+export function assembleCiphertexts(ctx: CkksContext, records: readonly CiphertextRecord[], meta: unknown = null): Uint8Array {
+  const sections: Uint8Array[] = [json(meta), u32(records.length)];
+  records.forEach((r, i) => {
+    if (!(r?.bytes instanceof Uint8Array) || !Number.isInteger(r.length) || r.length < 0 || r.length > ctx.slotCount) {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `record ${i}: expected { length ≤ ${ctx.slotCount}, bytes: Uint8Array }`, { param: `records[${i}]` });
     }
+    sections.push(u32(r.length), r.bytes);
   });
   return seal0(ctx, 'ciphertext', sections);
 }

@@ -58,9 +58,10 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-k, --key <path>', 'secret key file', 'CIPHERML_HE_KEY'))
       .addOption(req('-i, --in <path>', 'input .npy', 'CIPHERML_HE_INPUT'))
       .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
-      .addOption(opt('--packing <plan>', 'auto (the key set\'s cost model: single for few samples), batch or single', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
-  ).action(async (o: { key: string; in: string; out: string; packing: Packing; overwrite?: boolean; json?: boolean }) => {
-    const r = await heEncrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, packing: o.packing });
+      .addOption(opt('--packing <plan>', 'auto (the key set\'s cost model: single for few samples), batch or single', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto'))
+      .addOption(new Option('-t, --threads <n|auto>', 'worker threads (auto: one per core for 64 ciphertexts or more)').env('CIPHERML_HE_THREADS').default('auto')),
+  ).action(async (o: { key: string; in: string; out: string; packing: Packing; threads: string; overwrite?: boolean; json?: boolean }) => {
+    const r = await heEncrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, packing: o.packing, threads: o.threads === 'auto' ? 'auto' : Number(o.threads) });
     print(o.json, { out: o.out, ...r }, `encrypted ${r.batch} sample(s) of [${r.dims.join(', ')}] with the ${r.packing} packing (${r.bytes} bytes) → ${o.out}`);
   });
 

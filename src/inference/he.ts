@@ -10,6 +10,7 @@ import {
   readCiphertextRecords,
   loadSeal,
   readSecretKeyFile,
+  serializeSecretKey,
   serializeCiphertexts,
   validateCkksParameters,
   writeKeyFiles,
@@ -24,10 +25,10 @@ import { readArrays, readNpy, writeNpy } from './npy.ts';
 import type { Graph, Tensor } from './onnx.ts';
 import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
 import type { TensorMeta } from './meta.ts';
-import { checkBatchInput, checkInputShape, readMeta } from './meta.ts';
-import { InferencePool, schedulePool } from './pool.ts';
+import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
+import { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
 import type { PreparedSingle } from './single.ts';
-import { packSingleInput, prepareSingle, runSingle } from './single.ts';
+import { prepareSingle, runSingle } from './single.ts';
 
 /**
  * The five HE-MAN steps on files. Who holds what: the model owner runs `keyparams` (plaintext
@@ -123,16 +124,8 @@ export async function heKeygen(o: { keyParams: string; out: string; overwrite?: 
  * ```
  */
 export function encryptBatch(ctx: CkksContext, samples: readonly Float64Array[], dims: readonly number[]): Uint8Array {
-  const per = sizeOf(dims);
-  if (samples.length === 0) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', 'an empty batch', { param: 'input' });
-  const chunks = Math.ceil(samples.length / ctx.slotCount);
-  const columns: Float64Array[] = [];
-  for (let c = 0; c < chunks; c++) {
-    const part = samples.slice(c * ctx.slotCount, (c + 1) * ctx.slotCount);
-    for (let j = 0; j < per; j++) columns.push(Float64Array.from(part, (s) => s[j]!));
-  }
-  const meta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'batch', batch: samples.length, dims, chunks };
-  return encryptToBytes(ctx, columns, meta);
+  const { vectors, meta } = batchLayout(ctx.slotCount, samples, dims);
+  return encryptToBytes(ctx, vectors, meta);
 }
 
 /**
@@ -145,15 +138,8 @@ export function encryptBatch(ctx: CkksContext, samples: readonly Float64Array[],
  * ```
  */
 export function encryptSingle(ctx: CkksContext, samples: readonly Float64Array[], dims: readonly number[]): Uint8Array {
-  const inputSize = sizeOf(dims);
-  const inputPeriod = 2 ** Math.ceil(Math.log2(Math.max(1, inputSize)));
-  if (samples.length === 0) throw new CipherMLError('CIPHERML_E_INFERENCE_INPUT_SHAPE', 'an empty batch', { param: 'input' });
-  if (inputPeriod > ctx.slotCount) {
-    throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `a sample of ${inputSize} values needs ${inputPeriod} slots, the key set has ${ctx.slotCount}`, { param: 'key' });
-  }
-  const packed = samples.map((x) => packSingleInput({ inputSize, inputPeriod }, x, ctx.slotCount));
-  const meta: TensorMeta = { format: 'cipherml-he-tensor', packing: 'single', batch: samples.length, dims, period: inputPeriod };
-  return encryptToBytes(ctx, packed, meta);
+  const { vectors, meta } = singleLayout(ctx.slotCount, samples, dims);
+  return encryptToBytes(ctx, vectors, meta);
 }
 
 /**
@@ -204,7 +190,8 @@ export function choosePacking(ctx: CkksContext, samples: number, requested: Pack
  * await heEncrypt({ key: 'key', input: 'input.npy', out: 'input.enc' });
  * ```
  */
-export async function heEncrypt(o: { key: string; input: string; out: string; overwrite?: boolean; packing?: Packing }): Promise<{ batch: number; dims: readonly number[]; bytes: number; packing: 'batch' | 'single' }> {
+export async function heEncrypt(o: { key: string; input: string; out: string; overwrite?: boolean; packing?: Packing; threads?: number | 'auto' }): Promise<{ batch: number; dims: readonly number[]; bytes: number; packing: 'batch' | 'single'; threads: number }> {
+  if (o.threads !== undefined && o.threads !== 'auto') assertIntegerInRange(o.threads, 'threads', 1, 64);
   await refuseExisting([o.out], o.overwrite === true);
   const ctx = await readSecretKeyFile(o.key);
   try {
@@ -213,9 +200,20 @@ export async function heEncrypt(o: { key: string; input: string; out: string; ov
     const per = sizeOf(dims);
     const samples = Array.from({ length: batch }, (_, s) => t.data.subarray(s * per, (s + 1) * per));
     const packing = choosePacking(ctx, batch, o.packing ?? 'auto');
-    const bytes = packing === 'single' ? encryptSingle(ctx, samples, dims) : encryptBatch(ctx, samples, dims);
+    const count = packing === 'single' ? batch : Math.ceil(batch / ctx.slotCount) * per;
+    const wanted = o.threads ?? 1;
+    const threads = wanted === 'auto' ? (count >= POOL_MIN_CIPHERTEXTS ? availableParallelism() : 1) : wanted;
+    let bytes: Uint8Array;
+    if (threads > 1) {
+      const pool = await EncryptionPool.create(serializeSecretKey(ctx), { threads });
+      try {
+        bytes = await (packing === 'single' ? pool.encryptSingle(samples, dims) : pool.encryptBatch(samples, dims));
+      } finally {
+        await pool.close();
+      }
+    } else bytes = packing === 'single' ? encryptSingle(ctx, samples, dims) : encryptBatch(ctx, samples, dims);
     await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
-    return { batch, dims, bytes: bytes.length, packing };
+    return { batch, dims, bytes: bytes.length, packing, threads };
   } finally {
     ctx.delete();
   }
@@ -287,6 +285,9 @@ function inferSingle(ctx: CkksContext, graph: Graph, vectors: readonly CkksVecto
     if (given === undefined) prepared.delete();
   }
 }
+
+/** Fewer ciphertexts than this are encrypted on the calling thread: starting threads costs more. */
+const POOL_MIN_CIPHERTEXTS = 64;
 
 /** Batch programs cheaper than this (cost units ≈ scalar products) run on the calling thread: starting a pool costs more. */
 const POOL_MIN_COST = 3000;

@@ -7,7 +7,8 @@
  *   symbolically and cost one level together; {@link batchDepth} gives the levels it needs.
  * - {@link compileSingle} / {@link prepareSingle} / {@link runSingle}: the single plan, one input
  *   in the slots, diagonal matrix-vector products with baby-step/giant-step rotations.
- * - {@link InferencePool}: the batch plan on worker threads ({@link recordBatch}, {@link schedulePool}).
+ * - {@link InferencePool}: the batch plan on worker threads ({@link recordBatch}, {@link schedulePool});
+ *   {@link EncryptionPool}: the client's encryption on worker threads.
  * - {@link calibrate}: polynomial activations, both plans, CKKS parameters (`he keyparams`).
  * - {@link heKeyParams}, {@link heKeygen}, {@link heEncrypt}, {@link heInference}, {@link heDecrypt}:
  *   the five HE-MAN steps on files; {@link encryptBatch}, {@link encryptSingle}, {@link inferBytes},
@@ -35,7 +36,7 @@ export { choosePacking, decryptOutput, encryptBatch, encryptSingle, heDecrypt, h
 export type { InferOptions } from './he.ts';
 export type { TensorMeta } from './meta.ts';
 export { readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
-export { InferencePool, schedulePool } from './pool.ts';
+export { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
 export type { InferencePoolOptions, PoolSchedule, ThreadWave } from './pool.ts';
 export { compileSingle, packSingleInput, PreparedSingle, prepareSingle, runSingle } from './single.ts';
 export type { SingleMap, SinglePlan, SingleStep } from './single.ts';

@@ -1,7 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { CkksContext, CkksVector } from '../ckks/index.ts';
 import type { CiphertextRecord } from '../ckks/index.ts';
-import { deserializePublicContext, loadCiphertext, saveCiphertext } from '../ckks/index.ts';
+import { deserializePublicContext, deserializeSecretKey, encryptRecord, loadCiphertext, saveCiphertext } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { errorToReply } from '../core/worker-pool.ts';
 import type { BatchInstr } from './batch.ts';
@@ -16,6 +16,9 @@ import { runBatchInstr } from './batch.ts';
 /** Messages from the pool. */
 export type PoolMessage =
   | { readonly kind: 'init'; readonly publicKey: Uint8Array }
+  /** Client side: load the secret key (seeded encryption), for {@link EncryptionPool}. */
+  | { readonly kind: 'initSecret'; readonly secretKey: Uint8Array }
+  | { readonly kind: 'encrypt'; readonly vectors: readonly Float64Array[] }
   | {
       readonly kind: 'wave';
       /** Values to load first; ids below `inputs` are program inputs and must be fresh. */
@@ -50,6 +53,16 @@ async function handle(msg: PoolMessage): Promise<unknown> {
     ctx = await deserializePublicContext(msg.publicKey, 'key', { galoisKeys: false });
     return { fingerprint: ctx.fingerprint };
   }
+  if (msg.kind === 'initSecret') {
+    ctx?.delete();
+    ctx = await deserializeSecretKey(msg.secretKey, 'secretKey');
+    return { fingerprint: ctx.fingerprint };
+  }
+  if (msg.kind === 'encrypt') {
+    if (ctx?.hasSecretKey !== true) throw new CipherMLError('CIPHERML_E_WORKER_FAILED', 'the encryption thread has no secret key yet', { param: 'pool' });
+    const c = ctx;
+    return msg.vectors.map((v) => encryptRecord(c, v));
+  }
   if (msg.kind === 'reset') {
     reset();
     return null;
@@ -80,7 +93,8 @@ async function handle(msg: PoolMessage): Promise<unknown> {
 parentPort?.on('message', ({ id, msg }: { id: number; msg: PoolMessage }) => {
   handle(msg).then(
     (result) => {
-      const transfer = msg.kind === 'wave' ? (result as WaveResult).sent.map((s) => s.record.bytes.buffer as ArrayBuffer) : [];
+      const records = msg.kind === 'wave' ? (result as WaveResult).sent.map((s) => s.record) : msg.kind === 'encrypt' ? (result as CiphertextRecord[]) : [];
+      const transfer = records.map((r) => r.bytes.buffer as ArrayBuffer);
       parentPort!.postMessage({ id, ok: true, result }, transfer);
     },
     (e: unknown) => {

@@ -1,13 +1,13 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { CiphertextRecord, CkksContext, CkksVector } from '../ckks/index.ts';
-import { deserializePublicContext, loadCiphertext, readCiphertextRecords, serializeCiphertexts } from '../ckks/index.ts';
+import { assembleCiphertexts, deserializePublicContext, deserializeSecretKey, loadCiphertext, readCiphertextRecords, serializeCiphertexts } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import type { BatchInstr, BatchProgram } from './batch.ts';
 import { recordBatch } from './batch.ts';
 import type { TensorMeta } from './meta.ts';
-import { checkBatchInput, checkInputShape, readMeta } from './meta.ts';
+import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
 import type { Graph } from './onnx.ts';
 import type { PoolMessage, WaveResult } from './pool-worker.ts';
 
@@ -163,6 +163,53 @@ interface PoolThread {
   dead?: CipherMLError;
 }
 
+/** Worker threads running pool-worker.ts, each addressed directly (they hold state). */
+class Threads {
+  readonly list: PoolThread[];
+  #next = 1;
+  #closed = false;
+
+  constructor(n: number) {
+    const url = new URL(import.meta.url.endsWith('.ts') ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
+    this.list = Array.from({ length: n }, () => ({ worker: new Worker(url), pending: new Map() }));
+    for (const t of this.list) this.#wire(t);
+  }
+
+  call(i: number, msg: PoolMessage, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    const t = this.list[i]!;
+    if (t.dead !== undefined) return Promise.reject(t.dead);
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      t.pending.set(id, { resolve, reject });
+      t.worker.postMessage({ id, msg }, transfer);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.list.map((t) => t.worker.terminate()));
+  }
+
+  #wire(t: PoolThread): void {
+    t.worker.on('message', (reply: { id: number; ok: boolean; result?: unknown; error?: { code: string; message: string; param?: string } }) => {
+      const p = t.pending.get(reply.id);
+      if (p === undefined) return;
+      t.pending.delete(reply.id);
+      if (reply.ok) p.resolve(reply.result);
+      else p.reject(CipherMLError.revive(reply.error ?? { code: 'CIPHERML_E_WORKER_FAILED', message: 'a pool thread failed without a message' }));
+    });
+    const fail = (err: unknown): void => {
+      t.dead = new CipherMLError('CIPHERML_E_WORKER_FAILED', `pool thread died: ${err instanceof Error ? err.message : String(err)}`, { param: 'pool', cause: err });
+      for (const p of t.pending.values()) p.reject(t.dead);
+      t.pending.clear();
+    };
+    t.worker.on('error', fail);
+    t.worker.on('exit', (code) => {
+      if (!this.#closed) fail(new Error(`exited with code ${code}`));
+    });
+  }
+}
+
 /**
  * Worker threads serving batch-packed encrypted inference with one public key. Start it once and
  * keep it: each thread loads SEAL and the evaluation keys (about a second).
@@ -177,15 +224,14 @@ export class InferencePool {
   readonly threads: number;
   #startMs: number;
   readonly #ctx: CkksContext;
-  readonly #threads: PoolThread[];
+  readonly #threads: Threads;
   readonly #programs = new WeakMap<Graph, { program: BatchProgram; schedule: PoolSchedule }>();
-  #next = 1;
   #closed = false;
 
-  private constructor(ctx: CkksContext, threads: PoolThread[], startMs: number) {
+  private constructor(ctx: CkksContext, threads: Threads, startMs: number) {
     this.#ctx = ctx;
     this.#threads = threads;
-    this.threads = threads.length;
+    this.threads = threads.list.length;
     this.#startMs = startMs;
   }
 
@@ -201,12 +247,10 @@ export class InferencePool {
     if (!(publicKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'publicKey must be the bytes of a key.pub file', { param: 'publicKey' });
     const t0 = performance.now();
     const ctx = await deserializePublicContext(publicKey, 'key', { galoisKeys: false });
-    const url = new URL(import.meta.url.endsWith('.ts') ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
-    const threads: PoolThread[] = Array.from({ length: n }, () => ({ worker: new Worker(url), pending: new Map() }));
+    const threads = new Threads(n);
     const pool = new InferencePool(ctx, threads, 0);
-    for (const t of threads) pool.#wire(t);
     try {
-      await Promise.all(threads.map((t) => pool.#call(t, { kind: 'init', publicKey })));
+      await Promise.all(threads.list.map((_, i) => threads.call(i, { kind: 'init', publicKey })));
     } catch (e) {
       await pool.close();
       throw e;
@@ -268,7 +312,7 @@ export class InferencePool {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+    await this.#threads.close();
     this.#ctx.delete();
   }
 
@@ -292,7 +336,7 @@ export class InferencePool {
           parts.map((p, t) => {
             const load = p.load.map((id) => ({ id, record: record(id) }));
             const msg: PoolMessage = { kind: 'wave', load, inputs: program.inputs, inputLevel: program.inputLevel, instrs: p.instrs, send: p.send, free: p.free };
-            return this.#call(this.#threads[t]!, msg, load.map((l) => l.record.bytes.buffer as ArrayBuffer)) as Promise<WaveResult>;
+            return this.#threads.call(t, msg, load.map((l) => l.record.bytes.buffer as ArrayBuffer)) as Promise<WaveResult>;
           }),
         );
         for (const r of results) for (const s of r.sent) store.set(s.id, s.record);
@@ -300,36 +344,93 @@ export class InferencePool {
       }
       return program.outputs.map((id) => record(id));
     } catch (e) {
-      await Promise.allSettled(this.#threads.map((t) => this.#call(t, { kind: 'reset' })));
+      await Promise.allSettled(this.#threads.list.map((_, i) => this.#threads.call(i, { kind: 'reset' })));
       throw e;
     }
   }
+}
 
-  #wire(t: PoolThread): void {
-    t.worker.on('message', (reply: { id: number; ok: boolean; result?: unknown; error?: { code: string; message: string; param?: string } }) => {
-      const p = t.pending.get(reply.id);
-      if (p === undefined) return;
-      t.pending.delete(reply.id);
-      if (reply.ok) p.resolve(reply.result);
-      else p.reject(CipherMLError.revive(reply.error ?? { code: 'CIPHERML_E_WORKER_FAILED', message: 'inference thread failed without a message' }));
-    });
-    const fail = (err: unknown): void => {
-      t.dead = new CipherMLError('CIPHERML_E_WORKER_FAILED', `inference thread died: ${err instanceof Error ? err.message : String(err)}`, { param: 'pool', cause: err });
-      for (const p of t.pending.values()) p.reject(t.dead);
-      t.pending.clear();
-    };
-    t.worker.on('error', fail);
-    t.worker.on('exit', (code) => {
-      if (!this.#closed) fail(new Error(`exited with code ${code}`));
-    });
+/**
+ * Worker threads that encrypt for the client, each with its own SEAL instance and a copy of the
+ * secret key (seeded encryption: half-size ciphertexts). The key stays in this process; the
+ * threads exist only while the pool does. Output is byte-compatible with {@link encryptBatch} /
+ * {@link encryptSingle}.
+ *
+ * @example
+ * ```ts
+ * await using enc = await EncryptionPool.create(serializeSecretKey(client), { threads: 2 });
+ * const bytes = await enc.encryptBatch(samples, [1, 28, 28]);
+ * ```
+ */
+export class EncryptionPool {
+  readonly threads: number;
+  readonly #ctx: CkksContext;
+  readonly #threads: Threads;
+  #startMs = 0;
+  #closed = false;
+
+  private constructor(ctx: CkksContext, threads: Threads) {
+    this.#ctx = ctx;
+    this.#threads = threads;
+    this.threads = threads.list.length;
   }
 
-  #call(t: PoolThread, msg: PoolMessage, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (t.dead !== undefined) return Promise.reject(t.dead);
-    const id = this.#next++;
-    return new Promise((resolve, reject) => {
-      t.pending.set(id, { resolve, reject });
-      t.worker.postMessage({ id, msg }, transfer);
-    });
+  /** Milliseconds spent starting the threads and loading the key. */
+  get startMs(): number {
+    return this.#startMs;
+  }
+
+  /** Starts `threads` threads, each loading `secretKey` (a secret key file's bytes). */
+  static async create(secretKey: Uint8Array, options: InferencePoolOptions = {}): Promise<EncryptionPool> {
+    const n = options.threads ?? availableParallelism();
+    assertIntegerInRange(n, 'threads', 1, 64);
+    if (!(secretKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'secretKey must be the bytes of a secret key file', { param: 'secretKey' });
+    const t0 = performance.now();
+    const ctx = await deserializeSecretKey(secretKey, 'secretKey');
+    const threads = new Threads(n);
+    const pool = new EncryptionPool(ctx, threads);
+    try {
+      await Promise.all(threads.list.map((_, i) => threads.call(i, { kind: 'initSecret', secretKey })));
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    pool.#startMs = performance.now() - t0;
+    return pool;
+  }
+
+  /** What `encryptBatch` returns, with the ciphertexts made on the threads. */
+  async encryptBatch(samples: readonly ArrayLike<number>[], dims: readonly number[]): Promise<Uint8Array> {
+    return await this.#encrypt(batchLayout(this.#ctx.slotCount, samples, dims));
+  }
+
+  /** What `encryptSingle` returns, with the ciphertexts made on the threads. */
+  async encryptSingle(samples: readonly ArrayLike<number>[], dims: readonly number[]): Promise<Uint8Array> {
+    return await this.#encrypt(singleLayout(this.#ctx.slotCount, samples, dims));
+  }
+
+  /** Terminates the threads. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#threads.close();
+    this.#ctx.delete();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #encrypt({ vectors, meta }: { vectors: Float64Array[]; meta: TensorMeta }): Promise<Uint8Array> {
+    if (this.#closed) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the encryption pool is closed', { param: 'pool' });
+    // Contiguous shares, one per thread, so the records come back in file order.
+    const per = Math.ceil(vectors.length / this.threads);
+    const parts = await Promise.all(
+      this.#threads.list.map((_, i) => {
+        const share = vectors.slice(i * per, (i + 1) * per);
+        return share.length === 0 ? Promise.resolve([]) : (this.#threads.call(i, { kind: 'encrypt', vectors: share }, share.map((v) => v.buffer as ArrayBuffer)) as Promise<CiphertextRecord[]>);
+      }),
+    );
+    return assembleCiphertexts(this.#ctx, parts.flat(), meta);
   }
 }
