@@ -49,13 +49,14 @@
  */
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions } from './context.ts';
-export type { CiphertextRecord } from './serialize.ts';
+export type { CiphertextFile, CiphertextRecord } from './serialize.ts';
 export { chooseCkksParameters, levelsOf, validateCkksParameters } from './params.ts';
 export type { ChooseParametersOptions, CkksParameters } from './params.ts';
 export { loadSeal, sealHeapBytes } from './seal.ts';
 export type { Seal } from './seal.ts';
 export {
   assembleCiphertexts,
+  checkCiphertextFile,
   deserializeCiphertexts,
   encryptRecord,
   loadCiphertext,
@@ -69,5 +70,6 @@ export {
   serializeCiphertexts,
   serializePublicContext,
   serializeSecretKey,
+  splitCiphertextFile,
   writeKeyFiles,
 } from './serialize.ts';

@@ -244,9 +244,59 @@ export interface CiphertextRecord {
   readonly bytes: Uint8Array;
 }
 
+/** A ciphertext file split into its parts; nothing is loaded into SEAL. */
+export interface CiphertextFile {
+  /** Key set the file was made under (from its envelope). */
+  readonly fingerprint: string;
+  readonly meta: unknown;
+  readonly records: CiphertextRecord[];
+}
+
 /**
- * Checks a ciphertext file's envelope and key set and splits it into records without loading
- * any ciphertext into SEAL.
+ * Checks a ciphertext file's envelope and CRC and splits it into records, without a key set:
+ * enough to read its metadata before choosing which keys to load. Check it against the key set
+ * that will use it with {@link checkCiphertextFile}.
+ *
+ * @example
+ * ```ts
+ * const file = splitCiphertextFile(await readFile('input.enc'));
+ * (file.meta as { packing: string }).packing;
+ * ```
+ */
+export function splitCiphertextFile(bytes: Uint8Array, param = 'ciphertexts'): CiphertextFile {
+  const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, param);
+  const sections = splitSections(inflate(env.body, param), param);
+  if (sections.length < 3 || version(sections[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown ciphertext body version', { param });
+  const meta = parseJson(sections[1]!, param);
+  const count = readU32(sections[2]!, param);
+  if (sections.length !== 3 + 2 * count) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body declares ${count} ciphertexts, holds ${(sections.length - 3) / 2}`, { param });
+  const records: CiphertextRecord[] = [];
+  for (let i = 0; i < count; i++) records.push({ length: readU32(sections[3 + 2 * i]!, param), bytes: sections[4 + 2 * i]! });
+  return { fingerprint: env.fingerprint, meta, records };
+}
+
+/**
+ * Refuses a split file made under another key set than `ctx`'s, or declaring more slots than it has.
+ *
+ * @example
+ * ```ts
+ * checkCiphertextFile(server, file); // CIPHERML_E_KEY_MISMATCH for another key set
+ * ```
+ */
+export function checkCiphertextFile(ctx: CkksContext, file: CiphertextFile, param = 'ciphertexts'): void {
+  if (file.fingerprint !== ctx.fingerprint) {
+    throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `ciphertexts were made under key set ${file.fingerprint}, the key is ${ctx.fingerprint}`, {
+      param,
+      details: { expected: ctx.fingerprint, actual: file.fingerprint },
+    });
+  }
+  file.records.forEach((r, i) => {
+    if (r.length > ctx.slotCount) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ciphertext ${i} declares ${r.length} slots of ${ctx.slotCount}`, { param });
+  });
+}
+
+/**
+ * {@link splitCiphertextFile} then {@link checkCiphertextFile} against `ctx`.
  *
  * @example
  * ```ts
@@ -254,26 +304,10 @@ export interface CiphertextRecord {
  * using first = loadCiphertext(ctx, records[0]);
  * ```
  */
-export function readCiphertextRecords(ctx: CkksContext, bytes: Uint8Array, param = 'ciphertexts'): { records: CiphertextRecord[]; meta: unknown } {
-  const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, param);
-  if (env.fingerprint !== ctx.fingerprint) {
-    throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `ciphertexts were made under key set ${env.fingerprint}, the key is ${ctx.fingerprint}`, {
-      param,
-      details: { expected: ctx.fingerprint, actual: env.fingerprint },
-    });
-  }
-  const sections = splitSections(inflate(env.body, param), param);
-  if (sections.length < 3 || version(sections[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown ciphertext body version', { param });
-  const meta = parseJson(sections[1]!, param);
-  const count = readU32(sections[2]!, param);
-  if (sections.length !== 3 + 2 * count) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body declares ${count} ciphertexts, holds ${(sections.length - 3) / 2}`, { param });
-  const records: CiphertextRecord[] = [];
-  for (let i = 0; i < count; i++) {
-    const length = readU32(sections[3 + 2 * i]!, param);
-    if (length > ctx.slotCount) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ciphertext ${i} declares ${length} slots of ${ctx.slotCount}`, { param });
-    records.push({ length, bytes: sections[4 + 2 * i]! });
-  }
-  return { records, meta };
+export function readCiphertextRecords(ctx: CkksContext, bytes: Uint8Array, param = 'ciphertexts'): CiphertextFile {
+  const file = splitCiphertextFile(bytes, param);
+  checkCiphertextFile(ctx, file, param);
+  return file;
 }
 
 /**

@@ -1,24 +1,26 @@
 import { unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join } from 'node:path';
-import type { CkksContext, CkksVector } from '../ckks/index.ts';
+import type { CiphertextFile, CkksContext, CkksVector } from '../ckks/index.ts';
 import {
   CkksContext as Ctx,
+  checkCiphertextFile,
   deserializeCiphertexts,
   deserializePublicContext,
   encryptToBytes,
-  readCiphertextRecords,
+  loadCiphertext,
   loadSeal,
   readSecretKeyFile,
   serializeSecretKey,
   serializeCiphertexts,
+  splitCiphertextFile,
   validateCkksParameters,
   writeKeyFiles,
 } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
-import { recordBatch, runBatch } from './batch.ts';
+import { batchCost, runBatch } from './batch.ts';
 import type { CalibrateOptions, KeyParams, Packing } from './calibrate.ts';
 import { calibrate } from './calibrate.ts';
 import { readArrays, readNpy, writeNpy } from './npy.ts';
@@ -26,7 +28,7 @@ import type { Graph, Tensor } from './onnx.ts';
 import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
 import type { TensorMeta } from './meta.ts';
 import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
-import { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
+import { EncryptionPool, InferencePool } from './pool.ts';
 import type { PreparedSingle } from './single.ts';
 import { prepareSingle, runSingle } from './single.ts';
 
@@ -65,17 +67,16 @@ export async function heKeyParams(o: { model: string; calibration: string; out: 
   const arrays = readArrays(await readFileTyped(o.calibration, 'calibration'), 'calibration');
   const samples = concatBatch(arrays, graph);
   const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, samples, o);
-  const calibratedModel = calibratedPath;
   const overwrite = o.overwrite === true;
-  await writeFileSafely(calibratedModel, serializeOnnx(calibrated), { overwrite });
+  await writeFileSafely(calibratedPath, serializeOnnx(calibrated), { overwrite });
   try {
     await writeFileSafely(o.out, `${JSON.stringify(keyParams, null, 2)}\n`, { overwrite });
   } catch (e) {
     // The calibrated model belongs with these keyparams: take it back.
-    if (!overwrite) await unlink(calibratedModel).catch(() => undefined);
+    if (!overwrite) await unlink(calibratedPath).catch(() => undefined);
     throw e;
   }
-  return { keyParams, calibratedModel };
+  return { keyParams, calibratedModel: calibratedPath };
 }
 
 /** Reads and checks a keyparams file. */
@@ -241,12 +242,26 @@ export interface InferOptions {
  * ```
  */
 export function inferBytes(ctx: CkksContext, graph: Graph, bytes: Uint8Array, options: InferOptions = {}): Uint8Array {
-  const { vectors, meta } = deserializeCiphertexts(ctx, bytes, 'input');
+  return inferFile(ctx, graph, splitCiphertextFile(bytes, 'input'), options);
+}
+
+/**
+ * {@link inferBytes} on a file already split (e.g. to read its packing before choosing keys).
+ *
+ * @example
+ * ```ts
+ * const out = inferFile(server, graph, splitCiphertextFile(await readFile('input.enc')));
+ * ```
+ */
+export function inferFile(ctx: CkksContext, graph: Graph, file: CiphertextFile, options: InferOptions = {}): Uint8Array {
+  checkCiphertextFile(ctx, file, 'input');
+  const m = readMeta(file.meta);
+  checkInputShape(graph, m);
+  const { per, chunks } = m.packing === 'batch' ? checkBatchInput(ctx, graph, m, file.records.length) : { per: 0, chunks: 0 };
+  const vectors: CkksVector[] = [];
   try {
-    const m = readMeta(meta);
-    checkInputShape(graph, m);
+    file.records.forEach((r, i) => vectors.push(loadCiphertext(ctx, r, `input[${i}]`)));
     if (m.packing === 'single') return inferSingle(ctx, graph, vectors, m, options);
-    const { per, chunks } = checkBatchInput(ctx, graph, m, vectors.length);
     const outs: CkksVector[] = [];
     try {
       for (let c = 0; c < chunks; c++) {
@@ -291,6 +306,8 @@ const POOL_MIN_CIPHERTEXTS = 64;
 
 /** Batch programs cheaper than this (cost units ≈ scalar products) run on the calling thread: starting a pool costs more. */
 const POOL_MIN_COST = 3000;
+/** A ciphertext product (relinearize + rescale) in scalar-product units (SEAL-wasm, N = 8192). */
+const PRODUCT_COST = 6;
 
 /**
  * `he inference`: needs only the public evaluation keys. A batch-packed input runs on
@@ -315,41 +332,35 @@ export async function heInference(o: {
   await refuseExisting([o.out], o.overwrite === true);
   const graph = await readModel(o.model);
   const keyBytes = await readFileTyped(o.key, 'publicKeyPath');
-  const input = await readFileTyped(o.input, 'input');
+  // The packing is in the file's metadata: read it first, then load only the keys the plan needs
+  // (the single plan's Galois keys, or none for the batch plan) once.
+  const file = splitCiphertextFile(await readFileTyped(o.input, 'input'), 'input');
+  const packing = readMeta(file.meta).packing;
   const progress = o.onProgress === undefined ? {} : { onProgress: o.onProgress };
-  // The packing is in the file's metadata; reading it needs the key set but not its Galois keys.
-  const light = await deserializePublicContext(keyBytes, 'publicKeyPath', { galoisKeys: false });
-  let bytes: Uint8Array;
   let threads = 1;
-  let packing: 'batch' | 'single';
-  try {
-    const m = readMeta(readCiphertextRecords(light, input, 'input').meta);
-    packing = m.packing;
-    if (packing === 'batch') {
-      const wanted = o.threads ?? 1;
-      threads = wanted === 'auto' ? (schedulePool(recordBatch(graph, light.maxLevel), 1).totalCost >= POOL_MIN_COST ? availableParallelism() : 1) : wanted;
-    }
-    if (packing === 'batch' && threads === 1) bytes = inferBytes(light, graph, input, progress);
-  } finally {
-    light.delete();
+  if (packing === 'batch') {
+    const wanted = o.threads ?? 1;
+    const cost = batchCost(graph);
+    threads = wanted === 'auto' ? (cost.scalarProducts + PRODUCT_COST * cost.products >= POOL_MIN_COST ? availableParallelism() : 1) : wanted;
   }
-  if (packing === 'single') {
-    const ctx = await deserializePublicContext(keyBytes, 'publicKeyPath');
-    try {
-      bytes = inferBytes(ctx, graph, input, progress);
-    } finally {
-      ctx.delete();
-    }
-  } else if (threads > 1) {
+  let bytes: Uint8Array;
+  if (threads > 1) {
     const pool = await InferencePool.create(keyBytes, { threads });
     try {
-      bytes = await pool.inferBytes(graph, input, progress);
+      bytes = await pool.inferFile(graph, file, progress);
     } finally {
       await pool.close();
     }
+  } else {
+    const ctx = await deserializePublicContext(keyBytes, 'publicKeyPath', { galoisKeys: packing === 'single' });
+    try {
+      bytes = inferFile(ctx, graph, file, progress);
+    } finally {
+      ctx.delete();
+    }
   }
-  await writeFileSafely(o.out, bytes!, { overwrite: o.overwrite === true });
-  return { bytes: bytes!.length, packing, threads };
+  await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+  return { bytes: bytes.length, packing, threads };
 }
 
 /**

@@ -32,12 +32,12 @@ export { batchCost, batchDepth, recordBatch, runBatch, runBatchInstr } from './b
 export type { BatchInstr, BatchProgram, RunBatchOptions } from './batch.ts';
 export { calibrate } from './calibrate.ts';
 export type { ActivationFit, CalibrateOptions, KeyParams, Packing, PlanSummary } from './calibrate.ts';
-export { choosePacking, decryptOutput, encryptBatch, encryptSingle, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams, inferBytes, readKeyParams, readModel } from './he.ts';
+export { choosePacking, decryptOutput, encryptBatch, encryptSingle, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams, inferBytes, inferFile, readKeyParams, readModel } from './he.ts';
 export type { InferOptions } from './he.ts';
 export type { TensorMeta } from './meta.ts';
 export { readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
 export { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
-export type { InferencePoolOptions, PoolSchedule, ThreadWave } from './pool.ts';
+export type { InferencePoolOptions, PoolInferOptions, PoolSchedule, ThreadWave } from './pool.ts';
 export { compileSingle, packSingleInput, PreparedSingle, prepareSingle, runSingle } from './single.ts';
 export type { SingleMap, SinglePlan, SingleStep } from './single.ts';
 export { GraphBuilder } from './builder.ts';

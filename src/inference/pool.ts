@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { CiphertextRecord, CkksContext, CkksVector } from '../ckks/index.ts';
-import { assembleCiphertexts, deserializePublicContext, deserializeSecretKey, loadCiphertext, readCiphertextRecords, serializeCiphertexts } from '../ckks/index.ts';
+import type { CiphertextFile, CiphertextRecord, CkksContext, CkksVector } from '../ckks/index.ts';
+import { assembleCiphertexts, checkCiphertextFile, deserializePublicContext, deserializeSecretKey, loadCiphertext, serializeCiphertexts, splitCiphertextFile } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import type { BatchInstr, BatchProgram } from './batch.ts';
@@ -151,6 +151,12 @@ export function schedulePool(program: BatchProgram, threads: number): PoolSchedu
   return { threads, waves, totalCost, spanCost, moves };
 }
 
+/** Options of {@link InferencePool.inferBytes}. */
+export interface PoolInferOptions {
+  /** Progress per finished wave, with the chunk index. */
+  readonly onProgress?: (done: number, total: number, what: string) => void;
+}
+
 /** Options of {@link InferencePool.create}. */
 export interface InferencePoolOptions {
   /** Worker threads (default: the machine's cores). */
@@ -161,6 +167,28 @@ interface PoolThread {
   readonly worker: Worker;
   readonly pending: Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>;
   dead?: CipherMLError;
+}
+
+/**
+ * Starts `threads` (default: the cores) threads and sends each `init`; with `ctx` (the caller's
+ * own copy of the key set) deleted if they fail to start.
+ */
+async function startThreads(threads: number | undefined, init: PoolMessage, ctx: CkksContext): Promise<Threads> {
+  const n = threads ?? availableParallelism();
+  try {
+    assertIntegerInRange(n, 'threads', 1, 64);
+    const t = new Threads(n);
+    try {
+      await Promise.all(t.list.map((_, i) => t.call(i, init)));
+    } catch (e) {
+      await t.close();
+      throw e;
+    }
+    return t;
+  } catch (e) {
+    ctx.delete();
+    throw e;
+  }
 }
 
 /** Worker threads running pool-worker.ts, each addressed directly (they hold state). */
@@ -222,7 +250,7 @@ class Threads {
  */
 export class InferencePool {
   readonly threads: number;
-  #startMs: number;
+  readonly #startMs: number;
   readonly #ctx: CkksContext;
   readonly #threads: Threads;
   readonly #programs = new WeakMap<Graph, { program: BatchProgram; schedule: PoolSchedule }>();
@@ -242,21 +270,12 @@ export class InferencePool {
 
   /** Starts `threads` threads, each loading `publicKey` (a key.pub file's bytes). */
   static async create(publicKey: Uint8Array, options: InferencePoolOptions = {}): Promise<InferencePool> {
-    const n = options.threads ?? availableParallelism();
-    assertIntegerInRange(n, 'threads', 1, 64);
+    if (options.threads !== undefined) assertIntegerInRange(options.threads, 'threads', 1, 64);
     if (!(publicKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'publicKey must be the bytes of a key.pub file', { param: 'publicKey' });
     const t0 = performance.now();
     const ctx = await deserializePublicContext(publicKey, 'key', { galoisKeys: false });
-    const threads = new Threads(n);
-    const pool = new InferencePool(ctx, threads, 0);
-    try {
-      await Promise.all(threads.list.map((_, i) => threads.call(i, { kind: 'init', publicKey })));
-    } catch (e) {
-      await pool.close();
-      throw e;
-    }
-    pool.#startMs = performance.now() - t0;
-    return pool;
+    const threads = await startThreads(options.threads, { kind: 'init', publicKey }, ctx);
+    return new InferencePool(ctx, threads, performance.now() - t0);
   }
 
   /**
@@ -282,9 +301,24 @@ export class InferencePool {
    * (the same format {@link inferBytes} writes). Single-packed files are refused: they run with
    * `inferBytes`, which needs the Galois keys these threads do not load.
    */
-  async inferBytes(graph: Graph, bytes: Uint8Array, options: { readonly onProgress?: (done: number, total: number, what: string) => void } = {}): Promise<Uint8Array> {
+  async inferBytes(graph: Graph, bytes: Uint8Array, options: PoolInferOptions = {}): Promise<Uint8Array> {
     if (this.#closed) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the inference pool is closed', { param: 'pool' });
-    const { records, meta } = readCiphertextRecords(this.#ctx, bytes, 'input');
+    return this.inferFile(graph, splitCiphertextFile(bytes, 'input'), options);
+  }
+
+  /**
+   * {@link inferBytes} on a file already split (e.g. to read its packing first).
+   *
+   * @example
+   * ```ts
+   * const file = splitCiphertextFile(bytes);
+   * if ((file.meta as { packing: string }).packing === 'batch') await pool.inferFile(graph, file);
+   * ```
+   */
+  async inferFile(graph: Graph, file: CiphertextFile, options: PoolInferOptions = {}): Promise<Uint8Array> {
+    if (this.#closed) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the inference pool is closed', { param: 'pool' });
+    checkCiphertextFile(this.#ctx, file, 'input');
+    const { records, meta } = file;
     const m = readMeta(meta);
     checkInputShape(graph, m);
     if (m.packing !== 'batch') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the inference pool runs batch-packed inputs; run single-packed ones with inferBytes', { param: 'input' });
@@ -366,13 +400,14 @@ export class EncryptionPool {
   readonly threads: number;
   readonly #ctx: CkksContext;
   readonly #threads: Threads;
-  #startMs = 0;
+  readonly #startMs: number;
   #closed = false;
 
-  private constructor(ctx: CkksContext, threads: Threads) {
+  private constructor(ctx: CkksContext, threads: Threads, startMs: number) {
     this.#ctx = ctx;
     this.#threads = threads;
     this.threads = threads.list.length;
+    this.#startMs = startMs;
   }
 
   /** Milliseconds spent starting the threads and loading the key. */
@@ -382,21 +417,12 @@ export class EncryptionPool {
 
   /** Starts `threads` threads, each loading `secretKey` (a secret key file's bytes). */
   static async create(secretKey: Uint8Array, options: InferencePoolOptions = {}): Promise<EncryptionPool> {
-    const n = options.threads ?? availableParallelism();
-    assertIntegerInRange(n, 'threads', 1, 64);
+    if (options.threads !== undefined) assertIntegerInRange(options.threads, 'threads', 1, 64);
     if (!(secretKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'secretKey must be the bytes of a secret key file', { param: 'secretKey' });
     const t0 = performance.now();
     const ctx = await deserializeSecretKey(secretKey, 'secretKey');
-    const threads = new Threads(n);
-    const pool = new EncryptionPool(ctx, threads);
-    try {
-      await Promise.all(threads.list.map((_, i) => threads.call(i, { kind: 'initSecret', secretKey })));
-    } catch (e) {
-      await pool.close();
-      throw e;
-    }
-    pool.#startMs = performance.now() - t0;
-    return pool;
+    const threads = await startThreads(options.threads, { kind: 'initSecret', secretKey }, ctx);
+    return new EncryptionPool(ctx, threads, performance.now() - t0);
   }
 
   /** What `encryptBatch` returns, with the ciphertexts made on the threads. */
