@@ -54,6 +54,22 @@ export const ERROR_CATALOG = {
   CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR: 'Replace the named operator with a supported one (see docs/inference.md) or remove it from the model before encrypted inference.',
   CIPHERML_E_INFERENCE_INPUT_SHAPE: 'Give an input whose shape matches the model input (optionally with a leading batch dimension).',
   CIPHERML_E_KEYPARAMS_TOO_SMALL: 'The keys or parameters cannot evaluate this model: rerun `cipherml he keyparams` and `cipherml he keygen` for this model.',
+  // Identities and signatures (src/core/identity.ts)
+  CIPHERML_E_SIGNATURE_INVALID: 'The message was not signed by the pinned key of the party it names: it was forged or altered, or that party uses another identity file than the one pinned here.',
+  CIPHERML_E_IDENTITY_UNKNOWN: 'Add the party\'s public identity (its .pub file) to the roster or pinned fingerprints this party trusts, or check that the right identity file is in use.',
+
+  // Trust: pinned keys, threshold Paillier, active secure aggregation (issue 12)
+
+  // Threshold Paillier (src/paillier/threshold*)
+
+  // Robustness: bounded parsing (issue 13)
+
+  // Attestation (src/attest)
+
+  // Federated deep learning (src/ml/nn, src/fl apps)
+
+  // Package and CLI (issue 14)
+
 } as const;
 
 /** A stable cipherml error code, e.g. `"CIPHERML_E_SLOT_OVERFLOW"`. */

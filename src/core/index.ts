@@ -16,6 +16,8 @@ export type { FixedPointSpec } from './fixed-point.ts';
 export { ByteReader, ByteWriter, ENVELOPE_KINDS, ENVELOPE_SCHEMES, ENVELOPE_VERSION, openEnvelope, sealEnvelope } from './envelope.ts';
 export type { Envelope, EnvelopeKind, EnvelopeScheme } from './envelope.ts';
 export { readFileTyped, writeFileSafely } from './io.ts';
+export { assertSigned, generateIdentity, IDENTITY_ROLES, identityFingerprint, loadIdentity, loadPublicIdentity, loadRoster, publicIdentity, publicIdentityFromJson, publicIdentityToJson, Roster, saveIdentity, signMessage, verifyMessage } from './identity.ts';
+export type { Identity, IdentityRole, PublicIdentity } from './identity.ts';
 export type { WriteFileOptions } from './io.ts';
 export { WorkerPool } from './worker-pool.ts';
 export { availableBackends, getBackend } from './bigmath/index.ts';
