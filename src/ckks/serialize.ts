@@ -1,5 +1,6 @@
 import { stat, unlink } from 'node:fs/promises';
-import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { constants as zlib, zstdCompressSync } from 'node:zlib';
+import { decompressBounded } from '../core/bounded.ts';
 import { openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
@@ -29,8 +30,34 @@ import type * as S from 'node-seal';
 
 const BODY_VERSION = 1;
 const CODEC_ZSTD = 1;
-/** Largest decompressed body accepted (bounds a decompression bomb). */
-const MAX_RAW_BYTES = 2 ** 31 - 1;
+/**
+ * Decompression cap. Every SEAL object in a body is a vector of residues modulo RNS primes of at
+ * least {@link MIN_PRIME_BITS} bits (src/ckks/params.ts), written as 64-bit words: uniformly
+ * random residues (keys in NTT form, ciphertexts, the non-seeded half of seeded objects) carry
+ * ≥ bits/64 of entropy per byte, so zstd cannot shrink them below bits/64 of their size. A valid
+ * body therefore decompresses to at most `compressed · 64 / minPrimeBits` bytes plus the JSON
+ * sections and headers ({@link RAW_SLACK_BYTES}); a larger declared length is a bomb and is
+ * refused before anything is allocated. With a key at hand the bound uses that key's smallest
+ * prime; without one, the smallest prime the parameters allow.
+ */
+const MIN_PRIME_BITS = 20;
+const RAW_SLACK_BYTES = 1 << 20;
+/** SEAL's serialization header (magic, version, compression mode, sizes): 16 bytes. */
+const SEAL_HEADER_BYTES = 16;
+
+function rawCap(compressedBytes: number, minPrimeBits: number): number {
+  return Math.ceil((compressedBytes * 64) / minPrimeBits) + RAW_SLACK_BYTES;
+}
+
+/** The cap for a body read under `ctx`: its ring degree and modulus chain fix the smallest prime. */
+function rawCapFor(ctx: CkksContext, compressedBytes: number): number {
+  return rawCap(compressedBytes, Math.min(...ctx.params.coeffModulusBits));
+}
+
+/** Largest SEAL ciphertext under `ctx`: two polynomials of N coefficients per prime, 8 bytes each. */
+function maxCiphertextBytes(ctx: CkksContext): number {
+  return 2 * ctx.params.polyModulusDegree * ctx.params.coeffModulusBits.length * 8 + 2 * SEAL_HEADER_BYTES + 64;
+}
 
 /**
  * The evaluation side of a key set: parameters, public, relinearization and Galois keys. A model
@@ -264,11 +291,19 @@ export interface CiphertextFile {
  * ```
  */
 export function splitCiphertextFile(bytes: Uint8Array, param = 'ciphertexts'): CiphertextFile {
+  return splitCiphertexts(bytes, param, MIN_PRIME_BITS);
+}
+
+function splitCiphertexts(bytes: Uint8Array, param: string, minPrimeBits: number): CiphertextFile {
   const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, param);
-  const sections = splitSections(inflate(env.body, param), param);
-  if (sections.length < 3 || version(sections[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown ciphertext body version', { param });
+  const raw = inflate(env.body, param, rawCap(env.body.length, minPrimeBits));
+  const head = splitSections(raw, param, 3, true);
+  if (head.length < 3 || version(head[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown ciphertext body version', { param });
+  const count = readU32(head[2]!, param);
+  // Each record is a 4-byte length, a 4-byte slot count and at least a SEAL header.
+  if (count > raw.length / (8 + 4 + SEAL_HEADER_BYTES)) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body declares ${count} ciphertexts in ${raw.length} bytes`, { param });
+  const sections = splitSections(raw, param, 3 + 2 * count);
   const meta = parseJson(sections[1]!, param);
-  const count = readU32(sections[2]!, param);
   if (sections.length !== 3 + 2 * count) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body declares ${count} ciphertexts, holds ${(sections.length - 3) / 2}`, { param });
   const records: CiphertextRecord[] = [];
   for (let i = 0; i < count; i++) records.push({ length: readU32(sections[3 + 2 * i]!, param), bytes: sections[4 + 2 * i]! });
@@ -290,8 +325,10 @@ export function checkCiphertextFile(ctx: CkksContext, file: CiphertextFile, para
       details: { expected: ctx.fingerprint, actual: file.fingerprint },
     });
   }
+  const maxBytes = maxCiphertextBytes(ctx);
   file.records.forEach((r, i) => {
     if (r.length > ctx.slotCount) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ciphertext ${i} declares ${r.length} slots of ${ctx.slotCount}`, { param });
+    if (r.bytes.length > maxBytes) throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `ciphertext ${i} holds ${r.bytes.length} bytes; under this key a ciphertext has at most ${maxBytes}`, { param });
   });
 }
 
@@ -305,7 +342,7 @@ export function checkCiphertextFile(ctx: CkksContext, file: CiphertextFile, para
  * ```
  */
 export function readCiphertextRecords(ctx: CkksContext, bytes: Uint8Array, param = 'ciphertexts'): CiphertextFile {
-  const file = splitCiphertextFile(bytes, param);
+  const file = splitCiphertexts(bytes, param, Math.min(...ctx.params.coeffModulusBits));
   checkCiphertextFile(ctx, file, param);
   return file;
 }
@@ -430,7 +467,8 @@ function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext'
 
 function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number | readonly number[]): { fingerprint: string; sections: Uint8Array[] } {
   const env = openEnvelope(bytes, { kind, scheme: 'ckks' }, param);
-  const all = splitSections(inflate(env.body, param), param);
+  const max = 1 + Math.max(...(typeof count === 'number' ? [count] : count));
+  const all = splitSections(inflate(env.body, param, rawCap(env.body.length, MIN_PRIME_BITS)), param, max);
   if (all.length === 0 || version(all[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown CKKS key body version', { param });
   const sections = all.slice(1);
   const counts = typeof count === 'number' ? [count] : count;
@@ -438,18 +476,11 @@ function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: strin
   return { fingerprint: env.fingerprint, sections };
 }
 
-function inflate(body: Uint8Array, param: string): Uint8Array {
+/** The body's declared raw length is checked against `cap` before the codec allocates anything. */
+function inflate(body: Uint8Array, param: string, cap: number): Uint8Array {
   if (body.length < 5 || body[0] !== CODEC_ZSTD) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `unknown body codec ${body[0]}`, { param });
   const rawLength = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
-  if (rawLength > MAX_RAW_BYTES) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `declared body of ${rawLength} bytes is too large`, { param });
-  let raw: Uint8Array;
-  try {
-    raw = zstdDecompressSync(body.subarray(5), { maxOutputLength: Math.max(1, rawLength) });
-  } catch (e) {
-    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `zstd body does not decompress: ${(e as Error).message}`, { param, cause: e });
-  }
-  if (raw.length !== rawLength) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `body decompresses to ${raw.length} bytes, header says ${rawLength}`, { param });
-  return raw;
+  return decompressBounded(body.subarray(5), 'zstd', { expectedBytes: rawLength, cap }, param);
 }
 
 function joinSections(sections: readonly Uint8Array[]): Uint8Array {
@@ -465,10 +496,15 @@ function joinSections(sections: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-function splitSections(raw: Uint8Array, param: string): Uint8Array[] {
+/** Splits `raw` into at most `max` sections (a longer body is corrupt); with `prefix`, just its first `max`. */
+function splitSections(raw: Uint8Array, param: string, max: number, prefix = false): Uint8Array[] {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out: Uint8Array[] = [];
   for (let o = 0; o < raw.length; ) {
+    if (out.length === max) {
+      if (prefix) break;
+      throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `more than ${max} sections in the body`, { param });
+    }
     if (o + 4 > raw.length) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', 'section header cut off', { param });
     const n = view.getUint32(o);
     if (o + 4 + n > raw.length) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `section of ${n} bytes runs past the body`, { param });

@@ -63,6 +63,11 @@ export const ERROR_CATALOG = {
   // Threshold Paillier (src/paillier/threshold*)
 
   // Robustness: bounded parsing (issue 13)
+  CIPHERML_E_INPUT_TOO_LARGE: 'The input holds or declares more than the receiver accepts here (the limit follows from the keys, the model shape or the route): send what was asked for, or raise the named limit.',
+  CIPHERML_E_JSON_INVALID: 'Send well-formed JSON within the documented size and nesting depth that matches the schema of the route (see /api/v1/openapi.json).',
+  CIPHERML_E_SERVICE_BUSY: 'This user already has the maximum number of heavy requests in progress: wait for them to finish, then retry (see the Retry-After header).',
+  CIPHERML_E_URI_TOO_LONG: 'Shorten the request URL (model names and versions are at most 64 characters).',
+  CIPHERML_E_HEADERS_TOO_LARGE: 'Send smaller request headers (a bearer token is 43 characters).',
 
   // Attestation (src/attest)
 
