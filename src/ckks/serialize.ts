@@ -49,11 +49,6 @@ function rawCap(compressedBytes: number, minPrimeBits: number): number {
   return Math.ceil((compressedBytes * 64) / minPrimeBits) + RAW_SLACK_BYTES;
 }
 
-/** The cap for a body read under `ctx`: its ring degree and modulus chain fix the smallest prime. */
-function rawCapFor(ctx: CkksContext, compressedBytes: number): number {
-  return rawCap(compressedBytes, Math.min(...ctx.params.coeffModulusBits));
-}
-
 /** Largest SEAL ciphertext under `ctx`: two polynomials of N coefficients per prime, 8 bytes each. */
 function maxCiphertextBytes(ctx: CkksContext): number {
   return 2 * ctx.params.polyModulusDegree * ctx.params.coeffModulusBits.length * 8 + 2 * SEAL_HEADER_BYTES + 64;
