@@ -150,8 +150,10 @@ describe('server input checks (direct RPC, the server keeps serving)', () => {
     expect(await call(join1('w1', { token: deriveToken('run-secret', 'w2') }))).toBe('CIPHERML_E_UNAUTHENTICATED');
     expect(await call(join1('w1', { protocolVersion: 99 }))).toBe('CIPHERML_E_PROTOCOL');
     expect(await call(join1('w1', { model: specsOf([{ name: 'weights', shape: [4], values: new Float64Array(4) }]) }))).toBe('CIPHERML_E_MODEL_MISMATCH');
-    const s1 = (await join1('w1')).sessionId;
-    expect(await call(join1('w1', { instanceId: 'another-process' }))).toBe('CIPHERML_E_DUPLICATE_WORKER');
+    const stale = (await join1('w1')).sessionId;
+    // A restarted process with the same id and token replaces the stale session.
+    const s1 = (await join1('w1', { instanceId: 'another-process' })).sessionId;
+    expect(await call(rpc.heartbeat({ sessionId: stale }))).toBe('CIPHERML_E_PROTOCOL');
     const s2 = (await join1('w2')).sessionId;
 
     const running = server.run();

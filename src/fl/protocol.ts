@@ -34,6 +34,46 @@ export function specsOf(tensors: readonly NamedTensor[]): TensorSpec[] {
   return tensors.map((t) => create(TensorSpecSchema, { name: t.name, shape: [...t.shape] }));
 }
 
+/** Largest number of tensors and dimensions per tensor a declared model may have. */
+export const MAX_TENSORS = 4096;
+export const MAX_RANK = 8;
+
+/**
+ * Checks a model shape declared by a peer before anything is allocated for it: at most
+ * {@link MAX_TENSORS} tensors of rank ≤ {@link MAX_RANK}, names of 1–256 characters, every
+ * dimension a positive integer, and the whole model no larger than one message may carry as
+ * float64 (`maxMessageBytes`), since every round moves it in one message. The product is checked
+ * as it grows, so [4294967295] or [300000000] is refused without overflow or allocation.
+ *
+ * @example
+ * ```ts
+ * checkDeclaredSpecs([{ name: 'w', shape: [300000000] }], 64 << 20, 'model'); // throws INPUT_TOO_LARGE
+ * ```
+ */
+export function checkDeclaredSpecs(specs: readonly Pick<TensorSpec, 'name' | 'shape'>[], maxMessageBytes: number, param: string): void {
+  if (specs.length === 0 || specs.length > MAX_TENSORS) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a model has 1–${MAX_TENSORS} tensors, got ${specs.length}`, { param });
+  }
+  const maxValues = Math.floor(maxMessageBytes / 8);
+  let total = 0;
+  specs.forEach((s, k) => {
+    if (s.name.length === 0 || s.name.length > 256) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `tensor ${k} needs a name of 1–256 characters`, { param });
+    if (s.shape.length > MAX_RANK) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `tensor ${s.name} has rank ${s.shape.length}; at most ${MAX_RANK}`, { param });
+    let n = 1;
+    for (const d of s.shape) {
+      if (!Number.isInteger(d) || d < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `tensor ${s.name} has dimension ${d}; dimensions are positive integers`, { param });
+      n *= d;
+      if (total + n > maxValues) {
+        throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the declared model [${s.shape.join('×')}] needs more than ${maxValues} float64 values, more than max-message-bytes (${maxMessageBytes}) can carry`, {
+          param,
+          details: { maxValues, maxMessageBytes },
+        });
+      }
+    }
+    total += n;
+  });
+}
+
 /** Throws MODEL_MISMATCH unless two spec lists describe the same model. */
 export function assertSameSpecs(expected: readonly TensorSpec[], actual: readonly TensorSpec[], param: string): void {
   const fmt = (s: readonly TensorSpec[]) => s.map((t) => `${t.name}[${t.shape.join('×')}]`).join(', ');

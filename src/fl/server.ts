@@ -20,7 +20,7 @@ import {
   type Task,
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { assertSameSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
+import { assertSameSpecs, checkDeclaredSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
 import { zeroModel, type FitOutcome, type GlobalModel, type StageReport, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 import { startRpcServer, type RpcServer, type TlsFiles } from './transport.ts';
 
@@ -129,6 +129,12 @@ export interface FlServerOptions {
   readonly onEvent?: (e: ServerEvent) => void;
   /** RPC interceptors (tests record what the server receives). */
   readonly interceptors?: Interceptor[];
+  /**
+   * Internal test and benchmark hook, never set in production: the join path without the issue-13
+   * defences (the first join fixes the shape before it is checked; no bound on the declared shape).
+   * Adversarial tests run against it to show that they fail without the defence.
+   */
+  readonly unsafeNaiveJoin?: boolean;
 }
 
 interface Session {
@@ -384,26 +390,39 @@ export class FlServer {
     }
   }
 
+  /**
+   * Every check runs before any state changes: a refused join leaves the model shape, the
+   * initial model and the sessions exactly as they were. The shape is fixed only by an accepted
+   * join (or the server's own initial model), and memory for it is bounded by max-message-bytes.
+   */
   #join(req: JoinRequest) {
     checkProtocolVersion(req.protocolVersion);
     if (req.workerId === '' || req.workerId.length > 128) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'worker id must be 1–128 characters', { param: 'workerId' });
     checkToken(this.#s.secret, req.workerId, req.token);
     if (this.#finished) throw new CipherMLError('CIPHERML_E_ROUND_CLOSED', 'the run has finished', { param: 'join' });
-    if (this.#specs === null) {
+    if (!(Number(req.numExamples) > 0)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'a worker must hold at least one example', { param: 'numExamples' });
+    let first: { specs: TensorSpec[]; model: GlobalModel } | null = null;
+    if (this.#specs === null && this.#opts.unsafeNaiveJoin === true) {
       this.#specs = req.model.map((s) => ({ ...s }) as TensorSpec);
       const init = req.initial === undefined ? null : tensorsFromWire(req.initial.tensors, 'initial');
-      if (init !== null) assertSameSpecs(this.#specs, specsOf(init), 'initial');
       this.#model = { kind: 'plain', tensors: init ?? zeroModel(this.#specs) };
+    } else if (this.#specs === null) {
+      checkDeclaredSpecs(req.model, this.#s.maxMessageBytes, 'model');
+      const specs = req.model.map((s) => ({ ...s }) as TensorSpec);
+      const init = req.initial === undefined ? null : tensorsFromWire(req.initial.tensors, 'initial');
+      if (init !== null) assertSameSpecs(specs, specsOf(init), 'initial');
+      first = { specs, model: { kind: 'plain', tensors: init ?? zeroModel(specs) } };
     } else {
       assertSameSpecs(this.#specs, req.model, 'model');
     }
-    if (!(Number(req.numExamples) > 0)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'a worker must hold at least one example', { param: 'numExamples' });
+    // The token authenticates the id: a worker restarted under the same id (new process,
+    // new instance id) replaces its stale session instead of being refused as a duplicate.
     for (const s of this.#sessions.values()) {
-      if (s.workerId !== req.workerId || !s.alive) continue;
-      if (s.instanceId !== req.instanceId) {
-        throw new CipherMLError('CIPHERML_E_DUPLICATE_WORKER', `worker id "${req.workerId}" is already connected from another process`, { param: 'workerId' });
-      }
-      this.#drop(s, 'rejoined');
+      if (s.workerId === req.workerId && s.alive) this.#drop(s, s.instanceId === req.instanceId ? 'rejoined' : 'replaced by a restarted process with the same id');
+    }
+    if (first !== null) {
+      this.#specs = first.specs;
+      this.#model = first.model;
     }
     const session: Session = {
       id: randomBytes(16).toString('hex'),
