@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
+import type { Role, Storage } from '../service/index.ts';
 
 /** `cipherml serve …` — the untrusted training service and its token tool (loaded lazily: other commands never load fastify or pg). */
 export function registerServeCommands(program: Command): void {
@@ -43,26 +44,90 @@ export function registerServeCommands(program: Command): void {
         process.once('SIGTERM', stop);
       });
     });
-  const token = serve.command('token').description('bearer tokens of the service');
+  const token = serve.command('token').description('bearer tokens and roles of the service');
+  const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+  const checkUser = (name: string): void => {
+    if (!USER.test(name)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'user names are 1–64 letters, digits, ".", "_", "@" or "-"', { param: '--user' });
+  };
+  const withStorage = async <T>(cmd: Command, f: (storage: Storage, opts: { data: string; db?: string; json?: boolean }) => Promise<T>): Promise<T> => {
+    const opts = cmd.optsWithGlobals<{ data: string; db?: string; json?: boolean }>();
+    const { openStorage } = await import('../service/index.ts');
+    const storage = await openStorage({ dataDir: opts.data, db: opts.db });
+    try {
+      return await f(storage, opts);
+    } finally {
+      await storage.close();
+    }
+  };
   token
     .command('create')
-    .description('create the user if needed and print a new token (on the last line); only its SHA-256 is stored')
+    .description('print a new token for the user (on the last line), creating the user with --role if new; an existing user keeps its role (see `serve token role`); only its SHA-256 is stored')
     .requiredOption('--user <name>', 'user name')
-    .option('--role <role>', 'owner | user', 'user')
-    .option('--json', 'print {"user","role","token"}')
+    .option('--role <role>', 'owner | user, for a new user (default user); must match for an existing one')
+    .option('--expires-days <days>', 'the token stops working after this many days (default: never)', intOption('--expires-days'))
+    .option('--json', 'print {"user","role","token","expiresAt"}')
     // --data and --db are the `serve` options (commander parses parent options after subcommands too).
     .action(async (_local: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<{ user: string; role: string; data: string; db?: string; json?: boolean }>();
-      assertOneOf(opts.role, '--role', ['owner', 'user'] as const);
-      if (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(opts.user)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'user names are 1–64 letters, digits, ".", "_", "@" or "-"', { param: '--user' });
-      const { openStorage } = await import('../service/index.ts');
-      const storage = await openStorage({ dataDir: opts.data, db: opts.db });
-      try {
-        const user = await storage.ensureUser(opts.user, opts.role);
-        const t = await storage.createToken(user.id);
-        process.stdout.write(opts.json === true ? `${JSON.stringify({ user: user.name, role: user.role, token: t })}\n` : `token for ${user.name} (${user.role}):\n${t}\n`);
-      } finally {
-        await storage.close();
-      }
+      const local = cmd.opts<{ user: string; role?: string; expiresDays?: number }>();
+      checkUser(local.user);
+      if (local.role !== undefined) assertOneOf(local.role, '--role', ['owner', 'user'] as const);
+      if (local.expiresDays !== undefined && (local.expiresDays < 1 || local.expiresDays > 3650)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--expires-days must be 1–3650, got ${local.expiresDays}`, { param: '--expires-days' });
+      await withStorage(cmd, async (storage, opts) => {
+        const existing = await storage.getUser(local.user);
+        if (existing !== undefined && local.role !== undefined && existing.role !== local.role) {
+          throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `user ${local.user} has role ${existing.role}; change it explicitly with \`cipherml serve token role --user ${local.user} --role ${local.role}\``, { param: '--role' });
+        }
+        const user = existing ?? (await storage.ensureUser(local.user, (local.role ?? 'user') as Role));
+        const expiresAt = local.expiresDays === undefined ? undefined : Date.now() + local.expiresDays * 86_400_000;
+        const t = await storage.createToken(user.id, expiresAt === undefined ? {} : { expiresAt });
+        const until = expiresAt === undefined ? '' : `, expires ${new Date(expiresAt).toISOString()}`;
+        process.stdout.write(opts.json === true ? `${JSON.stringify({ user: user.name, role: user.role, token: t, expiresAt: expiresAt ?? null })}\n` : `token for ${user.name} (${user.role}${until}):\n${t}\n`);
+      });
+    });
+  token
+    .command('role')
+    .description("change an existing user's role (the only way a role changes)")
+    .requiredOption('--user <name>', 'user name')
+    .requiredOption('--role <role>', 'owner | user')
+    .option('--json', 'print {"user","role"}')
+    .action(async (_local: unknown, cmd: Command) => {
+      const local = cmd.opts<{ user: string; role: string }>();
+      checkUser(local.user);
+      assertOneOf(local.role, '--role', ['owner', 'user'] as const);
+      await withStorage(cmd, async (storage, opts) => {
+        const user = await storage.setRole(local.user, local.role as Role);
+        process.stdout.write(opts.json === true ? `${JSON.stringify({ user: user.name, role: user.role })}\n` : `${user.name} now has role ${user.role}\n`);
+      });
+    });
+  token
+    .command('list')
+    .description('list tokens: id, user, role, created, expiry, status (never the token itself)')
+    .option('--json', 'print a JSON array')
+    .action(async (_local: unknown, cmd: Command) => {
+      await withStorage(cmd, async (storage, opts) => {
+        const rows = await storage.listTokens();
+        if (opts.json === true) {
+          process.stdout.write(`${JSON.stringify(rows)}\n`);
+          return;
+        }
+        const iso = (t: number | null): string => (t === null ? 'never' : new Date(t).toISOString());
+        process.stdout.write(`${['id'.padEnd(16), 'user'.padEnd(16), 'role'.padEnd(5), 'created'.padEnd(24), 'expires'.padEnd(24), 'status'].join('  ')}\n`);
+        for (const r of rows) process.stdout.write(`${[r.id, r.user.padEnd(16), r.role.padEnd(5), iso(r.createdAt).padEnd(24), iso(r.expiresAt).padEnd(24), r.status].join('  ')}\n`);
+      });
+    });
+  token
+    .command('revoke')
+    .description('revoke one token (--id from `serve token list`) or every token of a user (--user); effective on the next request')
+    .option('--id <id>', 'token id (16 hex characters)')
+    .option('--user <name>', 'revoke all tokens of this user')
+    .option('--json', 'print {"revoked"}')
+    .action(async (_local: unknown, cmd: Command) => {
+      const local = cmd.opts<{ id?: string; user?: string }>();
+      if (local.user !== undefined) checkUser(local.user);
+      await withStorage(cmd, async (storage, opts) => {
+        const n = await storage.revokeTokens({ ...(local.id === undefined ? {} : { id: local.id }), ...(local.user === undefined ? {} : { user: local.user }) });
+        if (n === 0) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no active token ${local.id !== undefined ? `with id ${local.id}` : `of user ${local.user ?? ''}`}`, { param: local.id !== undefined ? '--id' : '--user' });
+        process.stdout.write(opts.json === true ? `${JSON.stringify({ revoked: n })}\n` : `revoked ${n} token(s)\n`);
+      });
     });
 }

@@ -14,7 +14,7 @@ export { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';
 export { runFitJob, runFitJobOnThread } from './jobs.ts';
 export type { JobStorageRef } from './jobs.ts';
 export { openStorage } from './storage/index.ts';
-export type { Storage, StorageOptions, Role } from './storage/index.ts';
+export type { Storage, StorageOptions, Role, TokenInfo } from './storage/index.ts';
 export { EPOCH_DEPTH, TRAIN_CKKS_PARAMETERS, decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, trainEncrypted, trainingGaloisSteps, validateHyperParams } from './train/encrypted-lr.ts';
 export type { TrainHyperParams, TrainHooks, TrainResult, PackingPlan } from './train/encrypted-lr.ts';
 export { FIT_QUEUE, openFitQueue, redisConnection, startQueueWorker } from './queue.ts';

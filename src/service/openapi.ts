@@ -1,22 +1,73 @@
+import type { TSchema } from 'typebox';
+import { ERROR_STATUSES, ErrorBody, HyperParams, Job, Profile, ROUTES } from './schemas.ts';
+import type { RouteSpec } from './schemas.ts';
+
 /**
- * The service's OpenAPI 3.1 document (served at /api/v1/openapi.json) and the /docs page built
- * from it. Binary bodies are cipherml CKKS envelopes (src/ckks/serialize.ts).
+ * The service's OpenAPI 3.1 document (served at /api/v1/openapi.json) and the /docs page, both
+ * generated from the route table in src/service/schemas.ts: the schemas fastify validates and
+ * serializes with are the ones documented. Binary bodies are cipherml CKKS envelopes
+ * (src/ckks/serialize.ts).
  */
 
 const bin = { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } };
-const err = { description: 'typed error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
-const ok = (description: string): Record<string, unknown> => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
-const errors = { '400': err, '401': err, '403': err, '404': err, '409': err, '413': err };
-const base = '/api/v1/{model}/{version}';
-const params = [
-  { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
-  { name: 'version', in: 'path', required: true, schema: { type: 'string' } },
-];
-const jobParams = [...params, { name: 'jobId', in: 'path', required: true, schema: { type: 'string' } }];
-const upload = (summary: string): Record<string, unknown> => ({
-  put: { summary: `Upload ${summary}`, parameters: params, requestBody: bin, responses: { '200': ok('stored (size, sha256)'), ...errors } },
-  get: { summary: `Download ${summary}`, parameters: params, responses: { '200': { description: 'the bytes', ...bin }, ...errors } },
-});
+
+/** `:param` → `{param}`. */
+function openApiPath(url: string): string {
+  return url.replace(/:([A-Za-z]+)/g, '{$1}');
+}
+
+/** A TypeBox schema as plain JSON schema (TypeBox values are JSON schema plus symbols). */
+function plain(schema: TSchema): Record<string, unknown> {
+  const s = JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
+  delete s['$id'];
+  return s;
+}
+
+function parameters(spec: RouteSpec): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const [where, schema] of [['path', spec.params], ['query', spec.querystring]] as const) {
+    if (schema === undefined) continue;
+    const props = (schema as unknown as { properties: Record<string, TSchema>; required?: string[] }).properties;
+    for (const [name, s] of Object.entries(props)) out.push({ name, in: where, required: where === 'path' || ((schema as unknown as { required?: string[] }).required ?? []).includes(name), schema: plain(s) });
+  }
+  return out;
+}
+
+const errorStatuses = (spec: RouteSpec): string[] =>
+  Object.keys(ERROR_STATUSES).filter((s) => (spec.auth || !['401', '403', '409', '429'].includes(s)) && (spec.heavy === true || s !== '429'));
+
+function operation(spec: RouteSpec): Record<string, unknown> {
+  const ok = spec.ok.schema === 'binary' ? { description: 'the bytes', ...bin } : spec.ok.schema === 'html' ? { description: 'HTML page', content: { 'text/html': { schema: { type: 'string' } } } } : { description: 'success', content: { 'application/json': { schema: plain(spec.ok.schema) } } };
+  const responses: Record<string, unknown> = { [String(spec.ok.status)]: ok };
+  for (const s of errorStatuses(spec)) responses[s] = { description: ERROR_STATUSES[s], content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+  return {
+    summary: spec.summary,
+    ...(spec.auth ? {} : { security: [] }),
+    parameters: parameters(spec),
+    ...(spec.body === 'binary' ? { requestBody: { required: true, ...bin } } : {}),
+    ...(spec.body === 'json' && spec.jsonBody !== undefined ? { requestBody: { required: true, content: { 'application/json': { schema: plain(spec.jsonBody) } } } } : {}),
+    'x-body-limit': spec.bodyLimit,
+    responses,
+  };
+}
+
+/** The fastify route schema of a route: request validation and success serialization (`naive`: the internal baseline of tests and bench). */
+export function fastifySchema(spec: RouteSpec, naive = false): Record<string, unknown> {
+  // The naive baseline (tests and bench only) validates no JSON body, as before issue 13.
+  if (naive && spec.jsonBody !== undefined) return { ...(spec.params === undefined ? {} : { params: spec.params }) };
+  return {
+    ...(spec.params === undefined ? {} : { params: spec.params }),
+    ...(spec.querystring === undefined ? {} : { querystring: spec.querystring }),
+    ...(spec.jsonBody === undefined ? {} : { body: spec.jsonBody }),
+    ...(typeof spec.ok.schema === 'string' || spec.url.endsWith('openapi.json') ? {} : { response: { [spec.ok.status]: spec.ok.schema } }),
+  };
+}
+
+function buildPaths(): Record<string, Record<string, unknown>> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const spec of ROUTES) (paths[openApiPath(spec.url)] ??= {})[spec.method.toLowerCase()] = operation(spec);
+  return paths;
+}
 
 /**
  * The OpenAPI document of the REST API.
@@ -31,39 +82,15 @@ export const OPENAPI_DOCUMENT: { readonly openapi: string; readonly info: Record
   info: {
     title: 'cipherml encrypted training service',
     version: '1',
-    description: 'Untrusted side of HE4Cloud-style training: the service stores public CKKS contexts and ciphertexts, trains logistic regression on encrypted data, and never holds a secret key. Every /api/v1 route needs `Authorization: Bearer <token>`; errors are `{error: {code, message, param}}` with a stable code.',
+    description:
+      'Untrusted side of HE4Cloud-style training: the service stores public CKKS contexts and ciphertexts, trains logistic regression on encrypted data, and never holds a secret key. Every /api/v1 route except this document needs `Authorization: Bearer <token>`, checked before the body is read; errors are `{error: {code, message, param}}` with a stable code, for every status including 413, 414 and 431. `x-body-limit` is each route\'s body limit in bytes ("upload" = the service\'s --max-body-mb).',
   },
   security: [{ bearer: [] }],
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-    schemas: {
-      Error: { type: 'object', properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', example: 'CIPHERML_E_SERVICE_NOT_FOUND' }, message: { type: 'string' }, param: { type: 'string' }, details: { type: 'object' } } } } },
-      HyperParams: { type: 'object', required: ['numberOfEpochs', 'learningRate', 'numberOfFeatures'], properties: { numberOfEpochs: { type: 'integer', minimum: 1, maximum: 100 }, learningRate: { type: 'number', exclusiveMinimum: 0, maximum: 10 }, numberOfFeatures: { type: 'integer', minimum: 1, maximum: 4096 }, logisticRegressionActivation: { const: 'sigmoid_poly_3_approximation' } } },
-      Job: { type: 'object', properties: { jobId: { type: 'string' }, status: { enum: ['queued', 'running', 'awaiting_refresh', 'succeeded', 'failed'] }, progress: { type: 'number' }, error: { type: ['object', 'null'] }, figures: { type: 'object' } } },
-    },
+    schemas: { Error: plain(ErrorBody), HyperParams: plain(HyperParams), Profile: plain(Profile), Job: plain(Job) },
   },
-  paths: {
-    '/api/v1/info/version': { get: { summary: 'Service and HE library versions, scheme', responses: { '200': ok('versions'), ...errors } } },
-    '/api/v1/models': { get: { summary: 'List deployed models', responses: { '200': ok('models'), ...errors } } },
-    [`${base}/deploy_model`]: { post: { summary: 'Deploy a model (owner role); returns the model base URL', parameters: params, responses: { '200': ok('{modelUrl}'), ...errors } } },
-    [`${base}/undeploy_model`]: { delete: { summary: 'Undeploy (owner who deployed it); 409 while users are registered', parameters: params, responses: { '200': ok('undeployed'), ...errors } } },
-    [`${base}/application/register_user`]: { post: { summary: 'Register the calling user for the model', parameters: params, responses: { '200': ok('registered'), ...errors } } },
-    [`${base}/application/unregister_user`]: { delete: { summary: "Unregister; deletes the user's keys, data, models, jobs and usage for this model", parameters: params, responses: { '200': ok('unregistered'), ...errors } } },
-    [`${base}/add_profile`]: { post: { summary: 'Store requirements such as batchSize', parameters: params, requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { batchSize: { type: 'integer' } } } } } }, responses: { '200': ok('profile'), ...errors } } },
-    [`${base}/context/public`]: upload('the public CKKS context (parameters, public, relinearization and Galois keys)'),
-    [`${base}/context/secret`]: upload("the gateway's passphrase-encrypted secret context (opaque)"),
-    [`${base}/model`]: upload('the encrypted initial model (bias and coefficients)'),
-    [`${base}/data/fit`]: upload('the encrypted training data (column-packed features and labels)'),
-    [`${base}/model/trained`]: upload('the encrypted trained model'),
-    [`${base}/fit`]: { post: { summary: 'Start an asynchronous fit job', parameters: params, requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/HyperParams' } } } }, responses: { '202': ok('{jobId}'), ...errors } } },
-    [`${base}/jobs/{jobId}`]: { get: { summary: 'Job status, progress, error and figures', parameters: jobParams, responses: { '200': { description: 'job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errors } } },
-    [`${base}/jobs/{jobId}/refresh`]: {
-      get: { summary: 'Encrypted weights waiting for a gateway refresh', parameters: jobParams, responses: { '200': { description: 'ciphertexts', ...bin }, ...errors } },
-      put: { summary: 'Freshly re-encrypted weights from the gateway', parameters: jobParams, requestBody: bin, responses: { '200': ok('accepted'), ...errors } },
-    },
-    [`${base}/predict`]: { post: { summary: 'Encrypted logits w·x + b for encrypted feature rows (?features=F)', parameters: [...params, { name: 'features', in: 'query', required: true, schema: { type: 'integer' } }], requestBody: bin, responses: { '200': { description: 'encrypted scores', ...bin }, ...errors } } },
-    [`${base}/usage`]: { get: { summary: 'Usage figures (bytes in/out, train and predict time, calls)', parameters: params, responses: { '200': ok('usage'), ...errors } } },
-  },
+  paths: buildPaths(),
 };
 
 function esc(s: string): string {

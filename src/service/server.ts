@@ -1,19 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CipherMLError, isCipherMLError } from '../core/errors.ts';
-import type { ErrorCode } from '../core/errors.ts';
-import { openEnvelope } from '../core/envelope.ts';
+import type { Static } from 'typebox';
+import { CipherMLError } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
-import { deserializePublicContext } from '../ckks/index.ts';
+import { HeavyPool } from './heavy.ts';
+import type { HeavyTask } from './heavy.ts';
+import { createHttpApp } from './http.ts';
 import { runFitJobOnThread } from './jobs.ts';
+import { naiveReadSections } from './naive.ts';
 import { openFitQueue } from './queue.ts';
-import { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';
+import { OPENAPI_DOCUMENT, docsPage, fastifySchema } from './openapi.ts';
+import { JSON_BODY_LIMIT, ROUTES } from './schemas.ts';
+import type { Profile, RouteSpec } from './schemas.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
-import { predictEncrypted, validateHyperParams } from './train/encrypted-lr.ts';
+import { validateHyperParams } from './train/encrypted-lr.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
@@ -26,6 +29,17 @@ export interface ServiceOptions {
   readonly maxBodyBytes?: number;
   /** `redis://…`: fit jobs go to a BullMQ queue for `cipherml serve worker` processes. */
   readonly redis?: string | undefined;
+  /** Worker threads for CKKS parsing and prediction (default 2). */
+  readonly heavyThreads?: number;
+  /** Heavy requests (uploads, predict) one user may have in progress; more get 429 (default 2). */
+  readonly heavyPerUser?: number;
+  /**
+   * Internal test and benchmark hook, never set in production: the service without the issue-13
+   * defences (authentication after the body, one global body limit, unbounded JSON, CKKS bodies
+   * decompressed to their declared size on the HTTP thread). Adversarial tests and
+   * `bench robustness` run the same requests against it to show what the defences change.
+   */
+  readonly unsafeNaive?: boolean;
 }
 
 /** A running service. */
@@ -36,18 +50,6 @@ export interface RunningService {
   idle(): Promise<void>;
   close(): Promise<void>;
 }
-
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  CIPHERML_E_SERVICE_UNAUTHENTICATED: 401,
-  CIPHERML_E_SERVICE_FORBIDDEN: 403,
-  CIPHERML_E_SERVICE_NOT_FOUND: 404,
-  CIPHERML_E_SERVICE_CONFLICT: 409,
-  CIPHERML_E_PAYLOAD_TOO_LARGE: 413,
-  CIPHERML_E_STORAGE: 500,
-  CIPHERML_E_WORKER_FAILED: 500,
-};
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function serviceVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -79,7 +81,10 @@ const UPLOADS: Readonly<Record<string, BlobKind>> = {
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const storage = await openStorage(options);
   const ref = { dataDir: options.dataDir, db: options.db };
-  const app: FastifyInstance = Fastify({ bodyLimit: options.maxBodyBytes ?? 256 * 1024 * 1024 });
+  const uploadLimit = options.maxBodyBytes ?? 256 * 1024 * 1024;
+  const naive = options.unsafeNaive === true;
+  const app: FastifyInstance = createHttpApp({ bodyLimit: Math.max(uploadLimit, JSON_BODY_LIMIT), naiveJson: naive });
+  const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
   const queue = options.redis === undefined || options.redis === '' ? undefined : openFitQueue(options.redis);
@@ -102,27 +107,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     running.add(p);
   };
 
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.setErrorHandler((error: unknown, _req: FastifyRequest, reply: FastifyReply) => {
-    let e: CipherMLError;
-    const fe = error as { code?: string; statusCode?: number; message?: string };
-    if (isCipherMLError(error)) e = error;
-    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new CipherMLError('CIPHERML_E_PAYLOAD_TOO_LARGE', 'the request body exceeds the size limit', { param: 'body' });
-    else if (fe.statusCode !== undefined && fe.statusCode < 500) e = new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', fe.message ?? 'bad request', { param: 'body' });
-    else e = new CipherMLError('CIPHERML_E_STORAGE', fe.message ?? 'internal error', { param: 'service' });
-    void reply.code(STATUS[e.code] ?? 400).send({ error: e.toJSON() });
-  });
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no route ${req.method} ${req.url}`, { param: 'url' }).toJSON() });
-  });
 
-  const auth = async (req: FastifyRequest): Promise<UserRow> => {
+  // Authentication runs in onRequest, before fastify reads the body: an anonymous caller is
+  // answered 401 (and its connection closed) without buffering a byte of what it sends.
+  const authenticate = async (req: FastifyRequest): Promise<void> => {
     const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer (\S+)$/.exec(h) : null;
+    const m = typeof h === 'string' && h.length <= 512 ? /^Bearer (\S+)$/.exec(h) : null;
     if (m === null) throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', 'missing bearer token', { param: 'Authorization' });
     const user = await storage.authenticate(m[1]!);
-    if (user === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', 'unknown token', { param: 'Authorization' });
-    return user;
+    if (user === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', 'unknown, expired or revoked token', { param: 'Authorization' });
+    users.set(req, user);
+  };
+  const users = new WeakMap<FastifyRequest, UserRow>();
+  const auth = (req: FastifyRequest): UserRow => {
+    const u = users.get(req);
+    if (u === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', 'missing bearer token', { param: 'Authorization' });
+    return u;
   };
   const modelOf = async (req: FastifyRequest): Promise<ModelRow> => {
     const { model, version } = req.params as { model: string; version: string };
@@ -132,7 +132,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
   /** A registered user of the model in the URL. */
   const member = async (req: FastifyRequest): Promise<{ user: UserRow; model: ModelRow }> => {
-    const user = await auth(req);
+    const user = auth(req);
     const model = await modelOf(req);
     if (!(await storage.isRegistered(user.id, model.id))) throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', `user ${user.name} is not registered for ${model.name}/${model.version}`, { param: 'model' });
     return { user, model };
@@ -141,27 +141,32 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (!Buffer.isBuffer(req.body)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'send the bytes with Content-Type: application/octet-stream', { param: 'body' });
     return new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength);
   };
+  /** Heavy steps on the worker pool; the naive baseline runs them on this thread, unbounded. */
+  const offload = async <T>(user: UserRow, task: HeavyTask): Promise<T> => {
+    if (!naive) return heavy.run<T>(user.id, task);
+    if (task.kind === 'publicContext' || task.kind === 'predict') naiveReadSections(task.bytes, task.kind === 'predict' ? 'ciphertext' : 'publicKey');
+    const { runHeavyTask } = await import('./heavy-task.ts');
+    return (await runHeavyTask(task)) as T;
+  };
 
-  app.get('/api/v1/openapi.json', async () => OPENAPI_DOCUMENT);
-  app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
-  app.get('/api/v1/info/version', async (req) => {
-    await auth(req);
-    return { service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend };
-  });
-  app.get('/api/v1/models', async (req) => {
-    await auth(req);
-    return { models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) };
-  });
-  app.post('/api/v1/:model/:version/deploy_model', async (req) => {
-    const user = await auth(req);
+  type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  const handlers = new Map<string, Handler>();
+  const on = (method: RouteSpec['method'], url: string, h: Handler): void => void handlers.set(`${method} ${url}`, h);
+  const base = '/api/v1/:model/:version';
+
+  on('GET', '/api/v1/openapi.json', async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(OPENAPI_DOCUMENT)));
+  on('GET', '/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
+  on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
+  on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
+  on('POST', `${base}/deploy_model`, async (req) => {
+    const user = auth(req);
     if (user.role !== 'owner') throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'deploying a model needs the owner role', { param: 'role' });
     const { model, version } = req.params as { model: string; version: string };
-    if (!NAME.test(model) || !NAME.test(version)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'model and version are 1–64 letters, digits, ".", "_" or "-"', { param: 'model' });
     const row = await storage.deployModel(user.id, model, version);
     return { modelUrl: `/api/v1/${row.name}/${row.version}` };
   });
-  app.delete('/api/v1/:model/:version/undeploy_model', async (req) => {
-    const user = await auth(req);
+  on('DELETE', `${base}/undeploy_model`, async (req) => {
+    const user = auth(req);
     const model = await modelOf(req);
     if (user.role !== 'owner' || model.ownerId !== user.id) throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'only the owner who deployed the model may undeploy it', { param: 'role' });
     const n = await storage.countRegistrations(model.id);
@@ -169,56 +174,51 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     await storage.deleteModel(model.id);
     return { undeployed: true };
   });
-  app.post('/api/v1/:model/:version/application/register_user', async (req) => {
-    const user = await auth(req);
+  on('POST', `${base}/application/register_user`, async (req) => {
+    const user = auth(req);
     const model = await modelOf(req);
     return { registered: true, new: await storage.register(user.id, model.id) };
   });
-  app.delete('/api/v1/:model/:version/application/unregister_user', async (req) => {
+  on('DELETE', `${base}/application/unregister_user`, async (req) => {
     const { user, model } = await member(req);
     const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: ['queued', 'running', 'awaiting_refresh'] });
     if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}`, { param: 'jobId' });
     await storage.unregister(user.id, model.id);
     return { unregistered: true };
   });
-  app.post('/api/v1/:model/:version/add_profile', async (req) => {
+  on('POST', `${base}/add_profile`, async (req) => {
     const { user, model } = await member(req);
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const batchSize = body['batchSize'];
-    if (batchSize !== undefined && (typeof batchSize !== 'number' || !Number.isInteger(batchSize) || batchSize < 1 || batchSize > 1 << 20)) {
-      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `batchSize must be an integer in [1, 1048576], got ${JSON.stringify(batchSize)}`, { param: 'batchSize' });
-    }
+    // Validated against the closed Profile schema before this handler runs.
+    const body = req.body as Static<typeof Profile>;
     await storage.setProfile(user.id, model.id, body);
     return { profile: body };
   });
   for (const [segment, kind] of Object.entries(UPLOADS)) {
-    app.put(`/api/v1/:model/:version/${segment}`, async (req) => {
+    on('PUT', `${base}/${segment}`, async (req) => {
       const { user, model } = await member(req);
       const bytes = bytesOf(req);
-      if (kind === 'public_context') (await deserializePublicContext(bytes, 'publicContext')).delete();
-      else if (kind !== 'secret_context') {
-        // Ciphertexts must be made under this user's public context: rejected here, before any job.
-        const env = openEnvelope(bytes, { kind: 'ciphertext', scheme: 'ckks' }, segment);
+      let hashed: { sha256: string };
+      if (kind === 'public_context') hashed = await offload(user, { kind: 'publicContext', bytes, param: 'context/public' });
+      else if (kind === 'secret_context') hashed = await offload(user, { kind: 'sha256', bytes });
+      else {
+        // Ciphertexts must be made under this user's public context: refused here, before any job.
         const pub = await storage.getBlob(user.id, model.id, 'public_context');
         if (pub === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'upload the public context before ciphertexts', { param: 'context/public' });
-        const expected = openEnvelope(pub, { kind: 'publicKey', scheme: 'ckks' }, 'context/public').fingerprint;
-        if (env.fingerprint !== expected) {
-          throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the ciphertexts were made under key set ${env.fingerprint}, the uploaded public context is ${expected}`, { param: segment, details: { expected, actual: env.fingerprint } });
-        }
+        hashed = await offload(user, { kind: 'ciphertexts', bytes, publicContext: pub, param: segment });
       }
-      const info = await storage.putBlob(user.id, model.id, kind, bytes);
+      const info = await storage.putBlob(user.id, model.id, kind, bytes, hashed.sha256);
       await storage.addUsage(user.id, model.id, 'bytesIn', bytes.length);
       return { stored: kind, size: info.size, sha256: info.sha256 };
     });
-    app.get(`/api/v1/:model/:version/${segment}`, async (req, reply) => {
+    on('GET', `${base}/${segment}`, async (req, reply) => {
       const { user, model } = await member(req);
       const bytes = await storage.getBlob(user.id, model.id, kind);
       if (bytes === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no ${kind} stored`, { param: segment });
       await storage.addUsage(user.id, model.id, 'bytesOut', bytes.length);
-      return reply.type('application/octet-stream').send(Buffer.from(bytes));
+      return reply.type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     });
   }
-  app.post('/api/v1/:model/:version/fit', async (req, reply) => {
+  on('POST', `${base}/fit`, async (req, reply) => {
     const { user, model } = await member(req);
     const hyper = validateHyperParams(req.body);
     for (const k of ['public_context', 'model', 'train_data'] as const) {
@@ -238,48 +238,57 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (job === undefined || job.userId !== user.id || job.modelId !== model.id) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no job ${jobId} of yours for this model`, { param: 'jobId' });
     return { user, model, jobId };
   };
-  app.get('/api/v1/:model/:version/jobs/:jobId', async (req) => {
+  on('GET', `${base}/jobs/:jobId`, async (req) => {
     const { jobId } = await jobOf(req);
     const j = (await storage.getJob(jobId))!;
     return { jobId: j.id, status: j.status, progress: j.progress, error: j.error, figures: j.figures, createdAt: j.createdAt, updatedAt: j.updatedAt };
   });
-  app.get('/api/v1/:model/:version/jobs/:jobId/refresh', async (req, reply) => {
+  on('GET', `${base}/jobs/:jobId/refresh`, async (req, reply) => {
     const { user, model } = await jobOf(req);
     const bytes = await storage.getBlob(user.id, model.id, 'refresh_request');
     if (bytes === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'the job is not waiting for a refresh', { param: 'jobId' });
-    return reply.type('application/octet-stream').send(Buffer.from(bytes));
+    return reply.type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
-  app.put('/api/v1/:model/:version/jobs/:jobId/refresh', async (req) => {
+  on('PUT', `${base}/jobs/:jobId/refresh`, async (req) => {
     const { user, model, jobId } = await jobOf(req);
+    const bytes = bytesOf(req);
     if ((await storage.getJob(jobId))?.status !== 'awaiting_refresh') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', 'the job is not waiting for a refresh', { param: 'jobId' });
     if ((await storage.blobInfo(user.id, model.id, 'refresh_request')) === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', 'this refresh was already answered', { param: 'jobId' });
-    await storage.putBlob(user.id, model.id, 'refresh_reply', bytesOf(req));
+    const { sha256 } = await offload<{ sha256: string }>(user, { kind: 'sha256', bytes });
+    await storage.putBlob(user.id, model.id, 'refresh_reply', bytes, sha256);
     // The request is answered: a second GET must not hand out the same weights again.
     await storage.deleteBlob(user.id, model.id, 'refresh_request');
     return { accepted: true };
   });
-  app.post('/api/v1/:model/:version/predict', async (req, reply) => {
+  on('POST', `${base}/predict`, async (req, reply) => {
     const { user, model } = await member(req);
     const bytes = bytesOf(req);
     const trained = await storage.getBlob(user.id, model.id, 'trained_model');
     const pub = await storage.getBlob(user.id, model.id, 'public_context');
     if (trained === undefined || pub === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'fit a model (and upload the public context) before predict', { param: 'model' });
-    const features = Number((req.query as Record<string, string>)['features'] ?? NaN);
-    const ctx = await deserializePublicContext(pub, 'publicContext');
-    try {
-      const t0 = performance.now();
-      const scores = predictEncrypted(ctx, trained, bytes, features);
-      await storage.addUsage(user.id, model.id, 'predictMs', performance.now() - t0);
-      await storage.addUsage(user.id, model.id, 'predictCalls', 1);
-      return reply.type('application/octet-stream').send(Buffer.from(scores));
-    } finally {
-      ctx.delete();
-    }
+    const { features } = req.query as { features: number };
+    const { scores, ms } = await offload<{ scores: Uint8Array; ms: number }>(user, { kind: 'predict', bytes, publicContext: pub, trained, features });
+    await storage.addUsage(user.id, model.id, 'predictMs', ms);
+    await storage.addUsage(user.id, model.id, 'predictCalls', 1);
+    return reply.type('application/octet-stream').send(Buffer.from(scores.buffer, scores.byteOffset, scores.byteLength));
   });
-  app.get('/api/v1/:model/:version/usage', async (req) => {
+  on('GET', `${base}/usage`, async (req) => {
     const { user, model } = await member(req);
     return { usage: await storage.getUsage(user.id, model.id) };
   });
+
+  for (const spec of ROUTES) {
+    const handler = handlers.get(`${spec.method} ${spec.url}`);
+    if (handler === undefined) throw new Error(`no handler for ${spec.method} ${spec.url}`);
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      bodyLimit: naive ? Math.max(uploadLimit, JSON_BODY_LIMIT) : spec.bodyLimit === 'upload' ? uploadLimit : spec.bodyLimit,
+      schema: fastifySchema(spec, naive),
+      ...(spec.auth ? (naive ? { preHandler: authenticate } : { onRequest: authenticate }) : {}),
+      handler,
+    });
+  }
 
   // Jobs a previous process left behind resume from their last checkpointed epoch.
   for (const j of await storage.listJobs({ status: ['queued', 'running', 'awaiting_refresh'] })) {
@@ -296,6 +305,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     },
     close: async () => {
       await app.close();
+      await heavy.close();
       // Unfinished jobs stay running/awaiting_refresh in storage and resume on the next start.
       await Promise.all([...workers].map((w) => w.terminate()));
       await Promise.all([...running]);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { CipherMLError } from '../../core/errors.ts';
-import type { BlobInfo, BlobKind, JobPatch, JobRow, JobStatus, ModelRow, Role, Storage, UserRow } from './types.ts';
+import type { BlobInfo, BlobKind, JobPatch, JobRow, JobStatus, ModelRow, Role, Storage, TokenInfo, UserRow } from './types.ts';
 
 /** A value bound to a SQL parameter. */
 export type SqlValue = string | number | null | Uint8Array;
@@ -41,7 +41,13 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE jobs (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, model_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, progress DOUBLE PRECISION NOT NULL, error TEXT, figures TEXT NOT NULL, state TEXT NOT NULL, created_at {BIGINT} NOT NULL, updated_at {BIGINT} NOT NULL);
    CREATE INDEX jobs_status ON jobs (status);
    CREATE TABLE usage (user_id TEXT NOT NULL, model_id TEXT NOT NULL, counter TEXT NOT NULL, amount DOUBLE PRECISION NOT NULL, PRIMARY KEY (user_id, model_id, counter))`,
+  // Token expiry and revocation (issue 13); NULL expires_at = never expires.
+  `ALTER TABLE tokens ADD COLUMN expires_at {BIGINT};
+   ALTER TABLE tokens ADD COLUMN revoked_at {BIGINT}`,
 ];
+
+/** Hex characters of a token's SHA-256 that name it in listings and revocation (never the secret). */
+export const TOKEN_ID_CHARS = 16;
 
 /** The newest schema version this code writes. */
 export const SCHEMA_VERSION: number = MIGRATIONS.length;
@@ -127,8 +133,7 @@ export class SqlStorage implements Storage {
       await tx.lock(`user:${name}`);
       const found = await tx.all('SELECT * FROM users WHERE name = $1', [name]);
       if (found[0] !== undefined) {
-        if (str(found[0]['role']) !== role) await tx.run('UPDATE users SET role = $1 WHERE id = $2', [role, str(found[0]['id'])]);
-        return { ...userOf(found[0]), role };
+        return userOf(found[0]);
       }
       const user: UserRow = { id: randomUUID(), name, role, createdAt: Date.now() };
       await tx.run('INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, $3, $4)', [user.id, name, role, user.createdAt]);
@@ -136,24 +141,60 @@ export class SqlStorage implements Storage {
     });
   }
 
-  async createToken(userId: string): Promise<string> {
+  async setRole(name: string, role: Role): Promise<UserRow> {
+    const n = await this.#db.run('UPDATE users SET role = $1 WHERE name = $2', [role, name]);
+    if (n === 0) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no user ${name}`, { param: '--user' });
+    return userOf((await this.#db.all('SELECT * FROM users WHERE name = $1', [name]))[0]!);
+  }
+
+  async getUser(name: string): Promise<UserRow | undefined> {
+    const r = (await this.#db.all('SELECT * FROM users WHERE name = $1', [name]))[0];
+    return r === undefined ? undefined : userOf(r);
+  }
+
+  async createToken(userId: string, options: { readonly expiresAt?: number } = {}): Promise<string> {
     const token = `cml_${randomBytes(32).toString('base64url')}`;
-    await this.#db.run('INSERT INTO tokens (hash, user_id, created_at) VALUES ($1, $2, $3)', [hashToken(token), userId, Date.now()]);
+    await this.#db.run('INSERT INTO tokens (hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)', [hashToken(token), userId, Date.now(), options.expiresAt ?? null]);
     return token;
   }
 
   async authenticate(token: string): Promise<UserRow | undefined> {
     const hash = hashToken(token);
-    const rows = await this.#db.all('SELECT t.hash AS hash, u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1', [hash]);
+    const rows = await this.#db.all('SELECT t.hash AS hash, t.expires_at AS expires_at, t.revoked_at AS revoked_at, u.* FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1', [hash]);
     const row = rows[0];
     if (row === undefined) return undefined;
     // The index lookup found a candidate; the decision is a constant-time comparison of digests.
     if (!timingSafeEqual(Buffer.from(str(row['hash']), 'hex'), Buffer.from(hash, 'hex'))) return undefined;
+    if (row['revoked_at'] !== null && row['revoked_at'] !== undefined) return undefined;
+    if (row['expires_at'] !== null && row['expires_at'] !== undefined && num(row['expires_at']) <= Date.now()) return undefined;
     return userOf(row);
+  }
+
+  async listTokens(): Promise<readonly TokenInfo[]> {
+    const rows = await this.#db.all('SELECT t.hash AS hash, t.created_at AS created_at, t.expires_at AS expires_at, t.revoked_at AS revoked_at, u.name AS name, u.role AS role FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY u.name, t.created_at');
+    const now = Date.now();
+    return rows.map((r) => {
+      const expiresAt = r['expires_at'] === null || r['expires_at'] === undefined ? null : num(r['expires_at']);
+      const revoked = r['revoked_at'] !== null && r['revoked_at'] !== undefined;
+      return { id: str(r['hash']).slice(0, TOKEN_ID_CHARS), user: str(r['name']), role: str(r['role']) as Role, createdAt: num(r['created_at']), expiresAt, status: revoked ? 'revoked' : expiresAt !== null && expiresAt <= now ? 'expired' : 'active' };
+    });
+  }
+
+  async revokeTokens(selector: { readonly id?: string; readonly user?: string }): Promise<number> {
+    const now = Date.now();
+    if (selector.id !== undefined) {
+      if (!/^[0-9a-f]{16}$/.test(selector.id)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a token id is the ${TOKEN_ID_CHARS} hex characters shown by \`serve token list\`, got ${JSON.stringify(selector.id)}`, { param: '--id' });
+      return this.#db.run('UPDATE tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND substr(hash, 1, 16) = $2', [now, selector.id]);
+    }
+    if (selector.user !== undefined) return this.#db.run('UPDATE tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM users WHERE name = $2)', [now, selector.user]);
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'name the token (--id) or the user (--user) whose tokens to revoke', { param: '--id' });
   }
 
   async deployModel(ownerId: string, name: string, version: string): Promise<ModelRow> {
     const existing = await this.getModel(name, version);
+    if (existing !== undefined && existing.ownerId !== ownerId) {
+      throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `model ${name}/${version} is already deployed by another owner`, { param: 'model' });
+    }
     if (existing !== undefined) return existing;
     const model: ModelRow = { id: randomUUID(), name, version, ownerId, createdAt: Date.now() };
     await this.#db.run('INSERT INTO models (id, name, version, owner_id, created_at) VALUES ($1, $2, $3, $4, $5)', [model.id, name, version, ownerId, model.createdAt]);
@@ -212,12 +253,12 @@ export class SqlStorage implements Storage {
     return r === undefined ? undefined : (JSON.parse(str(r['profile'])) as Record<string, unknown>);
   }
 
-  async putBlob(userId: string, modelId: string, kind: BlobKind, bytes: Uint8Array): Promise<BlobInfo> {
+  async putBlob(userId: string, modelId: string, kind: BlobKind, bytes: Uint8Array, sha256?: string): Promise<BlobInfo> {
     // New bytes are written under a fresh id before the row points at them, so a crash leaves
     // either the old blob or the new one, never a torn one.
     const bytesId = randomUUID();
     await this.#db.writeBytes(bytesId, bytes);
-    const info: BlobInfo = { kind, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), updatedAt: Date.now() };
+    const info: BlobInfo = { kind, size: bytes.length, sha256: sha256 ?? createHash('sha256').update(bytes).digest('hex'), updatedAt: Date.now() };
     const old = await this.#db.transaction(async (tx) => {
       await tx.lock(`blob:${userId}:${modelId}:${kind}`);
       const prev = (await tx.all('SELECT bytes_id FROM blobs WHERE user_id = $1 AND model_id = $2 AND kind = $3', [userId, modelId, kind]))[0];

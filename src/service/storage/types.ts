@@ -18,6 +18,16 @@ export interface UserRow {
   readonly createdAt: number;
 }
 
+/** A token as listed: never the secret, never the full hash. */
+export interface TokenInfo {
+  readonly id: string;
+  readonly user: string;
+  readonly role: Role;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly status: 'active' | 'expired' | 'revoked';
+}
+
 /** A deployed model (name/version pair). */
 export interface ModelRow {
   readonly id: string;
@@ -87,12 +97,20 @@ export interface Storage {
   /** `sqlite` or `postgres`. */
   readonly backend: 'sqlite' | 'postgres';
   close(): Promise<void>;
-  /** Creates the user if needed; an existing user keeps its role unless `role` differs (then it is updated). */
+  /** Creates the user with `role` if needed; an existing user is returned unchanged (roles change only through {@link Storage.setRole}). */
   ensureUser(name: string, role: Role): Promise<UserRow>;
-  /** A new random bearer token for the user; only its SHA-256 is stored. */
-  createToken(userId: string): Promise<string>;
-  /** The token's user, or undefined (constant-time comparison of the hashes). */
+  /** Changes a user's role (the explicit `serve token role` command). */
+  setRole(name: string, role: Role): Promise<UserRow>;
+  getUser(name: string): Promise<UserRow | undefined>;
+  /** A new random bearer token for the user; only its SHA-256 is stored. `expiresAt` in ms since the epoch. */
+  createToken(userId: string, options?: { readonly expiresAt?: number }): Promise<string>;
+  /** The token's user, or undefined for an unknown, revoked or expired token (constant-time comparison of the hashes). */
   authenticate(token: string): Promise<UserRow | undefined>;
+  /** Every token without its secret: id (a prefix of its SHA-256), user, role, times, status. */
+  listTokens(): Promise<readonly TokenInfo[]>;
+  /** Revokes one token by id, or every token of a user; returns how many were revoked. */
+  revokeTokens(selector: { readonly id?: string; readonly user?: string }): Promise<number>;
+  /** Deploys, or returns the row when this owner already deployed it; CONFLICT when another owner did. */
   deployModel(ownerId: string, name: string, version: string): Promise<ModelRow>;
   getModel(name: string, version: string): Promise<ModelRow | undefined>;
   listModels(): Promise<readonly ModelRow[]>;
@@ -104,8 +122,8 @@ export interface Storage {
   unregister(userId: string, modelId: string): Promise<boolean>;
   setProfile(userId: string, modelId: string, profile: Readonly<Record<string, unknown>>): Promise<void>;
   getProfile(userId: string, modelId: string): Promise<Readonly<Record<string, unknown>> | undefined>;
-  /** Stores (replacing atomically) the user's blob of this kind for the model. */
-  putBlob(userId: string, modelId: string, kind: BlobKind, bytes: Uint8Array): Promise<BlobInfo>;
+  /** Stores (replacing atomically) the user's blob of this kind for the model; `sha256` when the caller hashed the bytes already (off the event loop). */
+  putBlob(userId: string, modelId: string, kind: BlobKind, bytes: Uint8Array, sha256?: string): Promise<BlobInfo>;
   getBlob(userId: string, modelId: string, kind: BlobKind): Promise<Uint8Array | undefined>;
   blobInfo(userId: string, modelId: string, kind: BlobKind): Promise<BlobInfo | undefined>;
   deleteBlob(userId: string, modelId: string, kind: BlobKind): Promise<void>;
