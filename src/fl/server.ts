@@ -241,6 +241,19 @@ export class FlServer {
     this.#loadCheckpoint();
   }
 
+  /**
+   * What later requests see of the join state: the model shape, the initial model's values and
+   * the live sessions' worker ids (for tests that a refused join changes none of it).
+   */
+  inspect(): { specs: { name: string; shape: number[] }[] | null; model: number[] | null; workers: string[] } {
+    const m = this.#model;
+    return {
+      specs: this.#specs?.map((s) => ({ name: s.name, shape: [...s.shape] })) ?? null,
+      model: m === null ? null : m.kind === 'plain' ? m.tensors.flatMap((t) => Array.from(t.values)) : [m.weightTotal],
+      workers: this.#alive().map((s) => s.workerId).sort(),
+    };
+  }
+
   /** The bound address (after listen). */
   get address(): string {
     return this.#rpc?.address ?? this.#s.address;
@@ -414,6 +427,9 @@ export class FlServer {
       first = { specs, model: { kind: 'plain', tensors: init ?? zeroModel(specs) } };
     } else {
       assertSameSpecs(this.#specs, req.model, 'model');
+      // Initial values are unused once the shape is fixed, but a join carrying invalid ones is
+      // refused all the same: whether a join is accepted never depends on who joined first.
+      if (req.initial !== undefined) assertSameSpecs(this.#specs, specsOf(tensorsFromWire(req.initial.tensors, 'initial')), 'initial');
     }
     // The token authenticates the id: a worker restarted under the same id (new process,
     // new instance id) replaces its stale session instead of being refused as a duplicate.
