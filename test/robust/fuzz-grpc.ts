@@ -145,8 +145,8 @@ export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBou
         } catch (e) {
           const err = ConnectError.from(e);
           byCode[Code[err.code]] = (byCode[Code[err.code]] ?? 0) + 1;
-          if (err.code === Code.Internal || err.code === Code.Unknown) throw new Error(`${method.name} → ${Code[err.code]}: ${err.rawMessage}`);
-          if (err.code !== Code.ResourceExhausted && !/^CIPHERML_E_[A-Z_]+: /.test(err.rawMessage)) throw new Error(`${method.name} refused without a typed error: ${err.rawMessage}`);
+          if (err.code === Code.Internal || err.code === Code.Unknown) throw new Error(`${method.name} → ${Code[err.code]}: ${err.rawMessage}`, { cause: e });
+          if (err.code !== Code.ResourceExhausted && !/^CIPHERML_E_[A-Z_]+: /.test(err.rawMessage)) throw new Error(`${method.name} refused without a typed error: ${err.rawMessage}`, { cause: e });
           if (method.name === 'Join' && JSON.stringify(server.inspect()) !== before) throw new Error('a refused Join changed the join state');
         }
         const growth = process.memoryUsage().rss - rss0;
