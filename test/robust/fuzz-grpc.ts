@@ -147,7 +147,7 @@ export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBou
           byCode[Code[err.code]] = (byCode[Code[err.code]] ?? 0) + 1;
           if (err.code === Code.Internal || err.code === Code.Unknown) throw new Error(`${method.name} → ${Code[err.code]}: ${err.rawMessage}`, { cause: e });
           if (err.code !== Code.ResourceExhausted && !/^CIPHERML_E_[A-Z_]+: /.test(err.rawMessage)) throw new Error(`${method.name} refused without a typed error: ${err.rawMessage}`, { cause: e });
-          if (method.name === 'Join' && JSON.stringify(server.inspect()) !== before) throw new Error('a refused Join changed the join state');
+          if (method.name === 'Join' && JSON.stringify(server.inspect()) !== before) throw new Error('a refused Join changed the join state', { cause: e });
         }
         const growth = process.memoryUsage().rss - rss0;
         maxGrowth = Math.max(maxGrowth, growth);
