@@ -7,6 +7,7 @@ import type * as FlBench from '../../bench/fl.ts';
 import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
 import type * as HeBench from '../../bench/he.ts';
+import type * as RobustnessBench from '../../bench/robustness.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -20,6 +21,20 @@ async function importBench<T>(load: () => Promise<T>): Promise<T> {
 /** `cipherml bench …` — loads bench/ lazily (its baseline is a dev dependency). */
 export function registerBenchCommands(program: Command): void {
   const bench = program.command('bench').description('benchmarks against a named baseline, run in one process');
+  bench
+    .command('robustness')
+    .description('hostile requests (decompression bombs, anonymous large bodies, deep JSON, huge declared shapes) and GET /models latency under concurrent uploads, against the naive path without the defences')
+    .option('--uploads <n>', 'concurrent public-context uploaders in the load scenario', intOption('--uploads'), 20)
+    .option('--concurrent <n>', 'concurrent authenticated list requests', intOption('--concurrent'), 128)
+    .option('--skip-naive-load', 'skip the load scenario on the naive path (it stalls by design)')
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { uploads: number; concurrent: number; skipNaiveLoad?: boolean; json?: boolean }) => {
+      const mod = await importBench<typeof RobustnessBench>(() => import('../../bench/robustness.ts'));
+      if (opts.uploads < 1 || opts.uploads > 200) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--uploads must be 1–200, got ${opts.uploads}`, { param: '--uploads' });
+      if (opts.concurrent < 1 || opts.concurrent > 1024) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--concurrent must be 1–1024, got ${opts.concurrent}`, { param: '--concurrent' });
+      const r = await mod.runRobustnessBench({ uploads: opts.uploads, concurrent: opts.concurrent, skipNaiveLoad: opts.skipNaiveLoad === true, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatRobustnessBench(r)}\n`);
+    });
   bench
     .command('paillier')
     .description('cipherml Paillier vs paillier-bigint: per-ciphertext and per-value encrypt/decrypt, add, and a 10-client × 100,000-value aggregation')

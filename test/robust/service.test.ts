@@ -147,7 +147,7 @@ describe('the naive baseline fails the same attacks (the tests can fail)', () =>
   it('without the defences: 413 before 401, a 500 for deep JSON, and the 16 KB bomb kills the process', async () => {
     const dataDir = join(root, 'naive');
     const t = await setup(dataDir);
-    const child = spawn(process.execPath, ['--max-old-space-size=192', join(import.meta.dirname, 'naive-service.ts'), dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--max-old-space-size=192', join(import.meta.dirname, '..', '..', 'bench', 'service-child.ts'), dataDir, '--naive'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const base = await new Promise<string>((resolve, reject) => {
