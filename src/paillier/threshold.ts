@@ -426,3 +426,22 @@ export function dealFromSafePrimes(p: bigint, q: bigint, options: DealOptions & 
   const publicKey = new ThresholdPublicKey(paillier, holders, threshold, v, verificationKeys);
   return { publicKey, shares: secrets.map((s, k) => new ThresholdKeyShare(publicKey, k + 1, s)) };
 }
+
+/**
+ * Parses a "k-of-L" threshold label (e.g. "2-of-3": any 2 of 3 holders decrypt), naming `param`
+ * (the flag or config key the user gave) when it is malformed.
+ *
+ * @example
+ * ```ts
+ * parseThresholdLabel('2-of-3', '--threshold'); // { threshold: 2, holders: 3 }
+ * ```
+ */
+export function parseThresholdLabel(label: string, param: string): { threshold: number; holders: number } {
+  const m = /^(\d{1,3})-of-(\d{1,3})$/.exec(label.trim());
+  const threshold = m === null ? NaN : Number(m[1]);
+  const holders = m === null ? NaN : Number(m[2]);
+  if (m === null || holders < 2 || holders > MAX_THRESHOLD_HOLDERS || threshold < 2 || threshold > holders) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${JSON.stringify(label)} is not "k-of-L" with 2 ≤ k ≤ L ≤ ${MAX_THRESHOLD_HOLDERS} (e.g. "2-of-3": any 2 of 3 key holders decrypt)`, { param });
+  }
+  return { threshold, holders };
+}
