@@ -74,7 +74,7 @@ function timeEach(count: number, f: (i: number) => unknown): number {
  */
 export async function runThresholdBench(o: ThresholdBenchOptions): Promise<ThresholdBenchResult> {
   o.log(`threshold: generating ${o.keyBits}-bit safe primes and dealing a ${o.threshold}-of-${o.holders} key`);
-  let t = performance.now();
+  const t = performance.now();
   let p: bigint;
   let q: bigint;
   do [p, q] = await Promise.all([safePrime(o.keyBits / 2), safePrime(o.keyBits / 2)]);
