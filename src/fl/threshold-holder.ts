@@ -35,6 +35,8 @@ export interface HolderTestHooks {
   readonly skipMinContributions?: boolean;
   readonly skipDistinctWorkers?: boolean;
   readonly skipRoundCheck?: boolean;
+  /** Accepts contributions signed for another run, round or key. */
+  readonly skipBinding?: boolean;
   /** Makes this holder cheat: its decryption shares are of another value. */
   readonly corruptShares?: boolean;
 }
@@ -130,8 +132,8 @@ export class ThresholdKeyHolder {
     req.contributions.forEach((sc, i) => {
       const what = `contribution ${i} of round ${req.round}`;
       const c = openContribution(sc.contribution, what);
-      if (c.runId !== req.runId || c.round !== req.round) throw refused(`${what} is signed for run ${c.runId} round ${c.round}`, { worker: c.workerId });
-      if (c.keyFingerprint !== pk.fingerprint) throw refused(`${what} is under threshold key ${c.keyFingerprint.slice(0, 16)}…, this holder's is ${pk.fingerprint.slice(0, 16)}…`, { worker: c.workerId });
+      if (hooks.skipBinding !== true && (c.runId !== req.runId || c.round !== req.round)) throw refused(`${what} is signed for run ${c.runId} round ${c.round}`, { worker: c.workerId });
+      if (hooks.skipBinding !== true && c.keyFingerprint !== pk.fingerprint) throw refused(`${what} is under threshold key ${c.keyFingerprint.slice(0, 16)}…, this holder's is ${pk.fingerprint.slice(0, 16)}…`, { worker: c.workerId });
       if (hooks.skipSignatures !== true) verifyContribution(this.#o.roster, c, `${what} (worker ${c.workerId})`);
       if (hooks.skipDistinctWorkers !== true && seen.has(c.workerId)) throw refused(`worker ${c.workerId} appears twice among the contributions of round ${req.round}`, { worker: c.workerId });
       seen.add(c.workerId);
