@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
 import { ByteReader, ByteWriter, openEnvelope, sealEnvelope } from '../core/envelope.ts';
@@ -193,6 +193,9 @@ export function thresholdKeyPaths(dir: string, holders: number): { publicKeyPath
  */
 export async function writeThresholdKeyFiles(dir: string, dealt: DealtThresholdKey): Promise<{ publicKeyPath: string; sharePaths: string[] }> {
   const paths = thresholdKeyPaths(dir, dealt.publicKey.holders);
+  await mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+    throw new CipherMLError('CIPHERML_E_IO', `cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { param: 'outDir', cause: e });
+  });
   await refuseExisting([paths.publicKeyPath, ...paths.sharePaths]);
   for (const [k, share] of dealt.shares.entries()) await writeFileSafely(paths.sharePaths[k]!, serializeThresholdKeyShare(share), { mode: 0o600 });
   await writeFileSafely(paths.publicKeyPath, serializeThresholdPublicKey(dealt.publicKey), { mode: 0o644 });
