@@ -1,0 +1,90 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { generateIdentity, publicIdentity, publicIdentityToJson, saveIdentity, Roster } from '../core/identity.ts';
+import { isCipherMLError } from '../core/errors.ts';
+import { cli, codeOf } from '../../test/helpers.ts';
+import { resolveRunConfig } from './config.ts';
+import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
+
+const FP = 'ab'.repeat(32);
+
+function paramOfConfig(flags: Record<string, unknown>): string | undefined {
+  try {
+    resolveRunConfig({ flags });
+  } catch (e) {
+    return isCipherMLError(e, 'CIPHERML_E_CONFIG_INVALID') ? e.param : `other: ${String(e)}`;
+  }
+  return undefined;
+}
+
+describe('signed contributions', () => {
+  const w1 = generateIdentity('worker', '1');
+  const roster = new Roster([publicIdentity(w1)]);
+  const fields = { runId: 'run-1', round: 3, workerId: '1', keyFingerprint: FP };
+
+  it('round-trips and verifies; any flipped byte is refused with a typed error', () => {
+    const packed = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const bytes = sealContribution(w1, fields, packed);
+    const c = openContribution(bytes, 'c');
+    expect(c).toMatchObject(fields);
+    expect([...c.packed]).toEqual([...packed]);
+    verifyContribution(roster, c, 'c');
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, x) => {
+        const bad = Uint8Array.from(bytes);
+        bad[at] = bad[at]! ^ x;
+        try {
+          verifyContribution(roster, openContribution(bad, 'c'), 'c');
+        } catch (e) {
+          return isCipherMLError(e);
+        }
+        return false;
+      }),
+      { numRuns: 200 },
+    );
+    for (let cut = 0; cut < bytes.length; cut += 7) expect(codeOf(() => openContribution(bytes.subarray(0, cut), 'c'))).toMatch(/^CIPHERML_E_FORMAT_/);
+  });
+
+  it('refuses to sign another worker\'s contribution, and an unknown signer is IDENTITY_UNKNOWN', () => {
+    expect(codeOf(() => sealContribution(w1, { ...fields, workerId: '2' }, new Uint8Array(1)))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    const w2 = generateIdentity('worker', '2');
+    const c = openContribution(sealContribution(w2, { ...fields, workerId: '2' }, new Uint8Array(1)), 'c');
+    expect(codeOf(() => verifyContribution(roster, c, 'c'))).toBe('CIPHERML_E_IDENTITY_UNKNOWN');
+  });
+});
+
+describe('key-holder threshold run config', () => {
+  const full = { strategy: 'paillier', keyHolder: 'threshold', threshold: '2-of-3', thresholdPublicKey: 'k/threshold.pub', thresholdHolders: '127.0.0.1:1,127.0.0.1:2' };
+  it('accepts a complete threshold config and names the missing or wrong key', () => {
+    expect(paramOfConfig(full)).toBeUndefined();
+    expect(paramOfConfig({ ...full, strategy: 'plain' })).toBe('strategy');
+    expect(paramOfConfig({ ...full, threshold: '' })).toBe('threshold');
+    expect(paramOfConfig({ ...full, threshold: 'two of three' })).toBe('threshold');
+    expect(paramOfConfig({ ...full, thresholdPublicKey: '' })).toBe('threshold-public-key');
+    expect(paramOfConfig({ ...full, thresholdHolders: '' })).toBe('threshold-holders');
+    expect(paramOfConfig({ ...full, thresholdFingerprint: 'abc' })).toBe('threshold-fingerprint');
+    expect(paramOfConfig({ strategy: 'paillier', threshold: '2-of-3' })).toBe('threshold');
+  });
+});
+
+describe('threshold CLI', () => {
+  it('deals a key, and the key holder refuses a wrong pin, a readable share and a bad --min-contributions', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cipherml-threshold-cli-'));
+    const r = await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '2', '--bits', '1024', '--out-dir', join(dir, 'keys'), '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { fingerprint: string; sharePaths: string[]; publicKeyPath: string };
+    expect(out.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse((await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '2', '--bits', '1024', '--out-dir', join(dir, 'keys'), '--json')).stdout).error.code).toBe('CIPHERML_E_FILE_EXISTS');
+    expect(JSON.parse((await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '4', '--out-dir', join(dir, 'k2'), '--json')).stdout).error.param).toBe('--threshold');
+    const w = generateIdentity('worker', '1');
+    await saveIdentity(join(dir, 'w1.id'), w);
+    await writeFile(join(dir, 'roster.json'), JSON.stringify([publicIdentityToJson(w)]));
+    const holder = (...extra: string[]) => cli('key-holder', '--share', out.sharePaths[0]!, '--roster', join(dir, 'roster.json'), '--address', '127.0.0.1:0', '--json', ...extra);
+    expect(JSON.parse((await holder('--min-contributions', '2', '--threshold-fingerprint', 'cd'.repeat(32))).stdout).error.code).toBe('CIPHERML_E_KEY_MISMATCH');
+    expect(JSON.parse((await holder('--min-contributions', '1')).stdout).error.param).toBe('--min-contributions');
+    expect(JSON.parse((await cli('key-holder', '--share', out.publicKeyPath, '--roster', join(dir, 'roster.json'), '--min-contributions', '2', '--json')).stdout).error.code).toBe('CIPHERML_E_KEY_FILE_INSECURE');
+  });
+});
