@@ -1,7 +1,7 @@
 import { createHash, generatePrime } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { assertBigInt, assertIntegerInRange } from '../core/guards.ts';
-import { bigintToBytes, bitLength, gcd, getBackend, modInverse, randomBelow, type ModArithBackend } from '../core/bigmath/index.ts';
+import { bigintToBytes, bitLength, gcd, getBackend, modInverse, randomBelow, type FixedBasePow, type ModArithBackend } from '../core/bigmath/index.ts';
 import { PaillierPublicKey, djnBase, type PaillierKeyOptions } from './keys.ts';
 
 /**
@@ -84,6 +84,7 @@ export class ThresholdPublicKey {
   /** Bits of the prover's nonce r. */
   readonly nonceBits: number;
   readonly #inv4Delta2: bigint;
+  #vTable: FixedBasePow | undefined;
 
   constructor(paillier: PaillierPublicKey, holders: number, threshold: number, v: bigint, verificationKeys: readonly bigint[]) {
     assertIntegerInRange(holders, 'holders', 2, MAX_THRESHOLD_HOLDERS);
@@ -127,6 +128,16 @@ export class ThresholdPublicKey {
       throw new CipherMLError('CIPHERML_E_THRESHOLD_SHARE_INVALID', `holder id ${String(id)} is not one of the key's holders 1…${this.holders}`, { param, details: { holder: id } });
     }
     return vk;
+  }
+
+  /**
+   * v^z for a public exponent z < 2^(nonceBits+1) from a fixed-base table (4-bit windows, built
+   * on first use: ⌈(nonceBits+1)/4⌉·16 residues mod n²). Only for public exponents: the table
+   * lookups are not constant time.
+   */
+  vPowPublic(z: bigint): bigint {
+    this.#vTable ??= this.backend.fixedBase(this.v, this.paillier.nSquared, this.nonceBits + 1, 4);
+    return this.#vTable.pow(z);
   }
 
   /** M from c' = c^{4Δ²d}: L(c')·(4Δ²)⁻¹ mod n (internal to combining). */
@@ -237,7 +248,7 @@ export function verifyDecryptionShare(pk: ThresholdPublicKey, c: bigint, share: 
   const c4 = be.powm(c, 4n, nSquared);
   const ci2 = (value * value) % nSquared;
   const a = (be.powm(c4, proof.z, nSquared) * modInverse(be.powm(ci2, proof.e, nSquared), nSquared)) % nSquared;
-  const b = (be.powm(pk.v, proof.z, nSquared) * modInverse(be.powm(vk, proof.e, nSquared), nSquared)) % nSquared;
+  const b = (pk.vPowPublic(proof.z) * modInverse(be.powm(vk, proof.e, nSquared), nSquared)) % nSquared;
   return challenge(pk, share.id, c, value, a, b) === proof.e;
 }
 

@@ -36,7 +36,8 @@ describe('demo homo-lr --key-holder threshold', () => {
     expect(th.last).toMatchObject({ strategy: 'paillier', keyHolder: 'threshold', rounds: 10 });
     expect(Math.abs((th.last['accuracy'] as number) - (plain.last['accuracy'] as number))).toBeLessThanOrEqual(0.01);
     expect(th.stderr).toMatch(/\[holder 2\] decrypted round 10: decryption shares of the product of 2 signed contributions/);
-    const history = JSON.parse(await readFile(join(dir, 'threshold', 'history.json'), 'utf8')) as { rounds: { threshold?: { used: number[]; rejected: number[] } }[] };
-    expect(history.rounds[9]!.threshold).toMatchObject({ rejected: [] });
+    const history = JSON.parse(await readFile(join(dir, 'threshold', 'history.json'), 'utf8')) as { rounds: { secagg?: { threshold?: { used: number[]; rejected: number[] } } }[] };
+    // The server records each round's stage report under `secagg`.
+    expect(history.rounds[9]!.secagg?.threshold).toMatchObject({ rejected: [] });
   });
 });
