@@ -7,7 +7,10 @@ import type { PackedCiphertext } from '../paillier/index.ts';
 /**
  * A worker's signed contribution under key-holder "threshold": the packed ciphertext vector
  * Enc(w·θ) plus the worker's Ed25519 signature (src/core/identity.ts) over
- * (run id, round, worker id, threshold key fingerprint, SHA-256 of the packed bytes).
+ * (run id, round, FedAvg weight w, example count, worker id, threshold key fingerprint, SHA-256
+ * of the packed bytes). Signing w and the worker's own example count lets the key holders check
+ * that the server weighted every contribution in proportion to its example count (w_k/n_k equal
+ * for all), so it cannot weight one update ≈ 1 and the others ≈ 0.
  *
  * Invariant: a key holder decrypts only the product of contributions whose signatures verify
  * under its pinned roster, so the server cannot add a contribution of its own (Enc(0) padding),
@@ -15,7 +18,7 @@ import type { PackedCiphertext } from '../paillier/index.ts';
  *
  * Layout (integers big-endian):
  * ```
- * "CPTC" ‖ u8 version (1) ‖ u16 len ‖ run id ‖ u32 round ‖ u16 len ‖ worker id ‖
+ * "CPTC" ‖ u8 version (1) ‖ u16 len ‖ run id ‖ u32 round ‖ f64 weight ‖ u64 examples ‖ u16 len ‖ worker id ‖
  * 32 bytes threshold key fingerprint ‖ 32 bytes SHA-256(packed) ‖ u32 len ‖ packed ‖ 64 bytes signature
  * ```
  * The signed payload is every byte before `u32 len ‖ packed` (the digest stands for the packed bytes).
@@ -30,6 +33,10 @@ const MAX_ID_BYTES = 256;
 export interface ContributionFields {
   readonly runId: string;
   readonly round: number;
+  /** The FedAvg weight the server told the worker (the update is Enc(weight·θ)). */
+  readonly weight: number;
+  /** The worker's own example count. */
+  readonly numExamples: number;
   readonly workerId: string;
   /** Threshold key fingerprint, 64 hex digits. */
   readonly keyFingerprint: string;
@@ -51,12 +58,17 @@ function header(f: ContributionFields, digest: Uint8Array): Uint8Array {
   const worker = Buffer.from(f.workerId, 'utf8');
   if (run.length > MAX_ID_BYTES || worker.length > MAX_ID_BYTES) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `run and worker ids are at most ${MAX_ID_BYTES} bytes`, { param: 'contribution' });
   if (!/^[0-9a-f]{64}$/.test(f.keyFingerprint)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the key fingerprint must be 64 lowercase hex digits', { param: 'keyFingerprint' });
-  const b = Buffer.alloc(4 + 1 + 2 + run.length + 4 + 2 + worker.length + 32 + 32);
+  if (!Number.isFinite(f.weight) || f.weight <= 0 || !Number.isSafeInteger(f.numExamples) || f.numExamples < 1) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `weight ${f.weight} and example count ${f.numExamples} must be positive`, { param: 'contribution' });
+  }
+  const b = Buffer.alloc(4 + 1 + 2 + run.length + 4 + 16 + 2 + worker.length + 32 + 32);
   let o = b.write(MAGIC, 0, 'latin1');
   o = b.writeUInt8(1, o);
   o = b.writeUInt16BE(run.length, o);
   o += run.copy(b, o);
   o = b.writeUInt32BE(f.round, o);
+  o = b.writeDoubleBE(f.weight, o);
+  o = b.writeBigUInt64BE(BigInt(f.numExamples), o);
   o = b.writeUInt16BE(worker.length, o);
   o += worker.copy(b, o);
   o += Buffer.from(f.keyFingerprint, 'hex').copy(b, o);
@@ -105,11 +117,19 @@ export function openContribution(bytes: Uint8Array, param: string): OpenedContri
   let o = 5;
   const runLen = b.readUInt16BE(o);
   o += 2;
-  need(o, runLen + 6);
+  need(o, runLen + 22);
   const runId = b.toString('utf8', o, o + runLen);
   o += runLen;
   const round = b.readUInt32BE(o);
   o += 4;
+  const weight = b.readDoubleBE(o);
+  o += 8;
+  const examples = b.readBigUInt64BE(o);
+  o += 8;
+  if (!Number.isFinite(weight) || weight <= 0 || examples < 1n || examples > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `a signed contribution carries weight ${weight} and example count ${examples}; both must be positive`, { param });
+  }
+  const numExamples = Number(examples);
   const workerLen = b.readUInt16BE(o);
   o += 2;
   need(o, workerLen + 64 + 4);
@@ -130,7 +150,7 @@ export function openContribution(bytes: Uint8Array, param: string): OpenedContri
   if (createHash('sha256').update(packed).digest('hex') !== digest) {
     throw new CipherMLError('CIPHERML_E_SIGNATURE_INVALID', `${param}: the packed ciphertexts do not match the digest the worker signed`, { param, details: { worker: workerId } });
   }
-  return { runId, round, workerId, keyFingerprint, packed, digest, signature, signedPayload };
+  return { runId, round, weight, numExamples, workerId, keyFingerprint, packed, digest, signature, signedPayload };
 }
 
 /**

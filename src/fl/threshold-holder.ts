@@ -23,7 +23,10 @@ import { openContribution, productDigest, verifyContribution, type OpenedContrib
  * 3. at least `minContributions` contributions, all from distinct workers;
  * 4. each contribution names this run, this round and this threshold key, and carries a valid
  *    signature of a roster worker (src/fl/threshold-contribution.ts);
- * 5. each packed vector holds exactly one contribution, all with one length and layout.
+ * 5. the signed FedAvg weights are proportional to the workers' signed example counts
+ *    (w_k/n_k equal up to 1e-9 relative) and sum to at most 1, so the server cannot weight one
+ *    update ≈ 1 and the others ≈ 0 (they would round to nothing in fixed point);
+ * 6. each packed vector holds exactly one contribution, all with one length and layout.
  * It then recomputes the product of the contributions itself and decrypts only that product.
  * The server never sends a ciphertext to decrypt, so it cannot ask for one worker's update or
  * pad it with its own Enc(0).
@@ -37,6 +40,8 @@ export interface HolderTestHooks {
   readonly skipRoundCheck?: boolean;
   /** Accepts contributions signed for another run, round or key. */
   readonly skipBinding?: boolean;
+  /** Accepts weights not proportional to the workers' example counts. */
+  readonly skipWeightCheck?: boolean;
   /** Makes this holder cheat: its decryption shares are of another value. */
   readonly corruptShares?: boolean;
 }
@@ -139,6 +144,15 @@ export class ThresholdKeyHolder {
       seen.add(c.workerId);
       opened.push(c);
     });
+    if (hooks.skipWeightCheck !== true) {
+      const ratio = opened[0]!.weight / opened[0]!.numExamples;
+      const off = opened.find((c) => Math.abs(c.weight / c.numExamples - ratio) > 1e-9 * ratio);
+      if (off !== undefined) {
+        throw refused(`the FedAvg weights are not proportional to the workers' example counts: worker ${off.workerId} has weight ${off.weight} for ${off.numExamples} examples, worker ${opened[0]!.workerId} ${opened[0]!.weight} for ${opened[0]!.numExamples}`, { worker: off.workerId });
+      }
+      const total = opened.reduce((s, c) => s + c.weight, 0);
+      if (total > 1 + 1e-9) throw refused(`the FedAvg weights of round ${req.round} sum to ${total} > 1`);
+    }
     let layout: PackingLayout | undefined;
     let length: number | undefined;
     const vectors = opened.map((c) => {

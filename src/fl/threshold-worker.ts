@@ -32,8 +32,8 @@ export function thresholdContributionSigner(identity: Identity, pinned: Threshol
         throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the server runs key-holder "${keyHolder}" with the pinned threshold key; this worker sends signed updates only to a threshold run`, { param: 'key-holder' });
       }
     },
-    seal(runId: string, round: number, packed: Uint8Array): Uint8Array {
-      return sealContribution(identity, { runId, round, workerId: identity.id, keyFingerprint: pinned.fingerprint }, packed);
+    seal(runId: string, round: number, weight: number, numExamples: number, packed: Uint8Array): Uint8Array {
+      return sealContribution(identity, { runId, round, weight, numExamples, workerId: identity.id, keyFingerprint: pinned.fingerprint }, packed);
     },
   };
 }

@@ -8,8 +8,12 @@ import { isCipherMLError } from '../core/errors.ts';
 import { cli, codeOf } from '../../test/helpers.ts';
 import { resolveRunConfig } from './config.ts';
 import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
+import { ThresholdKeyHolder } from './threshold-holder.ts';
+import { dealFromSafePrimes, parseThresholdLabel } from '../paillier/threshold.ts';
+import { THRESHOLD_KAT } from '../../test/fixtures/threshold.ts';
 
 const FP = 'ab'.repeat(32);
+const parseThresholdLabelCode = (label: string) => codeOf(() => parseThresholdLabel(label, '--threshold'));
 
 function paramOfConfig(flags: Record<string, unknown>): string | undefined {
   try {
@@ -23,7 +27,7 @@ function paramOfConfig(flags: Record<string, unknown>): string | undefined {
 describe('signed contributions', () => {
   const w1 = generateIdentity('worker', '1');
   const roster = new Roster([publicIdentity(w1)]);
-  const fields = { runId: 'run-1', round: 3, workerId: '1', keyFingerprint: FP };
+  const fields = { runId: 'run-1', round: 3, weight: 0.5, numExamples: 120, workerId: '1', keyFingerprint: FP };
 
   it('round-trips and verifies; any flipped byte is refused with a typed error', () => {
     const packed = Uint8Array.from({ length: 40 }, (_, i) => i);
@@ -70,21 +74,37 @@ describe('key-holder threshold run config', () => {
   });
 });
 
+describe('threshold key holder options', () => {
+  it('refuses a floor below 2 contributions (one contribution is one worker\'s update)', () => {
+    const dealt = dealFromSafePrimes(THRESHOLD_KAT.p, THRESHOLD_KAT.q, { holders: 3, threshold: 2 });
+    const roster = new Roster([publicIdentity(generateIdentity('worker', '1'))]);
+    for (const minContributions of [1, 0, 1.5]) {
+      let param: unknown;
+      try {
+        new ThresholdKeyHolder({ share: dealt.shares[0]!, roster, minContributions });
+      } catch (e) {
+        param = isCipherMLError(e, 'CIPHERML_E_CONFIG_INVALID') ? e.param : e;
+      }
+      expect(param).toBe('--min-contributions');
+    }
+    expect(parseThresholdLabelCode('4-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(parseThresholdLabelCode('1-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    expect(parseThresholdLabelCode('2-of-3')).toBeUndefined();
+  });
+});
+
 describe('threshold CLI', () => {
-  it('deals a key, and the key holder refuses a wrong pin, a readable share and a bad --min-contributions', async () => {
+  it('deals a key, and the key holder refuses a wrong pin and a share file others can read', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cipherml-threshold-cli-'));
     const r = await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '2', '--bits', '1024', '--out-dir', join(dir, 'keys'), '--json');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { fingerprint: string; sharePaths: string[]; publicKeyPath: string };
     expect(out.fingerprint).toMatch(/^[0-9a-f]{64}$/);
-    expect(JSON.parse((await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '2', '--bits', '1024', '--out-dir', join(dir, 'keys'), '--json')).stdout).error.code).toBe('CIPHERML_E_FILE_EXISTS');
-    expect(JSON.parse((await cli('paillier', 'threshold-keygen', '--holders', '3', '--threshold', '4', '--out-dir', join(dir, 'k2'), '--json')).stdout).error.param).toBe('--threshold');
     const w = generateIdentity('worker', '1');
     await saveIdentity(join(dir, 'w1.id'), w);
     await writeFile(join(dir, 'roster.json'), JSON.stringify([publicIdentityToJson(w)]));
     const holder = (...extra: string[]) => cli('key-holder', '--share', out.sharePaths[0]!, '--roster', join(dir, 'roster.json'), '--address', '127.0.0.1:0', '--json', ...extra);
     expect(JSON.parse((await holder('--min-contributions', '2', '--threshold-fingerprint', 'cd'.repeat(32))).stdout).error.code).toBe('CIPHERML_E_KEY_MISMATCH');
-    expect(JSON.parse((await holder('--min-contributions', '1')).stdout).error.param).toBe('--min-contributions');
     expect(JSON.parse((await cli('key-holder', '--share', out.publicKeyPath, '--roster', join(dir, 'roster.json'), '--min-contributions', '2', '--json')).stdout).error.code).toBe('CIPHERML_E_KEY_FILE_INSECURE');
   });
 });

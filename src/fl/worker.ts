@@ -105,8 +105,8 @@ export interface WorkerOptions {
 export interface ContributionSigner {
   /** Throws unless the server's key is the pinned one. */
   checkKey(publicKey: PaillierPublicKey, keyHolder: string): void;
-  /** The bytes sent in place of the packed vector: the update signed for (run, round). */
-  seal(runId: string, round: number, packed: Uint8Array): Uint8Array;
+  /** The bytes sent in place of the packed vector: the update signed for (run, round, weight, example count). */
+  seal(runId: string, round: number, weight: number, numExamples: number, packed: Uint8Array): Uint8Array;
 }
 
 /** The tasks a worker can be told to drop out at: training, or a secure-aggregation stage. */
@@ -238,11 +238,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     throw new CipherMLError('CIPHERML_E_PROTOCOL', 'empty model payload', { param: 'model' });
   };
 
-  const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number): Promise<ModelPayload> => {
+  const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number, numExamples: number): Promise<ModelPayload> => {
     const c = crypto;
     if (c === null) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
     const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
-    const packed = options.contributions === undefined ? serializePacked(enc) : options.contributions.seal(runId, round, serializePacked(enc));
+    const packed = options.contributions === undefined ? serializePacked(enc) : options.contributions.seal(runId, round, weight, numExamples, serializePacked(enc));
     return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed, specs: specsOf(params), weightTotal: weight } } });
   };
 
@@ -289,7 +289,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           const metrics = { ...out.metrics, clipped: secagg.clipped };
           return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { numExamples: BigInt(out.numExamples), metrics, secaggKeys: { cPk: keys.cPk, sPk: keys.sPk } } } });
         }
-        const payload = await encodeFit(out.parameters, body.value.weight, task.round);
+        const payload = await encodeFit(out.parameters, body.value.weight, task.round, out.numExamples);
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
         emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });

@@ -49,9 +49,9 @@ export async function thresholdWorld(options: { workerCount?: number; minContrib
 }
 
 /** An honest worker's signed contribution of `values` to (run, round). */
-export function contribution(world: ThresholdWorld, worker: Identity, runId: string, round: number, values: readonly number[]): Uint8Array {
+export function contribution(world: ThresholdWorld, worker: Identity, runId: string, round: number, values: readonly number[], weight = 0.25, numExamples = 100): Uint8Array {
   const packed = serializePacked(encryptPacked(world.dealt.publicKey.paillier, values, { packing: PACKING }));
-  return sealContribution(worker, { runId, round, workerId: worker.id, keyFingerprint: world.dealt.publicKey.fingerprint }, packed);
+  return sealContribution(worker, { runId, round, weight, numExamples, workerId: worker.id, keyFingerprint: world.dealt.publicKey.fingerprint }, packed);
 }
 
 /** Asks holder `i` (0-based) over gRPC to decrypt; returns its decryption shares or the error code. */

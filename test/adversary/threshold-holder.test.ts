@@ -78,9 +78,9 @@ describe('threshold key holders against a malicious server (real gRPC)', () => {
     await both({ skipSignatures: true }, async (w) => {
       const victim = contribution(w, w.workers[0]!, RUN, 1, A);
       const zeroPacked = serializePacked(encryptPacked(w.dealt.publicKey.paillier, [0, 0, 0, 0], { packing: PACKING }));
-      const resigned = sealContribution(serverAsWorker2, { runId: RUN, round: 1, workerId: '2', keyFingerprint: w.dealt.publicKey.fingerprint }, zeroPacked);
+      const resigned = sealContribution(serverAsWorker2, { runId: RUN, round: 1, weight: 0.25, numExamples: 100, workerId: '2', keyFingerprint: w.dealt.publicKey.fingerprint }, zeroPacked);
       results.push(await attack(w, 1, [victim, resigned]));
-      const outsider = sealContribution(generateIdentity('worker', 'server-sybil'), { runId: RUN, round: 2, workerId: 'server-sybil', keyFingerprint: w.dealt.publicKey.fingerprint }, zeroPacked);
+      const outsider = sealContribution(generateIdentity('worker', 'server-sybil'), { runId: RUN, round: 2, weight: 0.25, numExamples: 100, workerId: 'server-sybil', keyFingerprint: w.dealt.publicKey.fingerprint }, zeroPacked);
       results.push(await attack(w, 2, [contribution(w, w.workers[0]!, RUN, 2, A), outsider]));
     });
     expect(results[0]).toEqual(['CIPHERML_E_SIGNATURE_INVALID', 'CIPHERML_E_SIGNATURE_INVALID']);
@@ -127,6 +127,18 @@ describe('threshold key holders against a malicious server (real gRPC)', () => {
     });
     expect(codes[0]).toEqual(['CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED', 'CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED']);
     expect(leaked).toEqual([C]);
+  });
+
+  it('refuse FedAvg weights not proportional to example counts (and the broken build yields the victim alone)', async () => {
+    const results: (number[] | string[])[] = [];
+    await both({ skipWeightCheck: true }, async (w) => {
+      // The server told the victim weight 1 and the other worker weight 1e-9: Enc(1e-9·B) rounds to Enc(0).
+      const victim = contribution(w, w.workers[0]!, RUN, 1, A, 1, 100);
+      const drowned = contribution(w, w.workers[1]!, RUN, 1, B.map((x) => x * 1e-9), 1e-9, 100);
+      results.push(await attack(w, 1, [victim, drowned]));
+    });
+    expect(results[0]).toEqual(['CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED', 'CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED']);
+    expect(results[1]).toEqual(A);
   });
 
   it('a cheating holder\'s wrong shares are detected and named; combining unverified shares gives a wrong sum', async () => {
