@@ -5,7 +5,6 @@ import { PackedCiphertext, deserializePacked, type PackingLayout } from '../pail
 import type { ThresholdKeyShare } from '../paillier/threshold.ts';
 import { serializeDecryptionShares, serializeThresholdPublicKey } from '../paillier/threshold-serialize.ts';
 import { decryptionSharesOf } from '../paillier/threshold-vector.ts';
-import type { DecryptContributionsRequest } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { checkProtocolVersion, toConnectError } from './protocol.ts';
 import { openContribution, productDigest, verifyContribution, type OpenedContribution } from './threshold-contribution.ts';
@@ -118,7 +117,7 @@ export class ThresholdKeyHolder {
   }
 
   /** Checks a request and returns this holder's decryption shares of the product (see the class comment). */
-  decrypt(req: Pick<DecryptContributionsRequest, 'protocolVersion' | 'runId' | 'round' | 'contributions'>): { holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array } {
+  decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): { holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array } {
     checkProtocolVersion(req.protocolVersion);
     const hooks = this.#o.testHooks ?? {};
     const pk = this.#o.share.publicKey;

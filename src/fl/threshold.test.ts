@@ -10,6 +10,7 @@ import { resolveRunConfig } from './config.ts';
 import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
 import { ThresholdKeyHolder } from './threshold-holder.ts';
 import { dealFromSafePrimes, parseThresholdLabel } from '../paillier/threshold.ts';
+import { encryptPacked, serializePacked } from '../paillier/index.ts';
 import { THRESHOLD_KAT } from '../../test/fixtures/threshold.ts';
 
 const FP = 'ab'.repeat(32);
@@ -87,6 +88,12 @@ describe('threshold key holder options', () => {
       }
       expect(param).toBe('--min-contributions');
     }
+    // Proportional weights that sum past 1 are refused too (Σw ≤ 1).
+    const workers = ['1', '2'].map((id) => generateIdentity('worker', id));
+    const holder = new ThresholdKeyHolder({ share: dealt.shares[0]!, roster: new Roster(workers.map(publicIdentity)), minContributions: 2 });
+    const packed = serializePacked(encryptPacked(dealt.publicKey.paillier, [1, 2]));
+    const contributions = workers.map((w) => ({ contribution: sealContribution(w, { runId: 'r', round: 1, weight: 2, numExamples: 100, workerId: w.id, keyFingerprint: dealt.publicKey.fingerprint }, packed) }));
+    expect(codeOf(() => holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions }))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
     expect(parseThresholdLabelCode('4-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('1-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('2-of-3')).toBeUndefined();
