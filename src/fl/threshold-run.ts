@@ -31,5 +31,5 @@ export async function buildThresholdStrategy(config: RunConfig, packing: Packing
   const tls = config.tlsCa === '' ? {} : { tls: { ca: config.tlsCa } };
   const holders = addresses.map((address) => ({ name: address, transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }) }));
   const roster = config.thresholdRoster === '' ? undefined : await loadRoster(config.thresholdRoster, 'threshold-roster');
-  return new ThresholdFedAvg({ publicKey, packing, holders, ...(roster === undefined ? {} : { roster }), ...options });
+  return new ThresholdFedAvg({ publicKey, packing, holders, holderTimeoutMs: config.roundTimeout * 1000, ...(roster === undefined ? {} : { roster }), ...options });
 }

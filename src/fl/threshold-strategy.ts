@@ -43,6 +43,8 @@ export interface ThresholdFedAvgOptions {
   /** Worker roster: when given, the server refuses unsigned contributions on arrival (the holders check anyway). */
   readonly roster?: Roster;
   readonly onRound?: (round: number, report: ThresholdRoundReport) => void;
+  /** How long to wait for each holder's answer (default 300 s); a holder that does not answer in time counts as failed. */
+  readonly holderTimeoutMs?: number;
   /** @internal Disables share verification (adversarial tests only). */
   readonly testHooks?: { readonly skipShareVerification?: boolean };
 }
@@ -112,7 +114,7 @@ export class ThresholdFedAvg implements Strategy {
     const answers = await Promise.all(
       this.#o.holders.map(async (h): Promise<DecryptionShare[] | null> => {
         try {
-          const reply = await createClient(ThresholdKeyHolderService, h.transport).decryptContributions(request);
+          const reply = await createClient(ThresholdKeyHolderService, h.transport).decryptContributions(request, { timeoutMs: this.#o.holderTimeoutMs ?? 300_000 });
           return deserializeDecryptionShares(this.#o.publicKey, reply.shares, sum.values.length, `decryption shares from ${h.name}`).shares;
         } catch (e) {
           const err = fromRpcError(e, `key holder ${h.name}`);

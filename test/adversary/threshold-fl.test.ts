@@ -11,7 +11,8 @@ import { PaillierFedAvg, PlainFedAvg, type Strategy } from '../../src/fl/strateg
 import { ThresholdFedAvg, type ThresholdRoundReport } from '../../src/fl/threshold-strategy.ts';
 import { thresholdContributionSigner } from '../../src/fl/threshold-worker.ts';
 import { openContribution } from '../../src/fl/threshold-contribution.ts';
-import { createRpcTransport } from '../../src/fl/transport.ts';
+import { createRpcTransport, startRpcServer } from '../../src/fl/transport.ts';
+import { ThresholdKeyHolderService } from '../../src/fl/gen/cipherml/fl/v1/threshold_pb.ts';
 import { runWorker, type ContributionSigner, type FlClient, type WorkerSummary } from '../../src/fl/worker.ts';
 import { loadCsvDataset, shardDataset } from '../../src/ml/csv.ts';
 import { PACKING, thresholdWorld, type ThresholdWorld } from './threshold-harness.ts';
@@ -157,6 +158,31 @@ describe('key-holder threshold over real gRPC', () => {
     await run('substitute-unchecked', new Thief({ kind: 'server', privateKey: serverKey }, PACKING), noCheck, 1);
     expect(stolen).toHaveLength(3);
     expect(stolen.every((v) => v.some((x) => x !== 0))).toBe(true);
+  });
+
+  it('a holder that never answers does not stall the round: it is reported as failed and the others decrypt', async () => {
+    const silent = await startRpcServer({
+      address: '127.0.0.1:0',
+      maxMessageBytes: 1 << 20,
+      routes: (r) =>
+        r.service(ThresholdKeyHolderService, {
+          holderInfo: () => ({}),
+          decryptContributions: () => new Promise<never>(() => undefined),
+        }),
+    });
+    const fresh = await thresholdWorld({ dealt: world.dealt });
+    try {
+      const reports: ThresholdRoundReport[] = [];
+      const holders = [{ name: 'silent', transport: createRpcTransport({ address: silent.address, maxMessageBytes: 1 << 20 }) }, ...holdersOf(fresh, [2, 3])];
+      const strategy = new ThresholdFedAvg({ publicKey: fresh.dealt.publicKey, packing: PACKING, holders, holderTimeoutMs: 1500, onRound: (_, r) => reports.push(r) });
+      const { summary } = await run('silent-holder', strategy, signers(fresh), 1);
+      expect((summary as RunSummary).rounds).toBe(1);
+      expect(reports[0]).toMatchObject({ used: [2, 3], rejected: [] });
+      expect(reports[0]!.failed.map((f) => f.holder)).toEqual(['silent']);
+    } finally {
+      await fresh.close();
+      await silent.close();
+    }
   });
 
   it('a server that downgrades to plain FedAvg is refused by pinned workers; unpinned workers send plaintext', async () => {
