@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Slow suites (`npm run test:slow`): 10,000-request fuzzing and the loopback load test.
+// Slow suites (`npm run test:slow`, run by .ci/run): 10,000-request fuzzing, the loopback load
+// test, real-size key generation, long runs.
 export default defineConfig({
   test: {
     include: ['test/slow/**/*.test.ts'],

@@ -12,6 +12,7 @@ import {
   generatePaillierKeyPair,
   type PaillierKeyPair,
 } from '../src/paillier/index.ts';
+import { runThresholdBench, thresholdRows, type ThresholdBenchResult } from './paillier-threshold.ts';
 
 /**
  * Paillier benchmark: cipherml against paillier-bigint (npm), in one run, on one key.
@@ -33,6 +34,11 @@ export interface PaillierBenchOptions {
   readonly scenarioValues?: number;
   /** Clients in the multi-client scenario (default 10). */
   readonly scenarioClients?: number;
+  /** Threshold key holders L and threshold k for the threshold figures (default 3 and 2). */
+  readonly thresholdHolders?: number;
+  readonly threshold?: number;
+  /** Ciphertexts timed per threshold operation (default max(2, samples/8)). */
+  readonly thresholdSamples?: number;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -77,6 +83,8 @@ export interface PaillierBenchResult {
     /** Extrapolated from the per-ciphertext figures: one value per ciphertext. */
     readonly baselineEstimateMs: { readonly encryptPerClient: number; readonly decrypt: number };
   };
+  /** Threshold Paillier per party, against CRT decryption on the same safe-prime modulus. */
+  readonly threshold: ThresholdBenchResult;
 }
 
 interface PaillierBigint {
@@ -214,6 +222,14 @@ export async function runPaillierBench(options: PaillierBenchOptions = {}): Prom
       maxAbsError = Math.max(maxAbsError, Math.abs(dec[i]! - want));
     }
     log(`scenario: summed ${C} vectors in ${sumMs.toFixed(0)} ms, decrypted in ${scenarioDecryptMs.toFixed(0)} ms`);
+    const threshold = await runThresholdBench({
+      keyBits,
+      holders: options.thresholdHolders ?? 3,
+      threshold: options.threshold ?? 2,
+      samples: options.thresholdSamples ?? Math.max(2, Math.round(samples / 8)),
+      backend: options.backend ?? 'auto',
+      log,
+    });
 
     return {
       keyBits,
@@ -249,6 +265,7 @@ export async function runPaillierBench(options: PaillierBenchOptions = {}): Prom
         maxAbsError,
         baselineEstimateMs: { encryptPerClient: bEncryptMs * V, decrypt: bDecryptMs * V },
       },
+      threshold,
     };
   } finally {
     await pool.close();
@@ -261,7 +278,7 @@ export function formatPaillierBench(r: PaillierBenchResult): string {
   const b = r.baseline;
   const f = (x: number, d = 3) => x.toFixed(d);
   const rows: [string, string, string, string][] = [
-    ['metric', 'cipherml', `${b.name} ${b.version}`, 'ratio (target)'],
+    ['metric', 'cipherml', `${b.name} ${b.version} / CRT`, 'ratio (target)'],
     ['encrypt, ms / ciphertext', f(c.encryptMsPerCiphertext), f(b.encryptMsPerCiphertext), `${f(r.ratios.encryptPerCiphertext, 1)}× (≥30×)`],
     ['decrypt, ms / ciphertext', f(c.decryptMsPerCiphertext), f(b.decryptMsPerCiphertext), `${f(b.decryptMsPerCiphertext / c.decryptMsPerCiphertext, 1)}×`],
     ['add, µs / ciphertext', f(c.addUsPerCiphertext, 2), f(b.addUsPerCiphertext, 2), `${f(b.addUsPerCiphertext / c.addUsPerCiphertext, 1)}×`],
@@ -270,6 +287,7 @@ export function formatPaillierBench(r: PaillierBenchResult): string {
     ['decrypt, µs / value', f(c.decryptUsPerValue, 2), f(b.decryptMsPerCiphertext * 1000, 0), `${f(r.ratios.decryptPerValue, 0)}× (≥1000×)`],
     [`encrypt, µs / value, pool of ${r.cores}`, f(c.encryptUsPerValuePool, 2), '', `${f((b.encryptMsPerCiphertext * 1000) / c.encryptUsPerValuePool, 0)}×`],
     [`decrypt, µs / value, pool of ${r.cores}`, f(c.decryptUsPerValuePool, 2), '', `${f((b.decryptMsPerCiphertext * 1000) / c.decryptUsPerValuePool, 0)}×`],
+    ...thresholdRows(r.threshold),
   ];
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]!.length)));
   const line = (row: readonly string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(w[i]!) : cell.padStart(w[i]!))).join('  ');
@@ -284,5 +302,6 @@ export function formatPaillierBench(r: PaillierBenchResult): string {
     `  encrypt ${f(sc.encryptMsPerClient / 1000, 2)} s per client (pool) · sum ${f(sc.sumMs / 1000, 2)} s · decrypt ${f(sc.decryptMs / 1000, 2)} s · max |error| ${sc.maxAbsError.toExponential(2)}`,
     `  ${b.name}, one value per ciphertext (extrapolated): encrypt ${f(sc.baselineEstimateMs.encryptPerClient / 1000, 0)} s per client · decrypt ${f(sc.baselineEstimateMs.decrypt / 1000, 0)} s`,
     `  key generation ${f(c.keygenMs, 0)} ms · DJN fixed-base table ${f(c.tableBuildMs, 0)} ms (once per key and thread)`,
+    `Threshold ${r.threshold.label}: rows marked "threshold" compare against cipherml's own CRT decryption on the same safe-prime modulus (baseline column); dealer (safe primes + dealing) ${f(r.threshold.dealerKeygenMs / 1000, 1)} s`,
   ].join('\n');
 }

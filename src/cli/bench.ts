@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { assertOneOf } from '../core/guards.ts';
 import { intOption } from './options.ts';
+import { parseThresholdLabel } from '../paillier/threshold.ts';
 import type * as PaillierBench from '../../bench/paillier.ts';
 import type * as FlBench from '../../bench/fl.ts';
 import type * as TrainBench from '../../bench/train.ts';
@@ -43,8 +44,10 @@ export function registerBenchCommands(program: Command): void {
     .option('--values <n>', 'values per client in the aggregation scenario', intOption('--values'), 100_000)
     .option('--clients <n>', 'clients in the aggregation scenario', intOption('--clients'), 10)
     .option('--backend <name>', 'cipherml arithmetic: auto (GMP when built), gmp, bigint', 'auto')
+    .option('--threshold <k-of-L>', 'threshold Paillier figures for this key (any k of L holders decrypt)', '2-of-3')
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; backend: string; json?: boolean }) => {
+    .action(async (opts: { keyBits: number; samples: number; values: number; clients: number; backend: string; threshold: string; json?: boolean }) => {
+      const threshold = parseThresholdLabel(opts.threshold, '--threshold');
       assertOneOf(opts.backend, '--backend', ['auto', 'gmp', 'bigint'] as const);
       const mod = await importBench<typeof PaillierBench>(() => import('../../bench/paillier.ts'));
       if (opts.samples < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 2 samples', { param: '--samples' });
@@ -54,6 +57,8 @@ export function registerBenchCommands(program: Command): void {
         samples: opts.samples,
         scenarioValues: opts.values,
         scenarioClients: opts.clients,
+        thresholdHolders: threshold.holders,
+        threshold: threshold.threshold,
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatPaillierBench(r)}\n`);

@@ -55,7 +55,8 @@ export function registerDemoCommands(program: Command): void {
     .command('homo-lr', { isDefault: true })
     .description('federated logistic regression on the breast cancer data: a server, two workers (and a key authority) as separate processes over gRPC on localhost')
     .option('--strategy <name>', 'plain | paillier | secagg', 'paillier')
-    .option('--key-holder <who>', 'server | authority | clients', 'server')
+    .option('--key-holder <who>', 'server | authority | clients | threshold', 'server')
+    .option('--threshold <k-of-L>', 'with --key-holder threshold: any k of L key-holder processes decrypt', '2-of-3')
     .option('--secure-aggregation <mode>', 'with --strategy secagg: pw | stable-pw | secagg+', 'pw')
     .option('--workers <n>', 'worker processes (the two hospital files are split into shards)', intOption('--workers'), 2)
     .option('--drop <n>', 'workers that drop out in round 2 (secagg: after sharing keys)', intOption('--drop'), 0)
@@ -63,14 +64,15 @@ export function registerDemoCommands(program: Command): void {
     .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
     .option('--run-dir <dir>', 'run folder (default: runs/homo-lr-<strategy>-<key holder>-<time>)')
     .option('--json', 'progress on stderr; the last stdout line is one JSON summary')
-    .action(async (o: { strategy: string; keyHolder: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
+    .action(async (o: { strategy: string; keyHolder: string; threshold: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
       if (o.strategy !== 'plain' && o.strategy !== 'paillier' && o.strategy !== 'secagg') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain, paillier or secagg, got "${o.strategy}"`, { param: '--strategy' });
-      if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority or clients, got "${o.keyHolder}"`, { param: '--key-holder' });
+      if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients' && o.keyHolder !== 'threshold') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority, clients or threshold, got "${o.keyHolder}"`, { param: '--key-holder' });
       const mode = o.secureAggregation;
       if (mode !== 'pw' && mode !== 'stable-pw' && mode !== 'secagg+') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected pw, stable-pw or secagg+, got "${mode}"`, { param: '--secure-aggregation' });
       const { summary } = await runHomoLrDemo({
         strategy: o.strategy,
         keyHolder: o.keyHolder,
+        threshold: o.threshold,
         secureAggregation: mode,
         workers: o.workers,
         drop: o.drop,

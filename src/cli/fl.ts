@@ -16,6 +16,7 @@ import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { collect, intOption } from './options.ts';
+import { thresholdWorkerOptions } from './threshold-worker.ts';
 
 /** Bundled breast cancer split (examples/data). */
 export function bundled(name: string): string {
@@ -97,8 +98,11 @@ export function registerFlCommands(program: Command): void {
     .option('--log-every <n>', 'print training and evaluation lines every n rounds', intOption('--log-every'), 1)
     .option('--shard <k/n>', 'train on the k-th of n contiguous shards of --train-set (simulating several data owners)')
     .option('--drop-at <round:stage>', 'simulate a dropout: stop answering at this task (stage fit, share-keys, masked-input or unmask) and exit')
+    .option('--threshold-public-key <file>', 'key-holder "threshold": encrypt only under this threshold.pub (with --threshold-fingerprint and --identity)')
+    .option('--threshold-fingerprint <hex>', 'key-holder "threshold": the pinned fingerprint of --threshold-public-key')
+    .option('--identity <file>', 'key-holder "threshold": this worker\'s identity file (signs every update)')
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; shard?: string; dropAt?: string; json?: boolean }) => {
+    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; shard?: string; dropAt?: string; thresholdPublicKey?: string; thresholdFingerprint?: string; identity?: string; json?: boolean }) => {
       const print = printer(o.json);
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
       const hyper = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed };
@@ -118,6 +122,7 @@ export function registerFlCommands(program: Command): void {
         transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
         ...(dropAt === undefined ? {} : { dropAt }),
+        ...(await thresholdWorkerOptions(o.id, o.thresholdPublicKey, o.thresholdFingerprint, o.identity)),
         onEvent: (e) => {
           const quiet = (e.type === 'fit' || e.type === 'evaluate') && e.round !== 1 && e.round % Math.max(1, o.logEvery) !== 0;
           if (!quiet || o.json === true) print(describeWorkerEvent(o.id, e), { worker: o.id, ...e });

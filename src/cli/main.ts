@@ -11,6 +11,7 @@ import { registerFlCommands } from './fl.ts';
 import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
+import { registerThresholdCommands } from './threshold.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerGatewayCommands(program);
   registerBenchCommands(program);
+  registerThresholdCommands(program);
   return program;
 }
 

@@ -31,6 +31,10 @@ export const ENVELOPE_KINDS = {
   privateKey: 2,
   ciphertext: 3,
   packedVector: 4,
+  // Threshold Paillier (src/paillier/threshold-serialize.ts)
+  thresholdPublicKey: 16,
+  thresholdKeyShare: 17,
+  decryptionShares: 18,
 } as const;
 export type EnvelopeKind = keyof typeof ENVELOPE_KINDS;
 

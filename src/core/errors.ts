@@ -61,6 +61,9 @@ export const ERROR_CATALOG = {
   // Trust: pinned keys, threshold Paillier, active secure aggregation (issue 12)
 
   // Threshold Paillier (src/paillier/threshold*)
+  CIPHERML_E_THRESHOLD_SHARE_INVALID: 'A key holder sent a decryption share that fails its proof of correct decryption (or names no holder of this key): treat the named holder as faulty or malicious, and combine the shares of other holders.',
+  CIPHERML_E_THRESHOLD_TOO_FEW_SHARES: 'Fewer valid decryption shares than the key\'s threshold: start more key holders (or wait for them), or check that they hold shares of this threshold key.',
+  CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED: 'A key holder decrypts only the product of at least min-fit distinct, signed contributions of the current round from roster workers; the request named in the message did not prove that.',
 
   // Robustness: bounded parsing (issue 13)
   CIPHERML_E_INPUT_TOO_LARGE: 'The input holds or declares more than the receiver accepts here (the limit follows from the keys, the model shape or the route): send what was asked for, or raise the named limit.',

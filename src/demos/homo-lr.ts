@@ -9,6 +9,7 @@ import { packageRoot } from '../core/paths.ts';
 import { deriveToken } from '../fl/protocol.ts';
 import { describeServerEvent } from '../fl/describe.ts';
 import type { ServerEvent } from '../fl/server.ts';
+import { startThresholdParties } from './homo-lr-threshold.ts';
 
 /**
  * The federated demo of the README: a parameter server, two workers (hospital A and B with the
@@ -26,7 +27,9 @@ export interface HomoLrDemoOptions {
   readonly drop?: number;
   /** Protocol of strategy "secagg" (default "pw"). */
   readonly secureAggregation?: 'pw' | 'stable-pw' | 'secagg+';
-  readonly keyHolder: 'server' | 'authority' | 'clients';
+  readonly keyHolder: 'server' | 'authority' | 'clients' | 'threshold';
+  /** Key-holder "threshold": "k-of-L" key holders (default "2-of-3"). */
+  readonly threshold?: string;
   readonly rounds: number;
   readonly keyBits: number;
   /** Where the run folder goes (history.json, history.svg, checkpoint.json). */
@@ -99,9 +102,26 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
   await mkdir(runDir, { recursive: true });
   const serverPort = await freePort();
   const children: { name: string; child: ChildProcess; exit: Promise<number | null> }[] = [];
-  const needsAuthority = options.strategy === 'paillier' && options.keyHolder !== 'server';
+  const needsAuthority = options.strategy === 'paillier' && options.keyHolder !== 'server' && options.keyHolder !== 'threshold';
   let authorityAddress = '';
   try {
+    const th =
+      options.strategy === 'paillier' && options.keyHolder === 'threshold'
+        ? await startThresholdParties({
+            runDir,
+            label: options.threshold ?? '2-of-3',
+            keyBits: options.keyBits,
+            workerIds: Array.from({ length: n }, (_, i) => String(i + 1)),
+            minContributions: n - drop,
+            spawnCli: (args, name, onJson) => cli(args, name, onLine, onJson),
+            freePort,
+            onLine,
+            waitFor: waitForLine,
+          }).then((t) => {
+            children.push(...t.children);
+            return t;
+          })
+        : null;
     if (needsAuthority) {
       const port = await freePort();
       authorityAddress = `127.0.0.1:${port}`;
@@ -136,6 +156,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       '--round-timeout', '60',
       '--json',
       ...(authorityAddress === '' ? [] : ['--authority-address', authorityAddress]),
+      ...(th?.serverArgs ?? []),
     ];
     let listening = false;
     const s = cli(serverArgs, 'server', onLine, (o) => {
@@ -163,6 +184,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
           ...(n > 2 ? ['--shard', shard] : []),
           ...(drops ? ['--drop-at', `2:${dropStage}`] : []),
           ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
+          ...(th?.workerArgs(id) ?? []),
           ...(id === '1' && options.keyHolder === 'clients' ? ['--validate-set', data('breast_homo_test.csv')] : []),
         ],
         `worker ${id}`,
@@ -175,6 +197,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     );
     workers.forEach((w, i) => children.push({ name: `worker ${i + 1}`, ...w }));
     const [serverCode, ...workerCodes] = await Promise.all([s.exit, ...workers.map((w) => w.exit)]);
+    if (th !== null) for (const c of th.children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
     const exitCodes: Record<string, number | null> = { server: serverCode ?? null };
     workerCodes.forEach((c, i) => (exitCodes[`worker ${i + 1}`] = c ?? null));
     if (serverCode !== 0 || summary === null) {

@@ -123,6 +123,11 @@ describe('run config schema and defaults', () => {
       numShares: 0,
       collusionModel: 'no-collusion',
       thresholdViolation: 'refuse',
+      threshold: '',
+      thresholdPublicKey: '',
+      thresholdFingerprint: '',
+      thresholdHolders: '',
+      thresholdRoster: '',
     } satisfies RunConfig);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(DEFAULT_RUN_CONFIG)).toBe(true);

@@ -3,6 +3,7 @@ import { parse, TomlError } from 'smol-toml';
 import { CipherMLError } from '../core/errors.ts';
 import { describe } from '../core/guards.ts';
 import { readFileTyped } from '../core/io.ts';
+import { THRESHOLD_CONFIG_ROWS, checkThresholdConfig } from './threshold-config.ts';
 
 /**
  * The run configuration of the federated-learning runtime, in Flower's style: a TOML file with
@@ -25,7 +26,7 @@ export type SecureAggregation = 'off' | 'pw' | 'stable-pw' | 'secagg+';
 export type CollusionModel = 'no-collusion' | 'server-clients';
 
 /** Who holds the Paillier secret key. */
-export type KeyHolder = 'server' | 'authority' | 'clients';
+export type KeyHolder = 'server' | 'authority' | 'clients' | 'threshold';
 
 /** Paillier modulus sizes accepted (1024 is for tests only). */
 export type KeyBits = 1024 | 2048 | 3072 | 4096;
@@ -88,6 +89,12 @@ export interface RunConfig {
   readonly numShares: number;
   readonly collusionModel: CollusionModel;
   readonly thresholdViolation: 'refuse' | 'warn';
+  // Key-holder "threshold" (src/fl/threshold-config.ts)
+  readonly threshold: string;
+  readonly thresholdPublicKey: string;
+  readonly thresholdFingerprint: string;
+  readonly thresholdHolders: string;
+  readonly thresholdRoster: string;
 }
 
 /** A camelCase field of {@link RunConfig}. */
@@ -183,8 +190,8 @@ const SCHEMA_ROWS = [
     field: 'keyHolder',
     type: 'choice',
     default: 'server',
-    values: ['server', 'authority', 'clients'],
-    description: 'Who holds the Paillier secret key: the "server", a separate key "authority", or the "clients" (keys dealt by the authority).',
+    values: ['server', 'authority', 'clients', 'threshold'],
+    description: 'Who holds the Paillier secret key: the "server", a separate key "authority", the "clients" (keys dealt by the authority), or "threshold" key holders of which any k decrypt (see threshold).',
   },
   { key: 'key-bits', field: 'keyBits', type: 'choice', default: 2048, values: [1024, 2048, 3072, 4096], description: 'Paillier modulus size in bits (1024 is for tests only).' },
   { key: 'packing-fractional-bits', field: 'packingFractionalBits', type: 'int', default: 16, min: 0, max: 52, description: 'Fixed-point bits after the binary point of packed values (resolution 2^-bits).' },
@@ -220,6 +227,7 @@ const SCHEMA_ROWS = [
   { key: 'num-shares', field: 'numShares', type: 'int', default: 0, min: 0, description: 'SecAgg+: shares per client including its own, i.e. neighbourhood size + 1 (odd); 0 picks 2⌈log2 n⌉ + 3.' },
   { key: 'collusion-model', field: 'collusionModel', type: 'choice', default: 'no-collusion', values: ['no-collusion', 'server-clients'], description: 'Secure aggregation threshold rule: t > n/2 ("no-collusion") or t > 2n/3 when the server may collude with clients ("server-clients").' },
   { key: 'threshold-violation', field: 'thresholdViolation', type: 'choice', default: 'refuse', values: ['refuse', 'warn'], description: 'What a round does when the threshold breaks the collusion-model rule: "refuse" to run, or "warn" and run.' },
+  ...THRESHOLD_CONFIG_ROWS,
 ] as const satisfies readonly RunConfigKeySpec[];
 /**
  * The run-config schema: every key with its type, default, range or allowed values and a
@@ -689,6 +697,7 @@ export function validateRunConfig(config: RunConfig, sources: Partial<Record<Run
   if ((config.keyHolder === 'authority' || config.keyHolder === 'clients') && config.authorityAddress === '') {
     throw conflict(`is required when ${show('keyHolder')}`, 'authority-address', ['keyHolder', 'authorityAddress']);
   }
+  checkThresholdConfig(config);
   if ((config.tlsCert === '') !== (config.tlsKey === '')) {
     const [given, missing] = config.tlsCert === '' ? (['tlsKey', 'tlsCert'] as const) : (['tlsCert', 'tlsKey'] as const);
     throw conflict(`is required with ${show(given)}: a TLS certificate and its private key are given together`, BY_FIELD.get(missing)!.key, ['tlsCert', 'tlsKey']);

@@ -30,3 +30,12 @@ export { describeServerEvent, describeWorkerEvent, summaryJson } from './describ
 export { logRegClient, loadLogRegClient, logRegEvaluator } from './apps/logreg.ts';
 export type { LogRegDefaults } from './apps/logreg.ts';
 export * from './config.ts';
+export { ThresholdFedAvg } from './threshold-strategy.ts';
+export type { HolderEndpoint, ThresholdFedAvgOptions, ThresholdRoundReport } from './threshold-strategy.ts';
+export { ThresholdKeyHolder } from './threshold-holder.ts';
+export type { HolderEvent, ThresholdKeyHolderOptions } from './threshold-holder.ts';
+export { thresholdContributionSigner } from './threshold-worker.ts';
+export { CONTRIBUTION_CONTEXT, openContribution, productDigest, sealContribution, verifyContribution } from './threshold-contribution.ts';
+export type { ContributionFields, OpenedContribution } from './threshold-contribution.ts';
+export { buildThresholdStrategy } from './threshold-run.ts';
+export type { ContributionSigner } from './worker.ts';

@@ -6,6 +6,7 @@ import type { RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
 import { SecAggFedAvg, type SecAggSettings } from './secagg.ts';
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from './strategy.ts';
+import { buildThresholdStrategy, type ThresholdBuildOptions } from './threshold-run.ts';
 
 /**
  * Wiring from a validated run config to the runtime's parts, shared by the CLI, the simulation
@@ -87,6 +88,8 @@ export interface BuildStrategyOptions {
   readonly authorityTransport?: Transport;
   /** A key pair to use for key-holder "server" instead of generating one. */
   readonly keyPair?: PaillierKeyPair;
+  /** Key-holder "threshold": per-round reports and test hooks (src/fl/threshold-run.ts). */
+  readonly threshold?: ThresholdBuildOptions;
 }
 
 /**
@@ -103,6 +106,7 @@ export async function buildStrategy(config: RunConfig, options: BuildStrategyOpt
   if (config.strategy === 'plain') return new PlainFedAvg();
   if (config.strategy === 'secagg') return new SecAggFedAvg(secAggSettings(config));
   const packing = packingFor(config);
+  if (config.keyHolder === 'threshold') return buildThresholdStrategy(config, packing, options.threshold ?? {});
   if (config.keyHolder === 'server') {
     const pair = options.keyPair ?? (await generatePaillierKeyPair({ bits: config.keyBits }));
     return new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey }, packing);

@@ -97,6 +97,16 @@ export interface WorkerOptions {
    * named round it stops answering at once, without leaving, as a crashed device would.
    */
   readonly dropAt?: { readonly round: number; readonly stage: WorkerStage };
+  /** Key-holder "threshold": pins the threshold key and signs each update (src/fl/threshold-worker.ts). */
+  readonly contributions?: ContributionSigner;
+}
+
+/** Pins the Paillier key a worker encrypts under and wraps each encrypted update (key-holder "threshold"). */
+export interface ContributionSigner {
+  /** Throws unless the server's key is the pinned one. */
+  checkKey(publicKey: PaillierPublicKey, keyHolder: string): void;
+  /** The bytes sent in place of the packed vector: the update signed for (run, round, weight, example count). */
+  seal(runId: string, round: number, weight: number, numExamples: number, packed: Uint8Array): Uint8Array;
 }
 
 /** The tasks a worker can be told to drop out at: training, or a secure-aggregation stage. */
@@ -155,6 +165,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let rounds = 0;
   let trained = false;
   let secagg: SecAggWorkerRound | null = null;
+  let runId = '';
 
   const join = async (): Promise<JoinResponse> => {
     const started = Date.now();
@@ -174,6 +185,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           ...(trained ? {} : { initial: { tensors: tensorsToWire(init) } }),
         });
         crypto = await setupCrypto(reply, crypto);
+        runId = reply.runId;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
         return reply;
       } catch (e) {
@@ -187,8 +199,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   };
 
   const setupCrypto = async (reply: JoinResponse, previous: Crypto | null): Promise<Crypto | null> => {
+    if (options.contributions !== undefined && reply.strategy !== 'paillier') {
+      throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `this worker is pinned to a threshold key and sends only encrypted, signed updates, but the server runs strategy "${reply.strategy}"`, { param: 'strategy' });
+    }
     if (reply.strategy !== 'paillier') return null;
     const publicKey = deserializePublicKey(reply.publicKey);
+    options.contributions?.checkKey(publicKey, reply.keyHolder);
     if (previous !== null && previous.publicKey.n === publicKey.n) return previous;
     const p = reply.packing;
     if (p === undefined) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'the server announced Paillier without a packing layout', { param: 'packing' });
@@ -222,11 +238,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     throw new CipherMLError('CIPHERML_E_PROTOCOL', 'empty model payload', { param: 'model' });
   };
 
-  const encodeFit = async (params: readonly NamedTensor[], weight: number): Promise<ModelPayload> => {
+  const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number, numExamples: number): Promise<ModelPayload> => {
     const c = crypto;
     if (c === null) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
     const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
-    return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed: serializePacked(enc), specs: specsOf(params), weightTotal: weight } } });
+    const packed = options.contributions === undefined ? serializePacked(enc) : options.contributions.seal(runId, round, weight, numExamples, serializePacked(enc));
+    return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed, specs: specsOf(params), weightTotal: weight } } });
   };
 
   const execute = async (sessionId: string, task: Task): Promise<PushResultRequest | WorkerSummary | null> => {
@@ -272,7 +289,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           const metrics = { ...out.metrics, clipped: secagg.clipped };
           return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { numExamples: BigInt(out.numExamples), metrics, secaggKeys: { cPk: keys.cPk, sPk: keys.sPk } } } });
         }
-        const payload = await encodeFit(out.parameters, body.value.weight);
+        const payload = await encodeFit(out.parameters, body.value.weight, task.round, out.numExamples);
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
         emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });

@@ -35,3 +35,28 @@ export {
 } from './serialize.ts';
 export type { PackedExpectations, PrivateKeyJson, PublicKeyJson } from './serialize.ts';
 export { readPrivateKeyFile, readPublicKeyFile, writeKeyPairFiles } from './key-files.ts';
+export {
+  MAX_THRESHOLD_HOLDERS,
+  THRESHOLD_KEY_BITS,
+  ThresholdKeyShare,
+  ThresholdPublicKey,
+  combineShares,
+  dealThresholdKey,
+  thresholdFingerprint,
+  verifyDecryptionShare,
+} from './threshold.ts';
+export type { CombineOptions, DealOptions, DealtThresholdKey, DecryptionShare, ShareProof } from './threshold.ts';
+export { combinePacked, decryptionSharesOf } from './threshold-vector.ts';
+export type { CombinedVector } from './threshold-vector.ts';
+export {
+  deserializeDecryptionShares,
+  deserializeThresholdKeyShare,
+  deserializeThresholdPublicKey,
+  readThresholdKeyShareFile,
+  readThresholdPublicKeyFile,
+  serializeDecryptionShares,
+  serializeThresholdKeyShare,
+  serializeThresholdPublicKey,
+  thresholdKeyPaths,
+  writeThresholdKeyFiles,
+} from './threshold-serialize.ts';
