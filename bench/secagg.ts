@@ -176,7 +176,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         received.set(id, received.get(id)! + taskWire.length);
         if (stage === 'masked-input' && dropping.has(id)) continue;
         const c0 = performance.now();
-        const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)));
+        const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)).result);
         const dt = performance.now() - c0;
         max = Math.max(max, dt);
         clientTotal += dt;
