@@ -123,6 +123,9 @@ describe('run config schema and defaults', () => {
       numShares: 0,
       collusionModel: 'no-collusion',
       thresholdViolation: 'refuse',
+      secaggCorruptFraction: 1 / 3,
+      secaggDropoutRate: 0.1,
+      secaggStatisticalSecurity: 40,
     } satisfies RunConfig);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(DEFAULT_RUN_CONFIG)).toBe(true);

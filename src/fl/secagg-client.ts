@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { CipherMLError } from '../core/errors.ts';
 import type { Identity, Roster as IdentityRoster } from '../core/identity.ts';
 import { DEFAULT_SECURITY_POLICY, SecAggClient, quantize, type QuantizationSpec, type SecAggMode, type SecurityPolicy } from '../secagg/index.ts';
+import { SECAGG_TEST_HOOKS } from '../secagg/testing.ts';
 import { SecAggStageResultSchema, type SecAggKeys, type SecAggRound, type SecAggStageResult, type SecAggStageTask, type Task } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { flatten, type NamedTensor } from './protocol.ts';
 import { maskedToWire, requestFromWire, rosterFromWire, secAggResultBytes } from './secagg-wire.ts';
@@ -68,6 +69,7 @@ export function beginWorkerRound(round: SecAggRound, workerId: string, parameter
   vector[0] = weight;
   for (let i = 0; i < flat.length; i++) vector[i + 1] = weight * flat[i]!;
   const { values, clipped } = quantize(vector, spec, rng);
+  SECAGG_TEST_HOOKS.onQuantized?.(workerId, round.roundId, values);
   const client = new SecAggClient(workerId, { mode, roundId: round.roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold }, {
     ...(options.identity === undefined ? {} : { identity: options.identity }),
     ...(options.peers === undefined ? {} : { peers: options.peers }),

@@ -1,7 +1,14 @@
 /**
  * Internal test hooks of the secure-aggregation protocol, for the adversarial suite only (never
- * exported from `cipherml/secagg`): `disableMasks` builds the deliberately broken protocol that
- * sends inputs unmasked (and has the server subtract nothing), so the privacy tests can show that
- * they fail against it.
+ * exported from `cipherml/secagg`). Each builds a deliberately broken protocol so the suite can
+ * show that its tests fail without the defence they test:
+ * - `disableMasks`: clients send their inputs unmasked and the server subtracts nothing;
+ * - `disableChecks`: clients skip every check of what the server announces (signatures on the
+ *   roster, graph seed, threshold, degree, |U2| ≥ t + 1, the consistency check's signatures);
+ * - `onQuantized`: sees each worker's quantized input (what must never reach the server).
  */
-export const SECAGG_TEST_HOOKS: { disableMasks: boolean } = { disableMasks: false };
+export const SECAGG_TEST_HOOKS: {
+  disableMasks: boolean;
+  disableChecks: boolean;
+  onQuantized: ((workerId: string, roundId: string, input: Uint32Array) => void) | null;
+} = { disableMasks: false, disableChecks: false, onQuantized: null };
