@@ -5,10 +5,13 @@
  * - `disableMasks`: clients send their inputs unmasked and the server subtracts nothing;
  * - `disableChecks`: clients skip every check of what the server announces (signatures on the
  *   roster, graph seed, threshold, degree, |U2| ≥ t + 1, the consistency check's signatures);
- * - `onQuantized`: sees each worker's quantized input (what must never reach the server).
+ * - `disableRangeCheck`: the server accepts an unmasked sum outside the honest range;
+ * - `onQuantized`: sees (and may change, playing a malicious client) each worker's quantized
+ *   input before it is masked.
  */
 export const SECAGG_TEST_HOOKS: {
   disableMasks: boolean;
   disableChecks: boolean;
+  disableRangeCheck: boolean;
   onQuantized: ((workerId: string, roundId: string, input: Uint32Array) => void) | null;
-} = { disableMasks: false, disableChecks: false, onQuantized: null };
+} = { disableMasks: false, disableChecks: false, disableRangeCheck: false, onQuantized: null };

@@ -29,7 +29,9 @@ export interface SecAggRun {
   readonly active?: boolean;
   readonly dropAt?: ReadonlyMap<string, { readonly round: number; readonly stage: WorkerStage }>;
   /** Build without the defence under test (test hooks); default none. */
-  readonly broken?: 'masks' | 'checks';
+  readonly broken?: 'masks' | 'checks' | 'range';
+  /** A malicious client: rewrites its own quantized input before masking. */
+  readonly corrupt?: (workerId: string, input: Uint32Array) => void;
 }
 
 /** What a run produced. */
@@ -47,7 +49,7 @@ export interface SecAggRunResult {
 }
 
 /** Deterministic synthetic model values in [−1, 1) per worker and round (xorshift32). */
-function valuesOf(seed: number, n: number): Float64Array {
+export function valuesOf(seed: number, n: number): Float64Array {
   let x = (seed * 2654435761) >>> 0 || 1;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -115,7 +117,11 @@ export async function runSecAgg(o: SecAggRun = {}): Promise<SecAggRunResult> {
   const updates = new Map<string, Float64Array>();
   SECAGG_TEST_HOOKS.disableMasks = o.broken === 'masks';
   SECAGG_TEST_HOOKS.disableChecks = o.broken === 'checks';
-  SECAGG_TEST_HOOKS.onQuantized = (id, _round, input) => quantized.set(id, input.slice());
+  SECAGG_TEST_HOOKS.disableRangeCheck = o.broken === 'range';
+  SECAGG_TEST_HOOKS.onQuantized = (id, _round, input) => {
+    o.corrupt?.(id, input);
+    quantized.set(id, input.slice());
+  };
   const strategy = new SecAggFedAvg({ ...DEFAULT_SETTINGS, ...o.settings }, o.adversary);
   const server = new FlServer({
     settings: {
@@ -151,6 +157,7 @@ export async function runSecAgg(o: SecAggRun = {}): Promise<SecAggRunResult> {
   } finally {
     SECAGG_TEST_HOOKS.disableMasks = false;
     SECAGG_TEST_HOOKS.disableChecks = false;
+    SECAGG_TEST_HOOKS.disableRangeCheck = false;
     SECAGG_TEST_HOOKS.onQuantized = null;
     await server.close();
     await rm(dir, { recursive: true, force: true });
