@@ -50,13 +50,14 @@ export function maskedToWire(values: Uint32Array): Uint8Array {
  * create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
  * ```
  */
-export function rosterToWire(r: Roster): { entries: { id: string; x: number; cPk: Uint8Array; sPk: Uint8Array; signature: Uint8Array }[]; degree: number; graphSeed: string } {
-  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed };
+export function rosterToWire(r: Roster): { entries: { id: string; x: number; cPk: Uint8Array; sPk: Uint8Array; signature: Uint8Array }[]; degree: number; graphSeed: string; clients: number } {
+  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed, clients: r.clients ?? 0 };
 }
 
 /** Wire → roster of `roundId`. */
 export function rosterFromWire(roundId: string, w: SecAggRoster): Roster {
-  return { roundId, entries: w.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: w.degree, graphSeed: w.graphSeed };
+  const entries = w.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature }));
+  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }) };
 }
 
 /** Survivor request → wire. */

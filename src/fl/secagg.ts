@@ -227,12 +227,16 @@ export class SecAggFedAvg implements Strategy {
     const window = this.#s.stageTimeoutMs;
     const tamper = this.#adversary?.task;
     const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id))]));
-    const rosterTask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
+    const full = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
+    const rosterTask = (id: string) => {
+      const view = server.rosterFor(id);
+      return view === roster ? full : create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(view) } });
+    };
     let maskedTasks: Map<string, SecAggStageTask>;
     if (params.mode === 'stable-pw') {
-      maskedTasks = tasks('masked-input', () => rosterTask, ids);
+      maskedTasks = tasks('masked-input', rosterTask, ids);
     } else {
-      await stages.run('share-keys', tasks('share-keys', () => rosterTask, ids), window, (from, res) => {
+      await stages.run('share-keys', tasks('share-keys', rosterTask, ids), window, (from, res) => {
         if (res.stage.case !== 'shareKeys') throw refuse(`expected share boxes, got "${res.stage.case ?? 'nothing'}"`, 'stage');
         server.receive({ stage: 'share-keys', roundId: res.roundId, from, boxes: res.stage.value.boxes.map((b) => ({ to: b.peer, box: b.box })) });
       });
@@ -266,8 +270,12 @@ export class SecAggFedAvg implements Strategy {
         request = server.closeConsistency();
       }
       const unmask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(request) } });
+      const unmaskFor = (id: string) => {
+        const mine = server.requestFor(id, request);
+        return mine === request ? unmask : create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(mine) } });
+      };
       const askedFrom = request.signatures === undefined ? request.survivors : request.signatures.map((s) => s.from);
-      await stages.run('unmask', tasks('unmask', () => unmask, askedFrom), window, (from, res) => {
+      await stages.run('unmask', tasks('unmask', unmaskFor, askedFrom), window, (from, res) => {
         if (res.stage.case !== 'unmask') throw refuse(`expected unmasking shares, got "${res.stage.case ?? 'nothing'}"`, 'stage');
         const u = res.stage.value;
         server.receive({ stage: 'unmask', roundId: res.roundId, from, keyShares: u.keyShares.map((s) => ({ of: s.of, share: s.share })), seedShares: u.seedShares.map((s) => ({ of: s.of, share: s.share })) });

@@ -76,58 +76,63 @@ export function deriveGraphSeed(roundId: string, entries: readonly GraphEntry[])
   return h.digest('hex');
 }
 
-/** Deterministic permutation of ids from a hex seed (Fisher–Yates driven by an AES-CTR stream). */
-function permute(ids: readonly string[], seedHex: string): string[] {
+/** Deterministic permutation of 1..n from a hex seed (Fisher–Yates driven by an AES-CTR stream). */
+function permute(n: number, seedHex: string): Uint32Array {
   const seed = Buffer.from(seedHex.padEnd(64, '0').slice(0, 64), 'hex');
-  const words = expandMask(seed, Math.max(1, ids.length), 32);
-  const out = [...ids].sort();
-  for (let i = out.length - 1; i > 0; i--) {
+  const words = expandMask(seed, Math.max(1, n), 32);
+  const out = Uint32Array.from({ length: n }, (_, i) => i + 1);
+  for (let i = n - 1; i > 0; i--) {
     const j = words[i]! % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
   }
   return out;
 }
 
 interface Ring {
-  readonly ring: readonly string[];
-  readonly position: ReadonlyMap<string, number>;
+  readonly ring: Uint32Array;
+  /** position[x] = index of x on the ring. */
+  readonly position: Uint32Array;
 }
 
-/** Rings per (ids array, seed): every client and the server ask for the same one. */
-const RINGS = new WeakMap<readonly string[], Map<string, Ring>>();
+/** A few recent rings by (n, seed): every client and the server of a round ask for the same one. */
+const RINGS = new Map<string, Ring>();
 
-function ringOf(ids: readonly string[], seed: string): Ring {
-  let bySeed = RINGS.get(ids);
-  if (bySeed === undefined) RINGS.set(ids, (bySeed = new Map()));
-  let hit = bySeed.get(seed);
+function ringOf(n: number, seed: string): Ring {
+  const key = `${n}/${seed}`;
+  let hit = RINGS.get(key);
   if (hit === undefined) {
-    const ring = permute(ids, seed);
-    hit = { ring, position: new Map(ring.map((id, i) => [id, i])) };
-    bySeed.set(seed, hit);
+    const ring = permute(n, seed);
+    const position = new Uint32Array(n + 1);
+    ring.forEach((x, i) => (position[x] = i));
+    hit = { ring, position };
+    if (RINGS.size >= 8) RINGS.delete(RINGS.keys().next().value!);
+    RINGS.set(key, hit);
   }
   return hit;
 }
 
 /**
- * Neighbours of `id` among `ids`: placed on a ring by the seeded permutation, each linked to the
- * degree/2 nearest on either side (a Harary graph, Bell et al. §3.1); every other id when
- * `degree` ≥ |ids| − 1. The relation is symmetric. Pass the same `ids` array for every call of a
- * round: the ring is cached per array.
+ * Neighbours of the participant with Shamir x-coordinate `x` among x = 1..n: the coordinates
+ * placed on a ring by the seeded permutation, each linked to the degree/2 nearest on either side
+ * (a Harary graph, Bell et al. §3.1); every other coordinate when `degree` ≥ n − 1. The relation
+ * is symmetric, and a client computes its own neighbours from (n, its x, degree, seed) alone.
  *
  * @example
  * ```ts
- * graphNeighbours('c3', ids, 22, seed); // 22 ids
+ * graphNeighbours(3, 1000, 116, seed); // 116 x-coordinates
  * ```
  */
-export function graphNeighbours(id: string, ids: readonly string[], degree: number, seed: string): string[] {
-  if (degree >= ids.length - 1) return ids.filter((x) => x !== id).sort();
-  const { ring, position } = ringOf(ids, seed);
-  const i = position.get(id) ?? -1;
+export function graphNeighbours(x: number, n: number, degree: number, seed: string): number[] {
+  if (degree >= n - 1) return Array.from({ length: n }, (_, i) => i + 1).filter((v) => v !== x);
+  const { ring, position } = ringOf(n, seed);
+  const i = position[x] ?? 0;
   const half = degree / 2;
-  const out = new Set<string>();
+  const out = new Set<number>();
   for (let k = 1; k <= half; k++) {
-    out.add(ring[(i + k) % ring.length]!);
-    out.add(ring[(i - k + ring.length) % ring.length]!);
+    out.add(ring[(i + k) % n]!);
+    out.add(ring[(i - k + n) % n]!);
   }
-  return [...out].sort();
+  return [...out].sort((a, b) => a - b);
 }

@@ -92,6 +92,11 @@ export interface Roster {
   readonly degree: number;
   /** Seed of the neighbourhood permutation (hex); ignored by other modes. */
   readonly graphSeed: string;
+  /**
+   * |U1| when this is one client's neighbourhood view (SecAgg+, honest-but-curious variant:
+   * itself and its neighbours only, O(k) entries); absent when `entries` is all of U1.
+   */
+  readonly clients?: number;
 }
 
 /** Stage 1, client → server: encrypted shares, one box per recipient. */
@@ -196,12 +201,18 @@ export function entryOf(roster: Roster, id: string): RosterEntry | undefined {
   return m.get(id);
 }
 
-/** Roster ids in entry order, one array per roster (the graph caches its ring per array). */
-const IDS = new WeakMap<Roster, readonly string[]>();
+/** Roster entries by x-coordinate, one map per roster. */
+const BY_X = new WeakMap<Roster, ReadonlyMap<number, RosterEntry>>();
+
+/** Number of clients in U1: the whole roster, or what a neighbourhood view announces. */
+export function rosterSize(roster: Roster): number {
+  return roster.clients ?? roster.entries.length;
+}
 
 /**
  * Neighbours of `id` in the round's graph: the SecAgg+ Harary graph for `secagg+` (Bell et al.
- * §3.1), every other participant in the other modes. The relation is symmetric.
+ * §3.1), every other participant in the other modes. The relation is symmetric. On a
+ * neighbourhood view (SecAgg+ roster of one client) only that client's neighbours are known.
  *
  * @example
  * ```ts
@@ -209,9 +220,19 @@ const IDS = new WeakMap<Roster, readonly string[]>();
  * ```
  */
 export function neighboursOf(id: string, roster: Roster, mode: SecAggMode): string[] {
-  let ids = IDS.get(roster);
-  if (ids === undefined) IDS.set(roster, (ids = roster.entries.map((e) => e.id)));
-  return graphNeighbours(id, ids, mode === 'secagg+' ? roster.degree : ids.length - 1, roster.graphSeed);
+  const me = entryOf(roster, id);
+  if (me === undefined) return [];
+  let byX = BY_X.get(roster);
+  if (byX === undefined) BY_X.set(roster, (byX = new Map(roster.entries.map((e) => [e.x, e]))));
+  const n = rosterSize(roster);
+  const xs = graphNeighbours(me.x, n, mode === 'secagg+' ? roster.degree : n - 1, roster.graphSeed);
+  const out: string[] = [];
+  for (const x of xs) {
+    const e = byX.get(x);
+    if (e === undefined) throw protocolError(`the roster lacks neighbour x = ${x} of "${id}"`, 'roster');
+    out.push(e.id);
+  }
+  return out.sort();
 }
 
 type ClientStage = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
@@ -316,11 +337,22 @@ export class SecAggClient {
         }
       }
     }
-    const n = roster.entries.length;
+    const n = rosterSize(roster);
+    const view = roster.entries.length < n;
+    if (view && (mode !== 'secagg+' || this.#identity !== undefined)) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server sent ${roster.entries.length} of ${n} roster entries; ${mode !== 'secagg+' ? `mode ${mode} needs all of them` : 'the actively secure variant needs every signed entry to derive the graph seed'}`, {
+        param: 'roster',
+        details: { round: roundId, entries: roster.entries.length, clients: n },
+      });
+    }
     if (mode === 'secagg+' && roster.degree < n - 1) {
       if (!(Number.isInteger(roster.degree) && roster.degree >= 2 && roster.degree % 2 === 0)) {
         throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `SecAgg+ degree ${roster.degree} must be an even number ≥ 2`, { param: 'num-shares', details: { round: roundId, degree: roster.degree } });
       }
+    }
+    // The seed is checked whenever the whole roster is known; a neighbourhood view (the
+    // honest-but-curious variant only) trusts the server's seed, as that variant trusts the server.
+    if (mode === 'secagg+' && roster.degree < n - 1 && !view) {
       const derived = deriveGraphSeed(roundId, roster.entries);
       if (roster.graphSeed !== derived) {
         throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${roster.graphSeed.slice(0, 16)}… is not the one derived from the advertised keys (${derived.slice(0, 16)}…)`, {
@@ -342,8 +374,11 @@ export class SecAggClient {
     }
     const ids = new Set<string>();
     const xs = new Set<number>();
+    const n = rosterSize(roster);
+    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= 1 << 24)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries`, 'roster');
     for (const e of roster.entries) {
       if (ids.has(e.id) || xs.has(e.x)) throw protocolError(`the roster repeats ${ids.has(e.id) ? `id "${e.id}"` : `x = ${e.x}`}`, 'roster');
+      if (!(Number.isInteger(e.x) && e.x >= 1 && e.x <= n)) throw protocolError(`x = ${e.x} of "${e.id}" is outside 1..${n}`, 'roster');
       ids.add(e.id);
       xs.add(e.x);
     }

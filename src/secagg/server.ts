@@ -193,9 +193,45 @@ export class SecAggServer {
     const boxesTo = new Map<string, { from: string; box: Uint8Array }[]>(this.#holders.map((v) => [v, []]));
     for (const u of this.#holders) for (const b of this.#shares.get(u)!.boxes) boxesTo.get(b.to)?.push({ from: u, box: b.box });
     const inboxes = new Map<string, ShareInbox>();
-    for (const v of this.#holders) inboxes.set(v, { roundId: this.#p.roundId, holders: this.#holders, boxes: boxesTo.get(v)! });
+    for (const v of this.#holders) {
+      const holders = this.#sparse() ? this.#local(v).filter((h) => this.#holderSet.has(h)) : this.#holders;
+      inboxes.set(v, { roundId: this.#p.roundId, holders, boxes: boxesTo.get(v)! });
+    }
     this.#stage = 'masked-input';
     return inboxes;
+  }
+
+  /**
+   * True when clients get neighbourhood views (SecAgg+, honest-but-curious, k < n − 1): each
+   * receives O(k) roster entries, holders and survivors instead of O(n) (Bell et al. §3).
+   */
+  #sparse(): boolean {
+    const r = this.#roster;
+    return r !== null && this.#p.mode === 'secagg+' && !this.#active && r.degree < r.entries.length - 1;
+  }
+
+  /** A client and its neighbours, sorted. */
+  #local(id: string): string[] {
+    return [id, ...neighboursOf(id, this.#roster!, this.#p.mode)].sort();
+  }
+
+  /**
+   * The roster as `id` receives it: all of U1, or its neighbourhood view (itself and its k
+   * neighbours, with |U1|) when {@link SecAggServer} runs sparse SecAgg+.
+   */
+  rosterFor(id: string): Roster {
+    const r = this.#roster;
+    if (r === null) throw protocolError('no roster before the advertise stage is closed', 'stage');
+    if (!this.#sparse()) return r;
+    const local = new Set(this.#local(id));
+    return { roundId: r.roundId, entries: r.entries.filter((e) => local.has(e.id)), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
+  }
+
+  /** The survivor request as `id` receives it: whole, or restricted to its neighbourhood (sparse SecAgg+). */
+  requestFor(id: string, request: UnmaskRequest): UnmaskRequest {
+    if (!this.#sparse()) return request;
+    const local = new Set(this.#local(id));
+    return { roundId: request.roundId, survivors: request.survivors.filter((v) => local.has(v)), dropped: request.dropped.filter((v) => local.has(v)) };
   }
 
   /**
