@@ -280,7 +280,7 @@ export class SecAggFedAvg implements Strategy {
         const u = res.stage.value;
         server.receive({ stage: 'unmask', roundId: res.roundId, from, keyShares: u.keyShares.map((s) => ({ of: s.of, share: s.share })), seedShares: u.seedShares.map((s) => ({ of: s.of, share: s.share })) });
       });
-      ({ sum, survivors } = server.finish());
+      ({ sum, survivors } = await server.finishParallel());
     }
     const reals = dequantizeSum(sum, survivors.length, spec);
     const weightTotal = reals[0]!;

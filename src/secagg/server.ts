@@ -24,6 +24,8 @@ import {
   type UnmaskRequest,
 } from './protocol.ts';
 import { reconstructSecret, shareFromBytes, type Share } from './shamir.ts';
+import { applyMasks, sharedMaskPool, type MaskJob } from './unmask.ts';
+import type { WorkerPool } from '../core/worker-pool.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
 
 /**
@@ -275,11 +277,34 @@ export class SecAggServer {
 
   /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
   finish(): SecAggResult {
+    const { sum, jobs, req } = this.#prepareFinish();
+    for (const j of jobs) accumulateMask(sum, j.seed, j.sign);
+    return this.#complete(sum, req);
+  }
+
+  /**
+   * {@link finish} with the mask expansion spread over `pool`'s worker threads (the server's
+   * dominant cost; see unmask.ts). Same result.
+   */
+  async finishParallel(pool: WorkerPool | null = sharedMaskPool()): Promise<SecAggResult> {
+    const { sum, jobs, req } = this.#prepareFinish();
+    await applyMasks(sum, jobs, pool);
+    return this.#complete(sum, req);
+  }
+
+  #complete(sum: Uint32Array, req: UnmaskRequest): SecAggResult {
+    if (!SECAGG_TEST_HOOKS.disableMasks) reduceModInPlace(sum, this.#p.modulusBits);
+    this.#stage = 'done';
+    this.#checkRange(sum, req.survivors.length);
+    return { sum, survivors: req.survivors, dropped: req.dropped };
+  }
+
+  /** Reconstructs the secrets and lists the masks to remove (seed, sign). */
+  #prepareFinish(): { sum: Uint32Array; jobs: MaskJob[]; req: UnmaskRequest } {
     this.#expectStage('unmask');
     const req = this.#request!;
     this.#need(this.#unmasks.size, 'unmasking');
     const roster = this.#roster!;
-    const bits = this.#p.modulusBits;
     const xOf = new Map(roster.entries.map((e) => [e.id, e.x]));
     // Index every returned share by whose secret it is: one pass over the unmask messages.
     const index = { keyShares: new Map<string, Share[]>(), seedShares: new Map<string, Share[]>() };
@@ -303,25 +328,19 @@ export class SecAggServer {
       return shares;
     };
     const sum = this.#acc;
-    if (SECAGG_TEST_HOOKS.disableMasks) {
-      this.#stage = 'done';
-      this.#checkRange(sum, req.survivors.length);
-      return { sum, survivors: req.survivors, dropped: req.dropped };
-    }
-    for (const u of req.survivors) accumulateMask(sum, reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), -1);
+    const jobs: MaskJob[] = [];
+    if (SECAGG_TEST_HOOKS.disableMasks) return { sum, jobs, req };
+    for (const u of req.survivors) jobs.push({ seed: reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), sign: -1 });
     for (const v of req.dropped) {
       const sk = reconstructSecret(collect(v, 'keyShares'), this.#p.threshold);
       for (const u of neighboursOf(v, roster, this.#p.mode)) {
         if (!this.#survivorSet.has(u)) continue;
         const peer = entryOf(roster, u)!;
         // y_u holds Δ(u,v)·PRG(s_uv); remove it.
-        accumulateMask(sum, agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(u, v) > 0 ? -1 : 1);
+        jobs.push({ seed: agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign: sign(u, v) > 0 ? -1 : 1 });
       }
     }
-    reduceModInPlace(sum, bits);
-    this.#stage = 'done';
-    this.#checkRange(sum, req.survivors.length);
-    return { sum, survivors: req.survivors, dropped: req.dropped };
+    return { sum, jobs, req };
   }
 
   /** Slot integrity: each entry of a sum of `count` inputs in [0, inputBound] is at most count·inputBound. */
