@@ -9,6 +9,7 @@ import { SecAggFedAvg, type SecAggServerAdversary, type SecAggSettings } from '.
 import { FlServer, type RunSummary, type ServerEvent } from '../../src/fl/server.ts';
 import { createRpcTransport } from '../../src/fl/transport.ts';
 import { runWorker, type FlClient, type WorkerEvent, type WorkerStage } from '../../src/fl/worker.ts';
+import type { SecurityPolicy } from '../../src/secagg/params.ts';
 import { SECAGG_TEST_HOOKS } from '../../src/secagg/testing.ts';
 
 /**
@@ -30,6 +31,8 @@ export interface SecAggRun {
   readonly dropAt?: ReadonlyMap<string, { readonly round: number; readonly stage: WorkerStage }>;
   /** Build without the defence under test (test hooks); default none. */
   readonly broken?: 'masks' | 'checks' | 'range';
+  /** The workers' security policy (default: DEFAULT_SECURITY_POLICY). */
+  readonly policy?: SecurityPolicy;
   /** A malicious client: rewrites its own quantized input before masking. */
   readonly corrupt?: (workerId: string, input: Uint32Array) => void;
 }
@@ -146,7 +149,7 @@ export async function runSecAgg(o: SecAggRun = {}): Promise<SecAggRunResult> {
         reconnectTimeoutMs: 2000,
         signal: abort.signal,
         onEvent: (e) => workerEvents.get(id)!.push(e),
-        ...(o.active === false ? {} : { secagg: { identity: identities.get(id)!, peers } }),
+        ...(o.active === false ? (o.policy === undefined ? {} : { secagg: { policy: o.policy } }) : { secagg: { identity: identities.get(id)!, peers, ...(o.policy === undefined ? {} : { policy: o.policy }) } }),
         ...(o.dropAt?.get(id) === undefined ? {} : { dropAt: o.dropAt.get(id)! }),
       }).catch((e: unknown) => e),
     );

@@ -133,6 +133,15 @@ describe('secure aggregation against a malicious server (loopback gRPC)', () => 
     expect(sent(r, 'unmask')).toBe(5);
   });
 
+  it('control: actively secure SecAgg+ on a sparse graph (9 workers, k = 6) completes with every check on', async () => {
+    const policy = { corruptFraction: 0.01, dropoutRate: 0.01, statisticalSecurity: 8, collusion: false };
+    const r = await runSecAgg({ workers: 9, policy, settings: { mode: 'secagg+', numShares: 7, threshold: 2, shareSecretsRatio: 0.4, ...policy } });
+    expect(refusals(r).map((x) => x.message)).toEqual([]);
+    expect(r.server).not.toBeInstanceOf(Error);
+    expect((r.server as { final: { secagg: unknown } }).final.secagg).toMatchObject({ mode: 'secagg+', survivors: 9, active: true });
+    expect(sent(r, 'consistency')).toBe(9);
+  });
+
   for (const a of attacks) {
     it(`refuses a server that ${a.name}: ${a.code} naming ${a.param}; the build without client checks reveals it`, async () => {
       const honest = await runSecAgg(a.run);
