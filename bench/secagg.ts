@@ -9,10 +9,11 @@ import {
   type SecAggStageTask,
   type TensorSpec,
 } from '../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
+import { Roster, generateIdentity, publicIdentity, type Identity } from '../src/core/identity.ts';
 import { specsOf, tensorsToWire, type NamedTensor } from '../src/fl/protocol.ts';
-import { SecAggFedAvg, answerStage, beginWorkerRound, type SecAggSettings, type SecAggWorkerRound } from '../src/fl/secagg.ts';
+import { SecAggFedAvg, advertiseKeys, answerStage, beginWorkerRound, type SecAggSettings, type SecAggWorkerRound } from '../src/fl/secagg.ts';
 import { PlainFedAvg, type FitOutcome, type StageRunner } from '../src/fl/strategy.ts';
-import type { SecAggMode } from '../src/secagg/index.ts';
+import { secAggPlusParameters, type SecAggMode } from '../src/secagg/index.ts';
 
 /**
  * Secure-aggregation benchmark: one FedAvg aggregation round of n in-process clients, plain and
@@ -25,6 +26,11 @@ import type { SecAggMode } from '../src/secagg/index.ts';
  * client's work is still run and timed here, one after the other. Dropouts happen at the
  * masked-input stage (after sharing keys), which makes the server recover their pairwise masks:
  * the worst case of Bonawitz et al. §4.
+ *
+ * Each party is charged only its own work: a client's time covers decoding its task, its
+ * protocol step and encoding its answer; the server's covers everything else inside the round
+ * (encoding tasks, checking and routing answers, unmasking). Identities of the actively secure
+ * round are generated before the round (long-term keys, not per-round work).
  */
 
 export interface SecAggBenchOptions {
@@ -33,8 +39,10 @@ export interface SecAggBenchOptions {
   /** Fraction of clients that drop after sharing keys (default 0.1). */
   readonly dropout?: number;
   readonly mode?: SecAggMode;
-  /** Clients of the extra SecAgg+ round (default 1,000; 0 skips it). */
-  readonly plusClients?: number;
+  /** Clients of the extra SecAgg+ rounds (default [1,000]; [] or [0] skips them). */
+  readonly plusClients?: number | readonly number[];
+  /** Parameters of the SecAgg+ rounds (default: `params`). */
+  readonly plusParams?: number;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -55,6 +63,11 @@ export interface RoundFigures {
   readonly bytesReceivedPerClient: number;
   /** max |aggregate − plain weighted mean of the survivors|. */
   readonly maxAbsError: number;
+  /** Actively secure variant (signed keys, consistency check). */
+  readonly active: boolean;
+  /** Neighbours per client and Shamir threshold the round ran with. */
+  readonly degree: number;
+  readonly threshold: number;
 }
 
 export interface SecAggBenchResult {
@@ -71,7 +84,19 @@ export interface SecAggBenchResult {
   readonly plain: RoundFigures;
   readonly secagg: RoundFigures;
   readonly secaggPlus: RoundFigures | null;
-  readonly targets: { readonly roundRatio: number; readonly bytesRatio: number };
+  /** The actively secure round of the same size and mode as `secagg` (honest-but-curious). */
+  readonly active: RoundFigures;
+  readonly activeRoundMs: number;
+  readonly activeBytesPerClient: number;
+  readonly activeBytesReceivedPerClient: number;
+  /** active.roundMs / secagg.roundMs in the same run. */
+  readonly activeRoundRatio: number;
+  readonly activeBytesRatio: number;
+  /** SecAgg+ rounds at every `plusClients` size (the first is `secaggPlus`). */
+  readonly secaggPlusScale: readonly RoundFigures[];
+  /** Bytes received per client at the largest SecAgg+ size over the smallest (null with fewer than two sizes). */
+  readonly plusBytesGrowth: number | null;
+  readonly targets: { readonly roundRatio: number; readonly bytesRatio: number; readonly activeRoundRatio: number; readonly plusBytesGrowth: number };
   readonly baseline: string;
 }
 
@@ -124,16 +149,19 @@ async function plainRound(clients: number, params: number, progress: (l: string)
   server += performance.now() - t2;
   progress(`plain: ${clients} clients × ${params} params aggregated`);
   const got = model.kind === 'plain' ? model.tensors[0]!.values : new Float64Array(params);
-  return { clients, params, dropped: 0, roundMs: clientMax + server, serverMs: server, clientMs: clientMax, bytesPerClient: bytes, bytesReceivedPerClient: 0, maxAbsError: maxDiff(got, meanOf(models, models.map(() => 1))) };
+  return { clients, params, dropped: 0, roundMs: clientMax + server, serverMs: server, clientMs: clientMax, bytesPerClient: bytes, bytesReceivedPerClient: 0, maxAbsError: maxDiff(got, meanOf(models, models.map(() => 1))), active: false, degree: 0, threshold: 0 };
 }
 
-async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void): Promise<RoundFigures> {
+async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
   const settings: SecAggSettings = { mode, clippingRange: 8, quantizationRange: 2 ** 22, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
   const strategy = new SecAggFedAvg(settings);
   // Models are made one client at a time and not kept (1,000 × 100,000 float64 would be 800 MB
   // of benchmark overhead for the garbage collector); the expected mean is accumulated instead.
   const specs: TensorSpec[] = specsOf([{ name: 'w', shape: [params], values: new Float64Array(0) }]);
   const ids = Array.from({ length: clients }, (_, k) => `c${String(k).padStart(5, '0')}`);
+  const identities = new Map<string, Identity>(active ? ids.map((id) => [id, generateIdentity('worker', id)]) : []);
+  const peers = active ? new Roster([...identities.values()].map((i) => publicIdentity(i))) : null;
+  const label = `${mode}${active ? ' (active)' : ''}`;
   const dropCount = mode === 'stable-pw' ? 0 : Math.floor(dropout * clients);
   const dropping = new Set(ids.slice(clients - dropCount));
   const weights = ids.map(() => 1 / clients);
@@ -152,9 +180,9 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
     const c0 = performance.now();
     const model = modelOf(k + 1, params);
     if (!dropping.has(ids[k]!)) model[0]!.values.forEach((v, i) => (expected[i]! += v / (clients - dropCount)));
-    const state = beginWorkerRound(round, ids[k]!, model, weights[k]!);
-    const keys = state.client.advertise();
-    const wire = toBinary(FitResultSchema, create(FitResultSchema, { numExamples: 100n, metrics: { clipped: state.clipped }, secaggKeys: { cPk: keys.cPk, sPk: keys.sPk } }));
+    const state = beginWorkerRound(round, ids[k]!, model, weights[k]!, peers === null ? {} : { identity: identities.get(ids[k]!)!, peers });
+    const keys = advertiseKeys(state);
+    const wire = toBinary(FitResultSchema, create(FitResultSchema, { numExamples: 100n, metrics: { clipped: state.clipped }, secaggKeys: keys }));
     const c1 = performance.now();
     stageMax = Math.max(stageMax, c1 - c0);
     states.set(ids[k]!, state);
@@ -164,19 +192,22 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
     server += performance.now() - c1;
   }
   clientPath += stageMax;
-  progress(`${mode}: stage advertise done (${clients} clients)`);
+  progress(`${label}: stage advertise done (${clients} clients)`);
   let clientTotal = 0;
   const runner: StageRunner = {
     roundId,
     run: async (stage: string, tasks: ReadonlyMap<string, SecAggStageTask>, _timeoutMs: number, accept: (id: string, r: SecAggStageResult) => void) => {
       let max = 0;
       const answered = new Set<string>();
+      const wires = new Map<SecAggStageTask, Uint8Array>();
       for (const [id, task] of tasks) {
-        const taskWire = toBinary(SecAggStageTaskSchema, task);
+        // The server encodes each distinct task once (a task shared by many clients is one buffer).
+        let taskWire = wires.get(task);
+        if (taskWire === undefined) wires.set(task, (taskWire = toBinary(SecAggStageTaskSchema, task)));
         received.set(id, received.get(id)! + taskWire.length);
         if (stage === 'masked-input' && dropping.has(id)) continue;
         const c0 = performance.now();
-        const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)));
+        const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)).result);
         const dt = performance.now() - c0;
         max = Math.max(max, dt);
         clientTotal += dt;
@@ -185,7 +216,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         answered.add(id);
       }
       clientPath += max;
-      progress(`${mode}: stage ${stage} done (${answered.size} of ${tasks.size} clients answered)`);
+      progress(`${label}: stage ${stage} done (${answered.size} of ${tasks.size} clients answered)`);
       return answered;
     },
     report: () => undefined,
@@ -207,6 +238,9 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
     bytesPerClient: mean(sent),
     bytesReceivedPerClient: mean(received),
     maxAbsError: maxDiff(got, expected),
+    active,
+    degree: mode === 'secagg+' ? Math.min(clients - 1, secAggPlusParameters(clients).degree) : clients - 1,
+    threshold: round.threshold,
   };
 }
 
@@ -224,14 +258,31 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
   const params = options.params ?? 100_000;
   const dropout = options.dropout ?? 0.1;
   const mode = options.mode ?? 'pw';
-  const plusClients = options.plusClients ?? 1000;
+  const plusList = (Array.isArray(options.plusClients) ? options.plusClients : [options.plusClients ?? 1000]).filter((c: number) => c > 0);
+  const plusParams = options.plusParams ?? params;
   const progress = options.onProgress ?? (() => undefined);
   if (!Number.isInteger(clients) || clients < 3) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `need at least 3 clients, got ${clients}`, { param: '--clients' });
   if (!Number.isInteger(params) || params < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `need at least 1 parameter, got ${params}`, { param: '--params' });
   if (!(dropout >= 0 && dropout < 0.5)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `dropout must be in [0, 0.5) so that threshold + 1 survivors remain, got ${dropout}`, { param: '--dropout' });
-  const plain = await plainRound(clients, params, progress);
-  const secagg = await secureRound(mode, clients, params, dropout, progress);
-  const secaggPlus = plusClients > 0 ? await secureRound('secagg+', plusClients, params, dropout, progress) : null;
+  const faster = (a: RoundFigures, b: RoundFigures) => (b.roundMs < a.roundMs ? b : a);
+  for (const c of plusList) if (!Number.isInteger(c) || c < 3) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `SecAgg+ rounds need at least 3 clients, got ${c}`, { param: '--plus-clients' });
+  // Untimed warm-up (JIT, key import caches) so the first measured round is not charged for it.
+  await secureRound('pw', 5, 100, 0, () => undefined, true);
+  // Each round runs twice, interleaved (plain, honest-but-curious, active, and again), and the
+  // faster run of each counts: on a shared machine this keeps the ratios from measuring load.
+  const activeMode = mode === 'stable-pw' ? 'pw' : mode; // the active variant has no stable-pw mode
+  const runs: RoundFigures[][] = [[], [], []];
+  for (let rep = 0; rep < 2; rep++) {
+    runs[0]!.push(await plainRound(clients, params, progress));
+    runs[1]!.push(await secureRound(mode, clients, params, dropout, progress));
+    runs[2]!.push(await secureRound(activeMode, clients, params, dropout, progress, true));
+  }
+  const [plain, secagg, active] = runs.map((r) => faster(r[0]!, r[1]!)) as [RoundFigures, RoundFigures, RoundFigures];
+  const secaggPlusScale: RoundFigures[] = [];
+  for (const c of plusList) secaggPlusScale.push(await secureRound('secagg+', c, plusParams, dropout, progress));
+  const secaggPlus = secaggPlusScale[0] ?? null;
+  const first = secaggPlusScale[0];
+  const last = secaggPlusScale[secaggPlusScale.length - 1];
   return {
     clients,
     params,
@@ -246,7 +297,15 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
     plain,
     secagg,
     secaggPlus,
-    targets: { roundRatio: 3, bytesRatio: 1.5 },
+    active,
+    activeRoundMs: active.roundMs,
+    activeBytesPerClient: active.bytesPerClient,
+    activeBytesReceivedPerClient: active.bytesReceivedPerClient,
+    activeRoundRatio: active.roundMs / secagg.roundMs,
+    activeBytesRatio: (active.bytesPerClient + active.bytesReceivedPerClient) / (secagg.bytesPerClient + secagg.bytesReceivedPerClient),
+    secaggPlusScale,
+    plusBytesGrowth: first !== undefined && last !== undefined && last !== first ? last.bytesReceivedPerClient / first.bytesReceivedPerClient : null,
+    targets: { roundRatio: 3, bytesRatio: 1.5, activeRoundRatio: 1.3, plusBytesGrowth: 2 },
     baseline: 'plain FedAvg round of the same size (PlainFedAvg, float64 parameters)',
   };
 }
@@ -261,7 +320,10 @@ export function formatSecAggBench(r: SecAggBenchResult): string {
     `${'round'.padEnd(22)}${'clients'.padStart(8)}${'dropped'.padStart(8)}${'round ms'.padStart(10)}${'server'.padStart(10)}${'client'.padStart(10)}${'KiB sent'.padStart(12)}${'KiB recv'.padStart(12)}${'max err'.padStart(10)}`,
     row('plain FedAvg', r.plain),
     row(`secagg (${r.mode})`, r.secagg),
-    ...(r.secaggPlus === null ? [] : [row('secagg+', r.secaggPlus)]),
+    row(`secagg (${r.active.degree === r.clients - 1 && r.mode === 'stable-pw' ? 'pw' : r.mode}, active)`, r.active),
+    ...r.secaggPlusScale.map((f) => row(`secagg+ k=${f.degree} t=${f.threshold}`, f)),
     `round time ${verdict(r.roundRatio, r.targets.roundRatio)}; bytes per client ${verdict(r.bytesRatio, r.targets.bytesRatio)}`,
+    `actively secure round vs honest-but-curious: ${verdict(r.activeRoundRatio, r.targets.activeRoundRatio)} (bytes sent + received ${r.activeBytesRatio.toFixed(2)}×)`,
+    ...(r.plusBytesGrowth === null ? [] : [`SecAgg+ bytes received per client, ${r.secaggPlusScale[r.secaggPlusScale.length - 1]!.clients} vs ${r.secaggPlusScale[0]!.clients} clients: ${verdict(r.plusBytesGrowth, r.targets.plusBytesGrowth)}`]),
   ].join('\n');
 }

@@ -87,18 +87,27 @@ export function registerBenchCommands(program: Command): void {
     });
   bench
     .command('secagg')
-    .description('one secure-aggregation round (pairwise masks, dropout recovery) against a plain FedAvg round of the same size, in-process clients; SecAgg+ at 1,000 clients')
+    .description('one secure-aggregation round (pairwise masks, dropout recovery) against a plain FedAvg round of the same size, the actively secure round against the honest-but-curious one, in-process clients; SecAgg+ at 1,000 clients (or --plus-clients 1000,10000)')
     .option('--clients <n>', 'clients in the round', intOption('--clients'), 100)
     .option('--params <n>', 'model parameters per client', intOption('--params'), 100_000)
     .option('--dropout <fraction>', 'fraction of clients dropping after sharing keys', (v) => Number(v), 0.1)
     .option('--mode <mode>', 'pw | stable-pw | secagg+', 'pw')
-    .option('--plus-clients <n>', 'clients of the extra SecAgg+ round (0: skip)', intOption('--plus-clients'), 1000)
+    .option('--plus-clients <list>', 'clients of the extra SecAgg+ rounds, comma-separated, e.g. 1000,10000 (0: skip)', (v) => v.split(',').map((x, i) => intOption(`--plus-clients[${i}]`)(x.trim())), [1000])
+    .option('--plus-params <n>', 'model parameters of the SecAgg+ rounds (default: --params)', intOption('--plus-params'))
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { clients: number; params: number; dropout: number; mode: string; plusClients: number; json?: boolean }) => {
+    .action(async (opts: { clients: number; params: number; dropout: number; mode: string; plusClients: number[]; plusParams?: number; json?: boolean }) => {
       const mode = opts.mode;
       assertOneOf(mode, '--mode', ['pw', 'stable-pw', 'secagg+'] as const);
       const mod = await importBench<typeof SecAggBench>(() => import('../../bench/secagg.ts'));
-      const r = await mod.runSecAggBench({ clients: opts.clients, params: opts.params, dropout: opts.dropout, mode, plusClients: opts.plusClients, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const r = await mod.runSecAggBench({
+        clients: opts.clients,
+        params: opts.params,
+        dropout: opts.dropout,
+        mode,
+        plusClients: opts.plusClients,
+        ...(opts.plusParams === undefined ? {} : { plusParams: opts.plusParams }),
+        onProgress: (line) => process.stderr.write(`${line}\n`),
+      });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatSecAggBench(r)}\n`);
     });
   bench

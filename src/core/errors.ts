@@ -59,6 +59,9 @@ export const ERROR_CATALOG = {
   CIPHERML_E_IDENTITY_UNKNOWN: 'Add the party\'s public identity (its .pub file) to the roster or pinned fingerprints this party trusts, or check that the right identity file is in use.',
 
   // Trust: pinned keys, threshold Paillier, active secure aggregation (issue 12)
+  CIPHERML_E_SECAGG_PARAMETER_REFUSED: 'The server announced a security parameter weaker than this client accepts (threshold, SecAgg+ degree or graph seed): fix the named key in the server\'s run config, or check this client\'s secagg-corrupt-fraction / secagg-dropout-rate / secagg-statistical-security; a server that changes it on its own is attacking.',
+  CIPHERML_E_SECAGG_ABORTED: 'The client stopped the secure-aggregation round instead of revealing a secret (too few survivors, or survivor sets or signatures that disagree): start more workers or lower dropouts; if it repeats with enough workers, the server is misbehaving.',
+  CIPHERML_E_SECAGG_SUM_OUT_OF_RANGE: 'The unmasked sum is outside the range honest quantized inputs can reach: a client sent an out-of-range value or a wrong share; the round yields no model. Identify the client from the server log and exclude it.',
 
   // Threshold Paillier (src/paillier/threshold*)
   CIPHERML_E_THRESHOLD_SHARE_INVALID: 'A key holder sent a decryption share that fails its proof of correct decryption (or names no holder of this key): treat the named holder as faulty or malicious, and combine the shares of other holders.',

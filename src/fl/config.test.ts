@@ -128,6 +128,9 @@ describe('run config schema and defaults', () => {
       thresholdFingerprint: '',
       thresholdHolders: '',
       thresholdRoster: '',
+      secaggCorruptFraction: 1 / 3,
+      secaggDropoutRate: 0.1,
+      secaggStatisticalSecurity: 40,
     } satisfies RunConfig);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(DEFAULT_RUN_CONFIG)).toBe(true);

@@ -95,6 +95,12 @@ export interface RunConfig {
   readonly thresholdFingerprint: string;
   readonly thresholdHolders: string;
   readonly thresholdRoster: string;
+  /** γ: tolerated fraction of corrupt clients (SecAgg+ degree and threshold, Bell et al. 2020). */
+  readonly secaggCorruptFraction: number;
+  /** δ: expected dropout rate per round. */
+  readonly secaggDropoutRate: number;
+  /** σ: statistical security in bits. */
+  readonly secaggStatisticalSecurity: number;
 }
 
 /** A camelCase field of {@link RunConfig}. */
@@ -221,13 +227,16 @@ const SCHEMA_ROWS = [
   { key: 'clipping-range', field: 'clippingRange', type: 'float', default: 8, min: 0, minExclusive: true, description: 'Secure aggregation: update values (and the FedAvg weight) are clipped to [-c, c]; clipped values are counted per round.' },
   { key: 'quantization-range', field: 'quantizationRange', type: 'int', default: 4194304, min: 2, max: 16777216, description: 'Secure aggregation: clipped values are quantized to the integers 0..Q-1 by stochastic rounding (Flower default 2^22).' },
   { key: 'modulus-range', field: 'modulusRange', type: 'int', default: 0, min: 0, max: 4294967296, description: 'Secure aggregation: masks live mod this power of two ≤ 2^32; 0 picks the smallest one the round sum of n·(Q-1) cannot wrap.' },
-  { key: 'reconstruct-secrets-threshold', field: 'reconstructSecretsThreshold', type: 'int', default: 0, min: 0, description: 'Secure aggregation: Shamir threshold t (t + 1 shares reconstruct); 0 picks ⌊n/2⌋ + 1 for the n clients of a round. Flower\'s reconstruction-threshold is t + 1.' },
+  { key: 'reconstruct-secrets-threshold', field: 'reconstructSecretsThreshold', type: 'int', default: 0, min: 0, description: 'Secure aggregation: Shamir threshold t (t + 1 shares reconstruct); 0 picks the least safe one: ⌊n/2⌋ + 1 (⌊2n/3⌋ + 1 under server-clients) for the n clients of a pw round, the Bell et al. 2020 bound for SecAgg+. Clients refuse a smaller one. Flower\'s reconstruction-threshold is t + 1.' },
   { key: 'share-secrets-ratio', field: 'shareSecretsRatio', type: 'float', default: 0.5, min: 0, minExclusive: true, max: 1, description: 'Secure aggregation: fraction of the selected clients that must complete the share-keys stage (and at least t + 1).' },
   { key: 'cipher-time-window', field: 'cipherTimeWindow', type: 'int', default: 60000, min: 100, description: 'Secure aggregation: milliseconds each stage after training waits for its messages (Flower: timeout in seconds).' },
-  { key: 'num-shares', field: 'numShares', type: 'int', default: 0, min: 0, description: 'SecAgg+: shares per client including its own, i.e. neighbourhood size + 1 (odd); 0 picks 2⌈log2 n⌉ + 3.' },
+  { key: 'num-shares', field: 'numShares', type: 'int', default: 0, min: 0, description: 'SecAgg+: shares per client including its own, i.e. neighbourhood size + 1 (odd); 0 derives the degree from n and secagg-corrupt-fraction, secagg-dropout-rate, secagg-statistical-security (Bell et al. 2020). Clients refuse a degree below that minimum.' },
   { key: 'collusion-model', field: 'collusionModel', type: 'choice', default: 'no-collusion', values: ['no-collusion', 'server-clients'], description: 'Secure aggregation threshold rule: t > n/2 ("no-collusion") or t > 2n/3 when the server may collude with clients ("server-clients").' },
   { key: 'threshold-violation', field: 'thresholdViolation', type: 'choice', default: 'refuse', values: ['refuse', 'warn'], description: 'What a round does when the threshold breaks the collusion-model rule: "refuse" to run, or "warn" and run.' },
   ...THRESHOLD_CONFIG_ROWS,
+  { key: 'secagg-corrupt-fraction', field: 'secaggCorruptFraction', type: 'float', default: 1 / 3, min: 0, max: 0.99, description: 'Secure aggregation: γ, the fraction of clients that may be corrupt and collude with the server; with δ and σ it sets the SecAgg+ degree and threshold (Bell et al. 2020), which every client checks.' },
+  { key: 'secagg-dropout-rate', field: 'secaggDropoutRate', type: 'float', default: 0.1, min: 0, max: 0.99, description: 'Secure aggregation: δ, the expected fraction of clients dropping out of a round.' },
+  { key: 'secagg-statistical-security', field: 'secaggStatisticalSecurity', type: 'int', default: 40, min: 8, max: 128, description: 'Secure aggregation: σ, the SecAgg+ graph keeps privacy except with probability 2^-σ per round.' },
 ] as const satisfies readonly RunConfigKeySpec[];
 /**
  * The run-config schema: every key with its type, default, range or allowed values and a

@@ -79,6 +79,9 @@ export function secAggSettings(config: RunConfig): SecAggSettings {
     numShares: config.numShares,
     collusion: config.collusionModel === 'server-clients',
     onViolation: config.thresholdViolation,
+    corruptFraction: config.secaggCorruptFraction,
+    dropoutRate: config.secaggDropoutRate,
+    statisticalSecurity: config.secaggStatisticalSecurity,
   };
 }
 

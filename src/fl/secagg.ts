@@ -1,51 +1,57 @@
 import { create } from '@bufbuild/protobuf';
 import { CipherMLError } from '../core/errors.ts';
 import {
-  SecAggClient,
   SecAggServer,
+  checkSecurityPolicy,
   checkThreshold,
+  completeGraphThreshold,
   dequantizeSum,
   modulusBitsFor,
-  quantize,
-  secAggPlusDegree,
+  secAggPlusParameters,
   type QuantizationSpec,
-  type Roster,
   type SecAggMode,
   type SecAggParams,
-  type UnmaskRequest,
+  type SecurityPolicy,
 } from '../secagg/index.ts';
 import {
   SecAggRoundSchema,
-  SecAggStageResultSchema,
   SecAggStageTaskSchema,
   type FitResult,
   type ModelPayload,
   type SecAggRound,
-  type SecAggStageResult,
   type SecAggStageTask,
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { flatten, parameterCount, unflatten, type NamedTensor } from './protocol.ts';
+import { parameterCount, unflatten, type NamedTensor } from './protocol.ts';
+import { maskedFromWire, requestToWire, rosterToWire } from './secagg-wire.ts';
 import { plainPayload, type FitOutcome, type GlobalModel, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 
+export { maskedFromWire, maskedToWire, rosterToWire, secAggResultBytes } from './secagg-wire.ts';
+export { answerStage, beginWorkerRound, advertiseKeys, stageOfTask } from './secagg-client.ts';
+export type { SecAggWorkerOptions, SecAggWorkerRound, WorkerStage } from './secagg-client.ts';
+
 /**
- * Secure aggregation in the federated runtime (Bonawitz et al., CCS 2017, §4; MindSpore
- * Federated PW_ENCRYPT / STABLE_PW_ENCRYPT; Bell et al., CCS 2020 for SecAgg+).
+ * Secure aggregation in the federated runtime: the server workflow (Bonawitz et al., CCS 2017,
+ * §4; MindSpore Federated PW_ENCRYPT / STABLE_PW_ENCRYPT; Bell et al., CCS 2020 for SecAgg+).
+ * With src/fl/secagg-client.ts (the worker's client mod) this is the one home of the protocol in
+ * the runtime: the server and worker loops only carry its messages.
  *
- * A secagg round is a fit round followed by up to three stages, each a task per client with its
+ * A secagg round is a fit round followed by up to four stages, each a task per client with its
  * own time window (cipher-time-window):
  *
- *   fit task (model, weight, SecAggRound) → FitResult.secagg_keys   stage 0, advertise keys
+ *   fit task (model, weight, SecAggRound) → FitResult.secagg_keys   stage 0, advertise keys (signed: active)
  *   roster                                → share boxes            stage 1 (skipped by stable-pw)
  *   inbox (stable-pw: roster)             → masked input           stage 2
- *   unmask request                        → key / seed shares      stage 3 (skipped by stable-pw)
+ *   consistency request (U3)              → signature over U3      only in the actively secure variant
+ *   unmask request (+ U4's signatures)    → key / seed shares      stage 3 (skipped by stable-pw)
  *
  * Invariants:
  * - a worker's parameters never leave it in the clear; it contributes
  *   q = quantize([w, w·θ]) ∈ Z_Q^{1+m} (Flower's weighted-FedAvg trick: the weight rides along,
  *   so the mean divides by the weights of the clients that actually survived);
  * - masks and sums live in Z_{2^k} with n·(Q − 1) < 2^k, so the masked sum never wraps;
- * - the server learns only Σ_{survivors} q and therefore only the aggregate model.
+ * - the server learns only Σ_{survivors} q and therefore only the aggregate model;
+ * - the unmasked sum is range-checked (each entry ≤ |U3|·(Q − 1)) before it becomes a model.
  */
 
 /** Settings of {@link SecAggFedAvg} (the run config's secure-aggregation keys). */
@@ -64,6 +70,19 @@ export interface SecAggSettings {
   readonly numShares: number;
   readonly collusion: boolean;
   readonly onViolation: 'refuse' | 'warn';
+  /** γ, δ, σ for the SecAgg+ degree and threshold (Bell et al. 2020); defaults 1/3, 0.1, 40. */
+  readonly corruptFraction?: number;
+  readonly dropoutRate?: number;
+  readonly statisticalSecurity?: number;
+}
+
+/**
+ * A malicious server for the adversarial suite (test/adversary): rewrites the round parameters
+ * and each outgoing stage task before it is sent. Never set outside tests.
+ */
+export interface SecAggServerAdversary {
+  readonly round?: (round: SecAggRound) => SecAggRound;
+  readonly task?: (stage: string, to: string, task: SecAggStageTask) => SecAggStageTask;
 }
 
 /** What one secagg round reports (history.json, progress). */
@@ -76,6 +95,8 @@ export type SecAggRoundReport = {
   /** Values the survivors clipped to [−c, c] before quantizing. */
   readonly clipped: number;
   readonly warning: string | null;
+  /** True when every client signed its keys: the actively secure variant ran. */
+  readonly active: boolean;
 };
 
 interface PreparedRound {
@@ -90,32 +111,12 @@ interface PreparedRound {
 interface Advertised {
   readonly cPk: Uint8Array;
   readonly sPk: Uint8Array;
+  readonly signature: Uint8Array;
   readonly clipped: number;
 }
 
 function refuse(problem: string, param: string): CipherMLError {
   return new CipherMLError('CIPHERML_E_PROTOCOL', problem, { param });
-}
-
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-
-/** Length-checked uint32 little-endian decoding of a masked vector. */
-export function maskedFromWire(bytes: Uint8Array, length: number, param: string): Uint32Array {
-  if (bytes.length !== length * 4) {
-    throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `masked input has ${bytes.length} bytes, expected ${length * 4} (${length} uint32 values)`, { param });
-  }
-  if (LITTLE_ENDIAN) return new Uint32Array(bytes.slice().buffer);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return Uint32Array.from({ length }, (_, i) => view.getUint32(i * 4, true));
-}
-
-/** uint32 values → little-endian bytes. */
-export function maskedToWire(values: Uint32Array): Uint8Array {
-  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  values.forEach((v, i) => view.setUint32(i * 4, v, true));
-  return out;
 }
 
 /**
@@ -132,10 +133,15 @@ export class SecAggFedAvg implements Strategy {
   readonly name = 'secagg';
   readonly keyHolder = 'none';
   readonly #s: SecAggSettings;
+  readonly #policy: SecurityPolicy;
+  readonly #adversary: SecAggServerAdversary | undefined;
   readonly #rounds = new Map<string, PreparedRound>();
 
-  constructor(settings: SecAggSettings) {
+  constructor(settings: SecAggSettings, adversary?: SecAggServerAdversary) {
     this.#s = settings;
+    this.#policy = { corruptFraction: settings.corruptFraction ?? 1 / 3, dropoutRate: settings.dropoutRate ?? 0.1, statisticalSecurity: settings.statisticalSecurity ?? 40, collusion: settings.collusion };
+    checkSecurityPolicy(this.#policy);
+    this.#adversary = adversary;
   }
 
   async setup(): Promise<StrategyInfo> {
@@ -163,24 +169,33 @@ export class SecAggFedAvg implements Strategy {
       }
     }
     let degree = selected - 1;
-    if (s.mode === 'secagg+') degree = Math.min(selected - 1, s.numShares === 0 ? secAggPlusDegree(selected) : s.numShares - 1);
+    let derivedThreshold = completeGraphThreshold(Math.max(selected, 1), this.#policy);
+    if (s.mode === 'secagg+' && selected >= 3) {
+      const derived = secAggPlusParameters(selected, this.#policy);
+      degree = Math.min(selected - 1, s.numShares === 0 ? derived.degree : s.numShares - 1);
+      derivedThreshold = derived.threshold;
+    }
     const holders = degree + 1;
     let threshold = 1;
     let warning: string | null = null;
     if (s.mode !== 'stable-pw') {
-      threshold = s.threshold !== 0 ? s.threshold : Math.floor((s.collusion ? 2 * holders : holders) / (s.collusion ? 3 : 2)) + 1;
+      threshold = s.threshold !== 0 ? s.threshold : derivedThreshold;
       if (threshold + 1 > holders) {
         throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `${selected} clients are too few for secure aggregation with dropout recovery: threshold ${threshold} needs ${threshold + 1} share holders; select at least 3 clients or use secure-aggregation = "stable-pw"`, {
           param: 'reconstruct-secrets-threshold',
         });
       }
-      warning = checkThreshold(threshold, holders, { collusion: s.collusion, onViolation: s.onViolation });
+      if (degree >= selected - 1) warning = checkThreshold(threshold, holders, { collusion: s.collusion, onViolation: s.onViolation });
     }
     const minClients = s.mode === 'stable-pw' ? selected : Math.max(threshold + 1, Math.ceil(s.shareSecretsRatio * selected));
     const params: SecAggParams = { mode: s.mode, roundId, length, modulusBits, threshold };
     this.#rounds.clear();
     this.#rounds.set(roundId, { params, spec, minClients, degree, warning });
-    return create(SecAggRoundSchema, { mode: s.mode, roundId, length, modulusBits, threshold, clippingRange: spec.clippingRange, quantizationRange: spec.quantizationRange });
+    const round = create(SecAggRoundSchema, { mode: s.mode, roundId, length, modulusBits, threshold, clippingRange: spec.clippingRange, quantizationRange: spec.quantizationRange });
+    const sent = this.#adversary?.round?.(round) ?? round;
+    // A malicious server runs its own side with the parameters it announced.
+    if (sent !== round) this.#rounds.set(roundId, { params: { ...params, threshold: sent.threshold, modulusBits: sent.modulusBits }, spec, minClients: Math.min(minClients, sent.threshold + 1), degree, warning });
+    return sent;
   }
 
   checkFitResult(result: FitResult, _specs: readonly TensorSpec[], param: string): unknown {
@@ -189,8 +204,9 @@ export class SecAggFedAvg implements Strategy {
     }
     const keys = result.secaggKeys;
     if (keys === undefined || keys.cPk.length !== 32 || keys.sPk.length !== 32) throw refuse('a secagg fit result must carry two 32-byte X25519 public keys', param);
+    if (keys.signature.length !== 0 && keys.signature.length !== 64) throw refuse(`the advertised keys' signature must be 64 bytes (Ed25519) or absent, got ${keys.signature.length}`, param);
     const clipped = result.metrics['clipped'] ?? 0;
-    return { cPk: keys.cPk, sPk: keys.sPk, clipped: Number.isFinite(clipped) && clipped >= 0 ? clipped : 0 } satisfies Advertised;
+    return { cPk: keys.cPk, sPk: keys.sPk, signature: keys.signature, clipped: Number.isFinite(clipped) && clipped >= 0 ? clipped : 0 } satisfies Advertised;
   }
 
   async aggregateFit(_round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[], stages?: StageRunner): Promise<GlobalModel> {
@@ -199,28 +215,39 @@ export class SecAggFedAvg implements Strategy {
     const prepared = this.#rounds.get(roundId);
     if (prepared === undefined) throw new CipherMLError('CIPHERML_E_PROTOCOL', `round "${roundId}" was not begun with beginFit`, { param: 'round' });
     const { params, spec, minClients, degree } = prepared;
-    const server = new SecAggServer(params, { minClients, degree });
+    const server = new SecAggServer(params, { minClients, degree, inputBound: spec.quantizationRange - 1 });
     const clippedBy = new Map<string, number>();
     for (const r of results) {
       const a = r.decoded as Advertised;
-      server.receive({ stage: 'advertise', roundId, from: r.workerId, cPk: a.cPk, sPk: a.sPk });
+      server.receive({ stage: 'advertise', roundId, from: r.workerId, cPk: a.cPk, sPk: a.sPk, signature: a.signature });
       clippedBy.set(r.workerId, a.clipped);
     }
     const roster = server.closeAdvertise();
-    const rosterTask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
     const ids = roster.entries.map((e) => e.id);
     const window = this.#s.stageTimeoutMs;
+    const tamper = this.#adversary?.task;
+    const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id))]));
+    const full = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
+    const rosterTask = (id: string) => {
+      const view = server.rosterFor(id);
+      return view === roster ? full : create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(view) } });
+    };
     let maskedTasks: Map<string, SecAggStageTask>;
     if (params.mode === 'stable-pw') {
-      maskedTasks = new Map(ids.map((id) => [id, rosterTask]));
+      maskedTasks = tasks('masked-input', rosterTask, ids);
     } else {
-      await stages.run('share-keys', new Map(ids.map((id) => [id, rosterTask])), window, (from, res) => {
+      await stages.run('share-keys', tasks('share-keys', rosterTask, ids), window, (from, res) => {
         if (res.stage.case !== 'shareKeys') throw refuse(`expected share boxes, got "${res.stage.case ?? 'nothing'}"`, 'stage');
         server.receive({ stage: 'share-keys', roundId: res.roundId, from, boxes: res.stage.value.boxes.map((b) => ({ to: b.peer, box: b.box })) });
       });
       const inboxes = server.closeShareKeys();
-      maskedTasks = new Map(
-        [...inboxes].map(([id, inbox]) => [id, create(SecAggStageTaskSchema, { roundId, stage: { case: 'inbox', value: { holders: [...inbox.holders], boxes: inbox.boxes.map((b) => ({ peer: b.from, box: b.box })) } } })]),
+      maskedTasks = tasks(
+        'masked-input',
+        (id) => {
+          const inbox = inboxes.get(id)!;
+          return create(SecAggStageTaskSchema, { roundId, stage: { case: 'inbox', value: { holders: [...inbox.holders], boxes: inbox.boxes.map((b) => ({ peer: b.from, box: b.box })) } } });
+        },
+        [...inboxes.keys()],
       );
     }
     await stages.run('masked-input', maskedTasks, window, (from, res) => {
@@ -233,13 +260,27 @@ export class SecAggFedAvg implements Strategy {
     if ('sum' in closed) {
       ({ sum, survivors } = closed);
     } else {
-      const request = create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: { survivors: [...closed.survivors], dropped: [...closed.dropped] } } });
-      await stages.run('unmask', new Map(closed.survivors.map((id) => [id, request])), window, (from, res) => {
+      let request = closed;
+      if (server.active) {
+        const check = create(SecAggStageTaskSchema, { roundId, stage: { case: 'consistency', value: requestToWire(request) } });
+        await stages.run('consistency', tasks('consistency', () => check, request.survivors), window, (from, res) => {
+          if (res.stage.case !== 'consistency') throw refuse(`expected a consistency signature, got "${res.stage.case ?? 'nothing'}"`, 'stage');
+          server.receive({ stage: 'consistency', roundId: res.roundId, from, signature: res.stage.value.signature });
+        });
+        request = server.closeConsistency();
+      }
+      const unmask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(request) } });
+      const unmaskFor = (id: string) => {
+        const mine = server.requestFor(id, request);
+        return mine === request ? unmask : create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(mine) } });
+      };
+      const askedFrom = request.signatures === undefined ? request.survivors : request.signatures.map((s) => s.from);
+      await stages.run('unmask', tasks('unmask', unmaskFor, askedFrom), window, (from, res) => {
         if (res.stage.case !== 'unmask') throw refuse(`expected unmasking shares, got "${res.stage.case ?? 'nothing'}"`, 'stage');
         const u = res.stage.value;
         server.receive({ stage: 'unmask', roundId: res.roundId, from, keyShares: u.keyShares.map((s) => ({ of: s.of, share: s.share })), seedShares: u.seedShares.map((s) => ({ of: s.of, share: s.share })) });
       });
-      ({ sum, survivors } = server.finish());
+      ({ sum, survivors } = await server.finishParallel());
     }
     const reals = dequantizeSum(sum, survivors.length, spec);
     const weightTotal = reals[0]!;
@@ -252,6 +293,7 @@ export class SecAggFedAvg implements Strategy {
       modulusBits: params.modulusBits,
       clipped: survivors.reduce((a, id) => a + (clippedBy.get(id) ?? 0), 0),
       warning: prepared.warning,
+      active: server.active,
     });
     this.#rounds.delete(roundId);
     return { kind: 'plain', tensors: unflatten(reals.subarray(1).map((v) => v / weightTotal), specs, 'aggregate') };
@@ -259,68 +301,5 @@ export class SecAggFedAvg implements Strategy {
 
   plaintext(model: GlobalModel): readonly NamedTensor[] | null {
     return model.kind === 'plain' ? model.tensors : null;
-  }
-}
-
-/** Roster → wire. */
-export function rosterToWire(r: Roster): { entries: { id: string; x: number; cPk: Uint8Array; sPk: Uint8Array }[]; degree: number; graphSeed: string } {
-  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk })), degree: r.degree, graphSeed: r.graphSeed };
-}
-
-/** The worker's side of one secagg round: its quantized input and protocol state. */
-export interface SecAggWorkerRound {
-  readonly roundId: string;
-  readonly client: SecAggClient;
-  readonly input: Uint32Array;
-  readonly mode: SecAggMode;
-  readonly clipped: number;
-}
-
-/**
- * Stage 0 on the worker: quantizes [w, w·θ] for the round and creates the protocol client.
- * Checks the server's parameters against the model so a hostile server cannot make the client
- * encode a different vector.
- */
-export function beginWorkerRound(round: SecAggRound, workerId: string, parameters: readonly NamedTensor[], weight: number, rng?: () => number): SecAggWorkerRound {
-  const mode = round.mode;
-  if (mode !== 'pw' && mode !== 'stable-pw' && mode !== 'secagg+') throw refuse(`unknown secure-aggregation mode "${mode}"`, 'secagg.mode');
-  const flat = flatten(parameters);
-  if (round.length !== flat.length + 1) throw new CipherMLError('CIPHERML_E_MODEL_MISMATCH', `the round expects ${round.length} values, this model has ${flat.length} + 1 weight`, { param: 'secagg.length' });
-  if (!(weight > 0 && weight <= 1)) throw refuse(`FedAvg weight ${weight} is outside (0, 1]`, 'weight');
-  const spec: QuantizationSpec = { clippingRange: round.clippingRange, quantizationRange: round.quantizationRange };
-  const vector = new Float64Array(flat.length + 1);
-  vector[0] = weight;
-  for (let i = 0; i < flat.length; i++) vector[i + 1] = weight * flat[i]!;
-  const { values, clipped } = quantize(vector, spec, rng);
-  const client = new SecAggClient(workerId, { mode, roundId: round.roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold });
-  return { roundId: round.roundId, client, input: values, mode, clipped };
-}
-
-/** Stages 1–3 on the worker: answers one stage task (refusals are typed errors). */
-export function answerStage(state: SecAggWorkerRound, task: SecAggStageTask): SecAggStageResult {
-  if (task.roundId !== state.roundId) throw refuse(`a stage task of round "${task.roundId}" while in round "${state.roundId}" (replayed or misrouted)`, 'roundId');
-  const stage = task.stage;
-  const roundId = state.roundId;
-  switch (stage.case) {
-    case 'roster': {
-      const roster: Roster = { roundId, entries: stage.value.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk })), degree: stage.value.degree, graphSeed: stage.value.graphSeed };
-      const msg = state.client.shareKeys(roster);
-      if (state.mode === 'stable-pw') {
-        const masked = state.client.maskedInput(state.input, { roundId, holders: [], boxes: [] });
-        return create(SecAggStageResultSchema, { roundId, stage: { case: 'maskedInput', value: { masked: maskedToWire(masked.masked) } } });
-      }
-      return create(SecAggStageResultSchema, { roundId, stage: { case: 'shareKeys', value: { boxes: msg.boxes.map((b) => ({ peer: b.to, box: b.box })) } } });
-    }
-    case 'inbox': {
-      const masked = state.client.maskedInput(state.input, { roundId, holders: [...stage.value.holders], boxes: stage.value.boxes.map((b) => ({ from: b.peer, box: b.box })) });
-      return create(SecAggStageResultSchema, { roundId, stage: { case: 'maskedInput', value: { masked: maskedToWire(masked.masked) } } });
-    }
-    case 'unmask': {
-      const request: UnmaskRequest = { roundId, survivors: [...stage.value.survivors], dropped: [...stage.value.dropped] };
-      const msg = state.client.unmask(request);
-      return create(SecAggStageResultSchema, { roundId, stage: { case: 'unmask', value: { keyShares: msg.keyShares.map((s) => ({ ...s })), seedShares: msg.seedShares.map((s) => ({ ...s })) } } });
-    }
-    default:
-      throw refuse('empty secagg stage task', 'stage');
   }
 }

@@ -22,6 +22,7 @@ import {
 } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { assertSameSpecs, checkDeclaredSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
 import { zeroModel, type FitOutcome, type GlobalModel, type StageReport, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
+import { secAggResultBytes } from './secagg-wire.ts';
 import { startRpcServer, type RpcServer, type TlsFiles } from './transport.ts';
 
 /**
@@ -514,11 +515,11 @@ export class FlServer {
         this.#emit({ type: 'rejected', workerId: s.workerId, code: body.value.code, message: `worker reported: ${body.value.message}` });
       } else if (open.kind === 'fit' && body.case === 'fit') {
         st.bytesIn += body.value.model === undefined ? 0 : body.value.model.kind.case === 'encrypted' ? body.value.model.kind.value.packed.length : body.value.model.kind.case === 'plain' ? body.value.model.kind.value.tensors.reduce((a, t) => a + t.data.length, 0) : 0;
-        st.bytesIn += body.value.secaggKeys === undefined ? 0 : body.value.secaggKeys.cPk.length + body.value.secaggKeys.sPk.length;
+        st.bytesIn += body.value.secaggKeys === undefined ? 0 : body.value.secaggKeys.cPk.length + body.value.secaggKeys.sPk.length + body.value.secaggKeys.signature.length;
         const decoded = this.#strategy.checkFitResult(body.value, this.#specs!, `result from ${s.workerId}`);
         st.fits.push({ workerId: s.workerId, numExamples: Number(body.value.numExamples), weight: open.weight, decoded, metrics: { ...body.value.metrics } });
       } else if (open.kind === 'secagg' && body.case === 'secagg') {
-        st.bytesIn += stageBytes(body.value);
+        st.bytesIn += secAggResultBytes(body.value);
         open.accept!(body.value);
       } else if (open.kind === 'evaluate' && body.case === 'evaluate') {
         if (!Number.isFinite(body.value.loss)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', 'evaluation loss is not finite', { param: 'loss' });
@@ -753,21 +754,6 @@ export class FlServer {
     await writeFileSafely(this.#checkpointPath(), JSON.stringify(ck), { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.json'), `${JSON.stringify({ runId: this.#runId, strategy: this.#strategy.name, keyHolder: this.#strategy.keyHolder, rounds: this.#history }, null, 2)}\n`, { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.svg'), historySvg(this.#history, `${this.#strategy.name} FedAvg (${this.#strategy.keyHolder})`), { overwrite: true });
-  }
-}
-
-/** Payload bytes of a stage answer (boxes, masked values, shares). */
-function stageBytes(r: SecAggStageResult): number {
-  const st = r.stage;
-  switch (st.case) {
-    case 'shareKeys':
-      return st.value.boxes.reduce((a, b) => a + b.box.length, 0);
-    case 'maskedInput':
-      return st.value.masked.length;
-    case 'unmask':
-      return [...st.value.keyShares, ...st.value.seedShares].reduce((a, s) => a + s.share.length, 0);
-    default:
-      return 0;
   }
 }
 

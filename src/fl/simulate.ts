@@ -1,4 +1,5 @@
 import { createRouterTransport, type Interceptor } from '@connectrpc/connect';
+import { Roster, generateIdentity, publicIdentity } from '../core/identity.ts';
 import { generatePaillierKeyPair } from '../paillier/index.ts';
 import { KeyAuthority } from './authority.ts';
 import type { RunConfig } from './config.ts';
@@ -10,6 +11,8 @@ import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type Wo
 /**
  * All parties in one process: the same server, strategy, worker and key-authority code as the
  * multi-process deployment, connected by in-memory ConnectRPC transports instead of sockets.
+ * Secure aggregation (pw, secagg+) runs its actively secure variant: every simulated worker gets
+ * an identity generated for this run and the pinned roster of all of them.
  */
 
 /** Options of {@link simulate}. */
@@ -62,8 +65,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   await server.prepare();
   const transport = createRouterTransport((r) => server.routes(r), options.serverInterceptors === undefined ? {} : { router: { interceptors: options.serverInterceptors } });
   const running = server.run();
+  const identities = config.strategy === 'secagg' && config.secureAggregation !== 'stable-pw' ? new Map(options.clients.map(({ id }) => [id, generateIdentity('worker', id)])) : null;
+  const peers = identities === null ? null : new Roster([...identities.values()].map((i) => publicIdentity(i)));
+  const policy = { corruptFraction: config.secaggCorruptFraction, dropoutRate: config.secaggDropoutRate, statisticalSecurity: config.secaggStatisticalSecurity, collusion: config.collusionModel === 'server-clients' };
   const workers = options.clients.map(({ id, client, dropAt }) =>
     runWorker({
+      ...(identities === null || peers === null ? {} : { secagg: { identity: identities.get(id)!, peers, policy } }),
       ...(dropAt === undefined ? {} : { dropAt }),
       workerId: id,
       token: config.token === '' ? '' : deriveToken(config.token, id),

@@ -25,7 +25,7 @@ import {
   type Task,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { PROTOCOL_VERSION, fromRpcError, parameterCount, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
-import { answerStage, beginWorkerRound, type SecAggWorkerRound } from './secagg.ts';
+import { advertiseKeys, answerStage, beginWorkerRound, stageOfTask, type SecAggWorkerOptions, type SecAggWorkerRound, type WorkerStage } from './secagg-client.ts';
 import { weightedFlat } from './strategy.ts';
 
 /**
@@ -97,6 +97,8 @@ export interface WorkerOptions {
    * named round it stops answering at once, without leaving, as a crashed device would.
    */
   readonly dropAt?: { readonly round: number; readonly stage: WorkerStage };
+  /** Secure aggregation: identity, pinned peers and security policy (src/fl/secagg-client.ts). */
+  readonly secagg?: SecAggWorkerOptions;
   /** Key-holder "threshold": pins the threshold key and signs each update (src/fl/threshold-worker.ts). */
   readonly contributions?: ContributionSigner;
 }
@@ -109,19 +111,7 @@ export interface ContributionSigner {
   seal(runId: string, round: number, weight: number, numExamples: number, packed: Uint8Array): Uint8Array;
 }
 
-/** The tasks a worker can be told to drop out at: training, or a secure-aggregation stage. */
-export type WorkerStage = 'fit' | 'share-keys' | 'masked-input' | 'unmask';
-
-function stageOf(task: Task, round: SecAggWorkerRound | null): WorkerStage | null {
-  const b = task.body;
-  if (b.case === 'fit') return 'fit';
-  if (b.case !== 'secagg') return null;
-  const c = b.value.stage.case;
-  // stable-pw answers the roster with its masked input: there is no share-keys stage.
-  if (c === 'roster') return round?.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
-  if (c === 'inbox') return 'masked-input';
-  return c === 'unmask' ? 'unmask' : null;
-}
+export type { WorkerStage } from './secagg-client.ts';
 
 /** What a worker ends with. */
 export interface WorkerSummary {
@@ -260,7 +250,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       return { rounds, reason: body.value.reason, model };
     }
     const base = { sessionId, taskId: task.taskId, round: task.round };
-    if (options.dropAt !== undefined && options.dropAt.round === task.round && options.dropAt.stage === stageOf(task, secagg)) {
+    if (options.dropAt !== undefined && options.dropAt.round === task.round && options.dropAt.stage === stageOfTask(task, secagg)) {
       const reason = `simulated dropout at ${options.dropAt.stage} of round ${task.round}`;
       emit({ type: 'finished', reason });
       return { rounds, reason, model: null };
@@ -269,9 +259,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     try {
       if (body.case === 'secagg') {
         if (secagg === null) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'a secure-aggregation stage task without a round begun by a fit task', { param: 'task' });
-        const result = answerStage(secagg, body.value);
-        const bytesOut = result.stage.case === 'maskedInput' ? result.stage.value.masked.length : result.stage.case === 'shareKeys' ? result.stage.value.boxes.reduce((a, b) => a + b.box.length, 0) : 0;
-        emit({ type: 'secagg', round: task.round, stage: stageOf(task, secagg) ?? 'unknown', bytesOut });
+        const { result, bytesOut } = answerStage(secagg, body.value);
+        emit({ type: 'secagg', round: task.round, stage: stageOfTask(task, secagg) ?? 'unknown', bytesOut });
         return create(PushResultRequestSchema, { ...base, body: { case: 'secagg', value: result } });
       }
       if (body.case === 'fit') {
@@ -281,13 +270,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         const out = await options.client.fit(params, body.value.config);
         if (body.value.secagg !== undefined) {
           // Secure aggregation: the trained parameters stay here; only keys go out now.
-          secagg = beginWorkerRound(body.value.secagg, options.workerId, out.parameters, body.value.weight);
-          const keys = secagg.client.advertise();
+          secagg = beginWorkerRound(body.value.secagg, options.workerId, out.parameters, body.value.weight, options.secagg);
+          const keys = advertiseKeys(secagg);
           rounds++;
           emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut: 64, ms: performance.now() - t0 });
           if (secagg.clipped > 0) emit({ type: 'secagg', round: task.round, stage: 'advertise', bytesOut: 64, clipped: secagg.clipped });
           const metrics = { ...out.metrics, clipped: secagg.clipped };
-          return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { numExamples: BigInt(out.numExamples), metrics, secaggKeys: { cPk: keys.cPk, sPk: keys.sPk } } } });
+          return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { numExamples: BigInt(out.numExamples), metrics, secaggKeys: keys } } });
         }
         const payload = await encodeFit(out.parameters, body.value.weight, task.round, out.numExamples);
         rounds++;

@@ -1,7 +1,8 @@
 /**
  * cipherml/secagg — secure aggregation (Bonawitz et al., CCS 2017): field and Shamir sharing,
  * X25519 key agreement and sealed boxes, the AES-CTR mask PRG with Z_{2^k} vector arithmetic,
- * quantization, and the client/server state machines (pw, stable-pw, secagg+). The federated
+ * quantization, the parameter rules (Bell et al. 2020), and the client/server state machines
+ * (pw, stable-pw, secagg+; honest-but-curious or actively secure). The federated
  * runtime drives them with `--strategy secagg` (see docs/secagg.md).
  *
  * @example
@@ -28,5 +29,20 @@ export type { X25519KeyPair } from './keys.ts';
 export { MAX_MASK_LENGTH, accumulateMask, aesCtrKeystream, expandMask, addMod, subMod, addModInPlace, reduceModInPlace, subModInPlace } from './prg.ts';
 export { MAX_QUANTIZATION_RANGE, quantize, dequantizeSum, modulusBitsFor } from './quantize.ts';
 export type { QuantizationSpec } from './quantize.ts';
-export { SecAggClient, SecAggServer, checkThreshold, neighboursOf, secAggPlusDegree } from './protocol.ts';
-export type { AdvertiseMsg, MaskedInputMsg, Roster, RosterEntry, SecAggMode, SecAggParams, SecAggResult, ShareInbox, ShareKeysMsg, ThresholdPolicy, UnmaskMsg, UnmaskRequest } from './protocol.ts';
+export { SecAggClient, neighboursOf } from './protocol.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggClientOptions, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './protocol.ts';
+export { SecAggServer } from './server.ts';
+export type { SecAggResult, SecAggServerOptions } from './server.ts';
+export {
+  CORRECTNESS_BITS,
+  DEFAULT_SECURITY_POLICY,
+  checkAnnouncedParameters,
+  checkSecurityPolicy,
+  checkThreshold,
+  completeGraphThreshold,
+  privacyThreshold,
+  secAggPlusDegree,
+  secAggPlusParameters,
+} from './params.ts';
+export type { AnnouncedParameters, DerivedParameters, SecurityPolicy, ThresholdPolicy } from './params.ts';
+export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed, graphNeighbours } from './graph.ts';

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { codeOf } from '../../test/helpers.ts';
-import { SecAggClient, SecAggServer, checkThreshold, neighboursOf, secAggPlusDegree, type SecAggMode, type SecAggParams, type SecAggResult, type UnmaskRequest } from './protocol.ts';
+import { checkThreshold, secAggPlusDegree } from './params.ts';
+import { SecAggClient, neighboursOf, type SecAggMode, type SecAggParams, type UnmaskRequest } from './protocol.ts';
+import { SecAggServer, type SecAggResult } from './server.ts';
 
 type Stage = 'advertise' | 'share-keys' | 'masked-input' | 'unmask';
 
@@ -43,10 +45,10 @@ function run(o: RunOptions): { result: SecAggResult; expected: Uint32Array } {
   const inRoster = (i: number) => roster.entries.some((e) => e.id === ids[i]);
   let inboxes = new Map<string, { roundId: string; holders: readonly string[]; boxes: readonly { from: string; box: Uint8Array }[] }>();
   if (o.mode !== 'stable-pw') {
-    clients.forEach((c, i) => inRoster(i) && alive(i, 'share-keys') && server.receive(c.shareKeys(roster)));
+    clients.forEach((c, i) => inRoster(i) && alive(i, 'share-keys') && server.receive(c.shareKeys(server.rosterFor(c.id))));
     inboxes = server.closeShareKeys();
   } else {
-    clients.forEach((c, i) => inRoster(i) && c.shareKeys(roster));
+    clients.forEach((c, i) => inRoster(i) && c.shareKeys(server.rosterFor(c.id)));
   }
   const sent = new Set<number>();
   clients.forEach((c, i) => {
@@ -60,7 +62,7 @@ function run(o: RunOptions): { result: SecAggResult; expected: Uint32Array } {
   let result: SecAggResult;
   if ('sum' in closed) result = closed;
   else {
-    clients.forEach((c, i) => sent.has(i) && alive(i, 'unmask') && server.receive(c.unmask(closed)));
+    clients.forEach((c, i) => sent.has(i) && alive(i, 'unmask') && server.receive(c.unmask(server.requestFor(c.id, closed))));
     result = server.finish();
   }
   const expected = new Uint32Array(o.length);
@@ -84,11 +86,36 @@ describe('secure aggregation protocol (Bonawitz et al. 2017)', () => {
   it('SecAgg+ with 30 clients and degree 6: exact sum; each client shares with its 6 neighbours only', () => {
     const { result, expected } = run({ n: 30, threshold: 4, mode: 'secagg+', length: 50, bits: 20, degree: 6 });
     expect(Array.from(result.sum)).toEqual(Array.from(expected));
-    expect(secAggPlusDegree(1000)).toBe(22);
+    expect(secAggPlusDegree(1000)).toBe(116);
+  });
+
+  it('SecAgg+ (honest-but-curious) sends each client only its neighbourhood: k + 1 roster entries, local holders and survivors', () => {
+    const params: SecAggParams = { mode: 'secagg+', roundId: 'view', length: 3, modulusBits: 16, threshold: 3 };
+    const ids = Array.from({ length: 40 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+    const clients = ids.map((id) => new SecAggClient(id, params));
+    const server = new SecAggServer(params, { minClients: 4, degree: 6 });
+    for (const c of clients) server.receive(c.advertise());
+    server.closeAdvertise();
+    const view = server.rosterFor('c07');
+    expect(view.entries).toHaveLength(7);
+    expect(view.clients).toBe(40);
+    for (const c of clients) server.receive(c.shareKeys(server.rosterFor(c.id)));
+    const inboxes = server.closeShareKeys();
+    expect(inboxes.get('c07')!.holders).toHaveLength(7);
+    for (const c of clients.slice(1)) server.receive(c.maskedInput(Uint32Array.of(1, 2, 3), inboxes.get(c.id)!));
+    const request = server.closeMaskedInput() as UnmaskRequest;
+    const local = server.requestFor('c07', request);
+    expect(local.survivors.length + local.dropped.length).toBe(7);
+    for (const c of clients.slice(1)) server.receive(c.unmask(server.requestFor(c.id, request)));
+    expect(Array.from(server.finish().sum)).toEqual([39, 78, 117]);
+    // A view that does not list the client with its own keys is refused.
+    const pw = new SecAggClient('c07', { ...params, roundId: 'view' });
+    pw.advertise();
+    expect(codeOf(() => pw.shareKeys({ ...view }))).toBe('CIPHERML_E_PROTOCOL');
   });
 
   it('SecAgg+ neighbourhoods are symmetric and of the requested degree', () => {
-    const entries = Array.from({ length: 20 }, (_, i) => ({ id: `c${i}`, x: i + 1, cPk: new Uint8Array(32), sPk: new Uint8Array(32) }));
+    const entries = Array.from({ length: 20 }, (_, i) => ({ id: `c${i}`, x: i + 1, cPk: new Uint8Array(32), sPk: new Uint8Array(32), signature: new Uint8Array(0) }));
     const roster = { roundId: 'r', entries, degree: 6, graphSeed: 'ab'.repeat(32) };
     for (const e of entries) {
       const ns = neighboursOf(e.id, roster, 'secagg+');

@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
+import { signMessage, verifyMessage, type Identity, type Roster as IdentityRoster } from '../core/identity.ts';
+import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed, graphNeighbours } from './graph.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
-import { accumulateMask, addModInPlace, expandMask, reduceModInPlace } from './prg.ts';
-import { reconstructSecret, shareFromBytes, shareToBytes, splitSecret, type Share } from './shamir.ts';
+import { checkAnnouncedParameters, checkSecurityPolicy, type SecurityPolicy } from './params.ts';
+import { accumulateMask, reduceModInPlace } from './prg.ts';
+import { shareToBytes, splitSecret } from './shamir.ts';
+import { SECAGG_TEST_HOOKS } from './testing.ts';
 
 /**
  * Secure aggregation by pairwise masks (Bonawitz et al., "Practical Secure Aggregation for
- * Privacy-Preserving Machine Learning", CCS 2017, §4, honest-but-curious variant) with the
- * SecAgg+ neighbourhood graph (Bell et al., CCS 2020, §3) and MindSpore Federated's modes:
+ * Privacy-Preserving Machine Learning", CCS 2017, §4, in its honest-but-curious and its actively
+ * secure variant) with the SecAgg+ neighbourhood graph (Bell et al., CCS 2020, §3) and MindSpore
+ * Federated's modes:
  *
  * - `pw` (PW_ENCRYPT): four stages — advertise keys, share keys, masked input, unmasking — and
  *   recovery from clients dropping out at any stage, as long as ≥ threshold + 1 share holders
@@ -26,6 +31,14 @@ import { reconstructSecret, shareFromBytes, shareToBytes, splitSecret, type Shar
  *   of its self-mask seed (peer survived), never both, and answers one unmasking request per
  *   round (Bonawitz §4, round 4: revealing both would unmask that peer's input);
  * - the server either returns the exact sum of the survivors' inputs or fails with a typed error.
+ *
+ * Actively secure variant (a client constructed with its identity and the pinned roster of its
+ * peers; Bonawitz §4 "malicious setting"): advertised keys are signed under each client's
+ * long-term Ed25519 identity and every roster entry is verified against the pinned key; the
+ * server's threshold, SecAgg+ degree and graph seed are checked before any share leaves the
+ * client; a client aborts when fewer than t + 1 clients shared keys (|U2| < t + 1); and a
+ * ConsistencyCheck round precedes unmasking: each survivor signs U3, and a client reveals shares
+ * only when at least t + 1 valid signatures over its own U3 come back.
  */
 
 /** Protocol mode (MindSpore encrypt_type / Flower SecAgg+). */
@@ -56,6 +69,8 @@ export interface AdvertiseMsg {
   readonly cPk: Uint8Array;
   /** Public key for pairwise masks (s_u^PK). */
   readonly sPk: Uint8Array;
+  /** Actively secure variant: Ed25519 signature over (round, id, cPk, sPk); empty otherwise. */
+  readonly signature: Uint8Array;
 }
 
 /** One participant as the server announces it. */
@@ -65,6 +80,8 @@ export interface RosterEntry {
   readonly x: number;
   readonly cPk: Uint8Array;
   readonly sPk: Uint8Array;
+  /** The signature the client advertised with (empty in the honest-but-curious variant). */
+  readonly signature: Uint8Array;
 }
 
 /** Server → clients after stage 0: U1 and the SecAgg+ graph seed. */
@@ -75,6 +92,11 @@ export interface Roster {
   readonly degree: number;
   /** Seed of the neighbourhood permutation (hex); ignored by other modes. */
   readonly graphSeed: string;
+  /**
+   * |U1| when this is one client's neighbourhood view (SecAgg+, honest-but-curious variant:
+   * itself and its neighbours only, O(k) entries); absent when `entries` is all of U1.
+   */
+  readonly clients?: number;
 }
 
 /** Stage 1, client → server: encrypted shares, one box per recipient. */
@@ -101,13 +123,29 @@ export interface MaskedInputMsg {
   readonly masked: Uint32Array;
 }
 
-/** Server → survivors after stage 2. */
+/** A client's signature over U3 (consistency check). */
+export interface SurvivorSignature {
+  readonly from: string;
+  readonly signature: Uint8Array;
+}
+
+/** Server → survivors after stage 2 (the consistency-check request has no signatures). */
 export interface UnmaskRequest {
   readonly roundId: string;
   /** U3: clients whose masked input arrived. */
   readonly survivors: readonly string[];
   /** U2 \ U3: clients that shared keys but sent no masked input. */
   readonly dropped: readonly string[];
+  /** Actively secure variant: the U4 clients' signatures over U3. */
+  readonly signatures?: readonly SurvivorSignature[];
+}
+
+/** Consistency check, client → server: its signature over the U3 it was shown. */
+export interface ConsistencyMsg {
+  readonly stage: 'consistency';
+  readonly roundId: string;
+  readonly from: string;
+  readonly signature: Uint8Array;
 }
 
 /** Stage 3, client → server. */
@@ -121,72 +159,60 @@ export interface UnmaskMsg {
   readonly seedShares: readonly { readonly of: string; readonly share: Uint8Array }[];
 }
 
-/** Checks on the threshold (MindSpore's rules for reconstruct-secrets-threshold). */
-export interface ThresholdPolicy {
-  /** Whether the server may collude with clients: then t must exceed 2n/3, else n/2. */
-  readonly collusion: boolean;
-  /** Refuse (default) or only warn when the rule is broken. */
-  readonly onViolation?: 'refuse' | 'warn';
-}
+/** HKDF info of the share-box key. */
+export const KEY_INFO_SHARE = 'share-box';
+/** HKDF info prefix of the pairwise mask key (followed by `/` and the round id). */
+export const KEY_INFO_MASK = 'pairwise-mask';
 
-const KEY_INFO_SHARE = 'share-box';
-const KEY_INFO_MASK = 'pairwise-mask';
-
-/**
- * Checks t against the number of share holders n: t + 1 ≤ n always; t > n/2 (no collusion) or
- * t > 2n/3 (server and clients may collude), refused or returned as a warning.
- *
- * @example
- * ```ts
- * checkThreshold(4, 5, { collusion: false }); // ok: 4 > 2.5 and 5 ≤ 5
- * ```
- */
-export function checkThreshold(threshold: number, holders: number, policy: ThresholdPolicy): string | null {
-  if (threshold + 1 > holders) {
-    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `reconstruction needs threshold + 1 = ${threshold + 1} share holders, only ${holders} take part`, { param: 'reconstruct-secrets-threshold' });
-  }
-  const bound = policy.collusion ? (2 * holders) / 3 : holders / 2;
-  if (threshold > bound) return null;
-  const msg = `threshold ${threshold} must exceed ${policy.collusion ? '2n/3' : 'n/2'} = ${bound.toFixed(2)} for n = ${holders} share holders${policy.collusion ? ' when the server may collude with clients' : ''}`;
-  if ((policy.onViolation ?? 'refuse') === 'refuse') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', msg, { param: 'reconstruct-secrets-threshold' });
-  return msg;
-}
-
-function validateParams(p: SecAggParams): void {
+/** Checks the round parameters' ranges. */
+export function validateParams(p: SecAggParams): void {
   assertIntegerInRange(p.length, 'length', 1, 1 << 28);
   assertIntegerInRange(p.modulusBits, 'modulusBits', 1, 32);
   assertIntegerInRange(p.threshold, 'threshold', 1, 1 << 20);
 }
 
-function protocolError(problem: string, param: string): CipherMLError {
+/** A typed CIPHERML_E_PROTOCOL error naming the message field. */
+export function protocolError(problem: string, param: string): CipherMLError {
   return new CipherMLError('CIPHERML_E_PROTOCOL', problem, { param });
 }
 
-function checkRound(params: SecAggParams, roundId: string, param: string): void {
+/** A client's refusal to continue a round (Bonawitz §4 "abort"), naming the round and stage. */
+function aborted(roundId: string, stage: string, problem: string, param: string, details: Record<string, unknown>): CipherMLError {
+  return new CipherMLError('CIPHERML_E_SECAGG_ABORTED', `round "${roundId}", stage ${stage}: ${problem}`, { param, details: { round: roundId, stage, ...details } });
+}
+
+/** Checks a message's round id. */
+export function checkRound(params: SecAggParams, roundId: string, param: string): void {
   if (roundId !== params.roundId) throw protocolError(`message of round "${roundId}" in round "${params.roundId}" (replayed or misrouted)`, param);
 }
 
 /** Δ(u,v): +1 when u sorts before v, −1 otherwise. */
-function sign(u: string, v: string): 1 | -1 {
+export function sign(u: string, v: string): 1 | -1 {
   return u < v ? 1 : -1;
 }
 
-/** Deterministic permutation of ids from a hex seed (Fisher–Yates driven by an AES-CTR stream). */
-function permute(ids: readonly string[], seedHex: string): string[] {
-  const seed = Buffer.from(seedHex.padEnd(64, '0').slice(0, 64), 'hex');
-  const words = expandMask(seed, Math.max(1, ids.length), 32);
-  const out = [...ids].sort();
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = words[i]! % (i + 1);
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
+/** Roster entries by id, one map per roster. */
+const BY_ID = new WeakMap<Roster, ReadonlyMap<string, RosterEntry>>();
+
+/** The roster entry of `id`, or undefined (O(1) after the first call on a roster). */
+export function entryOf(roster: Roster, id: string): RosterEntry | undefined {
+  let m = BY_ID.get(roster);
+  if (m === undefined) BY_ID.set(roster, (m = new Map(roster.entries.map((e) => [e.id, e]))));
+  return m.get(id);
+}
+
+/** Roster entries by x-coordinate, one map per roster. */
+const BY_X = new WeakMap<Roster, ReadonlyMap<number, RosterEntry>>();
+
+/** Number of clients in U1: the whole roster, or what a neighbourhood view announces. */
+export function rosterSize(roster: Roster): number {
+  return roster.clients ?? roster.entries.length;
 }
 
 /**
- * Neighbours of `id` in the SecAgg+ graph: the ids placed on a ring by the seeded permutation,
- * each linked to the degree/2 nearest on either side (a Harary graph, Bell et al. §3.1). In the
- * other modes every other participant is a neighbour. The relation is symmetric.
+ * Neighbours of `id` in the round's graph: the SecAgg+ Harary graph for `secagg+` (Bell et al.
+ * §3.1), every other participant in the other modes. The relation is symmetric. On a
+ * neighbourhood view (SecAgg+ roster of one client) only that client's neighbours are known.
  *
  * @example
  * ```ts
@@ -194,46 +220,35 @@ function permute(ids: readonly string[], seedHex: string): string[] {
  * ```
  */
 export function neighboursOf(id: string, roster: Roster, mode: SecAggMode): string[] {
-  const ids = roster.entries.map((e) => e.id);
-  if (mode !== 'secagg+' || roster.degree >= ids.length - 1) return ids.filter((x) => x !== id).sort();
-  const { ring, position } = ringOf(roster);
-  const i = position.get(id) ?? -1;
-  const half = roster.degree / 2;
-  const out = new Set<string>();
-  for (let k = 1; k <= half; k++) {
-    out.add(ring[(i + k) % ring.length]!);
-    out.add(ring[(i - k + ring.length) % ring.length]!);
+  const me = entryOf(roster, id);
+  if (me === undefined) return [];
+  let byX = BY_X.get(roster);
+  if (byX === undefined) BY_X.set(roster, (byX = new Map(roster.entries.map((e) => [e.x, e]))));
+  const n = rosterSize(roster);
+  const xs = graphNeighbours(me.x, n, mode === 'secagg+' ? roster.degree : n - 1, roster.graphSeed);
+  const out: string[] = [];
+  for (const x of xs) {
+    const e = byX.get(x);
+    if (e === undefined) throw protocolError(`the roster lacks neighbour x = ${x} of "${id}"`, 'roster');
+    out.push(e.id);
   }
-  return [...out].sort();
+  return out.sort();
 }
 
-/** The SecAgg+ ring of a roster, computed once per roster object (every client and the server ask for it). */
-const RINGS = new WeakMap<Roster, { readonly ring: readonly string[]; readonly position: ReadonlyMap<string, number> }>();
+type ClientStage = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
 
-function ringOf(roster: Roster): { readonly ring: readonly string[]; readonly position: ReadonlyMap<string, number> } {
-  let hit = RINGS.get(roster);
-  if (hit === undefined) {
-    const ring = permute(roster.entries.map((e) => e.id), roster.graphSeed);
-    hit = { ring, position: new Map(ring.map((id, i) => [id, i])) };
-    RINGS.set(roster, hit);
-  }
-  return hit;
+/** How a client authenticates peers and what it accepts from the server. */
+export interface SecAggClientOptions {
+  /**
+   * This client's long-term identity: enables the actively secure variant (signed keys, the
+   * consistency check). Requires `peers`.
+   */
+  readonly identity?: Identity;
+  /** The pinned public identities (role "worker", id = client id) whose signed keys it accepts. */
+  readonly peers?: IdentityRoster;
+  /** Checks the server's threshold and SecAgg+ degree against this policy (none when absent). */
+  readonly policy?: SecurityPolicy;
 }
-
-/**
- * The SecAgg+ degree for n clients: the smallest even k ≥ 2⌈log2 n⌉ + 2, capped at n − 1.
- *
- * @example
- * ```ts
- * secAggPlusDegree(1000); // 22
- * ```
- */
-export function secAggPlusDegree(n: number): number {
-  const k = 2 * Math.ceil(Math.log2(Math.max(2, n))) + 2;
-  return Math.min(n - 1, k % 2 === 0 ? k : k + 1);
-}
-
-type ClientStage = 'new' | 'advertised' | 'shared' | 'masked' | 'unmasked';
 
 /**
  * One client's side of a secure-aggregation round.
@@ -258,46 +273,121 @@ export class SecAggClient {
   #neighbours: string[] = [];
   #holders: string[] = [];
   readonly #received = new Map<string, { keyShare: Uint8Array; seedShare: Uint8Array }>();
+  readonly #identity: Identity | undefined;
+  readonly #peers: IdentityRoster | undefined;
+  readonly #policy: SecurityPolicy | undefined;
+  /** The U3 / dropped lists this client signed in the consistency check. */
+  #checked: { survivors: string[]; dropped: string[] } | null = null;
 
-  constructor(id: string, params: SecAggParams) {
+  constructor(id: string, params: SecAggParams, options: SecAggClientOptions = {}) {
     validateParams(params);
+    if (options.identity !== undefined && options.peers === undefined) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', 'the actively secure variant needs the pinned identities of the peers as well as this client\'s identity', { param: 'roster' });
+    }
+    if (options.identity !== undefined && options.identity.id !== id) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `the identity names "${options.identity.id}", this client is "${id}"`, { param: 'identity' });
+    }
+    if (options.policy !== undefined) checkSecurityPolicy(options.policy);
     this.id = id;
     this.#p = params;
     this.#c = generateX25519KeyPair();
     this.#s = generateX25519KeyPair();
+    this.#identity = options.identity;
+    this.#peers = options.peers;
+    this.#policy = options.policy;
+  }
+
+  /** True when this client runs the actively secure variant. */
+  get active(): boolean {
+    return this.#identity !== undefined;
   }
 
   #expect(stage: ClientStage, next: string): void {
     if (this.#stage !== stage) throw protocolError(`cannot ${next} at stage "${this.#stage}" (out of order or replayed request)`, 'stage');
   }
 
-  /** Stage 0: two fresh X25519 public keys. */
+  /** Stage 0: two fresh X25519 public keys, signed under the identity in the active variant. */
   advertise(): AdvertiseMsg {
     this.#expect('new', 'advertise keys');
     this.#stage = 'advertised';
-    return { stage: 'advertise', roundId: this.#p.roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey };
+    const { roundId } = this.#p;
+    const signature = this.#identity === undefined ? new Uint8Array(0) : signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey));
+    return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature };
+  }
+
+  /**
+   * Checks what the server announced with the roster, before any secret leaves: every entry's
+   * signature against the pinned identity (active variant), the graph seed (secagg+: derived from
+   * the signed keys, not chosen by the server), the threshold and the degree (when a policy is set).
+   */
+  #checkRoster(roster: Roster): void {
+    if (SECAGG_TEST_HOOKS.disableChecks) return;
+    const { roundId, mode, threshold } = this.#p;
+    if (this.#peers !== undefined) {
+      for (const e of roster.entries) {
+        const pinned = this.#peers.get('worker', e.id);
+        if (pinned === undefined) {
+          throw new CipherMLError('CIPHERML_E_IDENTITY_UNKNOWN', `round "${roundId}": the roster lists "${e.id}", who is not among the pinned worker identities`, { param: 'roster', details: { round: roundId, id: e.id } });
+        }
+        if (!verifyMessage(pinned, ADVERTISE_CONTEXT, advertisePayload(roundId, e.id, e.cPk, e.sPk), e.signature)) {
+          throw new CipherMLError('CIPHERML_E_SIGNATURE_INVALID', `round "${roundId}": the keys the roster gives for "${e.id}" are not signed by its pinned identity (${pinned.fingerprint.slice(0, 16)}…): substituted keys`, {
+            param: 'roster',
+            details: { round: roundId, id: e.id, fingerprint: pinned.fingerprint },
+          });
+        }
+      }
+    }
+    const n = rosterSize(roster);
+    const view = roster.entries.length < n;
+    if (view && (mode !== 'secagg+' || this.#identity !== undefined)) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server sent ${roster.entries.length} of ${n} roster entries; ${mode !== 'secagg+' ? `mode ${mode} needs all of them` : 'the actively secure variant needs every signed entry to derive the graph seed'}`, {
+        param: 'roster',
+        details: { round: roundId, entries: roster.entries.length, clients: n },
+      });
+    }
+    if (mode === 'secagg+' && roster.degree < n - 1) {
+      if (!(Number.isInteger(roster.degree) && roster.degree >= 2 && roster.degree % 2 === 0)) {
+        throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `SecAgg+ degree ${roster.degree} must be an even number ≥ 2`, { param: 'num-shares', details: { round: roundId, degree: roster.degree } });
+      }
+    }
+    // The seed is checked whenever the whole roster is known; a neighbourhood view (the
+    // honest-but-curious variant only) trusts the server's seed, as that variant trusts the server.
+    if (mode === 'secagg+' && roster.degree < n - 1 && !view) {
+      const derived = deriveGraphSeed(roundId, roster.entries);
+      if (roster.graphSeed !== derived) {
+        throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${roster.graphSeed.slice(0, 16)}… is not the one derived from the advertised keys (${derived.slice(0, 16)}…)`, {
+          param: 'secagg-graph-seed',
+          details: { round: roundId, announced: roster.graphSeed, derived },
+        });
+      }
+    }
+    if (this.#policy !== undefined) checkAnnouncedParameters({ mode, clients: n, degree: mode === 'secagg+' ? Math.min(roster.degree, n - 1) : n - 1, threshold }, this.#policy);
   }
 
   /** Stage 1: Shamir shares of s_u^SK and b_u for every neighbour (itself included), each sealed for its recipient. */
   shareKeys(roster: Roster): ShareKeysMsg {
     this.#expect('advertised', 'share keys');
     checkRound(this.#p, roster.roundId, 'roster');
-    const me = roster.entries.find((e) => e.id === this.id);
+    const me = entryOf(roster, this.id);
     if (me === undefined || Buffer.compare(Buffer.from(me.sPk), Buffer.from(this.#s.publicKey)) !== 0 || Buffer.compare(Buffer.from(me.cPk), Buffer.from(this.#c.publicKey)) !== 0) {
       throw protocolError('the roster does not list this client with the keys it advertised', 'roster');
     }
     const ids = new Set<string>();
     const xs = new Set<number>();
+    const n = rosterSize(roster);
+    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= 1 << 24)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries`, 'roster');
     for (const e of roster.entries) {
       if (ids.has(e.id) || xs.has(e.x)) throw protocolError(`the roster repeats ${ids.has(e.id) ? `id "${e.id}"` : `x = ${e.x}`}`, 'roster');
+      if (!(Number.isInteger(e.x) && e.x >= 1 && e.x <= n)) throw protocolError(`x = ${e.x} of "${e.id}" is outside 1..${n}`, 'roster');
       ids.add(e.id);
       xs.add(e.x);
     }
+    this.#checkRoster(roster);
     this.#roster = roster;
     this.#neighbours = neighboursOf(this.id, roster, this.#p.mode);
     this.#stage = 'shared';
     if (this.#p.mode === 'stable-pw') return { stage: 'share-keys', roundId: this.#p.roundId, from: this.id, boxes: [] };
-    const holders = [me, ...this.#neighbours.map((n) => roster.entries.find((e) => e.id === n)!)];
+    const holders = [me, ...this.#neighbours.map((n) => entryOf(roster, n)!)];
     if (holders.length < this.#p.threshold + 1) {
       throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `${holders.length} share holders cannot reconstruct with threshold ${this.#p.threshold}`, { param: 'reconstruct-secrets-threshold' });
     }
@@ -329,11 +419,25 @@ export class SecAggClient {
     if (!holders.includes(this.id)) throw protocolError('this client is not among the holders the server names', 'inbox');
     const listed = new Set(roster.entries.map((e) => e.id));
     for (const h of holders) if (!listed.has(h)) throw protocolError(`holder "${h}" is not in the roster`, 'inbox');
+    if (new Set(holders).size !== holders.length) throw protocolError('the holders list repeats a client', 'inbox');
+    if (!stable && !SECAGG_TEST_HOOKS.disableChecks) {
+      const t = this.#p.threshold;
+      if (holders.length < t + 1) {
+        throw aborted(this.#p.roundId, 'masked-input', `only |U2| = ${holders.length} clients shared keys; t + 1 = ${t + 1} are needed, refusing to send a masked input`, 'reconstruct-secrets-threshold', { count: holders.length, needed: t + 1 });
+      }
+      const mine = new Set([this.id, ...this.#neighbours]);
+      const local = holders.filter((h) => mine.has(h)).length;
+      if (local < t + 1) {
+        throw aborted(this.#p.roundId, 'masked-input', `only ${local} of this client's share holders shared keys; t + 1 = ${t + 1} are needed, refusing to send a masked input`, 'reconstruct-secrets-threshold', { count: local, needed: t + 1 });
+      }
+    }
     this.#holders = holders;
+    const holderSet = new Set(holders);
+    const neighbourSet = new Set(this.#neighbours);
     if (!stable) {
       for (const { from, box } of inbox.boxes) {
-        const sender = roster.entries.find((e) => e.id === from);
-        if (sender === undefined || (from !== this.id && !this.#neighbours.includes(from))) throw protocolError(`a share from "${from}", who is not a neighbour`, 'inbox');
+        const sender = entryOf(roster, from);
+        if (sender === undefined || (from !== this.id && !neighbourSet.has(from))) throw protocolError(`a share from "${from}", who is not a neighbour`, 'inbox');
         if (this.#received.has(from)) throw protocolError(`two shares from "${from}"`, 'inbox');
         const plain = openBox(agreeKey(this.#c.privateKey, sender.cPk, KEY_INFO_SHARE), box, aad(this.#p.roundId, from, this.id));
         if (plain.length !== 140) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `a share box from "${from}" holds ${plain.length} bytes`, { param: 'inbox' });
@@ -341,10 +445,14 @@ export class SecAggClient {
       }
     }
     const y = input.slice();
+    if (SECAGG_TEST_HOOKS.disableMasks) {
+      this.#stage = 'masked';
+      return { stage: 'masked-input', roundId: this.#p.roundId, from: this.id, masked: y };
+    }
     if (!stable) accumulateMask(y, this.#seed!, 1);
     for (const v of this.#neighbours) {
-      if (!holders.includes(v)) continue;
-      const peer = roster.entries.find((e) => e.id === v)!;
+      if (!holderSet.has(v)) continue;
+      const peer = entryOf(roster, v)!;
       accumulateMask(y, agreeKey(this.#s.privateKey, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(this.id, v));
     }
     reduceModInPlace(y, bits);
@@ -352,23 +460,81 @@ export class SecAggClient {
     return { stage: 'masked-input', roundId: this.#p.roundId, from: this.id, masked: y };
   }
 
-  /**
-   * Stage 3: key shares of dropped neighbours, seed shares of surviving ones. Refuses a request
-   * naming a peer as both survivor and dropped, one that does not partition the holders, one
-   * that does not count this client as a survivor, and any second request.
-   */
-  unmask(request: UnmaskRequest): UnmaskMsg {
-    this.#expect('masked', 'unmask');
+  /** The checks a survivor list must pass before this client signs or answers it. */
+  #checkSurvivors(request: UnmaskRequest, stage: string): { survivors: Set<string>; dropped: Set<string> } {
     checkRound(this.#p, request.roundId, 'request');
     if (this.#p.mode === 'stable-pw') throw protocolError('stable-pw rounds have no unmasking stage', 'request');
     const survivors = new Set(request.survivors);
     const dropped = new Set(request.dropped);
+    if (survivors.size !== request.survivors.length || dropped.size !== request.dropped.length) throw protocolError('the request repeats a client', 'request');
     for (const v of dropped) if (survivors.has(v)) throw protocolError(`"${v}" is named both survivor and dropped: revealing both shares would unmask its input`, 'request');
     if (!survivors.has(this.id)) throw protocolError('the request does not count this client as a survivor', 'request');
     const holders = new Set(this.#holders);
     const named = new Set([...survivors, ...dropped]);
     if (named.size !== holders.size || [...named].some((v) => !holders.has(v))) throw protocolError('survivors and dropped must partition the clients that shared keys', 'request');
-    if (survivors.size < this.#p.threshold + 1) throw protocolError(`${survivors.size} survivors cannot reconstruct with threshold ${this.#p.threshold}`, 'request');
+    const t = this.#p.threshold;
+    if (survivors.size < t + 1) throw aborted(this.#p.roundId, stage, `only |U3| = ${survivors.size} survivors; t + 1 = ${t + 1} are needed`, 'reconstruct-secrets-threshold', { count: survivors.size, needed: t + 1 });
+    return { survivors, dropped };
+  }
+
+  /**
+   * Consistency check (active variant, Bonawitz §4 round 3): signs the survivor set U3 it is
+   * shown, after the same checks as {@link unmask}. The signature binds the round, U3 and U2 \ U3.
+   */
+  consistencyCheck(request: UnmaskRequest): ConsistencyMsg {
+    this.#expect('masked', 'sign the survivor set');
+    if (this.#identity === undefined) throw protocolError('a consistency check was requested of a client without an identity (honest-but-curious variant)', 'request');
+    this.#checkSurvivors(request, 'consistency-check');
+    this.#checked = { survivors: [...request.survivors].sort(), dropped: [...request.dropped].sort() };
+    this.#stage = 'checked';
+    const signature = signMessage(this.#identity, CONSISTENCY_CONTEXT, consistencyPayload(this.#p.roundId, this.#checked.survivors, this.#checked.dropped));
+    return { stage: 'consistency', roundId: this.#p.roundId, from: this.id, signature };
+  }
+
+  /**
+   * Stage 3: key shares of dropped neighbours, seed shares of surviving ones. Refuses a request
+   * naming a peer as both survivor and dropped, one that does not partition the holders, one
+   * that does not count this client as a survivor, and any second request. In the active variant
+   * it also refuses (CIPHERML_E_SECAGG_ABORTED) a survivor set that differs from the one it
+   * signed, and answers only when at least t + 1 distinct survivors' valid signatures over that
+   * same set come with the request (a missing or wrong signature aborts).
+   */
+  unmask(request: UnmaskRequest): UnmaskMsg {
+    const roundId = this.#p.roundId;
+    if (this.#identity !== undefined && SECAGG_TEST_HOOKS.disableChecks) {
+      this.#expect('checked', 'unmask');
+    } else if (this.#identity !== undefined) {
+      this.#expect('checked', 'unmask');
+      const signed = this.#checked!;
+      const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((v, i) => v === b[i]);
+      checkRound(this.#p, request.roundId, 'request');
+      if (!same(request.survivors, signed.survivors) || !same(request.dropped, signed.dropped)) {
+        this.#stage = 'unmasked';
+        throw aborted(roundId, 'unmask', `the survivor set of the unmasking request (${request.survivors.length} survivors) is not the one this client signed (${signed.survivors.length}): inconsistent survivor sets`, 'survivors', {
+          signed: signed.survivors.length,
+          requested: request.survivors.length,
+        });
+      }
+      const payload = consistencyPayload(roundId, signed.survivors, signed.dropped);
+      const survivors = new Set(signed.survivors);
+      const signers = new Set<string>();
+      for (const { from, signature } of request.signatures ?? []) {
+        const pinned = this.#peers!.get('worker', from);
+        if (!survivors.has(from) || signers.has(from) || pinned === undefined || !verifyMessage(pinned, CONSISTENCY_CONTEXT, payload, signature)) {
+          this.#stage = 'unmasked';
+          throw aborted(roundId, 'unmask', `the consistency signature of "${from}" is ${!survivors.has(from) ? 'from a client outside U3' : signers.has(from) ? 'repeated' : 'not a valid signature over the survivor set this client signed'}`, 'survivors', { signer: from });
+        }
+        signers.add(from);
+      }
+      const t = this.#p.threshold;
+      if (signers.size < t + 1) {
+        this.#stage = 'unmasked';
+        throw aborted(roundId, 'unmask', `only ${signers.size} survivors signed U3; t + 1 = ${t + 1} signatures are needed`, 'reconstruct-secrets-threshold', { count: signers.size, needed: t + 1 });
+      }
+    } else {
+      this.#expect('masked', 'unmask');
+    }
+    const { survivors, dropped } = this.#checkSurvivors(request, 'unmask');
     this.#stage = 'unmasked';
     const keyShares: { of: string; share: Uint8Array }[] = [];
     const seedShares: { of: string; share: Uint8Array }[] = [];
@@ -376,200 +542,12 @@ export class SecAggClient {
       if (dropped.has(from)) keyShares.push({ of: from, share: shares.keyShare });
       else if (survivors.has(from)) seedShares.push({ of: from, share: shares.seedShare });
     }
-    return { stage: 'unmask', roundId: this.#p.roundId, from: this.id, keyShares, seedShares };
+    return { stage: 'unmask', roundId, from: this.id, keyShares, seedShares };
   }
 }
 
-function aad(roundId: string, from: string, to: string): Uint8Array {
+/** Authenticated data of a share box: round, sender, recipient. */
+export function aad(roundId: string, from: string, to: string): Uint8Array {
   return Buffer.from(`cipherml/secagg/v1\0${roundId}\0${from}\0${to}`);
 }
 
-type ServerStage = 'advertise' | 'share-keys' | 'masked-input' | 'unmask' | 'done';
-
-/** The server's result of a round. */
-export interface SecAggResult {
-  /** Σ_{u ∈ survivors} x_u mod 2^modulusBits. */
-  readonly sum: Uint32Array;
-  readonly survivors: readonly string[];
-  readonly dropped: readonly string[];
-}
-
-/**
- * The server's side: collects each stage's messages, checks them (stage, round, sender, replay,
- * length), routes shares, and removes the masks.
- *
- * @example
- * ```ts
- * const s = new SecAggServer(params, { minClients: 3 });
- * for (const m of adverts) s.receive(m);
- * const roster = s.closeAdvertise();
- * ```
- */
-export class SecAggServer {
-  readonly #p: SecAggParams;
-  readonly #minClients: number;
-  #stage: ServerStage = 'advertise';
-  readonly #adverts = new Map<string, AdvertiseMsg>();
-  #roster: Roster | null = null;
-  readonly #shares = new Map<string, ShareKeysMsg>();
-  #holders: string[] = [];
-  readonly #masked = new Map<string, Uint32Array>();
-  #request: UnmaskRequest | null = null;
-  readonly #unmasks = new Map<string, UnmaskMsg>();
-
-  constructor(params: SecAggParams, options: { minClients: number; degree?: number }) {
-    validateParams(params);
-    this.#p = params;
-    this.#minClients = Math.max(options.minClients, params.mode === 'stable-pw' ? 2 : params.threshold + 1);
-    this.#degree = options.degree;
-  }
-
-  readonly #degree: number | undefined;
-
-  /** The stage the server is collecting. */
-  get stage(): ServerStage {
-    return this.#stage;
-  }
-
-  /** Accepts one client message for the current stage; anything else is a typed refusal. */
-  receive(msg: AdvertiseMsg | ShareKeysMsg | MaskedInputMsg | UnmaskMsg): void {
-    checkRound(this.#p, msg.roundId, 'message');
-    if (msg.stage !== this.#stage) throw protocolError(`a ${msg.stage} message while collecting ${this.#stage} (out of stage or replayed)`, 'stage');
-    switch (msg.stage) {
-      case 'advertise':
-        if (this.#adverts.has(msg.from)) throw protocolError(`second advertisement from "${msg.from}" (replayed)`, 'from');
-        if (msg.cPk.length !== 32 || msg.sPk.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'public keys must be 32 bytes', { param: 'publicKey' });
-        this.#adverts.set(msg.from, msg);
-        return;
-      case 'share-keys': {
-        if (!this.#roster!.entries.some((e) => e.id === msg.from)) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
-        if (this.#shares.has(msg.from)) throw protocolError(`second share message from "${msg.from}" (replayed)`, 'from');
-        const expected = this.#p.mode === 'stable-pw' ? [] : [msg.from, ...neighboursOf(msg.from, this.#roster!, this.#p.mode)].sort();
-        const got = msg.boxes.map((b) => b.to).sort();
-        if (got.length !== expected.length || got.some((g, i) => g !== expected[i])) throw protocolError(`"${msg.from}" must send one box to each of its ${expected.length} share holders`, 'boxes');
-        this.#shares.set(msg.from, msg);
-        return;
-      }
-      case 'masked-input':
-        if (!this.#holders.includes(msg.from)) throw protocolError(`"${msg.from}" did not share keys this round`, 'from');
-        if (this.#masked.has(msg.from)) throw protocolError(`second masked input from "${msg.from}" (replayed)`, 'from');
-        if (!(msg.masked instanceof Uint32Array) || msg.masked.length !== this.#p.length) {
-          throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `masked input of "${msg.from}" has ${msg.masked.length} values, expected ${this.#p.length}`, { param: 'masked' });
-        }
-        this.#masked.set(msg.from, msg.masked);
-        return;
-      case 'unmask':
-        if (!this.#request!.survivors.includes(msg.from)) throw protocolError(`"${msg.from}" is not a survivor`, 'from');
-        if (this.#unmasks.has(msg.from)) throw protocolError(`second unmask message from "${msg.from}" (replayed)`, 'from');
-        this.#unmasks.set(msg.from, msg);
-        return;
-    }
-  }
-
-  #need(count: number, stage: string): void {
-    if (count < this.#minClients) {
-      throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `${count} clients completed ${stage}; at least ${this.#minClients} are needed`, { param: 'min-clients', details: { stage, count } });
-    }
-  }
-
-  /** Ends stage 0: the roster (U1) with Shamir x-coordinates and the SecAgg+ graph. */
-  closeAdvertise(): Roster {
-    this.#expectStage('advertise');
-    this.#need(this.#adverts.size, 'advertise keys');
-    const ids = [...this.#adverts.keys()].sort();
-    const entries = ids.map((id, i) => ({ id, x: i + 1, cPk: this.#adverts.get(id)!.cPk, sPk: this.#adverts.get(id)!.sPk }));
-    const degree = this.#p.mode === 'secagg+' ? Math.min(ids.length - 1, this.#degree ?? secAggPlusDegree(ids.length)) : ids.length - 1;
-    if (this.#p.mode === 'secagg+' && degree % 2 !== 0 && degree < ids.length - 1) {
-      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `the SecAgg+ degree must be even, got ${degree}`, { param: 'degree' });
-    }
-    this.#roster = { roundId: this.#p.roundId, entries, degree, graphSeed: randomBytes(32).toString('hex') };
-    this.#stage = this.#p.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
-    if (this.#p.mode === 'stable-pw') this.#holders = ids;
-    return this.#roster;
-  }
-
-  /** Ends stage 1: U2 and each holder's inbox. */
-  closeShareKeys(): Map<string, ShareInbox> {
-    this.#expectStage('share-keys');
-    this.#need(this.#shares.size, 'share keys');
-    this.#holders = [...this.#shares.keys()].sort();
-    const boxesTo = new Map<string, { from: string; box: Uint8Array }[]>(this.#holders.map((v) => [v, []]));
-    for (const u of this.#holders) for (const b of this.#shares.get(u)!.boxes) boxesTo.get(b.to)?.push({ from: u, box: b.box });
-    const inboxes = new Map<string, ShareInbox>();
-    for (const v of this.#holders) inboxes.set(v, { roundId: this.#p.roundId, holders: this.#holders, boxes: boxesTo.get(v)! });
-    this.#stage = 'masked-input';
-    return inboxes;
-  }
-
-  /** Ends stage 2: the unmasking request (stable-pw: finishes the round directly). */
-  closeMaskedInput(): UnmaskRequest | SecAggResult {
-    this.#expectStage('masked-input');
-    const survivors = [...this.#masked.keys()].sort();
-    if (this.#p.mode === 'stable-pw') {
-      if (survivors.length !== this.#holders.length) {
-        throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `stable-pw cannot recover from dropouts: ${this.#holders.length - survivors.length} of ${this.#holders.length} clients sent no masked input`, { param: 'mode' });
-      }
-      this.#stage = 'done';
-      return { sum: this.#sumMasked(survivors), survivors, dropped: [] };
-    }
-    this.#need(survivors.length, 'masked input');
-    this.#request = { roundId: this.#p.roundId, survivors, dropped: this.#holders.filter((h) => !this.#masked.has(h)) };
-    this.#stage = 'unmask';
-    return this.#request;
-  }
-
-  /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
-  finish(): SecAggResult {
-    this.#expectStage('unmask');
-    const req = this.#request!;
-    this.#need(this.#unmasks.size, 'unmasking');
-    const roster = this.#roster!;
-    const bits = this.#p.modulusBits;
-    const xOf = new Map(roster.entries.map((e) => [e.id, e.x]));
-    // Index every returned share by whose secret it is: one pass over the unmask messages.
-    const index = { keyShares: new Map<string, Share[]>(), seedShares: new Map<string, Share[]>() };
-    for (const m of this.#unmasks.values()) {
-      for (const kind of ['keyShares', 'seedShares'] as const) {
-        for (const hit of m[kind]) {
-          const share = shareFromBytes(hit.share);
-          if (share.x !== xOf.get(m.from)) throw protocolError(`"${m.from}" returned a share with x = ${share.x}, its coordinate is ${xOf.get(m.from)}`, 'share');
-          const list = index[kind].get(hit.of);
-          if (list === undefined) index[kind].set(hit.of, [share]);
-          else if (list.some((s) => s.x === share.x)) throw protocolError(`"${m.from}" returned two shares of "${hit.of}"`, 'share');
-          else list.push(share);
-        }
-      }
-    }
-    const collect = (of: string, kind: 'keyShares' | 'seedShares'): Share[] => {
-      const shares = index[kind].get(of) ?? [];
-      if (shares.length < this.#p.threshold + 1) {
-        throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `only ${shares.length} shares of "${of}" arrived; ${this.#p.threshold + 1} are needed to remove its masks (too many dropouts)`, { param: 'threshold', details: { client: of } });
-      }
-      return shares;
-    };
-    const sum = this.#sumMasked(req.survivors);
-    for (const u of req.survivors) accumulateMask(sum, reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), -1);
-    for (const v of req.dropped) {
-      const sk = reconstructSecret(collect(v, 'keyShares'), this.#p.threshold);
-      for (const u of neighboursOf(v, roster, this.#p.mode)) {
-        if (!req.survivors.includes(u)) continue;
-        const peer = roster.entries.find((e) => e.id === u)!;
-        // y_u holds Δ(u,v)·PRG(s_uv); remove it.
-        accumulateMask(sum, agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(u, v) > 0 ? -1 : 1);
-      }
-    }
-    reduceModInPlace(sum, bits);
-    this.#stage = 'done';
-    return { sum, survivors: req.survivors, dropped: req.dropped };
-  }
-
-  #sumMasked(ids: readonly string[]): Uint32Array {
-    const acc = new Uint32Array(this.#p.length);
-    for (const id of ids) addModInPlace(acc, this.#masked.get(id)!, this.#p.modulusBits);
-    return acc;
-  }
-
-  #expectStage(stage: ServerStage): void {
-    if (this.#stage !== stage) throw protocolError(`cannot close ${stage} while at ${this.#stage}`, 'stage');
-  }
-}

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cipherml/fl/v1/fl.proto.
  */
 export const file_cipherml_fl_v1_fl: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0i0QEKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycyLdAQoMSm9pblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSDgoGcnVuX2lkGAIgASgJEhAKCHN0cmF0ZWd5GAMgASgJEhIKCmtleV9ob2xkZXIYBCABKAkSEgoKcHVibGljX2tleRgFIAEoDBIsCgdwYWNraW5nGAYgASgLMhsuY2lwaGVybWwuZmwudjEuUGFja2luZ1NwZWMSEgoKbmV4dF9yb3VuZBgHIAEoDRISCgpudW1fcm91bmRzGAggASgNEhkKEWF1dGhvcml0eV9hZGRyZXNzGAkgASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0iRgoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwiJgoJU2VjQWdnQm94EgwKBHBlZXIYASABKAkSCwoDYm94GAIgASgMIigKC1NlY0FnZ1NoYXJlEgoKAm9mGAEgASgJEg0KBXNoYXJlGAIgASgMImYKDFNlY0FnZ1Jvc3RlchIyCgdlbnRyaWVzGAEgAygLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVyRW50cnkSDgoGZGVncmVlGAIgASgNEhIKCmdyYXBoX3NlZWQYAyABKAkiSAoLU2VjQWdnSW5ib3gSDwoHaG9sZGVycxgBIAMoCRIoCgVib3hlcxgCIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCI5ChNTZWNBZ2dVbm1hc2tSZXF1ZXN0EhEKCXN1cnZpdm9ycxgBIAMoCRIPCgdkcm9wcGVkGAIgAygJIsEBCg9TZWNBZ2dTdGFnZVRhc2sSEAoIcm91bmRfaWQYASABKAkSLgoGcm9zdGVyGAIgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVySAASLAoFaW5ib3gYAyABKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dJbmJveEgAEjUKBnVubWFzaxgEIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIAEIHCgVzdGFnZSIoCgpTZWNBZ2dLZXlzEgwKBGNfcGsYASABKAwSDAoEc19waxgCIAEoDCI7Cg9TZWNBZ2dTaGFyZUtleXMSKAoFYm94ZXMYASADKAsyGS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dCb3giIwoRU2VjQWdnTWFza2VkSW5wdXQSDgoGbWFza2VkGAEgASgMInEKDFNlY0FnZ1VubWFzaxIvCgprZXlfc2hhcmVzGAEgAygLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmUSMAoLc2VlZF9zaGFyZXMYAiADKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZSLQAQoRU2VjQWdnU3RhZ2VSZXN1bHQSEAoIcm91bmRfaWQYASABKAkSNQoKc2hhcmVfa2V5cxgCIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlS2V5c0gAEjkKDG1hc2tlZF9pbnB1dBgDIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ01hc2tlZElucHV0SAASLgoGdW5tYXNrGAQgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnVW5tYXNrSABCBwoFc3RhZ2UipAEKDEV2YWx1YXRlVGFzaxIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBI4CgZjb25maWcYAiADKAsyKC5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVRhc2suQ29uZmlnRW50cnkaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCgpGaW5pc2hUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEg4KBnJlYXNvbhgCIAEoCSKTAgoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEg0KBXJvdW5kGAIgASgNEigKBHdhaXQYCiABKAsyGC5jaXBoZXJtbC5mbC52MS5XYWl0VGFza0gAEiYKA2ZpdBgLIAEoCzIXLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2tIABIwCghldmFsdWF0ZRgMIAEoCzIcLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFza0gAEiwKBmZpbmlzaBgNIAEoCzIaLmNpcGhlcm1sLmZsLnYxLkZpbmlzaFRhc2tIABIxCgZzZWNhZ2cYDiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVRhc2tIAEIGCgRib2R5IjYKEFB1bGxUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmNpcGhlcm1sLmZsLnYxLlRhc2si6AEKCUZpdFJlc3VsdBIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBIUCgxudW1fZXhhbXBsZXMYAiABKAQSNwoHbWV0cmljcxgDIAMoCzImLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdC5NZXRyaWNzRW50cnkSLwoLc2VjYWdnX2tleXMYBCABKAsyGi5jaXBoZXJtbC5mbC52MS5TZWNBZ2dLZXlzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIqIBCg5FdmFsdWF0ZVJlc3VsdBIMCgRsb3NzGAEgASgBEhQKDG51bV9leGFtcGxlcxgCIAEoBBI8CgdtZXRyaWNzGAMgAygLMisuY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHQuTWV0cmljc0VudHJ5Gi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIioKCVRhc2tFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkijgIKEVB1c2hSZXN1bHRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRIoCgNmaXQYCiABKAsyGS5jaXBoZXJtbC5mbC52MS5GaXRSZXN1bHRIABIyCghldmFsdWF0ZRgLIAEoCzIeLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlUmVzdWx0SAASKgoFZXJyb3IYDCABKAsyGS5jaXBoZXJtbC5mbC52MS5UYXNrRXJyb3JIABIzCgZzZWNhZ2cYDSABKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVJlc3VsdEgAQgYKBGJvZHkiFAoSUHVzaFJlc3VsdFJlc3BvbnNlIiYKEEhlYXJ0YmVhdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIyCgxMZWF2ZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiDwoNTGVhdmVSZXNwb25zZSJQChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkiPgoUR2V0UHVibGljS2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoDBISCgprZXlfaG9sZGVyGAIgASgJIk8KEUdldEtleVBhaXJSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEQoJd29ya2VyX2lkGAMgASgJIj0KEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMInMKF0RlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSDQoFcm91bmQYBCABKA0SDgoGcGFja2VkGAUgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDTKRAwoQRmVkZXJhdGVkU2VydmljZRJBCgRKb2luEhsuY2lwaGVybWwuZmwudjEuSm9pblJlcXVlc3QaHC5jaXBoZXJtbC5mbC52MS5Kb2luUmVzcG9uc2USTQoIUHVsbFRhc2sSHy5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1JlcXVlc3QaIC5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1Jlc3BvbnNlElMKClB1c2hSZXN1bHQSIS5jaXBoZXJtbC5mbC52MS5QdXNoUmVzdWx0UmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLlB1c2hSZXN1bHRSZXNwb25zZRJQCglIZWFydGJlYXQSIC5jaXBoZXJtbC5mbC52MS5IZWFydGJlYXRSZXF1ZXN0GiEuY2lwaGVybWwuZmwudjEuSGVhcnRiZWF0UmVzcG9uc2USRAoFTGVhdmUSHC5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlcXVlc3QaHS5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlc3BvbnNlMqwCChNLZXlBdXRob3JpdHlTZXJ2aWNlElkKDEdldFB1YmxpY0tleRIjLmNpcGhlcm1sLmZsLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaJC5jaXBoZXJtbC5mbC52MS5HZXRQdWJsaWNLZXlSZXNwb25zZRJTCgpHZXRLZXlQYWlyEiEuY2lwaGVybWwuZmwudjEuR2V0S2V5UGFpclJlcXVlc3QaIi5jaXBoZXJtbC5mbC52MS5HZXRLZXlQYWlyUmVzcG9uc2USZQoQRGVjcnlwdEFnZ3JlZ2F0ZRInLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0GiguY2lwaGVybWwuZmwudjEuRGVjcnlwdEFnZ3JlZ2F0ZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0i0QEKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycyLdAQoMSm9pblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSDgoGcnVuX2lkGAIgASgJEhAKCHN0cmF0ZWd5GAMgASgJEhIKCmtleV9ob2xkZXIYBCABKAkSEgoKcHVibGljX2tleRgFIAEoDBIsCgdwYWNraW5nGAYgASgLMhsuY2lwaGVybWwuZmwudjEuUGFja2luZ1NwZWMSEgoKbmV4dF9yb3VuZBgHIAEoDRISCgpudW1fcm91bmRzGAggASgNEhkKEWF1dGhvcml0eV9hZGRyZXNzGAkgASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0iWQoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIiYKCVNlY0FnZ0JveBIMCgRwZWVyGAEgASgJEgsKA2JveBgCIAEoDCIoCgtTZWNBZ2dTaGFyZRIKCgJvZhgBIAEoCRINCgVzaGFyZRgCIAEoDCJ3CgxTZWNBZ2dSb3N0ZXISMgoHZW50cmllcxgBIAMoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1Jvc3RlckVudHJ5Eg4KBmRlZ3JlZRgCIAEoDRISCgpncmFwaF9zZWVkGAMgASgJEg8KB2NsaWVudHMYBCABKA0iSAoLU2VjQWdnSW5ib3gSDwoHaG9sZGVycxgBIAMoCRIoCgVib3hlcxgCIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIyCg9TZWNBZ2dTaWduYXR1cmUSDAoEZnJvbRgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwibgoTU2VjQWdnVW5tYXNrUmVxdWVzdBIRCglzdXJ2aXZvcnMYASADKAkSDwoHZHJvcHBlZBgCIAMoCRIzCgpzaWduYXR1cmVzGAMgAygLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2lnbmF0dXJlIv0BCg9TZWNBZ2dTdGFnZVRhc2sSEAoIcm91bmRfaWQYASABKAkSLgoGcm9zdGVyGAIgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVySAASLAoFaW5ib3gYAyABKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dJbmJveEgAEjUKBnVubWFzaxgEIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIABI6Cgtjb25zaXN0ZW5jeRgFIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIAEIHCgVzdGFnZSI7CgpTZWNBZ2dLZXlzEgwKBGNfcGsYASABKAwSDAoEc19waxgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwiJgoRU2VjQWdnQ29uc2lzdGVuY3kSEQoJc2lnbmF0dXJlGAEgASgMIjsKD1NlY0FnZ1NoYXJlS2V5cxIoCgVib3hlcxgBIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIjChFTZWNBZ2dNYXNrZWRJbnB1dBIOCgZtYXNrZWQYASABKAwicQoMU2VjQWdnVW5tYXNrEi8KCmtleV9zaGFyZXMYASADKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZRIwCgtzZWVkX3NoYXJlcxgCIAMoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlIooCChFTZWNBZ2dTdGFnZVJlc3VsdBIQCghyb3VuZF9pZBgBIAEoCRI1CgpzaGFyZV9rZXlzGAIgASgLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmVLZXlzSAASOQoMbWFza2VkX2lucHV0GAMgASgLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnTWFza2VkSW5wdXRIABIuCgZ1bm1hc2sYBCABKAsyHC5jaXBoZXJtbC5mbC52MS5TZWNBZ2dVbm1hc2tIABI4Cgtjb25zaXN0ZW5jeRgFIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0NvbnNpc3RlbmN5SABCBwoFc3RhZ2UipAEKDEV2YWx1YXRlVGFzaxIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBI4CgZjb25maWcYAiADKAsyKC5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVRhc2suQ29uZmlnRW50cnkaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCgpGaW5pc2hUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEg4KBnJlYXNvbhgCIAEoCSKTAgoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEg0KBXJvdW5kGAIgASgNEigKBHdhaXQYCiABKAsyGC5jaXBoZXJtbC5mbC52MS5XYWl0VGFza0gAEiYKA2ZpdBgLIAEoCzIXLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2tIABIwCghldmFsdWF0ZRgMIAEoCzIcLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFza0gAEiwKBmZpbmlzaBgNIAEoCzIaLmNpcGhlcm1sLmZsLnYxLkZpbmlzaFRhc2tIABIxCgZzZWNhZ2cYDiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVRhc2tIAEIGCgRib2R5IjYKEFB1bGxUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmNpcGhlcm1sLmZsLnYxLlRhc2si6AEKCUZpdFJlc3VsdBIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBIUCgxudW1fZXhhbXBsZXMYAiABKAQSNwoHbWV0cmljcxgDIAMoCzImLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdC5NZXRyaWNzRW50cnkSLwoLc2VjYWdnX2tleXMYBCABKAsyGi5jaXBoZXJtbC5mbC52MS5TZWNBZ2dLZXlzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIqIBCg5FdmFsdWF0ZVJlc3VsdBIMCgRsb3NzGAEgASgBEhQKDG51bV9leGFtcGxlcxgCIAEoBBI8CgdtZXRyaWNzGAMgAygLMisuY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHQuTWV0cmljc0VudHJ5Gi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIioKCVRhc2tFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkijgIKEVB1c2hSZXN1bHRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRIoCgNmaXQYCiABKAsyGS5jaXBoZXJtbC5mbC52MS5GaXRSZXN1bHRIABIyCghldmFsdWF0ZRgLIAEoCzIeLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlUmVzdWx0SAASKgoFZXJyb3IYDCABKAsyGS5jaXBoZXJtbC5mbC52MS5UYXNrRXJyb3JIABIzCgZzZWNhZ2cYDSABKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVJlc3VsdEgAQgYKBGJvZHkiFAoSUHVzaFJlc3VsdFJlc3BvbnNlIiYKEEhlYXJ0YmVhdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIyCgxMZWF2ZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiDwoNTGVhdmVSZXNwb25zZSJQChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkiPgoUR2V0UHVibGljS2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoDBISCgprZXlfaG9sZGVyGAIgASgJIk8KEUdldEtleVBhaXJSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEQoJd29ya2VyX2lkGAMgASgJIj0KEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMInMKF0RlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSDQoFcm91bmQYBCABKA0SDgoGcGFja2VkGAUgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDTKRAwoQRmVkZXJhdGVkU2VydmljZRJBCgRKb2luEhsuY2lwaGVybWwuZmwudjEuSm9pblJlcXVlc3QaHC5jaXBoZXJtbC5mbC52MS5Kb2luUmVzcG9uc2USTQoIUHVsbFRhc2sSHy5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1JlcXVlc3QaIC5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1Jlc3BvbnNlElMKClB1c2hSZXN1bHQSIS5jaXBoZXJtbC5mbC52MS5QdXNoUmVzdWx0UmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLlB1c2hSZXN1bHRSZXNwb25zZRJQCglIZWFydGJlYXQSIC5jaXBoZXJtbC5mbC52MS5IZWFydGJlYXRSZXF1ZXN0GiEuY2lwaGVybWwuZmwudjEuSGVhcnRiZWF0UmVzcG9uc2USRAoFTGVhdmUSHC5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlcXVlc3QaHS5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlc3BvbnNlMqwCChNLZXlBdXRob3JpdHlTZXJ2aWNlElkKDEdldFB1YmxpY0tleRIjLmNpcGhlcm1sLmZsLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaJC5jaXBoZXJtbC5mbC52MS5HZXRQdWJsaWNLZXlSZXNwb25zZRJTCgpHZXRLZXlQYWlyEiEuY2lwaGVybWwuZmwudjEuR2V0S2V5UGFpclJlcXVlc3QaIi5jaXBoZXJtbC5mbC52MS5HZXRLZXlQYWlyUmVzcG9uc2USZQoQRGVjcnlwdEFnZ3JlZ2F0ZRInLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0GiguY2lwaGVybWwuZmwudjEuRGVjcnlwdEFnZ3JlZ2F0ZVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * Shape of one parameter tensor; values are flattened in row-major order.
@@ -449,6 +449,14 @@ export type SecAggRosterEntry = Message<"cipherml.fl.v1.SecAggRosterEntry"> & {
    * @generated from field: bytes s_pk = 4;
    */
   sPk: Uint8Array;
+
+  /**
+   * Actively secure variant: the client's Ed25519 signature (pinned identity) over the round id,
+   * its id and both keys (Bonawitz et al. §4, malicious setting); empty otherwise.
+   *
+   * @generated from field: bytes signature = 5;
+   */
+  signature: Uint8Array;
 };
 
 /**
@@ -526,6 +534,14 @@ export type SecAggRoster = Message<"cipherml.fl.v1.SecAggRoster"> & {
    * @generated from field: string graph_seed = 3;
    */
   graphSeed: string;
+
+  /**
+   * |U1| when `entries` is one client's SecAgg+ neighbourhood view (itself and its neighbours);
+   * 0 when `entries` is all of U1.
+   *
+   * @generated from field: uint32 clients = 4;
+   */
+  clients: number;
 };
 
 /**
@@ -560,7 +576,33 @@ export const SecAggInboxSchema: GenMessage<SecAggInbox> = /*@__PURE__*/
   messageDesc(file_cipherml_fl_v1_fl, 16);
 
 /**
- * Stage 3 task: survivors (U3) and dropped clients (U2 minus U3).
+ * A client's signature over the survivor set U3 (consistency check, Bonawitz et al. §4).
+ *
+ * @generated from message cipherml.fl.v1.SecAggSignature
+ */
+export type SecAggSignature = Message<"cipherml.fl.v1.SecAggSignature"> & {
+  /**
+   * @generated from field: string from = 1;
+   */
+  from: string;
+
+  /**
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message cipherml.fl.v1.SecAggSignature.
+ * Use `create(SecAggSignatureSchema)` to create a new message.
+ */
+export const SecAggSignatureSchema: GenMessage<SecAggSignature> = /*@__PURE__*/
+  messageDesc(file_cipherml_fl_v1_fl, 17);
+
+/**
+ * Stage 3 task: survivors (U3) and dropped clients (U2 minus U3). In the actively secure variant
+ * the same message first asks for the consistency check (no signatures), then for unmasking with
+ * the signatures of U4, every one over the same U3.
  *
  * @generated from message cipherml.fl.v1.SecAggUnmaskRequest
  */
@@ -574,6 +616,11 @@ export type SecAggUnmaskRequest = Message<"cipherml.fl.v1.SecAggUnmaskRequest"> 
    * @generated from field: repeated string dropped = 2;
    */
   dropped: string[];
+
+  /**
+   * @generated from field: repeated cipherml.fl.v1.SecAggSignature signatures = 3;
+   */
+  signatures: SecAggSignature[];
 };
 
 /**
@@ -581,7 +628,7 @@ export type SecAggUnmaskRequest = Message<"cipherml.fl.v1.SecAggUnmaskRequest"> 
  * Use `create(SecAggUnmaskRequestSchema)` to create a new message.
  */
 export const SecAggUnmaskRequestSchema: GenMessage<SecAggUnmaskRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 17);
+  messageDesc(file_cipherml_fl_v1_fl, 18);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggStageTask
@@ -613,6 +660,12 @@ export type SecAggStageTask = Message<"cipherml.fl.v1.SecAggStageTask"> & {
      */
     value: SecAggUnmaskRequest;
     case: "unmask";
+  } | {
+    /**
+     * @generated from field: cipherml.fl.v1.SecAggUnmaskRequest consistency = 5;
+     */
+    value: SecAggUnmaskRequest;
+    case: "consistency";
   } | { case: undefined; value?: undefined };
 };
 
@@ -621,7 +674,7 @@ export type SecAggStageTask = Message<"cipherml.fl.v1.SecAggStageTask"> & {
  * Use `create(SecAggStageTaskSchema)` to create a new message.
  */
 export const SecAggStageTaskSchema: GenMessage<SecAggStageTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 18);
+  messageDesc(file_cipherml_fl_v1_fl, 19);
 
 /**
  * Stage 0 answer (inside FitResult): the client's two X25519 public keys.
@@ -638,6 +691,13 @@ export type SecAggKeys = Message<"cipherml.fl.v1.SecAggKeys"> & {
    * @generated from field: bytes s_pk = 2;
    */
   sPk: Uint8Array;
+
+  /**
+   * Actively secure variant: Ed25519 signature of the advertised keys (see SecAggRosterEntry).
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
 };
 
 /**
@@ -645,7 +705,26 @@ export type SecAggKeys = Message<"cipherml.fl.v1.SecAggKeys"> & {
  * Use `create(SecAggKeysSchema)` to create a new message.
  */
 export const SecAggKeysSchema: GenMessage<SecAggKeys> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 19);
+  messageDesc(file_cipherml_fl_v1_fl, 20);
+
+/**
+ * Consistency-check answer: the client's signature over the survivor set it was shown.
+ *
+ * @generated from message cipherml.fl.v1.SecAggConsistency
+ */
+export type SecAggConsistency = Message<"cipherml.fl.v1.SecAggConsistency"> & {
+  /**
+   * @generated from field: bytes signature = 1;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message cipherml.fl.v1.SecAggConsistency.
+ * Use `create(SecAggConsistencySchema)` to create a new message.
+ */
+export const SecAggConsistencySchema: GenMessage<SecAggConsistency> = /*@__PURE__*/
+  messageDesc(file_cipherml_fl_v1_fl, 21);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggShareKeys
@@ -662,7 +741,7 @@ export type SecAggShareKeys = Message<"cipherml.fl.v1.SecAggShareKeys"> & {
  * Use `create(SecAggShareKeysSchema)` to create a new message.
  */
 export const SecAggShareKeysSchema: GenMessage<SecAggShareKeys> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 20);
+  messageDesc(file_cipherml_fl_v1_fl, 22);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggMaskedInput
@@ -681,7 +760,7 @@ export type SecAggMaskedInput = Message<"cipherml.fl.v1.SecAggMaskedInput"> & {
  * Use `create(SecAggMaskedInputSchema)` to create a new message.
  */
 export const SecAggMaskedInputSchema: GenMessage<SecAggMaskedInput> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 21);
+  messageDesc(file_cipherml_fl_v1_fl, 23);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggUnmask
@@ -703,7 +782,7 @@ export type SecAggUnmask = Message<"cipherml.fl.v1.SecAggUnmask"> & {
  * Use `create(SecAggUnmaskSchema)` to create a new message.
  */
 export const SecAggUnmaskSchema: GenMessage<SecAggUnmask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 22);
+  messageDesc(file_cipherml_fl_v1_fl, 24);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggStageResult
@@ -735,6 +814,12 @@ export type SecAggStageResult = Message<"cipherml.fl.v1.SecAggStageResult"> & {
      */
     value: SecAggUnmask;
     case: "unmask";
+  } | {
+    /**
+     * @generated from field: cipherml.fl.v1.SecAggConsistency consistency = 5;
+     */
+    value: SecAggConsistency;
+    case: "consistency";
   } | { case: undefined; value?: undefined };
 };
 
@@ -743,7 +828,7 @@ export type SecAggStageResult = Message<"cipherml.fl.v1.SecAggStageResult"> & {
  * Use `create(SecAggStageResultSchema)` to create a new message.
  */
 export const SecAggStageResultSchema: GenMessage<SecAggStageResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 23);
+  messageDesc(file_cipherml_fl_v1_fl, 25);
 
 /**
  * @generated from message cipherml.fl.v1.EvaluateTask
@@ -765,7 +850,7 @@ export type EvaluateTask = Message<"cipherml.fl.v1.EvaluateTask"> & {
  * Use `create(EvaluateTaskSchema)` to create a new message.
  */
 export const EvaluateTaskSchema: GenMessage<EvaluateTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 24);
+  messageDesc(file_cipherml_fl_v1_fl, 26);
 
 /**
  * @generated from message cipherml.fl.v1.FinishTask
@@ -787,7 +872,7 @@ export type FinishTask = Message<"cipherml.fl.v1.FinishTask"> & {
  * Use `create(FinishTaskSchema)` to create a new message.
  */
 export const FinishTaskSchema: GenMessage<FinishTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 25);
+  messageDesc(file_cipherml_fl_v1_fl, 27);
 
 /**
  * @generated from message cipherml.fl.v1.Task
@@ -844,7 +929,7 @@ export type Task = Message<"cipherml.fl.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 26);
+  messageDesc(file_cipherml_fl_v1_fl, 28);
 
 /**
  * @generated from message cipherml.fl.v1.PullTaskResponse
@@ -861,7 +946,7 @@ export type PullTaskResponse = Message<"cipherml.fl.v1.PullTaskResponse"> & {
  * Use `create(PullTaskResponseSchema)` to create a new message.
  */
 export const PullTaskResponseSchema: GenMessage<PullTaskResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 27);
+  messageDesc(file_cipherml_fl_v1_fl, 29);
 
 /**
  * @generated from message cipherml.fl.v1.FitResult
@@ -898,7 +983,7 @@ export type FitResult = Message<"cipherml.fl.v1.FitResult"> & {
  * Use `create(FitResultSchema)` to create a new message.
  */
 export const FitResultSchema: GenMessage<FitResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 28);
+  messageDesc(file_cipherml_fl_v1_fl, 30);
 
 /**
  * @generated from message cipherml.fl.v1.EvaluateResult
@@ -925,7 +1010,7 @@ export type EvaluateResult = Message<"cipherml.fl.v1.EvaluateResult"> & {
  * Use `create(EvaluateResultSchema)` to create a new message.
  */
 export const EvaluateResultSchema: GenMessage<EvaluateResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 29);
+  messageDesc(file_cipherml_fl_v1_fl, 31);
 
 /**
  * @generated from message cipherml.fl.v1.TaskError
@@ -947,7 +1032,7 @@ export type TaskError = Message<"cipherml.fl.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 30);
+  messageDesc(file_cipherml_fl_v1_fl, 32);
 
 /**
  * @generated from message cipherml.fl.v1.PushResultRequest
@@ -1003,7 +1088,7 @@ export type PushResultRequest = Message<"cipherml.fl.v1.PushResultRequest"> & {
  * Use `create(PushResultRequestSchema)` to create a new message.
  */
 export const PushResultRequestSchema: GenMessage<PushResultRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 31);
+  messageDesc(file_cipherml_fl_v1_fl, 33);
 
 /**
  * @generated from message cipherml.fl.v1.PushResultResponse
@@ -1016,7 +1101,7 @@ export type PushResultResponse = Message<"cipherml.fl.v1.PushResultResponse"> & 
  * Use `create(PushResultResponseSchema)` to create a new message.
  */
 export const PushResultResponseSchema: GenMessage<PushResultResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 32);
+  messageDesc(file_cipherml_fl_v1_fl, 34);
 
 /**
  * Sent while a worker computes a long task, so the server can tell a busy worker from a dead one.
@@ -1035,7 +1120,7 @@ export type HeartbeatRequest = Message<"cipherml.fl.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 33);
+  messageDesc(file_cipherml_fl_v1_fl, 35);
 
 /**
  * @generated from message cipherml.fl.v1.HeartbeatResponse
@@ -1048,7 +1133,7 @@ export type HeartbeatResponse = Message<"cipherml.fl.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 34);
+  messageDesc(file_cipherml_fl_v1_fl, 36);
 
 /**
  * @generated from message cipherml.fl.v1.LeaveRequest
@@ -1070,7 +1155,7 @@ export type LeaveRequest = Message<"cipherml.fl.v1.LeaveRequest"> & {
  * Use `create(LeaveRequestSchema)` to create a new message.
  */
 export const LeaveRequestSchema: GenMessage<LeaveRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 35);
+  messageDesc(file_cipherml_fl_v1_fl, 37);
 
 /**
  * @generated from message cipherml.fl.v1.LeaveResponse
@@ -1083,7 +1168,7 @@ export type LeaveResponse = Message<"cipherml.fl.v1.LeaveResponse"> & {
  * Use `create(LeaveResponseSchema)` to create a new message.
  */
 export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 36);
+  messageDesc(file_cipherml_fl_v1_fl, 38);
 
 /**
  * The key authority (model owner) of Flower's FedAvgHE setup: it generates the Paillier key pair.
@@ -1112,7 +1197,7 @@ export type GetPublicKeyRequest = Message<"cipherml.fl.v1.GetPublicKeyRequest"> 
  * Use `create(GetPublicKeyRequestSchema)` to create a new message.
  */
 export const GetPublicKeyRequestSchema: GenMessage<GetPublicKeyRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 37);
+  messageDesc(file_cipherml_fl_v1_fl, 39);
 
 /**
  * @generated from message cipherml.fl.v1.GetPublicKeyResponse
@@ -1134,7 +1219,7 @@ export type GetPublicKeyResponse = Message<"cipherml.fl.v1.GetPublicKeyResponse"
  * Use `create(GetPublicKeyResponseSchema)` to create a new message.
  */
 export const GetPublicKeyResponseSchema: GenMessage<GetPublicKeyResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 38);
+  messageDesc(file_cipherml_fl_v1_fl, 40);
 
 /**
  * key_holder = "clients": a worker fetches the key pair to decrypt aggregates itself.
@@ -1163,7 +1248,7 @@ export type GetKeyPairRequest = Message<"cipherml.fl.v1.GetKeyPairRequest"> & {
  * Use `create(GetKeyPairRequestSchema)` to create a new message.
  */
 export const GetKeyPairRequestSchema: GenMessage<GetKeyPairRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 39);
+  messageDesc(file_cipherml_fl_v1_fl, 41);
 
 /**
  * @generated from message cipherml.fl.v1.GetKeyPairResponse
@@ -1185,7 +1270,7 @@ export type GetKeyPairResponse = Message<"cipherml.fl.v1.GetKeyPairResponse"> & 
  * Use `create(GetKeyPairResponseSchema)` to create a new message.
  */
 export const GetKeyPairResponseSchema: GenMessage<GetKeyPairResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 40);
+  messageDesc(file_cipherml_fl_v1_fl, 42);
 
 /**
  * key_holder = "authority": the server asks for an aggregate to be decrypted.
@@ -1224,7 +1309,7 @@ export type DecryptAggregateRequest = Message<"cipherml.fl.v1.DecryptAggregateRe
  * Use `create(DecryptAggregateRequestSchema)` to create a new message.
  */
 export const DecryptAggregateRequestSchema: GenMessage<DecryptAggregateRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 41);
+  messageDesc(file_cipherml_fl_v1_fl, 43);
 
 /**
  * @generated from message cipherml.fl.v1.DecryptAggregateResponse
@@ -1248,7 +1333,7 @@ export type DecryptAggregateResponse = Message<"cipherml.fl.v1.DecryptAggregateR
  * Use `create(DecryptAggregateResponseSchema)` to create a new message.
  */
 export const DecryptAggregateResponseSchema: GenMessage<DecryptAggregateResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 42);
+  messageDesc(file_cipherml_fl_v1_fl, 44);
 
 /**
  * @generated from service cipherml.fl.v1.FederatedService

@@ -1,0 +1,96 @@
+import { CipherMLError } from '../core/errors.ts';
+import type { Roster, UnmaskRequest } from '../secagg/index.ts';
+import type { SecAggRoster, SecAggStageResult, SecAggUnmaskRequest } from './gen/cipherml/fl/v1/fl_pb.ts';
+
+/**
+ * Wire forms of the secure-aggregation messages (proto/cipherml/fl/v1/fl.proto, SecAgg*): the
+ * runtime carries these; the protocol lives in src/secagg and src/fl/secagg*.ts.
+ */
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/**
+ * Length-checked uint32 little-endian decoding of a masked vector.
+ *
+ * @example
+ * ```ts
+ * maskedFromWire(bytes, 3, 'masked input from w1'); // Uint32Array(3)
+ * ```
+ */
+export function maskedFromWire(bytes: Uint8Array, length: number, param: string): Uint32Array {
+  if (bytes.length !== length * 4) {
+    throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `masked input has ${bytes.length} bytes, expected ${length * 4} (${length} uint32 values)`, { param });
+  }
+  if (LITTLE_ENDIAN) return new Uint32Array(bytes.slice().buffer);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Uint32Array.from({ length }, (_, i) => view.getUint32(i * 4, true));
+}
+
+/**
+ * uint32 values → little-endian bytes.
+ *
+ * @example
+ * ```ts
+ * maskedToWire(Uint32Array.of(1)); // Uint8Array [1, 0, 0, 0]
+ * ```
+ */
+export function maskedToWire(values: Uint32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  values.forEach((v, i) => view.setUint32(i * 4, v, true));
+  return out;
+}
+
+/**
+ * Roster → wire.
+ *
+ * @example
+ * ```ts
+ * create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
+ * ```
+ */
+export function rosterToWire(r: Roster): { entries: { id: string; x: number; cPk: Uint8Array; sPk: Uint8Array; signature: Uint8Array }[]; degree: number; graphSeed: string; clients: number } {
+  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed, clients: r.clients ?? 0 };
+}
+
+/** Wire → roster of `roundId`. */
+export function rosterFromWire(roundId: string, w: SecAggRoster): Roster {
+  const entries = w.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature }));
+  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }) };
+}
+
+/** Survivor request → wire. */
+export function requestToWire(r: UnmaskRequest): { survivors: string[]; dropped: string[]; signatures: { from: string; signature: Uint8Array }[] } {
+  return { survivors: [...r.survivors], dropped: [...r.dropped], signatures: (r.signatures ?? []).map((s) => ({ from: s.from, signature: s.signature })) };
+}
+
+/** Wire → survivor request of `roundId`. */
+export function requestFromWire(roundId: string, w: SecAggUnmaskRequest): UnmaskRequest {
+  return { roundId, survivors: [...w.survivors], dropped: [...w.dropped], signatures: w.signatures.map((s) => ({ from: s.from, signature: s.signature })) };
+}
+
+/**
+ * Payload bytes of a stage answer (boxes, masked values, shares, signature), for progress and
+ * byte accounting.
+ *
+ * @example
+ * ```ts
+ * secAggResultBytes(result); // e.g. 4 · length for a masked input
+ * ```
+ */
+export function secAggResultBytes(r: SecAggStageResult): number {
+  const st = r.stage;
+  switch (st.case) {
+    case 'shareKeys':
+      return st.value.boxes.reduce((a, b) => a + b.box.length, 0);
+    case 'maskedInput':
+      return st.value.masked.length;
+    case 'unmask':
+      return [...st.value.keyShares, ...st.value.seedShares].reduce((a, s) => a + s.share.length, 0);
+    case 'consistency':
+      return st.value.signature.length;
+    default:
+      return 0;
+  }
+}

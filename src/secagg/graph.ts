@@ -1,0 +1,138 @@
+import { createHash } from 'node:crypto';
+import { expandMask } from './prg.ts';
+
+/**
+ * The SecAgg+ neighbourhood graph (Bell et al., CCS 2020, §3.1) and the byte strings clients sign
+ * in the actively secure variant (Bonawitz et al., CCS 2017, §4 "malicious setting").
+ *
+ * Invariants:
+ * - the graph seed is SHA-256 over the round id and every roster entry's id and advertised keys
+ *   (fresh X25519 keys each client chose and signed this round), so the server cannot pick it:
+ *   it can only choose which advertisements to include, and every client recomputes it;
+ * - signed payloads are length-prefixed (no two field lists encode alike) and carry the round
+ *   id, so a signature never verifies in another round or as another message.
+ */
+
+/** What the graph needs of a roster entry. */
+export interface GraphEntry {
+  readonly id: string;
+  readonly cPk: Uint8Array;
+  readonly sPk: Uint8Array;
+}
+
+/** Signing context of advertised keys (identity.ts domain-separates contexts). */
+export const ADVERTISE_CONTEXT = 'secagg/advertise-keys/v1';
+/** Signing context of the consistency check over U3. */
+export const CONSISTENCY_CONTEXT = 'secagg/consistency-check/v1';
+
+/** Length-prefixed concatenation (4-byte big-endian lengths). */
+export function encodeFields(fields: readonly (string | Uint8Array)[]): Uint8Array {
+  const parts: Buffer[] = [];
+  for (const f of fields) {
+    const b = typeof f === 'string' ? Buffer.from(f, 'utf8') : Buffer.from(f);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    parts.push(len, b);
+  }
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+/**
+ * The bytes a client signs to advertise its keys.
+ *
+ * @example
+ * ```ts
+ * signMessage(me, ADVERTISE_CONTEXT, advertisePayload('r1', 'alice', cPk, sPk));
+ * ```
+ */
+export function advertisePayload(roundId: string, id: string, cPk: Uint8Array, sPk: Uint8Array): Uint8Array {
+  return encodeFields([roundId, id, cPk, sPk]);
+}
+
+/**
+ * The bytes a client signs in the consistency check: the round, U3 and U2 \ U3, sorted.
+ *
+ * @example
+ * ```ts
+ * signMessage(me, CONSISTENCY_CONTEXT, consistencyPayload('r1', ['a', 'b', 'c'], ['d']));
+ * ```
+ */
+export function consistencyPayload(roundId: string, survivors: readonly string[], dropped: readonly string[]): Uint8Array {
+  return encodeFields([roundId, String(survivors.length), ...[...survivors].sort(), String(dropped.length), ...[...dropped].sort()]);
+}
+
+/**
+ * The SecAgg+ graph seed of a roster: hex SHA-256 over the round id and each entry's id and keys,
+ * in id order.
+ *
+ * @example
+ * ```ts
+ * const seed = deriveGraphSeed('r1', roster.entries);
+ * ```
+ */
+export function deriveGraphSeed(roundId: string, entries: readonly GraphEntry[]): string {
+  const h = createHash('sha256').update('cipherml/secagg/graph-seed/v1\0').update(encodeFields([roundId]));
+  for (const e of [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) h.update(encodeFields([e.id, e.cPk, e.sPk]));
+  return h.digest('hex');
+}
+
+/** Deterministic permutation of 1..n from a hex seed (Fisher–Yates driven by an AES-CTR stream). */
+function permute(n: number, seedHex: string): Uint32Array {
+  const seed = Buffer.from(seedHex.padEnd(64, '0').slice(0, 64), 'hex');
+  const words = expandMask(seed, Math.max(1, n), 32);
+  const out = Uint32Array.from({ length: n }, (_, i) => i + 1);
+  for (let i = n - 1; i > 0; i--) {
+    const j = words[i]! % (i + 1);
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}
+
+interface Ring {
+  readonly ring: Uint32Array;
+  /** position[x] = index of x on the ring. */
+  readonly position: Uint32Array;
+}
+
+/** A few recent rings by (n, seed): every client and the server of a round ask for the same one. */
+const RINGS = new Map<string, Ring>();
+
+function ringOf(n: number, seed: string): Ring {
+  const key = `${n}/${seed}`;
+  let hit = RINGS.get(key);
+  if (hit === undefined) {
+    const ring = permute(n, seed);
+    const position = new Uint32Array(n + 1);
+    ring.forEach((x, i) => (position[x] = i));
+    hit = { ring, position };
+    if (RINGS.size >= 8) RINGS.delete(RINGS.keys().next().value!);
+    RINGS.set(key, hit);
+  }
+  return hit;
+}
+
+/**
+ * Neighbours of the participant with Shamir x-coordinate `x` among x = 1..n: the coordinates
+ * placed on a ring by the seeded permutation, each linked to the degree/2 nearest on either side
+ * (a Harary graph, Bell et al. §3.1); every other coordinate when `degree` ≥ n − 1. The relation
+ * is symmetric, and a client computes its own neighbours from (n, its x, degree, seed) alone.
+ *
+ * @example
+ * ```ts
+ * graphNeighbours(3, 1000, 116, seed); // 116 x-coordinates
+ * ```
+ */
+export function graphNeighbours(x: number, n: number, degree: number, seed: string): number[] {
+  if (degree >= n - 1) return Array.from({ length: n }, (_, i) => i + 1).filter((v) => v !== x);
+  const { ring, position } = ringOf(n, seed);
+  const i = position[x] ?? 0;
+  const half = degree / 2;
+  const out = new Set<number>();
+  for (let k = 1; k <= half; k++) {
+    out.add(ring[(i + k) % n]!);
+    out.add(ring[(i - k + n) % n]!);
+  }
+  return [...out].sort((a, b) => a - b);
+}

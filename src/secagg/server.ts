@@ -1,0 +1,363 @@
+import { randomBytes } from 'node:crypto';
+import { CipherMLError } from '../core/errors.ts';
+import { deriveGraphSeed } from './graph.ts';
+import { agreeKey } from './keys.ts';
+import { secAggPlusDegree } from './params.ts';
+import { accumulateMask, addModInPlace, reduceModInPlace } from './prg.ts';
+import {
+  KEY_INFO_MASK,
+  checkRound,
+  entryOf,
+  neighboursOf,
+  protocolError,
+  sign,
+  validateParams,
+  type AdvertiseMsg,
+  type ConsistencyMsg,
+  type MaskedInputMsg,
+  type Roster,
+  type SecAggParams,
+  type ShareInbox,
+  type ShareKeysMsg,
+  type SurvivorSignature,
+  type UnmaskMsg,
+  type UnmaskRequest,
+} from './protocol.ts';
+import { reconstructSecret, shareFromBytes, type Share } from './shamir.ts';
+import { applyMasks, sharedMaskPool, type MaskJob } from './unmask.ts';
+import type { WorkerPool } from '../core/worker-pool.ts';
+import { SECAGG_TEST_HOOKS } from './testing.ts';
+
+/**
+ * The server's side of a secure-aggregation round (Bonawitz et al., CCS 2017, §4): collects each
+ * stage's messages, routes the share boxes, and removes the masks.
+ *
+ * Invariants:
+ * - masked vectors are summed on arrival (memory O(length), not O(n·length));
+ * - the round is actively secure exactly when every advertisement is signed: then a
+ *   consistency-check stage collects signatures over U3 before unmasking (the clients verify
+ *   them; the server only relays);
+ * - the unmasked sum of |U3| inputs each in [0, inputBound] lies in [0, |U3|·inputBound]; any
+ *   entry outside is CIPHERML_E_SECAGG_SUM_OUT_OF_RANGE naming the round, never a wrong sum.
+ */
+
+type ServerStage = 'advertise' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask' | 'done';
+
+/** Options of {@link SecAggServer}. */
+export interface SecAggServerOptions {
+  /** Fewest clients that must complete every stage (at least t + 1). */
+  readonly minClients: number;
+  /** SecAgg+ degree (default: derived for the number of advertisers). */
+  readonly degree?: number;
+  /** Largest value of one input element (Q − 1); enables the range check of the sum. */
+  readonly inputBound?: number;
+}
+
+/** The server's result of a round. */
+export interface SecAggResult {
+  /** Σ_{u ∈ survivors} x_u mod 2^modulusBits. */
+  readonly sum: Uint32Array;
+  readonly survivors: readonly string[];
+  readonly dropped: readonly string[];
+}
+
+/**
+ * The server's side: collects each stage's messages, checks them (stage, round, sender, replay,
+ * length), routes shares, and removes the masks.
+ *
+ * @example
+ * ```ts
+ * const s = new SecAggServer(params, { minClients: 3 });
+ * for (const m of adverts) s.receive(m);
+ * const roster = s.closeAdvertise();
+ * ```
+ */
+export class SecAggServer {
+  readonly #p: SecAggParams;
+  readonly #minClients: number;
+  #stage: ServerStage = 'advertise';
+  readonly #adverts = new Map<string, AdvertiseMsg>();
+  #roster: Roster | null = null;
+  readonly #shares = new Map<string, ShareKeysMsg>();
+  #holders: string[] = [];
+  /** U3 so far, and Σ of their masked vectors mod 2^k. */
+  readonly #masked = new Set<string>();
+  readonly #acc: Uint32Array;
+  #request: UnmaskRequest | null = null;
+  readonly #signatures = new Map<string, Uint8Array>();
+  readonly #unmasks = new Map<string, UnmaskMsg>();
+  #active = false;
+  #holderSet = new Set<string>();
+  #survivorSet = new Set<string>();
+  readonly #degree: number | undefined;
+  readonly #inputBound: number | undefined;
+
+  constructor(params: SecAggParams, options: SecAggServerOptions) {
+    validateParams(params);
+    this.#p = params;
+    this.#minClients = Math.max(options.minClients, params.mode === 'stable-pw' ? 2 : params.threshold + 1);
+    this.#degree = options.degree;
+    this.#inputBound = options.inputBound;
+    this.#acc = new Uint32Array(params.length);
+  }
+
+  /** True when every advertisement was signed: the round runs the consistency check. */
+  get active(): boolean {
+    return this.#active;
+  }
+
+  /** The stage the server is collecting. */
+  get stage(): ServerStage {
+    return this.#stage;
+  }
+
+  /** Accepts one client message for the current stage; anything else is a typed refusal. */
+  receive(msg: AdvertiseMsg | ShareKeysMsg | MaskedInputMsg | ConsistencyMsg | UnmaskMsg): void {
+    checkRound(this.#p, msg.roundId, 'message');
+    if (msg.stage !== this.#stage) throw protocolError(`a ${msg.stage} message while collecting ${this.#stage} (out of stage or replayed)`, 'stage');
+    switch (msg.stage) {
+      case 'advertise':
+        if (this.#adverts.has(msg.from)) throw protocolError(`second advertisement from "${msg.from}" (replayed)`, 'from');
+        if (msg.cPk.length !== 32 || msg.sPk.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'public keys must be 32 bytes', { param: 'publicKey' });
+        if (msg.signature.length !== 0 && msg.signature.length !== 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `an Ed25519 signature is 64 bytes, got ${msg.signature.length}`, { param: 'signature' });
+        this.#adverts.set(msg.from, msg);
+        return;
+      case 'share-keys': {
+        if (!this.#roster!.entries.some((e) => e.id === msg.from)) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
+        if (this.#shares.has(msg.from)) throw protocolError(`second share message from "${msg.from}" (replayed)`, 'from');
+        const expected = this.#p.mode === 'stable-pw' ? [] : [msg.from, ...neighboursOf(msg.from, this.#roster!, this.#p.mode)].sort();
+        const got = msg.boxes.map((b) => b.to).sort();
+        if (got.length !== expected.length || got.some((g, i) => g !== expected[i])) throw protocolError(`"${msg.from}" must send one box to each of its ${expected.length} share holders`, 'boxes');
+        this.#shares.set(msg.from, msg);
+        return;
+      }
+      case 'masked-input':
+        if (!this.#holderSet.has(msg.from)) throw protocolError(`"${msg.from}" did not share keys this round`, 'from');
+        if (this.#masked.has(msg.from)) throw protocolError(`second masked input from "${msg.from}" (replayed)`, 'from');
+        if (!(msg.masked instanceof Uint32Array) || msg.masked.length !== this.#p.length) {
+          throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `masked input of "${msg.from}" has ${msg.masked.length} values, expected ${this.#p.length}`, { param: 'masked' });
+        }
+        this.#masked.add(msg.from);
+        addModInPlace(this.#acc, msg.masked, this.#p.modulusBits);
+        return;
+      case 'consistency':
+        if (!this.#survivorSet.has(msg.from)) throw protocolError(`"${msg.from}" is not a survivor`, 'from');
+        if (this.#signatures.has(msg.from)) throw protocolError(`second consistency signature from "${msg.from}" (replayed)`, 'from');
+        if (msg.signature.length !== 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `an Ed25519 signature is 64 bytes, got ${msg.signature.length}`, { param: 'signature' });
+        this.#signatures.set(msg.from, msg.signature);
+        return;
+      case 'unmask':
+        if (!this.#survivorSet.has(msg.from)) throw protocolError(`"${msg.from}" is not a survivor`, 'from');
+        if (this.#active && !this.#signatures.has(msg.from)) throw protocolError(`"${msg.from}" did not sign the survivor set`, 'from');
+        if (this.#unmasks.has(msg.from)) throw protocolError(`second unmask message from "${msg.from}" (replayed)`, 'from');
+        this.#unmasks.set(msg.from, msg);
+        return;
+    }
+  }
+
+  #need(count: number, stage: string): void {
+    if (count < this.#minClients) {
+      throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `${count} clients completed ${stage}; at least ${this.#minClients} are needed`, { param: 'min-clients', details: { stage, count } });
+    }
+  }
+
+  /** Ends stage 0: the roster (U1) with Shamir x-coordinates and the SecAgg+ graph. */
+  closeAdvertise(): Roster {
+    this.#expectStage('advertise');
+    this.#need(this.#adverts.size, 'advertise keys');
+    const ids = [...this.#adverts.keys()].sort();
+    const entries = ids.map((id, i) => {
+      const a = this.#adverts.get(id)!;
+      return { id, x: i + 1, cPk: a.cPk, sPk: a.sPk, signature: a.signature };
+    });
+    this.#active = entries.every((e) => e.signature.length > 0);
+    const degree = this.#p.mode === 'secagg+' ? Math.min(ids.length - 1, this.#degree ?? secAggPlusDegree(ids.length)) : ids.length - 1;
+    if (this.#p.mode === 'secagg+' && degree % 2 !== 0 && degree < ids.length - 1) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `the SecAgg+ degree must be even, got ${degree}`, { param: 'degree' });
+    }
+    // SecAgg+: the seed is derived from the advertised keys, so every client can check it.
+    const graphSeed = this.#p.mode === 'secagg+' ? deriveGraphSeed(this.#p.roundId, entries) : randomBytes(32).toString('hex');
+    this.#roster = { roundId: this.#p.roundId, entries, degree, graphSeed };
+    this.#stage = this.#p.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
+    if (this.#p.mode === 'stable-pw') {
+      this.#holders = ids;
+      this.#holderSet = new Set(ids);
+    }
+    return this.#roster;
+  }
+
+  /** Ends stage 1: U2 and each holder's inbox. */
+  closeShareKeys(): Map<string, ShareInbox> {
+    this.#expectStage('share-keys');
+    this.#need(this.#shares.size, 'share keys');
+    this.#holders = [...this.#shares.keys()].sort();
+    this.#holderSet = new Set(this.#holders);
+    const boxesTo = new Map<string, { from: string; box: Uint8Array }[]>(this.#holders.map((v) => [v, []]));
+    for (const u of this.#holders) for (const b of this.#shares.get(u)!.boxes) boxesTo.get(b.to)?.push({ from: u, box: b.box });
+    const inboxes = new Map<string, ShareInbox>();
+    for (const v of this.#holders) {
+      const holders = this.#sparse() ? this.#local(v).filter((h) => this.#holderSet.has(h)) : this.#holders;
+      inboxes.set(v, { roundId: this.#p.roundId, holders, boxes: boxesTo.get(v)! });
+    }
+    this.#stage = 'masked-input';
+    return inboxes;
+  }
+
+  /**
+   * True when clients get neighbourhood views (SecAgg+, honest-but-curious, k < n − 1): each
+   * receives O(k) roster entries, holders and survivors instead of O(n) (Bell et al. §3).
+   */
+  #sparse(): boolean {
+    const r = this.#roster;
+    return r !== null && this.#p.mode === 'secagg+' && !this.#active && r.degree < r.entries.length - 1;
+  }
+
+  /** A client and its neighbours, sorted. */
+  #local(id: string): string[] {
+    return [id, ...neighboursOf(id, this.#roster!, this.#p.mode)].sort();
+  }
+
+  /**
+   * The roster as `id` receives it: all of U1, or its neighbourhood view (itself and its k
+   * neighbours, with |U1|) when {@link SecAggServer} runs sparse SecAgg+.
+   */
+  rosterFor(id: string): Roster {
+    const r = this.#roster;
+    if (r === null) throw protocolError('no roster before the advertise stage is closed', 'stage');
+    if (!this.#sparse()) return r;
+    const local = new Set(this.#local(id));
+    return { roundId: r.roundId, entries: r.entries.filter((e) => local.has(e.id)), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
+  }
+
+  /** The survivor request as `id` receives it: whole, or restricted to its neighbourhood (sparse SecAgg+). */
+  requestFor(id: string, request: UnmaskRequest): UnmaskRequest {
+    if (!this.#sparse()) return request;
+    const local = new Set(this.#local(id));
+    return { roundId: request.roundId, survivors: request.survivors.filter((v) => local.has(v)), dropped: request.dropped.filter((v) => local.has(v)) };
+  }
+
+  /**
+   * Ends stage 2: the survivor set U3 — the consistency-check request in the active variant, else
+   * the unmasking request (stable-pw: finishes the round directly).
+   */
+  closeMaskedInput(): UnmaskRequest | SecAggResult {
+    this.#expectStage('masked-input');
+    const survivors = [...this.#masked].sort();
+    if (this.#p.mode === 'stable-pw') {
+      if (survivors.length !== this.#holders.length) {
+        throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `stable-pw cannot recover from dropouts: ${this.#holders.length - survivors.length} of ${this.#holders.length} clients sent no masked input`, { param: 'mode' });
+      }
+      this.#stage = 'done';
+      const sum = this.#acc;
+      this.#checkRange(sum, survivors.length);
+      return { sum, survivors, dropped: [] };
+    }
+    this.#need(survivors.length, 'masked input');
+    this.#request = { roundId: this.#p.roundId, survivors, dropped: this.#holders.filter((h) => !this.#masked.has(h)) };
+    this.#survivorSet = new Set(survivors);
+    this.#stage = this.#active ? 'consistency' : 'unmask';
+    return this.#request;
+  }
+
+  /**
+   * Ends the consistency check (active variant): the unmasking request with the signatures of
+   * U4 ⊆ U3. Fails when fewer than t + 1 survivors signed.
+   */
+  closeConsistency(): UnmaskRequest {
+    this.#expectStage('consistency');
+    const t = this.#p.threshold;
+    if (this.#signatures.size < Math.max(t + 1, this.#minClients)) {
+      throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `${this.#signatures.size} survivors signed the survivor set; at least ${Math.max(t + 1, this.#minClients)} are needed`, { param: 'min-clients', details: { stage: 'consistency-check', count: this.#signatures.size } });
+    }
+    const signatures: SurvivorSignature[] = [...this.#signatures].sort(([a], [b]) => (a < b ? -1 : 1)).map(([from, signature]) => ({ from, signature }));
+    this.#request = { ...this.#request!, signatures };
+    this.#stage = 'unmask';
+    return this.#request;
+  }
+
+  /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
+  finish(): SecAggResult {
+    const { sum, jobs, req } = this.#prepareFinish();
+    for (const j of jobs) accumulateMask(sum, j.seed, j.sign);
+    return this.#complete(sum, req);
+  }
+
+  /**
+   * {@link finish} with the mask expansion spread over `pool`'s worker threads (the server's
+   * dominant cost; see unmask.ts). Same result.
+   */
+  async finishParallel(pool: WorkerPool | null = sharedMaskPool()): Promise<SecAggResult> {
+    const { sum, jobs, req } = this.#prepareFinish();
+    await applyMasks(sum, jobs, pool);
+    return this.#complete(sum, req);
+  }
+
+  #complete(sum: Uint32Array, req: UnmaskRequest): SecAggResult {
+    if (!SECAGG_TEST_HOOKS.disableMasks) reduceModInPlace(sum, this.#p.modulusBits);
+    this.#stage = 'done';
+    this.#checkRange(sum, req.survivors.length);
+    return { sum, survivors: req.survivors, dropped: req.dropped };
+  }
+
+  /** Reconstructs the secrets and lists the masks to remove (seed, sign). */
+  #prepareFinish(): { sum: Uint32Array; jobs: MaskJob[]; req: UnmaskRequest } {
+    this.#expectStage('unmask');
+    const req = this.#request!;
+    this.#need(this.#unmasks.size, 'unmasking');
+    const roster = this.#roster!;
+    const xOf = new Map(roster.entries.map((e) => [e.id, e.x]));
+    // Index every returned share by whose secret it is: one pass over the unmask messages.
+    const index = { keyShares: new Map<string, Share[]>(), seedShares: new Map<string, Share[]>() };
+    for (const m of this.#unmasks.values()) {
+      for (const kind of ['keyShares', 'seedShares'] as const) {
+        for (const hit of m[kind]) {
+          const share = shareFromBytes(hit.share);
+          if (share.x !== xOf.get(m.from)) throw protocolError(`"${m.from}" returned a share with x = ${share.x}, its coordinate is ${xOf.get(m.from)}`, 'share');
+          const list = index[kind].get(hit.of);
+          if (list === undefined) index[kind].set(hit.of, [share]);
+          else if (list.some((s) => s.x === share.x)) throw protocolError(`"${m.from}" returned two shares of "${hit.of}"`, 'share');
+          else list.push(share);
+        }
+      }
+    }
+    const collect = (of: string, kind: 'keyShares' | 'seedShares'): Share[] => {
+      const shares = index[kind].get(of) ?? [];
+      if (shares.length < this.#p.threshold + 1) {
+        throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `only ${shares.length} shares of "${of}" arrived; ${this.#p.threshold + 1} are needed to remove its masks (too many dropouts)`, { param: 'threshold', details: { client: of } });
+      }
+      return shares;
+    };
+    const sum = this.#acc;
+    const jobs: MaskJob[] = [];
+    if (SECAGG_TEST_HOOKS.disableMasks) return { sum, jobs, req };
+    for (const u of req.survivors) jobs.push({ seed: reconstructSecret(collect(u, 'seedShares'), this.#p.threshold), sign: -1 });
+    for (const v of req.dropped) {
+      const sk = reconstructSecret(collect(v, 'keyShares'), this.#p.threshold);
+      for (const u of neighboursOf(v, roster, this.#p.mode)) {
+        if (!this.#survivorSet.has(u)) continue;
+        const peer = entryOf(roster, u)!;
+        // y_u holds Δ(u,v)·PRG(s_uv); remove it.
+        jobs.push({ seed: agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign: sign(u, v) > 0 ? -1 : 1 });
+      }
+    }
+    return { sum, jobs, req };
+  }
+
+  /** Slot integrity: each entry of a sum of `count` inputs in [0, inputBound] is at most count·inputBound. */
+  #checkRange(sum: Uint32Array, count: number): void {
+    if (this.#inputBound === undefined || SECAGG_TEST_HOOKS.disableRangeCheck) return;
+    const bound = count * this.#inputBound;
+    for (let i = 0; i < sum.length; i++) {
+      if (sum[i]! > bound) {
+        throw new CipherMLError('CIPHERML_E_SECAGG_SUM_OUT_OF_RANGE', `round "${this.#p.roundId}": entry ${i} of the unmasked sum is ${sum[i]}, above ${count} survivors × ${this.#inputBound} = ${bound}: a client sent a value outside the quantized range, or a wrong share or mask corrupted the sum`, {
+          param: 'round',
+          details: { round: this.#p.roundId, index: i, value: sum[i], bound },
+        });
+      }
+    }
+  }
+
+  #expectStage(stage: ServerStage): void {
+    if (this.#stage !== stage) throw protocolError(`cannot close ${stage} while at ${this.#stage}`, 'stage');
+  }
+}
