@@ -15,9 +15,13 @@ export interface Defences {
   slotRangeCheck: boolean;
   /** Workers encrypt their updates (off: they send them in the clear, as a broken build would). */
   encryptUpdates: boolean;
+  /** A received Paillier key whose h_s has order 1 or 2 is refused. */
+  keyBaseCheck: boolean;
+  /** Workers refuse a server announcing a weaker strategy or key holder than configured. */
+  announcementCheck: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true };
 
 /**
  * The live switches (mutated only by tests).

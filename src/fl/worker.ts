@@ -175,6 +175,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const keyTrust = { pinnedFingerprint: options.pinnedKeyFingerprint ?? '', roster: trust?.roster ?? null, ...(options.minKeyBits === undefined ? {} : { minKeyBits: options.minKeyBits }) };
 
   const checkAnnounced = (reply: JoinResponse): void => {
+    if (!defences.announcementCheck) return;
     const e = options.expect;
     // A roster that pins a key authority means this run encrypts: a server announcing anything else is a downgrade.
     if (trust !== null && trust.roster.parties.some((p) => p.role === 'authority') && reply.strategy !== 'paillier') {

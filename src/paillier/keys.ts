@@ -1,4 +1,5 @@
 import { createHash, generatePrime } from 'node:crypto';
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertBigInt, assertIntegerInRange, assertOneOf } from '../core/guards.ts';
 import { bitLength, byteLength, gcd, getBackend, modInverse, randomBelow, randomBits, type BackendPreference, type FixedBasePow, type ModArithBackend } from '../core/bigmath/index.ts';
@@ -85,7 +86,7 @@ export function assertReceivedPublicKey(pk: PaillierPublicKey, param: string, mi
   if (pk.bits < minBits) {
     throw new CipherMLError('CIPHERML_E_KEY_TOO_SMALL', `the Paillier key ${pk.fingerprint} has a ${pk.bits}-bit modulus; at least ${minBits} bits are required`, { param, details: { bits: pk.bits, minBits, fingerprint: pk.fingerprint } });
   }
-  assertBaseOrder(pk, param);
+  if (defences.keyBaseCheck) assertBaseOrder(pk, param);
 }
 
 function assertBaseOrder(pk: PaillierPublicKey, param: string): void {
