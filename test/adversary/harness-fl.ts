@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
 import { resetDefences } from '../../src/core/defences.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
@@ -15,7 +15,6 @@ import {
   PullTaskResponseSchema,
   TaskSchema,
   type JoinRequest,
-  type JoinResponse,
   type PushResultRequest,
 } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import type { PartyTrust } from '../../src/fl/identity-auth.ts';
@@ -123,7 +122,7 @@ export function honestWorker(address: string, options: Omit<WorkerOptions, 'tran
 }
 
 /** What a scripted (malicious) server announces at join. */
-export type JoinScript = (req: JoinRequest) => Partial<Omit<JoinResponse, '$typeName' | '$unknown'>>;
+export type JoinScript = (req: JoinRequest) => MessageInitShape<typeof JoinResponseSchema>;
 
 /**
  * A malicious parameter server: speaks the FederatedService wire protocol, answers every join with
