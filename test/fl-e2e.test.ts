@@ -179,6 +179,8 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
     const address = `127.0.0.1:${port}`;
     const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--json']);
     await server.waitFor((o) => o['type'] === 'listening');
+    // Without identities the server runs the insecure development mode and says so at start.
+    expect(server.json.some((o) => o['event'] === 'warning' && o['warning'] === 'insecure-dev-tokens')).toBe(true);
     const intruder = start(['worker', '--server', address, '--train-set', data('breast_homo_guest.csv'), '--id', 'w1', '--token', 'not-the-token']);
     expect(await intruder.exit).toBe(1);
     expect(intruder.stderr.join('\n')).toContain('CIPHERML_E_UNAUTHENTICATED');

@@ -210,7 +210,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     if (serverCode !== 0 || summary === null) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
     }
-    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id) };
+    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id), roster: ids.roster };
     const v = workerValidation as Record<string, unknown> | null;
     if (v !== null && final['evaluatedOn'] === 'workers') {
       Object.assign(final, { accuracy: v['accuracy'], loss: v['loss'], auc: v['auc'], evaluatedOn: 'validate-set (by worker 1: the server cannot read the model)' });
