@@ -37,7 +37,14 @@ export interface RequestSignature {
   readonly nonce: Uint8Array;
 }
 
-/** Length-prefixed concatenation (u32 big-endian lengths), so no two field lists encode alike. */
+/**
+ * Length-prefixed concatenation (u32 big-endian lengths), so no two field lists encode alike.
+ *
+ * @example
+ * ```ts
+ * encodeFields(['join', '1']); // 00 00 00 04 'join' 00 00 00 01 '1'
+ * ```
+ */
 export function encodeFields(fields: readonly (string | Uint8Array | bigint | number)[]): Uint8Array {
   const parts: Buffer[] = [];
   for (const f of fields) {
@@ -69,6 +76,12 @@ export function signRequest(identity: Identity, context: string, fields: readonl
  * request cannot be replayed. Memory is bounded: at most `capacity` nonces; when full, new
  * requests are refused until old ones expire (a flood costs the flooder, not the other parties'
  * state).
+ *
+ * @example
+ * ```ts
+ * const guard = new ReplayGuard();
+ * guard.accept(signer, req, 'join of worker 1'); // a second call with the same request throws REQUEST_STALE
+ * ```
  */
 export class ReplayGuard {
   readonly #seen = new Map<string, number>();
@@ -116,17 +129,38 @@ export function verifyRequest(trust: PartyTrust, guard: ReplayGuard, role: Ident
   return signer;
 }
 
-/** The bytes a key authority (or, for key-holder "server", the server) signs to vouch for a Paillier key. */
+/**
+ * The bytes a key authority (or, for key-holder "server", the server) signs to vouch for a Paillier key.
+ *
+ * @example
+ * ```ts
+ * const sig = signMessage(authority, SIG_CONTEXT.keyStatement, keyStatement('authority', serializePublicKey(pk)));
+ * ```
+ */
 export function keyStatement(keyHolder: string, publicKey: Uint8Array): Uint8Array {
   return encodeFields(['paillier-public-key', keyHolder, publicKey]);
 }
 
-/** The bytes a worker signs for one Paillier contribution: round, worker id and SHA-256 of the packed bytes. */
+/**
+ * The bytes a worker signs for one Paillier contribution: round, worker id and SHA-256 of the packed bytes.
+ *
+ * @example
+ * ```ts
+ * const sig = signMessage(me, SIG_CONTEXT.contribution, contributionPayload(3, me.id, packedBytes));
+ * ```
+ */
 export function contributionPayload(round: number, workerId: string, packed: Uint8Array): Uint8Array {
   return encodeFields(['paillier-contribution', BigInt(round), workerId, new Uint8Array(createHash('sha256').update(packed).digest())]);
 }
 
-/** The only identity of `role` in the roster; a typed error when there is none or several. */
+/**
+ * The only identity of `role` in the roster; a typed error when there is none or several.
+ *
+ * @example
+ * ```ts
+ * const authority = soleParty(roster, 'authority', 'roster');
+ * ```
+ */
 export function soleParty(roster: Roster, role: IdentityRole, param: string): PublicIdentity {
   const all = roster.parties.filter((p) => p.role === role);
   if (all.length !== 1) {

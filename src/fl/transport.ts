@@ -27,7 +27,14 @@ export interface TlsFiles {
   readonly ca?: string;
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost: the only hosts plaintext is allowed to without a flag. */
+/**
+ * True for 127.0.0.0/8, ::1 and localhost: the only hosts plaintext is allowed to without a flag.
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost('127.0.0.1'); // true
+ * ```
+ */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
@@ -128,7 +135,12 @@ export async function startRpcServer(options: {
 
 /**
  * Whether a connection to `address` uses TLS: yes unless the host is loopback (and no TLS file
- * or `secure` was given) or `insecurePlaintext` is set.
+ * or `secure` was given) or `insecurePlaintext` is set. An empty tls-ca never means plaintext.
+ *
+ * @example
+ * ```ts
+ * usesTls('server.example:9091', { tls: { ca: '' } }); // true: system roots
+ * ```
  */
 export function usesTls(address: string, options: { tls?: TlsFiles; secure?: boolean; insecurePlaintext?: boolean } = {}): boolean {
   const { host } = parseAddress(address);
