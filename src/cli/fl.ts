@@ -242,6 +242,7 @@ export function registerFlCommands(program: Command): void {
     .option('--json', 'print JSON lines')
     .action(async (o: AuthorityFlags) => {
       if (o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `expected "authority" or "clients", got "${o.keyHolder}"`, { param: '--key-holder' });
+      if (!(o.minContributions >= 1)) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `--min-contributions must be at least 1 (2 or more keeps single updates private), got ${o.minContributions}`, { param: '--min-contributions' });
       const print = printer(o.json, plaintextOffLoopback(o.insecurePlaintext, [o.address]));
       const trust = await trustOf(o.identity ?? '', o.roster ?? '', 'authority', o.insecureDevTokens, print);
       let keyPair;
@@ -305,7 +306,7 @@ export function registerFlCommands(program: Command): void {
 
   program
     .command('token')
-    .description('print the token of one party, derived from the run secret (give each worker only its own)')
+    .description('INSECURE DEVELOPMENT MODE: print the token of one party, derived from the run secret (whoever holds the secret, the server included, can derive every token; use `cipherml identity` instead)')
     .requiredOption('--secret <secret>', 'the run secret (the servers\' `token` setting)')
     .requiredOption('--id <id>', 'worker id, or "server" for the aggregating server\'s token at the key authority')
     .action((o: { secret: string; id: string }) => {

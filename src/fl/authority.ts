@@ -58,6 +58,9 @@ export class KeyAuthority {
   #lastDecryptedRound = 0;
 
   constructor(options: KeyAuthorityOptions) {
+    if (!Number.isInteger(options.minContributions) || options.minContributions < 1) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `min-contributions must be an integer ≥ 1, got ${options.minContributions}`, { param: 'min-contributions' });
+    }
     this.#o = options;
     this.#publicKey = serializePublicKey(options.keyPair.publicKey);
     const t = options.trust ?? null;
