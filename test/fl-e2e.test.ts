@@ -132,7 +132,7 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
     ]);
     await server.waitFor((o) => o['type'] === 'listening');
     const files = ['breast_homo_guest.csv', 'breast_homo_host.csv', 'breast_homo_guest.csv'];
-    const workers = files.map((f, i) => start(['worker', '--server', address, '--train-set', data(f), '--id', `w${i + 1}`, '--secret', 'e2e-secret', '--json']));
+    const workers = files.map((f, i) => start(['worker', '--server', address, '--train-set', data(f), '--id', `w${i + 1}`, '--secret', 'e2e-secret', '--insecure-min-key-bits', '1024', '--json']));
     await server.waitFor((o) => o['type'] === 'round-start' && o['round'] === 2);
     workers[2]!.child.kill('SIGKILL');
     const summary = await server.waitFor((o) => 'accuracy' in o && 'strategy' in o, 120_000);
@@ -152,7 +152,7 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
     ];
     const first = start(args);
     await first.waitFor((o) => o['type'] === 'listening');
-    const workers = ['breast_homo_guest.csv', 'breast_homo_host.csv'].map((f, i) => start(['worker', '--server', address, '--train-set', data(f), '--id', `w${i + 1}`, '--secret', 'e2e-secret', '--json']));
+    const workers = ['breast_homo_guest.csv', 'breast_homo_host.csv'].map((f, i) => start(['worker', '--server', address, '--train-set', data(f), '--id', `w${i + 1}`, '--secret', 'e2e-secret', '--insecure-min-key-bits', '1024', '--json']));
     await first.waitFor((o) => o['type'] === 'round-end' && (o['record'] as { round: number }).round === 3);
     first.child.kill('SIGKILL');
     await first.exit;
@@ -179,6 +179,8 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
     const address = `127.0.0.1:${port}`;
     const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--json']);
     await server.waitFor((o) => o['type'] === 'listening');
+    // Without identities the server runs the insecure development mode and says so at start.
+    expect(server.json.some((o) => o['event'] === 'warning' && o['warning'] === 'insecure-dev-tokens')).toBe(true);
     const intruder = start(['worker', '--server', address, '--train-set', data('breast_homo_guest.csv'), '--id', 'w1', '--token', 'not-the-token']);
     expect(await intruder.exit).toBe(1);
     expect(intruder.stderr.join('\n')).toContain('CIPHERML_E_UNAUTHENTICATED');

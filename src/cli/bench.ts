@@ -9,6 +9,7 @@ import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
 import type * as HeBench from '../../bench/he.ts';
 import type * as RobustnessBench from '../../bench/robustness.ts';
+import type * as TrustBench from '../../bench/trust.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -109,6 +110,23 @@ export function registerBenchCommands(program: Command): void {
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatSecAggBench(r)}\n`);
+    });
+  bench
+    .command('trust')
+    .description('the key authority\'s contribution floor (verify signed contributions, multiply, decrypt) against the development-mode authority decrypting the server\'s sum, same run; a worker\'s signature against its encryption')
+    .option('--key-bits <bits>', 'modulus size', intOption('--key-bits'), 2048)
+    .option('--params <n>', 'model parameters per client', intOption('--params'), 10_000)
+    .option('--clients <n>', 'contributions per round', intOption('--clients'), 10)
+    .option('--runs <n>', 'repetitions (medians are reported)', intOption('--runs'), 3)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { keyBits: number; params: number; clients: number; runs: number; json?: boolean }) => {
+      assertOneOf(opts.keyBits, '--key-bits', [1024, 2048, 3072, 4096] as const);
+      for (const [name, v] of [['--params', opts.params], ['--clients', opts.clients], ['--runs', opts.runs]] as const) {
+        if (v < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${name} must be at least 1`, { param: name });
+      }
+      const mod = await importBench<typeof TrustBench>(() => import('../../bench/trust.ts'));
+      const r = await mod.runTrustBench({ keyBits: opts.keyBits, params: opts.params, clients: opts.clients, runs: opts.runs, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatTrustBench(r)}\n`);
     });
   bench
     .command('he')

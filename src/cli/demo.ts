@@ -89,7 +89,8 @@ export function registerDemoCommands(program: Command): void {
           `\nFederated logistic regression, ${String(summary['strategy'])} FedAvg (key holder ${String(summary['keyHolder'])}), ${String(summary['rounds'])} rounds over gRPC between ${Number(summary['workers']) + 1}+ processes` +
             `${(summary['dropped'] as string[]).length > 0 ? ` (worker ${(summary['dropped'] as string[]).join(', ')} dropped out in round 2)` : ''}\n` +
             `  test accuracy ${acc}, log loss ${loss} (evaluated on ${String(summary['evaluatedOn'])})\n` +
-            `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n`,
+            `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n` +
+            `  every party signed with its own identity, pinned in ${String(summary['roster'])}\n`,
         );
       }
     });

@@ -12,7 +12,8 @@ import { deriveToken } from '../fl/protocol.ts';
 import { buildStrategy, serverSettings } from '../fl/run.ts';
 import { FlServer } from '../fl/server.ts';
 import { simulate } from '../fl/simulate.ts';
-import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
+import { DEV_MODE_WARNING, loadPartyTrust, type PartyTrust } from '../fl/identity-auth.ts';
+import { INSECURE_PLAINTEXT_LABEL, createRpcTransport, isLoopbackHost, parseAddress, startRpcServer } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { collect, intOption } from './options.ts';
@@ -33,11 +34,79 @@ async function configOf(opts: Record<string, unknown>, extra: Record<string, unk
   return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...opts, ...extra } });
 }
 
-function printer(json: boolean | undefined): (line: string, obj: object) => void {
+/**
+ * A progress printer. `plaintext` marks a party started with --insecure-plaintext that talks to
+ * or listens on a non-loopback address: then every line (human or JSON) carries the label.
+ */
+function printer(json: boolean | undefined, plaintext = false): (line: string, obj: object) => void {
   return (line, obj) => {
-    if (json === true) process.stdout.write(`${JSON.stringify(obj)}\n`);
-    else process.stderr.write(`${line}\n`);
+    if (json === true) process.stdout.write(`${JSON.stringify(plaintext ? { ...obj, transport: 'insecure-plaintext' } : obj)}\n`);
+    else process.stderr.write(`${plaintext ? `${INSECURE_PLAINTEXT_LABEL} ` : ''}${line}\n`);
   };
+}
+
+/** True when --insecure-plaintext actually matters: some address of this party is not loopback. */
+function plaintextOffLoopback(insecure: boolean | undefined, addresses: readonly string[]): boolean {
+  return insecure === true && addresses.some((a) => a !== '' && !isLoopbackHost(parseAddress(a).host));
+}
+
+/** Identity mode or the insecure development mode, with the warning the latter prints on every start. */
+async function trustOf(identity: string, roster: string, role: 'server' | 'worker' | 'authority', devTokens: boolean | undefined, print: (line: string, obj: object) => void): Promise<PartyTrust | null> {
+  const trust = await loadPartyTrust(identity, roster, role);
+  if (trust !== null && devTokens === true) {
+    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--insecure-dev-tokens cannot be combined with identity and roster: choose identity mode or the development mode', { param: '--insecure-dev-tokens' });
+  }
+  if (trust === null) print(DEV_MODE_WARNING, { event: 'warning', warning: 'insecure-dev-tokens', message: DEV_MODE_WARNING });
+  else print(`${role}: identity mode as ${trust.identity.role} ${trust.identity.id} (${trust.identity.fingerprint.slice(0, 16)}…), ${trust.roster.parties.length} pinned identities`, { event: 'identity', role, id: trust.identity.id, fingerprint: trust.identity.fingerprint });
+  return trust;
+}
+
+interface WorkerFlags {
+  server: string;
+  thresholdPublicKey?: string;
+  thresholdFingerprint?: string;
+  trainSet: string;
+  id: string;
+  token?: string;
+  secret?: string;
+  authority?: string;
+  identity?: string;
+  roster?: string;
+  paillierKeyFingerprint?: string;
+  strategy?: string;
+  keyHolder?: string;
+  insecureMinKeyBits?: number;
+  insecurePlaintext?: boolean;
+  insecureDevTokens?: boolean;
+  label: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxMessageBytes: number;
+  seed: number;
+  validateSet?: string;
+  logEvery: number;
+  shard?: string;
+  dropAt?: string;
+  json?: boolean;
+}
+
+interface AuthorityFlags {
+  address: string;
+  keyHolder: string;
+  key?: string;
+  keyBits: number;
+  token?: string;
+  minContributions: number;
+  maxMessageBytes: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  identity?: string;
+  roster?: string;
+  insecurePlaintext?: boolean;
+  insecureDevTokens?: boolean;
+  json?: boolean;
 }
 
 const STAGES: readonly WorkerStage[] = ['fit', 'share-keys', 'masked-input', 'unmask'];
@@ -59,6 +128,8 @@ export function registerFlCommands(program: Command): void {
       .description('federated parameter server (workers connect to it); settings from --config, CIPHERML_* variables and flags')
       .option('--workers <n>', 'shorthand: min-available-, min-fit- and min-evaluate-clients', intOption('--workers'))
       .option('--rounds <n>', 'shorthand for --num-server-rounds', intOption('--rounds'))
+      .option('--insecure-plaintext', 'allow plaintext HTTP/2 on a non-loopback address (every progress line says so)')
+      .option('--insecure-dev-tokens', 'development mode: run-secret tokens instead of identities (the server can mint any worker\'s token)')
       .option('--json', 'print one JSON object per event on stdout; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
     const w = opts['workers'] as number | undefined;
@@ -66,11 +137,13 @@ export function registerFlCommands(program: Command): void {
       ...(w === undefined ? {} : { minAvailableClients: w, minFitClients: w, minEvaluateClients: w }),
       ...(opts['rounds'] === undefined ? {} : { numServerRounds: opts['rounds'] }),
     });
-    const print = printer(opts['json'] as boolean | undefined);
-    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
-    const strategy = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
+    const insecurePlaintext = opts['insecurePlaintext'] === true;
+    const print = printer(opts['json'] as boolean | undefined, plaintextOffLoopback(insecurePlaintext, [config.address, config.authorityAddress]));
+    const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
+    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa }, insecurePlaintext });
+    const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust });
     const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
-    const server = new FlServer({ settings: serverSettings(config), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+    const server = new FlServer({ settings: serverSettings(config, { trust, insecurePlaintext }), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
     await server.listen();
     try {
       const summary = await server.run();
@@ -90,8 +163,18 @@ export function registerFlCommands(program: Command): void {
     .option('--token <token>', 'this worker\'s token (from `cipherml token`); or set CIPHERML_WORKER_TOKEN')
     .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)')
     .option('--authority <host:port>', 'the key authority (key-holder "clients")')
+    .option('--identity <file>', 'this worker\'s identity file (identity mode, with --roster; key-holder "threshold": signs every update)')
+    .option('--roster <file>', 'roster of pinned public identities (server, key authority)')
+    .option('--paillier-key-fingerprint <hex>', 'encrypt only under the Paillier key with this fingerprint')
+    .option('--strategy <s>', 'refuse a server that announces another strategy (e.g. paillier)')
+    .option('--key-holder <k>', 'refuse a server that announces another Paillier key holder')
+    .option('--insecure-min-key-bits <bits>', 'TESTS ONLY: accept Paillier keys down to this many bits (default 2048)', intOption('--insecure-min-key-bits'))
+    .option('--insecure-plaintext', 'allow plaintext to non-loopback addresses (every progress line says so)')
+    .option('--insecure-dev-tokens', 'development mode: a run-secret token instead of an identity')
     .option('--label <name>', 'label column', 'y')
-    .option('--tls-ca <file>', 'CA certificate of the server (enables TLS)')
+    .option('--tls-ca <file>', 'CA certificate that verifies the server and the authority (default: system roots off loopback)')
+    .option('--tls-cert <file>', 'client certificate for mutual TLS (with --tls-key)')
+    .option('--tls-key <file>', 'private key of --tls-cert')
     .option('--max-message-bytes <n>', 'largest message accepted or sent', intOption('--max-message-bytes'), 64 << 20)
     .option('--seed <n>', 'local shuffling seed', intOption('--seed'), 1)
     .option('--validate-set <csv>', 'evaluate the final global model on this held-out set (when this worker may see the model)')
@@ -100,10 +183,16 @@ export function registerFlCommands(program: Command): void {
     .option('--drop-at <round:stage>', 'simulate a dropout: stop answering at this task (stage fit, share-keys, masked-input or unmask) and exit')
     .option('--threshold-public-key <file>', 'key-holder "threshold": encrypt only under this threshold.pub (with --threshold-fingerprint and --identity)')
     .option('--threshold-fingerprint <hex>', 'key-holder "threshold": the pinned fingerprint of --threshold-public-key')
-    .option('--identity <file>', 'key-holder "threshold": this worker\'s identity file (signs every update)')
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { server: string; trainSet: string; id: string; token?: string; secret?: string; authority?: string; label: string; tlsCa?: string; maxMessageBytes: number; seed: number; validateSet?: string; logEvery: number; shard?: string; dropAt?: string; thresholdPublicKey?: string; thresholdFingerprint?: string; identity?: string; json?: boolean }) => {
-      const print = printer(o.json);
+    .action(async (o: WorkerFlags) => {
+      const print = printer(o.json, plaintextOffLoopback(o.insecurePlaintext, [o.server, o.authority ?? '']));
+      const trust = await trustOf(o.identity ?? '', o.roster ?? '', 'worker', o.insecureDevTokens, print);
+      if (o.paillierKeyFingerprint !== undefined && !/^[0-9a-fA-F]{32}$/.test(o.paillierKeyFingerprint)) {
+        throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--paillier-key-fingerprint must be 32 hex digits, got ${JSON.stringify(o.paillierKeyFingerprint)}`, { param: '--paillier-key-fingerprint' });
+      }
+      if (o.insecureMinKeyBits !== undefined && !(o.insecureMinKeyBits >= 1024 && o.insecureMinKeyBits <= 2048)) {
+        throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--insecure-min-key-bits must be within 1024..2048, got ${o.insecureMinKeyBits}`, { param: '--insecure-min-key-bits' });
+      }
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
       const hyper = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed };
       let client;
@@ -114,11 +203,15 @@ export function registerFlCommands(program: Command): void {
         client = logRegClient(shardDataset(await loadCsvDataset(o.trainSet, { label: o.label }), Number(m[1]), Number(m[2])), hyper);
       }
       const dropAt = o.dropAt === undefined ? undefined : parseDropAt(o.dropAt);
-      const tls = o.tlsCa === undefined ? {} : { tls: { ca: o.tlsCa } };
+      const tls = { tls: { ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }), ...(o.tlsCert === undefined ? {} : { cert: o.tlsCert }), ...(o.tlsKey === undefined ? {} : { key: o.tlsKey }) }, insecurePlaintext: o.insecurePlaintext === true };
       const summary = await runWorker({
         workerId: o.id,
         token,
         client,
+        trust,
+        ...(o.paillierKeyFingerprint === undefined ? {} : { pinnedKeyFingerprint: o.paillierKeyFingerprint.toLowerCase() }),
+        ...(o.insecureMinKeyBits === undefined ? {} : { minKeyBits: o.insecureMinKeyBits }),
+        expect: { ...(o.strategy === undefined ? {} : { strategy: o.strategy }), ...(o.keyHolder === undefined ? {} : { keyHolder: o.keyHolder }) },
         transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
         ...(dropAt === undefined ? {} : { dropAt }),
@@ -147,10 +240,17 @@ export function registerFlCommands(program: Command): void {
     .option('--max-message-bytes <n>', 'largest message', intOption('--max-message-bytes'), 64 << 20)
     .option('--tls-cert <file>', 'TLS certificate')
     .option('--tls-key <file>', 'TLS private key')
+    .option('--tls-ca <file>', 'CA that verifies client certificates (mutual TLS)')
+    .option('--identity <file>', 'this authority\'s identity file (identity mode, with --roster)')
+    .option('--roster <file>', 'roster of pinned public identities (server, workers)')
+    .option('--insecure-plaintext', 'allow plaintext on a non-loopback address (every progress line says so)')
+    .option('--insecure-dev-tokens', 'development mode: run-secret tokens instead of identities')
     .option('--json', 'print JSON lines')
-    .action(async (o: { address: string; keyHolder: string; key?: string; keyBits: number; token?: string; minContributions: number; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; json?: boolean }) => {
+    .action(async (o: AuthorityFlags) => {
       if (o.keyHolder !== 'authority' && o.keyHolder !== 'clients') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `expected "authority" or "clients", got "${o.keyHolder}"`, { param: '--key-holder' });
-      const print = printer(o.json);
+      if (!(o.minContributions >= 1)) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `--min-contributions must be at least 1 (2 or more keeps single updates private), got ${o.minContributions}`, { param: '--min-contributions' });
+      const print = printer(o.json, plaintextOffLoopback(o.insecurePlaintext, [o.address]));
+      const trust = await trustOf(o.identity ?? '', o.roster ?? '', 'authority', o.insecureDevTokens, print);
       let keyPair;
       if (o.key !== undefined) {
         try {
@@ -169,13 +269,15 @@ export function registerFlCommands(program: Command): void {
         keyHolder: o.keyHolder,
         secret: o.token ?? process.env['CIPHERML_TOKEN'] ?? '',
         minContributions: o.minContributions,
+        trust,
         onEvent: (e) => print(`key authority: ${e.type} for ${e.party}: ${e.detail}`, { authority: e.type, party: e.party, detail: e.detail }),
       });
       const srv = await startRpcServer({
         address: o.address,
         routes: (r) => authority.routes(r),
         maxMessageBytes: o.maxMessageBytes,
-        ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
+        ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }) } }),
+        insecurePlaintext: o.insecurePlaintext === true,
       });
       print(`key authority: listening on ${srv.address}, key ${keyPair.publicKey.fingerprint} (${keyPair.publicKey.bits} bits), key holder ${o.keyHolder}`, { authority: 'listening', address: srv.address, fingerprint: keyPair.publicKey.fingerprint });
       await new Promise<void>((resolve) => {
@@ -210,7 +312,7 @@ export function registerFlCommands(program: Command): void {
 
   program
     .command('token')
-    .description('print the token of one party, derived from the run secret (give each worker only its own)')
+    .description('INSECURE DEVELOPMENT MODE: print the token of one party, derived from the run secret (whoever holds the secret, the server included, can derive every token; use `cipherml identity` instead)')
     .requiredOption('--secret <secret>', 'the run secret (the servers\' `token` setting)')
     .requiredOption('--id <id>', 'worker id, or "server" for the aggregating server\'s token at the key authority')
     .action((o: { secret: string; id: string }) => {

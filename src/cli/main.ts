@@ -12,6 +12,7 @@ import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
 import { registerThresholdCommands } from './threshold.ts';
+import { registerIdentityCommands } from './identity.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerHeCommands(program);
   registerServeCommands(program);
   registerGatewayCommands(program);
+  registerIdentityCommands(program);
   registerBenchCommands(program);
   registerThresholdCommands(program);
   return program;

@@ -62,6 +62,14 @@ export const ERROR_CATALOG = {
   CIPHERML_E_SECAGG_PARAMETER_REFUSED: 'The server announced a security parameter weaker than this client accepts (threshold, SecAgg+ degree or graph seed): fix the named key in the server\'s run config, or check this client\'s secagg-corrupt-fraction / secagg-dropout-rate / secagg-statistical-security; a server that changes it on its own is attacking.',
   CIPHERML_E_SECAGG_ABORTED: 'The client stopped the secure-aggregation round instead of revealing a secret (too few survivors, or survivor sets or signatures that disagree): start more workers or lower dropouts; if it repeats with enough workers, the server is misbehaving.',
   CIPHERML_E_SECAGG_SUM_OUT_OF_RANGE: 'The unmasked sum is outside the range honest quantized inputs can reach: a client sent an out-of-range value or a wrong share; the round yields no model. Identify the client from the server log and exclude it.',
+  CIPHERML_E_KEY_NOT_PINNED: 'The Paillier public key offered is not the pinned one (paillier-key-fingerprint) nor signed by the pinned key authority: do not encrypt under it; check who runs the server and the authority, or pin the right fingerprint.',
+  CIPHERML_E_KEY_TOO_SMALL: 'Use a Paillier key of at least 2048 bits (key-bits); 1024-bit keys are for tests only.',
+  CIPHERML_E_KEY_INVALID: 'The key is malformed (its DJN base h_s is not in the required subgroup): generate a new key pair with `cipherml paillier keygen`.',
+  CIPHERML_E_CONTRIBUTION_FLOOR: 'The key authority decrypts only the product of at least min-contributions distinct, validly signed contributions of the current round from roster workers: start more workers or check the roster.',
+  CIPHERML_E_REQUEST_STALE: 'A signed request was replayed or is outside the freshness window: check the clocks of both parties (within 5 minutes) and retry.',
+  CIPHERML_E_INSECURE_TRANSPORT: 'Give TLS files (tls-cert/tls-key on the listening side, tls-ca or system roots on the connecting side), or pass --insecure-plaintext for a trusted network only.',
+  CIPHERML_E_DOWNGRADE: 'The peer announced a weaker protection than this party was configured for (strategy or key-holder): refuse to continue; check the server configuration.',
+  CIPHERML_E_AGGREGATE_OUT_OF_RANGE: 'A decrypted aggregate slot lies outside the range its contributions can produce: some worker sent an out-of-range (malicious or corrupted) update; the round was not applied.',
 
   // Threshold Paillier (src/paillier/threshold*)
   CIPHERML_E_THRESHOLD_SHARE_INVALID: 'A key holder sent a decryption share that fails its proof of correct decryption (or names no holder of this key): treat the named holder as faulty or malicious, and combine the shares of other holders.',

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CipherMLError } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
-import { deriveToken } from '../fl/protocol.ts';
+import { generateIdentity, publicIdentityToJson, saveIdentity, type IdentityRole } from '../core/identity.ts';
+import { writeFileSafely } from '../core/io.ts';
 import { describeServerEvent } from '../fl/describe.ts';
 import type { ServerEvent } from '../fl/server.ts';
 import { startThresholdParties } from './homo-lr-threshold.ts';
@@ -82,6 +82,27 @@ async function waitForLine(predicate: () => boolean, what: string, timeoutMs: nu
 }
 
 /**
+ * Generates one identity per party into `<runDir>/identities` and a roster pinning them all, as an
+ * operator would hand out (each party keeps only its own secret file).
+ */
+async function demoIdentities(runDir: string, parties: readonly { role: IdentityRole; id: string }[]): Promise<{ files: Map<string, string>; roster: string }> {
+  const dir = join(runDir, 'identities');
+  await mkdir(dir, { recursive: true });
+  const files = new Map<string, string>();
+  const pubs = [];
+  for (const p of parties) {
+    const file = join(dir, `${p.role}-${p.id}.id`);
+    const me = generateIdentity(p.role, p.id);
+    await saveIdentity(file, me);
+    files.set(`${p.role}:${p.id}`, file);
+    pubs.push(publicIdentityToJson(me));
+  }
+  const roster = join(dir, 'roster.json');
+  await writeFileSafely(roster, `${JSON.stringify(pubs, null, 2)}\n`, { mode: 0o644 });
+  return { files, roster };
+}
+
+/**
  * Runs the multi-process demo and returns the server's summary.
  *
  * @example
@@ -97,13 +118,21 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
   if (!Number.isInteger(n) || n < 2 || n > 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 2–64 workers, got ${n}`, { param: 'workers' });
   if (!Number.isInteger(drop) || drop < 0 || drop > n - 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 0–${n - 2} dropouts for ${n} workers, got ${drop}`, { param: 'drop' });
   const data = (f: string) => join(packageRoot(), 'examples', 'data', f);
-  const secret = randomBytes(24).toString('base64url');
   const runDir = options.runDir ?? join(process.cwd(), 'runs', `homo-lr-${options.strategy}-${options.strategy === 'secagg' ? (options.secureAggregation ?? 'pw') : options.strategy === 'plain' ? 'none' : options.keyHolder}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(runDir, { recursive: true });
   const serverPort = await freePort();
   const children: { name: string; child: ChildProcess; exit: Promise<number | null> }[] = [];
   const needsAuthority = options.strategy === 'paillier' && options.keyHolder !== 'server' && options.keyHolder !== 'threshold';
   let authorityAddress = '';
+  // Identity mode: every party signs with its own key and pins the others (no shared run secret).
+  const ids = await demoIdentities(runDir, [
+    { role: 'server', id: 'server' },
+    ...(needsAuthority ? [{ role: 'authority' as const, id: 'authority' }] : []),
+    ...Array.from({ length: n }, (_, i) => ({ role: 'worker' as const, id: String(i + 1) })),
+  ]);
+  const idArgs = (key: string) => ['--identity', ids.files.get(key)!, '--roster', ids.roster];
+  // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
+  const keyBitsArgs = options.strategy === 'paillier' && options.keyBits < 2048 ? ['--insecure-min-key-bits', String(options.keyBits)] : [];
   try {
     const th =
       options.strategy === 'paillier' && options.keyHolder === 'threshold'
@@ -127,7 +156,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       authorityAddress = `127.0.0.1:${port}`;
       let ready = false;
       const a = cli(
-        ['key-authority', '--address', authorityAddress, '--key-holder', options.keyHolder, '--key-bits', String(options.keyBits), '--token', secret, '--min-contributions', '2', '--json'],
+        ['key-authority', '--address', authorityAddress, '--key-holder', options.keyHolder, '--key-bits', String(options.keyBits), ...idArgs('authority:authority'), '--min-contributions', String(n - drop), '--json'],
         'authority',
         onLine,
         (o) => {
@@ -152,7 +181,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       ...(options.strategy === 'secagg' ? ['--secure-aggregation', options.secureAggregation ?? 'pw', '--cipher-time-window', '10000'] : []),
       '--validate-set', data('breast_homo_test.csv'),
       '--run-dir', runDir,
-      '--token', secret,
+      ...idArgs('server:server'),
       '--round-timeout', '60',
       '--json',
       ...(authorityAddress === '' ? [] : ['--authority-address', authorityAddress]),
@@ -180,7 +209,8 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     const workers = plan.map(({ id, file, shard, drops }) =>
       cli(
         [
-          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, '--token', deriveToken(secret, id), '--seed', id, '--log-every', '5',
+          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, ...idArgs(`worker:${id}`), '--seed', id, '--log-every', '5',
+          '--strategy', options.strategy, ...(options.strategy === 'paillier' ? ['--key-holder', options.keyHolder] : []), ...keyBitsArgs,
           ...(n > 2 ? ['--shard', shard] : []),
           ...(drops ? ['--drop-at', `2:${dropStage}`] : []),
           ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
@@ -203,7 +233,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     if (serverCode !== 0 || summary === null) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
     }
-    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id) };
+    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id), roster: ids.roster };
     const v = workerValidation as Record<string, unknown> | null;
     if (v !== null && final['evaluatedOn'] === 'workers') {
       Object.assign(final, { accuracy: v['accuracy'], loss: v['loss'], auc: v['auc'], evaluatedOn: 'validate-set (by worker 1: the server cannot read the model)' });

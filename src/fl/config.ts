@@ -73,6 +73,12 @@ export interface RunConfig {
   readonly tlsCert: string;
   readonly tlsKey: string;
   readonly tlsCa: string;
+  /** This party's identity file (identity mode; with roster). */
+  readonly identity: string;
+  /** The roster of pinned public identities this party trusts. */
+  readonly roster: string;
+  /** Workers: the only Paillier key (fingerprint over n and h_s) they encrypt under ("": not pinned). */
+  readonly paillierKeyFingerprint: string;
   readonly seed: number;
   readonly evalEvery: number;
   readonly secureAggregation: SecureAggregation;
@@ -211,9 +217,12 @@ const SCHEMA_ROWS = [
   { key: 'validate-set', field: 'validateSet', type: 'string', format: 'path', default: '', description: 'CSV the server evaluates the global model on (empty: none).' },
   { key: 'label', field: 'label', type: 'string', required: true, default: 'y', description: 'Name of the label column of the CSV data.' },
   { key: 'token', field: 'token', type: 'string', secret: true, default: '', description: 'Shared secret workers present to the server (empty: none); never printed.' },
-  { key: 'tls-cert', field: 'tlsCert', type: 'string', format: 'path', default: '', description: 'PEM certificate of this party (with tls-key; empty: no TLS).' },
+  { key: 'tls-cert', field: 'tlsCert', type: 'string', format: 'path', default: '', description: 'PEM certificate of this party (with tls-key); required to listen on a non-loopback address unless --insecure-plaintext.' },
   { key: 'tls-key', field: 'tlsKey', type: 'string', format: 'path', default: '', description: 'PEM private key of tls-cert.' },
-  { key: 'tls-ca', field: 'tlsCa', type: 'string', format: 'path', default: '', description: 'PEM CA bundle that verifies the peer (empty: system roots).' },
+  { key: 'tls-ca', field: 'tlsCa', type: 'string', format: 'path', default: '', description: 'PEM CA bundle that verifies the peer (empty: system roots); on a listening party it also requires client certificates (mutual TLS).' },
+  { key: 'identity', field: 'identity', type: 'string', format: 'path', default: '', description: 'This party\'s identity file (`cipherml identity create`); with roster it turns on identity mode (empty: the insecure development mode with tokens).' },
+  { key: 'roster', field: 'roster', type: 'string', format: 'path', default: '', description: 'JSON roster of the pinned public identities this party trusts (`cipherml identity roster`).' },
+  { key: 'paillier-key-fingerprint', field: 'paillierKeyFingerprint', type: 'string', default: '', description: 'Workers: encrypt only under the Paillier key with this fingerprint (32 hex digits over n and h_s; empty: accept a key signed by the pinned authority).' },
   { key: 'seed', field: 'seed', type: 'int', default: 42, description: 'Seed of sampling, initialisation and shuffling.' },
   { key: 'eval-every', field: 'evalEvery', type: 'int', default: 1, min: 1, description: 'Evaluate the global model every this many rounds.' },
   {
@@ -710,6 +719,13 @@ export function validateRunConfig(config: RunConfig, sources: Partial<Record<Run
   if ((config.tlsCert === '') !== (config.tlsKey === '')) {
     const [given, missing] = config.tlsCert === '' ? (['tlsKey', 'tlsCert'] as const) : (['tlsCert', 'tlsKey'] as const);
     throw conflict(`is required with ${show(given)}: a TLS certificate and its private key are given together`, BY_FIELD.get(missing)!.key, ['tlsCert', 'tlsKey']);
+  }
+  if ((config.identity === '') !== (config.roster === '')) {
+    const [given, missing] = config.identity === '' ? (['roster', 'identity'] as const) : (['identity', 'roster'] as const);
+    throw conflict(`is required with ${show(given)}: identity mode needs this party's identity and the roster it trusts`, BY_FIELD.get(missing)!.key, ['identity', 'roster']);
+  }
+  if (config.paillierKeyFingerprint !== '' && !/^[0-9a-fA-F]{32}$/.test(config.paillierKeyFingerprint)) {
+    throw conflict(`${show('paillierKeyFingerprint')} must be 32 hex digits (as printed by \`cipherml paillier keygen\` and the key authority)`, 'paillier-key-fingerprint', ['paillierKeyFingerprint']);
   }
   if (config.secureAggregation !== 'off' && config.strategy === 'paillier') {
     throw conflict(`cannot be combined with ${show('strategy')}: choose Paillier or secure aggregation`, blame('secureAggregation', 'strategy'), ['secureAggregation', 'strategy']);

@@ -106,7 +106,7 @@ describe('key authority', () => {
     expect(err).toBe('CIPHERML_E_FORBIDDEN');
     const one = serializePacked(await encryptVector(pair.publicKey, [1, 2, 3]));
     const single = await codeOfAsync(() => client.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token, partyId: 'server', round: 1, packed: one }).catch((e: unknown) => Promise.reject(fromRpcError(e, 'authority'))));
-    expect(single).toBe('CIPHERML_E_FORBIDDEN');
+    expect(single).toBe('CIPHERML_E_CONTRIBUTION_FLOOR');
     const a = await encryptVector(pair.publicKey, [1, 2, 3]);
     const two = serializePacked(a.add(await encryptVector(pair.publicKey, [1, 1, 1])));
     const ok = await client.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token, partyId: 'server', round: 1, packed: two });

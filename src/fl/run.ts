@@ -1,7 +1,9 @@
 import type { Transport } from '@connectrpc/connect';
 import { CipherMLError } from '../core/errors.ts';
-import { generatePaillierKeyPair, type PackingSpec, type PaillierKeyPair } from '../paillier/index.ts';
+import { signMessage } from '../core/identity.ts';
+import { generatePaillierKeyPair, serializePublicKey, type PackingSpec, type PaillierKeyPair } from '../paillier/index.ts';
 import { authorityKeyHolder } from './authority.ts';
+import { SIG_CONTEXT, keyStatement, type PartyTrust } from './identity-auth.ts';
 import type { RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
 import { SecAggFedAvg, type SecAggSettings } from './secagg.ts';
@@ -93,6 +95,8 @@ export interface BuildStrategyOptions {
   readonly keyPair?: PaillierKeyPair;
   /** Key-holder "threshold": per-round reports and test hooks (src/fl/threshold-run.ts). */
   readonly threshold?: ThresholdBuildOptions;
+  /** Identity mode: the server's identity and roster (null: insecure development mode). */
+  readonly trust?: PartyTrust | null;
 }
 
 /**
@@ -112,11 +116,14 @@ export async function buildStrategy(config: RunConfig, options: BuildStrategyOpt
   if (config.keyHolder === 'threshold') return buildThresholdStrategy(config, packing, options.threshold ?? {});
   if (config.keyHolder === 'server') {
     const pair = options.keyPair ?? (await generatePaillierKeyPair({ bits: config.keyBits }));
-    return new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey }, packing);
+    const t = options.trust ?? null;
+    // Key-holder "server": the server vouches for its own key (workers accept that only when their roster pins no authority).
+    const vouch = t === null ? undefined : { keySignature: signMessage(t.identity, SIG_CONTEXT.keyStatement, keyStatement('server', serializePublicKey(pair.publicKey))), keySignerId: t.identity.id };
+    return new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey, ...(vouch === undefined ? {} : { vouch }) }, packing);
   }
   if (options.authorityTransport === undefined) {
     throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `key-holder "${config.keyHolder}" needs authority-address`, { param: 'authority-address' });
   }
-  return new PaillierFedAvg(await authorityKeyHolder(options.authorityTransport, config.token, config.keyHolder), packing);
+  return new PaillierFedAvg(await authorityKeyHolder(options.authorityTransport, { keyHolder: config.keyHolder, secret: config.token, trust: options.trust ?? null, minKeyBits: Math.min(2048, config.keyBits) }), packing);
 }
 

@@ -20,6 +20,7 @@ import {
   type Task,
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { ReplayGuard, SIG_CONTEXT, verifyRequest, type PartyTrust } from './identity-auth.ts';
 import { assertSameSpecs, checkDeclaredSpecs, checkProtocolVersion, checkToken, specsOf, tensorsFromWire, toConnectError, type NamedTensor } from './protocol.ts';
 import { zeroModel, type FitOutcome, type GlobalModel, type StageReport, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 import { secAggResultBytes } from './secagg-wire.ts';
@@ -65,6 +66,10 @@ export interface ServerSettings {
   readonly staleAfterMs?: number;
   readonly maxRoundAttempts?: number;
   readonly authorityAddress?: string;
+  /** Identity mode: the server's identity and the roster of workers it admits (null: token mode). */
+  readonly trust?: PartyTrust | null;
+  /** Serve plaintext HTTP/2 on a non-loopback address (--insecure-plaintext). */
+  readonly insecurePlaintext?: boolean;
 }
 
 /** Metrics of a model on some data. */
@@ -211,7 +216,8 @@ function sampler(seed: number): () => number {
  * ```
  */
 export class FlServer {
-  readonly #s: Required<Omit<ServerSettings, 'tls' | 'authorityAddress'>> & Pick<ServerSettings, 'tls' | 'authorityAddress'>;
+  readonly #s: Required<Omit<ServerSettings, 'tls' | 'authorityAddress' | 'trust' | 'insecurePlaintext'>> & Pick<ServerSettings, 'tls' | 'authorityAddress' | 'trust' | 'insecurePlaintext'>;
+  readonly #joinGuard = new ReplayGuard();
   readonly #strategy: Strategy;
   readonly #opts: FlServerOptions;
   readonly #sessions = new Map<string, Session>();
@@ -286,6 +292,7 @@ export class FlServer {
       routes: (r) => this.routes(r),
       maxMessageBytes: this.#s.maxMessageBytes,
       ...(this.#s.tls === undefined ? {} : { tls: this.#s.tls }),
+      ...(this.#s.insecurePlaintext === true ? { insecurePlaintext: true } : {}),
       ...(this.#opts.interceptors === undefined ? {} : { interceptors: this.#opts.interceptors }),
     });
     this.#emit({ type: 'listening', address: this.#rpc.address, strategy: this.#strategy.name, keyHolder: this.#strategy.keyHolder });
@@ -412,7 +419,9 @@ export class FlServer {
   #join(req: JoinRequest) {
     checkProtocolVersion(req.protocolVersion);
     if (req.workerId === '' || req.workerId.length > 128) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'worker id must be 1–128 characters', { param: 'workerId' });
-    checkToken(this.#s.secret, req.workerId, req.token);
+    const trust = this.#s.trust ?? null;
+    if (trust === null) checkToken(this.#s.secret, req.workerId, req.token);
+    else verifyRequest(trust, this.#joinGuard, 'worker', req.workerId, SIG_CONTEXT.join, ['join', req.workerId, req.instanceId], req, `join of worker ${JSON.stringify(req.workerId)}`);
     if (this.#finished) throw new CipherMLError('CIPHERML_E_ROUND_CLOSED', 'the run has finished', { param: 'join' });
     if (!(Number(req.numExamples) > 0)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'a worker must hold at least one example', { param: 'numExamples' });
     let first: { specs: TensorSpec[]; model: GlobalModel } | null = null;
@@ -465,6 +474,7 @@ export class FlServer {
       nextRound: this.#nextRound,
       numRounds: this.#s.numRounds,
       authorityAddress: this.#s.authorityAddress ?? '',
+      ...(info.vouch === undefined ? {} : { keySignature: info.vouch.keySignature, keySignerId: info.vouch.keySignerId }),
     });
   }
 

@@ -1,5 +1,5 @@
 import { createRouterTransport, type Interceptor } from '@connectrpc/connect';
-import { Roster, generateIdentity, publicIdentity } from '../core/identity.ts';
+import { Roster, generateIdentity, publicIdentity, type Identity } from '../core/identity.ts';
 import { generatePaillierKeyPair } from '../paillier/index.ts';
 import { KeyAuthority } from './authority.ts';
 import type { RunConfig } from './config.ts';
@@ -11,8 +11,8 @@ import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type Wo
 /**
  * All parties in one process: the same server, strategy, worker and key-authority code as the
  * multi-process deployment, connected by in-memory ConnectRPC transports instead of sockets.
- * Secure aggregation (pw, secagg+) runs its actively secure variant: every simulated worker gets
- * an identity generated for this run and the pinned roster of all of them.
+ * Every party runs in identity mode with a fresh in-memory identity, pinned in one roster; secure
+ * aggregation (pw, secagg+) runs its actively secure variant with the workers' identities.
  */
 
 /** Options of {@link simulate}. */
@@ -44,6 +44,10 @@ export interface SimulationResult {
 export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
   const { config } = options;
   const needsAuthority = config.strategy === 'paillier' && config.keyHolder !== 'server';
+  const serverId = generateIdentity('server', 'server');
+  const authorityId = generateIdentity('authority', 'authority');
+  const workerIds = new Map<string, Identity>(options.clients.map(({ id }) => [id, generateIdentity('worker', id)]));
+  const roster = new Roster([serverId, ...(needsAuthority ? [authorityId] : []), ...workerIds.values()].map(publicIdentity));
   const authorityTransport = needsAuthority
     ? await (async () => {
         const authority = new KeyAuthority({
@@ -51,13 +55,14 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
           keyHolder: config.keyHolder === 'clients' ? 'clients' : 'authority',
           secret: config.token,
           minContributions: config.minFitClients,
+          trust: { identity: authorityId, roster },
         });
         return createRouterTransport((r) => authority.routes(r));
       })()
     : undefined;
-  const strategy = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
+  const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust: { identity: serverId, roster } });
   const server = new FlServer({
-    settings: serverSettings(config, { address: 'in-memory:0', pollWaitMs: 200 }),
+    settings: serverSettings(config, { address: 'in-memory:0', pollWaitMs: 200, trust: { identity: serverId, roster } }),
     strategy,
     ...(options.evaluate === undefined ? {} : { evaluate: options.evaluate }),
     ...(options.onServerEvent === undefined ? {} : { onEvent: options.onServerEvent }),
@@ -65,7 +70,8 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   await server.prepare();
   const transport = createRouterTransport((r) => server.routes(r), options.serverInterceptors === undefined ? {} : { router: { interceptors: options.serverInterceptors } });
   const running = server.run();
-  const identities = config.strategy === 'secagg' && config.secureAggregation !== 'stable-pw' ? new Map(options.clients.map(({ id }) => [id, generateIdentity('worker', id)])) : null;
+  // The secure-aggregation identity of a worker is its party identity.
+  const identities = config.strategy === 'secagg' && config.secureAggregation !== 'stable-pw' ? workerIds : null;
   const peers = identities === null ? null : new Roster([...identities.values()].map((i) => publicIdentity(i)));
   const policy = { corruptFraction: config.secaggCorruptFraction, dropoutRate: config.secaggDropoutRate, statisticalSecurity: config.secaggStatisticalSecurity, collusion: config.collusionModel === 'server-clients' };
   const workers = options.clients.map(({ id, client, dropAt }) =>
@@ -75,9 +81,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       workerId: id,
       token: config.token === '' ? '' : deriveToken(config.token, id),
       client,
+      trust: { identity: workerIds.get(id)!, roster },
       transport,
       ...(authorityTransport === undefined ? {} : { authorityTransport }),
       pollWaitMs: 200,
+      // One operator runs every party of a simulation: its workers accept the key size it chose.
+      minKeyBits: config.keyBits,
       ...(options.onWorkerEvent === undefined ? {} : { onEvent: (e: WorkerEvent) => options.onWorkerEvent!(id, e) }),
     }),
   );

@@ -40,6 +40,21 @@ export interface FitOutcome {
 export interface StrategyInfo {
   readonly publicKey: Uint8Array;
   readonly packing?: PackingSpec;
+  /** The vouching party's signature of the key statement, and its identity id (identity mode). */
+  readonly vouch?: KeyVouch;
+}
+
+/** A signature of the key statement (key holder ‖ public key) by the party that vouches for the key. */
+export interface KeyVouch {
+  readonly keySignature: Uint8Array;
+  readonly keySignerId: string;
+}
+
+/** One worker's Paillier update as it signed it, for the key authority's contribution floor. */
+export interface SignedUpdate {
+  readonly workerId: string;
+  readonly packed: Uint8Array;
+  readonly signature: Uint8Array;
 }
 
 /** What a multi-stage round reports at its end (secure aggregation: survivors, dropouts, clipping). */
@@ -136,9 +151,14 @@ export class PlainFedAvg implements Strategy {
 
 /** Who can decrypt an aggregate in {@link PaillierFedAvg}. */
 export type PaillierKeyHolder =
-  | { readonly kind: 'server'; readonly privateKey: PaillierPrivateKey }
-  | { readonly kind: 'authority'; readonly publicKey: PaillierPublicKey; decrypt(round: number, packed: Uint8Array): Promise<{ sums: Float64Array; contributions: number }> }
-  | { readonly kind: 'clients'; readonly publicKey: PaillierPublicKey };
+  | { readonly kind: 'server'; readonly privateKey: PaillierPrivateKey; readonly vouch?: KeyVouch }
+  | {
+      readonly kind: 'authority';
+      readonly publicKey: PaillierPublicKey;
+      readonly vouch?: KeyVouch;
+      decrypt(round: number, packed: Uint8Array, contributions?: readonly SignedUpdate[]): Promise<{ sums: Float64Array; contributions: number }>;
+    }
+  | { readonly kind: 'clients'; readonly publicKey: PaillierPublicKey; readonly vouch?: KeyVouch };
 
 /**
  * FedAvg over Paillier (Intel HE LR; Flower FedAvgHE): each worker sends Enc(wₖ·θₖ), packed, with
@@ -161,6 +181,8 @@ export class PaillierFedAvg implements Strategy {
   readonly #publicKey: PaillierPublicKey;
   readonly #packing: PackingSpec;
   readonly #layout: PackingLayout;
+  /** The bytes and signature each accepted update arrived with (for the authority's floor). */
+  readonly #signed = new WeakMap<PackedCiphertext, { packed: Uint8Array; signature: Uint8Array }>();
 
   constructor(holder: PaillierKeyHolder, packing: PackingSpec) {
     this.#holder = holder;
@@ -175,7 +197,7 @@ export class PaillierFedAvg implements Strategy {
   }
 
   async setup(): Promise<StrategyInfo> {
-    return { publicKey: serializePublicKey(this.#publicKey), packing: this.#packing };
+    return { publicKey: serializePublicKey(this.#publicKey), packing: this.#packing, ...(this.#holder.vouch === undefined ? {} : { vouch: this.#holder.vouch }) };
   }
 
   payload(model: GlobalModel): ModelPayload {
@@ -194,6 +216,7 @@ export class PaillierFedAvg implements Strategy {
     if (packed.contributions !== 1) {
       throw new CipherMLError('CIPHERML_E_PROTOCOL', `a worker update must hold 1 contribution, this one claims ${packed.contributions}`, { param });
     }
+    this.#signed.set(packed, { packed: enc.packed, signature: result.contributionSignature });
     return packed;
   }
 
@@ -202,7 +225,18 @@ export class PaillierFedAvg implements Strategy {
     const weightTotal = results.reduce((s, r) => s + r.weight, 0);
     const h = this.#holder;
     if (h.kind === 'clients') return { kind: 'encrypted', packed: serializePacked(sum), specs: [...specs], weightTotal };
-    const sums = h.kind === 'server' ? await decryptVector(h.privateKey, sum) : (await h.decrypt(round, serializePacked(sum))).sums;
+    const signed = (): SignedUpdate[] =>
+      results.map((r) => ({ workerId: r.workerId, ...(this.#signed.get(r.decoded as PackedCiphertext) ?? { packed: new Uint8Array(0), signature: new Uint8Array(0) }) }));
+    let sums: Float64Array;
+    try {
+      sums = h.kind === 'server' ? await decryptVector(h.privateKey, sum) : (await h.decrypt(round, serializePacked(sum), signed())).sums;
+    } catch (e) {
+      // A carry or high bits in the sum: some worker's update was out of range; never apply it.
+      if (e instanceof CipherMLError && e.code === 'CIPHERML_E_AGGREGATE_OUT_OF_RANGE') {
+        throw new CipherMLError('CIPHERML_E_AGGREGATE_OUT_OF_RANGE', `round ${round}: ${e.problem}`, { param: 'aggregate', details: { round }, cause: e });
+      }
+      throw e;
+    }
     return { kind: 'plain', tensors: unflatten(sums.map((v) => v / weightTotal), specs, 'aggregate') };
   }
 

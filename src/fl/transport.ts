@@ -7,17 +7,43 @@ import { CipherMLError } from '../core/errors.ts';
 
 /**
  * gRPC over HTTP/2 with ConnectRPC. One server serves gRPC, gRPC-Web and the Connect protocol on
- * one port (so a browser could join later); clients speak gRPC. TLS is optional (certificate and
- * key files; a CA file on the client side for self-signed setups). Message sizes are capped on
- * both sides.
+ * one port (so a browser could join later); clients speak gRPC. Message sizes are capped on both
+ * sides.
+ *
+ * Transport security invariant: TLS unless the peer address is loopback or the party was started
+ * with `--insecure-plaintext`.
+ * - A listening party needs tls-cert and tls-key; with tls-ca as well it requires and verifies a
+ *   client certificate (mutual TLS).
+ * - A connecting party verifies the server against tls-ca, or against the system roots when
+ *   tls-ca is empty (an empty tls-ca never means plaintext); with tls-cert and tls-key it
+ *   presents a client certificate.
+ * - Plaintext to or on a non-loopback address without the flag is INSECURE_TRANSPORT.
  */
 
-/** TLS files of a server (cert + key) or a client (ca). */
+/** TLS files: a server's cert + key (+ ca for mutual TLS), a client's ca (+ cert + key). */
 export interface TlsFiles {
   readonly cert?: string;
   readonly key?: string;
   readonly ca?: string;
 }
+
+/**
+ * True for 127.0.0.0/8, ::1 and localhost: the only hosts plaintext is allowed to without a flag.
+ *
+ * @example
+ * ```ts
+ * isLoopbackHost('127.0.0.1'); // true
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+const given = (s: string | undefined): s is string => s !== undefined && s !== '';
+
+/** The label every progress line of a party running plaintext off loopback carries. */
+export const INSECURE_PLAINTEXT_LABEL = '[INSECURE PLAINTEXT]';
 
 /** A running RPC server. */
 export interface RpcServer {
@@ -58,6 +84,8 @@ export async function startRpcServer(options: {
   routes: (router: ConnectRouter) => void;
   maxMessageBytes: number;
   tls?: TlsFiles;
+  /** Allow plaintext on a non-loopback address (--insecure-plaintext). */
+  insecurePlaintext?: boolean;
   interceptors?: Interceptor[];
 }): Promise<RpcServer> {
   const { host, port } = parseAddress(options.address);
@@ -68,10 +96,17 @@ export async function startRpcServer(options: {
     ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
   });
   const tls = options.tls;
-  const server =
-    tls?.cert !== undefined && tls.cert !== '' && tls.key !== undefined && tls.key !== ''
-      ? http2.createSecureServer({ cert: readTls(tls.cert, 'tls-cert'), key: readTls(tls.key, 'tls-key'), allowHTTP1: true }, handler)
-      : http2.createServer(handler);
+  const secure = given(tls?.cert) && given(tls.key);
+  if (!secure && !isLoopbackHost(host) && options.insecurePlaintext !== true) {
+    throw new CipherMLError('CIPHERML_E_INSECURE_TRANSPORT', `refusing to serve plaintext on non-loopback address ${options.address}: give tls-cert and tls-key`, { param: 'tls-cert', details: { address: options.address } });
+  }
+  const mutual = secure && given(tls.ca);
+  const server = secure
+    ? http2.createSecureServer(
+        { cert: readTls(tls.cert!, 'tls-cert'), key: readTls(tls.key!, 'tls-key'), allowHTTP1: true, ...(mutual ? { ca: readTls(tls.ca!, 'tls-ca'), requestCert: true, rejectUnauthorized: true } : {}) },
+        handler,
+      )
+    : http2.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new CipherMLError('CIPHERML_E_IO', `cannot listen on ${options.address}: ${e.code ?? e.message}`, { param: 'address', cause: e })),
@@ -99,23 +134,47 @@ export async function startRpcServer(options: {
 }
 
 /**
- * A gRPC client transport to `address` (https when a CA is given or `secure` is set).
+ * Whether a connection to `address` uses TLS: yes unless the host is loopback (and no TLS file
+ * or `secure` was given) or `insecurePlaintext` is set. An empty tls-ca never means plaintext.
  *
  * @example
  * ```ts
- * const client = createClient(FederatedService, createRpcTransport({ address: 'server:9091', maxMessageBytes: 64 << 20 }));
+ * usesTls('server.example:9091', { tls: { ca: '' } }); // true: system roots
  * ```
  */
-export function createRpcTransport(options: { address: string; maxMessageBytes: number; tls?: TlsFiles; secure?: boolean; interceptors?: Interceptor[] }): Transport {
+export function usesTls(address: string, options: { tls?: TlsFiles; secure?: boolean; insecurePlaintext?: boolean } = {}): boolean {
+  const { host } = parseAddress(address);
+  if (options.secure === true || given(options.tls?.ca) || given(options.tls?.cert)) return true;
+  return !(isLoopbackHost(host) || options.insecurePlaintext === true);
+}
+
+/**
+ * A gRPC client transport to `address`: TLS (verified against tls-ca, or the system roots when it
+ * is empty; a client certificate when tls-cert and tls-key are given) unless the host is loopback
+ * or `insecurePlaintext` is set.
+ *
+ * @example
+ * ```ts
+ * const client = createClient(FederatedService, createRpcTransport({ address: 'server.example:9091', maxMessageBytes: 64 << 20, tls: { ca: 'ca.pem' } }));
+ * ```
+ */
+export function createRpcTransport(options: { address: string; maxMessageBytes: number; tls?: TlsFiles; secure?: boolean; insecurePlaintext?: boolean; interceptors?: Interceptor[] }): Transport {
   const { host, port } = parseAddress(options.address);
-  const ca = options.tls?.ca;
-  const secure = options.secure === true || (ca !== undefined && ca !== '');
+  const tls = options.tls;
+  const secure = usesTls(options.address, options);
+  if (given(tls?.cert) !== given(tls?.key)) {
+    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', 'a client certificate needs both tls-cert and tls-key', { param: given(tls?.cert) ? 'tls-key' : 'tls-cert' });
+  }
+  const nodeOptions = {
+    ...(given(tls?.ca) ? { ca: readTls(tls.ca, 'tls-ca') } : {}),
+    ...(given(tls?.cert) && given(tls.key) ? { cert: readTls(tls.cert, 'tls-cert'), key: readTls(tls.key, 'tls-key') } : {}),
+  };
   const h = host.includes(':') ? `[${host}]` : host;
   return createGrpcTransport({
     baseUrl: `${secure ? 'https' : 'http'}://${h}:${port}`,
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
-    ...(ca !== undefined && ca !== '' ? { nodeOptions: { ca: readTls(ca, 'tls-ca') } } : {}),
+    ...(secure && Object.keys(nodeOptions).length > 0 ? { nodeOptions } : {}),
     ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
   });
 }

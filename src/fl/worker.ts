@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { createClient, type Client, type Transport } from '@connectrpc/connect';
+import { defences } from '../core/defences.ts';
 import { CipherMLError, isCipherMLError } from '../core/errors.ts';
+import { signMessage } from '../core/identity.ts';
 import {
   PackingLayout,
   decryptVector,
   deserializePacked,
-  deserializePrivateKey,
   deserializePublicKey,
+  deserializePrivateKey,
   encryptVector,
   serializePacked,
   type PackingSpec,
@@ -24,6 +26,8 @@ import {
   type PushResultRequest,
   type Task,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { SIG_CONTEXT, contributionPayload, signRequest, soleParty, type PartyTrust } from './identity-auth.ts';
+import { acceptPaillierKey } from './key-pinning.ts';
 import { PROTOCOL_VERSION, fromRpcError, parameterCount, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
 import { advertiseKeys, answerStage, beginWorkerRound, stageOfTask, type SecAggWorkerOptions, type SecAggWorkerRound, type WorkerStage } from './secagg-client.ts';
 import { weightedFlat } from './strategy.ts';
@@ -101,6 +105,19 @@ export interface WorkerOptions {
   readonly secagg?: SecAggWorkerOptions;
   /** Key-holder "threshold": pins the threshold key and signs each update (src/fl/threshold-worker.ts). */
   readonly contributions?: ContributionSigner;
+  /**
+   * Identity mode: this worker's identity and the roster it trusts (server, key authority). It
+   * signs its join, its key-pair request and each Paillier contribution, and accepts a Paillier
+   * key only when pinned or signed by the pinned authority (src/fl/key-pinning.ts). Null or
+   * absent: the insecure development mode (token only).
+   */
+  readonly trust?: PartyTrust | null;
+  /** `paillier-key-fingerprint`: encrypt only under this key (empty or absent: not pinned). */
+  readonly pinnedKeyFingerprint?: string;
+  /** Smallest Paillier modulus this worker encrypts under; default 2048. Lower only for tests. */
+  readonly minKeyBits?: number;
+  /** What this worker was configured for; a server announcing something else is refused (DOWNGRADE). */
+  readonly expect?: { readonly strategy?: string; readonly keyHolder?: string };
 }
 
 /** Pins the Paillier key a worker encrypts under and wraps each encrypted update (key-holder "threshold"). */
@@ -156,6 +173,22 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let trained = false;
   let secagg: SecAggWorkerRound | null = null;
   let runId = '';
+  const trust = options.trust ?? null;
+  const keyTrust = { pinnedFingerprint: options.pinnedKeyFingerprint ?? '', roster: trust?.roster ?? null, ...(options.minKeyBits === undefined ? {} : { minKeyBits: options.minKeyBits }) };
+
+  const checkAnnounced = (reply: JoinResponse): void => {
+    if (!defences.announcementCheck) return;
+    const e = options.expect;
+    // A roster that pins a key authority means this run encrypts: a server announcing anything else is a downgrade.
+    if (trust !== null && trust.roster.parties.some((p) => p.role === 'authority') && reply.strategy !== 'paillier') {
+      throw new CipherMLError('CIPHERML_E_DOWNGRADE', `the server announced strategy "${reply.strategy}", but the roster pins a key authority: this worker sends only Paillier-encrypted updates`, { param: 'strategy', details: { announced: reply.strategy } });
+    }
+    for (const [field, want, got] of [['strategy', e?.strategy, reply.strategy], ['key-holder', e?.keyHolder, reply.keyHolder]] as const) {
+      if (want !== undefined && want !== '' && want !== got && !(field === 'key-holder' && reply.strategy !== 'paillier')) {
+        throw new CipherMLError('CIPHERML_E_DOWNGRADE', `the server announced ${field} "${got}", this worker is configured for "${want}"`, { param: field, details: { announced: got, configured: want } });
+      }
+    }
+  };
 
   const join = async (): Promise<JoinResponse> => {
     const started = Date.now();
@@ -163,6 +196,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     for (;;) {
       try {
         const init = options.client.getParameters();
+        const sig = trust === null ? {} : signRequest(trust.identity, SIG_CONTEXT.join, ['join', options.workerId, instanceId], soleParty(trust.roster, 'server', 'roster').fingerprint);
         // Initial parameters go out only before the first local training: after that they are
         // this worker's trained model, which a Paillier run must never send in the clear.
         const reply = await server.join({
@@ -173,7 +207,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           numExamples: BigInt(options.client.numExamples()),
           model: specsOf(init),
           ...(trained ? {} : { initial: { tensors: tensorsToWire(init) } }),
+          ...sig,
         });
+        checkAnnounced(reply);
         crypto = await setupCrypto(reply, crypto);
         runId = reply.runId;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
@@ -193,9 +229,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `this worker is pinned to a threshold key and sends only encrypted, signed updates, but the server runs strategy "${reply.strategy}"`, { param: 'strategy' });
     }
     if (reply.strategy !== 'paillier') return null;
-    const publicKey = deserializePublicKey(reply.publicKey);
+    // A threshold run pins its key by fingerprint (ContributionSigner.checkKey); every other run goes through key pinning.
+    const publicKey = options.contributions !== undefined ? deserializePublicKey(reply.publicKey) : acceptPaillierKey(reply, keyTrust, 'server');
     options.contributions?.checkKey(publicKey, reply.keyHolder);
-    if (previous !== null && previous.publicKey.n === publicKey.n) return previous;
+    if (previous !== null && previous.publicKey.equals(publicKey)) return previous;
     const p = reply.packing;
     if (p === undefined) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'the server announced Paillier without a packing layout', { param: 'packing' });
     const packing: PackingSpec = { fractionalBits: p.fractionalBits, integerBits: p.integerBits, maxContributions: p.maxContributions };
@@ -205,11 +242,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `key-holder "clients" needs the key authority's address (server says ${reply.authorityAddress || 'nothing'})`, { param: 'authority-address' });
       }
       const authority = createClient(KeyAuthorityService, options.authorityTransport);
-      const kp = await authority.getKeyPair({ protocolVersion: PROTOCOL_VERSION, token: options.token, workerId: options.workerId }).catch((e: unknown) => {
+      const sig = trust === null ? {} : signRequest(trust.identity, SIG_CONTEXT.authorityRequest, ['getKeyPair', options.workerId], soleParty(trust.roster, 'authority', 'roster').fingerprint);
+      const kp = await authority.getKeyPair({ protocolVersion: PROTOCOL_VERSION, token: options.token, workerId: options.workerId, ...sig }).catch((e: unknown) => {
         throw fromRpcError(e, 'key authority');
       });
+      if (trust !== null) acceptPaillierKey({ publicKey: kp.publicKey, keyHolder: 'clients', keySignature: kp.keySignature, keySignerId: kp.keySignerId }, keyTrust, 'key authority');
       privateKey = deserializePrivateKey(kp.privateKey);
-      if (privateKey.publicKey.n !== publicKey.n) throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', 'the key authority and the server use different keys', { param: 'publicKey' });
+      if (!privateKey.publicKey.equals(publicKey)) {
+        throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the key authority holds key ${privateKey.publicKey.fingerprint}, the server offered ${publicKey.fingerprint}`, {
+          param: 'publicKey',
+          details: { authority: privateKey.publicKey.fingerprint, server: publicKey.fingerprint },
+        });
+      }
     }
     return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey };
   };
@@ -228,13 +272,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     throw new CipherMLError('CIPHERML_E_PROTOCOL', 'empty model payload', { param: 'model' });
   };
 
+  // The broken build of the adversarial suite (defences.encryptUpdates off) sends updates in the clear.
   const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number, numExamples: number): Promise<ModelPayload> => {
     const c = crypto;
-    if (c === null) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
+    if (c === null || !defences.encryptUpdates) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
     const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
     const packed = options.contributions === undefined ? serializePacked(enc) : options.contributions.seal(runId, round, weight, numExamples, serializePacked(enc));
     return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed, specs: specsOf(params), weightTotal: weight } } });
   };
+
+  /** Identity mode: the signature over (round, worker id, SHA-256 of the packed bytes) of a Paillier update. */
+  const signContribution = (round: number, payload: ModelPayload): Uint8Array =>
+    trust === null || payload.kind.case !== 'encrypted' ? new Uint8Array(0) : signMessage(trust.identity, SIG_CONTEXT.contribution, contributionPayload(round, options.workerId, payload.kind.value.packed));
 
   const execute = async (sessionId: string, task: Task): Promise<PushResultRequest | WorkerSummary | null> => {
     const body = task.body;
@@ -282,7 +331,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
         emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });
-        return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
+        const contributionSignature = signContribution(task.round, payload);
+        return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics }, contributionSignature } } });
       }
       const params = await decode(body.value.model);
       const out = await options.client.evaluate(params, body.value.config);

@@ -12,7 +12,7 @@
  * await decryptVector(privateKey, PackedCiphertext.sum([a, b])); // Float64Array [1.5, 0, 3]
  * ```
  */
-export { PAILLIER_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, djnBase, generatePaillierKeyPair, paillierFingerprint } from './keys.ts';
+export { MIN_RECEIVED_KEY_BITS, PAILLIER_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, assertReceivedPublicKey, djnBase, generatePaillierKeyPair, legacyPaillierFingerprint, paillierFingerprint } from './keys.ts';
 export type { GenerateOptions, ObfuscationMode, PaillierKeyBits, PaillierKeyOptions, PaillierKeyPair } from './keys.ts';
 export { PaillierCiphertext, decrypt, decryptNumber, encrypt, encryptNumber } from './ciphertext.ts';
 export { DEFAULT_PACKING, PackedCiphertext, PackingLayout, decryptPacked, encryptPacked } from './packing.ts';

@@ -1,4 +1,5 @@
 import { createHash, generatePrime } from 'node:crypto';
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertBigInt, assertIntegerInRange, assertOneOf } from '../core/guards.ts';
 import { bitLength, byteLength, gcd, getBackend, modInverse, randomBelow, randomBits, type BackendPreference, type FixedBasePow, type ModArithBackend } from '../core/bigmath/index.ts';
@@ -33,11 +34,66 @@ export interface PaillierKeyOptions {
   readonly tableWindowBits?: number;
 }
 
-const FINGERPRINT_DOMAIN = 'cipherml/paillier/v1';
+const LEGACY_FINGERPRINT_DOMAIN = 'cipherml/paillier/v1';
+const FINGERPRINT_DOMAIN = 'cipherml/paillier/v2';
 
-/** The key fingerprint: first 16 bytes of SHA-256(domain ‖ n), hex. It names a key pair. */
-export function paillierFingerprint(n: bigint): string {
-  return createHash('sha256').update(FINGERPRINT_DOMAIN).update(n.toString(16)).digest('hex').slice(0, 32);
+function lengthPrefixed(h: ReturnType<typeof createHash>, x: bigint): void {
+  const hex = x.toString(16);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(hex.length);
+  h.update(len).update(hex);
+}
+
+/**
+ * The key fingerprint: first 16 bytes of SHA-256(domain ‖ len ‖ n ‖ len ‖ h_s), hex. It covers
+ * all public material, so pinning it pins the DJN base as well as the modulus (a key with the
+ * right n and a substituted h_s has another fingerprint).
+ *
+ * @example
+ * ```ts
+ * paillierFingerprint(publicKey.n, publicKey.hs) === publicKey.fingerprint; // true
+ * ```
+ */
+export function paillierFingerprint(n: bigint, hs: bigint): string {
+  const h = createHash('sha256').update(FINGERPRINT_DOMAIN);
+  lengthPrefixed(h, n);
+  lengthPrefixed(h, hs);
+  return h.digest('hex').slice(0, 32);
+}
+
+/**
+ * The fingerprint of cipherml ≤ 0.1 (SHA-256 over n only). Files written then carry it; they are
+ * still read (the key is re-fingerprinted at load), but it never pins a key: it misses h_s.
+ */
+export function legacyPaillierFingerprint(n: bigint): string {
+  return createHash('sha256').update(LEGACY_FINGERPRINT_DOMAIN).update(n.toString(16)).digest('hex').slice(0, 32);
+}
+
+/** The smallest modulus a party accepts from another party (NIST SP 800-57: 112-bit security). */
+export const MIN_RECEIVED_KEY_BITS = 2048;
+
+/**
+ * Refuses a public key received from another party whose modulus is below `minBits` (default
+ * 2048), or whose h_s has order 1 or 2 (h_s = ±1 or h_s² = 1 mod n²: every DJN randomizer would
+ * be ±1, so ciphertexts would not be hiding). `param` names the flag or field the key came from.
+ *
+ * @example
+ * ```ts
+ * assertReceivedPublicKey(deserializePublicKey(reply.publicKey), 'publicKey');
+ * ```
+ */
+export function assertReceivedPublicKey(pk: PaillierPublicKey, param: string, minBits: number = MIN_RECEIVED_KEY_BITS): void {
+  if (pk.bits < minBits) {
+    throw new CipherMLError('CIPHERML_E_KEY_TOO_SMALL', `the Paillier key ${pk.fingerprint} has a ${pk.bits}-bit modulus; at least ${minBits} bits are required`, { param, details: { bits: pk.bits, minBits, fingerprint: pk.fingerprint } });
+  }
+  if (defences.keyBaseCheck) assertBaseOrder(pk, param);
+}
+
+function assertBaseOrder(pk: PaillierPublicKey, param: string): void {
+  const n2 = pk.nSquared;
+  if (pk.hs === 1n || pk.hs === n2 - 1n || (pk.hs * pk.hs) % n2 === 1n) {
+    throw new CipherMLError('CIPHERML_E_KEY_INVALID', `the DJN base h_s of key ${pk.fingerprint} has order 1 or 2 (h_s = ±1 or h_s² = 1 mod n²): its randomizers would not hide anything`, { param: `${param}.hs`, details: { fingerprint: pk.fingerprint } });
+  }
 }
 
 /**
@@ -59,6 +115,8 @@ export class PaillierPublicKey {
   /** Bit length of the DJN short exponent α: ⌈bits/2⌉. */
   readonly djnExponentBits: number;
   readonly fingerprint: string;
+  /** The fingerprint of cipherml ≤ 0.1 (n only): accepted in file headers, never for pinning. */
+  readonly legacyFingerprint: string;
   /** Bytes of a ciphertext in fixed-width serialization (⌈bitLength(n²)/8⌉). */
   readonly ciphertextBytes: number;
   readonly backend: ModArithBackend;
@@ -83,7 +141,8 @@ export class PaillierPublicKey {
     this.hs = hs;
     this.bits = bits;
     this.djnExponentBits = Math.ceil(bits / 2);
-    this.fingerprint = paillierFingerprint(n);
+    this.fingerprint = paillierFingerprint(n, hs);
+    this.legacyFingerprint = legacyPaillierFingerprint(n);
     this.ciphertextBytes = byteLength(nSquared);
     this.backend = getBackend(options.backend ?? 'auto');
     this.#windowBits = windowBits;
@@ -149,9 +208,9 @@ export class PaillierPublicKey {
     }
   }
 
-  /** True when `other` is the same key (same n). */
+  /** True when `other` is the same key (same n and h_s). */
   equals(other: PaillierPublicKey): boolean {
-    return other.n === this.n;
+    return other.n === this.n && other.hs === this.hs;
   }
 
   #fixedBase(): FixedBasePow {
@@ -198,6 +257,22 @@ export class PaillierPrivateKey {
     this.#hp = modInverse((be.powm(g, p - 1n, this.#pSquared) - 1n) / p, p);
     this.#hq = modInverse((be.powm(g, q - 1n, this.#qSquared) - 1n) / q, q);
     this.#qInvP = modInverse(q, p);
+    this.#checkBase();
+  }
+
+  /**
+   * The key holder's check of h_s (DJN 2010 §4): h_s ≠ ±1, h_s² ≠ 1 mod n² (order not 1 or 2), and
+   * h_s an n-th residue mod n², i.e. h_s^(p−1) ≡ 1 mod p² and h_s^(q−1) ≡ 1 mod q² (by CRT, since
+   * Z*_{p²} ≅ Z_p × Z_{p−1} and the n-th powers are its elements of order dividing p − 1). An h_s
+   * outside that subgroup would carry a plaintext component into every randomizer.
+   */
+  #checkBase(): void {
+    const pk = this.publicKey;
+    assertBaseOrder(pk, 'privateKey');
+    const be = pk.backend;
+    if (be.powm(pk.hs % this.#pSquared, this.p - 1n, this.#pSquared) !== 1n || be.powm(pk.hs % this.#qSquared, this.q - 1n, this.#qSquared) !== 1n) {
+      throw new CipherMLError('CIPHERML_E_KEY_INVALID', `the DJN base h_s of key ${pk.fingerprint} is not an n-th residue mod n²: randomizers would shift plaintexts`, { param: 'privateKey.hs', details: { fingerprint: pk.fingerprint } });
+    }
   }
 
   get fingerprint(): string {

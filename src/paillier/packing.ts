@@ -1,3 +1,4 @@
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertFiniteVector, assertIntegerInRange } from '../core/guards.ts';
 import { FixedPointCodec, DEFAULT_FIXED_POINT, type FixedPointSpec } from '../core/fixed-point.ts';
@@ -103,18 +104,36 @@ export class PackingLayout implements PackingSpec {
     return out;
   }
 
-  /** Unpacks `length` slot sums holding `contributions` contributions each into real sums. */
+  /**
+   * Unpacks `length` slot sums holding `contributions` contributions each into real sums.
+   *
+   * Range invariant (checked): an honest slot sum of C contributions lies in [C, C·(2^valueBits − 1)]
+   * and the bits above the last used slot are zero. A dishonest contributor that wrote an
+   * out-of-range value into a slot (a carry into its neighbour, or high bits) breaks it in the sum;
+   * that is an AGGREGATE_OUT_OF_RANGE error naming the slot, never a silently wrong vector. A value
+   * kept within range (bias) is not detectable here.
+   */
   unpack(plaintexts: readonly bigint[], length: number, contributions: number): Float64Array {
     const out = new Float64Array(length);
     const s = this.slotsPerCiphertext;
     const shift = BigInt(this.slotBits);
-    const bias = BigInt(contributions) * this.#offset;
+    const c0 = BigInt(contributions);
+    const bias = c0 * this.#offset;
+    const hi = c0 * ((1n << BigInt(this.valueBits)) - 1n);
+    const check = defences.slotRangeCheck;
     for (let c = 0; c < plaintexts.length; c++) {
       let p = plaintexts[c]!;
       const end = Math.min((c + 1) * s, length);
       for (let i = c * s; i < end; i++) {
-        out[i] = this.codec.decode((p & this.#mask) - bias);
+        const slot = p & this.#mask;
+        if (check && (slot < c0 || slot > hi)) {
+          throw new CipherMLError('CIPHERML_E_AGGREGATE_OUT_OF_RANGE', `slot ${i} of a sum of ${contributions} contribution(s) holds ${slot}, outside [${c0}, ${hi}]`, { param: 'packed', details: { slot: i, contributions } });
+        }
+        out[i] = this.codec.decode(slot - bias);
         p >>= shift;
+      }
+      if (check && p !== 0n) {
+        throw new CipherMLError('CIPHERML_E_AGGREGATE_OUT_OF_RANGE', `plaintext ${c} of a sum of ${contributions} contribution(s) has nonzero bits above its last slot`, { param: 'packed', details: { ciphertext: c, contributions } });
       }
     }
     return out;

@@ -1,7 +1,7 @@
 import { CipherMLError } from '../core/errors.ts';
 import { ByteReader, ByteWriter, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { PaillierCiphertext } from './ciphertext.ts';
-import { PaillierPrivateKey, PaillierPublicKey, paillierFingerprint, type PaillierKeyOptions } from './keys.ts';
+import { PaillierPrivateKey, PaillierPublicKey, legacyPaillierFingerprint, paillierFingerprint, type PaillierKeyOptions } from './keys.ts';
 import { PackedCiphertext, PackingLayout } from './packing.ts';
 
 /**
@@ -27,8 +27,9 @@ function writePublicBody(w: ByteWriter, pk: PaillierPublicKey): ByteWriter {
 function readPublic(r: ByteReader, fingerprint: string, param: string, options: PaillierKeyOptions): PaillierPublicKey {
   const n = r.bigint(MAX_KEY_BYTES);
   const hs = r.bigint(2 * MAX_KEY_BYTES);
-  if (paillierFingerprint(n) !== fingerprint) {
-    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the modulus does not match the fingerprint in the header', { param });
+  // Files of cipherml ≤ 0.1 carry the n-only fingerprint; the key is re-fingerprinted over n and h_s.
+  if (paillierFingerprint(n, hs) !== fingerprint && legacyPaillierFingerprint(n) !== fingerprint) {
+    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the key does not match the fingerprint in the header', { param });
   }
   try {
     return new PaillierPublicKey(n, hs, options);
@@ -101,7 +102,8 @@ export function deserializePrivateKey(bytes: Uint8Array, options: PaillierKeyOpt
 }
 
 function assertFingerprint(expected: PaillierPublicKey, actual: string, param: string): void {
-  if (actual !== expected.fingerprint) {
+  // Ciphertext files of cipherml ≤ 0.1 name their key by the n-only fingerprint.
+  if (actual !== expected.fingerprint && actual !== expected.legacyFingerprint) {
     throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `data was made under key ${actual}, the key given is ${expected.fingerprint}`, {
       param,
       details: { expected: expected.fingerprint, actual },
@@ -300,9 +302,10 @@ export function publicKeyFromJson(json: unknown, options: PaillierKeyOptions = {
 
 function publicFromFields(o: Record<string, unknown>, param: string, options: PaillierKeyOptions): PaillierPublicKey {
   const n = hexField(o, 'n', param);
-  if (paillierFingerprint(n) !== o['fingerprint']) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the modulus does not match the fingerprint', { param });
+  const hs = hexField(o, 'hs', param);
+  if (paillierFingerprint(n, hs) !== o['fingerprint'] && legacyPaillierFingerprint(n) !== o['fingerprint']) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the key does not match the fingerprint', { param });
   try {
-    return new PaillierPublicKey(n, hexField(o, 'hs', param), options);
+    return new PaillierPublicKey(n, hs, options);
   } catch (e) {
     throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `the stored key is not a valid Paillier key (${(e as Error).message})`, { param, cause: e });
   }

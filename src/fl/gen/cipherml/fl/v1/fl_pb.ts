@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cipherml/fl/v1/fl.proto.
  */
 export const file_cipherml_fl_v1_fl: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0i0QEKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycyLdAQoMSm9pblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSDgoGcnVuX2lkGAIgASgJEhAKCHN0cmF0ZWd5GAMgASgJEhIKCmtleV9ob2xkZXIYBCABKAkSEgoKcHVibGljX2tleRgFIAEoDBIsCgdwYWNraW5nGAYgASgLMhsuY2lwaGVybWwuZmwudjEuUGFja2luZ1NwZWMSEgoKbmV4dF9yb3VuZBgHIAEoDRISCgpudW1fcm91bmRzGAggASgNEhkKEWF1dGhvcml0eV9hZGRyZXNzGAkgASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0iWQoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIiYKCVNlY0FnZ0JveBIMCgRwZWVyGAEgASgJEgsKA2JveBgCIAEoDCIoCgtTZWNBZ2dTaGFyZRIKCgJvZhgBIAEoCRINCgVzaGFyZRgCIAEoDCJ3CgxTZWNBZ2dSb3N0ZXISMgoHZW50cmllcxgBIAMoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1Jvc3RlckVudHJ5Eg4KBmRlZ3JlZRgCIAEoDRISCgpncmFwaF9zZWVkGAMgASgJEg8KB2NsaWVudHMYBCABKA0iSAoLU2VjQWdnSW5ib3gSDwoHaG9sZGVycxgBIAMoCRIoCgVib3hlcxgCIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIyCg9TZWNBZ2dTaWduYXR1cmUSDAoEZnJvbRgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwibgoTU2VjQWdnVW5tYXNrUmVxdWVzdBIRCglzdXJ2aXZvcnMYASADKAkSDwoHZHJvcHBlZBgCIAMoCRIzCgpzaWduYXR1cmVzGAMgAygLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2lnbmF0dXJlIv0BCg9TZWNBZ2dTdGFnZVRhc2sSEAoIcm91bmRfaWQYASABKAkSLgoGcm9zdGVyGAIgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVySAASLAoFaW5ib3gYAyABKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dJbmJveEgAEjUKBnVubWFzaxgEIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIABI6Cgtjb25zaXN0ZW5jeRgFIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIAEIHCgVzdGFnZSI7CgpTZWNBZ2dLZXlzEgwKBGNfcGsYASABKAwSDAoEc19waxgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwiJgoRU2VjQWdnQ29uc2lzdGVuY3kSEQoJc2lnbmF0dXJlGAEgASgMIjsKD1NlY0FnZ1NoYXJlS2V5cxIoCgVib3hlcxgBIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIjChFTZWNBZ2dNYXNrZWRJbnB1dBIOCgZtYXNrZWQYASABKAwicQoMU2VjQWdnVW5tYXNrEi8KCmtleV9zaGFyZXMYASADKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZRIwCgtzZWVkX3NoYXJlcxgCIAMoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlIooCChFTZWNBZ2dTdGFnZVJlc3VsdBIQCghyb3VuZF9pZBgBIAEoCRI1CgpzaGFyZV9rZXlzGAIgASgLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmVLZXlzSAASOQoMbWFza2VkX2lucHV0GAMgASgLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnTWFza2VkSW5wdXRIABIuCgZ1bm1hc2sYBCABKAsyHC5jaXBoZXJtbC5mbC52MS5TZWNBZ2dVbm1hc2tIABI4Cgtjb25zaXN0ZW5jeRgFIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0NvbnNpc3RlbmN5SABCBwoFc3RhZ2UipAEKDEV2YWx1YXRlVGFzaxIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBI4CgZjb25maWcYAiADKAsyKC5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVRhc2suQ29uZmlnRW50cnkaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCgpGaW5pc2hUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEg4KBnJlYXNvbhgCIAEoCSKTAgoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEg0KBXJvdW5kGAIgASgNEigKBHdhaXQYCiABKAsyGC5jaXBoZXJtbC5mbC52MS5XYWl0VGFza0gAEiYKA2ZpdBgLIAEoCzIXLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2tIABIwCghldmFsdWF0ZRgMIAEoCzIcLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFza0gAEiwKBmZpbmlzaBgNIAEoCzIaLmNpcGhlcm1sLmZsLnYxLkZpbmlzaFRhc2tIABIxCgZzZWNhZ2cYDiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVRhc2tIAEIGCgRib2R5IjYKEFB1bGxUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmNpcGhlcm1sLmZsLnYxLlRhc2si6AEKCUZpdFJlc3VsdBIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBIUCgxudW1fZXhhbXBsZXMYAiABKAQSNwoHbWV0cmljcxgDIAMoCzImLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdC5NZXRyaWNzRW50cnkSLwoLc2VjYWdnX2tleXMYBCABKAsyGi5jaXBoZXJtbC5mbC52MS5TZWNBZ2dLZXlzGi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIqIBCg5FdmFsdWF0ZVJlc3VsdBIMCgRsb3NzGAEgASgBEhQKDG51bV9leGFtcGxlcxgCIAEoBBI8CgdtZXRyaWNzGAMgAygLMisuY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHQuTWV0cmljc0VudHJ5Gi4KDE1ldHJpY3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIioKCVRhc2tFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkijgIKEVB1c2hSZXN1bHRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSDwoHdGFza19pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRIoCgNmaXQYCiABKAsyGS5jaXBoZXJtbC5mbC52MS5GaXRSZXN1bHRIABIyCghldmFsdWF0ZRgLIAEoCzIeLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlUmVzdWx0SAASKgoFZXJyb3IYDCABKAsyGS5jaXBoZXJtbC5mbC52MS5UYXNrRXJyb3JIABIzCgZzZWNhZ2cYDSABKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVJlc3VsdEgAQgYKBGJvZHkiFAoSUHVzaFJlc3VsdFJlc3BvbnNlIiYKEEhlYXJ0YmVhdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSITChFIZWFydGJlYXRSZXNwb25zZSIyCgxMZWF2ZVJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiDwoNTGVhdmVSZXNwb25zZSJQChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkiPgoUR2V0UHVibGljS2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoDBISCgprZXlfaG9sZGVyGAIgASgJIk8KEUdldEtleVBhaXJSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEQoJd29ya2VyX2lkGAMgASgJIj0KEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMInMKF0RlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSDQoFcm91bmQYBCABKA0SDgoGcGFja2VkGAUgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDTKRAwoQRmVkZXJhdGVkU2VydmljZRJBCgRKb2luEhsuY2lwaGVybWwuZmwudjEuSm9pblJlcXVlc3QaHC5jaXBoZXJtbC5mbC52MS5Kb2luUmVzcG9uc2USTQoIUHVsbFRhc2sSHy5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1JlcXVlc3QaIC5jaXBoZXJtbC5mbC52MS5QdWxsVGFza1Jlc3BvbnNlElMKClB1c2hSZXN1bHQSIS5jaXBoZXJtbC5mbC52MS5QdXNoUmVzdWx0UmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLlB1c2hSZXN1bHRSZXNwb25zZRJQCglIZWFydGJlYXQSIC5jaXBoZXJtbC5mbC52MS5IZWFydGJlYXRSZXF1ZXN0GiEuY2lwaGVybWwuZmwudjEuSGVhcnRiZWF0UmVzcG9uc2USRAoFTGVhdmUSHC5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlcXVlc3QaHS5jaXBoZXJtbC5mbC52MS5MZWF2ZVJlc3BvbnNlMqwCChNLZXlBdXRob3JpdHlTZXJ2aWNlElkKDEdldFB1YmxpY0tleRIjLmNpcGhlcm1sLmZsLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaJC5jaXBoZXJtbC5mbC52MS5HZXRQdWJsaWNLZXlSZXNwb25zZRJTCgpHZXRLZXlQYWlyEiEuY2lwaGVybWwuZmwudjEuR2V0S2V5UGFpclJlcXVlc3QaIi5jaXBoZXJtbC5mbC52MS5HZXRLZXlQYWlyUmVzcG9uc2USZQoQRGVjcnlwdEFnZ3JlZ2F0ZRInLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRBZ2dyZWdhdGVSZXF1ZXN0GiguY2lwaGVybWwuZmwudjEuRGVjcnlwdEFnZ3JlZ2F0ZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0iiQIKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycxIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMIosCCgxKb2luUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEAoIc3RyYXRlZ3kYAyABKAkSEgoKa2V5X2hvbGRlchgEIAEoCRISCgpwdWJsaWNfa2V5GAUgASgMEiwKB3BhY2tpbmcYBiABKAsyGy5jaXBoZXJtbC5mbC52MS5QYWNraW5nU3BlYxISCgpuZXh0X3JvdW5kGAcgASgNEhIKCm51bV9yb3VuZHMYCCABKA0SGQoRYXV0aG9yaXR5X2FkZHJlc3MYCSABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0iWQoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIiYKCVNlY0FnZ0JveBIMCgRwZWVyGAEgASgJEgsKA2JveBgCIAEoDCIoCgtTZWNBZ2dTaGFyZRIKCgJvZhgBIAEoCRINCgVzaGFyZRgCIAEoDCJ3CgxTZWNBZ2dSb3N0ZXISMgoHZW50cmllcxgBIAMoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1Jvc3RlckVudHJ5Eg4KBmRlZ3JlZRgCIAEoDRISCgpncmFwaF9zZWVkGAMgASgJEg8KB2NsaWVudHMYBCABKA0iSAoLU2VjQWdnSW5ib3gSDwoHaG9sZGVycxgBIAMoCRIoCgVib3hlcxgCIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIyCg9TZWNBZ2dTaWduYXR1cmUSDAoEZnJvbRgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwibgoTU2VjQWdnVW5tYXNrUmVxdWVzdBIRCglzdXJ2aXZvcnMYASADKAkSDwoHZHJvcHBlZBgCIAMoCRIzCgpzaWduYXR1cmVzGAMgAygLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2lnbmF0dXJlIv0BCg9TZWNBZ2dTdGFnZVRhc2sSEAoIcm91bmRfaWQYASABKAkSLgoGcm9zdGVyGAIgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVySAASLAoFaW5ib3gYAyABKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dJbmJveEgAEjUKBnVubWFzaxgEIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIABI6Cgtjb25zaXN0ZW5jeRgFIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIAEIHCgVzdGFnZSI7CgpTZWNBZ2dLZXlzEgwKBGNfcGsYASABKAwSDAoEc19waxgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwiJgoRU2VjQWdnQ29uc2lzdGVuY3kSEQoJc2lnbmF0dXJlGAEgASgMIjsKD1NlY0FnZ1NoYXJlS2V5cxIoCgVib3hlcxgBIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIjChFTZWNBZ2dNYXNrZWRJbnB1dBIOCgZtYXNrZWQYASABKAwicQoMU2VjQWdnVW5tYXNrEi8KCmtleV9zaGFyZXMYASADKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZRIwCgtzZWVkX3NoYXJlcxgCIAMoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlIooCChFTZWNBZ2dTdGFnZVJlc3VsdBIQCghyb3VuZF9pZBgBIAEoCRI1CgpzaGFyZV9rZXlzGAIgASgLMh8uY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmVLZXlzSAASOQoMbWFza2VkX2lucHV0GAMgASgLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnTWFza2VkSW5wdXRIABIuCgZ1bm1hc2sYBCABKAsyHC5jaXBoZXJtbC5mbC52MS5TZWNBZ2dVbm1hc2tIABI4Cgtjb25zaXN0ZW5jeRgFIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0NvbnNpc3RlbmN5SABCBwoFc3RhZ2UipAEKDEV2YWx1YXRlVGFzaxIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBI4CgZjb25maWcYAiADKAsyKC5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVRhc2suQ29uZmlnRW50cnkaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJJCgpGaW5pc2hUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEg4KBnJlYXNvbhgCIAEoCSKTAgoEVGFzaxIPCgd0YXNrX2lkGAEgASgJEg0KBXJvdW5kGAIgASgNEigKBHdhaXQYCiABKAsyGC5jaXBoZXJtbC5mbC52MS5XYWl0VGFza0gAEiYKA2ZpdBgLIAEoCzIXLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2tIABIwCghldmFsdWF0ZRgMIAEoCzIcLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFza0gAEiwKBmZpbmlzaBgNIAEoCzIaLmNpcGhlcm1sLmZsLnYxLkZpbmlzaFRhc2tIABIxCgZzZWNhZ2cYDiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTdGFnZVRhc2tIAEIGCgRib2R5IjYKEFB1bGxUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmNpcGhlcm1sLmZsLnYxLlRhc2siiAIKCUZpdFJlc3VsdBIrCgVtb2RlbBgBIAEoCzIcLmNpcGhlcm1sLmZsLnYxLk1vZGVsUGF5bG9hZBIUCgxudW1fZXhhbXBsZXMYAiABKAQSNwoHbWV0cmljcxgDIAMoCzImLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdC5NZXRyaWNzRW50cnkSLwoLc2VjYWdnX2tleXMYBCABKAsyGi5jaXBoZXJtbC5mbC52MS5TZWNBZ2dLZXlzEh4KFmNvbnRyaWJ1dGlvbl9zaWduYXR1cmUYHiABKAwaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiogEKDkV2YWx1YXRlUmVzdWx0EgwKBGxvc3MYASABKAESFAoMbnVtX2V4YW1wbGVzGAIgASgEEjwKB21ldHJpY3MYAyADKAsyKy5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVJlc3VsdC5NZXRyaWNzRW50cnkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiKgoJVGFza0Vycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKOAgoRUHVzaFJlc3VsdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg0KBXJvdW5kGAMgASgNEigKA2ZpdBgKIAEoCzIZLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdEgAEjIKCGV2YWx1YXRlGAsgASgLMh4uY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHRIABIqCgVlcnJvchgMIAEoCzIZLmNpcGhlcm1sLmZsLnYxLlRhc2tFcnJvckgAEjMKBnNlY2FnZxgNIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N0YWdlUmVzdWx0SABCBgoEYm9keSIUChJQdXNoUmVzdWx0UmVzcG9uc2UiJgoQSGVhcnRiZWF0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIjIKDExlYXZlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIogBChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSEQoJc2lnbmF0dXJlGB4gASgMEhQKDGlzc3VlZF9hdF9tcxgfIAEoBBINCgVub25jZRggIAEoDCJsChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhIKCmtleV9ob2xkZXIYAiABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIocBChFHZXRLZXlQYWlyUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEhEKCXdvcmtlcl9pZBgDIAEoCRIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMImsKEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMEhUKDWtleV9zaWduYXR1cmUYHiABKAwSFQoNa2V5X3NpZ25lcl9pZBgfIAEoCSLmAQoXRGVjcnlwdEFnZ3JlZ2F0ZVJlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRINCgV0b2tlbhgCIAEoCRIQCghwYXJ0eV9pZBgDIAEoCRINCgVyb3VuZBgEIAEoDRIOCgZwYWNrZWQYBSABKAwSOQoNY29udHJpYnV0aW9ucxgeIAMoCzIiLmNpcGhlcm1sLmZsLnYxLlNpZ25lZENvbnRyaWJ1dGlvbhIRCglzaWduYXR1cmUYHyABKAwSFAoMaXNzdWVkX2F0X21zGCAgASgEEg0KBW5vbmNlGCEgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDSJKChJTaWduZWRDb250cmlidXRpb24SEQoJd29ya2VyX2lkGAEgASgJEg4KBnBhY2tlZBgCIAEoDBIRCglzaWduYXR1cmUYAyABKAwykQMKEEZlZGVyYXRlZFNlcnZpY2USQQoESm9pbhIbLmNpcGhlcm1sLmZsLnYxLkpvaW5SZXF1ZXN0GhwuY2lwaGVybWwuZmwudjEuSm9pblJlc3BvbnNlEk0KCFB1bGxUYXNrEh8uY2lwaGVybWwuZmwudjEuUHVsbFRhc2tSZXF1ZXN0GiAuY2lwaGVybWwuZmwudjEuUHVsbFRhc2tSZXNwb25zZRJTCgpQdXNoUmVzdWx0EiEuY2lwaGVybWwuZmwudjEuUHVzaFJlc3VsdFJlcXVlc3QaIi5jaXBoZXJtbC5mbC52MS5QdXNoUmVzdWx0UmVzcG9uc2USUAoJSGVhcnRiZWF0EiAuY2lwaGVybWwuZmwudjEuSGVhcnRiZWF0UmVxdWVzdBohLmNpcGhlcm1sLmZsLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEkQKBUxlYXZlEhwuY2lwaGVybWwuZmwudjEuTGVhdmVSZXF1ZXN0Gh0uY2lwaGVybWwuZmwudjEuTGVhdmVSZXNwb25zZTKsAgoTS2V5QXV0aG9yaXR5U2VydmljZRJZCgxHZXRQdWJsaWNLZXkSIy5jaXBoZXJtbC5mbC52MS5HZXRQdWJsaWNLZXlSZXF1ZXN0GiQuY2lwaGVybWwuZmwudjEuR2V0UHVibGljS2V5UmVzcG9uc2USUwoKR2V0S2V5UGFpchIhLmNpcGhlcm1sLmZsLnYxLkdldEtleVBhaXJSZXF1ZXN0GiIuY2lwaGVybWwuZmwudjEuR2V0S2V5UGFpclJlc3BvbnNlEmUKEERlY3J5cHRBZ2dyZWdhdGUSJy5jaXBoZXJtbC5mbC52MS5EZWNyeXB0QWdncmVnYXRlUmVxdWVzdBooLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Shape of one parameter tensor; values are flattened in row-major order.
@@ -219,6 +219,25 @@ export type JoinRequest = Message<"cipherml.fl.v1.JoinRequest"> & {
    * @generated from field: cipherml.fl.v1.PlainParameters initial = 7;
    */
   initial?: PlainParameters | undefined;
+
+  /**
+   * Identity mode (issue 12): the worker's Ed25519 signature (context "fl/join") over its id,
+   * instance id, issued_at_ms, nonce and the server's identity fingerprint. Empty in the
+   * insecure development mode (token only).
+   *
+   * @generated from field: bytes signature = 30;
+   */
+  signature: Uint8Array;
+
+  /**
+   * @generated from field: uint64 issued_at_ms = 31;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * @generated from field: bytes nonce = 32;
+   */
+  nonce: Uint8Array;
 };
 
 /**
@@ -280,6 +299,20 @@ export type JoinResponse = Message<"cipherml.fl.v1.JoinResponse"> & {
    * @generated from field: string authority_address = 9;
    */
   authorityAddress: string;
+
+  /**
+   * The Paillier key statement (key holder ‖ public_key) signed by the party that vouches for the
+   * key: the key authority (key-holder "authority"/"clients") or the server (key-holder "server").
+   * Workers verify it against their pinned roster before encrypting under public_key.
+   *
+   * @generated from field: bytes key_signature = 30;
+   */
+  keySignature: Uint8Array;
+
+  /**
+   * @generated from field: string key_signer_id = 31;
+   */
+  keySignerId: string;
 };
 
 /**
@@ -976,6 +1009,14 @@ export type FitResult = Message<"cipherml.fl.v1.FitResult"> & {
    * @generated from field: cipherml.fl.v1.SecAggKeys secagg_keys = 4;
    */
   secaggKeys?: SecAggKeys | undefined;
+
+  /**
+   * Paillier: the worker's signature (context "fl/paillier-contribution") over round, worker id and
+   * SHA-256 of model.encrypted.packed; the key authority decrypts only products of such contributions.
+   *
+   * @generated from field: bytes contribution_signature = 30;
+   */
+  contributionSignature: Uint8Array;
 };
 
 /**
@@ -1190,6 +1231,24 @@ export type GetPublicKeyRequest = Message<"cipherml.fl.v1.GetPublicKeyRequest"> 
    * @generated from field: string party_id = 3;
    */
   partyId: string;
+
+  /**
+   * Identity mode: the caller's signature (context "fl/authority-request") over the method, its id,
+   * issued_at_ms, nonce and the authority's identity fingerprint.
+   *
+   * @generated from field: bytes signature = 30;
+   */
+  signature: Uint8Array;
+
+  /**
+   * @generated from field: uint64 issued_at_ms = 31;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * @generated from field: bytes nonce = 32;
+   */
+  nonce: Uint8Array;
 };
 
 /**
@@ -1212,6 +1271,18 @@ export type GetPublicKeyResponse = Message<"cipherml.fl.v1.GetPublicKeyResponse"
    * @generated from field: string key_holder = 2;
    */
   keyHolder: string;
+
+  /**
+   * The authority's signature of the key statement (key holder ‖ public_key), and its identity id.
+   *
+   * @generated from field: bytes key_signature = 30;
+   */
+  keySignature: Uint8Array;
+
+  /**
+   * @generated from field: string key_signer_id = 31;
+   */
+  keySignerId: string;
 };
 
 /**
@@ -1241,6 +1312,24 @@ export type GetKeyPairRequest = Message<"cipherml.fl.v1.GetKeyPairRequest"> & {
    * @generated from field: string worker_id = 3;
    */
   workerId: string;
+
+  /**
+   * Identity mode: the caller's signature (context "fl/authority-request") over the method, its id,
+   * issued_at_ms, nonce and the authority's identity fingerprint.
+   *
+   * @generated from field: bytes signature = 30;
+   */
+  signature: Uint8Array;
+
+  /**
+   * @generated from field: uint64 issued_at_ms = 31;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * @generated from field: bytes nonce = 32;
+   */
+  nonce: Uint8Array;
 };
 
 /**
@@ -1263,6 +1352,18 @@ export type GetKeyPairResponse = Message<"cipherml.fl.v1.GetKeyPairResponse"> & 
    * @generated from field: bytes private_key = 2;
    */
   privateKey: Uint8Array;
+
+  /**
+   * The authority's signature of the key statement (key holder ‖ public_key), and its identity id.
+   *
+   * @generated from field: bytes key_signature = 30;
+   */
+  keySignature: Uint8Array;
+
+  /**
+   * @generated from field: string key_signer_id = 31;
+   */
+  keySignerId: string;
 };
 
 /**
@@ -1302,6 +1403,29 @@ export type DecryptAggregateRequest = Message<"cipherml.fl.v1.DecryptAggregateRe
    * @generated from field: bytes packed = 5;
    */
   packed: Uint8Array;
+
+  /**
+   * Identity mode: the contributions whose product the authority computes and decrypts (the packed
+   * field is then ignored), and the server's request signature.
+   *
+   * @generated from field: repeated cipherml.fl.v1.SignedContribution contributions = 30;
+   */
+  contributions: SignedContribution[];
+
+  /**
+   * @generated from field: bytes signature = 31;
+   */
+  signature: Uint8Array;
+
+  /**
+   * @generated from field: uint64 issued_at_ms = 32;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * @generated from field: bytes nonce = 33;
+   */
+  nonce: Uint8Array;
 };
 
 /**
@@ -1334,6 +1458,35 @@ export type DecryptAggregateResponse = Message<"cipherml.fl.v1.DecryptAggregateR
  */
 export const DecryptAggregateResponseSchema: GenMessage<DecryptAggregateResponse> = /*@__PURE__*/
   messageDesc(file_cipherml_fl_v1_fl, 44);
+
+/**
+ * One worker's Paillier update as it signed it (issue 12: the contribution floor).
+ *
+ * @generated from message cipherml.fl.v1.SignedContribution
+ */
+export type SignedContribution = Message<"cipherml.fl.v1.SignedContribution"> & {
+  /**
+   * @generated from field: string worker_id = 1;
+   */
+  workerId: string;
+
+  /**
+   * @generated from field: bytes packed = 2;
+   */
+  packed: Uint8Array;
+
+  /**
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message cipherml.fl.v1.SignedContribution.
+ * Use `create(SignedContributionSchema)` to create a new message.
+ */
+export const SignedContributionSchema: GenMessage<SignedContribution> = /*@__PURE__*/
+  messageDesc(file_cipherml_fl_v1_fl, 45);
 
 /**
  * @generated from service cipherml.fl.v1.FederatedService

@@ -18,16 +18,16 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cipherml/fl/v1/threshold.proto.
  */
 export const file_cipherml_fl_v1_threshold: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jaXBoZXJtbC9mbC92MS90aHJlc2hvbGQucHJvdG8SDmNpcGhlcm1sLmZsLnYxIioKElNpZ25lZENvbnRyaWJ1dGlvbhIUCgxjb250cmlidXRpb24YASABKAwiLQoRSG9sZGVySW5mb1JlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDSJWChJIb2xkZXJJbmZvUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEhIKCnB1YmxpY19rZXkYAiABKAwSGQoRbWluX2NvbnRyaWJ1dGlvbnMYAyABKA0ikQEKG0RlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg4KBnJ1bl9pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRI5Cg1jb250cmlidXRpb25zGAQgAygLMiIuY2lwaGVybWwuZmwudjEuU2lnbmVkQ29udHJpYnV0aW9uIlsKHERlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEg4KBnNoYXJlcxgCIAEoDBIYChBhZ2dyZWdhdGVfZGlnZXN0GAMgASgMMuMBChlUaHJlc2hvbGRLZXlIb2xkZXJTZXJ2aWNlElMKCkhvbGRlckluZm8SIS5jaXBoZXJtbC5mbC52MS5Ib2xkZXJJbmZvUmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLkhvbGRlckluZm9SZXNwb25zZRJxChREZWNyeXB0Q29udHJpYnV0aW9ucxIrLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBosLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch5jaXBoZXJtbC9mbC92MS90aHJlc2hvbGQucHJvdG8SDmNpcGhlcm1sLmZsLnYxIi0KFVRocmVzaG9sZENvbnRyaWJ1dGlvbhIUCgxjb250cmlidXRpb24YASABKAwiLQoRSG9sZGVySW5mb1JlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDSJWChJIb2xkZXJJbmZvUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEhIKCnB1YmxpY19rZXkYAiABKAwSGQoRbWluX2NvbnRyaWJ1dGlvbnMYAyABKA0ilAEKG0RlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg4KBnJ1bl9pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRI8Cg1jb250cmlidXRpb25zGAQgAygLMiUuY2lwaGVybWwuZmwudjEuVGhyZXNob2xkQ29udHJpYnV0aW9uIlsKHERlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEg4KBnNoYXJlcxgCIAEoDBIYChBhZ2dyZWdhdGVfZGlnZXN0GAMgASgMMuMBChlUaHJlc2hvbGRLZXlIb2xkZXJTZXJ2aWNlElMKCkhvbGRlckluZm8SIS5jaXBoZXJtbC5mbC52MS5Ib2xkZXJJbmZvUmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLkhvbGRlckluZm9SZXNwb25zZRJxChREZWNyeXB0Q29udHJpYnV0aW9ucxIrLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBosLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * One worker's signed contribution: cipherml's signed-contribution bytes
  * (src/fl/threshold-contribution.ts): run id, round, worker id, key fingerprint, the packed
  * ciphertext vector, and the worker's Ed25519 signature over them.
  *
- * @generated from message cipherml.fl.v1.SignedContribution
+ * @generated from message cipherml.fl.v1.ThresholdContribution
  */
-export type SignedContribution = Message<"cipherml.fl.v1.SignedContribution"> & {
+export type ThresholdContribution = Message<"cipherml.fl.v1.ThresholdContribution"> & {
   /**
    * @generated from field: bytes contribution = 1;
    */
@@ -35,10 +35,10 @@ export type SignedContribution = Message<"cipherml.fl.v1.SignedContribution"> & 
 };
 
 /**
- * Describes the message cipherml.fl.v1.SignedContribution.
- * Use `create(SignedContributionSchema)` to create a new message.
+ * Describes the message cipherml.fl.v1.ThresholdContribution.
+ * Use `create(ThresholdContributionSchema)` to create a new message.
  */
-export const SignedContributionSchema: GenMessage<SignedContribution> = /*@__PURE__*/
+export const ThresholdContributionSchema: GenMessage<ThresholdContribution> = /*@__PURE__*/
   messageDesc(file_cipherml_fl_v1_threshold, 0);
 
 /**
@@ -111,9 +111,9 @@ export type DecryptContributionsRequest = Message<"cipherml.fl.v1.DecryptContrib
   round: number;
 
   /**
-   * @generated from field: repeated cipherml.fl.v1.SignedContribution contributions = 4;
+   * @generated from field: repeated cipherml.fl.v1.ThresholdContribution contributions = 4;
    */
-  contributions: SignedContribution[];
+  contributions: ThresholdContribution[];
 };
 
 /**

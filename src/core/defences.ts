@@ -1,0 +1,40 @@
+/**
+ * Internal switches of the adversarial suite (test/adversary). Each one disables a single defence
+ * so that the suite can show, in the same run, that the attack it plays succeeds without that
+ * defence and fails with it. They are not exported from any package entry point, never read from
+ * config, flags or environment, and default to the defence being on.
+ */
+export interface Defences {
+  /** Workers refuse a Paillier key that is neither pinned nor signed by the pinned authority. */
+  keyPinning: boolean;
+  /** The key authority hands the secret key only to a roster worker whose signed request verifies. */
+  keyRequestSignatures: boolean;
+  /** The key authority decrypts only its own product of ≥ min-contributions signed contributions. */
+  contributionFloor: boolean;
+  /** Decrypted packed slots are checked against the range their contributions can produce. */
+  slotRangeCheck: boolean;
+  /** Workers encrypt their updates (off: they send them in the clear, as a broken build would). */
+  encryptUpdates: boolean;
+  /** A received Paillier key whose h_s has order 1 or 2 is refused. */
+  keyBaseCheck: boolean;
+  /** Workers refuse a server announcing a weaker strategy or key holder than configured. */
+  announcementCheck: boolean;
+}
+
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true };
+
+/**
+ * The live switches (mutated only by tests).
+ *
+ * @example
+ * ```ts
+ * defences.contributionFloor = false; // a test plays the Enc(0) padding attack against a broken build
+ * try { … } finally { resetDefences(); }
+ * ```
+ */
+export const defences: Defences = { ...DEFAULTS };
+
+/** Turns every defence back on. */
+export function resetDefences(): void {
+  Object.assign(defences, DEFAULTS);
+}

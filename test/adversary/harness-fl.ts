@@ -1,0 +1,190 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { resetDefences } from '../../src/core/defences.ts';
+import { isCipherMLError } from '../../src/core/errors.ts';
+import { Roster, generateIdentity, publicIdentity, type Identity } from '../../src/core/identity.ts';
+import { logRegClient } from '../../src/fl/apps/logreg.ts';
+import { KeyAuthority, type KeyAuthorityOptions } from '../../src/fl/authority.ts';
+import {
+  FederatedService,
+  JoinResponseSchema,
+  KeyAuthorityService,
+  PullTaskResponseSchema,
+  TaskSchema,
+  type JoinRequest,
+  type PushResultRequest,
+} from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
+import type { PartyTrust } from '../../src/fl/identity-auth.ts';
+import { fromRpcError, tensorsToWire, type NamedTensor } from '../../src/fl/protocol.ts';
+import { zeroModel } from '../../src/fl/strategy.ts';
+import { createRpcTransport, startRpcServer, type RpcServer } from '../../src/fl/transport.ts';
+import { runWorker, type FlClient, type WorkerOptions, type WorkerSummary } from '../../src/fl/worker.ts';
+import { loadCsvDataset, shardDataset } from '../../src/ml/csv.ts';
+
+// The adversarial harness: honest parties are the real runtime code (runWorker, FlServer,
+// KeyAuthority) over the real ConnectRPC transport on loopback; the adversary is a scripted party
+// speaking the same wire protocol (a malicious server, a malicious client) or calling the
+// authority directly (a malicious server at the authority). Defences are switched off only through
+// src/core/defences.ts, to show each attack succeeds against a build without the defence.
+
+export const MAX_MESSAGE_BYTES = 4 << 20;
+
+/** A fresh temporary folder. */
+export function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `cipherml-adv-${prefix}-`));
+}
+
+/** Every party's identity and one roster pinning them all (what an operator hands out). */
+export interface Parties {
+  readonly server: Identity;
+  readonly authority: Identity;
+  readonly workers: readonly Identity[];
+  readonly roster: Roster;
+  trust(who: Identity): PartyTrust;
+}
+
+/**
+ * Identities of a server, a key authority (pinned only when `withAuthority`) and `n` workers with
+ * ids "1".."n".
+ */
+export function makeParties(n: number, withAuthority = true): Parties {
+  const server = generateIdentity('server', 'server');
+  const authority = generateIdentity('authority', 'authority');
+  const workers = Array.from({ length: n }, (_, i) => generateIdentity('worker', String(i + 1)));
+  const roster = new Roster([server, ...(withAuthority ? [authority] : []), ...workers].map(publicIdentity));
+  return { server, authority, workers, roster, trust: (who) => ({ identity: who, roster }) };
+}
+
+/** A key authority serving on loopback. */
+export async function startAuthority(options: KeyAuthorityOptions): Promise<{ address: string; events: string[]; close(): Promise<void> }> {
+  const events: string[] = [];
+  const authority = new KeyAuthority({ ...options, onEvent: (e) => events.push(`${e.type} ${e.party}: ${e.detail}`) });
+  const srv = await startRpcServer({ address: '127.0.0.1:0', routes: (r) => authority.routes(r), maxMessageBytes: MAX_MESSAGE_BYTES });
+  return { address: srv.address, events, close: () => srv.close() };
+}
+
+/** A client of the key authority at `address`, as any party (or an adversary) would hold. */
+export function authorityClient(address: string): Client<typeof KeyAuthorityService> {
+  return createClient(KeyAuthorityService, createRpcTransport({ address, maxMessageBytes: MAX_MESSAGE_BYTES }));
+}
+
+/** The cipherml error code an RPC call fails with ('ok' when it succeeds). */
+export async function rpcCode(p: Promise<unknown>, peer = 'peer'): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    const err = isCipherMLError(e) ? e : fromRpcError(e, peer);
+    return err.code;
+  }
+}
+
+/** Records the wire bytes of every unary request a server receives. */
+export function recorder(sink: Uint8Array[]): Interceptor {
+  return (next) => async (req) => {
+    if (!req.stream) sink.push(toBinary(req.method.input, req.message));
+    return next(req);
+  };
+}
+
+/** A logistic-regression client on shard k of n of the bundled breast cancer guest data. */
+export async function dataClient(k: number, n: number, seed = k): Promise<FlClient> {
+  const data = await loadCsvDataset(join(import.meta.dirname, '..', '..', 'examples', 'data', 'breast_homo_guest.csv'));
+  return logRegClient(shardDataset(data, k, n), { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed });
+}
+
+/** Wraps a client to record every parameter vector it trains (what must stay private). */
+export function recording(client: FlClient, sink: Float64Array[]): FlClient {
+  return {
+    ...client,
+    fit: async (p, c) => {
+      const out = await client.fit(p, c);
+      for (const t of out.parameters) sink.push(t.values.slice());
+      return out;
+    },
+  };
+}
+
+/** Runs an honest worker against `address` (loopback, plaintext). */
+export function honestWorker(address: string, options: Omit<WorkerOptions, 'transport' | 'token'> & { authorityAddress?: string }): Promise<WorkerSummary> {
+  const { authorityAddress, ...rest } = options;
+  return runWorker({
+    token: '',
+    pollWaitMs: 200,
+    reconnectTimeoutMs: 2000,
+    ...rest,
+    transport: createRpcTransport({ address, maxMessageBytes: MAX_MESSAGE_BYTES }),
+    ...(authorityAddress === undefined ? {} : { authorityTransport: createRpcTransport({ address: authorityAddress, maxMessageBytes: MAX_MESSAGE_BYTES }) }),
+  });
+}
+
+/** What a scripted (malicious) server announces at join. */
+export type JoinScript = (req: JoinRequest) => MessageInitShape<typeof JoinResponseSchema>;
+
+/**
+ * A malicious parameter server: speaks the FederatedService wire protocol, answers every join with
+ * what `script` says (a substituted key, a downgraded strategy, …), hands each worker one fit task
+ * on a zero model of the specs it declared, records every byte and every result it receives, then
+ * finishes the worker.
+ */
+export class ScriptedServer {
+  readonly received: Uint8Array[] = [];
+  readonly joins: JoinRequest[] = [];
+  readonly results: PushResultRequest[] = [];
+  readonly #script: JoinScript;
+  readonly #state = new Map<string, { specs: JoinRequest['model']; sent: boolean; done: boolean }>();
+  #rpc: RpcServer | null = null;
+
+  constructor(script: JoinScript) {
+    this.#script = script;
+  }
+
+  async listen(): Promise<string> {
+    this.#rpc = await startRpcServer({
+      address: '127.0.0.1:0',
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      interceptors: [recorder(this.received)],
+      routes: (router) =>
+        router.service(FederatedService, {
+          join: (req) => {
+            this.joins.push(req);
+            this.#state.set(req.workerId, { specs: req.model, sent: false, done: false });
+            return create(JoinResponseSchema, { sessionId: req.workerId, runId: 'scripted', strategy: 'paillier', keyHolder: 'authority', nextRound: 1, numRounds: 1, ...this.#script(req) });
+          },
+          pullTask: async (req) => {
+            const st = this.#state.get(req.sessionId);
+            if (st === undefined) return create(PullTaskResponseSchema, {});
+            if (st.done) return create(PullTaskResponseSchema, { task: create(TaskSchema, { taskId: 'finish', round: 1, body: { case: 'finish', value: { reason: 'scripted server done' } } }) });
+            if (!st.sent) {
+              st.sent = true;
+              const model: NamedTensor[] = zeroModel(st.specs);
+              return create(PullTaskResponseSchema, {
+                task: create(TaskSchema, { taskId: `fit-${req.sessionId}`, round: 1, body: { case: 'fit', value: { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(model) } } }, weight: 0.5, config: {} } } }),
+              });
+            }
+            await new Promise((r) => setTimeout(r, 50));
+            return create(PullTaskResponseSchema, { task: create(TaskSchema, { taskId: '', round: 1, body: { case: 'wait', value: {} } }) });
+          },
+          pushResult: (req) => {
+            this.results.push(req);
+            const st = this.#state.get(req.sessionId);
+            if (st !== undefined) st.done = true;
+            return {};
+          },
+          heartbeat: () => ({}),
+          leave: () => ({}),
+        }),
+    });
+    return this.#rpc.address;
+  }
+
+  async close(): Promise<void> {
+    await this.#rpc?.close();
+  }
+}
+
+/** Turns every defence back on (call in afterEach). */
+export { resetDefences };
