@@ -5,18 +5,19 @@ import { PaillierPrivateKey, PaillierPublicKey, type ObfuscationMode } from './k
 
 /**
  * Worker-thread entry for vector encryption/decryption (see vector.ts). Keys arrive as bigints
- * and are cached by modulus, so the DJN fixed-base table is built once per worker and key.
+ * and are cached by (n, h_s) — the whole public key, as its fingerprint covers — so the DJN
+ * fixed-base table is built once per worker and key, and two keys sharing n never share a table.
  */
 
 export type PaillierTask =
   | { kind: 'encrypt'; n: bigint; hs: bigint; backend: BackendPreference; plaintexts: bigint[]; obfuscate: false | ObfuscationMode }
   | { kind: 'decrypt'; n: bigint; hs: bigint; p: bigint; q: bigint; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number };
 
-const publicKeys = new Map<bigint, PaillierPublicKey>();
-const privateKeys = new Map<bigint, PaillierPrivateKey>();
+const publicKeys = new Map<string, PaillierPublicKey>();
+const privateKeys = new Map<string, PaillierPrivateKey>();
 const CACHE_LIMIT = 4;
 
-function cached<V>(map: Map<bigint, V>, key: bigint, make: () => V): V {
+function cached<V>(map: Map<string, V>, key: string, make: () => V): V {
   let v = map.get(key);
   if (v === undefined) {
     if (map.size >= CACHE_LIMIT) map.delete(map.keys().next().value!);
@@ -27,7 +28,8 @@ function cached<V>(map: Map<bigint, V>, key: bigint, make: () => V): V {
 }
 
 function run(task: PaillierTask): bigint[] {
-  const pk = cached(publicKeys, task.n, () => new PaillierPublicKey(task.n, task.hs, { backend: task.backend }));
+  const keyId = `${task.n.toString(16)}:${task.hs.toString(16)}`;
+  const pk = cached(publicKeys, keyId, () => new PaillierPublicKey(task.n, task.hs, { backend: task.backend }));
   if (task.kind === 'encrypt') {
     const n2 = pk.nSquared;
     const rho = task.obfuscate === false ? null : task.obfuscate === 'classic' ? task.plaintexts.map(() => pk.randomizer('classic')) : pk.randomizers(task.plaintexts.length);
@@ -36,7 +38,7 @@ function run(task: PaillierTask): bigint[] {
       return rho === null ? base : (base * rho[i]!) % n2;
     });
   }
-  const sk = cached(privateKeys, task.n, () => new PaillierPrivateKey(pk, task.p, task.q));
+  const sk = cached(privateKeys, keyId, () => new PaillierPrivateKey(pk, task.p, task.q));
   return task.ciphertexts.map((c, i) => {
     sk.assertCiphertext(c, `packed.values[${task.firstIndex + i}]`);
     return sk.decryptUnchecked(c);
