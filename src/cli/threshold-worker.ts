@@ -5,7 +5,8 @@ import { thresholdContributionSigner } from '../fl/threshold-worker.ts';
 import type { ContributionSigner } from '../fl/worker.ts';
 
 /**
- * The worker's key-holder "threshold" flags: all three or none. The key file must carry the
+ * The worker's key-holder "threshold" flags: --threshold-public-key and --threshold-fingerprint
+ * (with --identity) or neither. The key file must carry the
  * pinned fingerprint and the identity must be this worker's.
  *
  * @example
@@ -14,8 +15,8 @@ import type { ContributionSigner } from '../fl/worker.ts';
  * ```
  */
 export async function thresholdWorkerOptions(id: string, publicKeyPath: string | undefined, fingerprint: string | undefined, identityPath: string | undefined): Promise<{ contributions?: ContributionSigner }> {
-  const given = [publicKeyPath, fingerprint, identityPath].filter((x) => x !== undefined).length;
-  if (given === 0) return {};
+  // --identity alone is identity mode (src/fl/identity-auth.ts); the threshold flags select key-holder "threshold".
+  if (publicKeyPath === undefined && fingerprint === undefined) return {};
   if (publicKeyPath === undefined || fingerprint === undefined || identityPath === undefined) {
     const missing = publicKeyPath === undefined ? '--threshold-public-key' : fingerprint === undefined ? '--threshold-fingerprint' : '--identity';
     throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'key-holder "threshold" needs --threshold-public-key, --threshold-fingerprint and --identity together', { param: missing });
