@@ -41,6 +41,8 @@ export async function startThresholdParties(o: {
   readonly freePort: () => Promise<number>;
   readonly onLine: (line: string) => void;
   readonly waitFor: (predicate: () => boolean, what: string, timeoutMs: number) => Promise<void>;
+  /** Identity files the workers already have, and the roster pinning them (otherwise made here). */
+  readonly identities?: { readonly file: (workerId: string) => string; readonly roster: string };
 }): Promise<ThresholdParties> {
   const { threshold, holders } = parseThresholdLabel(o.label, '--threshold');
   if (o.minContributions < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'key-holder "threshold" needs at least 2 contributions per round (min-fit-clients ≥ 2)', { param: '--drop' });
@@ -57,14 +59,17 @@ export async function startThresholdParties(o: {
   const d = dealt as { publicKeyPath: string; sharePaths: string[]; fingerprint: string };
   o.onLine(`[dealer] wrote ${d.publicKeyPath} and ${d.sharePaths.length} share files; fingerprint ${d.fingerprint.slice(0, 16)}…; the dealer process has exited`);
   // Each worker's signing identity (made here for the demo; in a deployment each worker makes its own).
-  const rosterPath = join(dir, 'workers.roster.json');
-  const pubs = [];
-  for (const id of o.workerIds) {
-    const me = generateIdentity('worker', id);
-    await saveIdentity(join(dir, `worker-${id}.id`), me);
-    pubs.push(publicIdentityToJson(me));
+  const rosterPath = o.identities?.roster ?? join(dir, 'workers.roster.json');
+  const identityFile = o.identities?.file ?? ((id: string) => join(dir, `worker-${id}.id`));
+  if (o.identities === undefined) {
+    const pubs = [];
+    for (const id of o.workerIds) {
+      const me = generateIdentity('worker', id);
+      await saveIdentity(identityFile(id), me);
+      pubs.push(publicIdentityToJson(me));
+    }
+    await writeFile(rosterPath, `${JSON.stringify(pubs, null, 2)}\n`, { mode: 0o644 });
   }
-  await writeFile(rosterPath, `${JSON.stringify(pubs, null, 2)}\n`, { mode: 0o644 });
   const addresses: string[] = [];
   for (const [k, sharePath] of d.sharePaths.entries()) {
     const address = `127.0.0.1:${await o.freePort()}`;
@@ -81,7 +86,7 @@ export async function startThresholdParties(o: {
   }
   return {
     serverArgs: ['--threshold', `${threshold}-of-${holders}`, '--threshold-public-key', d.publicKeyPath, '--threshold-fingerprint', d.fingerprint, '--threshold-holders', addresses.join(','), '--threshold-roster', rosterPath],
-    workerArgs: (id) => ['--threshold-public-key', d.publicKeyPath, '--threshold-fingerprint', d.fingerprint, '--identity', join(dir, `worker-${id}.id`)],
+    workerArgs: (id) => ['--threshold-public-key', d.publicKeyPath, '--threshold-fingerprint', d.fingerprint, '--identity', identityFile(id)],
     children,
     fingerprint: d.fingerprint,
   };

@@ -146,6 +146,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
             freePort,
             onLine,
             waitFor: waitForLine,
+            identities: { file: (id) => ids.files.get(`worker:${id}`)!, roster: ids.roster },
           }).then((t) => {
             children.push(...t.children);
             return t;
