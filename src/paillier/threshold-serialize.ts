@@ -177,7 +177,14 @@ export function deserializeDecryptionShares(pk: ThresholdPublicKey, bytes: Uint8
   return { id, shares };
 }
 
-/** Paths the dealer writes under `dir`: `threshold.pub` and `holder-<i>.share`. */
+/**
+ * Paths the dealer writes under `dir`: `threshold.pub` and `holder-<i>.share`.
+ *
+ * @example
+ * ```ts
+ * thresholdKeyPaths('keys', 3).sharePaths; // ['keys/holder-1.share', 'keys/holder-2.share', 'keys/holder-3.share']
+ * ```
+ */
 export function thresholdKeyPaths(dir: string, holders: number): { publicKeyPath: string; sharePaths: string[] } {
   return { publicKeyPath: join(dir, 'threshold.pub'), sharePaths: Array.from({ length: holders }, (_, k) => join(dir, `holder-${k + 1}.share`)) };
 }

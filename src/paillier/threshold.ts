@@ -46,7 +46,14 @@ function hashInts(domain: string, fingerprint: string, id: number, values: reado
   return BigInt(`0x${h.digest('hex')}`);
 }
 
-/** The threshold key fingerprint: hex SHA-256 over (domain, L, k, n, h_s, v, v_1 … v_L). Pinning it pins all public material. */
+/**
+ * The threshold key fingerprint: hex SHA-256 over (domain, L, k, n, h_s, v, v_1 … v_L). Pinning it pins all public material.
+ *
+ * @example
+ * ```ts
+ * thresholdFingerprint(3, 2, n, hs, v, vks) === publicKey.fingerprint; // true
+ * ```
+ */
 export function thresholdFingerprint(holders: number, threshold: number, n: bigint, hs: bigint, v: bigint, verificationKeys: readonly bigint[]): string {
   const h = createHash('sha256').update(FINGERPRINT_DOMAIN).update(Uint8Array.of(holders >> 8, holders & 0xff, threshold >> 8, threshold & 0xff));
   for (const x of [n, hs, v, ...verificationKeys]) {
@@ -255,6 +262,11 @@ export function verifyDecryptionShare(pk: ThresholdPublicKey, c: bigint, share: 
 /**
  * Integer Lagrange coefficients at 0 scaled by Δ: μ_i = Δ·Π_{j∈S∖{i}} j/(j − i) (Shoup 2000, §3).
  * Exact because Δ = L! is divisible by every denominator.
+ *
+ * @example
+ * ```ts
+ * lagrangeAtZero(6n, [1, 3]); // [9n, -3n]
+ * ```
  */
 export function lagrangeAtZero(delta: bigint, ids: readonly number[]): bigint[] {
   return ids.map((i) => {
@@ -304,7 +316,14 @@ export function combineShares(pk: ThresholdPublicKey, c: bigint, shares: readonl
   return combineUnchecked(pk, chosen);
 }
 
-/** Throws unless `shares` name ≥ k distinct valid ids; returns the first k sorted by id. */
+/**
+ * Throws unless `shares` name ≥ k distinct valid ids; returns the first k sorted by id.
+ *
+ * @example
+ * ```ts
+ * const chosen = selectShares(publicKey, shares, 'ciphertext'); // k shares, by id
+ * ```
+ */
 export function selectShares(pk: ThresholdPublicKey, shares: readonly DecryptionShare[], param: string): DecryptionShare[] {
   const byId = new Map<number, DecryptionShare>();
   for (const s of shares) {
@@ -321,7 +340,14 @@ export function selectShares(pk: ThresholdPublicKey, shares: readonly Decryption
   return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, pk.threshold);
 }
 
-/** The THRESHOLD_SHARE_INVALID error naming the holders whose shares failed verification. */
+/**
+ * The THRESHOLD_SHARE_INVALID error naming the holders whose shares failed verification.
+ *
+ * @example
+ * ```ts
+ * throw badShares(publicKey, [2], 'packed'); // details.holders = [2]
+ * ```
+ */
 export function badShares(pk: ThresholdPublicKey, ids: readonly number[], param: string): CipherMLError {
   const list = [...new Set(ids)].sort((a, b) => a - b);
   return new CipherMLError('CIPHERML_E_THRESHOLD_SHARE_INVALID', `the decryption share of holder ${list.join(', ')} failed its proof of correct decryption under threshold key ${pk.fingerprint.slice(0, 16)}…`, {
@@ -330,7 +356,14 @@ export function badShares(pk: ThresholdPublicKey, ids: readonly number[], param:
   });
 }
 
-/** c' = Π c_i^{2μ_i} and M = L(c')·(4Δ²)⁻¹ mod n over exactly the given (verified) shares. */
+/**
+ * c' = Π c_i^{2μ_i} and M = L(c')·(4Δ²)⁻¹ mod n over exactly the given (verified) shares.
+ *
+ * @example
+ * ```ts
+ * const m = combineUnchecked(publicKey, verifiedShares); // only after verifyDecryptionShare
+ * ```
+ */
 export function combineUnchecked(pk: ThresholdPublicKey, shares: readonly DecryptionShare[]): bigint {
   const { nSquared } = pk.paillier;
   const be = pk.backend;
