@@ -4,7 +4,8 @@ import { CipherMLError } from '../core/errors.ts';
 import { ByteReader, ByteWriter, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import { PaillierPublicKey, type PaillierKeyOptions } from './keys.ts';
-import { ThresholdKeyShare, ThresholdPublicKey, type DecryptionShare, type DealtThresholdKey } from './threshold.ts';
+import { ThresholdKeyShare, ThresholdPublicKey, type DecryptionShare } from './threshold.ts';
+import type { DealtThresholdKey } from './threshold-dealer.ts';
 
 /**
  * Threshold Paillier objects in cipherml's envelope (src/core/envelope.ts). The envelope's
