@@ -1,7 +1,8 @@
 import { generatePrime } from 'node:crypto';
 import { bitLength, randomBits, type BackendPreference } from '../src/core/bigmath/index.ts';
 import { PaillierPrivateKey } from '../src/paillier/index.ts';
-import { combineUnchecked, dealFromSafePrimes, verifyDecryptionShare } from '../src/paillier/threshold.ts';
+import { combineUnchecked, verifyDecryptionShare } from '../src/paillier/threshold.ts';
+import { dealFromSafePrimes } from '../src/paillier/threshold-dealer.ts';
 
 /**
  * Threshold Paillier figures for `bench paillier`: what each party pays per ciphertext, against

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { loadRoster } from '../core/identity.ts';
-import { dealThresholdKey, parseThresholdLabel } from '../paillier/threshold.ts';
+import { parseThresholdLabel } from '../paillier/threshold.ts';
+import { dealThresholdKey } from '../paillier/threshold-dealer.ts';
 import { readThresholdKeyShareFile, readThresholdPublicKeyFile, writeThresholdKeyFiles } from '../paillier/threshold-serialize.ts';
 import { ThresholdKeyHolder } from '../fl/threshold-holder.ts';
 import { startRpcServer } from '../fl/transport.ts';

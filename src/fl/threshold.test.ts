@@ -9,7 +9,8 @@ import { cli, codeOf } from '../../test/helpers.ts';
 import { resolveRunConfig } from './config.ts';
 import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
 import { ThresholdKeyHolder } from './threshold-holder.ts';
-import { dealFromSafePrimes, parseThresholdLabel } from '../paillier/threshold.ts';
+import { parseThresholdLabel } from '../paillier/threshold.ts';
+import { dealFromSafePrimes } from '../paillier/threshold-dealer.ts';
 import { encryptPacked, serializePacked } from '../paillier/index.ts';
 import { THRESHOLD_KAT } from '../../test/fixtures/threshold.ts';
 

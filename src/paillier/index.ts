@@ -37,15 +37,16 @@ export type { PackedExpectations, PrivateKeyJson, PublicKeyJson } from './serial
 export { readPrivateKeyFile, readPublicKeyFile, writeKeyPairFiles } from './key-files.ts';
 export {
   MAX_THRESHOLD_HOLDERS,
-  THRESHOLD_KEY_BITS,
   ThresholdKeyShare,
   ThresholdPublicKey,
   combineShares,
-  dealThresholdKey,
+  parseThresholdLabel,
   thresholdFingerprint,
   verifyDecryptionShare,
 } from './threshold.ts';
-export type { CombineOptions, DealOptions, DealtThresholdKey, DecryptionShare, ShareProof } from './threshold.ts';
+export type { CombineOptions, DecryptionShare, ShareProof } from './threshold.ts';
+export { THRESHOLD_KEY_BITS, dealFromSafePrimes, dealThresholdKey } from './threshold-dealer.ts';
+export type { DealOptions, DealtThresholdKey } from './threshold-dealer.ts';
 export { combinePacked, decryptionSharesOf } from './threshold-vector.ts';
 export type { CombinedVector } from './threshold-vector.ts';
 export {

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { codeOf, codeOfAsync } from '../../test/helpers.ts';
 import { THRESHOLD_KAT as KAT } from '../../test/fixtures/threshold.ts';
 import { encrypt, serializePublicKey } from './index.ts';
-import { ThresholdKeyShare, combineShares, dealFromSafePrimes } from './threshold.ts';
+import { ThresholdKeyShare, combineShares } from './threshold.ts';
+import { dealFromSafePrimes } from './threshold-dealer.ts';
 import {
   deserializeDecryptionShares,
   deserializeThresholdKeyShare,

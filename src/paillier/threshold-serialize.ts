@@ -4,7 +4,8 @@ import { CipherMLError } from '../core/errors.ts';
 import { ByteReader, ByteWriter, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import { PaillierPublicKey, type PaillierKeyOptions } from './keys.ts';
-import { ThresholdKeyShare, ThresholdPublicKey, type DecryptionShare, type DealtThresholdKey } from './threshold.ts';
+import { ThresholdKeyShare, ThresholdPublicKey, type DecryptionShare } from './threshold.ts';
+import type { DealtThresholdKey } from './threshold-dealer.ts';
 
 /**
  * Threshold Paillier objects in cipherml's envelope (src/core/envelope.ts). The envelope's
@@ -177,7 +178,14 @@ export function deserializeDecryptionShares(pk: ThresholdPublicKey, bytes: Uint8
   return { id, shares };
 }
 
-/** Paths the dealer writes under `dir`: `threshold.pub` and `holder-<i>.share`. */
+/**
+ * Paths the dealer writes under `dir`: `threshold.pub` and `holder-<i>.share`.
+ *
+ * @example
+ * ```ts
+ * thresholdKeyPaths('keys', 3).sharePaths; // ['keys/holder-1.share', 'keys/holder-2.share', 'keys/holder-3.share']
+ * ```
+ */
 export function thresholdKeyPaths(dir: string, holders: number): { publicKeyPath: string; sharePaths: string[] } {
   return { publicKeyPath: join(dir, 'threshold.pub'), sharePaths: Array.from({ length: holders }, (_, k) => join(dir, `holder-${k + 1}.share`)) };
 }

@@ -5,7 +5,8 @@ import { isCipherMLError } from '../core/errors.ts';
 import { codeOf } from '../../test/helpers.ts';
 import { THRESHOLD_KAT as KAT } from '../../test/fixtures/threshold.ts';
 import { PaillierPrivateKey, PackedCiphertext, decrypt, decryptPacked, encrypt, encryptPacked } from './index.ts';
-import { combineShares, combineUnchecked, dealFromSafePrimes, lagrangeAtZero, verifyDecryptionShare, type DecryptionShare, type DealtThresholdKey } from './threshold.ts';
+import {combineShares, combineUnchecked, lagrangeAtZero, verifyDecryptionShare, type DecryptionShare} from './threshold.ts';
+import { dealFromSafePrimes, type DealtThresholdKey } from './threshold-dealer.ts';
 import { combinePacked, decryptionSharesOf } from './threshold-vector.ts';
 
 function detailsOf(f: () => unknown): { code: string; holders?: unknown } | undefined {

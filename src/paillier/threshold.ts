@@ -1,8 +1,8 @@
-import { createHash, generatePrime } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { assertBigInt, assertIntegerInRange } from '../core/guards.ts';
-import { bigintToBytes, bitLength, gcd, getBackend, modInverse, randomBelow, type FixedBasePow, type ModArithBackend } from '../core/bigmath/index.ts';
-import { PaillierPublicKey, djnBase, type PaillierKeyOptions } from './keys.ts';
+import { bigintToBytes, bitLength, gcd, modInverse, randomBelow, type FixedBasePow, type ModArithBackend } from '../core/bigmath/index.ts';
+import type { PaillierPublicKey } from './keys.ts';
 
 /**
  * Threshold Paillier: Shoup's threshold RSA (EUROCRYPT 2000) applied to Paillier as in
@@ -31,7 +31,15 @@ const STAT_BITS = 128;
 const FINGERPRINT_DOMAIN = 'cipherml/paillier-threshold/v1';
 const PROOF_DOMAIN = 'cipherml/paillier-threshold/decryption-share/v1';
 
-function factorial(n: number): bigint {
+/**
+ * Δ = L! for L holders.
+ *
+ * @example
+ * ```ts
+ * thresholdDelta(3); // 6n
+ * ```
+ */
+export function thresholdDelta(n: number): bigint {
   let f = 1n;
   for (let i = 2n; i <= BigInt(n); i++) f *= i;
   return f;
@@ -46,7 +54,14 @@ function hashInts(domain: string, fingerprint: string, id: number, values: reado
   return BigInt(`0x${h.digest('hex')}`);
 }
 
-/** The threshold key fingerprint: hex SHA-256 over (domain, L, k, n, h_s, v, v_1 … v_L). Pinning it pins all public material. */
+/**
+ * The threshold key fingerprint: hex SHA-256 over (domain, L, k, n, h_s, v, v_1 … v_L). Pinning it pins all public material.
+ *
+ * @example
+ * ```ts
+ * thresholdFingerprint(3, 2, n, hs, v, vks) === publicKey.fingerprint; // true
+ * ```
+ */
 export function thresholdFingerprint(holders: number, threshold: number, n: bigint, hs: bigint, v: bigint, verificationKeys: readonly bigint[]): string {
   const h = createHash('sha256').update(FINGERPRINT_DOMAIN).update(Uint8Array.of(holders >> 8, holders & 0xff, threshold >> 8, threshold & 0xff));
   for (const x of [n, hs, v, ...verificationKeys]) {
@@ -103,7 +118,7 @@ export class ThresholdPublicKey {
     this.paillier = paillier;
     this.holders = holders;
     this.threshold = threshold;
-    this.delta = factorial(holders);
+    this.delta = thresholdDelta(holders);
     this.v = v;
     this.verificationKeys = [...verificationKeys];
     this.fingerprint = thresholdFingerprint(holders, threshold, n, paillier.hs, v, verificationKeys);
@@ -255,6 +270,11 @@ export function verifyDecryptionShare(pk: ThresholdPublicKey, c: bigint, share: 
 /**
  * Integer Lagrange coefficients at 0 scaled by Δ: μ_i = Δ·Π_{j∈S∖{i}} j/(j − i) (Shoup 2000, §3).
  * Exact because Δ = L! is divisible by every denominator.
+ *
+ * @example
+ * ```ts
+ * lagrangeAtZero(6n, [1, 3]); // [9n, -3n]
+ * ```
  */
 export function lagrangeAtZero(delta: bigint, ids: readonly number[]): bigint[] {
   return ids.map((i) => {
@@ -304,7 +324,14 @@ export function combineShares(pk: ThresholdPublicKey, c: bigint, shares: readonl
   return combineUnchecked(pk, chosen);
 }
 
-/** Throws unless `shares` name ≥ k distinct valid ids; returns the first k sorted by id. */
+/**
+ * Throws unless `shares` name ≥ k distinct valid ids; returns the first k sorted by id.
+ *
+ * @example
+ * ```ts
+ * const chosen = selectShares(publicKey, shares, 'ciphertext'); // k shares, by id
+ * ```
+ */
 export function selectShares(pk: ThresholdPublicKey, shares: readonly DecryptionShare[], param: string): DecryptionShare[] {
   const byId = new Map<number, DecryptionShare>();
   for (const s of shares) {
@@ -321,7 +348,14 @@ export function selectShares(pk: ThresholdPublicKey, shares: readonly Decryption
   return [...byId.values()].sort((a, b) => a.id - b.id).slice(0, pk.threshold);
 }
 
-/** The THRESHOLD_SHARE_INVALID error naming the holders whose shares failed verification. */
+/**
+ * The THRESHOLD_SHARE_INVALID error naming the holders whose shares failed verification.
+ *
+ * @example
+ * ```ts
+ * throw badShares(publicKey, [2], 'packed'); // details.holders = [2]
+ * ```
+ */
 export function badShares(pk: ThresholdPublicKey, ids: readonly number[], param: string): CipherMLError {
   const list = [...new Set(ids)].sort((a, b) => a - b);
   return new CipherMLError('CIPHERML_E_THRESHOLD_SHARE_INVALID', `the decryption share of holder ${list.join(', ')} failed its proof of correct decryption under threshold key ${pk.fingerprint.slice(0, 16)}…`, {
@@ -330,7 +364,14 @@ export function badShares(pk: ThresholdPublicKey, ids: readonly number[], param:
   });
 }
 
-/** c' = Π c_i^{2μ_i} and M = L(c')·(4Δ²)⁻¹ mod n over exactly the given (verified) shares. */
+/**
+ * c' = Π c_i^{2μ_i} and M = L(c')·(4Δ²)⁻¹ mod n over exactly the given (verified) shares.
+ *
+ * @example
+ * ```ts
+ * const m = combineUnchecked(publicKey, verifiedShares); // only after verifyDecryptionShare
+ * ```
+ */
 export function combineUnchecked(pk: ThresholdPublicKey, shares: readonly DecryptionShare[]): bigint {
   const { nSquared } = pk.paillier;
   const be = pk.backend;
@@ -345,97 +386,6 @@ export function combineUnchecked(pk: ThresholdPublicKey, shares: readonly Decryp
     acc = (acc * (mu < 0n ? modInverse(term, nSquared) : term)) % nSquared;
   });
   return pk.plaintextOf(acc);
-}
-
-/** Options of {@link dealThresholdKey}. */
-export interface DealOptions extends PaillierKeyOptions {
-  /** Modulus size in bits: 2048 (default), 3072 or 4096; 1024 and 512 for tests only. */
-  readonly bits?: number;
-  /** Number of key holders L (2 … 64). */
-  readonly holders: number;
-  /** Shares needed to decrypt, k = t + 1 (2 … L). */
-  readonly threshold: number;
-}
-
-/** What the dealer hands out: the public key and one share per holder. It keeps nothing. */
-export interface DealtThresholdKey {
-  readonly publicKey: ThresholdPublicKey;
-  readonly shares: readonly ThresholdKeyShare[];
-}
-
-function generateSafePrime(bits: number): Promise<bigint> {
-  return new Promise((resolve, reject) => generatePrime(bits, { bigint: true, safe: true }, (err, prime) => (err ? reject(err) : resolve(prime))));
-}
-
-/** Key sizes the dealer accepts (512 and 1024 are insecure and for tests only). */
-export const THRESHOLD_KEY_BITS = [512, 1024, 2048, 3072, 4096] as const;
-
-/**
- * The trusted dealer (DJ01 §4 key generation): makes safe primes p, q with OpenSSL
- * (`generatePrime({ safe: true })`), deals d over Z_{nm} to L holders, and forgets p, q, m, d.
- * The dealer is trusted at setup: whoever runs it could keep the factors; run it once, offline,
- * and hand each holder only its own share.
- *
- * @example
- * ```ts
- * const { publicKey, shares } = await dealThresholdKey({ bits: 2048, holders: 3, threshold: 2 });
- * ```
- */
-export async function dealThresholdKey(options: DealOptions): Promise<DealtThresholdKey> {
-  const bits = options.bits ?? 2048;
-  if (!(THRESHOLD_KEY_BITS as readonly number[]).includes(bits)) {
-    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `key size ${String(bits)} is not one of ${THRESHOLD_KEY_BITS.join(', ')}`, { param: 'bits' });
-  }
-  assertIntegerInRange(options.holders, 'holders', 2, MAX_THRESHOLD_HOLDERS);
-  assertIntegerInRange(options.threshold, 'threshold', 2, options.holders);
-  for (;;) {
-    const [p, q] = await Promise.all([generateSafePrime(bits / 2), generateSafePrime(bits / 2)]);
-    if (p === q || bitLength(p * q) !== bits) continue;
-    return dealFromSafePrimes(p, q, options);
-  }
-}
-
-/**
- * Deals a threshold key from given safe primes (the dealer's core; tests use it with fixed
- * primes so they need not generate safe primes). `coefficients` (a₁ … a_t) and `v` are drawn at
- * random unless given (known-answer tests fix them).
- */
-export function dealFromSafePrimes(p: bigint, q: bigint, options: DealOptions & { readonly coefficients?: readonly bigint[]; readonly v?: bigint }): DealtThresholdKey {
-  const { holders, threshold } = options;
-  assertIntegerInRange(holders, 'holders', 2, MAX_THRESHOLD_HOLDERS);
-  assertIntegerInRange(threshold, 'threshold', 2, holders);
-  const be = getBackend(options.backend ?? 'auto');
-  const pp = (p - 1n) / 2n;
-  const qq = (q - 1n) / 2n;
-  if (p === q || (p & 1n) === 0n || (q & 1n) === 0n) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'p and q must be distinct odd safe primes', { param: 'p' });
-  const n = p * q;
-  const m = pp * qq;
-  if (gcd(n, m) !== 1n) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'gcd(n, m) must be 1 (p, q must be safe primes of equal size)', { param: 'p' });
-  const nm = n * m;
-  // d ≡ 0 mod m, d ≡ 1 mod n (DJ01 §4): d = m·(m⁻¹ mod n).
-  const d = m * modInverse(m % n, n);
-  const t = threshold - 1;
-  const coeffs = options.coefficients ?? Array.from({ length: t }, () => randomBelow(nm));
-  if (coeffs.length !== t) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `a threshold of ${threshold} needs ${t} coefficients, got ${coeffs.length}`, { param: 'coefficients' });
-  const secrets = Array.from({ length: holders }, (_, k) => {
-    const x = BigInt(k + 1);
-    let acc = 0n;
-    for (let j = t - 1; j >= 0; j--) acc = ((acc + coeffs[j]!) * x) % nm;
-    return (acc + d) % nm;
-  });
-  const nSquared = n * n;
-  let v = options.v;
-  if (v === undefined) {
-    let r: bigint;
-    do r = randomBelow(nSquared);
-    while (r < 2n || gcd(r, n) !== 1n);
-    v = (r * r) % nSquared;
-  }
-  const delta = factorial(holders);
-  const verificationKeys = secrets.map((s) => be.powmSec(v, delta * s, nSquared));
-  const paillier = new PaillierPublicKey(n, djnBase(n, options), options);
-  const publicKey = new ThresholdPublicKey(paillier, holders, threshold, v, verificationKeys);
-  return { publicKey, shares: secrets.map((s, k) => new ThresholdKeyShare(publicKey, k + 1, s)) };
 }
 
 /**

@@ -1,7 +1,8 @@
 import { createClient, type Client } from '@connectrpc/connect';
 import { generateIdentity, publicIdentity, Roster, type Identity } from '../../src/core/identity.ts';
 import { encryptPacked, serializePacked, type PackingSpec } from '../../src/paillier/index.ts';
-import { dealFromSafePrimes, type DealtThresholdKey, type DecryptionShare } from '../../src/paillier/threshold.ts';
+import type { DecryptionShare } from '../../src/paillier/threshold.ts';
+import { dealFromSafePrimes, type DealtThresholdKey } from '../../src/paillier/threshold-dealer.ts';
 import { deserializeDecryptionShares } from '../../src/paillier/threshold-serialize.ts';
 import { ThresholdKeyHolderService } from '../../src/fl/gen/cipherml/fl/v1/threshold_pb.ts';
 import { PROTOCOL_VERSION } from '../../src/fl/protocol.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PackedCiphertext, PaillierPublicKey, encryptPacked } from '../../src/paillier/index.ts';
-import { dealThresholdKey } from '../../src/paillier/threshold.ts';
+import { dealThresholdKey } from '../../src/paillier/threshold-dealer.ts';
 import { combinePacked, decryptionSharesOf } from '../../src/paillier/threshold-vector.ts';
 
 describe('threshold Paillier at full size', () => {
