@@ -153,7 +153,10 @@ async function plainRound(clients: number, params: number, progress: (l: string)
 }
 
 async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
-  const settings: SecAggSettings = { mode, clippingRange: 8, quantizationRange: 2 ** 22, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
+  // Q = 2^22 (Flower's default) while n·(Q − 1) fits 32 bits; halved per doubling of n beyond.
+  let quantizationRange = 2 ** 22;
+  while (clients * (quantizationRange - 1) >= 2 ** 32) quantizationRange /= 2;
+  const settings: SecAggSettings = { mode, clippingRange: 8, quantizationRange, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
   const strategy = new SecAggFedAvg(settings);
   // Models are made one client at a time and not kept (1,000 × 100,000 float64 would be 800 MB
   // of benchmark overhead for the garbage collector); the expected mean is accumulated instead.
