@@ -471,6 +471,24 @@ function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: strin
   return { fingerprint: env.fingerprint, sections };
 }
 
+/**
+ * Refuses, without decompressing or loading SEAL, a CKKS envelope whose body declares more
+ * decompressed bytes than a valid body of its compressed size can hold (the cap above): lets a
+ * caller turn a decompression bomb away before loading the key it would be parsed under.
+ *
+ * @example
+ * ```ts
+ * checkEnvelopeBounds(uploaded, 'ciphertext', 'predict'); // CIPHERML_E_INPUT_TOO_LARGE for a bomb
+ * ```
+ */
+export function checkEnvelopeBounds(bytes: Uint8Array, kind: 'publicKey' | 'privateKey' | 'ciphertext', param: string): void {
+  const env = openEnvelope(bytes, { kind, scheme: 'ckks' }, param);
+  if (env.body.length < 5 || env.body[0] !== CODEC_ZSTD) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `unknown body codec ${env.body[0]}`, { param });
+  const declared = new DataView(env.body.buffer, env.body.byteOffset, env.body.byteLength).getUint32(1);
+  const cap = rawCap(env.body.length, MIN_PRIME_BITS);
+  if (declared > cap) throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the body declares ${declared} decompressed bytes; at most ${cap} are possible here`, { param, details: { declared, cap } });
+}
+
 /** The body's declared raw length is checked against `cap` before the codec allocates anything. */
 function inflate(body: Uint8Array, param: string, cap: number): Uint8Array {
   if (body.length < 5 || body[0] !== CODEC_ZSTD) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `unknown body codec ${body[0]}`, { param });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { openEnvelope } from '../core/envelope.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
+import { checkEnvelopeBounds } from '../ckks/serialize.ts';
 import { predictEncrypted } from './train/encrypted-lr.ts';
 import type { HeavyTask } from './heavy.ts';
 
@@ -20,6 +21,7 @@ const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest(
 export async function runHeavyTask(task: HeavyTask): Promise<unknown> {
   switch (task.kind) {
     case 'publicContext': {
+      checkEnvelopeBounds(task.bytes, 'publicKey', task.param);
       (await deserializePublicContext(task.bytes, task.param)).delete();
       return { sha256: sha256(task.bytes) };
     }
@@ -32,6 +34,8 @@ export async function runHeavyTask(task: HeavyTask): Promise<unknown> {
       return { sha256: sha256(task.bytes) };
     }
     case 'predict': {
+      // A bomb is refused before the user's key set is loaded.
+      checkEnvelopeBounds(task.bytes, 'ciphertext', 'predict');
       const ctx = await deserializePublicContext(task.publicContext, 'publicContext');
       try {
         const t0 = performance.now();
