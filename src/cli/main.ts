@@ -11,6 +11,7 @@ import { registerFlCommands } from './fl.ts';
 import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
+import { registerAttestCommands } from './attest.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerHeCommands(program);
   registerServeCommands(program);
   registerGatewayCommands(program);
+  registerAttestCommands(program);
   registerBenchCommands(program);
   return program;
 }
