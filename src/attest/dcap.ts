@@ -39,11 +39,14 @@ function checkWindow(issue: Date, next: Date, at: Date, check: 'tcb-info-validit
   if (at.getTime() >= next.getTime()) throw attestError('CIPHERML_E_ATTESTATION_EXPIRED', check, `${what} expired: next update was due ${next.toISOString()}, verification time ${at.toISOString()}`, what);
 }
 
-function checkSignedItem(item: SignedCollateralItem, anchors: readonly X509Certificate[], at: Date, what: string, check: 'tcb-info-signature' | 'qe-identity-signature'): void {
-  const path = verifyChain(item.issuerChain, anchors, { field: `${what} issuer chain`, at });
+function checkSignedItem(item: SignedCollateralItem, anchors: readonly X509Certificate[], at: Date, what: string, check: 'tcb-info-signature' | 'qe-identity-signature', verified: X509Certificate[] | undefined): X509Certificate[] {
+  // TCB info and QE identity usually share the TCB Signing chain; a chain already verified in this call is not verified twice.
+  const same = verified !== undefined && verified.length >= item.issuerChain.length && item.issuerChain.every((c, i) => bytesEqual(c.raw, verified[i]!.raw));
+  const path = same ? verified : verifyChain(item.issuerChain, anchors, { field: `${what} issuer chain`, at });
   if (!verifyRawEcdsa('sha256', item.body, path[0]!.publicKey, item.signature)) {
     throw attestError('CIPHERML_E_ATTESTATION_COLLATERAL', check, `the ${what} signature does not verify with the Intel TCB Signing key`, what);
   }
+  return path;
 }
 
 function geAll(have: readonly number[] | Uint8Array, want: readonly number[], from = 0): boolean {
@@ -114,7 +117,7 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
   if (c === undefined) {
     if (policy.requireCollateral) throw attestError('CIPHERML_E_ATTESTATION_COLLATERAL', 'collateral-present', 'no collateral (TCB info, QE identity) was given and require-collateral is true', '--collateral');
   } else {
-    checkSignedItem(c.tcbInfo, anchors, at, 'TCB info', 'tcb-info-signature');
+    const tcbSignerPath = checkSignedItem(c.tcbInfo, anchors, at, 'TCB info', 'tcb-info-signature', undefined);
     checks.push('tcb-info-signature');
     const info = parseTcbInfo(c.tcbInfo.body);
     checkWindow(info.issueDate, info.nextUpdate, at, 'tcb-info-validity', 'TCB info');
@@ -127,7 +130,7 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
       throw attestError('CIPHERML_E_ATTESTATION_COLLATERAL', 'tcb-info-platform', `MRSIGNERSEAM ${q.td.mrSignerSeam} is not the TDX module signer ${info.tdxModuleMrSigner} of the TCB info`, 'mr_signer_seam');
     }
     checks.push('tcb-info-platform');
-    checkSignedItem(c.qeIdentity, anchors, at, 'QE identity', 'qe-identity-signature');
+    checkSignedItem(c.qeIdentity, anchors, at, 'QE identity', 'qe-identity-signature', tcbSignerPath);
     checks.push('qe-identity-signature');
     const qe = parseQeIdentity(c.qeIdentity.body);
     checkWindow(qe.issueDate, qe.nextUpdate, at, 'qe-identity-validity', 'QE identity');

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import * as asn1js from 'asn1js';
+import { readTlv, TAG, uintOf } from './der.ts';
 import { defaultTrustAnchors, type TrustAnchors } from './anchors.ts';
 import { attestError, bytesEqual, hex, type AttestCheck } from './fail.ts';
 import { expectKind, expectNotDebug, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
@@ -131,17 +131,14 @@ function vekInfo(cert: X509Certificate): VekInfo {
   const ext = certificateExtensions(cert);
   const int = (oid: string): number | undefined => {
     const raw = ext.get(oid);
-    if (raw === undefined) return undefined;
-    const a = asn1js.fromBER(raw);
-    if (!(a.result instanceof asn1js.Integer)) throw attestError('CIPHERML_E_ATTESTATION_MALFORMED', 'parse', `VEK extension ${oid} is not an INTEGER`, 'vek');
-    return a.result.valueBlock.valueDec;
+    return raw === undefined ? undefined : uintOf(readTlv(raw, 0, `VEK extension ${oid}`), `VEK extension ${oid}`);
   };
   let product: string | undefined;
   const pn = ext.get(`${AMD_OID}.2`);
   if (pn !== undefined) {
-    const a = asn1js.fromBER(pn);
-    if (!(a.result instanceof asn1js.IA5String)) throw attestError('CIPHERML_E_ATTESTATION_MALFORMED', 'parse', 'VEK productName is not an IA5String', 'vek');
-    product = a.result.valueBlock.value.split('-')[0];
+    const t = readTlv(pn, 0, 'VEK productName');
+    if (t.tag !== TAG.IA5_STRING) throw attestError('CIPHERML_E_ATTESTATION_MALFORMED', 'parse', 'VEK productName is not an IA5String', 'vek');
+    product = Buffer.from(t.value).toString('latin1').split('-')[0];
   }
   const tcb: { -readonly [K in keyof SnpTcb]?: number } = {};
   const set = (k: keyof SnpTcb, oid: string): void => {
