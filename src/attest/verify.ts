@@ -6,6 +6,7 @@ import { attestError } from './fail.ts';
 import { verifyNitroDocument } from './nitro.ts';
 import type { AttestationKind, AttestationPolicy } from './policy.ts';
 import type { AttestationResult } from './result.ts';
+import { verifySimulationReport } from './simulation.ts';
 import { verifySnpReport } from './snp.ts';
 
 /** An attestation document and what its verification needs besides the pinned roots. */
@@ -28,8 +29,8 @@ export interface VerifyReportOptions {
 /**
  * Verifies any supported attestation document under `policy`: dispatches on `evidence.kind`,
  * throws a typed refusal naming the failed check, or returns the extracted fields. Simulation
- * reports are refused here: they are verified by `verifySimulationReport`, and only when the
- * policy sets allow-simulation.
+ * reports (no hardware isolation) are accepted only when the policy sets allow-simulation and
+ * pins the simulator key in simulation-signers.
  *
  * @example
  * ```ts
@@ -50,6 +51,6 @@ export function verifyReport(evidence: AttestationEvidence, policy: AttestationP
     case 'nitro':
       return verifyNitroDocument(evidence.document, { at, policy, ...anchors });
     case 'simulation':
-      throw attestError('CIPHERML_E_ATTESTATION_SIMULATION', 'simulation', 'simulation reports are verified with verifySimulationReport and the simulator key', '--kind');
+      return verifySimulationReport(evidence.document, policy, at);
   }
 }
