@@ -13,7 +13,7 @@ import {
   type AttestationResult,
 } from '../attest/index.ts';
 
-const KINDS = ['sgx-dcap', 'tdx', 'sev-snp', 'nitro'] as const;
+const KINDS = ['sgx-dcap', 'tdx', 'sev-snp', 'nitro', 'simulation'] as const;
 
 /** Parses --at: an ISO 8601 time with a time zone. */
 export function parseAtOption(value: string | undefined): Date {
@@ -37,7 +37,7 @@ export function formatAttestation(r: AttestationResult, policySource: string): s
     `security versions: ${Object.entries(r.securityVersions).map(([k, v]) => `${k}=${v}`).join(' ') || '(none)'}${tag}`,
     `TCB status:        ${r.tcbStatus}${r.advisoryIds.length > 0 ? ` (${r.advisoryIds.join(', ')})` : ''}${tag}`,
     ...Object.entries(r.fields).map(([k, v]) => `  ${k}: ${String(v)}${tag}`),
-    `checks passed:     ${r.checks.join(', ')}`,
+    `checks passed:     ${r.checks.join(', ')}${tag}`,
     `verdict:           VERIFIED under ${policySource} at ${r.at}${tag}`,
   ];
   return lines.join('\n');

@@ -12,6 +12,7 @@ import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
 import { registerAttestCommands } from './attest.ts';
+import { registerEnclaveCommands } from './enclave.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerGatewayCommands(program);
   registerAttestCommands(program);
+  registerEnclaveCommands(program);
   registerBenchCommands(program);
   return program;
 }
