@@ -10,6 +10,8 @@ import { attestError } from './fail.ts';
 /** One tag-length-value element. */
 export interface Tlv {
   readonly tag: number;
+  /** Offset of the tag byte in the buffer it was read from. */
+  readonly start: number;
   readonly value: Uint8Array;
   /** Offset just past this element in the buffer it was read from. */
   readonly end: number;
@@ -34,7 +36,7 @@ export function readTlv(b: Uint8Array, off: number, field: string): Tlv {
     p += n;
   }
   if (p + len > b.length) bad(field, 'DER length runs past the end');
-  return { tag, value: b.subarray(p, p + len), end: p + len };
+  return { tag, start: off, value: b.subarray(p, p + len), end: p + len };
 }
 
 /** The elements of a constructed value, which they must fill exactly. */
@@ -95,4 +97,30 @@ export function derCertificateExtensions(der: Uint8Array, field: string): Map<st
     out.set(oidString(oid.value), value.value);
   }
   return out;
+}
+
+const ECDSA_HASH: Readonly<Record<string, string>> = {
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+};
+
+/**
+ * The parts of an ECDSA-signed certificate needed to check its signature (RFC 5280 §4.1.1):
+ * the exact tbsCertificate bytes, the hash of its ecdsa-with-SHA* algorithm and the DER
+ * signature; undefined for any other signature algorithm.
+ */
+export function ecdsaSignedParts(der: Uint8Array, field: string): { tbs: Uint8Array; hash: string; signature: Uint8Array } | undefined {
+  const cert = readTlv(der, 0, field);
+  const [tbs, alg, sig] = children(cert.value, field);
+  if (cert.tag !== TAG.SEQUENCE || tbs?.tag !== TAG.SEQUENCE || alg?.tag !== TAG.SEQUENCE || sig?.tag !== 0x03) bad(field, 'is not a certificate');
+  const oid = children(alg.value, field)[0];
+  const hash = oid?.tag === TAG.OID ? ECDSA_HASH[oidString(oid.value)] : undefined;
+  if (hash === undefined || sig.value[0] !== 0) return undefined;
+  // tbsCertificate.signature must equal signatureAlgorithm (RFC 5280 §4.1.1.2).
+  const fields = children(tbs.value, field);
+  const inner = fields[fields[0]?.tag === 0xa0 ? 2 : 1];
+  const outerAlg = cert.value.subarray(alg.start, alg.end);
+  if (inner === undefined || !Buffer.from(tbs.value.subarray(inner.start, inner.end)).equals(Buffer.from(outerAlg))) bad(field, 'the signature algorithm inside the certificate differs from the outer one');
+  return { tbs: cert.value.subarray(tbs.start, tbs.end), hash, signature: sig.value.subarray(1) };
 }

@@ -2,7 +2,7 @@ import { X509Certificate, verify as cryptoVerify, type KeyObject } from 'node:cr
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
 import * as asn1js from 'asn1js';
-import { derCertificateExtensions } from './der.ts';
+import { derCertificateExtensions, ecdsaSignedParts } from './der.ts';
 import { attestError, bytesEqual, hex } from './fail.ts';
 
 /**
@@ -81,6 +81,13 @@ function subjectCn(cert: X509Certificate): string {
 /** Whether `child` carries a valid signature by `issuer`'s key (any OpenSSL failure counts as no). */
 function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
   try {
+    // ECDSA-signed certificates (Intel, AWS) are checked with one node:crypto verify over the
+    // exact tbsCertificate bytes: X509Certificate.verify costs about twice as much. RSA-PSS
+    // (AMD) goes through OpenSSL's certificate verification, which reads the PSS parameters.
+    if (issuer.publicKey.asymmetricKeyType === 'ec') {
+      const p = ecdsaSignedParts(child.raw, 'certificate');
+      if (p !== undefined) return cryptoVerify(p.hash, p.tbs, issuer.publicKey, p.signature);
+    }
     return child.verify(issuer.publicKey);
   } catch {
     return false;
