@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, type X509Certificate } fro
 import { defaultTrustAnchors, type TrustAnchors } from './anchors.ts';
 import { parseQeIdentity, parseTcbInfo, type DcapCollateral, type SignedCollateralItem, type TcbInfo, type TcbLevel } from './dcap-collateral.ts';
 import { parseDcapQuote, type DcapQuote } from './dcap-quote.ts';
-import { attestError, bytesEqual, hex, type AttestCheck } from './fail.ts';
+import { attestError, bytesEqual, checkEnabled, hex, type AttestCheck } from './fail.ts';
 import { pckExtensions, type PckExtensions } from './pck.ts';
 import { expectKind, expectNotDebug, expectOneOf, expectReportData, expectTcbStatus, type AttestationPolicy } from './policy.ts';
 import type { AttestationResult } from './result.ts';
@@ -90,7 +90,7 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
   checks.push('kind');
   const key = attestationKey(q.attestationKey);
   checks.push('attestation-key');
-  if (!verifyRawEcdsa('sha256', q.signedRegion, key, q.signature)) throw attestError('CIPHERML_E_ATTESTATION_SIGNATURE', 'body-signature', 'the quote signature over the header and report body does not verify with the attestation key', 'signature');
+  if (checkEnabled('body-signature') && !verifyRawEcdsa('sha256', q.signedRegion, key, q.signature)) throw attestError('CIPHERML_E_ATTESTATION_SIGNATURE', 'body-signature', 'the quote signature over the header and report body does not verify with the attestation key', 'signature');
   checks.push('body-signature');
   const chain = parsePemChain(q.pckChainPem, 'PCK certificate chain');
   const path = verifyChain(chain, anchors, { field: 'PCK certificate chain', at });
@@ -164,8 +164,10 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
     if (level === undefined) throw attestError('CIPHERML_E_ATTESTATION_TCB', 'tcb-status', 'no TCB level of the TCB info matches this platform (its SVNs are below every level Intel lists)', 'tcbInfo.tcbLevels');
     tcbStatus = level.status;
     advisoryIds = [...level.advisoryIds, ...(qeLevel?.advisoryIds ?? [])];
-    expectTcbStatus(tcbStatus, policy, 'the platform', level.advisoryIds);
-    expectTcbStatus(qeTcbStatus, policy, 'the quoting enclave', qeLevel?.advisoryIds ?? []);
+    if (checkEnabled('tcb-status')) {
+      expectTcbStatus(tcbStatus, policy, 'the platform', level.advisoryIds);
+      expectTcbStatus(qeTcbStatus, policy, 'the quoting enclave', qeLevel?.advisoryIds ?? []);
+    }
     checks.push('tcb-status');
   }
   if (policy.requireRevocationCheck && (c?.rootCrl === undefined || c.pckCrl === undefined)) {

@@ -62,3 +62,24 @@ export function hex(b: Uint8Array): string {
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
+
+const disabled = new Set<AttestCheck>();
+
+/**
+ * Internal test hook (not exported from `cipherml/attest`): runs `f` with the named checks
+ * skipped, so a test can show that its tampered document would be accepted without the defence
+ * (and therefore that the refusal it asserts is made by that check).
+ */
+export function withChecksDisabled<T>(checks: readonly AttestCheck[], f: () => T): T {
+  for (const c of checks) disabled.add(c);
+  try {
+    return f();
+  } finally {
+    for (const c of checks) disabled.delete(c);
+  }
+}
+
+/** Whether a check runs (always, outside {@link withChecksDisabled}). */
+export function checkEnabled(check: AttestCheck): boolean {
+  return disabled.size === 0 || !disabled.has(check);
+}

