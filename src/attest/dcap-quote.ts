@@ -11,7 +11,7 @@ import { FieldReader, leU16, leU32 } from './reader.ts';
  */
 
 /** Largest quote accepted (real quotes are ~5 KB; the bound keeps memory independent of input). */
-export const MAX_QUOTE_BYTES = 64 * 1024;
+export const MAX_QUOTE_BYTES: number = 64 * 1024;
 
 export const TEE_TYPE_SGX = 0x00000000;
 export const TEE_TYPE_TDX = 0x00000081;

@@ -150,7 +150,8 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
     if (mismatch !== undefined) throw attestError('CIPHERML_E_ATTESTATION_COLLATERAL', 'qe-identity-match', `the quoting enclave is not the one Intel's QE identity describes: ${mismatch}`, 'qe_report');
     checks.push('qe-identity-match');
     const qeLevel = qe.levels.find((l) => rep.isvSvn >= l.isvSvn);
-    qeTcbStatus = qeLevel?.status ?? 'OutOfDate';
+    if (qeLevel === undefined) throw attestError('CIPHERML_E_ATTESTATION_TCB', 'tcb-status', `the quoting enclave's ISVSVN ${rep.isvSvn} is below every TCB level of Intel's QE identity`, 'qe_report.isv_svn');
+    qeTcbStatus = qeLevel.status;
     if (c.rootCrl !== undefined) {
       checkCrl(c.rootCrl, path[path.length - 1]!, path.slice(1, -1), at, 'root CA CRL');
       checks.push('crl-signature', 'crl-validity');
@@ -163,10 +164,10 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
     const level = matchTcbLevel(info, ext, q.td?.teeTcbSvn);
     if (level === undefined) throw attestError('CIPHERML_E_ATTESTATION_TCB', 'tcb-status', 'no TCB level of the TCB info matches this platform (its SVNs are below every level Intel lists)', 'tcbInfo.tcbLevels');
     tcbStatus = level.status;
-    advisoryIds = [...level.advisoryIds, ...(qeLevel?.advisoryIds ?? [])];
+    advisoryIds = [...level.advisoryIds, ...qeLevel.advisoryIds];
     if (checkEnabled('tcb-status')) {
       expectTcbStatus(tcbStatus, policy, 'the platform', level.advisoryIds);
-      expectTcbStatus(qeTcbStatus, policy, 'the quoting enclave', qeLevel?.advisoryIds ?? []);
+      expectTcbStatus(qeTcbStatus, policy, 'the quoting enclave', qeLevel.advisoryIds);
     }
     checks.push('tcb-status');
   }

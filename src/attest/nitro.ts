@@ -15,7 +15,7 @@ import { MAX_CHAIN_CERTS, parseDerCertificate, verifyChain, verifyRawEcdsa } fro
  */
 
 /** Largest document accepted (real ones are ~4.5 KB). */
-export const MAX_NITRO_BYTES = 32 * 1024;
+export const MAX_NITRO_BYTES: number = 32 * 1024;
 const COSE_ALG_ES384 = -35;
 
 /** The payload of a Nitro attestation document. */

@@ -10,7 +10,7 @@ export class FieldReader {
   readonly bytes: Uint8Array;
   private readonly what: string;
   private readonly end: number;
-  constructor(bytes: Uint8Array, what: string, start = 0, end = bytes.length) {
+  constructor(bytes: Uint8Array, what: string, start: number = 0, end: number = bytes.length) {
     this.bytes = bytes;
     this.what = what;
     this.pos = start;

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { assertOneOf } from '../core/guards.ts';
 import { CipherMLError } from '../core/errors.ts';
@@ -60,6 +61,9 @@ export function registerAttestCommands(program: Command): void {
       const kind = o.kind;
       const at = parseAtOption(o.at);
       const policy = o.policy === undefined ? DEFAULT_POLICY : await loadPolicy(o.policy, '--policy');
+      // Every supported document is well under 64 KiB; refuse a huge file before reading it.
+      const size = await stat(file).then((s) => s.size, () => 0);
+      if (size > 1024 * 1024) throw new CipherMLError('CIPHERML_E_ATTESTATION_MALFORMED', `${file} is ${size} bytes; no attestation document is larger than 1 MiB`, { param: 'FILE' });
       const document = await readFileTyped(file, 'FILE');
       if (o.collateral !== undefined && kind !== 'sgx-dcap' && kind !== 'tdx') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--collateral applies to sgx-dcap and tdx, not ${kind}`, { param: '--collateral' });
       if (o.vek !== undefined && kind !== 'sev-snp') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--vek applies to sev-snp, not ${kind}`, { param: '--vek' });

@@ -9,7 +9,7 @@ import { parseCertificateFile } from '../../src/attest/x509.ts';
  * The real documents of test/attest/fixtures (copied from /work/shared/attestation; origins and
  * licences in fixtures/SOURCES.md), with the verification time and collateral each needs.
  */
-export const FIXTURES = join(import.meta.dirname, 'fixtures');
+export const FIXTURES: string = join(import.meta.dirname, 'fixtures');
 
 export function fixture(path: string): Buffer {
   return readFileSync(join(FIXTURES, path));
