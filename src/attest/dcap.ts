@@ -4,7 +4,7 @@ import { parseQeIdentity, parseTcbInfo, type DcapCollateral, type SignedCollater
 import { parseDcapQuote, type DcapQuote } from './dcap-quote.ts';
 import { attestError, bytesEqual, checkEnabled, hex, type AttestCheck } from './fail.ts';
 import { pckExtensions, type PckExtensions } from './pck.ts';
-import { expectKind, expectNotDebug, expectOneOf, expectReportData, expectTcbStatus, type AttestationPolicy } from './policy.ts';
+import { expectKind, expectNoNonce, expectNotDebug, expectOneOf, expectReportData, expectTcbStatus, type AttestationPolicy } from './policy.ts';
 import type { AttestationResult } from './result.ts';
 import { checkCrl, parsePemChain, verifyChain, verifyRawEcdsa } from './x509.ts';
 
@@ -82,6 +82,7 @@ export function verifyDcapQuote(bytes: Uint8Array, opts: DcapVerifyOptions): Att
   const { policy, at } = opts;
   const anchors = (opts.anchors ?? defaultTrustAnchors()).intel;
   const checks: AttestCheck[] = [];
+  expectNoNonce(policy);
   expectKind(opts.kind, policy);
   const q: DcapQuote = parseDcapQuote(bytes);
   checks.push('parse');

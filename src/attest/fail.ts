@@ -34,6 +34,7 @@ export const ATTEST_CHECKS = [
   'pcr',
   'debug',
   'report-data',
+  'nonce',
   'simulation',
   'collateral-present',
 ] as const;

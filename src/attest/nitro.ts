@@ -181,6 +181,10 @@ export function verifyNitroDocument(bytes: Uint8Array, opts: NitroVerifyOptions)
   if (policy.pcrs !== undefined) checks.push('pcr');
   expectReportData(d.userData ?? new Uint8Array(0), policy, 'user_data', false);
   if (policy.reportData !== undefined) checks.push('report-data');
+  if (policy.nonce !== undefined) {
+    if (d.nonce === undefined || hex(d.nonce) !== policy.nonce) throw attestError('CIPHERML_E_ATTESTATION_REPORT_DATA', 'nonce', `the document's nonce is ${d.nonce === undefined ? 'absent' : hex(d.nonce)}, not the challenge ${policy.nonce}: it was made for another request (replay)`, 'nonce');
+    checks.push('nonce');
+  }
   const fields: Record<string, string | number | boolean> = { module_id: d.moduleId, digest: d.digest, timestamp: new Date(d.timestamp).toISOString(), cabundle_length: d.cabundle.length };
   for (const [i, v] of [...d.pcrs].sort((a, b) => a[0] - b[0])) fields[`pcr${i}`] = hex(v);
   if (d.publicKey !== undefined) fields['public_key'] = hex(d.publicKey);

@@ -41,6 +41,8 @@ export interface AttestationPolicy {
   readonly pcrs?: Readonly<Record<number, string>>;
   /** Expected report data (SGX/TDX/SNP: up to 64 bytes, zero-padded; Nitro: user_data exactly). */
   readonly reportData?: string;
+  /** Expected Nitro `nonce` (hex): the verifier's challenge, for freshness. */
+  readonly nonce?: string;
   readonly acceptedTcbStatuses: readonly string[];
   readonly allowDebug: boolean;
   readonly requireCollateral: boolean;
@@ -64,7 +66,7 @@ export const TCB_STATUSES = ['UpToDate', 'SWHardeningNeeded', 'ConfigurationNeed
 
 const KEYS = [
   'kind', 'measurement', 'mrenclave', 'mrsigner', 'isv-prod-id', 'min-svn', 'mrtd', 'mrseam', 'rtmr', 'min-tee-tcb-svn', 'min-tcb', 'product', 'pcrs',
-  'report-data', 'accepted-tcb-statuses', 'allow-debug', 'require-collateral', 'require-revocation-check', 'allow-simulation', 'simulation-signers',
+  'report-data', 'nonce', 'accepted-tcb-statuses', 'allow-debug', 'require-collateral', 'require-revocation-check', 'allow-simulation', 'simulation-signers',
 ] as const;
 
 function invalid(source: string, key: string, problem: string): never {
@@ -149,6 +151,10 @@ export function policyFromObject(value: unknown, source: string): AttestationPol
   }
   if (o['pcrs'] !== undefined) p.pcrs = indexMap(o['pcrs'], source, 'pcrs', 31, undefined);
   if (o['report-data'] !== undefined) p.reportData = hexValue(o['report-data'], source, 'report-data');
+  if (o['nonce'] !== undefined) {
+    if (p.kind !== undefined && p.kind !== 'nitro') invalid(source, 'nonce', 'applies to nitro documents only (other kinds carry freshness in report-data)');
+    p.nonce = hexValue(o['nonce'], source, 'nonce');
+  }
   if (o['accepted-tcb-statuses'] !== undefined) {
     const a = o['accepted-tcb-statuses'];
     if (!Array.isArray(a) || a.length === 0) invalid(source, 'accepted-tcb-statuses', 'must be a non-empty list');
@@ -220,6 +226,11 @@ export function expectTcbStatus(status: string, policy: AttestationPolicy, what:
   if (!policy.acceptedTcbStatuses.includes(status)) {
     throw attestError('CIPHERML_E_ATTESTATION_TCB', 'tcb-status', `${what} TCB status is ${status}${advisories.length > 0 ? ` (advisories ${advisories.join(', ')})` : ''}; accepted-tcb-statuses allows ${policy.acceptedTcbStatuses.join(', ')}`, 'accepted-tcb-statuses');
   }
+}
+
+/** Refuses a nonce expectation for kinds without a nonce field (it would otherwise go unchecked). */
+export function expectNoNonce(policy: AttestationPolicy): void {
+  if (policy.nonce !== undefined) throw attestError('CIPHERML_E_ATTESTATION_POLICY', 'nonce', 'the policy sets nonce, which only Nitro documents carry; put the challenge in report-data', 'nonce');
 }
 
 /** Refuses a policy written for another kind of document. */

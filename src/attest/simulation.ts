@@ -1,6 +1,6 @@
 import { signMessage, verifyMessage, publicIdentityFromJson, publicIdentityToJson, type Identity, type PublicIdentity } from '../core/identity.ts';
 import { attestError, checkEnabled, hex, type AttestCheck } from './fail.ts';
-import { expectKind, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
+import { expectKind, expectNoNonce, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
 import { SIMULATION_LABEL, type AttestationResult } from './result.ts';
 
 /**
@@ -67,6 +67,7 @@ function malformed(problem: string, field = 'report'): never {
  */
 export function verifySimulationReport(bytes: Uint8Array, policy: AttestationPolicy, at: Date = new Date()): AttestationResult {
   const checks: AttestCheck[] = [];
+  expectNoNonce(policy);
   expectKind('simulation', policy);
   if (!policy.allowSimulation) throw attestError('CIPHERML_E_ATTESTATION_SIMULATION', 'simulation', 'the document is a simulation report and allow-simulation is false', 'allow-simulation');
   if (bytes.length > MAX_BYTES) malformed(`a simulation report is at most ${MAX_BYTES} bytes`);

@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto';
 import { readTlv, TAG, uintOf } from './der.ts';
 import { defaultTrustAnchors, type TrustAnchors } from './anchors.ts';
 import { attestError, bytesEqual, checkEnabled, hex, type AttestCheck } from './fail.ts';
-import { expectKind, expectNotDebug, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
+import { expectKind, expectNoNonce, expectNotDebug, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
 import { leU32, leU64 } from './reader.ts';
 import type { AttestationResult } from './result.ts';
 import { certificateExtensions, verifyChain, verifyRawEcdsa } from './x509.ts';
@@ -179,6 +179,7 @@ export interface SnpVerifyOptions {
 export function verifySnpReport(bytes: Uint8Array, opts: SnpVerifyOptions): AttestationResult {
   const { policy, at } = opts;
   const checks: AttestCheck[] = [];
+  expectNoNonce(policy);
   expectKind('sev-snp', policy);
   const r = parseSnpReport(bytes);
   checks.push('parse');

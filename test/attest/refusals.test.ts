@@ -235,3 +235,14 @@ describe('no input crashes the verifier or is accepted when altered (property)',
     );
   });
 });
+
+describe('Nitro nonce (freshness)', () => {
+  const nonce = 'cb3dc2eb76c0c1344adf10cc4868591e5bb7fa4b4a8069e144762f71ea1d0017e23f89ba9db04eb26b20fca1a954447d5fb466067b06a6a22eed8100c73b398a4f85a099f8ffcf84c654485590158c7d966e8b09af224654f97f63ec07096c78925f961eff653fd4f3aff684f07f7505722be06316cf8c48d643a33aba4af214991708ab2ee1ee85d42d0ad218915a369d62a483e60538ed8d0fb3d7f34712d895b24bd971a425cbfa9efd2c5e9d511656064260f8faf9cf69c5306137e748d9bcddb4d0d3e01fba1acb9ca35ff11694ab32bd135effe00124ee939b0c21db78cf8e50e37ce0eed59e5e6322197addaed909dcc2bfe5195ed32567a64eb59db3';
+  it('the expected challenge verifies; another challenge (a replayed document) or a missing nonce is refused', () => {
+    const v = vector('nitro evervault beta');
+    expect(verifyReport(v.evidence(fixture(v.file)), { ...v.policy, nonce }, { at: new Date(v.at) }).checks).toContain('nonce');
+    expectRefused(run('nitro evervault beta', { policy: { nonce: '00' + nonce.slice(2) } }), 'CIPHERML_E_ATTESTATION_REPORT_DATA', 'nonce');
+    expectRefused(run('nitro blindai', { policy: { nonce } }), 'CIPHERML_E_ATTESTATION_REPORT_DATA', 'nonce');
+    expectRefused(run('snp oak genoa', { policy: { nonce } }), 'CIPHERML_E_ATTESTATION_POLICY', 'nonce');
+  });
+});
