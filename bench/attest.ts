@@ -1,7 +1,8 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { coseSign1SigStructure, parseDcapQuote, parseNitroDocument, parseSnpReport, verifyReport, type AttestationEvidence, type AttestationPolicy } from '../src/attest/index.ts';
+import { coseSign1SigStructure, createSimulationReport, DEFAULT_POLICY, parseDcapQuote, parseNitroDocument, parseSnpReport, SIMULATION_LABEL, verifyReport, type AttestationEvidence, type AttestationPolicy } from '../src/attest/index.ts';
+import { generateIdentity, publicIdentity, verifyMessage } from '../src/core/identity.ts';
 import { VECTORS } from '../test/attest/vectors.ts';
 
 /**
@@ -108,15 +109,36 @@ export async function runAttestBench(options: AttestBenchOptions = {}): Promise<
     options.onProgress?.(`[bench attest] ${v.kind}: warm ${warmMs.toFixed(2)} ms, bare signature ${signatureMs.toFixed(3)} ms`);
     await new Promise((r) => setTimeout(r, 0));
   }
-  return { iterations, baseline: 'bare body-signature check (one ECDSA verify, key pre-decoded)', rows };
+  {
+    // Simulation report (software, no hardware isolation): one Ed25519 signature, made here.
+    const signer = generateIdentity('aggregator', 'bench');
+    const document = createSimulationReport(signer, { measurement: 'ab'.repeat(48), reportData: new Uint8Array(64) });
+    const policy: AttestationPolicy = { ...DEFAULT_POLICY, allowSimulation: true, simulationSigners: [signer.fingerprint] };
+    const at = new Date();
+    const coldMs = time(() => verifyReport({ kind: 'simulation', document }, policy, { at }));
+    const outer = JSON.parse(Buffer.from(document).toString('utf8')) as { report: string; signature: string };
+    const payload = Buffer.from(outer.report, 'base64');
+    const signature = Buffer.from(outer.signature, 'base64');
+    const pub = publicIdentity(signer);
+    const full: number[] = [];
+    const bare: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      full.push(time(() => verifyReport({ kind: 'simulation', document }, policy, { at })));
+      bare.push(time(() => verifyMessage(pub, 'attest/simulation-report/v1', payload, signature)));
+    }
+    const warmMs = median(full);
+    const signatureMs = median(bare);
+    rows.push({ kind: 'simulation', document: `(generated; ${SIMULATION_LABEL})`, coldMs, warmMs, signatureMs, ratio: warmMs / signatureMs, targetMs: TARGET_MS, met: warmMs <= TARGET_MS });
+  }
+  return { iterations, baseline: 'bare body-signature check (one ECDSA or Ed25519 verify, key pre-decoded)', rows };
 }
 
 /** The table. */
 export function formatAttestBench(r: AttestBenchResult): string {
-  const head = `${'kind'.padEnd(10)}${'cold ms'.padStart(10)}${'warm ms'.padStart(10)}${'sig ms'.padStart(10)}${'ratio'.padStart(8)}  target`;
+  const head = `${'kind'.padEnd(11)}${'cold ms'.padStart(10)}${'warm ms'.padStart(10)}${'sig ms'.padStart(10)}${'ratio'.padStart(8)}  target`;
   return [
     `Attestation verification, median of ${r.iterations} warm runs; baseline: ${r.baseline}`,
     head,
-    ...r.rows.map((x) => `${x.kind.padEnd(10)}${x.coldMs.toFixed(2).padStart(10)}${x.warmMs.toFixed(2).padStart(10)}${x.signatureMs.toFixed(3).padStart(10)}${(x.ratio.toFixed(1) + '×').padStart(8)}  ≤ ${x.targetMs} ms: ${x.met ? 'met' : 'MISSED'}`),
+    ...r.rows.map((x) => `${x.kind.padEnd(11)}${x.coldMs.toFixed(2).padStart(10)}${x.warmMs.toFixed(2).padStart(10)}${x.signatureMs.toFixed(3).padStart(10)}${(x.ratio.toFixed(1) + '×').padStart(8)}  ≤ ${x.targetMs} ms: ${x.met ? 'met' : 'MISSED'}`),
   ].join('\n');
 }
