@@ -18,7 +18,7 @@ export default tseslint.config(
   {
     // Layering (docs/ARCHITECTURE.md): a lower layer never imports a higher one.
     files: ['src/core/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['../attest/*', '../paillier/*', '../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
   },
   {
     files: ['src/paillier/**'],
@@ -27,6 +27,11 @@ export default tseslint.config(
   {
     files: ['src/ckks/**'],
     rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../demos/*', '../cli/*'] }] },
+  },
+  {
+    // attest: parsing and verification of attestation documents; may import only core.
+    files: ['src/attest/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/paillier/*', '**/ckks/*', '**/secagg/*', '**/ml/*', '**/fl/*', '**/inference/*', '**/service/*', '**/gateway/*', '**/demos/*', '**/cli/*', '**/bench/*'] }] },
   },
   {
     files: ['src/inference/**'],

@@ -10,6 +10,7 @@ import type * as SecAggBench from '../../bench/secagg.ts';
 import type * as HeBench from '../../bench/he.ts';
 import type * as RobustnessBench from '../../bench/robustness.ts';
 import type * as TrustBench from '../../bench/trust.ts';
+import type * as AttestBench from '../../bench/attest.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -146,6 +147,17 @@ export function registerBenchCommands(program: Command): void {
         onProgress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatHeBench(r)}\n`);
+    });
+  bench
+    .command('attest')
+    .description('attestation verification per document kind (SGX DCAP, TDX, SEV-SNP, Nitro; real documents, warm) against the bare body-signature check of the same document')
+    .option('--iterations <n>', 'warm verifications per kind (median reported)', intOption('--iterations'), 50)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { iterations: number; json?: boolean }) => {
+      if (opts.iterations < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 iteration', { param: '--iterations' });
+      const mod = await importBench<typeof AttestBench>(() => import('../../bench/attest.ts'));
+      const r = await mod.runAttestBench({ iterations: opts.iterations, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatAttestBench(r)}\n`);
     });
   bench
     .command('train')

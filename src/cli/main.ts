@@ -13,6 +13,8 @@ import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
 import { registerThresholdCommands } from './threshold.ts';
 import { registerIdentityCommands } from './identity.ts';
+import { registerAttestCommands } from './attest.ts';
+import { registerEnclaveCommands } from './enclave.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -39,6 +41,8 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerGatewayCommands(program);
   registerIdentityCommands(program);
+  registerAttestCommands(program);
+  registerEnclaveCommands(program);
   registerBenchCommands(program);
   registerThresholdCommands(program);
   return program;

@@ -84,6 +84,18 @@ export const ERROR_CATALOG = {
   CIPHERML_E_HEADERS_TOO_LARGE: 'Send smaller request headers (a bearer token is 43 characters).',
 
   // Attestation (src/attest)
+  CIPHERML_E_ATTESTATION_MALFORMED: 'The attestation document does not parse as the named kind (a length, marker or field is wrong): check --kind and that the file is the complete, unmodified document.',
+  CIPHERML_E_ATTESTATION_SIGNATURE: 'A signature inside the attestation document does not verify: the document was altered or forged; fetch a fresh one from the enclave.',
+  CIPHERML_E_ATTESTATION_CHAIN: 'The certificate chain does not lead to a pinned vendor root (Intel, AMD, AWS): the document was not issued by genuine hardware, or a certificate in it was altered.',
+  CIPHERML_E_ATTESTATION_EXPIRED: 'A certificate or collateral item is not valid at the verification time: fetch fresh collateral, or pass --at with the time the document was produced (for an audit, not for a live decision).',
+  CIPHERML_E_ATTESTATION_REVOKED: 'A certificate in the chain is on the vendor\'s revocation list: the platform key is no longer trusted; do not send data to this enclave.',
+  CIPHERML_E_ATTESTATION_COLLATERAL: 'The vendor collateral (TCB info, QE identity, CRLs) is missing, not signed by the vendor, or does not belong to this platform: fetch it for this document\'s FMSPC from the vendor service.',
+  CIPHERML_E_ATTESTATION_TCB: 'The platform\'s TCB (microcode, firmware, security versions) is below what the policy accepts: update the platform, or list the status in accepted-tcb-statuses if you accept the named advisories.',
+  CIPHERML_E_ATTESTATION_POLICY: 'The attested code or configuration is not what the policy expects (measurement, signer, PCR, product): check that the enclave runs the build the policy names, or update the policy.',
+  CIPHERML_E_ATTESTATION_DEBUG: 'The enclave runs in debug mode, where the host can read its memory: start it in production mode, or set allow-debug = true only for development.',
+  CIPHERML_E_ATTESTATION_REPORT_DATA: 'The report data does not bind the expected keys: the document was made for other keys or another run; refuse to send and fetch the document from the aggregator you are connected to.',
+  CIPHERML_E_ATTESTATION_SIMULATION: 'This is a simulation report (no hardware isolation): accept it only for development, with allow-simulation = true and the simulator key pinned in the policy.',
+  CIPHERML_E_SEALED_DATA: 'The sealed data cannot be opened under this measurement and sealing secret: it was sealed by another build or with another secret, or it was altered.',
 
   // Federated deep learning (src/ml/nn, src/fl apps)
 
