@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { Decoder, Tag } from 'cbor-x';
+import { decode as cborDecode, type TagDecoder } from 'cborg';
 import { defaultTrustAnchors, type TrustAnchors } from './anchors.ts';
 import { attestError, checkEnabled, hex, type AttestCheck } from './fail.ts';
 import { expectKind, expectNotDebug, expectOneOf, expectReportData, type AttestationPolicy } from './policy.ts';
@@ -34,7 +34,17 @@ export interface NitroDocument {
   readonly signature: Uint8Array;
 }
 
-const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+/** COSE_Sign1's CBOR tag (RFC 9052 §4.2); any other tag is refused by the decoder. */
+class CoseSign1Tag {
+  readonly value: unknown;
+  constructor(value: unknown) {
+    this.value = value;
+  }
+}
+const TAGS: TagDecoder[] = [];
+TAGS[18] = (decodeInner) => new CoseSign1Tag(decodeInner());
+// Maps stay Maps (integer keys); duplicate keys and trailing bytes are refused.
+const CBOR_OPTIONS = { useMaps: true, rejectDuplicateMapKeys: true, tags: TAGS } as const;
 
 function malformed(field: string, problem: string, cause?: unknown): never {
   throw attestError('CIPHERML_E_ATTESTATION_MALFORMED', 'parse', `${field} ${problem}`, field, cause);
@@ -42,7 +52,7 @@ function malformed(field: string, problem: string, cause?: unknown): never {
 
 function decodeOne(b: Uint8Array, field: string): unknown {
   try {
-    return decoder.decode(b);
+    return cborDecode(b, CBOR_OPTIONS);
   } catch (e) {
     return malformed(field, 'is not well-formed CBOR', e);
   }
@@ -70,10 +80,7 @@ function optBytes(v: unknown, field: string, max: number): Uint8Array | undefine
 export function parseNitroDocument(bytes: Uint8Array): NitroDocument {
   if (bytes.length > MAX_NITRO_BYTES) malformed('document', `is ${bytes.length} bytes, more than ${MAX_NITRO_BYTES}`);
   let top = decodeOne(bytes, 'document');
-  if (top instanceof Tag) {
-    if (top.tag !== 18) malformed('document', `has CBOR tag ${top.tag}, not 18 (COSE_Sign1)`);
-    top = top.value;
-  }
+  if (top instanceof CoseSign1Tag) top = top.value;
   if (!Array.isArray(top) || top.length !== 4) malformed('document', 'is not a COSE_Sign1 array of 4 items');
   const [prot, unprot, payload, signature] = top as unknown[];
   if (!isBytes(prot) || !isBytes(payload) || !isBytes(signature)) malformed('document', 'COSE_Sign1 protected, payload and signature must be byte strings');
@@ -86,7 +93,7 @@ export function parseNitroDocument(bytes: Uint8Array): NitroDocument {
   const moduleId = m.get('module_id');
   const digest = m.get('digest');
   const tsRaw = m.get('timestamp');
-  // cbor-x yields a bigint for a 64-bit unsigned integer; a millisecond time fits a double exactly.
+  // cborg yields a bigint only above 2^53; a millisecond time fits a double exactly.
   const timestamp = typeof tsRaw === 'bigint' && tsRaw <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(tsRaw) : tsRaw;
   const pcrsRaw = m.get('pcrs');
   const cert = m.get('certificate');
