@@ -209,6 +209,9 @@ export function registerFlCommands(program: Command): void {
         token,
         client,
         trust,
+        // Identity mode also makes secure aggregation actively secure: signed advertised keys,
+        // checked against the workers pinned in the same roster.
+        ...(trust === null ? {} : { secagg: { identity: trust.identity, peers: trust.roster } }),
         ...(o.paillierKeyFingerprint === undefined ? {} : { pinnedKeyFingerprint: o.paillierKeyFingerprint.toLowerCase() }),
         ...(o.insecureMinKeyBits === undefined ? {} : { minKeyBits: o.insecureMinKeyBits }),
         expect: { ...(o.strategy === undefined ? {} : { strategy: o.strategy }), ...(o.keyHolder === undefined ? {} : { keyHolder: o.keyHolder }) },
