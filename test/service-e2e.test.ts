@@ -21,7 +21,7 @@ async function tokens(dataDir: string): Promise<{ owner: string; alice: string; 
 }
 
 describe('service + gateway end to end (SQLite)', () => {
-  it('fits and predicts on encrypted breast cancer data, matches plaintext, isolates users, survives a restart, never stores the secret key', async () => {
+  it('fits and predicts on encrypted breast cancer data, matches plaintext, isolates users, survives a restart, never stores the secret key', { timeout: 300_000 }, async () => {
     const dataDir = join(root, 'data');
     const keyDir = join(root, 'keys');
     const t = await tokens(dataDir);
