@@ -92,7 +92,11 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-o, --out <path>', 'output .npy', 'CIPHERML_HE_OUT')),
   ).action(async (o: { key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
     const t = await heDecrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
-    print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
+    const w = t.rangeWarning;
+    if (w !== undefined) {
+      process.stderr.write(`warning: ${w.count} decrypted value(s) lie far outside the calibrated output range [${w.calibrated.map((v) => v.toPrecision(4)).join(', ')}] (allowed [${w.allowed.map((v) => v.toPrecision(4)).join(', ')}]; worst ${w.worst.value.toPrecision(4)} at index ${w.worst.index}): the input is outside what keyparams was calibrated on, or the result wrapped around; do not trust these values\n`);
+    }
+    print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data), ...(w === undefined ? {} : { rangeWarning: w }) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
   });
 
   he.command('demo')
