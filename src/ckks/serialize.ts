@@ -3,7 +3,9 @@ import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zl
 import { openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
+import type { GaloisGroup } from './context.ts';
 import { CkksContext, CkksVector, fingerprintOf, makeSealContext, normalizeSteps } from './context.ts';
+import { galoisGroupSize, groupSteps } from './keys.ts';
 import type { CkksParameters } from './params.ts';
 import { validateCkksParameters } from './params.ts';
 import { loadSeal, sealCall } from './seal.ts';
@@ -46,23 +48,36 @@ export function serializePublicContext(ctx: CkksContext): Uint8Array {
   const seal = ctx.seal;
   const sections: Uint8Array[] = [header(ctx.params), ctx.keyId];
   const keys = ctx.keys;
+  const groups = groupSteps(ctx.galoisSteps, keys.groupSize ?? galoisGroupSize(ctx.params));
+  const blobs: Uint8Array[] = [];
   if (keys.secret !== undefined) {
-    // With the secret key at hand, regenerate the evaluation keys in seeded form (same secret,
-    // fresh randomness): half the bytes of the expanded keys.
+    // With the secret key at hand, (re)generate the evaluation keys in seeded form (same secret,
+    // fresh randomness): half the bytes of the expanded keys. One group of Galois keys exists in
+    // SEAL at a time, so keygen memory is bounded by a group, not the key set.
     const kg = new seal.KeyGenerator(ctx.sealContext, keys.secret);
     try {
       sections.push(saveSerializable(seal, kg.createPublicKeySerializable()));
-      sections.push(keys.relin === undefined ? new Uint8Array(0) : saveSerializable(seal, kg.createRelinKeysSerializable()));
-      sections.push(ctx.galoisSteps.length === 0 ? new Uint8Array(0) : saveSerializable(seal, kg.createGaloisKeysSerializableWithSteps(Int32Array.from(ctx.galoisSteps))));
+      const relin = keys.relin !== undefined || keys.deferred?.relin === true;
+      sections.push(relin ? saveSerializable(seal, kg.createRelinKeysSerializable()) : new Uint8Array(0));
+      for (const g of groups) blobs.push(saveSerializable(seal, sealCall('createGaloisKeys', () => kg.createGaloisKeysSerializableWithSteps(Int32Array.from(g)), 'CIPHERML_E_SEAL_FAILURE', 'galoisSteps')));
     } finally {
       kg.delete();
     }
   } else {
     sections.push(keys.public.saveToArray(seal.ComprModeType.none) as Uint8Array);
     sections.push(keys.relin === undefined ? new Uint8Array(0) : (keys.relin.saveToArray(seal.ComprModeType.none) as Uint8Array));
-    sections.push(keys.galois === undefined ? new Uint8Array(0) : (keys.galois.saveToArray(seal.ComprModeType.none) as Uint8Array));
+    for (const g of keys.galois) blobs.push(g.keys.saveToArray(seal.ComprModeType.none) as Uint8Array);
   }
-  sections.push(json(ctx.galoisSteps));
+  const written = keys.secret !== undefined ? groups : keys.galois.map((g) => [...g.steps].sort((a, b) => a - b));
+  if (blobs.length === 0) sections.push(new Uint8Array(0));
+  else {
+    const joined = joinSections(blobs);
+    const section = new Uint8Array(1 + joined.length);
+    section[0] = GALOIS_GROUPS;
+    section.set(joined, 1);
+    sections.push(section);
+  }
+  sections.push(json({ steps: ctx.galoisSteps, groups: written }));
   return seal0(ctx, 'publicKey', sections);
 }
 
@@ -81,7 +96,7 @@ export async function deserializePublicContext(bytes: Uint8Array, param = 'publi
   const { fingerprint, sections } = open0(bytes, 'publicKey', param, 6);
   const params = parseHeader(seal, sections[0]!, param);
   const keyId = keyIdOf(sections[1]!, param);
-  const steps = normalizeSteps(parseJson(sections[5]!, param) as number[], params.polyModulusDegree / 2);
+  const { steps, groups } = parseSteps(parseJson(sections[5]!, param), params.polyModulusDegree / 2, param);
   const { sealParams, sealContext } = makeSealContext(seal, params);
   checkFingerprint(sealParams, keyId, fingerprint, sealContext, param);
   const made: S.ClassHandle[] = [];
@@ -89,7 +104,12 @@ export async function deserializePublicContext(bytes: Uint8Array, param = 'publi
     const pub = load(seal, sealContext, new seal.PublicKey(), sections[2]!, param, made);
     const relin = sections[3]!.length === 0 ? undefined : load(seal, sealContext, new seal.RelinKeys(), sections[3]!, param, made);
     const skip = options.galoisKeys === false;
-    const galois = skip || sections[4]!.length === 0 ? undefined : load(seal, sealContext, new seal.GaloisKeys(), sections[4]!, param, made);
+    const galois: GaloisGroup[] = [];
+    if (!skip && sections[4]!.length > 0) {
+      const blobs = galoisBlobs(sections[4]!, param);
+      if (blobs.length !== groups.length) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${blobs.length} Galois key groups for ${groups.length} step groups`, { param });
+      blobs.forEach((b, i) => galois.push({ steps: new Set(groups[i]), keys: load(seal, sealContext, new seal.GaloisKeys(), b, param, made) }));
+    }
     return CkksContext.fromParts(seal, params, sealParams, sealContext, { public: pub, relin, galois }, keyId, skip ? [] : steps);
   } catch (e) {
     for (const o of made) o.delete();
@@ -401,6 +421,34 @@ export async function readPublicContextFile(path: string): Promise<CkksContext> 
 
 // ---- framing ---------------------------------------------------------------------------------
 
+/** First byte of a Galois section holding groups (SEAL's own blobs start with its magic 0x5E 0xA1). */
+const GALOIS_GROUPS = 0x47;
+
+/** The SEAL blobs of a Galois section: one (files before key groups) or one per group. */
+function galoisBlobs(section: Uint8Array, param: string): Uint8Array[] {
+  if (section[0] !== GALOIS_GROUPS) return [section];
+  const parts = splitSections(section.subarray(1), param);
+  if (parts.length === 0) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'an empty Galois key group list', { param });
+  return parts;
+}
+
+/** The steps section: a sorted step list (one group), or { steps, groups } partitioning them. */
+function parseSteps(v: unknown, slots: number, param: string): { steps: number[]; groups: number[][] } {
+  if (Array.isArray(v)) {
+    const steps = normalizeSteps(v as number[], slots);
+    return { steps, groups: steps.length === 0 ? [] : [steps] };
+  }
+  const o = v as { steps?: unknown; groups?: unknown } | null;
+  if (o === null || typeof o !== 'object' || !Array.isArray(o.steps) || !Array.isArray(o.groups) || !o.groups.every((g) => Array.isArray(g))) {
+    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the Galois steps section is not a list or { steps, groups }', { param });
+  }
+  const steps = normalizeSteps(o.steps as number[], slots);
+  const groups = (o.groups as number[][]).map((g) => normalizeSteps(g, slots));
+  const flat = groups.flat().sort((a, b) => a - b);
+  if (flat.length !== steps.length || flat.some((x, i) => x !== steps[i])) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the Galois key groups do not partition the steps', { param });
+  return { steps, groups };
+}
+
 /**
  * zstd level 1: SEAL writes residues below 2^k in 64-bit words, whose zero high bytes are all
  * there is to compress; level 1 takes half the time of the default 3 and packs them 7 % smaller
@@ -533,7 +581,8 @@ function checkFingerprint(sealParams: S.EncryptionParameters, keyId: Uint8Array,
 
 function saveSerializable(seal: Seal, s: { saveToArray(m: S.ComprModeType): unknown; delete(): void }): Uint8Array {
   try {
-    return s.saveToArray(seal.ComprModeType.none) as Uint8Array;
+    // A copy: the next key generation may reuse the WebAssembly memory the view points into.
+    return Uint8Array.from(s.saveToArray(seal.ComprModeType.none) as Uint8Array);
   } finally {
     s.delete();
   }

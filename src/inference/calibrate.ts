@@ -1,5 +1,6 @@
 import type { CkksParameters, Seal } from '../ckks/index.ts';
-import { chooseCkksParameters } from '../ckks/index.ts';
+import { chooseCkksParameters, estimateKeySet, naf, powerOfTwoSteps } from '../ckks/index.ts';
+import type { KeySetEstimate } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import { batchCost, batchDepth } from './batch.ts';
@@ -49,6 +50,13 @@ export interface CalibrateOptions {
    * input by the cost model). Default `auto`.
    */
   readonly packing?: Packing;
+  /**
+   * Budget for key.pub in bytes (default 256 MiB). Over it, the single plan's rotations are served
+   * by power-of-two Galois keys (each rotation then chains its non-adjacent form: more key
+   * switches, at most 2·log2(slots) keys); still over it, `auto` keeps only the batch plan (no
+   * Galois keys) and `single` is refused.
+   */
+  readonly maxKeyBytes?: number;
   /** Progress per calibration batch. */
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
@@ -116,6 +124,14 @@ export interface KeyParams {
   readonly outputRange: readonly [number, number];
   /** Range safety: bits the last prime holds beyond the scale, and the headroom over maxAbs. */
   readonly range: { readonly integerBits: number; readonly headroomBits: number };
+  /** What keygen will make, estimated before it starts (see ckks/keys.ts). */
+  readonly keys: KeySetEstimate & {
+    /** `exact`: one key per rotation step; `power-of-two`: keys for ±2^k, rotations chained. */
+    readonly rotationKeys: 'exact' | 'power-of-two';
+    readonly maxKeyBytes: number;
+    /** Why the plan differs from the one asked for, if it does. */
+    readonly note?: string;
+  };
 }
 
 /**
@@ -171,8 +187,10 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     nodes.push(...polynomialNodes(n, fit, initializers));
   }
   const calibrated: Graph = { ...graph, nodes, initializers };
-  const packing = options.packing ?? 'auto';
+  let packing = options.packing ?? 'auto';
   if (!['auto', 'batch', 'single'].includes(packing)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `packing "${String(packing)}" is not auto, batch or single`, { param: 'packing' });
+  const maxKeyBytes = options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES;
+  if (!(maxKeyBytes > 0)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `key budget ${maxKeyBytes} is not a positive number of bytes`, { param: 'maxKeyBytes' });
   let batch: PlanSummary | undefined;
   if (packing !== 'single') {
     const c = batchCost(calibrated);
@@ -186,13 +204,48 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     const { diagonals, rotations, products } = plan.cost;
     single = { depth: plan.depth, plainProducts: diagonals, rotations, products, cost: diagonals + ROTATION_WEIGHT * (rotations + products), inputPeriod: plan.inputPeriod, slots: plan.slotCount };
   }
-  const depth = Math.max(batch?.depth ?? 0, single?.depth ?? 0);
   // The calibrated model's own intermediates (polynomial terms) on a few samples join the range.
   const nCheck = Math.min(m.samples, CHECK_SAMPLES - (CHECK_SAMPLES % (graph.inputs[0]?.dims[0] ?? 1)));
   const perSample = samples.data.length / samples.dims[0]!;
   const check = measure(calibrated, { dims: [nCheck, ...samples.dims.slice(1)], data: samples.data.subarray(0, nCheck * perSample) }, undefined);
   const maxAbs = Math.max(m.maxAbs, check.maxAbs);
-  const { params, integerBits } = chooseParams(seal, depth, maxAbs, options.scaleBits, single?.slots ?? 0, single !== undefined, m.layers);
+  const choose = (): { params: CkksParameters; integerBits: number; depth: number } => {
+    const depth = Math.max(batch?.depth ?? 0, single?.depth ?? 0);
+    return { ...chooseParams(seal, depth, maxAbs, options.scaleBits, single?.slots ?? 0, single !== undefined, m.layers), depth };
+  };
+  let { params, integerBits, depth } = choose();
+  let rotationKeys: 'exact' | 'power-of-two' = 'exact';
+  let note: string | undefined;
+  let estimate = estimateKeySet(params, galoisSteps);
+  if (estimate.publicKeyBytes > maxKeyBytes && single !== undefined) {
+    const slots = params.polyModulusDegree / 2;
+    const p2 = powerOfTwoSteps(galoisSteps, slots);
+    if (p2.length < galoisSteps.length) {
+      // Each rotation becomes the chain of its non-adjacent form: the plan's key switches grow by the mean NAF weight.
+      const weight = galoisSteps.reduce((a, st) => a + naf(st).filter((t) => t % slots !== 0).length, 0) / galoisSteps.length;
+      const rotations = Math.round(single.rotations * weight);
+      single = { ...single, rotations, cost: single.plainProducts + ROTATION_WEIGHT * (rotations + single.products) };
+      note = `${galoisSteps.length} exact Galois keys (${formatMiB(estimate.publicKeyBytes)}) exceed the key budget of ${formatMiB(maxKeyBytes)}: ${p2.length} power-of-two keys serve the rotations, ${weight.toFixed(2)} key switches each on average`;
+      galoisSteps = p2;
+      rotationKeys = 'power-of-two';
+      estimate = estimateKeySet(params, galoisSteps);
+    }
+    if (estimate.publicKeyBytes > maxKeyBytes) {
+      if (packing === 'single') {
+        throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `the single plan needs ${galoisSteps.length} Galois keys, ${formatMiB(estimate.publicKeyBytes)} of key.pub, over the key budget of ${formatMiB(maxKeyBytes)}: raise the budget or use --packing batch (no Galois keys)`, {
+          param: 'maxKeyBytes',
+          details: { publicKeyBytes: estimate.publicKeyBytes, maxKeyBytes, galoisKeys: galoisSteps.length },
+        });
+      }
+      note = `the single plan needs ${formatMiB(estimate.publicKeyBytes)} of keys, over the key budget of ${formatMiB(maxKeyBytes)}: only the batch plan (no Galois keys) is kept`;
+      single = undefined;
+      galoisSteps = [];
+      rotationKeys = 'exact';
+      packing = 'batch';
+      ({ params, integerBits, depth } = choose());
+      estimate = estimateKeySet(params, galoisSteps);
+    }
+  }
   const singleUpTo = single === undefined ? 0 : batch === undefined ? params.polyModulusDegree / 2 : Math.max(1, Math.floor(batch.cost / single.cost));
   const keyParams: KeyParams = {
     format: 'cipherml-he-keyparams',
@@ -210,12 +263,20 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     layers: m.layers,
     outputRange: m.outputRange,
     range: { integerBits, headroomBits: HEADROOM_BITS },
+    keys: { ...estimate, rotationKeys, maxKeyBytes, ...(note === undefined ? {} : { note }) },
   };
   return { graph: calibrated, keyParams };
 }
 
 /** Relative cost of a key switch (rotation or relinearization) against a plaintext product. */
 const ROTATION_WEIGHT = 12;
+
+/** Default key.pub budget. */
+const DEFAULT_MAX_KEY_BYTES = 256 * 2 ** 20;
+
+function formatMiB(n: number): string {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
 
 /** Bits of headroom the last prime keeps above the largest calibrated magnitude (16×). */
 const HEADROOM_BITS = 4;
@@ -227,7 +288,8 @@ const MAX_PRIME_BITS = 60;
 const MIN_SCALE_BITS = 20;
 
 /**
- * The smallest ring degree that fits, and at it the largest scale in 30 … 20 (precision) such
+ * The smallest ring degree that fits, and at it the largest scale in 30 … 26 (below 26, down to
+ * 20, only when the range requires it) such
  * that the last prime q_0 holds the result: |x|·Δ < q_0/2 for |x| ≤ maxAbs·2^HEADROOM_BITS
  * (a value encoded at scale Δ wraps around modulo q_0 beyond that; at higher levels the modulus
  * only grows, so the last prime is the binding one). When no prime of at most 60 bits can, refuse
@@ -237,7 +299,10 @@ const MIN_SCALE_BITS = 20;
 function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: number | undefined, minSlots: number, rotations: boolean, layers: readonly LayerRange[]): { params: CkksParameters; integerBits: number } {
   const integerBits = Math.max(1, Math.ceil(Math.log2(maxAbs + 1))) + HEADROOM_BITS + 1;
   const fits = (s: number): boolean => s + integerBits <= MAX_PRIME_BITS;
-  const tries = scaleBits === undefined ? [30, 29, 28, 27, 26, 25, 24, 23, 22, 21, MIN_SCALE_BITS].filter(fits) : [scaleBits];
+  // Precision first: scales below 26 only when the range leaves no larger one (they are never
+  // traded for a smaller ring; the single plan's key switching needs the bits).
+  const precise = [30, 29, 28, 27, 26].filter(fits);
+  const tries = scaleBits !== undefined ? [scaleBits] : precise.length > 0 ? precise : [25, 24, 23, 22, 21, MIN_SCALE_BITS].filter(fits);
   if (tries.length === 0 || !fits(tries[0]!)) {
     const worst = layers.reduce<LayerRange | undefined>((w, l) => (w === undefined || Math.max(Math.abs(l.min), Math.abs(l.max)) > Math.max(Math.abs(w.min), Math.abs(w.max)) ? l : w), undefined);
     const where = worst === undefined ? 'the input' : `layer "${worst.node}" (${worst.op}) ranges over [${worst.min.toPrecision(4)}, ${worst.max.toPrecision(4)}]`;

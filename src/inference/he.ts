@@ -144,7 +144,8 @@ export async function readKeyParams(path: string): Promise<KeyParams> {
  */
 export async function heKeygen(o: { keyParams: string; out: string; overwrite?: boolean }): Promise<{ secretKeyPath: string; publicKeyPath: string; fingerprint: string }> {
   const kp = await readKeyParams(o.keyParams);
-  const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps });
+  // Evaluation keys are generated once, seeded, a group at a time, while key.pub is written.
+  const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps, deferEvaluationKeys: true });
   try {
     const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo, inputDims: kp.inputDims, ...(kp.outputRange === undefined ? {} : { outputRange: kp.outputRange }) };
     ctx.metadata = hints;
