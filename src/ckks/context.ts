@@ -4,7 +4,7 @@ import { assertIntegerInRange } from '../core/guards.ts';
 import type { CkksParameters } from './params.ts';
 import { levelsOf, validateCkksParameters } from './params.ts';
 import type { Seal } from './seal.ts';
-import { galoisGroupSize, groupSteps, naf } from './keys.ts';
+import { binaryTerms, galoisGroupSize, groupSteps, naf } from './keys.ts';
 import { loadSeal, sealCall, sealMessage } from './seal.ts';
 import type * as S from 'node-seal';
 
@@ -806,7 +806,8 @@ export class CkksContext {
 
   /**
    * dst = src rotated by `steps`: with the group holding that step's key, else as the chain of
-   * its non-adjacent form (one key switch per term; keys for ±2^k serve every rotation).
+   * its non-adjacent form (keys for ±2^k serve every rotation), else of its binary digits taken
+   * modulo the slots (keys for +2^k serve every rotation); one key switch per term.
    */
   #rotateRaw(src: S.Ciphertext, steps: number, dst: S.Ciphertext, param: string): void {
     const apply = (from: S.Ciphertext, k: number, to: S.Ciphertext): void => {
@@ -819,8 +820,10 @@ export class CkksContext {
       }
     };
     if (this.#keys.galois.some((g) => g.steps.has(steps))) return apply(src, steps, dst);
-    const terms = naf(steps).map((t) => t % this.slotCount).filter((t) => t !== 0);
-    if (terms.length === 0 || terms.some((t) => !this.#keys.galois.some((g) => g.steps.has(t)))) throw this.#noGalois(steps);
+    const have = (ts: readonly number[]): boolean => ts.length > 0 && ts.every((t) => this.#keys.galois.some((g) => g.steps.has(t)));
+    const signed = naf(steps).map((t) => t % this.slotCount).filter((t) => t !== 0);
+    const terms = have(signed) ? signed : binaryTerms(steps, this.slotCount);
+    if (!have(terms)) throw this.#noGalois(steps);
     apply(src, terms[0]!, dst);
     for (const t of terms.slice(1)) apply(dst, t, dst);
   }

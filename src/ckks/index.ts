@@ -49,7 +49,7 @@
  */
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions, GaloisGroup } from './context.ts';
-export { estimateKeySet, galoisGroupSize, keySwitchingKeyBytes, naf, powerOfTwoSteps } from './keys.ts';
+export { binarySteps, binaryTerms, estimateKeySet, galoisGroupSize, keySwitchingKeyBytes, naf, powerOfTwoSteps } from './keys.ts';
 export type { KeySetEstimate } from './keys.ts';
 export type { CiphertextFile, CiphertextRecord } from './serialize.ts';
 export { chooseCkksParameters, levelsOf, validateCkksParameters } from './params.ts';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext } from './context.ts';
-import { estimateKeySet, naf, powerOfTwoSteps } from './keys.ts';
+import { binarySteps, binaryTerms, estimateKeySet, naf, powerOfTwoSteps } from './keys.ts';
 import { chooseCkksParameters } from './params.ts';
 import { loadSeal } from './seal.ts';
 import { deserializePublicContext, serializePublicContext } from './serialize.ts';
@@ -12,6 +12,12 @@ describe('non-adjacent form', () => {
     expect(naf(-3)).toEqual([1, -4]);
     expect(naf(12)).toEqual([-4, 16]);
     expect(naf(0)).toEqual([]);
+  });
+  it('binary terms: left rotations by powers of two, modulo the slots', () => {
+    expect(binaryTerms(-1, 8)).toEqual([1, 2, 4]);
+    expect(binaryTerms(5, 8)).toEqual([1, 4]);
+    expect(binarySteps([3, 100], 4096)).toEqual([1, 2, 4, 32, 64]);
+    expect(binarySteps([-1], 4096)).toHaveLength(12);
   });
   it('sums to the step with signed powers of two, no two adjacent', () => {
     fc.assert(
@@ -52,6 +58,15 @@ describe('Galois key groups and power-of-two keys', () => {
       using y = ctx.encryptVector(a);
       // 2 = naf [2]: no key for 2 in this set.
       expect(() => server.rotate(y, 2)).toThrow(expect.objectContaining({ code: 'CIPHERML_E_CKKS_GALOIS_KEY_MISSING' }));
+      // Left powers of two only (the smallest key set): a right rotation chains its binary digits.
+      const binary = await CkksContext.create(ctx.params, { galoisSteps: binarySteps([-5], 4096) });
+      try {
+        using z = binary.encryptVector(a);
+        using r = binary.rotate(z, -5);
+        binary.decryptVector(r, 64).forEach((v, i) => expect(Math.abs(v - rot(a, -5)[i]!)).toBeLessThan(1e-3));
+      } finally {
+        binary.delete();
+      }
       const est = estimateKeySet(ctx.params, ctx.galoisSteps);
       expect(bytes.length).toBeLessThan(est.publicKeyBytes * 1.02);
       expect(bytes.length).toBeGreaterThan(est.publicKeyBytes * 0.8);

@@ -55,6 +55,37 @@ export function powerOfTwoSteps(steps: readonly number[], slots: number): number
   return [...out].sort((a, b) => a - b);
 }
 
+/**
+ * The left rotations by powers of two that compose to `steps` (taken modulo `slots`, so a right
+ * rotation is the left rotation by slots − |steps|): its binary digits.
+ *
+ * @example
+ * ```ts
+ * binaryTerms(-1, 8); // [1, 2, 4] (left by 7)
+ * ```
+ */
+export function binaryTerms(steps: number, slots: number): number[] {
+  const out: number[] = [];
+  let n = ((steps % slots) + slots) % slots;
+  for (let bit = 1; n > 0; bit *= 2, n = Math.floor(n / 2)) if (n % 2 === 1) out.push(bit);
+  return out;
+}
+
+/**
+ * The left power-of-two steps whose keys serve every rotation in `steps` through
+ * {@link binaryTerms}: at most log2(slots) keys, at most log2(slots) key switches per rotation.
+ *
+ * @example
+ * ```ts
+ * binarySteps([3, -1], 8); // [1, 2, 4]
+ * ```
+ */
+export function binarySteps(steps: readonly number[], slots: number): number[] {
+  const out = new Set<number>();
+  for (const s of steps) for (const t of binaryTerms(s, slots)) out.add(t);
+  return [...out].sort((a, b) => a - b);
+}
+
 /** Bytes of one key-switching key (Galois or relinearization), seeded or expanded. */
 export function keySwitchingKeyBytes(params: CkksParameters, seeded = true): number {
   const k = params.coeffModulusBits.length;

@@ -1,5 +1,5 @@
 import type { CkksParameters, Seal } from '../ckks/index.ts';
-import { chooseCkksParameters, estimateKeySet, naf, powerOfTwoSteps } from '../ckks/index.ts';
+import { binarySteps, binaryTerms, chooseCkksParameters, estimateKeySet, naf, powerOfTwoSteps } from '../ckks/index.ts';
 import type { KeySetEstimate } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
@@ -60,6 +60,9 @@ export interface CalibrateOptions {
   /** Progress per calibration batch. */
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
+
+/** How the single plan's rotations are keyed (see KeyParams.keys). */
+export type RotationKeys = 'exact' | 'power-of-two' | 'binary';
 
 /** Plans a key set supports. */
 export type Packing = 'auto' | 'batch' | 'single';
@@ -126,8 +129,8 @@ export interface KeyParams {
   readonly range: { readonly integerBits: number; readonly headroomBits: number };
   /** What keygen will make, estimated before it starts (see ckks/keys.ts). */
   readonly keys: KeySetEstimate & {
-    /** `exact`: one key per rotation step; `power-of-two`: keys for ±2^k, rotations chained. */
-    readonly rotationKeys: 'exact' | 'power-of-two';
+    /** `exact`: one key per rotation step; `power-of-two`: keys for ±2^k (NAF chains); `binary`: keys for +2^k (binary chains). */
+    readonly rotationKeys: RotationKeys;
     readonly maxKeyBytes: number;
     /** Why the plan differs from the one asked for, if it does. */
     readonly note?: string;
@@ -204,6 +207,7 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     const { diagonals, rotations, products } = plan.cost;
     single = { depth: plan.depth, plainProducts: diagonals, rotations, products, cost: diagonals + ROTATION_WEIGHT * (rotations + products), inputPeriod: plan.inputPeriod, slots: plan.slotCount };
   }
+  const plannedRotations = single?.rotations ?? 0;
   // The calibrated model's own intermediates (polynomial terms) on a few samples join the range.
   const nCheck = Math.min(m.samples, CHECK_SAMPLES - (CHECK_SAMPLES % (graph.inputs[0]?.dims[0] ?? 1)));
   const perSample = samples.data.length / samples.dims[0]!;
@@ -214,20 +218,27 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     return { ...chooseParams(seal, depth, maxAbs, options.scaleBits, single?.slots ?? 0, single !== undefined, m.layers), depth };
   };
   let { params, integerBits, depth } = choose();
-  let rotationKeys: 'exact' | 'power-of-two' = 'exact';
+  let rotationKeys: RotationKeys = 'exact';
   let note: string | undefined;
   let estimate = estimateKeySet(params, galoisSteps);
   if (estimate.publicKeyBytes > maxKeyBytes && single !== undefined) {
     const slots = params.polyModulusDegree / 2;
-    const p2 = powerOfTwoSteps(galoisSteps, slots);
-    if (p2.length < galoisSteps.length) {
-      // Each rotation becomes the chain of its non-adjacent form: the plan's key switches grow by the mean NAF weight.
-      const weight = galoisSteps.reduce((a, st) => a + naf(st).filter((t) => t % slots !== 0).length, 0) / galoisSteps.length;
-      const rotations = Math.round(single.rotations * weight);
+    const exact = galoisSteps;
+    const exactBytes = estimate.publicKeyBytes;
+    // Fewer keys, more key switches per rotation: ±2^k (NAF chains), then +2^k (binary chains).
+    const tiers: [RotationKeys, number[], (st: number) => number][] = [
+      ['power-of-two', powerOfTwoSteps(exact, slots), (st) => naf(st).filter((t) => t % slots !== 0).length],
+      ['binary', binarySteps(exact, slots), (st) => binaryTerms(st, slots).length],
+    ];
+    for (const [kind, steps, terms] of tiers) {
+      if (estimate.publicKeyBytes <= maxKeyBytes || steps.length >= galoisSteps.length) continue;
+      // Each rotation becomes a chain: the plan's key switches grow by the mean chain length.
+      const weight = exact.reduce((a, st) => a + terms(st), 0) / exact.length;
+      const rotations = Math.round(plannedRotations * weight);
       single = { ...single, rotations, cost: single.plainProducts + ROTATION_WEIGHT * (rotations + single.products) };
-      note = `${galoisSteps.length} exact Galois keys (${formatMiB(estimate.publicKeyBytes)}) exceed the key budget of ${formatMiB(maxKeyBytes)}: ${p2.length} power-of-two keys serve the rotations, ${weight.toFixed(2)} key switches each on average`;
-      galoisSteps = p2;
-      rotationKeys = 'power-of-two';
+      note = `${exact.length} exact Galois keys (${formatMiB(exactBytes)}) exceed the key budget of ${formatMiB(maxKeyBytes)}: ${steps.length} ${kind} keys serve the rotations, ${weight.toFixed(2)} key switches each on average`;
+      galoisSteps = steps;
+      rotationKeys = kind;
       estimate = estimateKeySet(params, galoisSteps);
     }
     if (estimate.publicKeyBytes > maxKeyBytes) {
