@@ -4,7 +4,10 @@ import { CkksContext } from './context.ts';
 import { binarySteps, binaryTerms, estimateKeySet, naf, powerOfTwoSteps } from './keys.ts';
 import { chooseCkksParameters } from './params.ts';
 import { loadSeal } from './seal.ts';
-import { deserializePublicContext, serializePublicContext } from './serialize.ts';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deserializePublicContext, serializePublicContext, writePublicContextFile } from './serialize.ts';
 
 describe('non-adjacent form', () => {
   it('known answers', () => {
@@ -45,7 +48,13 @@ describe('Galois key groups and power-of-two keys', () => {
     const a = Array.from({ length: 4096 }, (_, i) => (i % 97) / 97);
     const rot = (v: readonly number[], k: number): number[] => v.map((_, i) => v[(((i + k) % 4096) + 4096) % 4096]!);
     const bytes = serializePublicContext(ctx);
-    const server = await deserializePublicContext(bytes);
+    // The streamed file is a well-formed key.pub of the same key set (fresh seeded keys, same length).
+    const dir = await mkdtemp(join(tmpdir(), 'cipherml-keys-'));
+    await writePublicContextFile(join(dir, 'key.pub'), ctx);
+    const streamed = await readFile(join(dir, 'key.pub'));
+    expect(streamed.length).toBeGreaterThan(bytes.length * 0.98);
+    expect(streamed.length).toBeLessThan(bytes.length * 1.02);
+    const server = await deserializePublicContext(streamed);
     try {
       for (const k of wanted) {
         using x = ctx.encryptVector(a);
