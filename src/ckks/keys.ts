@@ -97,7 +97,7 @@ export interface KeySetEstimate {
   /** key.pub: seeded public key, relinearization key and Galois keys. */
   readonly publicKeyBytes: number;
   readonly galoisKeys: number;
-  /** Keygen peak: one group of expanded keys in SEAL plus the serialized file three times (sections, body, compressed). */
+  /** Keygen's own peak beyond the runtime: one group of keys expanded in SEAL and seeded in JavaScript (key.pub is streamed to disk). */
   readonly keygenPeakBytes: number;
   /** Evaluation peak: every key expanded in SEAL. */
   readonly loadedBytes: number;
@@ -134,7 +134,7 @@ export function estimateKeySet(params: CkksParameters, galoisSteps: readonly num
   return {
     publicKeyBytes,
     galoisKeys: galoisSteps.length,
-    keygenPeakBytes: 3 * publicKeyBytes + Math.max(group, 1) * keySwitchingKeyBytes(params, false),
+    keygenPeakBytes: Math.max(group, 1) * (keySwitchingKeyBytes(params, false) + kss) + kss + 8 * k * params.polyModulusDegree,
     loadedBytes: 2 * publicKeyBytes,
   };
 }
