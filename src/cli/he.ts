@@ -76,7 +76,10 @@ export function registerHeCommands(program: Command): void {
       ...(o.domainMode === undefined ? {} : { domain: o.domainMode }),
       ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }),
       ...(o.maxKeyMb === undefined ? {} : { maxKeyBytes: Math.round(o.maxKeyMb * 2 ** 20) }),
-      onProgress: (d, n) => process.stderr.write(`\rcalibration ${d}/${n}        ${d === n ? '\n' : ''}`),
+      onProgress: (d, n) => {
+        // About 20 updates per run, whatever the sample count.
+        if (d === n || d % Math.ceil(n / 20) === 0) process.stderr.write(`\rcalibration ${d}/${n}        ${d === n ? '\n' : ''}`);
+      },
     });
     const kp = r.keyParams;
     const p = kp.params;
