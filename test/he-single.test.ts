@@ -96,7 +96,7 @@ beforeAll(async () => {
   for (const packing of ['single', 'auto', 'batch'] as const) {
     // keyparams writes <model>_calibrated.onnx beside the model: one copy of the model per run.
     await copyFile(p('model.onnx'), p(`${packing}.onnx`));
-    kp[packing] = (await heKeyParams({ model: p(`${packing}.onnx`), calibration: p('calib.npy'), out: p(`kp-${packing}.json`), packing })).keyParams;
+    kp[packing] = (await heKeyParams({ model: p(`${packing}.onnx`), calibration: p('calib.npy'), out: p(`kp-${packing}.json`), packing, degree: 2 })).keyParams;
     await heKeygen({ keyParams: p(`kp-${packing}.json`), out: p(`key-${packing}`) });
   }
   calibratedBytes = await readFile(p('single_calibrated.onnx'));
@@ -181,14 +181,14 @@ describe('choosePacking and the key set hints', () => {
     try {
       const upTo = kp.auto!.singleUpTo;
       expect(upTo).toBeGreaterThanOrEqual(1);
-      expect(auto.metadata).toEqual({ packing: 'auto', singleUpTo: upTo, inputDims: [null, ...SAMPLE] });
+      expect(auto.metadata).toEqual({ packing: 'auto', singleUpTo: upTo, inputDims: [null, ...SAMPLE], outputRange: kp.auto!.outputRange });
       expect(choosePacking(auto, 1)).toBe('single');
       expect(choosePacking(auto, upTo)).toBe('single');
       expect(choosePacking(auto, upTo + 1)).toBe('batch');
       expect(choosePacking(auto, 1, 'batch')).toBe('batch');
       expect(choosePacking(auto, 1000, 'single')).toBe('single');
 
-      expect(batch.metadata).toEqual({ packing: 'batch', singleUpTo: 0, inputDims: [null, ...SAMPLE] });
+      expect(batch.metadata).toEqual({ packing: 'batch', singleUpTo: 0, inputDims: [null, ...SAMPLE], outputRange: kp.batch!.outputRange });
       expect(choosePacking(batch, 1)).toBe('batch');
       expect(choosePacking(batch, 1, 'batch')).toBe('batch');
       let err: unknown;
@@ -199,7 +199,7 @@ describe('choosePacking and the key set hints', () => {
       }
       expect(err).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'packing', details: { supported: 'batch', requested: 'single' } });
 
-      expect(client.metadata).toEqual({ packing: 'single', singleUpTo: kp.single!.singleUpTo, inputDims: [null, ...SAMPLE] });
+      expect(client.metadata).toEqual({ packing: 'single', singleUpTo: kp.single!.singleUpTo, inputDims: [null, ...SAMPLE], outputRange: kp.single!.outputRange });
       expect(choosePacking(client, 1)).toBe('single');
       expect(choosePacking(client, 100_000)).toBe('single'); // a single-only key set never falls back to batch
       expect(() => choosePacking(client, 1, 'batch')).toThrow(expect.objectContaining({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'packing' }) as Error);

@@ -283,7 +283,8 @@ describe('diagonal matrix × vector (baby-step/giant-step)', () => {
     expect(m.size).toBe(1);
     using y = mctx.mulDiagonals(xv, m);
     expectClose(mctx.decryptVector(y, 4), [2, 4, 6, 8]);
-    using bad = mctx.prepareDiagonals([{ rotation: 7, values: periodic(() => 1) }], mctx.maxLevel, 1);
+    // 7 has no key of its own but chains over 1, 2, 4 (keys present); 64 has neither key nor chain.
+    using bad = mctx.prepareDiagonals([{ rotation: 64, values: periodic(() => 1) }], mctx.maxLevel, 1);
     expect(code(() => mctx.mulDiagonals(xv, bad))).toBe('CIPHERML_E_CKKS_GALOIS_KEY_MISSING');
     expect(code(() => mctx.prepareDiagonals([{ rotation: 0, values: new Float64Array(3) }], mctx.maxLevel))).toBe('CIPHERML_E_SHAPE_MISMATCH');
     expect(code(() => mctx.prepareDiagonals([{ rotation: 1, values: periodic(() => 1) }, { rotation: 1, values: periodic(() => 1) }], mctx.maxLevel))).toBe('CIPHERML_E_INVALID_ARGUMENT');

@@ -4,6 +4,7 @@ import { assertIntegerInRange } from '../core/guards.ts';
 import type { CkksParameters } from './params.ts';
 import { levelsOf, validateCkksParameters } from './params.ts';
 import type { Seal } from './seal.ts';
+import { binaryTerms, galoisGroupSize, groupSteps, naf } from './keys.ts';
 import { loadSeal, sealCall, sealMessage } from './seal.ts';
 import type * as S from 'node-seal';
 
@@ -24,6 +25,20 @@ export interface CreateContextOptions {
   readonly galoisSteps?: readonly number[];
   /** Generate the relinearization key (needed for ciphertext×ciphertext). Default true. */
   readonly relinearization?: boolean;
+  /**
+   * Make no relinearization or Galois key now: they are generated, seeded, one group at a time,
+   * when the public context is serialized ({@link serializePublicContext}). For `he keygen`,
+   * which only writes the keys: each key is generated once, and never all expanded at once.
+   */
+  readonly deferEvaluationKeys?: boolean;
+  /** Galois keys generated (and held expanded) at once; default: as many as fit in 64 MiB. */
+  readonly galoisGroupSize?: number;
+}
+
+/** Galois keys generated together (one SEAL object), for the steps listed. */
+export interface GaloisGroup {
+  readonly steps: ReadonlySet<number>;
+  readonly keys: S.GaloisKeys;
 }
 
 /**
@@ -70,7 +85,12 @@ interface Keys {
   readonly secret: S.SecretKey | undefined;
   readonly public: S.PublicKey;
   readonly relin: S.RelinKeys | undefined;
-  readonly galois: S.GaloisKeys | undefined;
+  /** Groups of Galois keys (empty: none). */
+  readonly galois: readonly GaloisGroup[];
+  /** Relinearization and Galois keys deferred to serialization (see CreateContextOptions). */
+  readonly deferred?: { readonly relin: boolean };
+  /** Galois keys per group when (re)generated. */
+  readonly groupSize?: number;
 }
 
 /**
@@ -173,12 +193,24 @@ export class CkksContext {
     const steps = normalizeSteps(options.galoisSteps ?? [], params.polyModulusDegree / 2);
     const { sealParams, sealContext } = makeSealContext(seal, params);
     const kg = new seal.KeyGenerator(sealContext);
+    const defer = options.deferEvaluationKeys === true;
+    const relin = options.relinearization !== false;
+    const groupSize = options.galoisGroupSize ?? galoisGroupSize(params);
+    assertIntegerInRange(groupSize, 'galoisGroupSize', 1, 2 ** 16);
     try {
+      const galois: GaloisGroup[] = [];
+      if (!defer) {
+        for (const group of groupSteps(steps, groupSize)) {
+          galois.push({ steps: new Set(group), keys: sealCall('createGaloisKeys', () => kg.createGaloisKeysWithSteps(Int32Array.from(group)), 'CIPHERML_E_SEAL_FAILURE', 'galoisSteps') });
+        }
+      }
       const keys: Keys = {
         secret: kg.secretKey(),
         public: kg.createPublicKey(),
-        relin: options.relinearization === false ? undefined : kg.createRelinKeys(),
-        galois: steps.length === 0 ? undefined : sealCall('createGaloisKeys', () => kg.createGaloisKeysWithSteps(Int32Array.from(steps)), 'CIPHERML_E_SEAL_FAILURE', 'galoisSteps'),
+        relin: !relin || defer ? undefined : kg.createRelinKeys(),
+        galois,
+        ...(defer ? { deferred: { relin } } : {}),
+        groupSize,
       };
       return new CkksContext(seal, params, sealParams, sealContext, keys, randomBytes(16), steps);
     } finally {
@@ -187,7 +219,7 @@ export class CkksContext {
   }
 
   /** @internal Builds a context around loaded keys. */
-  static fromParts(seal: Seal, params: CkksParameters, sealParams: S.EncryptionParameters, sealContext: S.SEALContext, keys: Partial<Keys> & { secret?: S.SecretKey | undefined }, keyId: Uint8Array, steps: readonly number[]): CkksContext {
+  static fromParts(seal: Seal, params: CkksParameters, sealParams: S.EncryptionParameters, sealContext: S.SEALContext, keys: Partial<Omit<Keys, 'deferred'>> & { secret?: S.SecretKey | undefined }, keyId: Uint8Array, steps: readonly number[]): CkksContext {
     let pub = keys.public;
     if (pub === undefined) {
       // A secret-key-only context (the client) still needs a public key object for SEAL's
@@ -196,7 +228,7 @@ export class CkksContext {
       pub = kg.createPublicKey();
       kg.delete();
     }
-    return new CkksContext(seal, params, sealParams, sealContext, { secret: keys.secret, public: pub, relin: keys.relin, galois: keys.galois }, keyId, steps);
+    return new CkksContext(seal, params, sealParams, sealContext, { secret: keys.secret, public: pub, relin: keys.relin, galois: keys.galois ?? [] }, keyId, steps);
   }
 
   /** True when this context can decrypt. */
@@ -510,15 +542,8 @@ export class CkksContext {
       out.assign(a.ct);
       return new CkksVector(this, out, a.length);
     }
-    const gk = this.#keys.galois;
     try {
-      if (gk === undefined) throw this.#noGalois(steps);
-      try {
-        this.#evaluator.rotateVector(a.ct, steps, gk, out);
-      } catch (e) {
-        if (/galois key not present|not valid for/i.test(sealMessage(e))) throw this.#noGalois(steps);
-        throw new CipherMLError('CIPHERML_E_SEAL_FAILURE', `rotate failed: ${sealMessage(e)}`, { param: 'steps', cause: e });
-      }
+      this.#rotateRaw(a.ct, steps, out, 'steps');
     } catch (e) {
       out.delete();
       throw e;
@@ -631,16 +656,7 @@ export class CkksContext {
     const lx = this.levelOf(x);
     if (lx < m.level) throw new CipherMLError('CIPHERML_E_CKKS_DEPTH_EXHAUSTED', `the input is at level ${lx}, the matrix was prepared for level ${m.level}`, { param: 'x', details: { level: lx, matrixLevel: m.level } });
     const xs = lx === m.level ? x : this.toLevel(x, m.level);
-    const gk = this.#keys.galois;
-    const rot = (src: S.Ciphertext, steps: number, dst: S.Ciphertext): void => {
-      if (gk === undefined) throw this.#noGalois(steps);
-      try {
-        this.#evaluator.rotateVector(src, steps, gk, dst);
-      } catch (e) {
-        if (/galois key not present|not valid for/i.test(sealMessage(e))) throw this.#noGalois(steps);
-        throw new CipherMLError('CIPHERML_E_SEAL_FAILURE', `rotate failed: ${sealMessage(e)}`, { param: 'matrix', cause: e });
-      }
-    };
+    const rot = (src: S.Ciphertext, steps: number, dst: S.Ciphertext): void => this.#rotateRaw(src, steps, dst, 'matrix');
     const babies = new Map<number, S.Ciphertext>();
     const temps: S.Ciphertext[] = [];
     let acc: S.Ciphertext | undefined;
@@ -715,7 +731,7 @@ export class CkksContext {
   delete(): void {
     if (this.#deleted) return;
     this.#deleted = true;
-    for (const o of [this.#encoder, this.#encryptor, this.#decryptor, this.#evaluator, this.#keys.secret, this.#keys.public, this.#keys.relin, this.#keys.galois, this.sealContext, this.#params]) {
+    for (const o of [this.#encoder, this.#encryptor, this.#decryptor, this.#evaluator, this.#keys.secret, this.#keys.public, this.#keys.relin, ...this.#keys.galois.map((g) => g.keys), this.sealContext, this.#params]) {
       if (o !== undefined && !o.isDeleted()) o.delete();
     }
   }
@@ -786,6 +802,30 @@ export class CkksContext {
     if (this.levelOf(v) === 0) {
       throw new CipherMLError('CIPHERML_E_CKKS_DEPTH_EXHAUSTED', `${what} needs a level but the ciphertext is at level 0 of ${this.maxLevel}`, { param: 'depth', details: { maxLevel: this.maxLevel } });
     }
+  }
+
+  /**
+   * dst = src rotated by `steps`: with the group holding that step's key, else as the chain of
+   * its non-adjacent form (keys for ±2^k serve every rotation), else of its binary digits taken
+   * modulo the slots (keys for +2^k serve every rotation); one key switch per term.
+   */
+  #rotateRaw(src: S.Ciphertext, steps: number, dst: S.Ciphertext, param: string): void {
+    const apply = (from: S.Ciphertext, k: number, to: S.Ciphertext): void => {
+      const g = this.#keys.galois.find((x) => x.steps.has(k));
+      if (g === undefined) throw this.#noGalois(steps);
+      try {
+        this.#evaluator.rotateVector(from, k, g.keys, to);
+      } catch (e) {
+        throw new CipherMLError('CIPHERML_E_SEAL_FAILURE', `rotate failed: ${sealMessage(e)}`, { param, cause: e });
+      }
+    };
+    if (this.#keys.galois.some((g) => g.steps.has(steps))) return apply(src, steps, dst);
+    const have = (ts: readonly number[]): boolean => ts.length > 0 && ts.every((t) => this.#keys.galois.some((g) => g.steps.has(t)));
+    const signed = naf(steps).map((t) => t % this.slotCount).filter((t) => t !== 0);
+    const terms = have(signed) ? signed : binaryTerms(steps, this.slotCount);
+    if (!have(terms)) throw this.#noGalois(steps);
+    apply(src, terms[0]!, dst);
+    for (const t of terms.slice(1)) apply(dst, t, dst);
   }
 
   #noGalois(steps: number): CipherMLError {

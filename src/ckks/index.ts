@@ -48,7 +48,9 @@
  * ```
  */
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
-export type { CreateContextOptions } from './context.ts';
+export type { CreateContextOptions, GaloisGroup } from './context.ts';
+export { binarySteps, binaryTerms, estimateKeySet, galoisGroupSize, keySwitchingKeyBytes, naf, powerOfTwoSteps } from './keys.ts';
+export type { KeySetEstimate } from './keys.ts';
 export type { CiphertextFile, CiphertextRecord } from './serialize.ts';
 export { chooseCkksParameters, levelsOf, validateCkksParameters } from './params.ts';
 export type { ChooseParametersOptions, CkksParameters } from './params.ts';

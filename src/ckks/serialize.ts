@@ -1,10 +1,13 @@
 import { stat, unlink } from 'node:fs/promises';
-import { constants as zlib, zstdCompressSync } from 'node:zlib';
+import { once } from 'node:events';
+import { constants as zlib, crc32 as zlibCrc32, createZstdCompress, zstdCompressSync } from 'node:zlib';
 import { decompressBounded } from '../core/bounded.ts';
-import { openEnvelope, sealEnvelope } from '../core/envelope.ts';
+import { ENVELOPE_HEADER_BYTES, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
+import { readFileTyped, refuseExisting, writeFileSafely, writeFileSafelyWith } from '../core/io.ts';
+import type { GaloisGroup } from './context.ts';
 import { CkksContext, CkksVector, fingerprintOf, makeSealContext, normalizeSteps } from './context.ts';
+import { galoisGroupSize, groupSteps } from './keys.ts';
 import type { CkksParameters } from './params.ts';
 import { validateCkksParameters } from './params.ts';
 import { loadSeal, sealCall } from './seal.ts';
@@ -65,27 +68,106 @@ function maxCiphertextBytes(ctx: CkksContext): number {
  * ```
  */
 export function serializePublicContext(ctx: CkksContext): Uint8Array {
+  return seal0(ctx, 'publicKey', [...publicContextSections(ctx)]);
+}
+
+/**
+ * The public context's body sections, made lazily: header, key-set id, public key,
+ * relinearization key, Galois marker, steps `{ steps, groups }`, then one SEAL blob per group of
+ * Galois keys. With the secret key at hand the evaluation keys are (re)generated in seeded form
+ * (same secret, fresh randomness: half the bytes of expanded keys), one group at a time, so a
+ * consumer that writes each section out holds one group, never the key set.
+ */
+function* publicContextSections(ctx: CkksContext): Generator<Uint8Array> {
   const seal = ctx.seal;
-  const sections: Uint8Array[] = [header(ctx.params), ctx.keyId];
   const keys = ctx.keys;
+  yield header(ctx.params);
+  yield ctx.keyId;
+  const groups = keys.secret !== undefined ? groupSteps(ctx.galoisSteps, keys.groupSize ?? galoisGroupSize(ctx.params)) : keys.galois.map((g) => [...g.steps].sort((a, b) => a - b));
   if (keys.secret !== undefined) {
-    // With the secret key at hand, regenerate the evaluation keys in seeded form (same secret,
-    // fresh randomness): half the bytes of the expanded keys.
     const kg = new seal.KeyGenerator(ctx.sealContext, keys.secret);
     try {
-      sections.push(saveSerializable(seal, kg.createPublicKeySerializable()));
-      sections.push(keys.relin === undefined ? new Uint8Array(0) : saveSerializable(seal, kg.createRelinKeysSerializable()));
-      sections.push(ctx.galoisSteps.length === 0 ? new Uint8Array(0) : saveSerializable(seal, kg.createGaloisKeysSerializableWithSteps(Int32Array.from(ctx.galoisSteps))));
+      yield saveSerializable(seal, kg.createPublicKeySerializable());
+      const relin = keys.relin !== undefined || keys.deferred?.relin === true;
+      yield relin ? saveSerializable(seal, kg.createRelinKeysSerializable()) : new Uint8Array(0);
+      yield groups.length === 0 ? new Uint8Array(0) : Uint8Array.of(GALOIS_TRAILING);
+      yield json({ steps: ctx.galoisSteps, groups });
+      for (const g of groups) yield saveSerializable(seal, sealCall('createGaloisKeys', () => kg.createGaloisKeysSerializableWithSteps(Int32Array.from(g)), 'CIPHERML_E_SEAL_FAILURE', 'galoisSteps'));
     } finally {
       kg.delete();
     }
   } else {
-    sections.push(keys.public.saveToArray(seal.ComprModeType.none) as Uint8Array);
-    sections.push(keys.relin === undefined ? new Uint8Array(0) : (keys.relin.saveToArray(seal.ComprModeType.none) as Uint8Array));
-    sections.push(keys.galois === undefined ? new Uint8Array(0) : (keys.galois.saveToArray(seal.ComprModeType.none) as Uint8Array));
+    yield keys.public.saveToArray(seal.ComprModeType.none) as Uint8Array;
+    yield keys.relin === undefined ? new Uint8Array(0) : (keys.relin.saveToArray(seal.ComprModeType.none) as Uint8Array);
+    yield groups.length === 0 ? new Uint8Array(0) : Uint8Array.of(GALOIS_TRAILING);
+    yield json({ steps: ctx.galoisSteps, groups });
+    for (const g of keys.galois) yield Uint8Array.from(g.keys.saveToArray(seal.ComprModeType.none) as Uint8Array);
   }
-  sections.push(json(ctx.galoisSteps));
-  return seal0(ctx, 'publicKey', sections);
+}
+
+/**
+ * Writes `path` (the public context) section by section through a zstd stream: the file is
+ * made while the Galois keys are generated, so memory holds one group of keys, not key.pub
+ * (the envelope's lengths are patched and its CRC computed from the written file).
+ *
+ * @example
+ * ```ts
+ * await writePublicContextFile('key.pub', ctx);
+ * ```
+ */
+export async function writePublicContextFile(path: string, ctx: CkksContext, options: { overwrite?: boolean } = {}): Promise<void> {
+  await writeFileSafelyWith(
+    path,
+    async (fh) => {
+      const head = sealEnvelope({ kind: 'publicKey', scheme: 'ckks', fingerprint: ctx.fingerprint, body: new Uint8Array(5) }).subarray(0, ENVELOPE_HEADER_BYTES);
+      await fh.write(head, 0, head.length, 0);
+      let at = ENVELOPE_HEADER_BYTES + 5;
+      let raw = 0;
+      const z = createZstdCompress({ params: { [zlib.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+      const drained = (async () => {
+        for await (const chunk of z as AsyncIterable<Buffer>) {
+          await fh.write(chunk, 0, chunk.length, at);
+          at += chunk.length;
+        }
+      })();
+      const put = async (b: Uint8Array): Promise<void> => {
+        raw += b.length;
+        if (!z.write(b)) await once(z, 'drain');
+      };
+      try {
+        await put(u32(1));
+        await put(Uint8Array.of(BODY_VERSION));
+        for (const section of publicContextSections(ctx)) {
+          await put(u32(section.length));
+          await put(section);
+        }
+      } finally {
+        z.end();
+        await drained;
+      }
+      if (raw > MAX_RAW_BYTES) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `the key set serializes to ${raw} bytes, over the ${MAX_RAW_BYTES}-byte limit of a key file`, { param: 'galoisSteps' });
+      const bodyLength = at - ENVELOPE_HEADER_BYTES;
+      const fields = new Uint8Array(9);
+      const view = new DataView(fields.buffer);
+      view.setUint32(0, bodyLength);
+      fields[4] = CODEC_ZSTD;
+      view.setUint32(5, raw);
+      await fh.write(fields, 0, 9, 24);
+      // CRC-32 of header and body, read back in chunks.
+      let crc = 0;
+      const buf = Buffer.alloc(1 << 20);
+      for (let o = 0; o < at; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, at - o), o);
+        if (bytesRead === 0) throw new CipherMLError('CIPHERML_E_IO', `${path}: short read while checksumming`, { param: 'path' });
+        crc = zlibCrc32(buf.subarray(0, bytesRead), crc);
+        o += bytesRead;
+      }
+      const tail = new Uint8Array(4);
+      new DataView(tail.buffer).setUint32(0, crc);
+      await fh.write(tail, 0, 4, at);
+    },
+    { mode: 0o644, overwrite: options.overwrite === true },
+  );
 }
 
 /**
@@ -100,10 +182,10 @@ export function serializePublicContext(ctx: CkksContext): Uint8Array {
  */
 export async function deserializePublicContext(bytes: Uint8Array, param = 'publicContext', options: { readonly galoisKeys?: boolean } = {}): Promise<CkksContext> {
   const seal = await loadSeal();
-  const { fingerprint, sections } = open0(bytes, 'publicKey', param, 6);
+  const { fingerprint, sections } = open0(bytes, 'publicKey', param, 'atLeast6');
   const params = parseHeader(seal, sections[0]!, param);
   const keyId = keyIdOf(sections[1]!, param);
-  const steps = normalizeSteps(parseJson(sections[5]!, param) as number[], params.polyModulusDegree / 2);
+  const { steps, groups } = parseSteps(parseJson(sections[5]!, param), params.polyModulusDegree / 2, param);
   const { sealParams, sealContext } = makeSealContext(seal, params);
   checkFingerprint(sealParams, keyId, fingerprint, sealContext, param);
   const made: S.ClassHandle[] = [];
@@ -111,7 +193,12 @@ export async function deserializePublicContext(bytes: Uint8Array, param = 'publi
     const pub = load(seal, sealContext, new seal.PublicKey(), sections[2]!, param, made);
     const relin = sections[3]!.length === 0 ? undefined : load(seal, sealContext, new seal.RelinKeys(), sections[3]!, param, made);
     const skip = options.galoisKeys === false;
-    const galois = skip || sections[4]!.length === 0 ? undefined : load(seal, sealContext, new seal.GaloisKeys(), sections[4]!, param, made);
+    const galois: GaloisGroup[] = [];
+    if (!skip && sections[4]!.length > 0) {
+      const blobs = sections[4]![0] === GALOIS_TRAILING && sections[4]!.length === 1 ? sections.slice(6) : [sections[4]!];
+      if (blobs.length !== groups.length) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${blobs.length} Galois key groups for ${groups.length} step groups`, { param });
+      blobs.forEach((b, i) => galois.push({ steps: new Set(groups[i]), keys: load(seal, sealContext, new seal.GaloisKeys(), b, param, made) }));
+    }
     return CkksContext.fromParts(seal, params, sealParams, sealContext, { public: pub, relin, galois }, keyId, skip ? [] : steps);
   } catch (e) {
     for (const o of made) o.delete();
@@ -390,7 +477,7 @@ export async function writeKeyFiles(path: string, ctx: CkksContext, options: { o
   await refuseExisting([path, `${path}.pub`], overwrite);
   await writeFileSafely(path, serializeSecretKey(ctx), { mode: 0o600, overwrite });
   try {
-    await writeFileSafely(`${path}.pub`, serializePublicContext(ctx), { mode: 0o644, overwrite });
+    await writePublicContextFile(`${path}.pub`, ctx, { overwrite });
   } catch (e) {
     // A secret key whose public half was not written is useless: take it back.
     if (!overwrite) await unlink(path).catch(() => undefined);
@@ -433,6 +520,26 @@ export async function readPublicContextFile(path: string): Promise<CkksContext> 
 
 // ---- framing ---------------------------------------------------------------------------------
 
+/** Galois section marker: the key groups follow as the sections after the steps section (SEAL's own blobs start with its magic 0x5E 0xA1). */
+const GALOIS_TRAILING = 0x54;
+
+/** The steps section: a sorted step list (one group), or { steps, groups } partitioning them. */
+function parseSteps(v: unknown, slots: number, param: string): { steps: number[]; groups: number[][] } {
+  if (Array.isArray(v)) {
+    const steps = normalizeSteps(v as number[], slots);
+    return { steps, groups: steps.length === 0 ? [] : [steps] };
+  }
+  const o = v as { steps?: unknown; groups?: unknown } | null;
+  if (o === null || typeof o !== 'object' || !Array.isArray(o.steps) || !Array.isArray(o.groups) || !o.groups.every((g) => Array.isArray(g))) {
+    throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the Galois steps section is not a list or { steps, groups }', { param });
+  }
+  const steps = normalizeSteps(o.steps as number[], slots);
+  const groups = (o.groups as number[][]).map((g) => normalizeSteps(g, slots));
+  const flat = groups.flat().sort((a, b) => a - b);
+  if (flat.length !== steps.length || flat.some((x, i) => x !== steps[i])) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'the Galois key groups do not partition the steps', { param });
+  return { steps, groups };
+}
+
 /**
  * zstd level 1: SEAL writes residues below 2^k in 64-bit words, whose zero high bytes are all
  * there is to compress; level 1 takes half the time of the default 3 and packs them 7 % smaller
@@ -460,12 +567,16 @@ function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext'
   return sealEnvelope({ kind, scheme: 'ckks', fingerprint: ctx.fingerprint, body });
 }
 
-function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number | readonly number[]): { fingerprint: string; sections: Uint8Array[] } {
+function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number | readonly number[] | 'atLeast6'): { fingerprint: string; sections: Uint8Array[] } {
   const env = openEnvelope(bytes, { kind, scheme: 'ckks' }, param);
   const max = 1 + Math.max(...(typeof count === 'number' ? [count] : count));
   const all = splitSections(inflate(env.body, param, rawCap(env.body.length, MIN_PRIME_BITS)), param, max);
   if (all.length === 0 || version(all[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown CKKS key body version', { param });
   const sections = all.slice(1);
+  if (count === 'atLeast6') {
+    if (sections.length < 6) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `expected at least 6 sections, found ${sections.length}`, { param });
+    return { fingerprint: env.fingerprint, sections };
+  }
   const counts = typeof count === 'number' ? [count] : count;
   if (!counts.includes(sections.length)) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `expected ${counts.join(' or ')} sections, found ${sections.length}`, { param });
   return { fingerprint: env.fingerprint, sections };
@@ -582,7 +693,8 @@ function checkFingerprint(sealParams: S.EncryptionParameters, keyId: Uint8Array,
 
 function saveSerializable(seal: Seal, s: { saveToArray(m: S.ComprModeType): unknown; delete(): void }): Uint8Array {
   try {
-    return s.saveToArray(seal.ComprModeType.none) as Uint8Array;
+    // A copy: the next key generation may reuse the WebAssembly memory the view points into.
+    return Uint8Array.from(s.saveToArray(seal.ComprModeType.none) as Uint8Array);
   } finally {
     s.delete();
   }

@@ -1,9 +1,31 @@
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
 import type { Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
+import { CipherMLError } from '../core/errors.ts';
 import { intOption } from './options.ts';
+
+/** Parses a number option, naming it in the error. */
+function floatOption(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+
+/** HE-MAN's --relu-mode: degN fixes the degree, minimax chooses per layer. */
+function reluModeDegree(mode: string | undefined): number | undefined {
+  if (mode === undefined || mode === 'minimax') return undefined;
+  const m = /^deg(\d+)$/.exec(mode);
+  if (m === null) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--relu-mode "${mode}" is not degN (e.g. deg4) or minimax`, { param: '--relu-mode' });
+  return Number(m[1]);
+}
+
+function formatBytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
 
 /**
  * `cipherml he …`: HE-MAN's five steps with its short flags (-m model, -c calibration, -o output,
@@ -30,14 +52,47 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-m, --model <path>', 'ONNX model', 'CIPHERML_HE_MODEL'))
       .addOption(req('-c, --calibration <path>', 'calibration inputs (.npz/.zip of .npy, or .npy)', 'CIPHERML_HE_CALIBRATION'))
       .addOption(req('-o, --out <path>', 'keyparams JSON to write', 'CIPHERML_HE_OUT'))
-      .addOption(opt('--degree <n>', 'degree of the Relu/Sigmoid polynomials (default 2)', 'CIPHERML_HE_DEGREE').argParser(intOption('--degree')))
-      .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: the largest of 30…26 that fits the smallest ring)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits')))
+      .addOption(opt('--degree <n>', 'one fixed degree for every Relu/Sigmoid/Tanh/Gelu polynomial (default: per layer, from --activation-error)', 'CIPHERML_HE_DEGREE').argParser(intOption('--degree')))
+      .addOption(opt('--relu-mode <mode>', 'HE-MAN alias: degN (fixed degree N, e.g. deg4) or minimax (per-layer degree from --activation-error)', 'CIPHERML_HE_RELU_MODE'))
+      .addOption(opt('--activation-error <e>', 'target max |p − f| per activation, as a fraction of its output span on the layer range (default 0.02)', 'CIPHERML_HE_ACTIVATION_ERROR').argParser(floatOption('--activation-error')))
+      .addOption(opt('--max-degree <n>', 'largest per-layer degree (default 8: depth 4 per activation)', 'CIPHERML_HE_MAX_DEGREE').argParser(intOption('--max-degree')))
+      .addOption(opt('--margin <m>', 'widen each observed activation range by this fraction of its half-width on both sides (default 0.1)', 'CIPHERML_HE_MARGIN').argParser(floatOption('--margin')))
+      .addOption(opt('--domain-mode <mode>', 'fitting interval from the observed range: min-max (default) or symmetric ([−R, R])', 'CIPHERML_HE_DOMAIN_MODE').choices(['min-max', 'symmetric']))
+      .addOption(opt('--max-key-mb <n>', 'budget for key.pub in MiB (default 256): over it, power-of-two rotation keys, then the batch plan only', 'CIPHERML_HE_MAX_KEY_MB').argParser(floatOption('--max-key-mb')))
+      .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: the largest of 30…20 that fits the smallest ring and the calibrated range)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits')))
       .addOption(opt('--packing <plan>', 'plans the keys support: auto (both; encrypt picks), batch (one sample per slot, no rotation keys) or single (one input per ciphertext)', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
-  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
-    const r = await heKeyParams({ model: o.model, calibration: o.calibration, out: o.out, overwrite: o.overwrite === true, packing: o.packing, ...(o.degree === undefined ? {} : { degree: o.degree }), ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }) });
-    const p = r.keyParams.params;
-    const plans = Object.entries(r.keyParams.plans).map(([k, v]) => `${k} (depth ${v.depth}, ${v.rotations} rotations)`).join(', ');
-    print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...r.keyParams }, `plans: ${plans}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${r.keyParams.activations.length} activation(s) replaced → ${o.out}, ${r.calibratedModel}`);
+  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; reluMode?: string; activationError?: number; maxDegree?: number; margin?: number; domainMode?: 'min-max' | 'symmetric'; maxKeyMb?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
+    const degree = o.degree ?? reluModeDegree(o.reluMode);
+    const r = await heKeyParams({
+      model: o.model,
+      calibration: o.calibration,
+      out: o.out,
+      overwrite: o.overwrite === true,
+      packing: o.packing,
+      ...(degree === undefined ? {} : { degree }),
+      ...(o.activationError === undefined ? {} : { activationError: o.activationError }),
+      ...(o.maxDegree === undefined ? {} : { maxDegree: o.maxDegree }),
+      ...(o.margin === undefined ? {} : { margin: o.margin }),
+      ...(o.domainMode === undefined ? {} : { domain: o.domainMode }),
+      ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }),
+      ...(o.maxKeyMb === undefined ? {} : { maxKeyBytes: Math.round(o.maxKeyMb * 2 ** 20) }),
+      onProgress: (d, n) => {
+        // About 20 updates per run, whatever the sample count.
+        if (d === n || d % Math.ceil(n / 20) === 0) process.stderr.write(`\rcalibration ${d}/${n}        ${d === n ? '\n' : ''}`);
+      },
+    });
+    const kp = r.keyParams;
+    const p = kp.params;
+    const plans = Object.entries(kp.plans).map(([k, v]) => `${k} (depth ${v.depth}, ${v.rotations} rotations)`).join(', ');
+    const fits = kp.activations.map((a) => `  ${a.node} (${a.op}): degree ${a.degree} on [${a.range.map((v) => v.toPrecision(4)).join(', ')}], max error ${a.maxError.toExponential(2)}${a.maxError > a.targetError ? ` (target ${a.targetError.toExponential(2)} not met at the largest degree)` : ''}`);
+    const lines = [
+      `plans: ${plans}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${kp.samples} calibration samples, |x| ≤ ${kp.maxAbs.toPrecision(4)} (last prime holds ${kp.range.integerBits} integer bits, ${kp.range.headroomBits} of headroom)`,
+      ...(fits.length === 0 ? [] : [`${fits.length} activation(s) replaced by minimax polynomials:`, ...fits]),
+      `keys (expected before keygen): key.pub ≈ ${formatBytes(kp.keys.publicKeyBytes)} (${kp.galoisSteps.length} ${kp.keys.rotationKeys} Galois keys), keygen peak ≈ ${formatBytes(kp.keys.keygenPeakBytes)}, loaded for inference ≈ ${formatBytes(kp.keys.loadedBytes)}`,
+      ...(kp.keys.note === undefined ? [] : [`note: ${kp.keys.note}`]),
+      `→ ${o.out}, ${r.calibratedModel}`,
+    ];
+    print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...kp }, lines.join('\n'));
   });
 
   common(
@@ -92,7 +147,11 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-o, --out <path>', 'output .npy', 'CIPHERML_HE_OUT')),
   ).action(async (o: { key: string; in: string; out: string; overwrite?: boolean; json?: boolean }) => {
     const t = await heDecrypt({ key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true });
-    print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
+    const w = t.rangeWarning;
+    if (w !== undefined) {
+      process.stderr.write(`warning: ${w.count} decrypted value(s) lie far outside the calibrated output range [${w.calibrated.map((v) => v.toPrecision(4)).join(', ')}] (allowed [${w.allowed.map((v) => v.toPrecision(4)).join(', ')}]; worst ${w.worst.value.toPrecision(4)} at index ${w.worst.index}): the input is outside what keyparams was calibrated on, or the result wrapped around; do not trust these values\n`);
+    }
+    print(o.json, { out: o.out, dims: t.dims, values: Array.from(t.data), ...(w === undefined ? {} : { rangeWarning: w }) }, `decrypted [${t.dims.join(', ')}] → ${o.out}`);
   });
 
   he.command('demo')

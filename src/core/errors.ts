@@ -50,10 +50,12 @@ export const ERROR_CATALOG = {
   CIPHERML_E_CKKS_SECRET_KEY_MISSING: 'This operation needs the secret key: load the secret key file (not the .pub evaluation keys).',
   CIPHERML_E_CKKS_CIPHERTEXT_INVALID: 'The ciphertext is not valid for these CKKS parameters: it was corrupted or made under another key or parameter set.',
   CIPHERML_E_SEAL_FAILURE: 'Microsoft SEAL (node-seal) rejected the operation; the error cause holds its message. Report it if the inputs were valid.',
-  CIPHERML_E_ONNX_INVALID: 'The file is not an ONNX ModelProto this build can read: re-export the model (PyTorch opsets 9–14) and check the file is complete.',
+  CIPHERML_E_ONNX_INVALID: 'The file is not an ONNX ModelProto this build can read: re-export the model (ONNX opsets 9–23) and check the file is complete; the named node’s attributes or inputs break the ONNX operator specification.',
   CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR: 'Replace the named operator with a supported one (see docs/inference.md) or remove it from the model before encrypted inference.',
   CIPHERML_E_INFERENCE_INPUT_SHAPE: 'Give an input whose shape matches the model input (optionally with a leading batch dimension).',
   CIPHERML_E_KEYPARAMS_TOO_SMALL: 'The keys or parameters cannot evaluate this model: rerun `cipherml he keyparams` and `cipherml he keygen` for this model.',
+  CIPHERML_E_ONNX_SHAPE_MISMATCH: 'The model declares (value_info / graph output) another shape than this executor computes for the named node: re-export the model with shape inference, or report the node if the file is right.',
+  CIPHERML_E_HE_RANGE_UNSAFE: 'The values of the named layer cannot be held by a CKKS modulus chain at 128-bit security: normalize the model input or the layer (e.g. BatchNormalization), lower --scale-bits, or calibrate on inputs of the range you will encrypt.',
   // Identities and signatures (src/core/identity.ts)
   CIPHERML_E_SIGNATURE_INVALID: 'The message was not signed by the pinned key of the party it names: it was forged or altered, or that party uses another identity file than the one pinned here.',
   CIPHERML_E_IDENTITY_UNKNOWN: 'Add the party\'s public identity (its .pub file) to the roster or pinned fingerprints this party trusts, or check that the right identity file is in use.',

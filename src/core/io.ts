@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { access, chmod, link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { CipherMLError } from './errors.ts';
@@ -23,12 +24,26 @@ export interface WriteFileOptions {
  * ```
  */
 export async function writeFileSafely(path: string, data: Uint8Array | string, options: WriteFileOptions = {}): Promise<void> {
+  await writeFileSafelyWith(path, (fh) => fh.writeFile(data), options);
+}
+
+/**
+ * {@link writeFileSafely} for data too large to hold at once: `write` fills the temporary file
+ * through its handle (sequential or positional writes), then it is flushed and put into place
+ * the same way.
+ *
+ * @example
+ * ```ts
+ * await writeFileSafelyWith('key.pub', async (fh) => { await fh.write(part1); await fh.write(part2); });
+ * ```
+ */
+export async function writeFileSafelyWith(path: string, write: (fh: FileHandle) => Promise<unknown>, options: WriteFileOptions = {}): Promise<void> {
   const mode = options.mode ?? 0o644;
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const fh = await open(tmp, 'wx', mode);
+    const fh = await open(tmp, 'wx+', mode);
     try {
-      await fh.writeFile(data);
+      await write(fh);
       await fh.sync();
     } finally {
       await fh.close();

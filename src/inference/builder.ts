@@ -1,4 +1,4 @@
-import type { AttributeValue, Graph, GraphNode, Tensor } from './onnx.ts';
+import type { AttributeValue, Declared, Graph, GraphNode, Tensor } from './onnx.ts';
 import { serializeOnnx } from './onnx.ts';
 
 /**
@@ -19,6 +19,7 @@ export class GraphBuilder {
   readonly #outputs: string[] = [];
   readonly #inits = new Map<string, Tensor>();
   readonly #nodes: GraphNode[] = [];
+  readonly #declared = new Map<string, Declared>();
   #next = 0;
 
   constructor(opset = 13) {
@@ -40,13 +41,18 @@ export class GraphBuilder {
     this.#nodes.push({ op, name: name ?? `${op}_${this.#nodes.length}`, inputs, outputs: [out], attrs });
     return out;
   }
-  /** Marks a value as a graph output. */
-  output(name: string): void {
+  /** Marks a value as a graph output, optionally with its declared shape. */
+  output(name: string, dims?: (number | null)[]): void {
     this.#outputs.push(name);
+    if (dims !== undefined) this.declare(name, dims);
+  }
+  /** Declares a value's shape (value_info, as an exporter's shape inference writes it); elemType 1 float, 7 int64. */
+  declare(name: string, dims: (number | null)[], elemType = 1): void {
+    this.#declared.set(name, { dims, elemType });
   }
   /** The IR graph. */
   graph(): Graph {
-    return { opset: this.#opset, inputs: this.#inputs, outputs: this.#outputs, initializers: this.#inits, nodes: this.#nodes };
+    return { opset: this.#opset, inputs: this.#inputs, outputs: this.#outputs, initializers: this.#inits, nodes: this.#nodes, declared: this.#declared };
   }
   /** ModelProto bytes. */
   toBytes(): Uint8Array {

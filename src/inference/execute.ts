@@ -1,10 +1,15 @@
 import { CipherMLError } from '../core/errors.ts';
 import type { Graph, GraphNode, Tensor } from './onnx.ts';
 import { sizeOf } from './onnx.ts';
+import type { ActivationOp } from './activations.ts';
+import { activation, isActivation } from './activations.ts';
+import { averagePool, conv, pad } from './spatial.ts';
+import type { Value } from './tensor-ops.ts';
+import { bcast, binary, constantValue, convOut, dynOf, invalidNode, mapped, norm, reshaped, slice } from './tensor-ops.ts';
 
 /**
  * One graph executor for every element type. Operator semantics follow the ONNX operator
- * specification (onnx/onnx docs/Operators.md, opsets 9–14); every supported operator is, per
+ * specification (onnx/onnx docs/Operators.md, opsets 9–23); every supported operator is, per
  * output element, an affine combination of input elements with constant coefficients, a product
  * of two elements, or an elementwise non-linearity. An {@link Algebra} supplies those three, so
  * the plaintext reference (numbers) and the CKKS batch plan (one sample per slot) share the
@@ -17,8 +22,8 @@ export interface Algebra<E> {
   lin(terms: readonly (readonly [E, number])[], bias: number): E;
   /** a·b. */
   mul(a: E, b: E): E;
-  /** Relu or Sigmoid; the CKKS algebra refuses (calibration replaces them with polynomials). */
-  nonlinear(op: 'Relu' | 'Sigmoid', a: E, node: GraphNode): E;
+  /** Relu, Sigmoid, Tanh or Gelu; the CKKS algebras refuse (calibration replaces them with polynomials). */
+  nonlinear(op: ActivationOp, a: E, node: GraphNode): E;
 }
 
 /** A tensor whose values depend on the input (elements of the algebra). */
@@ -27,14 +32,13 @@ export interface DynTensor<E> {
   readonly data: readonly E[];
 }
 
-type Value<E> = { readonly kind: 'static'; readonly t: Tensor } | { readonly kind: 'dyn'; readonly t: DynTensor<E> };
 
 /** Operators every executor supports. */
 export const SUPPORTED_OPERATORS: readonly string[] = [
   'Conv', 'Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div', 'AveragePool', 'GlobalAveragePool', 'BatchNormalization',
-  'Pad', 'Flatten', 'Reshape', 'Constant', 'Relu', 'Sigmoid', 'Identity',
+  'Pad', 'Flatten', 'Reshape', 'Constant', 'ConstantOfShape', 'Relu', 'Sigmoid', 'Tanh', 'Gelu', 'Identity',
   // What PyTorch's exporter emits around those (shape arithmetic, eval-mode Dropout, x**k).
-  'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Cast', 'Dropout', 'Transpose', 'Pow', 'Neg',
+  'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Cast', 'Dropout', 'Transpose', 'Pow', 'Neg', 'Slice',
 ];
 
 /**
@@ -50,9 +54,6 @@ export function assertSupported(graph: Graph): void {
   for (const n of graph.nodes) {
     if (!SUPPORTED_OPERATORS.includes(n.op)) {
       throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `operator ${n.op} (node "${n.name}") is not supported`, { param: 'model', details: { op: n.op, node: n.name } });
-    }
-    if (n.op === 'Conv' && (n.attrs['group'] ?? 1) !== 1) {
-      throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Conv with group=${String(n.attrs['group'])} (node "${n.name}"): only group=1 is supported`, { param: 'model', details: { op: n.op, node: n.name } });
     }
   }
 }
@@ -94,7 +95,11 @@ export function execute<E>(graph: Graph, algebra: Algebra<E>, inputs: readonly D
   graph.nodes.forEach((node, idx) => {
     const args = node.inputs.map((x) => (x === '' ? undefined : env.get(x)));
     const outs = run(node, args, algebra);
-    outs.forEach((v, i) => env.set(node.outputs[i]!, v));
+    outs.forEach((v, i) => {
+      const name = node.outputs[i]!;
+      if (name !== '') checkDeclared(graph, node, name, v.t.dims);
+      env.set(name, v);
+    });
     options.onNode?.(node, outs.filter((v): v is { kind: 'dyn'; t: DynTensor<E> } => v.kind === 'dyn').map((v) => v.t));
     if (options.release !== undefined) {
       for (const x of new Set(node.inputs)) {
@@ -115,6 +120,23 @@ export function execute<E>(graph: Graph, algebra: Algebra<E>, inputs: readonly D
     if (v.kind === 'static') return { dims: v.t.dims, data: Array.from(v.t.data, (c) => algebra.lin([], c)) };
     return v.t;
   });
+}
+
+/**
+ * A computed shape must equal the one the file declares (value_info or graph output, written by
+ * the exporter's ONNX shape inference); a symbolic dimension matches any size. A difference means
+ * this executor and the exporter disagree on the operator's semantics: refuse, naming the node.
+ */
+function checkDeclared(graph: Graph, node: GraphNode, name: string, dims: readonly number[]): void {
+  const want = graph.declared?.get(name);
+  if (want === undefined) return;
+  // A declared scalar with no dims and an inferred rank-0 tensor agree; rank must match otherwise.
+  if (want.dims.length !== dims.length || want.dims.some((d, i) => d !== null && d !== dims[i])) {
+    throw new CipherMLError('CIPHERML_E_ONNX_SHAPE_MISMATCH', `node "${node.name}" (${node.op}) computes ${name} with shape [${dims.join(', ')}], the model declares [${want.dims.map((d) => d ?? '?').join(', ')}]`, {
+      param: 'model',
+      details: { node: node.name, op: node.op, value: name, computed: dims, declared: want.dims },
+    });
+  }
 }
 
 // ---- operators ---------------------------------------------------------------------------------
@@ -140,20 +162,32 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
   switch (node.op) {
     case 'Identity':
       return [arg(0)];
-    case 'Constant': {
-      const t = a['value'];
-      if (typeof t === 'object' && !Array.isArray(t)) return [{ kind: 'static', t: t as Tensor }];
-      if (typeof a['value_float'] === 'number') return [{ kind: 'static', t: { dims: [], data: Float64Array.of(a['value_float']) } }];
-      throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Constant node "${node.name}" without a tensor value`, { param: 'model', details: { op: node.op, node: node.name } });
+    case 'Constant':
+      return [{ kind: 'static', t: constantValue(node) }];
+    case 'ConstantOfShape': {
+      // ConstantOfShape-9/20: the input is a 1-D int64 shape; `value` a one-element tensor (default float 0).
+      const shape = stat(0, 'shape');
+      const spec = Array.from(shape.data);
+      if (shape.dims.length !== 1 || spec.some((d) => !Number.isInteger(d) || d < 0)) throw invalidNode(node, `shape [${spec.join(', ')}] is not a list of sizes ≥ 0`);
+      const v = a['value'];
+      let fill = 0;
+      let type: Tensor['type'];
+      if (v !== undefined) {
+        if (typeof v !== 'object' || Array.isArray(v) || (v as Tensor).data.length !== 1) throw invalidNode(node, 'value is not a one-element tensor');
+        fill = (v as Tensor).data[0]!;
+        type = (v as Tensor).type;
+      }
+      return [{ kind: 'static', t: { dims: spec, data: new Float64Array(sizeOf(spec)).fill(fill), ...(type === undefined ? {} : { type }) } }];
     }
     case 'Relu':
-    case 'Sigmoid': {
+    case 'Sigmoid':
+    case 'Tanh':
+    case 'Gelu': {
       const x = arg(0);
-      if (x.kind === 'static') {
-        const f = node.op === 'Relu' ? (v: number) => Math.max(0, v) : (v: number) => 1 / (1 + Math.exp(-v));
-        return [{ kind: 'static', t: { dims: x.t.dims, data: x.t.data.map(f) } }];
-      }
-      return dyn(x.t.data.map((e) => A.nonlinear(node.op as 'Relu' | 'Sigmoid', e, node)), x.t.dims);
+      if (!isActivation(node.op)) throw invalidNode(node, 'not an activation');
+      const op = node.op;
+      if (x.kind === 'static') return [{ kind: 'static', t: { dims: x.t.dims, data: x.t.data.map(activation(op, node)) } }];
+      return dyn(x.t.data.map((e) => A.nonlinear(op, e, node)), x.t.dims);
     }
     case 'Add':
     case 'Sub':
@@ -167,11 +201,26 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
       return [reshaped(x, dims)];
     }
     case 'Reshape': {
+      // Reshape-5/13/14/19/21: 0 copies the input's dimension (unless allowzero = 1, opset 14+),
+      // at most one −1 is inferred; the element count must be unchanged.
       const x = arg(0);
       const spec = Array.from(stat(1, 'shape').data);
-      const dims = spec.map((d, i) => (d === 0 ? x.t.dims[i]! : d));
+      const allowzero = int('allowzero', 0) === 1;
+      if (spec.filter((d) => d === -1).length > 1 || spec.some((d) => !Number.isInteger(d) || d < -1)) throw invalidNode(node, `shape [${spec.join(', ')}] has more than one −1 or a size below −1`);
+      if (allowzero && spec.includes(0) && spec.includes(-1)) throw invalidNode(node, `shape [${spec.join(', ')}] has both 0 and −1 with allowzero = 1`);
+      const dims = spec.map((d, i) => {
+        if (d !== 0 || allowzero) return d;
+        if (i >= x.t.dims.length) throw invalidNode(node, `shape [${spec.join(', ')}] copies axis ${i} of a rank-${x.t.dims.length} input`);
+        return x.t.dims[i]!;
+      });
+      const total = sizeOf(x.t.dims);
       const known = dims.filter((d) => d !== -1).reduce((p, q) => p * q, 1);
-      return [reshaped(x, dims.map((d) => (d === -1 ? sizeOf(x.t.dims) / known : d)))];
+      const inferred = dims.includes(-1) ? (known === 0 ? Number.NaN : total / known) : undefined;
+      const out = dims.map((d) => (d === -1 ? inferred! : d));
+      if ((inferred !== undefined && !Number.isInteger(inferred)) || sizeOf(out) !== total) {
+        throw invalidNode(node, `shape [${spec.join(', ')}] does not hold the ${total} elements of [${x.t.dims.join(', ')}]`);
+      }
+      return [reshaped(x, out)];
     }
     case 'BatchNormalization': {
       const x = dynOf(node, arg(0));
@@ -221,111 +270,28 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
       return dyn(out, [...x.dims.slice(0, -1), nOut]);
     }
     case 'Conv': {
-      const x = dynOf(node, arg(0));
-      const w = stat(1, 'weight');
-      const b = args[2]?.kind === 'static' ? args[2].t : undefined;
-      const [n, c, h, wd] = x.dims as [number, number, number, number];
-      const [m, , kh, kw] = w.dims as [number, number, number, number];
-      const [sh, sw] = ints('strides', [1, 1]) as [number, number];
-      const [dh, dw] = ints('dilations', [1, 1]) as [number, number];
-      const [pt, pl, pb, pr] = convPads(node, ints('pads', [0, 0, 0, 0]), [h, wd], [kh, kw], [sh, sw]);
-      const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
-      const ow = Math.floor((wd + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
-      const out: E[] = new Array(n * m * oh * ow);
-      for (let i = 0; i < n; i++) {
-        for (let o = 0; o < m; o++) {
-          for (let y = 0; y < oh; y++) {
-            for (let xx = 0; xx < ow; xx++) {
-              const terms: [E, number][] = [];
-              for (let ch = 0; ch < c; ch++) {
-                for (let u = 0; u < kh; u++) {
-                  const iy = y * sh - pt + u * dh;
-                  if (iy < 0 || iy >= h) continue;
-                  for (let v = 0; v < kw; v++) {
-                    const ix = xx * sw - pl + v * dw;
-                    if (ix < 0 || ix >= wd) continue;
-                    terms.push([x.data[((i * c + ch) * h + iy) * wd + ix]!, w.data[((o * c + ch) * kh + u) * kw + v]!]);
-                  }
-                }
-              }
-              out[((i * m + o) * oh + y) * ow + xx] = A.lin(terms, b === undefined ? 0 : b.data[o]!);
-            }
-          }
-        }
-      }
-      return dyn(out, [n, m, oh, ow]);
+      const b = args[2] === undefined ? undefined : stat(2, 'bias');
+      return dyn(...convOut(conv(node, dynOf(node, arg(0)), stat(1, 'weight'), b, A)));
     }
     case 'AveragePool':
-    case 'GlobalAveragePool': {
-      const x = dynOf(node, arg(0));
-      const [n, c, h, wd] = x.dims as [number, number, number, number];
-      const global = node.op === 'GlobalAveragePool';
-      const [kh, kw] = global ? [h, wd] : (ints('kernel_shape', [1, 1]) as [number, number]);
-      const [sh, sw] = global ? [1, 1] : (ints('strides', [1, 1]) as [number, number]);
-      const [pt, pl, pb, pr] = global ? [0, 0, 0, 0] : convPads(node, ints('pads', [0, 0, 0, 0]), [h, wd], [kh, kw], [sh, sw]);
-      const includePad = int('count_include_pad', 0) === 1;
-      const ceil = int('ceil_mode', 0) === 1;
-      const rnd = ceil ? Math.ceil : Math.floor;
-      const oh = rnd((h + pt + pb - kh) / sh) + 1;
-      const ow = rnd((wd + pl + pr - kw) / sw) + 1;
-      const out: E[] = new Array(n * c * oh * ow);
-      for (let i = 0; i < n * c; i++) {
-        for (let y = 0; y < oh; y++) {
-          for (let xx = 0; xx < ow; xx++) {
-            const cells: E[] = [];
-            let padded = 0;
-            for (let u = 0; u < kh; u++) {
-              for (let v = 0; v < kw; v++) {
-                const iy = y * sh - pt + u;
-                const ix = xx * sw - pl + v;
-                if (iy >= h + pb || ix >= wd + pr) continue;
-                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) padded++;
-                else cells.push(x.data[(i * h + iy) * wd + ix]!);
-              }
-            }
-            const count = includePad ? cells.length + padded : cells.length;
-            out[(i * oh + y) * ow + xx] = A.lin(cells.map((e) => [e, 1 / count] as const), 0);
-          }
-        }
-      }
-      return dyn(out, [n, c, oh, ow]);
-    }
+    case 'GlobalAveragePool':
+      return dyn(...convOut(averagePool(node, dynOf(node, arg(0)), A)));
     case 'Pad': {
+      // Pad-2 (pads, value attributes); Pad-11+ (pads, constant_value inputs); Pad-18+ (axes input).
       const x = dynOf(node, arg(0));
-      const mode = (a['mode'] as string | undefined) ?? 'constant';
-      const pads = args[1] !== undefined ? Array.from(stat(1, 'pads').data) : [...ints('pads', [])];
-      const value = args[2] !== undefined ? stat(2, 'constant value').data[0] ?? 0 : flt('value', 0);
-      const r = x.dims.length;
-      if (pads.length !== 2 * r || pads.some((p) => p < 0)) throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Pad node "${node.name}": pads [${pads.join(', ')}] (negative pads are not supported)`, { param: 'model', details: { op: node.op, node: node.name } });
-      if (mode !== 'constant' && mode !== 'edge' && mode !== 'reflect') throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Pad node "${node.name}" mode ${mode}`, { param: 'model', details: { op: node.op, node: node.name } });
-      const dims = x.dims.map((d, i) => d + pads[i]! + pads[i + r]!);
-      const out: E[] = new Array(sizeOf(dims));
-      const constant = A.lin([], value);
-      const idx = new Array<number>(r).fill(0);
-      for (let o = 0; o < out.length; o++) {
-        let rem = o;
-        for (let i = r - 1; i >= 0; i--) {
-          idx[i] = rem % dims[i]!;
-          rem = Math.floor(rem / dims[i]!);
-        }
-        let src = 0;
-        let inside = true;
-        for (let i = 0; i < r; i++) {
-          let p = idx[i]! - pads[i]!;
-          const d = x.dims[i]!;
-          if (p < 0 || p >= d) {
-            if (mode === 'constant') inside = false;
-            else if (mode === 'edge') p = Math.min(d - 1, Math.max(0, p));
-            else p = reflect(p, d);
-          }
-          src = src * d + p;
-        }
-        out[o] = inside ? x.data[src]! : constant;
-      }
-      return dyn(out, dims);
+      const old = node.inputs.length < 2;
+      const pads = old ? [...ints('pads', [])] : Array.from(stat(1, 'pads').data);
+      const value = old ? flt('value', 0) : args[2] !== undefined ? (stat(2, 'constant value').data[0] ?? 0) : 0;
+      const axes = args[3] !== undefined ? Array.from(stat(3, 'axes').data) : undefined;
+      return dyn(...convOut(pad(node, x, pads, value, axes, A)));
     }
-    case 'Shape':
-      return [{ kind: 'static', t: { dims: [arg(0).t.dims.length], data: Float64Array.from(arg(0).t.dims), type: 'int64' } }];
+    case 'Shape': {
+      // Shape-15: start/end select dims[start:end] (negative counts from the end, clamped).
+      const d = arg(0).t.dims;
+      const clamp = (v: number): number => Math.min(d.length, Math.max(0, v < 0 ? v + d.length : v));
+      const picked = d.slice(clamp(int('start', 0)), clamp(int('end', d.length)));
+      return [{ kind: 'static', t: { dims: [picked.length], data: Float64Array.from(picked), type: 'int64' } }];
+    }
     case 'Gather': {
       const x = arg(0);
       const idx = stat(1, 'indices');
@@ -435,6 +401,12 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
         return src;
       })];
     }
+    case 'Slice': {
+      const x = arg(0);
+      if (node.inputs.length < 3) return [slice(node, x, ints('starts', []), ints('ends', []), a['axes'] as readonly number[] | undefined, undefined)];
+      const opt = (i: number, what: string): number[] | undefined => (args[i] === undefined ? undefined : Array.from(stat(i, what).data));
+      return [slice(node, x, opt(1, 'starts') ?? [], opt(2, 'ends') ?? [], opt(3, 'axes'), opt(4, 'steps'))];
+    }
     case 'Neg': {
       const x = arg(0);
       if (x.kind === 'static') return [{ kind: 'static', t: { dims: x.t.dims, data: x.t.data.map((v) => -v) } }];
@@ -467,122 +439,6 @@ function run<E>(node: GraphNode, args: (Value<E> | undefined)[], A: Algebra<E>):
   }
 }
 
-function reflect(p: number, d: number): number {
-  if (d === 1) return 0;
-  const period = 2 * (d - 1);
-  const m = ((p % period) + period) % period;
-  return m < d ? m : period - m;
-}
-
-function norm(axis: number, rank: number): number {
-  return axis < 0 ? axis + rank : axis;
-}
-
-function convPads(node: GraphNode, pads: readonly number[], size: readonly number[], kernel: readonly number[], strides: readonly number[]): [number, number, number, number] {
-  const auto = (node.attrs['auto_pad'] as string | undefined) ?? 'NOTSET';
-  if (auto === 'NOTSET' || auto === 'VALID') return auto === 'VALID' ? [0, 0, 0, 0] : (pads as [number, number, number, number]);
-  const total = size.map((s, i) => Math.max(0, (Math.ceil(s / strides[i]!) - 1) * strides[i]! + kernel[i]! - s));
-  const lo = total.map((t) => (auto === 'SAME_UPPER' ? Math.floor(t / 2) : Math.ceil(t / 2)));
-  return [lo[0]!, lo[1]!, total[0]! - lo[0]!, total[1]! - lo[1]!];
-}
-
-function dynOf<E>(node: GraphNode, v: Value<E>): DynTensor<E> {
-  if (v.kind === 'dyn') return v.t;
-  throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `${node.op} node "${node.name}" on a constant input (fold it before export)`, { param: 'model', details: { op: node.op, node: node.name } });
-}
-
-/** The value with element o of the result taken from element src(o) of x (a pure re-indexing). */
-function mapped<E>(x: Value<E>, dims: readonly number[], src: (o: number) => number): Value<E> {
-  const n = sizeOf(dims);
-  if (x.kind === 'static') {
-    const data = new Float64Array(n);
-    for (let o = 0; o < n; o++) data[o] = x.t.data[src(o)]!;
-    return { kind: 'static', t: { dims, data, ...(x.t.type === undefined ? {} : { type: x.t.type }) } };
-  }
-  const data = new Array<E>(n);
-  for (let o = 0; o < n; o++) data[o] = x.t.data[src(o)]!;
-  return { kind: 'dyn', t: { dims, data } };
-}
-
-function reshaped<E>(x: Value<E>, dims: readonly number[]): Value<E> {
-  return x.kind === 'static' ? { kind: 'static', t: { dims, data: x.t.data } } : { kind: 'dyn', t: { dims, data: x.t.data } };
-}
-
-/** Index into a static tensor broadcast (numpy rules) to `dims`, at flat output index `o`. */
-function bcast(t: Tensor, dims: readonly number[], o: number): number {
-  let src = 0;
-  let stride = 1;
-  let rem = o;
-  const r = dims.length;
-  const offset = r - t.dims.length;
-  for (let i = r - 1; i >= 0; i--) {
-    const coord = rem % dims[i]!;
-    rem = Math.floor(rem / dims[i]!);
-    const td = i - offset >= 0 ? t.dims[i - offset]! : 1;
-    if (td !== 1) src += coord * stride;
-    stride *= td;
-  }
-  return t.data[src]!;
-}
-
-function broadcastDims(a: readonly number[], b: readonly number[], node: GraphNode): number[] {
-  const r = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const x = a[a.length - r + i] ?? 1;
-    const y = b[b.length - r + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${node.op} node "${node.name}": shapes [${a.join(', ')}] and [${b.join(', ')}] do not broadcast`, { param: 'model' });
-    out.push(Math.max(x, y));
-  }
-  return out;
-}
-
-function binary<E>(node: GraphNode, x: Value<E>, y: Value<E>, A: Algebra<E>): Value<E> {
-  const op = node.op as 'Add' | 'Sub' | 'Mul' | 'Div';
-  const dims = broadcastDims(x.t.dims, y.t.dims, node);
-  const n = sizeOf(dims);
-  const f = { Add: (p: number, q: number) => p + q, Sub: (p: number, q: number) => p - q, Mul: (p: number, q: number) => p * q, Div: (p: number, q: number) => p / q }[op];
-  if (x.kind === 'static' && y.kind === 'static') {
-    const data = new Float64Array(n);
-    for (let o = 0; o < n; o++) data[o] = f(bcast(x.t, dims, o), bcast(y.t, dims, o));
-    return { kind: 'static', t: { dims, data } };
-  }
-  if (op === 'Div' && y.kind !== 'static') {
-    throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `Div node "${node.name}": only division by a constant is supported`, { param: 'model', details: { op: node.op, node: node.name } });
-  }
-  const pick = (v: Value<E>, o: number): E | number => (v.kind === 'static' ? bcast(v.t, dims, o) : v.t.data[dynIndex(v.t.dims, dims, o)]!);
-  const data: E[] = new Array(n);
-  for (let o = 0; o < n; o++) {
-    const p = pick(x, o);
-    const q = pick(y, o);
-    if (x.kind === 'static') {
-      const c = p as number;
-      data[o] = op === 'Add' ? A.lin([[q as E, 1]], c) : op === 'Sub' ? A.lin([[q as E, -1]], c) : A.lin([[q as E, c]], 0);
-    } else if (y.kind === 'static') {
-      const c = q as number;
-      data[o] = op === 'Add' ? A.lin([[p as E, 1]], c) : op === 'Sub' ? A.lin([[p as E, 1]], -c) : op === 'Mul' ? A.lin([[p as E, c]], 0) : A.lin([[p as E, 1 / c]], 0);
-    } else {
-      data[o] = op === 'Add' ? A.lin([[p as E, 1], [q as E, 1]], 0) : op === 'Sub' ? A.lin([[p as E, 1], [q as E, -1]], 0) : A.mul(p as E, q as E);
-    }
-  }
-  return { kind: 'dyn', t: { dims, data } };
-}
-
-function dynIndex(src: readonly number[], dims: readonly number[], o: number): number {
-  let idx = 0;
-  let stride = 1;
-  let rem = o;
-  const offset = dims.length - src.length;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    const coord = rem % dims[i]!;
-    rem = Math.floor(rem / dims[i]!);
-    const sd = i - offset >= 0 ? src[i - offset]! : 1;
-    if (sd !== 1) idx += coord * stride;
-    stride *= sd;
-  }
-  return idx;
-}
-
 /** The plaintext reference algebra (float64 numbers). */
 export const PLAIN: Algebra<number> = {
   lin: (terms, bias) => {
@@ -591,7 +447,7 @@ export const PLAIN: Algebra<number> = {
     return s;
   },
   mul: (a, b) => a * b,
-  nonlinear: (op, a) => (op === 'Relu' ? Math.max(0, a) : 1 / (1 + Math.exp(-a))),
+  nonlinear: (op, a, node) => activation(op, node)(a),
 };
 
 /**

@@ -44,6 +44,46 @@ interface PackingHints {
   readonly singleUpTo: number;
   /** The model's input shape (batch axis first, null for a free dimension). */
   readonly inputDims?: readonly (number | null)[];
+  /** The model outputs' range on the calibration set (keyparams), for the decryption check. */
+  readonly outputRange?: readonly [number, number];
+}
+
+/**
+ * Decrypted values far outside the calibrated output range: outside [lo − w, hi + w] with
+ * w = hi − lo. Such a value means the input left the range the activations were fitted on, or
+ * the computation wrapped around the modulus; it is not a trustworthy result.
+ */
+export interface RangeWarning {
+  readonly count: number;
+  readonly calibrated: readonly [number, number];
+  readonly allowed: readonly [number, number];
+  /** The value furthest outside, and its flat index. */
+  readonly worst: { readonly index: number; readonly value: number };
+}
+
+/**
+ * Checks decrypted values against the calibrated output range (see {@link RangeWarning}).
+ *
+ * @example
+ * ```ts
+ * const w = checkOutputRange(decrypted.data, [-3, 9]); // undefined when every value is plausible
+ * ```
+ */
+export function checkOutputRange(values: ArrayLike<number>, range: readonly [number, number] | undefined): RangeWarning | undefined {
+  if (range === undefined || !Number.isFinite(range[0]) || !Number.isFinite(range[1])) return undefined;
+  const w = Math.max(range[1] - range[0], 1e-6);
+  const allowed: [number, number] = [range[0] - w, range[1] + w];
+  let count = 0;
+  let worst = { index: -1, value: 0, by: -1 };
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const by = Number.isNaN(v) ? Infinity : Math.max(allowed[0] - v, v - allowed[1]);
+    if (by > 0) {
+      count++;
+      if (by > worst.by) worst = { index: i, value: v, by };
+    }
+  }
+  return count === 0 ? undefined : { count, calibrated: range, allowed, worst: { index: worst.index, value: worst.value } };
 }
 
 /** Loads and parses an ONNX file. */
@@ -104,9 +144,10 @@ export async function readKeyParams(path: string): Promise<KeyParams> {
  */
 export async function heKeygen(o: { keyParams: string; out: string; overwrite?: boolean }): Promise<{ secretKeyPath: string; publicKeyPath: string; fingerprint: string }> {
   const kp = await readKeyParams(o.keyParams);
-  const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps });
+  // Evaluation keys are generated once, seeded, a group at a time, while key.pub is written.
+  const ctx = await Ctx.create(kp.params, { galoisSteps: kp.galoisSteps, deferEvaluationKeys: true });
   try {
-    const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo, inputDims: kp.inputDims };
+    const hints: PackingHints = { packing: kp.packing, singleUpTo: kp.singleUpTo, inputDims: kp.inputDims, ...(kp.outputRange === undefined ? {} : { outputRange: kp.outputRange }) };
     ctx.metadata = hints;
     const paths = await writeKeyFiles(o.out, ctx, { overwrite: o.overwrite === true });
     return { ...paths, fingerprint: ctx.fingerprint };
@@ -404,20 +445,22 @@ export function decryptOutput(ctx: CkksContext, bytes: Uint8Array): Tensor {
 }
 
 /**
- * `he decrypt`: writes the decrypted output as float32 .npy.
+ * `he decrypt`: writes the decrypted output as float32 .npy; `rangeWarning` flags values far
+ * outside the output range measured at calibration (see {@link RangeWarning}).
  *
  * @example
  * ```ts
  * await heDecrypt({ key: 'key', input: 'output.enc', out: 'output.npy' });
  * ```
  */
-export async function heDecrypt(o: { key: string; input: string; out: string; overwrite?: boolean }): Promise<Tensor> {
+export async function heDecrypt(o: { key: string; input: string; out: string; overwrite?: boolean }): Promise<Tensor & { readonly rangeWarning?: RangeWarning }> {
   await refuseExisting([o.out], o.overwrite === true);
   const ctx = await readSecretKeyFile(o.key);
   try {
     const t = decryptOutput(ctx, await readFileTyped(o.input, 'input'));
     await writeFileSafely(o.out, writeNpy(t), { overwrite: o.overwrite === true });
-    return t;
+    const rangeWarning = checkOutputRange(t.data, (ctx.metadata as Partial<PackingHints> | undefined)?.outputRange);
+    return rangeWarning === undefined ? t : { ...t, rangeWarning };
   } finally {
     ctx.delete();
   }

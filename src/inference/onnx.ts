@@ -37,6 +37,18 @@ export interface Graph {
   readonly outputs: readonly string[];
   readonly initializers: ReadonlyMap<string, Tensor>;
   readonly nodes: readonly GraphNode[];
+  /**
+   * Shapes the file declares for intermediate values and graph outputs (ONNX value_info and
+   * graph.output, as written by the exporter's shape inference); null for a symbolic dimension.
+   * The executor checks every tensor it computes against these.
+   */
+  readonly declared?: ReadonlyMap<string, Declared>;
+}
+
+/** A declared value shape and its TensorProto.DataType (1 float, 7 int64, …). */
+export interface Declared {
+  readonly dims: readonly (number | null)[];
+  readonly elemType: number;
 }
 
 const DT = { FLOAT: 1, INT64: 7, DOUBLE: 11, INT32: 6 } as const;
@@ -67,18 +79,19 @@ export function parseOnnx(bytes: Uint8Array, param = 'model'): Graph {
   const opset = Math.max(0, ...(model.opsetImport ?? []).filter((o) => (o.domain ?? '') === '' || o.domain === 'ai.onnx').map((o) => num(o.version)));
   const initializers = new Map<string, Tensor>();
   for (const t of g.initializer ?? []) initializers.set(t.name ?? '', tensorFrom(t, param));
-  const inputs = (g.input ?? [])
-    .filter((i) => !initializers.has(i.name ?? ''))
-    .map((i) => ({
-      name: i.name ?? '',
-      dims: (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue) > 0 ? num(d.dimValue) : null)),
-    }));
+  const dimsOf = (i: O.IValueInfoProto): (number | null)[] => (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== null && d.dimValue !== undefined && num(d.dimValue) > 0 ? num(d.dimValue) : null));
+  const inputs = (g.input ?? []).filter((i) => !initializers.has(i.name ?? '')).map((i) => ({ name: i.name ?? '', dims: dimsOf(i) }));
+  const declared = new Map<string, Declared>();
+  for (const v of [...(g.valueInfo ?? []), ...(g.output ?? [])]) {
+    // A value without a shape field declares nothing (rank unknown).
+    if (v.type?.tensorType?.shape !== null && v.type?.tensorType?.shape !== undefined) declared.set(v.name ?? '', { dims: dimsOf(v), elemType: v.type.tensorType.elemType ?? DT.FLOAT });
+  }
   const nodes: GraphNode[] = (g.node ?? []).map((n, i) => {
     const attrs: Record<string, AttributeValue> = {};
     for (const a of n.attribute ?? []) attrs[a.name ?? ''] = attrFrom(a, param);
     return { op: n.opType ?? '', name: n.name !== null && n.name !== undefined && n.name !== '' ? n.name : `${n.opType}_${i}`, inputs: n.input ?? [], outputs: n.output ?? [], attrs };
   });
-  return { opset, inputs, outputs: (g.output ?? []).map((o) => o.name ?? ''), initializers, nodes };
+  return { opset, inputs, outputs: (g.output ?? []).map((o) => o.name ?? ''), initializers, nodes, declared };
 }
 
 /**
@@ -89,11 +102,12 @@ export function parseOnnx(bytes: Uint8Array, param = 'model'): Graph {
  * await writeFile('model_calibrated.onnx', serializeOnnx(graph));
  * ```
  */
-export function serializeOnnx(graph: Graph, outputDims?: ReadonlyMap<string, readonly (number | null)[]>): Uint8Array {
-  const vi = (name: string, dims: readonly (number | null)[] | undefined): O.IValueInfoProto => ({
+export function serializeOnnx(graph: Graph): Uint8Array {
+  const vi = (name: string, dims: readonly (number | null)[] | undefined, elemType: number = DT.FLOAT): O.IValueInfoProto => ({
     name,
-    type: { tensorType: { elemType: DT.FLOAT, shape: { dim: (dims ?? []).map((d) => (d === null ? { dimParam: 'N' } : { dimValue: d })) } } },
+    type: { tensorType: { elemType, shape: { dim: (dims ?? []).map((d) => (d === null ? { dimParam: 'N' } : { dimValue: d })) } } },
   });
+  const declared = graph.declared ?? new Map<string, Declared>();
   const model: O.IModelProto = {
     irVersion: 8,
     producerName: 'cipherml',
@@ -101,7 +115,11 @@ export function serializeOnnx(graph: Graph, outputDims?: ReadonlyMap<string, rea
     graph: {
       name: 'cipherml',
       input: graph.inputs.map((i) => vi(i.name, i.dims)),
-      output: graph.outputs.map((o) => (outputDims?.has(o) === true ? vi(o, outputDims.get(o)) : { name: o, type: { tensorType: { elemType: DT.FLOAT } } })),
+      valueInfo: [...declared].filter(([name]) => !graph.outputs.includes(name) && graph.nodes.some((n) => n.outputs.includes(name))).map(([name, d]) => vi(name, d.dims, d.elemType)),
+      output: graph.outputs.map((o) => {
+        const d = declared.get(o);
+        return d !== undefined ? vi(o, d.dims, d.elemType) : { name: o, type: { tensorType: { elemType: DT.FLOAT } } };
+      }),
       initializer: [...graph.initializers].map(([name, t]) => tensorTo(name, t)),
       node: graph.nodes.map((n) => ({
         opType: n.op,
@@ -179,9 +197,13 @@ function attrFrom(a: O.IAttributeProto, param: string): AttributeValue {
   }
 }
 
+/** Attributes the ONNX operator specs type FLOAT / FLOATS whatever the value (an integer-valued float is still a float). */
+const FLOAT_ATTRS = /^(alpha|beta|gamma|epsilon|momentum|value|ratio|value_float|bias|lambd|spatial_scale)$/;
+const FLOATS_ATTRS = /^(value_floats|scales)$/;
+
 function attrTo(name: string, v: AttributeValue): O.IAttributeProto {
-  if (typeof v === 'number') return Number.isInteger(v) && !name.match(/^(alpha|beta|epsilon|momentum|value|ratio)$/) ? { name, type: AT.INT, i: v } : { name, type: AT.FLOAT, f: v };
+  if (typeof v === 'number') return Number.isInteger(v) && !FLOAT_ATTRS.test(name) ? { name, type: AT.INT, i: v } : { name, type: AT.FLOAT, f: v };
   if (typeof v === 'string') return { name, type: AT.STRING, s: Buffer.from(v, 'utf8') };
-  if (Array.isArray(v)) return { name, type: AT.INTS, ints: [...(v as number[])] };
+  if (Array.isArray(v)) return FLOATS_ATTRS.test(name) ? { name, type: AT.FLOATS, floats: [...(v as number[])] } : { name, type: AT.INTS, ints: [...(v as number[])] };
   return { name, type: AT.TENSOR, t: tensorTo('', v as Tensor) };
 }

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { loadSeal } from '../src/ckks/index.ts';
+import { GraphBuilder } from '../src/inference/builder.ts';
+import { calibrate } from '../src/inference/calibrate.ts';
+import type { Tensor } from '../src/inference/onnx.ts';
+import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
+import { compileSingle } from '../src/inference/single.ts';
+
+// Keys that fit: keyparams states key.pub and keygen memory before keygen, and keeps key.pub
+// under the budget by trading keys for key switches (exact → ±2^k → +2^k), then by dropping the
+// single plan (auto) or refusing (single), naming the budget.
+let seed = 31;
+const rand = (): number => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31 - 0.5;
+};
+const t = (dims: number[]): Tensor => ({ dims, data: Float64Array.from({ length: sizeOf(dims) }, rand) });
+
+function model() {
+  const b = new GraphBuilder(13);
+  const x = b.input('x', [null, 1, 8, 8]);
+  const c = b.node('Conv', [x, b.init('w1', t([2, 1, 3, 3])), b.init('b1', t([2]))]);
+  const f = b.node('Flatten', [b.node('Mul', [c, c])], { axis: 1 });
+  b.output(b.node('Gemm', [f, b.init('w2', t([72, 3])), b.init('b2', t([3]))]));
+  return parseOnnx(b.toBytes());
+}
+
+describe('key budget at keyparams', () => {
+  it('exact keys within the budget; fewer keys (more key switches) over it; batch only, or refused, beyond', async () => {
+    const seal = await loadSeal();
+    const graph = model();
+    const calib = { dims: [16, 1, 8, 8], data: Float64Array.from({ length: 16 * 64 }, rand) };
+    const exact = calibrate(seal, graph, calib).keyParams;
+    const plan = compileSingle(calibrate(seal, graph, calib).graph);
+    expect(exact.keys).toMatchObject({ rotationKeys: 'exact', galoisKeys: plan.galoisSteps.length });
+    expect(exact.galoisSteps).toEqual(plan.galoisSteps);
+    const per = exact.keys.publicKeyBytes;
+    expect(exact.keys.keygenPeakBytes).toBeGreaterThan(per);
+
+    const p2 = calibrate(seal, graph, calib, { maxKeyBytes: per - 1 }).keyParams;
+    expect(['power-of-two', 'binary']).toContain(p2.keys.rotationKeys);
+    expect(p2.keys.publicKeyBytes).toBeLessThanOrEqual(per - 1);
+    expect(p2.galoisSteps.length).toBeLessThan(exact.galoisSteps.length);
+    expect(p2.plans.single!.rotations).toBeGreaterThan(exact.plans.single!.rotations);
+    expect(p2.keys.note).toMatch(/exceed the key budget/);
+
+    const tiny = calibrate(seal, graph, calib, { maxKeyBytes: 2 ** 20 }).keyParams;
+    expect(tiny).toMatchObject({ packing: 'batch', galoisSteps: [] });
+    expect(tiny.plans.single).toBeUndefined();
+    expect(tiny.keys.note).toMatch(/only the batch plan/);
+    expect(() => calibrate(seal, graph, calib, { maxKeyBytes: 2 ** 20, packing: 'single' })).toThrow(expect.objectContaining({ code: 'CIPHERML_E_KEYPARAMS_TOO_SMALL', param: 'maxKeyBytes' }));
+  });
+});
