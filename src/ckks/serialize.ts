@@ -48,6 +48,11 @@ const RAW_SLACK_BYTES = 1 << 20;
 /** SEAL's serialization header (magic, version, compression mode, sizes): 16 bytes. */
 const SEAL_HEADER_BYTES = 16;
 
+/** A key file's raw body is at most this long (its length field is read as a signed 31-bit size). */
+const MAX_RAW_BYTES = 2 ** 31 - 1;
+/** Galois key groups a public key body may hold, one section each (far above any plan's step count). */
+const MAX_GALOIS_SECTIONS = 4096;
+
 function rawCap(compressedBytes: number, minPrimeBits: number): number {
   return Math.ceil((compressedBytes * 64) / minPrimeBits) + RAW_SLACK_BYTES;
 }
@@ -569,7 +574,7 @@ function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext'
 
 function open0(bytes: Uint8Array, kind: 'publicKey' | 'privateKey', param: string, count: number | readonly number[] | 'atLeast6'): { fingerprint: string; sections: Uint8Array[] } {
   const env = openEnvelope(bytes, { kind, scheme: 'ckks' }, param);
-  const max = 1 + Math.max(...(typeof count === 'number' ? [count] : count));
+  const max = count === 'atLeast6' ? 1 + 6 + MAX_GALOIS_SECTIONS : 1 + Math.max(...(typeof count === 'number' ? [count] : count));
   const all = splitSections(inflate(env.body, param, rawCap(env.body.length, MIN_PRIME_BITS)), param, max);
   if (all.length === 0 || version(all[0]!) !== BODY_VERSION) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'unknown CKKS key body version', { param });
   const sections = all.slice(1);
