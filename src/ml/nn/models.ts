@@ -34,30 +34,20 @@ export interface ParamTensor {
   readonly values: Float32Array;
 }
 
-const lenet = (name: string, act: 'relu' | 'square', pool: 'maxpool' | 'avgpool'): ModelSpec => ({
-  name,
-  input: [28, 28, 1],
-  classes: 10,
-  layers: [
-    { op: 'conv', name: 'conv1', filters: 6, kernel: 5, padding: 'same' },
-    { op: act },
-    { op: pool, size: 2 },
-    { op: 'conv', name: 'conv2', filters: 16, kernel: 5, padding: 'valid' },
-    { op: act },
-    { op: pool, size: 2 },
-    { op: 'flatten' },
-    { op: 'dense', name: 'fc1', units: 120 },
-    { op: act },
-    { op: 'dense', name: 'fc2', units: 84 },
-    { op: act },
-    { op: 'dense', name: 'fc3', units: 10 },
-  ],
-});
+const LENET_CONV: readonly LayerSpec[] = [
+  { op: 'conv', name: 'conv1', filters: 6, kernel: 5, padding: 'same' },
+  { op: 'relu' },
+  { op: 'maxpool', size: 2 },
+  { op: 'conv', name: 'conv2', filters: 16, kernel: 5, padding: 'valid' },
+  { op: 'relu' },
+  { op: 'maxpool', size: 2 },
+  { op: 'flatten' },
+];
 
 /**
  * The bundled models: LeNet-5 (LeCun et al. 1998, as in Flower's FedAvgHE example: 61,706
- * parameters), its HE-friendly variant (x² activations, average pooling: every layer is a
- * polynomial, so CKKS evaluates the trained model exactly), a small CNN and an MLP.
+ * parameters), its HE-friendly variant (same tensors; x² activations, average pooling: every
+ * layer is a polynomial, so CKKS evaluates the trained model itself), a small CNN and an MLP.
  *
  * @example
  * ```ts
@@ -65,8 +55,26 @@ const lenet = (name: string, act: 'relu' | 'square', pool: 'maxpool' | 'avgpool'
  * ```
  */
 export const MODELS = {
-  lenet5: lenet('lenet5', 'relu', 'maxpool'),
-  'lenet5-he': lenet('lenet5-he', 'square', 'avgpool'),
+  lenet5: {
+    name: 'lenet5',
+    input: [28, 28, 1],
+    classes: 10,
+    layers: [...LENET_CONV, { op: 'dense', name: 'fc1', units: 120 }, { op: 'relu' }, { op: 'dense', name: 'fc2', units: 84 }, { op: 'relu' }, { op: 'dense', name: 'fc3', units: 10 }],
+  },
+  // CryptoNets-style (Gilad-Bachrach et al., ICML 2016): x² after each convolution, average
+  // pooling, and the three dense layers without activations between them (an affine map CKKS
+  // applies at the cost of one level): multiplicative depth 2 plus the linear layers.
+  'lenet5-he': {
+    name: 'lenet5-he',
+    input: [28, 28, 1],
+    classes: 10,
+    layers: [
+      ...LENET_CONV.map((l): LayerSpec => (l.op === 'relu' ? { op: 'square' } : l.op === 'maxpool' ? { op: 'avgpool', size: l.size } : l)),
+      { op: 'dense', name: 'fc1', units: 120 },
+      { op: 'dense', name: 'fc2', units: 84 },
+      { op: 'dense', name: 'fc3', units: 10 },
+    ],
+  },
   cnn: {
     name: 'cnn',
     input: [28, 28, 1],
