@@ -44,3 +44,34 @@ describe('federated LeNet-5 on MNIST (in-process, real strategies)', () => {
     expect(app?.partition).toEqual({ kind: 'dirichlet', alpha: 0.5 });
   }, 120_000);
 });
+
+describe('a worker whose model differs from the server\'s (real gRPC on loopback)', () => {
+  it('is refused at join with CIPHERML_E_MODEL_MISMATCH naming both shapes, and the server counts no worker', async () => {
+    const { loadEngine } = await import('../src/ml/nn/engine.ts');
+    const { MODELS } = await import('../src/ml/nn/models.ts');
+    const { initialModel, nnClient } = await import('../src/fl/apps/nn.ts');
+    const { FlServer } = await import('../src/fl/server.ts');
+    const { PlainFedAvg } = await import('../src/fl/strategy.ts');
+    const { serverSettings } = await import('../src/fl/run.ts');
+    const { createRpcTransport } = await import('../src/fl/transport.ts');
+    const { runWorker } = await import('../src/fl/worker.ts');
+    const { tf } = await loadEngine('wasm');
+    const runDir = await mkdtemp(join(tmpdir(), 'fl-nn-mismatch-'));
+    dirs.push(runDir);
+    const config = resolveRunConfig({ flags: { runDir, numServerRounds: 1, minAvailableClients: 1, minFitClients: 1, joinTimeout: 30 } });
+    const joined: string[] = [];
+    const server = new FlServer({ settings: serverSettings(config, { address: '127.0.0.1:0' }), strategy: new PlainFedAvg(), initialModel: initialModel(MODELS.lenet5, 1), onEvent: (e) => e.type === 'joined' && joined.push(e.workerId) });
+    const address = await server.listen();
+    try {
+      const images = { images: new Uint8Array(4 * 784), labels: Uint8Array.from([0, 1, 2, 3]), count: 4, rows: 28, cols: 28, classes: 10 };
+      const mlp = nnClient(tf, MODELS.mlp, images, { localEpochs: 1, batchSize: 2, learningRate: 0.1, momentum: 0, proximalMu: 0, seed: 1 });
+      await expect(runWorker({ workerId: 'w1', token: '', client: mlp, transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes }) })).rejects.toMatchObject({
+        code: 'CIPHERML_E_MODEL_MISMATCH',
+        message: expect.stringContaining('fc1.weight'),
+      });
+      expect(joined).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+});
