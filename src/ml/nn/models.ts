@@ -44,6 +44,9 @@ const LENET_CONV: readonly LayerSpec[] = [
   { op: 'flatten' },
 ];
 
+/** Name of a bundled model. */
+export type ModelName = 'lenet5' | 'lenet5-he' | 'cnn' | 'mlp';
+
 /**
  * The bundled models: LeNet-5 (LeCun et al. 1998, as in Flower's FedAvgHE example: 61,706
  * parameters), its HE-friendly variant (same tensors; x² activations, average pooling: every
@@ -54,7 +57,7 @@ const LENET_CONV: readonly LayerSpec[] = [
  * const spec = MODELS['lenet5'];
  * ```
  */
-export const MODELS = {
+export const MODELS: Readonly<Record<ModelName, ModelSpec>> = {
   lenet5: {
     name: 'lenet5',
     input: [28, 28, 1],
@@ -98,10 +101,8 @@ export const MODELS = {
     classes: 10,
     layers: [{ op: 'flatten' }, { op: 'dense', name: 'fc1', units: 128 }, { op: 'relu' }, { op: 'dense', name: 'fc2', units: 10 }],
   },
-} as const satisfies Readonly<Record<string, ModelSpec>>;
+};
 
-/** Name of a bundled model. */
-export type ModelName = keyof typeof MODELS;
 
 /**
  * The bundled model called `name`, or a typed error naming the choices.
