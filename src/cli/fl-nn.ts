@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { DEFAULT_NN_APP, readNnApp, resolveNnApp, type NnAppConfig } from '../fl/apps/nn-config.ts';
-import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
+import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, nnServerSettings, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
 import { initialModel, nnClient, nnEvaluator } from '../fl/apps/nn.ts';
 import { loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
@@ -78,7 +78,7 @@ export function registerFlNnCommands(program: Command): void {
     await mkdir(config.runDir, { recursive: true });
     await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
     const server = new FlServer({
-      settings: serverSettings(config),
+      settings: serverSettings(config, nnServerSettings(config)),
       strategy,
       evaluate: nnEvaluator(tf, data.spec, test),
       initialModel: initialModel(data.spec, config.seed),

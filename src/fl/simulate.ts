@@ -4,7 +4,7 @@ import { KeyAuthority } from './authority.ts';
 import type { RunConfig } from './config.ts';
 import { deriveToken, type NamedTensor } from './protocol.ts';
 import { buildStrategy, serverSettings } from './run.ts';
-import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent } from './server.ts';
+import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent, type ServerSettings } from './server.ts';
 import type { Strategy } from './strategy.ts';
 import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type WorkerSummary } from './worker.ts';
 
@@ -26,6 +26,8 @@ export interface SimulationOptions {
   readonly wrapStrategy?: (strategy: Strategy) => Strategy;
   /** The initial global model (default: the first worker's parameters). */
   readonly initialModel?: readonly NamedTensor[];
+  /** Server settings beyond the run config (e.g. staleAfterMs for workers busy for minutes). */
+  readonly settings?: Partial<ServerSettings>;
 }
 
 /** Summary of a simulation. */
@@ -60,7 +62,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   const built = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
   const strategy = options.wrapStrategy === undefined ? built : options.wrapStrategy(built);
   const server = new FlServer({
-    settings: serverSettings(config, { address: 'in-memory:0', pollWaitMs: 200 }),
+    settings: serverSettings(config, { ...options.settings, address: 'in-memory:0', pollWaitMs: 200 }),
     strategy,
     ...(options.initialModel === undefined ? {} : { initialModel: options.initialModel }),
     ...(options.evaluate === undefined ? {} : { evaluate: options.evaluate }),

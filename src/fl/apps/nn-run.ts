@@ -53,6 +53,15 @@ export function wrapForApp(app: NnAppConfig): (s: Strategy) => Strategy {
   return (s) => (app.serverOptimizer === 'fedavg' ? s : new ServerOptStrategy(s, { optimizer: app.serverOptimizer, eta: app.serverLearningRate }));
 }
 
+/**
+ * Server settings of a neural-network run: a worker trains and encrypts (or masks) tens of
+ * thousands of parameters between two contacts, which takes longer than the runtime's default
+ * 15 s liveness window on a slow machine; it is dropped only after the round timeout.
+ */
+export function nnServerSettings(config: RunConfig): { staleAfterMs: number } {
+  return { staleAfterMs: Math.max(15_000, config.roundTimeout * 1000) };
+}
+
 /** One line describing the run's data. */
 export function describeNnRun(app: NnAppConfig, data: NnData): string[] {
   return [`${app.dataset}: ${data.train.count} training images in ${app.numClients} clients by ${partitionName(app.partition)}, model ${app.model}, label histograms:`, ...describePartition(data.partition)];
@@ -78,6 +87,7 @@ export async function simulateNn(config: RunConfig, app: NnAppConfig, options: {
     evaluate: nnEvaluator(tf, data.spec, test),
     initialModel: initialModel(data.spec, config.seed),
     wrapStrategy: wrapForApp(app),
+    settings: nnServerSettings(config),
     ...(options.onServerEvent === undefined ? {} : { onServerEvent: options.onServerEvent }),
   });
   return { ...result, tf };
