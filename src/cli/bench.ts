@@ -11,6 +11,7 @@ import type * as HeBench from '../../bench/he.ts';
 import type * as RobustnessBench from '../../bench/robustness.ts';
 import type * as TrustBench from '../../bench/trust.ts';
 import type * as AttestBench from '../../bench/attest.ts';
+import type * as FlCnnBench from '../../bench/fl-cnn.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -172,5 +173,23 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof TrainBench>(() => import('../../bench/train.ts'));
       const r = await mod.runTrainBench({ rows: opts.rows, features: opts.features, epochs: opts.epochs, data: opts.data, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatTrainBench(r)}\n`);
+    });
+  bench
+    .command('fl-cnn')
+    .description('LeNet-5 training throughput on the tfjs wasm engine against the pure-JS CPU backend, and one federated LeNet-5 round per strategy against plain FedAvg')
+    .option('--images <n>', 'images trained on the wasm backend', intOption('--images'), 1024)
+    .option('--cpu-images <n>', 'images trained on the CPU baseline', intOption('--cpu-images'), 128)
+    .option('--clients <n>', 'clients of the federated round', intOption('--clients'), 10)
+    .option('--round-images <n>', 'training images per client in the round', intOption('--round-images'), 64)
+    .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { images: number; cpuImages: number; clients: number; roundImages: number; keyBits: number; json?: boolean }) => {
+      assertOneOf(opts.keyBits, '--key-bits', [1024, 2048, 3072, 4096] as const);
+      for (const [k, v, min] of [['--images', opts.images, 32], ['--cpu-images', opts.cpuImages, 32], ['--clients', opts.clients, 2], ['--round-images', opts.roundImages, 1]] as const) {
+        if (v < min) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${k} is ${v}; expected at least ${min}`, { param: k });
+      }
+      const mod = await importBench<typeof FlCnnBench>(() => import('../../bench/fl-cnn.ts'));
+      const r = await mod.runFlCnnBench({ images: opts.images, cpuImages: opts.cpuImages, clients: opts.clients, roundImages: opts.roundImages, keyBits: opts.keyBits, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatFlCnnBench(r)}\n`);
     });
 }

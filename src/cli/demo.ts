@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runPaillierCentroidDemo, type CentroidDemoResult } from '../demos/paillier-centroids.ts';
 import { runHomoLrDemo } from '../demos/homo-lr.ts';
 import { runServiceDemo } from '../demos/service.ts';
+import { registerFlMnistDemo } from './demo-fl-mnist.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { intOption } from './options.ts';
 
@@ -21,6 +22,7 @@ function human(r: CentroidDemoResult): string {
 /** `cipherml demo …` */
 export function registerDemoCommands(program: Command): void {
   const demo = program.command('demo').description('run a bundled end-to-end demo');
+  registerFlMnistDemo(demo);
   demo
     .command('paillier')
     .description('two hospitals aggregate per-class statistics of the breast cancer data under Paillier; only the sum is decrypted')

@@ -18,6 +18,8 @@ import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { collect, intOption } from './options.ts';
 import { thresholdWorkerOptions } from './threshold-worker.ts';
+import { readNnApp } from '../fl/apps/nn-config.ts';
+import { simulateNnCommand } from './fl-nn.ts';
 
 /** Bundled breast cancer split (examples/data). */
 export function bundled(name: string): string {
@@ -297,6 +299,8 @@ export function registerFlCommands(program: Command): void {
       .option('--train-set <csv>', 'one worker per file (repeat); default: the bundled breast_homo guest and host', collect)
       .option('--json', 'print JSON lines; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
+    // A run config with an [app] table is a federated image-classification run (src/cli/fl-nn.ts).
+    if (typeof opts['config'] === 'string' && (await readNnApp(opts['config'])) !== null) return simulateNnCommand(opts);
     const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
     const defaults: Record<string, unknown> = {};
     if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');

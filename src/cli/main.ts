@@ -8,6 +8,7 @@ import { registerPaillierCommands } from './paillier.ts';
 import { registerDemoCommands } from './demo.ts';
 import { registerBenchCommands } from './bench.ts';
 import { registerFlCommands } from './fl.ts';
+import { registerFlNnCommands } from './fl-nn.ts';
 import { registerHeCommands } from './he.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerGatewayCommands } from './gateway.ts';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerDemoCommands(program);
   registerPaillierCommands(program);
   registerFlCommands(program);
+  registerFlNnCommands(program);
   registerHeCommands(program);
   registerServeCommands(program);
   registerGatewayCommands(program);

@@ -44,7 +44,8 @@ export interface HomoLrDemoResult {
   readonly exitCodes: Readonly<Record<string, number | null>>;
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback TCP port. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -55,7 +56,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-function cli(args: string[], name: string, onLine: (l: string) => void, onJson?: (o: Record<string, unknown>) => void): { child: ChildProcess; exit: Promise<number | null> } {
+/** Spawns `cipherml …args` with its stdout (JSON lines to `onJson`) and stderr prefixed by `name`. */
+export function cli(args: string[], name: string, onLine: (l: string) => void, onJson?: (o: Record<string, unknown>) => void): { child: ChildProcess; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [join(packageRoot(), 'bin', 'cipherml.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   createInterface({ input: child.stderr! }).on('line', (l) => onLine(`[${name}] ${l}`));
   createInterface({ input: child.stdout! }).on('line', (l) => {
@@ -73,7 +75,8 @@ function cli(args: string[], name: string, onLine: (l: string) => void, onJson?:
   return { child, exit };
 }
 
-async function waitForLine(predicate: () => boolean, what: string, timeoutMs: number): Promise<void> {
+/** Polls `predicate` until true, or fails with CIPHERML_E_PEER_UNAVAILABLE after `timeoutMs`. */
+export async function waitForLine(predicate: () => boolean, what: string, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > until) throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `${what} did not start within ${timeoutMs / 1000} s`, { param: what });

@@ -33,6 +33,10 @@ export { buildStrategy, fitConfigOf, packingFor, secAggSettings, serverSettings 
 export { describeServerEvent, describeWorkerEvent, summaryJson } from './describe.ts';
 export { logRegClient, loadLogRegClient, logRegEvaluator } from './apps/logreg.ts';
 export type { LogRegDefaults } from './apps/logreg.ts';
+export { initialModel, nnClient, nnEvaluator, toNamed } from './apps/nn.ts';
+export type { NnDefaults } from './apps/nn.ts';
+export { ServerOptStrategy } from './strategies-opt.ts';
+export type { ServerOptSettings, ServerOptimizer } from './strategies-opt.ts';
 export * from './config.ts';
 export { ThresholdFedAvg } from './threshold-strategy.ts';
 export type { HolderEndpoint, ThresholdFedAvgOptions, ThresholdRoundReport } from './threshold-strategy.ts';

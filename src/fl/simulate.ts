@@ -5,7 +5,8 @@ import { KeyAuthority } from './authority.ts';
 import type { RunConfig } from './config.ts';
 import { deriveToken, type NamedTensor } from './protocol.ts';
 import { buildStrategy, serverSettings } from './run.ts';
-import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent } from './server.ts';
+import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent, type ServerSettings } from './server.ts';
+import type { Strategy } from './strategy.ts';
 import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type WorkerSummary } from './worker.ts';
 
 /**
@@ -24,6 +25,12 @@ export interface SimulationOptions {
   readonly onWorkerEvent?: (id: string, e: WorkerEvent) => void;
   /** Interceptors on the server's RPC handlers (tests record what the server receives). */
   readonly serverInterceptors?: Interceptor[];
+  /** Wraps the strategy built from the config (server optimizers, src/fl/strategies-opt.ts). */
+  readonly wrapStrategy?: (strategy: Strategy) => Strategy;
+  /** The initial global model (default: the first worker's parameters). */
+  readonly initialModel?: readonly NamedTensor[];
+  /** Server settings beyond the run config (e.g. staleAfterMs for workers busy for minutes). */
+  readonly settings?: Partial<ServerSettings>;
 }
 
 /** Summary of a simulation. */
@@ -60,10 +67,12 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
         return createRouterTransport((r) => authority.routes(r));
       })()
     : undefined;
-  const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust: { identity: serverId, roster } });
+  const built = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust: { identity: serverId, roster } });
+  const strategy = options.wrapStrategy === undefined ? built : options.wrapStrategy(built);
   const server = new FlServer({
-    settings: serverSettings(config, { address: 'in-memory:0', pollWaitMs: 200, trust: { identity: serverId, roster } }),
+    settings: serverSettings(config, { ...options.settings, address: 'in-memory:0', pollWaitMs: 200, trust: { identity: serverId, roster } }),
     strategy,
+    ...(options.initialModel === undefined ? {} : { initialModel: options.initialModel }),
     ...(options.evaluate === undefined ? {} : { evaluate: options.evaluate }),
     ...(options.onServerEvent === undefined ? {} : { onEvent: options.onServerEvent }),
   });

@@ -1,0 +1,157 @@
+import { writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { CipherMLError } from '../core/errors.ts';
+import { writeFileSafely } from '../core/io.ts';
+import { DEFAULT_NN_APP, readNnApp, resolveNnApp, type NnAppConfig } from '../fl/apps/nn-config.ts';
+import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, nnServerSettings, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
+import { initialModel, nnClient, nnEvaluator } from '../fl/apps/nn.ts';
+import { loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
+import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
+import { readRunModel } from '../fl/export-checkpoint.ts';
+import { deriveToken } from '../fl/protocol.ts';
+import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { FlServer, type RunSummary } from '../fl/server.ts';
+import { createRpcTransport } from '../fl/transport.ts';
+import { runWorker } from '../fl/worker.ts';
+import { partitionName } from '../ml/partition.ts';
+import { exportOnnx } from '../inference/export-nn.ts';
+import { loadEngine } from '../ml/nn/engine.ts';
+import { intOption } from './options.ts';
+
+/** `cipherml fl nn-server | nn-worker | export-onnx`: federated neural networks on image data. */
+
+const APP_OPTIONS: readonly [string, string][] = [
+  ['--dataset <name>', 'mnist | fashion-mnist (default mnist)'],
+  ['--data-dir <dir>', 'folder of the four IDX files (default: the bundled copy in examples/fl-mnist)'],
+  ['--model <name>', 'lenet5 | lenet5-he | cnn | mlp (default lenet5)'],
+  ['--partition <scheme>', 'iid | shards:K | dirichlet:α (default dirichlet:0.5)'],
+  ['--num-clients <n>', 'clients the training set is partitioned among (default 10)'],
+  ['--train-limit <n>', 'use the first n training images (0: all)'],
+  ['--test-limit <n>', 'use the first n test images (0: all)'],
+  ['--momentum <m>', 'local SGD momentum in [0, 1) (default 0.9)'],
+  ['--proximal-mu <mu>', 'FedProx μ ≥ 0 (default 0: FedAvg)'],
+  ['--server-optimizer <name>', 'fedavg | fedadam | fedyogi | fedadagrad (default fedavg)'],
+  ['--server-learning-rate <eta>', 'η of the server optimizer (default 0.01)'],
+  ['--engine <backend>', 'wasm | cpu (default wasm)'],
+];
+
+function addOptions(cmd: Command): Command {
+  cmd.option('-c, --config <file>', 'run config (TOML: runtime keys at the top or under [tool.cipherml], app keys under [app])');
+  for (const o of runConfigOptions()) cmd.option(o.flag, o.description);
+  for (const [flag, text] of APP_OPTIONS) cmd.option(flag, text);
+  return cmd.option('--json', 'print one JSON object per event on stdout; the last line is the summary');
+}
+
+async function configs(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ config: RunConfig; app: NnAppConfig }> {
+  const path = opts['config'] as string | undefined;
+  const config = await loadRunConfig({ path, env: process.env, flags: { ...opts, ...extra } });
+  const fromFile = path === undefined ? null : await readNnApp(path);
+  return { config, app: resolveNnApp(opts, fromFile ?? DEFAULT_NN_APP, '--') };
+}
+
+function printer(json: boolean | undefined): (line: string, obj: object) => void {
+  return (line, obj) => {
+    if (json === true) process.stdout.write(`${JSON.stringify(obj)}\n`);
+    else process.stderr.write(`${line}\n`);
+  };
+}
+
+/** The demo's and the server's summary line. */
+export function nnSummary(summary: RunSummary, app: NnAppConfig, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...summaryJson(summary), clients: app.numClients, partition: partitionName(app.partition), dataset: app.dataset, model: app.model, serverOptimizer: app.serverOptimizer, proximalMu: app.proximalMu, ...extra };
+}
+
+/** Registers `cipherml fl …`. */
+export function registerFlNnCommands(program: Command): void {
+  const fl = program.command('fl').description('federated neural networks on MNIST / Fashion-MNIST (LeNet-5, CNN, MLP) and export of the trained model');
+
+  addOptions(fl.command('nn-server').description('parameter server of a federated image-classification run; evaluates the global model on the test set')).action(async (opts: Record<string, unknown>) => {
+    const { config, app } = await configs(opts);
+    const print = printer(opts['json'] as boolean | undefined);
+    const { tf } = await loadEngine(app.engine);
+    const data = await loadNnData(app, config.seed);
+    for (const l of describeNnRun(app, data)) print(l, { event: 'data', line: l });
+    const test = await loadNnTest(app);
+    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
+    const strategy = wrapForApp(app)(await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport }));
+    await mkdir(config.runDir, { recursive: true });
+    await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+    const server = new FlServer({
+      settings: serverSettings(config, nnServerSettings(config)),
+      strategy,
+      evaluate: nnEvaluator(tf, data.spec, test),
+      initialModel: initialModel(data.spec, config.seed),
+      onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }),
+    });
+    await server.listen();
+    try {
+      const summary = await server.run();
+      process.stdout.write(`${JSON.stringify(nnSummary(summary, app))}\n`);
+    } finally {
+      await server.close(3000);
+    }
+  });
+
+  addOptions(
+    fl
+      .command('nn-worker')
+      .description('federated worker: takes its part of the partitioned training set (the same partition in every process for the same seed) and trains the model')
+      .requiredOption('--id <id>', "this worker's id; with --client unset, also its client number 1..num-clients")
+      .option('--client <k>', 'which part of the partition to train on (1..num-clients; default: --id)', intOption('--client'))
+      .option('--server <host:port>', 'the parameter server (default: the address key)')
+      .option('--authority <host:port>', 'the key authority (key-holder "clients")')
+      .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)'),
+  ).action(async (opts: Record<string, unknown>) => {
+    const { config, app } = await configs(opts);
+    const print = printer(opts['json'] as boolean | undefined);
+    const id = opts['id'] as string;
+    const k = (opts['client'] as number | undefined) ?? Number(id);
+    if (!Number.isInteger(k) || k < 1 || k > app.numClients) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `client ${JSON.stringify(opts['client'] ?? id)} is not in 1..${app.numClients}`, { param: opts['client'] === undefined ? '--id' : '--client' });
+    const { tf } = await loadEngine(app.engine);
+    const data = await loadNnData(app, config.seed);
+    const mine = clientData(data, k);
+    print(`worker ${id}: client ${k} of ${app.numClients}, ${mine.count} images, labels [${data.partition.clients[k - 1]!.histogram.join(' ')}]`, { worker: id, client: k, images: mine.count, histogram: data.partition.clients[k - 1]!.histogram });
+    const secret = opts['secret'] as string | undefined;
+    const token = process.env['CIPHERML_WORKER_TOKEN'] ?? (secret === undefined ? config.token === '' ? '' : deriveToken(config.token, id) : deriveToken(secret, id));
+    const address = (opts['server'] as string | undefined) ?? config.address;
+    const tls = config.tlsCa === '' ? {} : { tls: { ca: config.tlsCa } };
+    const summary = await runWorker({
+      workerId: id,
+      token,
+      client: nnClient(tf, data.spec, mine, nnDefaults(config, app, k)),
+      transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }),
+      ...(opts['authority'] === undefined ? {} : { authorityTransport: createRpcTransport({ address: opts['authority'] as string, maxMessageBytes: config.maxMessageBytes, ...tls }) }),
+      onEvent: (e) => print(describeWorkerEvent(id, e), { worker: id, ...e }),
+    });
+    process.stdout.write(`${JSON.stringify({ worker: id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null })}\n`);
+  });
+
+  fl.command('export-onnx')
+    .description("write the final global model of a run folder as ONNX (opset 13, input \"input\" [batch, 1, 28, 28] scaled to [0, 1], output the logits)")
+    .requiredOption('--checkpoint <run-dir>', 'the run folder (checkpoint.json, app.json)')
+    .requiredOption('--out <file>', 'the .onnx file to write')
+    .option('--model <name>', 'the architecture, when the run folder has no app.json')
+    .option('--overwrite', 'replace an existing --out file')
+    .option('--json', 'print one JSON line')
+    .action(async (o: { checkpoint: string; out: string; model?: string; overwrite?: boolean; json?: boolean }) => {
+      const { spec, tensors, round } = await readRunModel(o.checkpoint, o.model);
+      const bytes = exportOnnx(spec, new Map(tensors.map((t) => [t.name, t])));
+      await mkdir(dirname(resolve(o.out)), { recursive: true });
+      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+      const line = { onnx: o.out, model: spec.name, round, parameters: tensors.reduce((s, t) => s + t.values.length, 0), bytes: bytes.length, opset: 13 };
+      process.stdout.write(o.json === true ? `${JSON.stringify(line)}\n` : `wrote ${o.out}: ${spec.name} after round ${round}, ${line.parameters} parameters, ${bytes.length} bytes (ONNX opset 13)\n`);
+    });
+}
+
+/**
+ * `cipherml simulate --config FILE` when FILE has an `[app]` table: the federated image run in
+ * one process.
+ */
+export async function simulateNnCommand(opts: Record<string, unknown>): Promise<void> {
+  const { config, app } = await configs(opts, opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined ? { authorityAddress: 'in-process:1' } : {});
+  const print = printer(opts['json'] as boolean | undefined);
+  const { server } = await simulateNn(config, app, { onLine: (l) => print(l, { event: 'data', line: l }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+  await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(nnSummary(server, app))}\n`);
+}
