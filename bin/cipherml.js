@@ -15,4 +15,5 @@ import { fileURLToPath } from 'node:url';
 const source = new URL('../src/cli/main.ts', import.meta.url);
 const useSource = existsSync(fileURLToPath(source)) && !fileURLToPath(import.meta.url).includes('/node_modules/');
 const { main } = await import(useSource ? source.href : new URL('../dist/src/cli/main.js', import.meta.url).href);
-process.exitCode = await main(process.argv);
+// Exit when the command is done, even if a peer left a socket or timer open: a CLI run always ends.
+process.exit(await main(process.argv));

@@ -47,6 +47,8 @@
  * ctx.delete();
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions } from './context.ts';
 export type { CiphertextFile, CiphertextRecord } from './serialize.ts';

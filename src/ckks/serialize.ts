@@ -1,5 +1,7 @@
 import { stat, unlink } from 'node:fs/promises';
-import { constants as zlib, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+// A namespace import: zstd exists from Node.js 23.8, and a named import would fail at link time on
+// older Node.js before the version check in core/node-version.ts could explain why.
+import * as nodeZlib from 'node:zlib';
 import { openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
@@ -420,7 +422,7 @@ function isEnvelopeOf(bytes: Uint8Array, kind: 'publicKey' | 'privateKey' | 'cip
 
 function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext', sections: readonly Uint8Array[]): Uint8Array {
   const raw = joinSections([Uint8Array.of(BODY_VERSION), ...sections]);
-  const packed = zstdCompressSync(raw, { params: { [zlib.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+  const packed = nodeZlib.zstdCompressSync(raw, { params: { [nodeZlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
   const body = new Uint8Array(5 + packed.length);
   body[0] = CODEC_ZSTD;
   new DataView(body.buffer).setUint32(1, raw.length);
@@ -444,7 +446,7 @@ function inflate(body: Uint8Array, param: string): Uint8Array {
   if (rawLength > MAX_RAW_BYTES) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `declared body of ${rawLength} bytes is too large`, { param });
   let raw: Uint8Array;
   try {
-    raw = zstdDecompressSync(body.subarray(5), { maxOutputLength: Math.max(1, rawLength) });
+    raw = nodeZlib.zstdDecompressSync(body.subarray(5), { maxOutputLength: Math.max(1, rawLength) });
   } catch (e) {
     throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `zstd body does not decompress: ${(e as Error).message}`, { param, cause: e });
   }

@@ -9,7 +9,8 @@ import type { WorkerStage } from '../fl/worker.ts';
 import { KeyAuthority } from '../fl/authority.ts';
 import { describeRunConfig, loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { deriveToken } from '../fl/protocol.ts';
-import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { buildStrategy, numSupernodesOf, parseRunConfigOverrides, planSimulation, serverSettings, shardOf } from '../fl/run.ts';
+import { readFile } from 'node:fs/promises';
 import { FlServer } from '../fl/server.ts';
 import { simulate } from '../fl/simulate.ts';
 import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
@@ -24,12 +25,15 @@ export function bundled(name: string): string {
 
 function addConfigOptions(cmd: Command): Command {
   cmd.option('-c, --config <file>', 'run config (TOML, kebab-case keys)');
+  cmd.option('--run-config <pairs>', 'Flower-style overrides of run-config keys, e.g. "num-server-rounds=5 strategy=paillier" (above the file and environment; a flag of the same key must agree)');
   for (const o of runConfigOptions()) cmd.option(o.flag, o.description);
   return cmd;
 }
 
 async function configOf(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<RunConfig> {
-  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...opts, ...extra } });
+  const overrides = typeof opts['runConfig'] === 'string' ? parseRunConfigOverrides(opts['runConfig']) : {};
+  const { runConfig: _pairs, ...flags } = opts;
+  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...overrides, ...flags, ...extra } });
 }
 
 function printer(json: boolean | undefined): (line: string, obj: object) => void {
@@ -184,23 +188,11 @@ export function registerFlCommands(program: Command): void {
     program
       .command('simulate')
       .description('all parties in one process (same server, strategy and worker code, in-memory transport): logistic regression on CSV shards')
-      .option('--train-set <csv>', 'one worker per file (repeat); default: the bundled breast_homo guest and host', collect)
+      .option('--train-set <csv>', 'training data (repeat); workers are dealt over the files, which they split in shards; default: the bundled breast_homo guest and host', collect)
+      .option('--num-supernodes <n>', 'simulated workers (Flower\'s options.num-supernodes; default: that key of --config, else one per --train-set but at least min-available-clients)', intOption('--num-supernodes'))
       .option('--json', 'print JSON lines; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
-    const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
-    const defaults: Record<string, unknown> = {};
-    if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');
-    // In one process the key authority is in-memory; its address is only a placeholder.
-    if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
-    const config = await configOf(opts, defaults);
-    const print = printer(opts['json'] as boolean | undefined);
-    const clients = await Promise.all(
-      trainSets.map(async (path, i) => ({ id: String(i + 1), client: await loadLogRegClient(path, config.label, { localEpochs: config.localEpochs, batchSize: config.batchSize, learningRate: config.learningRate, l2: config.l2, seed: config.seed + i }) })),
-    );
-    const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
-    print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', config: describeRunConfig(config) });
-    const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
-    process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
+    await runSimulationCommand(opts);
   });
 
   program
@@ -211,4 +203,37 @@ export function registerFlCommands(program: Command): void {
     .action((o: { secret: string; id: string }) => {
       process.stdout.write(`${deriveToken(o.secret, o.id)}\n`);
     });
+}
+
+/**
+ * `cipherml simulate` (and `cipherml run`): all parties in one process. The number of workers
+ * comes from --num-supernodes or the config's `options.num-supernodes`, and a count that cannot
+ * fill a round is refused before any work.
+ */
+export async function runSimulationCommand(opts: Record<string, unknown>): Promise<void> {
+  const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
+  const defaults: Record<string, unknown> = {};
+  if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');
+  // In one process the key authority is in-memory; its address is only a placeholder.
+  if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
+  const { numSupernodes: flagSupernodes, trainSet: _t, ...rest } = opts;
+  const config = await configOf(rest, defaults);
+  const configPath = opts['config'] as string | undefined;
+  const fromFile = configPath === undefined ? undefined : numSupernodesOf(await readFile(configPath, 'utf8'), configPath);
+  const plan = planSimulation(config, {
+    numSupernodes: (flagSupernodes as number | undefined) ?? fromFile,
+    numSupernodesSource: flagSupernodes !== undefined ? '--num-supernodes' : `options.num-supernodes (in ${configPath ?? 'the config'})`,
+    trainSets: trainSets.length,
+  });
+  const print = printer(opts['json'] as boolean | undefined);
+  const datasets = await Promise.all(trainSets.map((path) => loadCsvDataset(path, { label: config.label })));
+  const clients = Array.from({ length: plan.numSupernodes }, (_, i) => {
+    const { file, shard, of } = shardOf(i, plan.numSupernodes, trainSets.length);
+    const data = of === 1 ? datasets[file]! : shardDataset(datasets[file]!, shard, of);
+    return { id: String(i + 1), client: logRegClient(data, { localEpochs: config.localEpochs, batchSize: config.batchSize, learningRate: config.learningRate, l2: config.l2, seed: config.seed + i }) };
+  });
+  const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+  print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', workers: clients.length, config: describeRunConfig(config) });
+  const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+  process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
 }

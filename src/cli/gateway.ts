@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
+import { portOption } from './options.ts';
 
 const defaultKeyDir = (): string => process.env['CIPHERML_GATEWAY_KEYS'] ?? join(homedir(), '.cipherml', 'gateway');
 
@@ -47,7 +48,7 @@ export function registerGatewayCommands(program: Command): void {
     .description('local HTTP server of the gateway: /keys/generate/model, /encrypt/data/fit, /encrypt/data/predict')
     .requiredOption('--service <url>', 'service base URL')
     .requiredOption('--token <token>', 'bearer token')
-    .option('--port <port>', 'TCP port', (v: string) => Number.parseInt(v, 10), 8090)
+    .option('--port <port>', 'TCP port (0 = any free port)', portOption('--port'), 8090)
     .option('--key-dir <dir>', 'local key store', defaultKeyDir())
     .action(async (o: { service: string; token: string; port: number; keyDir: string }) => {
       const { startGatewayServer } = await import('../gateway/index.ts');

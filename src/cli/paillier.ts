@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped, writeFileSafely } from '../core/io.ts';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import {
   DEFAULT_PACKING,
   PackedCiphertext,
@@ -48,8 +50,13 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace existing key files')
     .option('--json', 'print JSON')
     .action(async (o: { out: string; bits: number; overwrite?: boolean; json?: boolean }) => {
+      // Check and prepare the destination before the (slow) key generation, never after it.
+      await refuseExisting([o.out, `${o.out}.pub`], o.overwrite === true).catch((e: unknown) => {
+        throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${(e as CipherMLError).details?.['path'] as string} already exists`, { param: '--out', advice: 'Choose another --out path, or pass --overwrite to replace both key files.' });
+      });
+      await mkdir(dirname(o.out), { recursive: true });
       const pair = await generatePaillierKeyPair({ bits: o.bits });
-      const paths = await writeKeyPairFiles(o.out, pair, { overwrite: o.overwrite === true });
+      const paths = await writeKeyPairFiles(o.out, pair, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { ...paths, fingerprint: pair.publicKey.fingerprint, bits: pair.publicKey.bits }, `wrote ${paths.secretKeyPath} (secret, 0600) and ${paths.publicKeyPath}; fingerprint ${pair.publicKey.fingerprint}`);
     });
 
@@ -64,11 +71,11 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string; out: string; fractionalBits: number; integerBits: number; maxContributions: number; overwrite?: boolean; json?: boolean }) => {
-      const pk = await readPublicKeyFile(o.key);
+      const pk = await readPublicKeyFile(o.key, { param: '--key' });
       const packing: PackingSpec = { fractionalBits: o.fractionalBits, integerBits: o.integerBits, maxContributions: o.maxContributions };
       const enc = await encryptVector(pk, await readValues(o.in), { packing });
       const bytes = serializePacked(enc);
-      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...enc.header }, `encrypted ${enc.length} values into ${enc.values.length} ciphertexts (${bytes.length} bytes) → ${o.out}`);
     });
 
@@ -80,11 +87,11 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string[]; out: string; overwrite?: boolean; json?: boolean }) => {
-      const pk = await readPublicKeyFile(o.key);
+      const pk = await readPublicKeyFile(o.key, { param: '--key' });
       const vectors = await Promise.all(o.in.map(async (path) => deserializePacked(pk, await readFileTyped(path, '--in'))));
       const sum = PackedCiphertext.sum(vectors);
       const bytes = serializePacked(sum);
-      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...sum.header }, `added ${vectors.length} vectors (${sum.contributions} contributions) → ${o.out}`);
     });
 
@@ -97,11 +104,11 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string; out?: string; mean?: boolean; overwrite?: boolean; json?: boolean }) => {
-      const sk = await readPrivateKeyFile(o.key);
+      const sk = await readPrivateKeyFile(o.key, { param: '--key' });
       const packed = deserializePacked(sk.publicKey, await readFileTyped(o.in, '--in'));
       const values = Array.from(await decryptVector(sk, packed, { mean: o.mean === true }));
       if (o.out !== undefined) {
-        await writeFileSafely(o.out, `${JSON.stringify(values)}\n`, { overwrite: o.overwrite === true });
+        await writeFileSafely(o.out, `${JSON.stringify(values)}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
         out(o.json, { out: o.out, length: values.length, contributions: packed.contributions }, `decrypted ${values.length} values (${packed.contributions} contributions) → ${o.out}`);
       } else {
         out(o.json, { values, contributions: packed.contributions }, JSON.stringify(values));

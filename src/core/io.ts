@@ -9,6 +9,10 @@ export interface WriteFileOptions {
   readonly mode?: number;
   /** Replace an existing file (atomically). Default false: an existing file is never touched. */
   readonly overwrite?: boolean;
+  /** The flag or field that named the file, for errors (default `"path"`). */
+  readonly param?: string;
+  /** The flag that allows overwriting, for the advice (e.g. `"--overwrite"`). */
+  readonly overwriteFlag?: string;
 }
 
 /**
@@ -41,7 +45,11 @@ export async function writeFileSafely(path: string, data: Uint8Array | string, o
         await link(tmp, path);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists`, { param: 'path', details: { path } });
+          throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists`, {
+            param: options.param ?? 'path',
+            details: { path },
+            ...(options.overwriteFlag === undefined ? {} : { advice: `Choose another path, or pass ${options.overwriteFlag} to replace it.` }),
+          });
         }
         throw e;
       }
@@ -50,7 +58,12 @@ export async function writeFileSafely(path: string, data: Uint8Array | string, o
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     if (e instanceof CipherMLError) throw e;
-    throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${(e as Error).message}`, { param: 'path', cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${code ?? (e as Error).message}`, {
+      param: options.param ?? 'path',
+      cause: e,
+      advice: code === 'ENOENT' ? `The folder ${dirname(path)} does not exist: create it first (mkdir -p ${dirname(path)}).` : code === 'EACCES' ? `This user may not write to ${dirname(path)}: choose another folder.` : 'Check that the folder exists and that this user may write to it.',
+    });
   }
 }
 

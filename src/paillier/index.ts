@@ -12,6 +12,8 @@
  * await decryptVector(privateKey, PackedCiphertext.sum([a, b])); // Float64Array [1.5, 0, 3]
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { PAILLIER_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, djnBase, generatePaillierKeyPair, paillierFingerprint } from './keys.ts';
 export type { GenerateOptions, ObfuscationMode, PaillierKeyBits, PaillierKeyOptions, PaillierKeyPair } from './keys.ts';
 export { PaillierCiphertext, decrypt, decryptNumber, encrypt, encryptNumber } from './ciphertext.ts';
@@ -35,3 +37,4 @@ export {
 } from './serialize.ts';
 export type { PackedExpectations, PrivateKeyJson, PublicKeyJson } from './serialize.ts';
 export { readPrivateKeyFile, readPublicKeyFile, writeKeyPairFiles } from './key-files.ts';
+export type { KeyFileParam } from './key-files.ts';

@@ -8,6 +8,8 @@
  * const svc = await startService({ dataDir: 'data', port: 8080 });
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { startService } from './server.ts';
 export type { RunningService, ServiceOptions } from './server.ts';
 export { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';

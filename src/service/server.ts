@@ -82,7 +82,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const app: FastifyInstance = Fastify({ bodyLimit: options.maxBodyBytes ?? 256 * 1024 * 1024 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
-  const queue = options.redis === undefined || options.redis === '' ? undefined : openFitQueue(options.redis);
+  const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
   const launch = (jobId: string): void => {
     if (queue !== undefined) {
       const q: Promise<void> = queue.enqueue(jobId).catch(async (e: unknown) => {
