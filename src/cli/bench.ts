@@ -7,6 +7,7 @@ import type * as FlBench from '../../bench/fl.ts';
 import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
 import type * as HeBench from '../../bench/he.ts';
+import type * as StartupBench from '../../bench/startup.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -113,5 +114,16 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof TrainBench>(() => import('../../bench/train.ts'));
       const r = await mod.runTrainBench({ rows: opts.rows, features: opts.features, epochs: opts.epochs, data: opts.data, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatTrainBench(r)}\n`);
+    });
+  bench
+    .command('startup')
+    .description('start-up of `cipherml --help`/`--version` and of `import \'cipherml/paillier\'` (median of fresh processes) against `node -e 0`')
+    .option('--runs <n>', 'processes per command', intOption('--runs'), 10)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { runs: number; json?: boolean }) => {
+      if (opts.runs < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `need at least 1 run, got ${opts.runs}`, { param: '--runs' });
+      const mod = await importBench<typeof StartupBench>(() => import('../../bench/startup.ts'));
+      const r = await mod.runStartupBench({ runs: opts.runs, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatStartupBench(r)}\n`);
     });
 }
