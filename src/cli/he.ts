@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
 import type { Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
-import { intOption } from './options.ts';
+import { addAliases, intOption } from './options.ts';
 
 /**
  * `cipherml he …`: HE-MAN's five steps with its short flags (-m model, -c calibration, -o output,
@@ -17,6 +17,15 @@ const req = (flags: string, text: string, env: string): Option => opt(flags, tex
 function print(json: boolean | undefined, obj: Record<string, unknown>, text: string): void {
   process.stdout.write(json === true ? `${JSON.stringify(obj)}\n` : `${text}\n`);
 }
+
+/** HE-MAN's long flags (and, upper-cased, its environment variables) per verb → the option they set. */
+export const HE_MAN_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  keyparams: { '--onnx-path': 'model', '--calibration-data-path': 'calibration', '--key-params-path': 'out' },
+  keygen: { '--key-params-path': 'in', '--secret-key-path': 'out' },
+  encrypt: { '--key-path': 'key', '--plaintext-input-path': 'in', '--ciphertext-output-path': 'out' },
+  inference: { '--onnx-path': 'model', '--key-path': 'key', '--ciphertext-input-path': 'in', '--ciphertext-output-path': 'out' },
+  decrypt: { '--key-path': 'key', '--ciphertext-input-path': 'in', '--plaintext-output-path': 'out' },
+};
 
 /** Registers `cipherml he`. */
 export function registerHeCommands(program: Command): void {
@@ -104,4 +113,8 @@ export function registerHeCommands(program: Command): void {
       const rows = r.decryptedScores.map((d, k) => `  ${k}   ${r.plaintextScores[k]!.toFixed(5).padStart(11)}   ${d.toFixed(5).padStart(11)}`);
       print(o.json, { ...r }, [`digit #${r.digit} (label ${r.label})`, '  class   plaintext   decrypted', ...rows, `predicted ${r.decryptedClass} encrypted, ${r.plaintextClass} in plaintext; max |difference| ${r.maxAbsError.toExponential(2)}; ${r.packing} plan, inference ${(r.ms.inference / 1000).toFixed(2)} s`].join('\n'));
     });
+  for (const verb of he.commands) {
+    const aliases = HE_MAN_ALIASES[verb.name()];
+    if (aliases !== undefined) addAliases(verb, aliases);
+  }
 }

@@ -100,6 +100,15 @@ export async function readFileTyped(path: string, param: string): Promise<Uint8A
   try {
     return await readFile(path);
   } catch (e) {
-    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { param, cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    const advice =
+      code === 'ENOENT'
+        ? `No file ${path} exists (relative paths start from ${process.cwd()}): check the ${param} value.`
+        : code === 'EACCES'
+          ? `This user may not read ${path}: fix its permissions or give another ${param}.`
+          : code === 'EISDIR'
+            ? `${path} is a folder: give the file inside it as ${param}.`
+            : `Check the ${param} value.`;
+    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${code ?? (e as Error).message}`, { param, cause: e, advice });
   }
 }
