@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
 import type { Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
+import { createProgress } from '../core/progress.ts';
 import { addAliases, intOption } from './options.ts';
 
 /**
@@ -86,8 +87,9 @@ export function registerHeCommands(program: Command): void {
   ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
     const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);
-    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => process.stderr.write(`\r[${d}/${n}] ${op}        `) });
-    process.stderr.write('\n');
+    const progress = await createProgress({ label: 'encrypted inference', total: 0, unit: 'steps', json: o.json === true });
+    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => progress.update(d, op, n) });
+    progress.finish();
     const ms = Math.round(performance.now() - t0);
     print(o.json, { out: o.out, ...r, ms }, `encrypted inference (${r.packing} packing, ${r.threads} thread${r.threads === 1 ? '' : 's'}) in ${ms} ms (${r.bytes} bytes) → ${o.out}`);
   });
