@@ -5,8 +5,8 @@ import { refuseExisting, writeFileSafely } from '../core/io.ts';
 import { CkksContext, deserializeSecretKey, readSecretKeyFile, serializePublicContext, serializeSecretKey, writeKeyFiles } from '../ckks/index.ts';
 import type { CsvDataset } from '../ml/csv.ts';
 import { sigmoid } from '../ml/logistic-regression.ts';
-import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../service/train/encrypted-lr.ts';
-import type { TrainHyperParams } from '../service/train/encrypted-lr.ts';
+import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../ml/encrypted-lr.ts';
+import type { TrainHyperParams } from '../ml/encrypted-lr.ts';
 import { ServiceClient } from './client.ts';
 import { openSecret, sealSecret } from './secret-box.ts';
 

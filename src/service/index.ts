@@ -17,6 +17,6 @@ export { runFitJob, runFitJobOnThread } from './jobs.ts';
 export type { JobStorageRef } from './jobs.ts';
 export { openStorage } from './storage/index.ts';
 export type { Storage, StorageOptions, Role } from './storage/index.ts';
-export { EPOCH_DEPTH, TRAIN_CKKS_PARAMETERS, decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, trainEncrypted, trainingGaloisSteps, validateHyperParams } from './train/encrypted-lr.ts';
-export type { TrainHyperParams, TrainHooks, TrainResult, PackingPlan } from './train/encrypted-lr.ts';
+export { EPOCH_DEPTH, TRAIN_CKKS_PARAMETERS, decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, trainEncrypted, trainingGaloisSteps, validateHyperParams } from '../ml/encrypted-lr.ts';
+export type { TrainHyperParams, TrainHooks, TrainResult, PackingPlan } from '../ml/encrypted-lr.ts';
 export { FIT_QUEUE, openFitQueue, redisConnection, startQueueWorker } from './queue.ts';

@@ -13,7 +13,7 @@ import { openFitQueue } from './queue.ts';
 import { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
-import { predictEncrypted, validateHyperParams } from './train/encrypted-lr.ts';
+import { predictEncrypted, validateHyperParams } from '../ml/encrypted-lr.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
