@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -57,7 +58,10 @@ export async function runStartupBench(o: { runs?: number; onProgress?: (line: st
     { name: 'node -e 0 (baseline)', args: ['-e', '0'], targetMs: null },
     { name: 'cipherml --version', args: [cli, '--version'], targetMs: 300 },
     { name: 'cipherml --help', args: [cli, '--help'], targetMs: 300 },
-    { name: "import 'cipherml/paillier'", args: ['--input-type=module', '-e', `await import(${JSON.stringify(join(root, 'src', 'paillier', 'index.ts'))})`], targetMs: 150 },
+    // What an installed package imports (dist/, after `npm run build`); the TypeScript sources otherwise.
+    existsSync(join(root, 'dist', 'src', 'paillier', 'index.js'))
+      ? { name: "import 'cipherml/paillier' (dist)", args: ['--input-type=module', '-e', `await import(${JSON.stringify(join(root, 'dist', 'src', 'paillier', 'index.js'))})`], targetMs: 150 }
+      : { name: "import 'cipherml/paillier' (src, type stripping)", args: ['--input-type=module', '-e', `await import(${JSON.stringify(join(root, 'src', 'paillier', 'index.ts'))})`], targetMs: 150 },
   ];
   const times = cases.map(() => [] as number[]);
   // Interleaved, so that load on the machine affects every case alike.
