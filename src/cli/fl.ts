@@ -16,6 +16,8 @@ import { simulate } from '../fl/simulate.ts';
 import { createRpcTransport, startRpcServer } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
+import type { ServerEvent } from '../fl/server.ts';
+import { createProgress, progressMode } from '../core/progress.ts';
 import { collect, intOption } from './options.ts';
 
 /** Bundled breast cancer split (examples/data). */
@@ -40,6 +42,25 @@ function printer(json: boolean | undefined): (line: string, obj: object) => void
   return (line, obj) => {
     if (json === true) process.stdout.write(`${JSON.stringify(obj)}\n`);
     else process.stderr.write(`${line}\n`);
+  };
+}
+
+/**
+ * Server events for a human: on a terminal, a bar of rounds (rate, ETA) with the event lines
+ * printed above it; elsewhere the event lines themselves are the progress (no bar, no \r);
+ * with --json, one JSON object per event on stdout.
+ */
+async function serverEventPrinter(json: boolean | undefined, rounds: number): Promise<{ onEvent: (e: ServerEvent) => void; done: () => void }> {
+  const print = printer(json);
+  const toObj = (e: ServerEvent): object => ({ event: e.type, ...(e.type === 'finished' ? {} : e) });
+  if (json === true || progressMode(process.stderr, false) !== 'bar') return { onEvent: (e) => print(describeServerEvent(e), toObj(e)), done: () => undefined };
+  const bar = await createProgress({ label: 'rounds', total: rounds, unit: 'rounds' });
+  return {
+    onEvent: (e) => {
+      bar.log(describeServerEvent(e));
+      if (e.type === 'round-end') bar.update(e.record.round, `round ${e.record.round}`);
+    },
+    done: () => bar.finish(),
   };
 }
 
@@ -69,14 +90,15 @@ export function registerFlCommands(program: Command): void {
       ...(w === undefined ? {} : { minAvailableClients: w, minFitClients: w, minEvaluateClients: w }),
       ...(opts['rounds'] === undefined ? {} : { numServerRounds: opts['rounds'] }),
     });
-    const print = printer(opts['json'] as boolean | undefined);
+    const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds);
     const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
     const strategy = await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport });
     const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
-    const server = new FlServer({ settings: serverSettings(config), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+    const server = new FlServer({ settings: serverSettings(config), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: events.onEvent });
     await server.listen();
     try {
       const summary = await server.run();
+      events.done();
       if (opts['json'] === true) process.stdout.write(`${JSON.stringify(summaryJson(summary))}\n`);
       else process.stdout.write(`${JSON.stringify(summaryJson(summary), null, 2)}\n`);
     } finally {
@@ -234,6 +256,8 @@ export async function runSimulationCommand(opts: Record<string, unknown>): Promi
   });
   const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
   print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', workers: clients.length, config: describeRunConfig(config) });
-  const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+  const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds);
+  const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: events.onEvent });
+  events.done();
   process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
 }
