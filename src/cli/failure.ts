@@ -38,3 +38,35 @@ export function describeFailure(e: unknown, command: string | undefined, argv: r
   }
   return new CipherMLError('CIPHERML_E_INTERNAL', `unexpected failure: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
+
+/**
+ * Runs library code on behalf of a command, renaming the library's parameter names in errors to
+ * the flags the user typed (`packed` → `--in`, `values[3]` → `--in (value 3)`), keeping the code,
+ * the problem and the advice.
+ *
+ * @example
+ * ```ts
+ * const sum = await namingFlags({ packed: '--in', values: '--in' }, () => decryptVector(sk, packed));
+ * ```
+ */
+export async function namingFlags<T>(flags: Readonly<Record<string, string>>, run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof CipherMLError) || e.param === undefined || e.param.startsWith('-')) throw e;
+    const param = e.param;
+    for (const [name, flag] of Object.entries(flags)) {
+      if (param === name || param.startsWith(`${name}[`) || param.startsWith(`${name}.`)) {
+        const rest = param.slice(name.length);
+        const index = /^\[(\d+)\]/.exec(rest)?.[1];
+        throw new CipherMLError(e.code, e.problem, {
+          param: index === undefined ? (rest === '' ? flag : `${flag} (${rest.replace(/^\./, '')})`) : `${flag} (value ${index})`,
+          cause: e,
+          advice: e.advice,
+          ...(e.details === undefined ? {} : { details: e.details }),
+        });
+      }
+    }
+    throw e;
+  }
+}

@@ -17,6 +17,7 @@ import {
   type PackingSpec,
 } from '../paillier/index.ts';
 import { collect, intOption } from './options.ts';
+import { namingFlags } from './failure.ts';
 
 /** Reads numbers from a JSON array file, or from text with one number per line / comma-separated. */
 async function readValues(path: string): Promise<number[]> {
@@ -31,7 +32,10 @@ async function readValues(path: string): Promise<number[]> {
   } else {
     values = text.split(/[\s,]+/).filter((t) => t !== '').map((t) => (/^[-+0-9.eE]+$/.test(t) ? Number(t) : t));
   }
-  if (!Array.isArray(values)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${path} must hold an array of numbers`, { param: '--in' });
+  const advice = 'Write the numbers as a JSON array such as [0.5, -1.25, 3], or one number per line.';
+  if (!Array.isArray(values)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${path} must hold an array of numbers`, { param: '--in', advice });
+  const bad = values.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
+  if (bad >= 0) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `value ${bad + 1} of ${path} is ${JSON.stringify(values[bad]) ?? String(values[bad])}, not a finite number`, { param: '--in', advice });
   return values as number[];
 }
 
@@ -73,7 +77,8 @@ export function registerPaillierCommands(program: Command): void {
     .action(async (o: { key: string; in: string; out: string; fractionalBits: number; integerBits: number; maxContributions: number; overwrite?: boolean; json?: boolean }) => {
       const pk = await readPublicKeyFile(o.key, { param: '--key' });
       const packing: PackingSpec = { fractionalBits: o.fractionalBits, integerBits: o.integerBits, maxContributions: o.maxContributions };
-      const enc = await encryptVector(pk, await readValues(o.in), { packing });
+      const values = await readValues(o.in);
+      const enc = await namingFlags({ values: '--in', vector: '--in', packing: '--fractional-bits/--integer-bits' }, () => encryptVector(pk, values, { packing }));
       const bytes = serializePacked(enc);
       await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...enc.header }, `encrypted ${enc.length} values into ${enc.values.length} ciphertexts (${bytes.length} bytes) → ${o.out}`);
@@ -88,8 +93,8 @@ export function registerPaillierCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string[]; out: string; overwrite?: boolean; json?: boolean }) => {
       const pk = await readPublicKeyFile(o.key, { param: '--key' });
-      const vectors = await Promise.all(o.in.map(async (path) => deserializePacked(pk, await readFileTyped(path, '--in'))));
-      const sum = PackedCiphertext.sum(vectors);
+      const vectors = await Promise.all(o.in.map(async (path) => namingFlags({ packed: `--in ${path}` }, async () => deserializePacked(pk, await readFileTyped(path, '--in')))));
+      const sum = await namingFlags({ vectors: '--in', a: '--in', b: '--in' }, () => PackedCiphertext.sum(vectors));
       const bytes = serializePacked(sum);
       await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...sum.header }, `added ${vectors.length} vectors (${sum.contributions} contributions) → ${o.out}`);
@@ -105,8 +110,9 @@ export function registerPaillierCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string; out?: string; mean?: boolean; overwrite?: boolean; json?: boolean }) => {
       const sk = await readPrivateKeyFile(o.key, { param: '--key' });
-      const packed = deserializePacked(sk.publicKey, await readFileTyped(o.in, '--in'));
-      const values = Array.from(await decryptVector(sk, packed, { mean: o.mean === true }));
+      const bytes = await readFileTyped(o.in, '--in');
+      const packed = await namingFlags({ packed: '--in' }, () => deserializePacked(sk.publicKey, bytes));
+      const values = Array.from(await namingFlags({ packed: '--in' }, () => decryptVector(sk, packed, { mean: o.mean === true })));
       if (o.out !== undefined) {
         await writeFileSafely(o.out, `${JSON.stringify(values)}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
         out(o.json, { out: o.out, length: values.length, contributions: packed.contributions }, `decrypted ${values.length} values (${packed.contributions} contributions) → ${o.out}`);
