@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -89,6 +90,34 @@ describe('CLI errors speak the user\'s language', () => {
     expect(given.code).toBe(1);
     expect(JSON.parse(given.stdout).error).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: '--redis' });
     expect(JSON.parse(given.stdout).error.message).toContain('expected redis://');
+  });
+
+  it('tells a worker given the run secret instead of its token exactly that', async () => {
+    // The run config refuses port 0: take a free port and release it for the server.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const free = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const server = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'cipherml.js'), 'server', '--json', '--address', `127.0.0.1:${free}`, '--workers', '1', '--rounds', '1', '--token', 's3cret', '--join-timeout', '60', '--run-dir', join(dir, 'run')]);
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"event":"listening"[^\n]*?"address":"([^"]+)"/.exec(out);
+          if (m !== null) resolve(m[1]!);
+        });
+        server.once('exit', () => reject(new Error(`server exited: ${out}`)));
+      });
+      const r = await cli('worker', '--server', address, '--train-set', 'examples/data/breast_homo_guest.csv', '--id', '1', '--token', 's3cret', '--json');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('CIPHERML_E_UNAUTHENTICATED: --token: "1" sent the run secret itself instead of its own token');
+      expect(r.stderr).toContain('cipherml token --secret <secret> --id 1');
+      const wrong = await cli('worker', '--server', address, '--train-set', 'examples/data/breast_homo_guest.csv', '--id', '1', '--token', 'not-the-token', '--json');
+      expect(wrong.stderr).toContain('was not derived from this server');
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 
   it('writes nothing into the working folder for a refused command', () => {
