@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 
 // End to end over real loopback gRPC: every party is its own `cipherml` process.
 
-const root = join(import.meta.dirname, '..');
+const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'cipherml.js');
 const data = (f: string) => join(root, 'examples', 'data', f);
 

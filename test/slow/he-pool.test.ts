@@ -81,7 +81,7 @@ function replay(program: BatchProgram, s: PoolSchedule): number {
 
 describe('schedulePool', () => {
   it('splits the bundled MNIST program over 1–4 threads consistently and balanced', async () => {
-    const mnist = recordBatch(parseOnnx(await readFile(new URL('../examples/he/mnist_square.onnx', import.meta.url))), 5);
+    const mnist = recordBatch(parseOnnx(await readFile(new URL('../../examples/he/mnist_square.onnx', import.meta.url))), 5);
     for (const program of [mnist, recordBatch(model(), 4)]) {
       for (const threads of [1, 2, 3, 4]) {
         const s = schedulePool(program, threads);
