@@ -26,7 +26,7 @@ export const ERROR_CATALOG = {
   CIPHERML_E_WORKER_FAILED: 'A worker thread failed; the error cause holds the worker error. Retry with `workers: 0` to run in-thread.',
   CIPHERML_E_CONFIG_INVALID: 'Fix the named key in the run config, command-line flag or environment variable (see `--help` for the keys and their ranges).',
   CIPHERML_E_PROTOCOL: 'Both sides must run compatible cipherml versions and follow the round protocol; restart the worker to rejoin.',
-  CIPHERML_E_UNAUTHENTICATED: 'Pass the token the server was started with (--token or CIPHERML_TOKEN).',
+  CIPHERML_E_UNAUTHENTICATED: 'Servers and the key authority take the run secret (--token or CIPHERML_TOKEN); each worker takes only its own token, printed by `cipherml token --secret <secret> --id <its id>`.',
   CIPHERML_E_DUPLICATE_WORKER: 'Give every worker a distinct --id, or stop the worker already connected with this id.',
   CIPHERML_E_ROUND_CLOSED: 'The round this result belongs to has ended; the worker will receive the next round.',
   CIPHERML_E_ROUND_FAILED: 'Start more workers, lower min-fit-clients, or raise round-timeout.',

@@ -177,7 +177,7 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
 
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--json']);
+    const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--run-dir', join(dir, 'bad-peers'), '--json']);
     await server.waitFor((o) => o['type'] === 'listening');
     const intruder = start(['worker', '--server', address, '--train-set', data('breast_homo_guest.csv'), '--id', 'w1', '--token', 'not-the-token']);
     expect(await intruder.exit).toBe(1);
