@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { isCipherMLError, type CipherMLError } from '../core/errors.ts';
-import { describeFailure } from './failure.ts';
 
 /**
  * The `cipherml` command line: a thin shell over the library. Each command parses its options,
@@ -99,7 +98,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    const err: CipherMLError = isCipherMLError(e) ? e : describeFailure(e, requestedCommand(argv.slice(2)), argv);
+    const err: CipherMLError = isCipherMLError(e) ? e : (await import('./failure.ts')).describeFailure(e, requestedCommand(argv.slice(2)), argv);
     if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() })}\n`);
     process.stderr.write(`error: ${err.message}\n`);
     if (debug) process.stderr.write(`${stackChain(e)}\n`);
