@@ -1,6 +1,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * `no-restricted-imports` for files matching `files`: none of the `banned` top-level folders (of
+ * src/, or bench/) may be imported, by any relative path.
+ */
+function layer(files, banned) {
+  const patterns = banned.flatMap((b) => [`../${b}/*`, `../../${b}/*`, `../../../${b}/*`, `**/${b === 'bench' ? 'bench' : `src/${b}`}/*`, `../${b}`, `../../${b}`]);
+  return [{ files, rules: { 'no-restricted-imports': ['error', { patterns: [{ group: patterns, message: `layering (docs/ARCHITECTURE.md): this folder may not import ${banned.join(', ')}` }] }] } }];
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**'] },
   js.configs.recommended,
@@ -15,35 +24,20 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use an `as const` object instead of enum (erasableSyntaxOnly).' }],
     },
   },
-  {
-    // Layering (docs/ARCHITECTURE.md): a lower layer never imports a higher one.
-    files: ['src/core/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../attest/*', '../paillier/*', '../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
-  },
-  {
-    files: ['src/paillier/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../ckks/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../cli/*'] }] },
-  },
-  {
-    files: ['src/ckks/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../secagg/*', '../ml/*', '../fl/*', '../inference/*', '../service/*', '../gateway/*', '../demos/*', '../cli/*'] }] },
-  },
-  {
-    // attest: parsing and verification of attestation documents; may import only core.
-    files: ['src/attest/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/paillier/*', '**/ckks/*', '**/secagg/*', '**/ml/*', '**/fl/*', '**/inference/*', '**/service/*', '**/gateway/*', '**/demos/*', '**/cli/*', '**/bench/*'] }] },
-  },
-  {
-    files: ['src/inference/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../paillier/*', '../secagg/*', '../fl/*', '../service/*', '../gateway/*', '../demos/*', '../cli/*'] }] },
-  },
-  {
-    // service and gateway: above core/ckks/ml; neither imports the other's internals except the shared wire format (service/protocol).
-    files: ['src/service/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/fl/*', '**/inference/*', '**/gateway/*', '**/demos/*', '**/cli/*', '**/bench/*'] }] },
-  },
-  {
-    files: ['src/gateway/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/fl/*', '**/inference/*', '**/demos/*', '**/cli/*', '**/bench/*', '**/service/storage/*', '**/service/server*', '**/service/jobs*'] }] },
-  },
+  // Layering (docs/ARCHITECTURE.md): core ← paillier/ckks/secagg/attest ← ml ← fl/inference/service/gateway ← demos ← cli.
+  // A lower layer never imports a higher one; layers of one level never import each other; the
+  // trusted gateway never imports the untrusted service (what both need lives in ml/ or core/);
+  // nothing in src/ but the CLI (lazily) loads bench/. One entry per folder: a later entry for the
+  // same file would replace, not extend, an earlier rule.
+  ...layer(['src/core/**'], ['paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/paillier/**'], ['ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/ckks/**'], ['paillier', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/secagg/**'], ['paillier', 'ckks', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/attest/**'], ['paillier', 'ckks', 'secagg', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/ml/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/fl/**'], ['inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/inference/**'], ['paillier', 'secagg', 'fl', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/service/**'], ['fl', 'inference', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/gateway/**'], ['fl', 'inference', 'service', 'demos', 'cli', 'bench']),
+  ...layer(['src/demos/**'], ['cli', 'bench']),
 );

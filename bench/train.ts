@@ -2,7 +2,7 @@ import { CkksContext, deserializePublicContext, serializePublicContext } from '.
 import { loadCsvDataset } from '../src/ml/csv.ts';
 import { trainPoly3LogReg } from '../src/ml/poly-logreg.ts';
 import { SeededRng } from '../src/ml/rng.ts';
-import { decryptWeights, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainEncrypted, trainingGaloisSteps, validateHyperParams } from '../src/service/train/encrypted-lr.ts';
+import { decryptWeights, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainEncrypted, trainingGaloisSteps, validateHyperParams } from '../src/ml/encrypted-lr.ts';
 
 /**
  * Encrypted training benchmark: the CKKS trainer of the service (gateway keys, encryption, the

@@ -9,5 +9,7 @@
  * import { generatePaillierKeyPair } from 'cipherml/paillier';
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import './core/node-version.ts';
 export { CipherMLError, ERROR_CATALOG, isCipherMLError } from './core/errors.ts';
 export type { ErrorCode } from './core/errors.ts';

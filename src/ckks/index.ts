@@ -47,6 +47,8 @@
  * ctx.delete();
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions, GaloisGroup } from './context.ts';
 export { binarySteps, binaryTerms, estimateKeySet, galoisGroupSize, keySwitchingKeyBytes, naf, powerOfTwoSteps } from './keys.ts';

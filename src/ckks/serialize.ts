@@ -1,6 +1,8 @@
 import { stat, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
-import { constants as zlib, crc32 as zlibCrc32, createZstdCompress, zstdCompressSync } from 'node:zlib';
+// A namespace import: zstd exists from Node.js 23.8, and a named import would fail at link time on
+// older Node.js before the version check in core/node-version.ts could explain why.
+import * as nodeZlib from 'node:zlib';
 import { decompressBounded } from '../core/bounded.ts';
 import { ENVELOPE_HEADER_BYTES, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
@@ -128,7 +130,7 @@ export async function writePublicContextFile(path: string, ctx: CkksContext, opt
       await fh.write(head, 0, head.length, 0);
       let at = ENVELOPE_HEADER_BYTES + 5;
       let raw = 0;
-      const z = createZstdCompress({ params: { [zlib.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+      const z = nodeZlib.createZstdCompress({ params: { [nodeZlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
       const drained = (async () => {
         for await (const chunk of z as AsyncIterable<Buffer>) {
           await fh.write(chunk, 0, chunk.length, at);
@@ -164,7 +166,7 @@ export async function writePublicContextFile(path: string, ctx: CkksContext, opt
       for (let o = 0; o < at; ) {
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, at - o), o);
         if (bytesRead === 0) throw new CipherMLError('CIPHERML_E_IO', `${path}: short read while checksumming`, { param: 'path' });
-        crc = zlibCrc32(buf.subarray(0, bytesRead), crc);
+        crc = nodeZlib.crc32(buf.subarray(0, bytesRead), crc);
         o += bytesRead;
       }
       const tail = new Uint8Array(4);
@@ -564,7 +566,7 @@ function isEnvelopeOf(bytes: Uint8Array, kind: 'publicKey' | 'privateKey' | 'cip
 
 function seal0(ctx: CkksContext, kind: 'publicKey' | 'privateKey' | 'ciphertext', sections: readonly Uint8Array[]): Uint8Array {
   const raw = joinSections([Uint8Array.of(BODY_VERSION), ...sections]);
-  const packed = zstdCompressSync(raw, { params: { [zlib.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+  const packed = nodeZlib.zstdCompressSync(raw, { params: { [nodeZlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
   const body = new Uint8Array(5 + packed.length);
   body[0] = CODEC_ZSTD;
   new DataView(body.buffer).setUint32(1, raw.length);

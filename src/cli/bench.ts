@@ -12,6 +12,7 @@ import type * as RobustnessBench from '../../bench/robustness.ts';
 import type * as TrustBench from '../../bench/trust.ts';
 import type * as AttestBench from '../../bench/attest.ts';
 import type * as FlCnnBench from '../../bench/fl-cnn.ts';
+import type * as StartupBench from '../../bench/startup.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -191,5 +192,16 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof FlCnnBench>(() => import('../../bench/fl-cnn.ts'));
       const r = await mod.runFlCnnBench({ images: opts.images, cpuImages: opts.cpuImages, clients: opts.clients, roundImages: opts.roundImages, keyBits: opts.keyBits, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatFlCnnBench(r)}\n`);
+    });
+  bench
+    .command('startup')
+    .description('start-up of `cipherml --help`/`--version` and of `import \'cipherml/paillier\'` (median of fresh processes) against `node -e 0`')
+    .option('--runs <n>', 'processes per command', intOption('--runs'), 10)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { runs: number; json?: boolean }) => {
+      if (opts.runs < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `need at least 1 run, got ${opts.runs}`, { param: '--runs' });
+      const mod = await importBench<typeof StartupBench>(() => import('../../bench/startup.ts'));
+      const r = await mod.runStartupBench({ runs: opts.runs, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatStartupBench(r)}\n`);
     });
 }

@@ -9,13 +9,16 @@ import type { WorkerStage } from '../fl/worker.ts';
 import { KeyAuthority } from '../fl/authority.ts';
 import { describeRunConfig, loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { deriveToken } from '../fl/protocol.ts';
-import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { buildStrategy, numSupernodesOf, parseRunConfigOverrides, planSimulation, serverSettings, shardOf } from '../fl/run.ts';
+import { readFile } from 'node:fs/promises';
 import { FlServer } from '../fl/server.ts';
 import { simulate } from '../fl/simulate.ts';
 import { DEV_MODE_WARNING, loadPartyTrust, type PartyTrust } from '../fl/identity-auth.ts';
 import { INSECURE_PLAINTEXT_LABEL, createRpcTransport, isLoopbackHost, parseAddress, startRpcServer } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
+import type { ServerEvent } from '../fl/server.ts';
+import { createProgress, progressMode } from '../core/progress.ts';
 import { collect, intOption } from './options.ts';
 import { thresholdWorkerOptions } from './threshold-worker.ts';
 import { readNnApp } from '../fl/apps/nn-config.ts';
@@ -28,12 +31,15 @@ export function bundled(name: string): string {
 
 function addConfigOptions(cmd: Command): Command {
   cmd.option('-c, --config <file>', 'run config (TOML, kebab-case keys)');
+  cmd.option('--run-config <pairs>', 'Flower-style overrides of run-config keys, e.g. "num-server-rounds=5 strategy=paillier" (above the file and environment; a flag of the same key must agree)');
   for (const o of runConfigOptions()) cmd.option(o.flag, o.description);
   return cmd;
 }
 
 async function configOf(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<RunConfig> {
-  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...opts, ...extra } });
+  const overrides = typeof opts['runConfig'] === 'string' ? parseRunConfigOverrides(opts['runConfig']) : {};
+  const { runConfig: _pairs, ...flags } = opts;
+  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...overrides, ...flags, ...extra } });
 }
 
 /**
@@ -111,6 +117,25 @@ interface AuthorityFlags {
   json?: boolean;
 }
 
+/**
+ * Server events for a human: on a terminal, a bar of rounds (rate, ETA) with the event lines
+ * printed above it; elsewhere the event lines themselves are the progress (no bar, no \r);
+ * with --json, one JSON object per event on stdout.
+ */
+async function serverEventPrinter(json: boolean | undefined, rounds: number, plaintext = false): Promise<{ onEvent: (e: ServerEvent) => void; done: () => void }> {
+  const print = printer(json, plaintext);
+  const toObj = (e: ServerEvent): object => ({ event: e.type, ...(e.type === 'finished' ? {} : e) });
+  if (json === true || progressMode(process.stderr, false) !== 'bar') return { onEvent: (e) => print(describeServerEvent(e), toObj(e)), done: () => undefined };
+  const bar = await createProgress({ label: 'rounds', total: rounds, unit: 'rounds' });
+  return {
+    onEvent: (e) => {
+      bar.log(describeServerEvent(e));
+      if (e.type === 'round-end') bar.update(e.record.round, `round ${e.record.round}`);
+    },
+    done: () => bar.finish(),
+  };
+}
+
 const STAGES: readonly WorkerStage[] = ['fit', 'share-keys', 'masked-input', 'unmask'];
 
 function parseDropAt(text: string): { round: number; stage: WorkerStage } {
@@ -140,15 +165,18 @@ export function registerFlCommands(program: Command): void {
       ...(opts['rounds'] === undefined ? {} : { numServerRounds: opts['rounds'] }),
     });
     const insecurePlaintext = opts['insecurePlaintext'] === true;
-    const print = printer(opts['json'] as boolean | undefined, plaintextOffLoopback(insecurePlaintext, [config.address, config.authorityAddress]));
+    const plaintext = plaintextOffLoopback(insecurePlaintext, [config.address, config.authorityAddress]);
+    const print = printer(opts['json'] as boolean | undefined, plaintext);
     const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
+    const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds, plaintext);
     const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa }, insecurePlaintext });
     const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust });
     const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
-    const server = new FlServer({ settings: serverSettings(config, { trust, insecurePlaintext }), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
+    const server = new FlServer({ settings: serverSettings(config, { trust, insecurePlaintext }), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: events.onEvent });
     await server.listen();
     try {
       const summary = await server.run();
+      events.done();
       if (opts['json'] === true) process.stdout.write(`${JSON.stringify(summaryJson(summary))}\n`);
       else process.stdout.write(`${JSON.stringify(summaryJson(summary), null, 2)}\n`);
     } finally {
@@ -296,25 +324,13 @@ export function registerFlCommands(program: Command): void {
     program
       .command('simulate')
       .description('all parties in one process (same server, strategy and worker code, in-memory transport): logistic regression on CSV shards')
-      .option('--train-set <csv>', 'one worker per file (repeat); default: the bundled breast_homo guest and host', collect)
+      .option('--train-set <csv>', 'training data (repeat); workers are dealt over the files, which they split in shards; default: the bundled breast_homo guest and host', collect)
+      .option('--num-supernodes <n>', 'simulated workers (Flower\'s options.num-supernodes; default: that key of --config, else one per --train-set but at least min-available-clients)', intOption('--num-supernodes'))
       .option('--json', 'print JSON lines; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
     // A run config with an [app] table is a federated image-classification run (src/cli/fl-nn.ts).
     if (typeof opts['config'] === 'string' && (await readNnApp(opts['config'])) !== null) return simulateNnCommand(opts);
-    const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
-    const defaults: Record<string, unknown> = {};
-    if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');
-    // In one process the key authority is in-memory; its address is only a placeholder.
-    if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
-    const config = await configOf(opts, defaults);
-    const print = printer(opts['json'] as boolean | undefined);
-    const clients = await Promise.all(
-      trainSets.map(async (path, i) => ({ id: String(i + 1), client: await loadLogRegClient(path, config.label, { localEpochs: config.localEpochs, batchSize: config.batchSize, learningRate: config.learningRate, l2: config.l2, seed: config.seed + i }) })),
-    );
-    const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
-    print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', config: describeRunConfig(config) });
-    const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
-    process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
+    await runSimulationCommand(opts);
   });
 
   program
@@ -325,4 +341,39 @@ export function registerFlCommands(program: Command): void {
     .action((o: { secret: string; id: string }) => {
       process.stdout.write(`${deriveToken(o.secret, o.id)}\n`);
     });
+}
+
+/**
+ * `cipherml simulate` (and `cipherml run`): all parties in one process. The number of workers
+ * comes from --num-supernodes or the config's `options.num-supernodes`, and a count that cannot
+ * fill a round is refused before any work.
+ */
+export async function runSimulationCommand(opts: Record<string, unknown>): Promise<void> {
+  const trainSets = (opts['trainSet'] as string[] | undefined) ?? [bundled('breast_homo_guest.csv'), bundled('breast_homo_host.csv')];
+  const defaults: Record<string, unknown> = {};
+  if (opts['validateSet'] === undefined && process.env['CIPHERML_VALIDATE_SET'] === undefined) defaults['validateSet'] = bundled('breast_homo_test.csv');
+  // In one process the key authority is in-memory; its address is only a placeholder.
+  if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
+  const { numSupernodes: flagSupernodes, trainSet: _t, ...rest } = opts;
+  const config = await configOf(rest, defaults);
+  const configPath = opts['config'] as string | undefined;
+  const fromFile = configPath === undefined ? undefined : numSupernodesOf(await readFile(configPath, 'utf8'), configPath);
+  const plan = planSimulation(config, {
+    numSupernodes: (flagSupernodes as number | undefined) ?? fromFile,
+    numSupernodesSource: flagSupernodes !== undefined ? '--num-supernodes' : `options.num-supernodes (in ${configPath ?? 'the config'})`,
+    trainSets: trainSets.length,
+  });
+  const print = printer(opts['json'] as boolean | undefined);
+  const datasets = await Promise.all(trainSets.map((path) => loadCsvDataset(path, { label: config.label })));
+  const clients = Array.from({ length: plan.numSupernodes }, (_, i) => {
+    const { file, shard, of } = shardOf(i, plan.numSupernodes, trainSets.length);
+    const data = of === 1 ? datasets[file]! : shardDataset(datasets[file]!, shard, of);
+    return { id: String(i + 1), client: logRegClient(data, { localEpochs: config.localEpochs, batchSize: config.batchSize, learningRate: config.learningRate, l2: config.l2, seed: config.seed + i }) };
+  });
+  const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+  print(`simulate: ${clients.length} workers, config ${JSON.stringify(describeRunConfig(config))}`, { event: 'config', workers: clients.length, config: describeRunConfig(config) });
+  const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds);
+  const { server } = await simulate({ config, clients, ...(evaluate === undefined ? {} : { evaluate }), onServerEvent: events.onEvent });
+  events.done();
+  process.stdout.write(`${JSON.stringify(summaryJson(server))}\n`);
 }

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
+import { portOption } from './options.ts';
 
 const defaultKeyDir = (): string => process.env['CIPHERML_GATEWAY_KEYS'] ?? join(homedir(), '.cipherml', 'gateway');
 
@@ -20,9 +21,10 @@ export function registerGatewayCommands(program: Command): void {
     .requiredOption('--labels <path>', 'labels CSV with a header (one column, 0/1)')
     .requiredOption('--out <path>', 'trained.json (same shape as model.json)')
     .option('--key-dir <dir>', 'local key store (secret keys 0600)', defaultKeyDir())
+    .option('--overwrite', 'replace an existing --out file')
     .option('--passphrase-env <VAR>', 'also store the secret key on the service, sealed under the passphrase in this environment variable')
     .option('--json', 'print one JSON object with the job figures')
-    .action(async (o: { service: string; token: string; model: string; modelFile: string; requirements?: string; hyperParams: string; features: string; labels: string; out: string; keyDir: string; passphraseEnv?: string; json?: boolean }) => {
+    .action(async (o: { service: string; token: string; model: string; modelFile: string; requirements?: string; hyperParams: string; features: string; labels: string; out: string; keyDir: string; overwrite?: boolean; passphraseEnv?: string; json?: boolean }) => {
       const { gatewayFitFiles } = await import('../gateway/index.ts');
       const passphrase = o.passphraseEnv === undefined ? undefined : process.env[o.passphraseEnv];
       if (o.passphraseEnv !== undefined && (passphrase === undefined || passphrase === '')) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `environment variable ${o.passphraseEnv} is not set`, { param: '--passphrase-env' });
@@ -37,8 +39,9 @@ export function registerGatewayCommands(program: Command): void {
     .requiredOption('--features <path>', 'features CSV with a header')
     .requiredOption('--out <path>', 'predictions.csv')
     .option('--key-dir <dir>', 'local key store', defaultKeyDir())
+    .option('--overwrite', 'replace an existing --out file')
     .option('--json', 'print {"rows", "out"}')
-    .action(async (o: { service: string; token: string; model: string; features: string; out: string; keyDir: string; json?: boolean }) => {
+    .action(async (o: { service: string; token: string; model: string; features: string; out: string; keyDir: string; overwrite?: boolean; json?: boolean }) => {
       const { gatewayPredictFiles } = await import('../gateway/index.ts');
       const r = await gatewayPredictFiles(o);
       process.stdout.write(o.json === true ? `${JSON.stringify({ rows: r.rows, out: o.out })}\n` : `${r.rows} predictions → ${o.out}\n`);
@@ -47,7 +50,7 @@ export function registerGatewayCommands(program: Command): void {
     .description('local HTTP server of the gateway: /keys/generate/model, /encrypt/data/fit, /encrypt/data/predict')
     .requiredOption('--service <url>', 'service base URL')
     .requiredOption('--token <token>', 'bearer token')
-    .option('--port <port>', 'TCP port', (v: string) => Number.parseInt(v, 10), 8090)
+    .option('--port <port>', 'TCP port (0 = any free port)', portOption('--port'), 8090)
     .option('--key-dir <dir>', 'local key store', defaultKeyDir())
     .action(async (o: { service: string; token: string; port: number; keyDir: string }) => {
       const { startGatewayServer } = await import('../gateway/index.ts');

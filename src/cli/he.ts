@@ -4,7 +4,8 @@ import { runHeDemo } from '../inference/demo.ts';
 import type { Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { intOption } from './options.ts';
+import { createProgress } from '../core/progress.ts';
+import { addAliases, intOption } from './options.ts';
 
 /** Parses a number option, naming it in the error. */
 function floatOption(name: string): (v: string) => number {
@@ -39,6 +40,15 @@ const req = (flags: string, text: string, env: string): Option => opt(flags, tex
 function print(json: boolean | undefined, obj: Record<string, unknown>, text: string): void {
   process.stdout.write(json === true ? `${JSON.stringify(obj)}\n` : `${text}\n`);
 }
+
+/** HE-MAN's long flags (and, upper-cased, its environment variables) per verb → the option they set. */
+export const HE_MAN_ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  keyparams: { '--onnx-path': 'model', '--calibration-data-path': 'calibration', '--key-params-path': 'out' },
+  keygen: { '--key-params-path': 'in', '--secret-key-path': 'out' },
+  encrypt: { '--key-path': 'key', '--plaintext-input-path': 'in', '--ciphertext-output-path': 'out' },
+  inference: { '--onnx-path': 'model', '--key-path': 'key', '--ciphertext-input-path': 'in', '--ciphertext-output-path': 'out' },
+  decrypt: { '--key-path': 'key', '--ciphertext-input-path': 'in', '--plaintext-output-path': 'out' },
+};
 
 /** Registers `cipherml he`. */
 export function registerHeCommands(program: Command): void {
@@ -132,8 +142,9 @@ export function registerHeCommands(program: Command): void {
   ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
     const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);
-    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => process.stderr.write(`\r[${d}/${n}] ${op}        `) });
-    process.stderr.write('\n');
+    const progress = await createProgress({ label: 'encrypted inference', total: 0, unit: 'steps', json: o.json === true });
+    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => progress.update(d, op, n) });
+    progress.finish();
     const ms = Math.round(performance.now() - t0);
     print(o.json, { out: o.out, ...r, ms }, `encrypted inference (${r.packing} packing, ${r.threads} thread${r.threads === 1 ? '' : 's'}) in ${ms} ms (${r.bytes} bytes) → ${o.out}`);
   });
@@ -163,4 +174,8 @@ export function registerHeCommands(program: Command): void {
       const rows = r.decryptedScores.map((d, k) => `  ${k}   ${r.plaintextScores[k]!.toFixed(5).padStart(11)}   ${d.toFixed(5).padStart(11)}`);
       print(o.json, { ...r }, [`digit #${r.digit} (label ${r.label})`, '  class   plaintext   decrypted', ...rows, `predicted ${r.decryptedClass} encrypted, ${r.plaintextClass} in plaintext; max |difference| ${r.maxAbsError.toExponential(2)}; ${r.packing} plan, inference ${(r.ms.inference / 1000).toFixed(2)} s`].join('\n'));
     });
+  for (const verb of he.commands) {
+    const aliases = HE_MAN_ALIASES[verb.name()];
+    if (aliases !== undefined) addAliases(verb, aliases);
+  }
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped, writeFileSafely } from '../core/io.ts';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import {
   DEFAULT_PACKING,
   PackedCiphertext,
@@ -15,6 +17,7 @@ import {
   type PackingSpec,
 } from '../paillier/index.ts';
 import { collect, intOption } from './options.ts';
+import { namingFlags } from './failure.ts';
 
 /** Reads numbers from a JSON array file, or from text with one number per line / comma-separated. */
 async function readValues(path: string): Promise<number[]> {
@@ -29,7 +32,10 @@ async function readValues(path: string): Promise<number[]> {
   } else {
     values = text.split(/[\s,]+/).filter((t) => t !== '').map((t) => (/^[-+0-9.eE]+$/.test(t) ? Number(t) : t));
   }
-  if (!Array.isArray(values)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${path} must hold an array of numbers`, { param: '--in' });
+  const advice = 'Write the numbers as a JSON array such as [0.5, -1.25, 3], or one number per line.';
+  if (!Array.isArray(values)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${path} must hold an array of numbers`, { param: '--in', advice });
+  const bad = values.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
+  if (bad >= 0) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `value ${bad + 1} of ${path} is ${JSON.stringify(values[bad]) ?? String(values[bad])}, not a finite number`, { param: '--in', advice });
   return values as number[];
 }
 
@@ -48,8 +54,13 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace existing key files')
     .option('--json', 'print JSON')
     .action(async (o: { out: string; bits: number; overwrite?: boolean; json?: boolean }) => {
+      // Check and prepare the destination before the (slow) key generation, never after it.
+      await refuseExisting([o.out, `${o.out}.pub`], o.overwrite === true).catch((e: unknown) => {
+        throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${(e as CipherMLError).details?.['path'] as string} already exists`, { param: '--out', advice: 'Choose another --out path, or pass --overwrite to replace both key files.' });
+      });
+      await mkdir(dirname(o.out), { recursive: true });
       const pair = await generatePaillierKeyPair({ bits: o.bits });
-      const paths = await writeKeyPairFiles(o.out, pair, { overwrite: o.overwrite === true });
+      const paths = await writeKeyPairFiles(o.out, pair, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { ...paths, fingerprint: pair.publicKey.fingerprint, bits: pair.publicKey.bits }, `wrote ${paths.secretKeyPath} (secret, 0600) and ${paths.publicKeyPath}; fingerprint ${pair.publicKey.fingerprint}`);
     });
 
@@ -64,11 +75,12 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string; out: string; fractionalBits: number; integerBits: number; maxContributions: number; overwrite?: boolean; json?: boolean }) => {
-      const pk = await readPublicKeyFile(o.key);
+      const pk = await readPublicKeyFile(o.key, { param: '--key' });
       const packing: PackingSpec = { fractionalBits: o.fractionalBits, integerBits: o.integerBits, maxContributions: o.maxContributions };
-      const enc = await encryptVector(pk, await readValues(o.in), { packing });
+      const values = await readValues(o.in);
+      const enc = await namingFlags({ values: '--in', vector: '--in', packing: '--fractional-bits/--integer-bits' }, () => encryptVector(pk, values, { packing }));
       const bytes = serializePacked(enc);
-      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...enc.header }, `encrypted ${enc.length} values into ${enc.values.length} ciphertexts (${bytes.length} bytes) → ${o.out}`);
     });
 
@@ -80,11 +92,11 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string[]; out: string; overwrite?: boolean; json?: boolean }) => {
-      const pk = await readPublicKeyFile(o.key);
-      const vectors = await Promise.all(o.in.map(async (path) => deserializePacked(pk, await readFileTyped(path, '--in'))));
-      const sum = PackedCiphertext.sum(vectors);
+      const pk = await readPublicKeyFile(o.key, { param: '--key' });
+      const vectors = await Promise.all(o.in.map(async (path) => namingFlags({ packed: `--in ${path}` }, async () => deserializePacked(pk, await readFileTyped(path, '--in')))));
+      const sum = await namingFlags({ vectors: '--in', a: '--in', b: '--in' }, () => PackedCiphertext.sum(vectors));
       const bytes = serializePacked(sum);
-      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true });
+      await writeFileSafely(o.out, bytes, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
       out(o.json, { out: o.out, bytes: bytes.length, ...sum.header }, `added ${vectors.length} vectors (${sum.contributions} contributions) → ${o.out}`);
     });
 
@@ -97,11 +109,12 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace an existing output file')
     .option('--json', 'print JSON')
     .action(async (o: { key: string; in: string; out?: string; mean?: boolean; overwrite?: boolean; json?: boolean }) => {
-      const sk = await readPrivateKeyFile(o.key);
-      const packed = deserializePacked(sk.publicKey, await readFileTyped(o.in, '--in'));
-      const values = Array.from(await decryptVector(sk, packed, { mean: o.mean === true }));
+      const sk = await readPrivateKeyFile(o.key, { param: '--key' });
+      const bytes = await readFileTyped(o.in, '--in');
+      const packed = await namingFlags({ packed: '--in' }, () => deserializePacked(sk.publicKey, bytes));
+      const values = Array.from(await namingFlags({ packed: '--in' }, () => decryptVector(sk, packed, { mean: o.mean === true })));
       if (o.out !== undefined) {
-        await writeFileSafely(o.out, `${JSON.stringify(values)}\n`, { overwrite: o.overwrite === true });
+        await writeFileSafely(o.out, `${JSON.stringify(values)}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
         out(o.json, { out: o.out, length: values.length, contributions: packed.contributions }, `decrypted ${values.length} values (${packed.contributions} contributions) → ${o.out}`);
       } else {
         out(o.json, { values, contributions: packed.contributions }, JSON.stringify(values));

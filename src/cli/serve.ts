@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { assertOneOf } from '../core/guards.ts';
-import { intOption } from './options.ts';
+import { intOption, portOption } from './options.ts';
 import type { Role, Storage } from '../service/index.ts';
 
 /** `cipherml serve …` — the untrusted training service and its token tool (loaded lazily: other commands never load fastify or pg). */
@@ -9,7 +9,7 @@ export function registerServeCommands(program: Command): void {
   const serve = program
     .command('serve')
     .description('run the encrypted training service (REST under /api/v1, docs at /docs)')
-    .option('--port <port>', 'TCP port (0 = any free port)', intOption('--port'), 8080)
+    .option('--port <port>', 'TCP port (0 = any free port)', portOption('--port'), 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--data <dir>', 'data folder (SQLite database and blob files)', 'data')
     .option('--db <url>', 'postgres://… to keep rows and blobs in PostgreSQL')
@@ -31,13 +31,19 @@ export function registerServeCommands(program: Command): void {
   serve
     .command('worker')
     .description('run fit jobs from the BullMQ queue (same --data folder, or the same --db PostgreSQL)')
-    .requiredOption('--redis <url>', 'redis://… of the service')
+    // Declared on `serve` too: commander gives a flag written after `worker` to the parent, so
+    // the value is read from both (optsWithGlobals) and required here, not by commander.
+    .option('--redis <url>', 'redis://… of the service (required)')
     .option('--concurrency <n>', 'jobs at once', intOption('--concurrency'), 1)
     .action(async (_local: unknown, cmd: Command) => {
-      const opts = cmd.optsWithGlobals<{ data: string; db?: string; redis: string; concurrency: number }>();
+      const opts = cmd.optsWithGlobals<{ data: string; db?: string; redis?: string; concurrency: number }>();
+      if (opts.redis === undefined || opts.redis === '') {
+        throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'a queue worker needs the Redis URL of the service', { param: '--redis', advice: 'Pass the same --redis redis://HOST:6379 the service was started with (and the same --data folder or --db URL).' });
+      }
+      const redis = opts.redis;
       const { startQueueWorker } = await import('../service/index.ts');
-      const w = await startQueueWorker({ dataDir: opts.data, db: opts.db }, opts.redis, opts.concurrency);
-      process.stderr.write(`cipherml worker: waiting for fit jobs on ${opts.redis}\n`);
+      const w = await startQueueWorker({ dataDir: opts.data, db: opts.db }, redis, opts.concurrency);
+      process.stderr.write(`cipherml worker: waiting for fit jobs on ${redis}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => void w.close().then(resolve);
         process.once('SIGINT', stop);

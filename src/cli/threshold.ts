@@ -22,6 +22,12 @@ function printer(json: boolean | undefined): (line: string, obj: object) => void
 
 /** Registers both commands (`paillier threshold-keygen` under the existing `paillier` command). */
 export function registerThresholdCommands(program: Command): void {
+  registerThresholdKeygenCommand(program);
+  registerKeyHolderCommand(program);
+}
+
+/** Registers `paillier threshold-keygen` under the `paillier` command (made when absent). */
+export function registerThresholdKeygenCommand(program: Command): void {
   const paillier = program.commands.find((c) => c.name() === 'paillier') ?? program.command('paillier');
   paillier
     .command('threshold-keygen')
@@ -59,7 +65,10 @@ export function registerThresholdCommands(program: Command): void {
         );
       }
     });
+}
 
+/** Registers `key-holder`. */
+export function registerKeyHolderCommand(program: Command): void {
   program
     .command('key-holder')
     .description('threshold key holder: keeps one share; answers the server with decryption shares of the product of at least --min-contributions signed contributions of roster workers, one aggregate per round')

@@ -1,4 +1,6 @@
-import { createGunzip, createZstdDecompress, gunzipSync, zstdDecompressSync } from 'node:zlib';
+// A namespace import: zstd exists from Node.js 23.8; a named import would fail at link time on
+// older Node.js before core/node-version.ts could explain why.
+import * as nodeZlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { CipherMLError } from './errors.ts';
 
@@ -118,7 +120,7 @@ export function decompressBounded(bytes: Uint8Array, codec: Codec, limits: Decom
   const maxOutputLength = limits.expectedBytes + 1;
   let raw: Uint8Array;
   try {
-    raw = codec === 'zstd' ? zstdDecompressSync(bytes, { maxOutputLength }) : gunzipSync(bytes, { maxOutputLength });
+    raw = codec === 'zstd' ? nodeZlib.zstdDecompressSync(bytes, { maxOutputLength }) : nodeZlib.gunzipSync(bytes, { maxOutputLength });
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw sizeError(`more than ${limits.expectedBytes}`, limits.expectedBytes, param, e);
     throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `the ${codec} body does not decompress: ${(e as Error).message}`, { param, cause: e });
@@ -138,7 +140,7 @@ export function decompressBounded(bytes: Uint8Array, codec: Codec, limits: Decom
  */
 export async function decompressBoundedAsync(bytes: Uint8Array, codec: Codec, limits: DecompressLimits, param: string): Promise<Uint8Array> {
   checkDeclared(limits, param);
-  const stream: Transform = codec === 'zstd' ? createZstdDecompress() : createGunzip();
+  const stream: Transform = codec === 'zstd' ? nodeZlib.createZstdDecompress() : nodeZlib.createGunzip();
   const out = new Uint8Array(limits.expectedBytes);
   let n = 0;
   return new Promise<Uint8Array>((resolve, reject) => {

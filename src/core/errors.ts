@@ -4,7 +4,10 @@
  * or reused, so callers may branch on them and documentation may cite them.
  */
 
-/** Stable error codes with the advice each message ends with. */
+/**
+ * Stable error codes with the default advice each message ends with. A throw site that knows the
+ * case better passes `advice` (see {@link CipherMLErrorOptions}); the code stays the same.
+ */
 export const ERROR_CATALOG = {
   CIPHERML_E_INVALID_ARGUMENT: 'Check the value passed for the named parameter against its documentation.',
   CIPHERML_E_NOT_FINITE: 'Remove NaN and ±Infinity from the input (e.g. clip or impute) before encoding.',
@@ -23,7 +26,7 @@ export const ERROR_CATALOG = {
   CIPHERML_E_WORKER_FAILED: 'A worker thread failed; the error cause holds the worker error. Retry with `workers: 0` to run in-thread.',
   CIPHERML_E_CONFIG_INVALID: 'Fix the named key in the run config, command-line flag or environment variable (see `--help` for the keys and their ranges).',
   CIPHERML_E_PROTOCOL: 'Both sides must run compatible cipherml versions and follow the round protocol; restart the worker to rejoin.',
-  CIPHERML_E_UNAUTHENTICATED: 'Pass the token the server was started with (--token or CIPHERML_TOKEN).',
+  CIPHERML_E_UNAUTHENTICATED: 'Servers and the key authority take the run secret (--token or CIPHERML_TOKEN); each worker takes only its own token, printed by `cipherml token --secret <secret> --id <its id>`.',
   CIPHERML_E_DUPLICATE_WORKER: 'Give every worker a distinct --id, or stop the worker already connected with this id.',
   CIPHERML_E_ROUND_CLOSED: 'The round this result belongs to has ended; the worker will receive the next round.',
   CIPHERML_E_ROUND_FAILED: 'Start more workers, lower min-fit-clients, or raise round-timeout.',
@@ -106,6 +109,9 @@ export const ERROR_CATALOG = {
   CIPHERML_E_ONNX_EXPORT_UNSUPPORTED: 'The exporter knows Conv (stride 1), MaxPool, AveragePool, Relu, square, Flatten and Dense layers: use those, or export the model with another tool.',
 
   // Package and CLI (issue 14)
+  CIPHERML_E_NODE_VERSION: 'Run cipherml on Node.js 24 or newer (for example `npx node@24 …`, or the `node` devDependency of a checkout).',
+  CIPHERML_E_INTERNAL: 'This is a bug in cipherml, not in your input: rerun with --debug and report the stack trace.',
+  CIPHERML_E_ADDRESS_IN_USE: 'Another process listens on that address: stop it, or choose another port.',
 
 } as const;
 
@@ -120,6 +126,8 @@ export interface CipherMLErrorOptions {
   readonly details?: Readonly<Record<string, unknown>>;
   /** The underlying error, if any. */
   readonly cause?: unknown;
+  /** Advice specific to this case, replacing the catalog's default sentence for the code. */
+  readonly advice?: string;
 }
 
 /**
@@ -137,11 +145,14 @@ export class CipherMLError extends Error {
   readonly details: Readonly<Record<string, unknown>> | undefined;
   /** What was wrong, without the code, parameter and advice (for nesting in another message). */
   readonly problem: string;
+  /** What to do: the case-specific advice given at the throw site, or the catalog's default. */
+  readonly advice: string;
 
   constructor(code: ErrorCode, problem: string, options: CipherMLErrorOptions = {}) {
     const where = options.param === undefined ? '' : `${options.param}: `;
-    super(`${code}: ${where}${problem}. ${ERROR_CATALOG[code]}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(`${code}: ${where}${problem}. ${options.advice ?? ERROR_CATALOG[code]}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.problem = problem;
+    this.advice = options.advice ?? ERROR_CATALOG[code];
     this.name = 'CipherMLError';
     this.code = code;
     this.param = options.param;

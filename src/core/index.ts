@@ -8,6 +8,8 @@
  * new FixedPointCodec({ fractionalBits: 16, integerBits: 15 }).encode(0.5); // 32768n
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import './node-version.ts';
 export { CipherMLError, ERROR_CATALOG, isCipherMLError } from './errors.ts';
 export type { CipherMLErrorOptions, ErrorCode } from './errors.ts';
 export { assertBigInt, assertFiniteVector, assertIntegerInRange, assertOneOf, describe } from './guards.ts';

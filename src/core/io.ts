@@ -10,6 +10,10 @@ export interface WriteFileOptions {
   readonly mode?: number;
   /** Replace an existing file (atomically). Default false: an existing file is never touched. */
   readonly overwrite?: boolean;
+  /** The flag or field that named the file, for errors (default `"path"`). */
+  readonly param?: string;
+  /** The flag that allows overwriting, for the advice (e.g. `"--overwrite"`). */
+  readonly overwriteFlag?: string;
 }
 
 /**
@@ -56,7 +60,11 @@ export async function writeFileSafelyWith(path: string, write: (fh: FileHandle) 
         await link(tmp, path);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists`, { param: 'path', details: { path } });
+          throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${path} already exists`, {
+            param: options.param ?? 'path',
+            details: { path },
+            ...(options.overwriteFlag === undefined ? {} : { advice: `Choose another path, or pass ${options.overwriteFlag} to replace it.` }),
+          });
         }
         throw e;
       }
@@ -65,7 +73,12 @@ export async function writeFileSafelyWith(path: string, write: (fh: FileHandle) 
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     if (e instanceof CipherMLError) throw e;
-    throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${(e as Error).message}`, { param: 'path', cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CipherMLError('CIPHERML_E_IO', `cannot write ${path}: ${code ?? (e as Error).message}`, {
+      param: options.param ?? 'path',
+      cause: e,
+      advice: code === 'ENOENT' ? `The folder ${dirname(path)} does not exist: create it first (mkdir -p ${dirname(path)}).` : code === 'EACCES' ? `This user may not write to ${dirname(path)}: choose another folder.` : 'Check that the folder exists and that this user may write to it.',
+    });
   }
 }
 
@@ -102,6 +115,15 @@ export async function readFileTyped(path: string, param: string): Promise<Uint8A
   try {
     return await readFile(path);
   } catch (e) {
-    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { param, cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    const advice =
+      code === 'ENOENT'
+        ? `No file ${path} exists (relative paths start from ${process.cwd()}): check the ${param} value.`
+        : code === 'EACCES'
+          ? `This user may not read ${path}: fix its permissions or give another ${param}.`
+          : code === 'EISDIR'
+            ? `${path} is a folder: give the file inside it as ${param}.`
+            : `Check the ${param} value.`;
+    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${code ?? (e as Error).message}`, { param, cause: e, advice });
   }
 }

@@ -81,10 +81,33 @@ describe('lineChartSvg', () => {
     assertWellFormed(svg);
     expect(svg).not.toMatch(/NaN|Infinity/);
     expect(count(svg, '<polyline')).toBe(2);
-    expect(count(svg, '<circle')).toBe(1);
+    // circle markers belong to the first series: its 2 finite points and its legend entry
+    expect(count(svg, '<circle')).toBe(3);
     const gappy = /<polyline[^>]*points="([^"]*)"/.exec(svg)![1]!;
     expect(gappy.split(' ')).toHaveLength(2);
-    expect(svg).toContain('>empty</text>');
+    // a series with no data gets no legend entry
+    expect(svg).not.toContain('>empty</text>');
+    expect(svg).toContain('>single</text>');
+  });
+
+  it('gives every series its own dash pattern and marker, and marks events', () => {
+    const svg = lineChartSvg({
+      title: 't',
+      xLabel: 'round',
+      series: [
+        { name: 'a', points: [[1, 1], [2, 2], [3, 3]] },
+        { name: 'b', points: [[1, 1], [2, 2], [3, 3]] },
+        { name: 'c', points: [[1, 1], [2, 2], [3, 3]] },
+      ],
+      marks: [{ x: 2, label: 'dropout: 5' }, { x: 99, label: 'outside' }],
+    });
+    assertWellFormed(svg);
+    const dashes = [...svg.matchAll(/<polyline[^>]*>/g)].map((m) => /stroke-dasharray="([^"]*)"/.exec(m[0])?.[1] ?? 'solid');
+    expect(new Set(dashes).size).toBe(3);
+    expect(count(svg, '<circle')).toBe(4);
+    expect(count(svg, '<rect x=')).toBeGreaterThanOrEqual(4);
+    expect(svg).toContain('>dropout: 5</text>');
+    expect(svg).not.toContain('outside');
   });
 
   it('renders a chart with only one point or no data at all', () => {

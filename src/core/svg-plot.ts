@@ -37,15 +37,49 @@ export interface ChartOptions {
   readonly title: string;
   readonly xLabel: string;
   readonly series: readonly ChartSeries[];
+  /** Events to mark at an x value (a dropout, a retried round): a dotted vertical line and a short label. */
+  readonly marks?: readonly ChartMark[];
   /** Width in pixels, an integer in [160, 10000]; default 640. */
   readonly width?: number;
   /** Height in pixels, an integer in [120, 10000]; default 320. */
   readonly height?: number;
 }
 
-/** Category10 palette (d3-scale-chromatic, after Tableau 10); series past the tenth are also dashed. */
+/**
+ * An event marked on a chart.
+ *
+ * @example
+ * ```ts
+ * const mark: ChartMark = { x: 2, label: 'dropout: 5' };
+ * ```
+ */
+export interface ChartMark {
+  readonly x: number;
+  readonly label: string;
+}
+
+/** Category10 palette (d3-scale-chromatic, after Tableau 10). */
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'] as const;
-const DASHES = ['', '6 3', '2 3', '8 3 2 3'] as const;
+/**
+ * Each series also differs by dash pattern and point marker, so that lines lying on top of each
+ * other (or printed in grey) stay distinguishable: series i gets DASHES[i mod 4] and MARKERS[i mod 4].
+ */
+const DASHES = ['', '7 4', '2 3', '9 3 2 3'] as const;
+const MARKERS = ['circle', 'square', 'triangle', 'diamond'] as const;
+
+function marker(kind: (typeof MARKERS)[number], x: number, y: number, color: string): string {
+  const r = 3.5;
+  switch (kind) {
+    case 'circle':
+      return `<circle cx="${fmt(x)}" cy="${fmt(y)}" r="${r}" fill="${color}"/>`;
+    case 'square':
+      return `<rect x="${fmt(x - r)}" y="${fmt(y - r)}" width="${2 * r}" height="${2 * r}" fill="${color}"/>`;
+    case 'triangle':
+      return `<polygon points="${fmt(x)},${fmt(y - r - 1)} ${fmt(x - r - 0.5)},${fmt(y + r)} ${fmt(x + r + 0.5)},${fmt(y + r)}" fill="${color}"/>`;
+    default:
+      return `<polygon points="${fmt(x)},${fmt(y - r - 1)} ${fmt(x + r + 1)},${fmt(y)} ${fmt(x)},${fmt(y + r + 1)} ${fmt(x - r - 1)},${fmt(y)}" fill="${color}"/>`;
+  }
+}
 
 const DEFAULT_WIDTH = 640;
 const DEFAULT_HEIGHT = 320;
@@ -157,8 +191,11 @@ function renderChart(options: ChartOptions, param: string): Rendered {
       throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'expected { name, points: [x, y][] }', { param: `${param}.series[${i}]` });
     }
     const finite = (points as unknown[]).filter((p): p is readonly [number, number] => Array.isArray(p) && Number.isFinite(p[0]) && Number.isFinite(p[1]));
-    return { name: String(s.name), points: finite, color: PALETTE[i % PALETTE.length]!, dash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length]! };
+    return { name: String(s.name), points: finite, color: PALETTE[i % PALETTE.length]!, dash: DASHES[i % DASHES.length]!, marker: MARKERS[i % MARKERS.length]! };
   });
+  // Only series with data get a legend entry: a name with nothing drawn would mislead.
+  const shown = series.filter((s) => s.points.length > 0);
+  const marks = (options.marks ?? []).filter((m) => Number.isFinite(m.x));
 
   // Legend rows wrap at the plot width; they sit between the title and the plot.
   const left = 64;
@@ -166,7 +203,7 @@ function renderChart(options: ChartOptions, param: string): Rendered {
   const plotWidth = width - left - right;
   const legendRows: { x: number; s: (typeof series)[number] }[][] = [[]];
   let cursor = 0;
-  for (const s of series) {
+  for (const s of shown) {
     const itemWidth = 28 + Math.min(s.name.length, 40) * CHAR_WIDTH + 16;
     if (cursor > 0 && cursor + itemWidth > plotWidth) {
       legendRows.push([]);
@@ -175,7 +212,7 @@ function renderChart(options: ChartOptions, param: string): Rendered {
     legendRows[legendRows.length - 1]!.push({ x: cursor, s });
     cursor += itemWidth;
   }
-  const legendHeight = series.length === 0 ? 0 : legendRows.length * 18;
+  const legendHeight = shown.length === 0 ? 0 : legendRows.length * 18;
   const top = 36 + legendHeight;
   const bottom = 44;
   const plotHeight = Math.max(height - top - bottom, 20);
@@ -200,6 +237,7 @@ function renderChart(options: ChartOptions, param: string): Rendered {
       const ly = 36 + r * 18 + 4;
       const lx = left + x;
       out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${s.color}" stroke-width="2.5"${s.dash === '' ? '' : ` stroke-dasharray="${s.dash}"`}/>`);
+      out.push(marker(s.marker, lx + 11, ly, s.color));
       out.push(`<text x="${lx + 28}" y="${ly + 4}" ${FONT} font-size="12">${escapeXml(truncate(s.name, 40))}</text>\n`);
     }
   });
@@ -226,14 +264,22 @@ function renderChart(options: ChartOptions, param: string): Rendered {
   if (all.length === 0) {
     out.push(`<text x="${left + plotWidth / 2}" y="${fmt(top + plotHeight / 2)}" text-anchor="middle" ${FONT} font-size="13" fill="#888">no data</text>\n`);
   }
-  for (const s of series) {
-    if (s.points.length === 0) continue;
+  // Event marks under the lines: a dotted vertical line at x, its label rotated along it.
+  for (const m of marks) {
+    if (m.x < xMin || m.x > xMax) continue;
+    const x = fmt(sx(m.x));
+    out.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + plotHeight}" stroke="#b00020" stroke-width="1" stroke-dasharray="1 3"/>`);
+    out.push(`<text x="${fmt(sx(m.x) + 3)}" y="${top + 4}" transform="rotate(90 ${fmt(sx(m.x) + 3)} ${top + 4})" ${FONT} font-size="10" fill="#b00020">${escapeXml(truncate(m.label, 30))}</text>\n`);
+  }
+  for (const s of shown) {
     const coords = s.points.map((p) => `${fmt(sx(p[0]))},${fmt(sy(p[1]))}`).join(' ');
     out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" stroke-linejoin="round"${s.dash === '' ? '' : ` stroke-dasharray="${s.dash}"`} points="${coords}"/>\n`);
-    if (s.points.length === 1) {
-      const p = s.points[0]!;
-      out.push(`<circle cx="${fmt(sx(p[0]))}" cy="${fmt(sy(p[1]))}" r="3.5" fill="${s.color}"/>\n`);
-    }
+    // Markers on every point (thinned to about 30 per line) tell overlapping lines apart.
+    const every = Math.max(1, Math.ceil(s.points.length / 30));
+    s.points.forEach((p, k) => {
+      if (k % every === 0 || k === s.points.length - 1) out.push(marker(s.marker, sx(p[0]), sy(p[1]), s.color));
+    });
+    out.push('\n');
   }
   return { width, height: totalHeight, body: out.join('') };
 }

@@ -104,7 +104,7 @@ describe('run config schema and defaults', () => {
       maxMessageBytes: 64 * 1024 * 1024,
       address: '127.0.0.1:9091',
       authorityAddress: '',
-      runDir: 'runs/latest',
+      runDir: 'runs/{time}-{strategy}',
       validateSet: '',
       label: 'y',
       token: '',

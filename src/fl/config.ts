@@ -213,7 +213,7 @@ const SCHEMA_ROWS = [
   { key: 'max-message-bytes', field: 'maxMessageBytes', type: 'int', default: 64 * 1024 * 1024, min: 1024, description: 'Largest RPC message accepted, in bytes (default 64 MiB).' },
   { key: 'address', field: 'address', type: 'string', format: 'address', required: true, default: '127.0.0.1:9091', description: 'host:port the server listens on and workers connect to ([IPv6]:port allowed).' },
   { key: 'authority-address', field: 'authorityAddress', type: 'string', format: 'address', default: '', description: 'host:port of the key authority; required when key-holder is "authority" or "clients".' },
-  { key: 'run-dir', field: 'runDir', type: 'string', format: 'path', required: true, default: 'runs/latest', description: "Folder for the run's outputs (model, metrics, logs)." },
+  { key: 'run-dir', field: 'runDir', type: 'string', format: 'path', required: true, default: 'runs/{time}-{strategy}', description: "Folder for the run's outputs (model, metrics, logs); {time} and {strategy} are filled in when the run starts, so by default every run gets a new folder (set a fixed folder to resume after a restart)." },
   { key: 'validate-set', field: 'validateSet', type: 'string', format: 'path', default: '', description: 'CSV the server evaluates the global model on (empty: none).' },
   { key: 'label', field: 'label', type: 'string', required: true, default: 'y', description: 'Name of the label column of the CSV data.' },
   { key: 'token', field: 'token', type: 'string', secret: true, default: '', description: 'Shared secret workers present to the server (empty: none); never printed.' },
@@ -550,11 +550,12 @@ export function parseRunConfigToml(text: string, source = 'run.toml'): Partial<R
 
   for (const [name, value] of Object.entries(doc)) {
     if (name === 'tool') continue;
+    if (name === 'options' && isTable(value)) continue; // Flower's federation options (options.num-supernodes), read by the simulation
     if (section !== undefined && isTable(value)) continue; // a shared project file's other tables
     read(name, value, ` (in ${source})`);
   }
   if (section !== undefined) {
-    for (const [name, value] of Object.entries(section)) read(name, value, ` (in ${source} [tool.cipherml])`);
+    for (const [name, value] of Object.entries(section)) if (!(name === 'options' && isTable(value))) read(name, value, ` (in ${source} [tool.cipherml])`);
   }
   return out as Partial<RunConfig>;
 }
@@ -770,7 +771,7 @@ export interface LoadRunConfigOptions {
 export async function loadRunConfig(options: LoadRunConfigOptions = {}): Promise<RunConfig> {
   let file: Partial<RunConfig> | undefined;
   if (options.path !== undefined) {
-    const bytes = await readFileTyped(options.path, 'path');
+    const bytes = await readFileTyped(options.path, '--config');
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

@@ -9,6 +9,8 @@
  * const { server } = await simulate({ config, clients: [{ id: '1', client: a }, { id: '2', client: b }] });
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { FlServer, historySvg } from './server.ts';
 export type { EvalMetrics, FlServerOptions, RoundRecord, RunSummary, ServerEvent, ServerSettings } from './server.ts';
 export { runWorker } from './worker.ts';

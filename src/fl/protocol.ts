@@ -168,7 +168,17 @@ export function checkToken(secret: string, partyId: string, token: string): void
   const want = Buffer.from(deriveToken(secret, partyId));
   const got = Buffer.from(token);
   if (got.length !== want.length || !timingSafeEqual(got, want)) {
-    throw new CipherMLError('CIPHERML_E_UNAUTHENTICATED', `invalid token for "${partyId}"`, { param: 'token' });
+    const raw = Buffer.from(secret);
+    if (got.length === raw.length && timingSafeEqual(got, raw)) {
+      throw new CipherMLError('CIPHERML_E_UNAUTHENTICATED', `"${partyId}" sent the run secret itself instead of its own token`, {
+        param: '--token',
+        advice: `Give "${partyId}" the token printed by \`cipherml token --secret <secret> --id ${partyId}\` (a party holding the secret could impersonate every other party).`,
+      });
+    }
+    throw new CipherMLError('CIPHERML_E_UNAUTHENTICATED', `the token sent for "${partyId}" was not derived from this server's run secret for that id`, {
+      param: '--token',
+      advice: `Give "${partyId}" the token \`cipherml token --secret <the server's secret> --id ${partyId}\` prints, for exactly this id; a token for another id or another secret is refused.`,
+    });
   }
 }
 

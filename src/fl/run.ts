@@ -1,10 +1,12 @@
 import type { Transport } from '@connectrpc/connect';
+import { randomBytes } from 'node:crypto';
+import { parse } from 'smol-toml';
 import { CipherMLError } from '../core/errors.ts';
 import { signMessage } from '../core/identity.ts';
 import { generatePaillierKeyPair, serializePublicKey, type PackingSpec, type PaillierKeyPair } from '../paillier/index.ts';
 import { authorityKeyHolder } from './authority.ts';
 import { SIG_CONTEXT, keyStatement, type PartyTrust } from './identity-auth.ts';
-import type { RunConfig } from './config.ts';
+import { parseRunConfigToml, type RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
 import { SecAggFedAvg, type SecAggSettings } from './secagg.ts';
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from './strategy.ts';
@@ -50,7 +52,7 @@ export function serverSettings(config: RunConfig, overrides: Partial<ServerSetti
     roundTimeoutMs: config.roundTimeout * 1000,
     joinTimeoutMs: config.joinTimeout * 1000,
     evalEvery: config.evalEvery,
-    runDir: config.runDir,
+    runDir: expandRunDir(config.runDir, config),
     secret: config.token,
     maxMessageBytes: config.maxMessageBytes,
     ...(config.tlsCert !== '' ? { tls: { cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa } } : {}),
@@ -127,3 +129,149 @@ export async function buildStrategy(config: RunConfig, options: BuildStrategyOpt
   return new PaillierFedAvg(await authorityKeyHolder(options.authorityTransport, { keyHolder: config.keyHolder, secret: config.token, trust: options.trust ?? null, minKeyBits: Math.min(2048, config.keyBits) }), packing);
 }
 
+
+/**
+ * The run folder with its placeholders filled in: `{time}` (UTC, to the second, plus 4 random hex
+ * digits so two runs started in the same second differ) and `{strategy}`. The default run-dir,
+ * `runs/{time}-{strategy}`, thus names a new folder for every run.
+ *
+ * @example
+ * ```ts
+ * expandRunDir('runs/{time}-{strategy}', config); // 'runs/20261207-041500-3fa2-paillier'
+ * ```
+ */
+export function expandRunDir(runDir: string, config: Pick<RunConfig, 'strategy'>, now: Date = new Date()): string {
+  if (!runDir.includes('{')) return runDir;
+  const time = `${now.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${randomBytes(2).toString('hex')}`;
+  return runDir.replaceAll('{time}', time).replaceAll('{strategy}', config.strategy);
+}
+
+/** Splits `key=value key2="two words"` at spaces outside quotes. */
+function splitPairs(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quote: string | undefined;
+  for (const ch of text) {
+    if (quote !== undefined) {
+      cur += ch;
+      if (ch === quote) quote = undefined;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      cur += ch;
+    } else if (/\s/.test(ch)) {
+      if (cur !== '') out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (quote !== undefined) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `unterminated ${quote} in ${JSON.stringify(text)}`, { param: '--run-config', advice: 'Close the quote, e.g. --run-config \'strategy="paillier" num-server-rounds=5\'.' });
+  if (cur !== '') out.push(cur);
+  return out;
+}
+
+/**
+ * Parses Flower's `--run-config "key=value key2=value2"` override into run-config fields. Values
+ * are TOML values (`5`, `0.1`, `true`, `"text"`); a bare word that is not a TOML value is taken as
+ * a string, so `strategy=paillier` works as Flower users expect.
+ *
+ * @example
+ * ```ts
+ * parseRunConfigOverrides('num-server-rounds=5 strategy=paillier'); // { numServerRounds: 5, strategy: 'paillier' }
+ * ```
+ */
+export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
+  const lines: string[] = [];
+  for (const pair of splitPairs(text)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `expected key=value, got ${JSON.stringify(pair)}`, {
+        param: '--run-config',
+        advice: 'Write space-separated key=value pairs with run-config keys, e.g. --run-config "num-server-rounds=5 learning-rate=0.05" (`cipherml server --help` lists the keys).',
+      });
+    }
+    const key = pair.slice(0, eq).trim();
+    let value = pair.slice(eq + 1).trim();
+    try {
+      parse(`v = ${value}`);
+    } catch {
+      value = JSON.stringify(value);
+    }
+    lines.push(`${key} = ${value}`);
+  }
+  return parseRunConfigToml(lines.join('\n'), '--run-config');
+}
+
+/** Flower's federation options of a simulation (`options.num-supernodes`). */
+export interface SimulationPlan {
+  /** Workers to start. */
+  readonly numSupernodes: number;
+  /** Where the number came from, to name in errors. */
+  readonly source: string;
+}
+
+/**
+ * Reads `options.num-supernodes` (top level or under `[tool.cipherml]`) from a run-config TOML.
+ *
+ * @example
+ * ```ts
+ * numSupernodesOf('options.num-supernodes = 5\n', 'run.toml'); // 5
+ * ```
+ */
+export function numSupernodesOf(text: string, source: string): number | undefined {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text);
+  } catch {
+    return undefined; // the run-config parser reports syntax errors with line and column
+  }
+  const tool = (doc['tool'] as Record<string, unknown> | undefined)?.['cipherml'] as Record<string, unknown> | undefined;
+  const options = (tool?.['options'] ?? doc['options']) as Record<string, unknown> | undefined;
+  const n = options?.['num-supernodes'];
+  if (n === undefined) return undefined;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `expected an integer from 1 to 10000, got ${JSON.stringify(n)} (in ${source})`, {
+      param: 'options.num-supernodes',
+      advice: 'Set options.num-supernodes to the number of simulated workers, at least min-available-clients.',
+    });
+  }
+  return n;
+}
+
+/**
+ * How many workers a simulation starts and a fail-fast check that they can satisfy the config:
+ * `options.num-supernodes` when given, else one per training file but at least
+ * min-available-clients. Refuses, before any work, a count that cannot fill a round.
+ *
+ * @example
+ * ```ts
+ * planSimulation(config, { numSupernodes: undefined, trainSets: 2 }); // { numSupernodes: 2, source: 'default' }
+ * ```
+ */
+export function planSimulation(config: RunConfig, o: { readonly numSupernodes: number | undefined; readonly numSupernodesSource?: string; readonly trainSets: number }): SimulationPlan {
+  if (o.numSupernodes === undefined) return { numSupernodes: Math.max(o.trainSets, config.minAvailableClients, config.minFitClients), source: 'default' };
+  const source = o.numSupernodesSource ?? 'options.num-supernodes';
+  const need = Math.max(config.minAvailableClients, config.minFitClients);
+  if (o.numSupernodes < need) {
+    const which = config.minAvailableClients >= config.minFitClients ? `min-available-clients = ${config.minAvailableClients}` : `min-fit-clients = ${config.minFitClients}`;
+    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `${o.numSupernodes} simulated workers cannot satisfy ${which}: no round could start`, {
+      param: source,
+      details: { numSupernodes: o.numSupernodes, minAvailableClients: config.minAvailableClients, minFitClients: config.minFitClients },
+      advice: `Raise ${source} to at least ${need}, or lower ${which.split(' ')[0]} to ${o.numSupernodes} or less.`,
+    });
+  }
+  return { numSupernodes: o.numSupernodes, source };
+}
+
+/**
+ * Which training file and which contiguous shard of it worker `i` of `n` trains on: workers are
+ * dealt round-robin over the files, and the workers on one file split it evenly.
+ *
+ * @example
+ * ```ts
+ * shardOf(3, 5, 2); // { file: 1, shard: 2, of: 2 }   (1-based shard of its file)
+ * ```
+ */
+export function shardOf(i: number, n: number, files: number): { file: number; shard: number; of: number } {
+  const file = i % files;
+  const of = Math.floor((n - 1 - file) / files) + 1;
+  return { file, shard: Math.floor(i / files) + 1, of };
+}

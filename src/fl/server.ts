@@ -763,17 +763,31 @@ export class FlServer {
     };
     await writeFileSafely(this.#checkpointPath(), JSON.stringify(ck), { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.json'), `${JSON.stringify({ runId: this.#runId, strategy: this.#strategy.name, keyHolder: this.#strategy.keyHolder, rounds: this.#history }, null, 2)}\n`, { overwrite: true });
-    await writeFileSafely(join(this.#s.runDir, 'history.svg'), historySvg(this.#history, `${this.#strategy.name} FedAvg (${this.#strategy.keyHolder})`), { overwrite: true });
+    await writeFileSafely(join(this.#s.runDir, 'history.svg'), historySvg(this.#history, `${this.#strategy.name} FedAvg (key holder: ${this.#strategy.keyHolder})`), { overwrite: true });
   }
 }
 
-/** Loss and accuracy per round as two stacked line charts. */
+/**
+ * Loss and accuracy per round as two stacked line charts. Series without data in this mode (e.g.
+ * server validation when the workers hold the key) get no legend entry; rounds with dropouts or
+ * retried attempts are marked.
+ */
 export function historySvg(history: readonly RoundRecord[], title: string): string {
   const pts = (f: (r: RoundRecord) => number | null) => history.map((r) => [r.round, f(r) ?? Number.NaN] as const);
+  const droppedIn = (r: RoundRecord): string[] => {
+    const d = r.secagg?.['dropped'];
+    return Array.isArray(d) ? d.map(String) : [];
+  };
+  const marks = history.flatMap((r) => [
+    ...(droppedIn(r).length > 0 ? [{ x: r.round, label: `dropout: ${droppedIn(r).join(', ')}` }] : []),
+    ...(r.fitFailures > 0 ? [{ x: r.round, label: `${r.fitFailures} failed` }] : []),
+    ...(r.attempts > 1 ? [{ x: r.round, label: `retried ×${r.attempts - 1}` }] : []),
+  ]);
   return stackedChartsSvg([
     {
       title: `${title}: loss per round`,
       xLabel: 'round',
+      marks,
       series: [
         { name: 'train loss (workers)', points: pts((r) => r.trainLoss) },
         { name: 'federated eval loss', points: pts((r) => r.federatedLoss) },
@@ -783,6 +797,7 @@ export function historySvg(history: readonly RoundRecord[], title: string): stri
     {
       title: `${title}: accuracy per round`,
       xLabel: 'round',
+      marks,
       series: [
         { name: 'federated eval accuracy', points: pts((r) => r.federatedAccuracy) },
         { name: 'server validation accuracy', points: pts((r) => r.serverAccuracy) },

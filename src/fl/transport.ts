@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { ConnectRouter, Interceptor, Transport } from '@connectrpc/connect';
 import { connectNodeAdapter, createGrpcTransport } from '@connectrpc/connect-node';
 import { CipherMLError } from '../core/errors.ts';
+import { listenError } from '../core/listen.ts';
 
 /**
  * gRPC over HTTP/2 with ConnectRPC. One server serves gRPC, gRPC-Web and the Connect protocol on
@@ -108,9 +109,7 @@ export async function startRpcServer(options: {
       )
     : http2.createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new CipherMLError('CIPHERML_E_IO', `cannot listen on ${options.address}: ${e.code ?? e.message}`, { param: 'address', cause: e })),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, options.address, 'address')));
     server.listen(port, host, () => resolve());
   });
   const actual = (server.address() as AddressInfo).port;

@@ -1,12 +1,12 @@
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
-import { writeFileSafely } from '../core/io.ts';
+import { refuseExisting, writeFileSafely } from '../core/io.ts';
 import { CkksContext, deserializeSecretKey, readSecretKeyFile, serializePublicContext, serializeSecretKey, writeKeyFiles } from '../ckks/index.ts';
 import type { CsvDataset } from '../ml/csv.ts';
 import { sigmoid } from '../ml/logistic-regression.ts';
-import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../service/train/encrypted-lr.ts';
-import type { TrainHyperParams } from '../service/train/encrypted-lr.ts';
+import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, TRAIN_CKKS_PARAMETERS, trainingGaloisSteps, validateHyperParams } from '../ml/encrypted-lr.ts';
+import type { TrainHyperParams } from '../ml/encrypted-lr.ts';
 import { ServiceClient } from './client.ts';
 import { openSecret, sealSecret } from './secret-box.ts';
 
@@ -113,6 +113,31 @@ export class Gateway {
     this.#opts.onProgress?.(line);
   }
 
+  /**
+   * Checks, before any key generation or encryption, that the service answers at its URL, accepts
+   * the token, and has the model deployed; each failure names the flag to fix.
+   */
+  async preflight(): Promise<void> {
+    try {
+      await this.client.json('GET', '/api/v1/info/version');
+    } catch (e) {
+      if (e instanceof CipherMLError && e.code === 'CIPHERML_E_PEER_UNAVAILABLE') {
+        throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `no service answers at ${this.client.base}`, { param: '--service', cause: e, advice: 'Check the --service URL (scheme, host and port of `cipherml serve`) and that the service is running; nothing was encrypted or sent.' });
+      }
+      if (e instanceof CipherMLError && e.code === 'CIPHERML_E_SERVICE_UNAUTHENTICATED') {
+        throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', `the service at ${this.client.base} does not accept this token`, { param: '--token', cause: e, advice: 'Pass a token printed by `cipherml serve token create` for this service (same --data folder or --db); nothing was encrypted or sent.' });
+      }
+      throw e;
+    }
+    const { models } = await this.client.json<{ models: { name: string; version: string }[] }>('GET', '/api/v1/models');
+    if (!models.some((m) => `${m.name}/${m.version}` === this.#opts.model)) {
+      throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `model ${this.#opts.model} is not deployed on ${this.client.base}`, {
+        param: '--model',
+        advice: `The model owner deploys it first (POST /api/v1/${this.#opts.model}/deploy_model); deployed: ${models.map((m) => `${m.name}/${m.version}`).join(', ') || 'none'}.`,
+      });
+    }
+  }
+
   /** Generates a fresh key set (`/keys/generate/model`), stores it 0600, uploads the public context. */
   async generateKeys(): Promise<{ fingerprint: string }> {
     await mkdir(join(this.#keyPath, '..'), { recursive: true, mode: 0o700 });
@@ -169,6 +194,16 @@ export class Gateway {
   async fit(input: { model: unknown; requirements?: Record<string, unknown>; hyper: unknown; features: string; labels: string }): Promise<{ trained: ModelJson; figures: FitFigures }> {
     const t0 = performance.now();
     const hyper: TrainHyperParams = validateHyperParams(input.hyper);
+    // Cheap checks first: the inputs' shapes, then the service, before any key or ciphertext.
+    const columns = parseNumericCsv(input.features, 'features').header.length;
+    if (columns !== hyper.numberOfFeatures) {
+      throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `the features CSV has ${columns} column${columns === 1 ? '' : 's'}, numberOfFeatures in the hyper-parameters is ${hyper.numberOfFeatures}`, {
+        param: '--features',
+        advice: columns === 1 ? 'A single column looks like the labels file: pass the features CSV as --features and the labels as --labels.' : 'Pass the features CSV the model was made for, or set numberOfFeatures to its column count.',
+      });
+    }
+    validateModelJson(input.model, columns);
+    await this.preflight();
     await this.generateKeys();
     const batchSize = input.requirements?.['batchSize'];
     await this.client.json('POST', `${this.#base}/add_profile`, input.requirements ?? {});
@@ -239,6 +274,7 @@ export class Gateway {
   /** Predicts on a features CSV: encrypts (`/encrypt/data/predict`), asks the service, decrypts; σ of the logit. */
   async predict(features: string): Promise<Float64Array> {
     const x = parseNumericCsv(features, 'features');
+    await this.preflight();
     const ctx = await this.#secret();
     try {
       const scores = await this.client.bytes('POST', `${this.#base}/predict?features=${x.header.length}`, encryptPredictData(ctx, x.rows));
@@ -273,6 +309,9 @@ export async function gatewayFitFiles(o: GatewayOptions & { modelFile: string; r
       throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${p} is not JSON: ${(e as Error).message}`, { param, cause: e });
     }
   };
+  await refuseExisting([o.out], o.overwrite === true).catch(() => {
+    throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${o.out} already exists`, { param: '--out', advice: 'Choose another --out file, or pass --overwrite to replace it; nothing was encrypted or sent.' });
+  });
   const gw = new Gateway(o);
   const { trained, figures } = await gw.fit({
     model: await json(o.modelFile, '--model-file'),
@@ -281,7 +320,7 @@ export async function gatewayFitFiles(o: GatewayOptions & { modelFile: string; r
     features: await read(o.features, '--features'),
     labels: await read(o.labels, '--labels'),
   });
-  await writeFileSafely(o.out, `${JSON.stringify(trained)}\n`, { overwrite: o.overwrite ?? true });
+  await writeFileSafely(o.out, `${JSON.stringify(trained)}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
   return figures;
 }
 
@@ -293,12 +332,15 @@ export async function gatewayFitFiles(o: GatewayOptions & { modelFile: string; r
  * await gatewayPredictFiles({ service, token, model: 'lr/1', keyDir: 'keys', features: 'x.csv', out: 'p.csv' });
  * ```
  */
-export async function gatewayPredictFiles(o: GatewayOptions & { features: string; out: string }): Promise<{ rows: number }> {
+export async function gatewayPredictFiles(o: GatewayOptions & { features: string; out: string; overwrite?: boolean }): Promise<{ rows: number }> {
+  await refuseExisting([o.out], o.overwrite === true).catch(() => {
+    throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${o.out} already exists`, { param: '--out', advice: 'Choose another --out file, or pass --overwrite to replace it; nothing was encrypted or sent.' });
+  });
   const text = await readFile(o.features, 'utf8').catch((e: unknown) => {
     throw new CipherMLError('CIPHERML_E_IO', `cannot read ${o.features}`, { param: '--features', cause: e });
   });
   const p = await new Gateway(o).predict(text);
-  await writeFileSafely(o.out, `probability\n${Array.from(p, (v) => v.toPrecision(8)).join('\n')}\n`, { overwrite: true });
+  await writeFileSafely(o.out, `probability\n${Array.from(p, (v) => v.toPrecision(8)).join('\n')}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
   return { rows: p.length };
 }
 

@@ -8,6 +8,8 @@
  * const gw = new Gateway({ service: 'http://127.0.0.1:8080', token, model: 'lr/1', keyDir: 'keys' });
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { Gateway, gatewayFitFiles, gatewayPredictFiles, parseNumericCsv, toFeatureLabelCsv, validateModelJson } from './gateway.ts';
 export type { FitFigures, GatewayOptions, ModelJson } from './gateway.ts';
 export { ServiceClient } from './client.ts';

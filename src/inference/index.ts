@@ -28,6 +28,8 @@
  * const scores = runBatch(ctx, graph, inputs).map((v) => ctx.decryptVector(v, pixelsBySample.length));
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { batchCost, batchDepth, recordBatch, runBatch, runBatchInstr } from './batch.ts';
 export type { BatchInstr, BatchProgram, RunBatchOptions } from './batch.ts';
 export { calibrate } from './calibrate.ts';

@@ -7,6 +7,8 @@
  * const ds = await loadCsvDataset('examples/data/breast_homo_test.csv', { label: 'y' });
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { loadCsvDataset, parseCsvDataset, shardDataset } from './csv.ts';
 export type { CsvDataset, CsvOptions } from './csv.ts';
 export { LogisticRegression, MAX_FEATURE_COUNT, sigmoid } from './logistic-regression.ts';

@@ -12,6 +12,8 @@
  * await decryptVector(privateKey, PackedCiphertext.sum([a, b])); // Float64Array [1.5, 0, 3]
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { MIN_RECEIVED_KEY_BITS, PAILLIER_KEY_BITS, PaillierPrivateKey, PaillierPublicKey, assertReceivedPublicKey, djnBase, generatePaillierKeyPair, legacyPaillierFingerprint, paillierFingerprint } from './keys.ts';
 export type { GenerateOptions, ObfuscationMode, PaillierKeyBits, PaillierKeyOptions, PaillierKeyPair } from './keys.ts';
 export { PaillierCiphertext, decrypt, decryptNumber, encrypt, encryptNumber } from './ciphertext.ts';
@@ -61,3 +63,4 @@ export {
   thresholdKeyPaths,
   writeThresholdKeyFiles,
 } from './threshold-serialize.ts';
+export type { KeyFileParam } from './key-files.ts';

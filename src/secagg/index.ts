@@ -21,6 +21,8 @@
  * server.finish().sum; // Uint32Array [3, 6, 9]
  * ```
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { FIELD_PRIME, FIELD_BYTES, fieldReduce, fieldAdd, fieldSub, fieldMul, fieldInv, randomFieldElement } from './field.ts';
 export { MAX_SECRET_BYTES, MAX_SHARE_X, SHARE_BYTES, splitSecret, reconstructSecret, shareToBytes, shareFromBytes } from './shamir.ts';
 export type { Share } from './shamir.ts';

@@ -3,7 +3,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { openEnvelope } from '../core/envelope.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
 import { checkEnvelopeBounds } from '../ckks/serialize.ts';
-import { predictEncrypted } from './train/encrypted-lr.ts';
+import { predictEncrypted } from '../ml/encrypted-lr.ts';
 import type { HeavyTask } from './heavy.ts';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { CipherMLError } from '../core/errors.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
 import type { Storage } from './storage/index.ts';
-import { trainEncrypted, validateHyperParams } from './train/encrypted-lr.ts';
+import { trainEncrypted, validateHyperParams } from '../ml/encrypted-lr.ts';
 
 /** Where a job worker finds the storage (each worker opens its own connection). */
 export interface JobStorageRef {

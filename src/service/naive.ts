@@ -1,4 +1,6 @@
-import { zstdDecompressSync } from 'node:zlib';
+// A namespace import: zstd exists from Node.js 23.8; a named import would fail at link time on
+// older Node.js before core/node-version.ts could explain why.
+import * as nodeZlib from 'node:zlib';
 import { openEnvelope } from '../core/envelope.ts';
 
 /**
@@ -24,7 +26,7 @@ export function naiveReadSections(bytes: Uint8Array, kind: 'publicKey' | 'cipher
   const declared = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
   let raw: Uint8Array;
   try {
-    raw = zstdDecompressSync(body.subarray(5), { maxOutputLength: Math.max(1, Math.min(declared, 2 ** 31 - 1)) });
+    raw = nodeZlib.zstdDecompressSync(body.subarray(5), { maxOutputLength: Math.max(1, Math.min(declared, 2 ** 31 - 1)) });
   } catch {
     return 0;
   }

@@ -1,9 +1,24 @@
-import { Queue, Worker } from 'bullmq';
-import type { ConnectionOptions } from 'bullmq';
+import type * as BullMQ from 'bullmq';
 import { CipherMLError } from '../core/errors.ts';
+import { importOptional } from '../core/optional.ts';
 import { runFitJob } from './jobs.ts';
 import type { JobStorageRef } from './jobs.ts';
 import { openStorage } from './storage/index.ts';
+
+/** bullmq is an optional peer dependency: loaded only when Redis is configured. */
+async function bullmq(): Promise<typeof BullMQ> {
+  return importOptional(() => import('bullmq'), { name: 'bullmq', param: '--redis', purpose: 'the Redis job queue' });
+}
+
+/** Connection options of a Redis server, as BullMQ (ioredis) takes them. */
+export interface RedisConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly password?: string;
+  readonly username?: string;
+  readonly maxRetriesPerRequest: null;
+}
 
 /** BullMQ queue name of fit jobs. */
 export const FIT_QUEUE = 'cipherml-fit';
@@ -16,7 +31,7 @@ export const FIT_QUEUE = 'cipherml-fit';
  * redisConnection('redis://127.0.0.1:6379/0');
  * ```
  */
-export function redisConnection(url: string): ConnectionOptions {
+export function redisConnection(url: string): RedisConnection {
   let u: URL;
   try {
     u = new URL(url);
@@ -41,12 +56,14 @@ export function redisConnection(url: string): ConnectionOptions {
  *
  * @example
  * ```ts
- * const q = openFitQueue('redis://127.0.0.1:6379');
+ * const q = await openFitQueue('redis://127.0.0.1:6379');
  * await q.enqueue(job.id);
  * ```
  */
-export function openFitQueue(url: string): { enqueue(jobId: string): Promise<void>; close(): Promise<void> } {
-  const queue = new Queue(FIT_QUEUE, { connection: redisConnection(url) });
+export async function openFitQueue(url: string): Promise<{ enqueue(jobId: string): Promise<void>; close(): Promise<void> }> {
+  const connection = redisConnection(url);
+  const { Queue } = await bullmq();
+  const queue = new Queue(FIT_QUEUE, { connection });
   return {
     enqueue: async (jobId) => {
       // The BullMQ job id is the storage job id: enqueueing an interrupted job again is a no-op
@@ -66,8 +83,10 @@ export function openFitQueue(url: string): { enqueue(jobId: string): Promise<voi
  * ```
  */
 export async function startQueueWorker(ref: JobStorageRef, url: string, concurrency = 1): Promise<{ close(): Promise<void> }> {
+  const connection = redisConnection(url);
+  const { Worker } = await bullmq();
   const storage = await openStorage(ref);
-  const worker = new Worker<{ jobId: string }>(FIT_QUEUE, async (job) => runFitJob(storage, job.data.jobId), { connection: redisConnection(url), concurrency });
+  const worker = new Worker<{ jobId: string }>(FIT_QUEUE, async (job) => runFitJob(storage, job.data.jobId), { connection, concurrency });
   await worker.waitUntilReady();
   return {
     close: async () => {

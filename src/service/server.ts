@@ -16,7 +16,7 @@ import { JSON_BODY_LIMIT, ROUTES } from './schemas.ts';
 import type { Profile, RouteSpec } from './schemas.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
-import { validateHyperParams } from './train/encrypted-lr.ts';
+import { validateHyperParams } from '../ml/encrypted-lr.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
@@ -87,7 +87,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
-  const queue = options.redis === undefined || options.redis === '' ? undefined : openFitQueue(options.redis);
+  const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
   const launch = (jobId: string): void => {
     if (queue !== undefined) {
       const q: Promise<void> = queue.enqueue(jobId).catch(async (e: unknown) => {

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { CipherMLError } from '../../core/errors.ts';
+import { importOptional } from '../../core/optional.ts';
 import type { SqlDriver, SqlValue } from './sql.ts';
 
 function storageError(e: unknown, what: string): CipherMLError {
@@ -20,6 +20,8 @@ interface Queryable {
  * ```
  */
 export async function openPostgresDriver(url: string): Promise<SqlDriver> {
+  // pg is an optional peer dependency: loaded only when PostgreSQL is configured.
+  const pg = (await importOptional(() => import('pg'), { name: 'pg', param: '--db', purpose: 'PostgreSQL storage' })).default;
   const pool = new pg.Pool({ connectionString: url, max: 8 });
   try {
     await pool.query('CREATE TABLE IF NOT EXISTS blob_bytes (id TEXT PRIMARY KEY, bytes BYTEA NOT NULL)');

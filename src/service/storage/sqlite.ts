@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import { CipherMLError } from '../../core/errors.ts';
 import { writeFileSafely } from '../../core/io.ts';
 import type { SqlDriver, SqlValue } from './sql.ts';
@@ -33,7 +33,8 @@ export function openSqliteDriver(dataDir: string): SqlDriver {
   let db: DatabaseSync;
   try {
     mkdirSync(join(dataDir, 'blobs'), { recursive: true, mode: 0o700 });
-    db = new DatabaseSync(join(dataDir, 'service.db'));
+    // Reached through getBuiltinModule (not a static import) so older Node.js fails at the version check, not at link time.
+    db = new (process.getBuiltinModule('node:sqlite').DatabaseSync)(join(dataDir, 'service.db'));
     db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL');
   } catch (e) {
     throw storageError(e, `cannot open the data folder ${dataDir}`);

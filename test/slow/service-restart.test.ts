@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Gateway, toFeatureLabelCsv } from '../src/gateway/index.ts';
-import { loadCsvDataset } from '../src/ml/csv.ts';
-import { trainPoly3LogReg } from '../src/ml/poly-logreg.ts';
-import { openStorage, startService } from '../src/service/index.ts';
+import { Gateway, toFeatureLabelCsv } from '../../src/gateway/index.ts';
+import { loadCsvDataset } from '../../src/ml/csv.ts';
+import { trainPoly3LogReg } from '../../src/ml/poly-logreg.ts';
+import { openStorage, startService } from '../../src/service/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cipherml-svc-restart-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CkksContext, readSecretKeyFile } from '../src/ckks/index.ts';
-import { encryptTrainingData, TRAIN_CKKS_PARAMETERS } from '../src/service/index.ts';
-import { startGatewayServer } from '../src/gateway/index.ts';
-import { openStorage, startService } from '../src/service/index.ts';
+import { CkksContext, readSecretKeyFile } from '../../src/ckks/index.ts';
+import { encryptTrainingData, TRAIN_CKKS_PARAMETERS } from '../../src/service/index.ts';
+import { startGatewayServer } from '../../src/gateway/index.ts';
+import { openStorage, startService } from '../../src/service/index.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'cipherml-gw-http-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,7 +34,7 @@ describe('gateway local HTTP server', () => {
       const bytes = new Uint8Array(await fit.arrayBuffer());
       const ctx = await readSecretKeyFile(join(root, 'keys', 'lr@2', 'ckks'));
       try {
-        const { deserializeCiphertexts } = await import('../src/ckks/index.ts');
+        const { deserializeCiphertexts } = await import('../../src/ckks/index.ts');
         const { vectors, meta } = deserializeCiphertexts(ctx, bytes);
         expect(meta).toMatchObject({ kind: 'train_data', rows: 2, features: 2, period: 2, blocks: 1 });
         const col = ctx.decryptVector(vectors[1]!, 4);

@@ -1,17 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CkksContext, serializeCiphertexts, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
-import { isCipherMLError } from '../src/core/errors.ts';
-import type { BatchProgram } from '../src/inference/batch.ts';
-import { recordBatch } from '../src/inference/batch.ts';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import { runPlain } from '../src/inference/execute.ts';
-import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../src/inference/he.ts';
-import type { Graph, Tensor } from '../src/inference/onnx.ts';
-import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
-import type { PoolSchedule } from '../src/inference/pool.ts';
-import { EncryptionPool, InferencePool, schedulePool } from '../src/inference/pool.ts';
-import { compileSingle } from '../src/inference/single.ts';
+import { CkksContext, serializeCiphertexts, serializePublicContext, serializeSecretKey } from '../../src/ckks/index.ts';
+import { isCipherMLError } from '../../src/core/errors.ts';
+import type { BatchProgram } from '../../src/inference/batch.ts';
+import { recordBatch } from '../../src/inference/batch.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import { runPlain } from '../../src/inference/execute.ts';
+import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../../src/inference/he.ts';
+import type { Graph, Tensor } from '../../src/inference/onnx.ts';
+import { parseOnnx, sizeOf } from '../../src/inference/onnx.ts';
+import type { PoolSchedule } from '../../src/inference/pool.ts';
+import { EncryptionPool, InferencePool, schedulePool } from '../../src/inference/pool.ts';
+import { compileSingle } from '../../src/inference/single.ts';
 
 // The batch plan split over worker threads must compute what the calling thread computes: same
 // program, so both decrypt to the plaintext result within CKKS noise (5e-3 at Δ = 2^28, the
@@ -81,7 +81,7 @@ function replay(program: BatchProgram, s: PoolSchedule): number {
 
 describe('schedulePool', () => {
   it('splits the bundled MNIST program over 1–4 threads consistently and balanced', async () => {
-    const mnist = recordBatch(parseOnnx(await readFile(new URL('../examples/he/mnist_square.onnx', import.meta.url))), 5);
+    const mnist = recordBatch(parseOnnx(await readFile(new URL('../../examples/he/mnist_square.onnx', import.meta.url))), 5);
     for (const program of [mnist, recordBatch(model(), 4)]) {
       for (const threads of [1, 2, 3, 4]) {
         const s = schedulePool(program, threads);

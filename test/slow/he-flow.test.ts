@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import { runPlain } from '../src/inference/execute.ts';
-import { readSecretKeyFile } from '../src/ckks/index.ts';
-import { encryptBatch, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../src/inference/he.ts';
-import { readArrays, readNpy, readZip, writeNpy, writeZip } from '../src/inference/npy.ts';
-import { parseOnnx } from '../src/inference/onnx.ts';
-import type { Tensor } from '../src/inference/onnx.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import { runPlain } from '../../src/inference/execute.ts';
+import { readSecretKeyFile } from '../../src/ckks/index.ts';
+import { encryptBatch, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../../src/inference/he.ts';
+import { readArrays, readNpy, readZip, writeNpy, writeZip } from '../../src/inference/npy.ts';
+import { parseOnnx } from '../../src/inference/onnx.ts';
+import type { Tensor } from '../../src/inference/onnx.ts';
 
 // The five HE-MAN steps on files, on a Gemm → Relu → Gemm model: keyparams replaces Relu with a
 // fitted polynomial, the decrypted output matches onnxruntime on model_calibrated.onnx (2e-3) and

@@ -1,13 +1,13 @@
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chooseCkksParameters, CkksContext, loadSeal } from '../src/ckks/index.ts';
-import { isCipherMLError } from '../src/core/errors.ts';
-import { batchDepth, runBatch } from '../src/inference/batch.ts';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import type { AttributeValue, Tensor } from '../src/inference/onnx.ts';
-import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
-import { runPlain } from '../src/inference/execute.ts';
-import { compileSingle, packSingleInput, prepareSingle, runSingle } from '../src/inference/single.ts';
+import { chooseCkksParameters, CkksContext, loadSeal } from '../../src/ckks/index.ts';
+import { isCipherMLError } from '../../src/core/errors.ts';
+import { batchDepth, runBatch } from '../../src/inference/batch.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import type { AttributeValue, Tensor } from '../../src/inference/onnx.ts';
+import { parseOnnx, sizeOf } from '../../src/inference/onnx.ts';
+import { runPlain } from '../../src/inference/execute.ts';
+import { compileSingle, packSingleInput, prepareSingle, runSingle } from '../../src/inference/single.ts';
 
 // Per-operator models with seeded random weights: the plaintext reference, the CKKS batch plan
 // (one sample per slot) and the single plan (one sample in the slots) must all match onnxruntime. Tolerances: 1e-4 (float32 vs float64) for

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Gateway, toFeatureLabelCsv } from '../src/gateway/index.ts';
-import { loadCsvDataset } from '../src/ml/csv.ts';
-import { trainPoly3LogReg } from '../src/ml/poly-logreg.ts';
-import { openStorage, startQueueWorker, startService } from '../src/service/index.ts';
+import { Gateway, toFeatureLabelCsv } from '../../src/gateway/index.ts';
+import { loadCsvDataset } from '../../src/ml/csv.ts';
+import { trainPoly3LogReg } from '../../src/ml/poly-logreg.ts';
+import { openStorage, startQueueWorker, startService } from '../../src/service/index.ts';
 
 const redis = process.env['CIPHERML_TEST_REDIS_URL'];
 const pg = process.env['CIPHERML_TEST_POSTGRES_URL'];

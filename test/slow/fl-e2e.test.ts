@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 
 // End to end over real loopback gRPC: every party is its own `cipherml` process.
 
-const root = join(import.meta.dirname, '..');
+const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'cipherml.js');
 const data = (f: string) => join(root, 'examples', 'data', f);
 
@@ -177,7 +177,7 @@ describe('federated runtime, separate processes over loopback gRPC', () => {
 
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--json']);
+    const server = start(['server', '--address', address, '--num-server-rounds', '1', '--workers', '1', '--token', 'e2e-secret', '--run-dir', join(dir, 'bad-peers'), '--json']);
     await server.waitFor((o) => o['type'] === 'listening');
     // Without identities the server runs the insecure development mode and says so at start.
     expect(server.json.some((o) => o['event'] === 'warning' && o['warning'] === 'insecure-dev-tokens')).toBe(true);

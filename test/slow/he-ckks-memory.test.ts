@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { CkksContext, deserializeCiphertexts, encryptToBytes, sealHeapBytes, serializeCiphertexts } from '../src/ckks/index.ts';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import { runPlain } from '../src/inference/execute.ts';
-import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../src/inference/he.ts';
-import { parseOnnx } from '../src/inference/onnx.ts';
-import { compileSingle, prepareSingle } from '../src/inference/single.ts';
+import { CkksContext, deserializeCiphertexts, encryptToBytes, sealHeapBytes, serializeCiphertexts } from '../../src/ckks/index.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import { runPlain } from '../../src/inference/execute.ts';
+import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../../src/inference/he.ts';
+import { parseOnnx } from '../../src/inference/onnx.ts';
+import { compileSingle, prepareSingle } from '../../src/inference/single.ts';
 
 // Every SEAL object is freed: 1,000 encrypt → compute → serialize → decrypt cycles must not grow
 // the wasm heap (wasm memory never shrinks, so any leak of ≥ 1 ciphertext per cycle, ≈ 200 KB,

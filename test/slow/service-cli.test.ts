@@ -1,12 +1,13 @@
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli } from './helpers.ts';
+import { cli } from '../helpers.ts';
 
-const bin = join(import.meta.dirname, '..', 'bin', 'cipherml.js');
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'cipherml.js');
 
 describe('cipherml serve / gateway CLI in separate processes', () => {
   let dir: string;
@@ -61,6 +62,24 @@ describe('cipherml serve / gateway CLI in separate processes', () => {
       expect(JSON.parse(bad.stdout).error.message).toContain('line 3');
       const wrongToken = await cli('gateway', 'predict', '--service', url, '--token', 'cml_nope', '--model', 'm/1', '--key-dir', join(dir, 'keys'), '--features', join(dir, 'x.csv'), '--out', join(dir, 'p3.csv'), '--json');
       expect(JSON.parse(wrongToken.stdout).error.code).toBe('CIPHERML_E_SERVICE_UNAUTHENTICATED');
+      expect(JSON.parse(wrongToken.stdout).error.param).toBe('--token');
+
+      // Refused before any key or ciphertext is made: a fresh key folder stays absent.
+      const fresh = join(dir, 'fresh-keys');
+      const fitArgs = ['--model-file', join(dir, 'model.json'), '--hyper-params', join(dir, 'hp.json'), '--labels', join(dir, 'y.csv'), '--out', join(dir, 'trained2.json'), '--json'];
+      const swapped = await cli('gateway', 'fit', '--service', url, '--token', alice, '--model', 'm/1', '--key-dir', fresh, '--features', join(dir, 'y.csv'), ...fitArgs);
+      expect(JSON.parse(swapped.stdout).error).toMatchObject({ code: 'CIPHERML_E_SHAPE_MISMATCH', param: '--features' });
+      expect(JSON.parse(swapped.stdout).error.message).toContain('looks like the labels');
+      const deadUrl = await cli('gateway', 'fit', '--service', 'http://127.0.0.1:1', '--token', alice, '--model', 'm/1', '--key-dir', fresh, '--features', join(dir, 'x.csv'), ...fitArgs);
+      expect(JSON.parse(deadUrl.stdout).error).toMatchObject({ code: 'CIPHERML_E_PEER_UNAVAILABLE', param: '--service' });
+      const badFitToken = await cli('gateway', 'fit', '--service', url, '--token', 'cml_nope', '--model', 'm/1', '--key-dir', fresh, '--features', join(dir, 'x.csv'), ...fitArgs);
+      expect(JSON.parse(badFitToken.stdout).error).toMatchObject({ code: 'CIPHERML_E_SERVICE_UNAUTHENTICATED', param: '--token' });
+      expect(existsSync(fresh)).toBe(false);
+      // An existing --out is refused (and left as it was) unless --overwrite.
+      const before = await readFile(join(dir, 'p.csv'), 'utf8');
+      const again = await cli('gateway', 'predict', ...common, '--features', join(dir, 'x.csv'), '--out', join(dir, 'p.csv'), '--json');
+      expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'CIPHERML_E_FILE_EXISTS', param: '--out' });
+      expect(await readFile(join(dir, 'p.csv'), 'utf8')).toBe(before);
     } finally {
       server.kill('SIGTERM');
       await new Promise((r) => server.once('exit', r));

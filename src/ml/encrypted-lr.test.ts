@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CkksContext, deserializePublicContext, serializePublicContext } from '../../ckks/index.ts';
-import { loadCsvDataset } from '../../ml/csv.ts';
-import { trainPoly3LogReg } from '../../ml/poly-logreg.ts';
+import { CkksContext, deserializePublicContext, serializePublicContext } from '../ckks/index.ts';
+import { loadCsvDataset } from './csv.ts';
+import { trainPoly3LogReg } from './poly-logreg.ts';
 import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, TRAIN_CKKS_PARAMETERS, trainEncrypted, trainingGaloisSteps, validateHyperParams } from './encrypted-lr.ts';
 
 let gateway: CkksContext;

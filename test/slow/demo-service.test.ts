@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // `cipherml demo service` as a user runs it: one command, bundled data, an embedded service.
-const bin = join(import.meta.dirname, '..', 'bin', 'cipherml.js');
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'cipherml.js');
 
 describe('demo service', () => {
   it('trains on ciphertexts through the embedded service and matches the plaintext training', () => {

@@ -1,13 +1,13 @@
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CkksContext, loadSeal } from '../src/ckks/index.ts';
-import { runBatch } from '../src/inference/batch.ts';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import { calibrate } from '../src/inference/calibrate.ts';
-import { runPlain } from '../src/inference/execute.ts';
-import type { Tensor } from '../src/inference/onnx.ts';
-import { parseOnnx, serializeOnnx, sizeOf } from '../src/inference/onnx.ts';
-import { packSingleInput, prepareSingle, runSingle } from '../src/inference/single.ts';
+import { CkksContext, loadSeal } from '../../src/ckks/index.ts';
+import { runBatch } from '../../src/inference/batch.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import { calibrate } from '../../src/inference/calibrate.ts';
+import { runPlain } from '../../src/inference/execute.ts';
+import type { Tensor } from '../../src/inference/onnx.ts';
+import { parseOnnx, serializeOnnx, sizeOf } from '../../src/inference/onnx.ts';
+import { packSingleInput, prepareSingle, runSingle } from '../../src/inference/single.ts';
 
 // Graphs laid out the way torch.onnx.export writes them at opsets 9–14 (no PyTorch on this
 // machine, so the node patterns are rebuilt here): `x.view(x.size(0), -1)` as

@@ -1,8 +1,8 @@
-import { CipherMLError } from '../../core/errors.ts';
-import { assertIntegerInRange } from '../../core/guards.ts';
-import { deserializeCiphertexts, encryptToBytes, serializeCiphertexts, sumSlotsSteps } from '../../ckks/index.ts';
-import type { CkksContext, CkksParameters, CkksVector } from '../../ckks/index.ts';
-import { SIGMOID_POLY3 } from '../../ml/poly-logreg.ts';
+import { CipherMLError } from '../core/errors.ts';
+import { assertIntegerInRange } from '../core/guards.ts';
+import { deserializeCiphertexts, encryptToBytes, serializeCiphertexts, sumSlotsSteps } from '../ckks/index.ts';
+import type { CkksContext, CkksParameters, CkksVector } from '../ckks/index.ts';
+import { SIGMOID_POLY3 } from './poly-logreg.ts';
 
 /**
  * Logistic regression trained on CKKS ciphertexts (HE4Cloud's flow, Kim et al. 2018's packing idea).

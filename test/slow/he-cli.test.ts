@@ -2,11 +2,11 @@ import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.ts';
-import { GraphBuilder } from '../src/inference/builder.ts';
-import { readNpy, writeNpy } from '../src/inference/npy.ts';
-import { parseOnnx } from '../src/inference/onnx.ts';
-import { runPlain } from '../src/inference/execute.ts';
+import { main } from '../../src/cli/main.ts';
+import { GraphBuilder } from '../../src/inference/builder.ts';
+import { readNpy, writeNpy } from '../../src/inference/npy.ts';
+import { parseOnnx } from '../../src/inference/onnx.ts';
+import { runPlain } from '../../src/inference/execute.ts';
 
 // `cipherml he …` through the real command parser: HE-MAN's short flags, options from CIPHERML_HE_*
 // environment variables, JSON output, typed errors as exit code 1.

@@ -1,0 +1,126 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from './helpers.ts';
+
+// The CLI's error presentation as a user sees it (separate processes): typed codes naming the
+// flag the user typed, case-specific advice, no stack trace unless --debug, and commands that
+// refuse before doing work.
+
+const noStack = (s: string): void => expect(s).not.toMatch(/\n\s+at [^\n]+:\d+:\d+\)?\n/);
+
+describe('CLI errors speak the user\'s language', () => {
+  let dir: string;
+  let busy: Server;
+  let port: number;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cipherml-cli-errors-'));
+    busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    port = (busy.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    busy.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('names --port when the service port is in use, without a stack trace', async () => {
+    const r = await cli('serve', '--port', String(port), '--data', join(dir, 'svc'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('CIPHERML_E_ADDRESS_IN_USE: --port:');
+    expect(r.stderr).toContain(`port ${port}`);
+    noStack(r.stderr);
+    const debug = await cli('serve', '--port', String(port), '--data', join(dir, 'svc'), '--debug');
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('names the address when the key authority or server port is in use', async () => {
+    const r = await cli('key-authority', '--address', `127.0.0.1:${port}`, '--key-bits', '1024', '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'CIPHERML_E_ADDRESS_IN_USE', param: 'address' });
+    expect(r.stderr).toContain('--address');
+    noStack(r.stderr);
+  });
+
+  it('refuses an out-of-range port naming the flag', async () => {
+    const serve = await cli('serve', '--port', '70000');
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain('--port must be a TCP port from 0 to 65535');
+    const server = await cli('server', '--address', '127.0.0.1:70000', '--json');
+    expect(server.code).toBe(1);
+    expect(JSON.parse(server.stdout).error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: '--address' });
+  });
+
+  it('creates the key folder and tells a public key from an insecure secret key', async () => {
+    const key = join(dir, 'keys', 'nested', 'k');
+    expect((await cli('paillier', 'keygen', '-o', key, '--bits', '1024')).code).toBe(0);
+    expect((await stat(key)).mode & 0o777).toBe(0o600);
+    const again = await cli('paillier', 'keygen', '-o', key, '--bits', '1024', '--json');
+    expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'CIPHERML_E_FILE_EXISTS', param: '--out' });
+    expect(again.stderr).toContain('--overwrite');
+    const one = join(dir, 'one.json');
+    await import('node:fs/promises').then((fs) => fs.writeFile(one, '[1]'));
+    expect((await cli('paillier', 'encrypt', '-k', `${key}.pub`, '-i', one, '-o', join(dir, 'one.enc'))).code).toBe(0);
+    const pub = await cli('paillier', 'decrypt', '-k', `${key}.pub`, '-i', join(dir, 'one.enc'), '--json');
+    expect(JSON.parse(pub.stdout).error).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: '--key' });
+    expect(pub.stderr).toContain('is a public key file');
+    expect(pub.stderr).not.toContain('chmod');
+  });
+
+  it('fails fast when a simulation cannot fill a round, naming the key', async () => {
+    const r = await cli('simulate', '--config', 'examples/homo-lr/run-secagg.toml', '--num-supernodes', '3', '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: '--num-supernodes' });
+    expect(r.stderr).toContain('min-available-clients = 5');
+    const bad = await cli('simulate', '--run-config', 'num-server-rounds', '--json');
+    expect(JSON.parse(bad.stdout).error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: '--run-config' });
+    const unknown = await cli('simulate', '--run-config', 'num-server-round=3', '--json');
+    expect(JSON.parse(unknown.stdout).error.message).toContain('num-server-rounds');
+  });
+
+  it('gives --redis written after `serve worker` to the worker', async () => {
+    const missing = await cli('serve', 'worker', '--data', join(dir, 'w'), '--json');
+    expect(JSON.parse(missing.stdout).error).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: '--redis' });
+    // The value reaches the worker (which then checks the URL) instead of a "required option" usage error.
+    const given = await cli('serve', 'worker', '--redis', 'http://not-redis', '--data', join(dir, 'w'), '--json');
+    expect(given.code).toBe(1);
+    expect(JSON.parse(given.stdout).error).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: '--redis' });
+    expect(JSON.parse(given.stdout).error.message).toContain('expected redis://');
+  });
+
+  it('tells a worker given the run secret instead of its token exactly that', async () => {
+    // The run config refuses port 0: take a free port and release it for the server.
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const free = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const server = spawn(process.execPath, [join(import.meta.dirname, '..', 'bin', 'cipherml.js'), 'server', '--json', '--address', `127.0.0.1:${free}`, '--workers', '1', '--rounds', '1', '--token', 's3cret', '--join-timeout', '60', '--run-dir', join(dir, 'run')]);
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /"event":"listening"[^\n]*?"address":"([^"]+)"/.exec(out);
+          if (m !== null) resolve(m[1]!);
+        });
+        server.once('exit', () => reject(new Error(`server exited: ${out}`)));
+      });
+      const r = await cli('worker', '--server', address, '--train-set', 'examples/data/breast_homo_guest.csv', '--id', '1', '--token', 's3cret', '--json');
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('CIPHERML_E_UNAUTHENTICATED: --token: "1" sent the run secret itself instead of its own token');
+      expect(r.stderr).toContain('cipherml token --secret <secret> --id 1');
+      const wrong = await cli('worker', '--server', address, '--train-set', 'examples/data/breast_homo_guest.csv', '--id', '1', '--token', 'not-the-token', '--json');
+      expect(wrong.stderr).toContain('was not derived from this server');
+    } finally {
+      server.kill('SIGKILL');
+    }
+  });
+
+  it('writes nothing into the working folder for a refused command', () => {
+    expect(existsSync(join(process.cwd(), 'runs'))).toBe(false);
+  });
+});
