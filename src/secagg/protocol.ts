@@ -191,6 +191,12 @@ export function sign(u: string, v: string): 1 | -1 {
   return u < v ? 1 : -1;
 }
 
+/**
+ * Most clients a round may announce (2^20): a SecAgg+ neighbourhood view makes a client build the
+ * ring of all n coordinates (12 bytes each), so a server cannot make it allocate more than this.
+ */
+export const MAX_ROUND_CLIENTS = 1 << 20;
+
 /** Roster entries by id, one map per roster. */
 const BY_ID = new WeakMap<Roster, ReadonlyMap<string, RosterEntry>>();
 
@@ -375,7 +381,7 @@ export class SecAggClient {
     const ids = new Set<string>();
     const xs = new Set<number>();
     const n = rosterSize(roster);
-    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= 1 << 24)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries`, 'roster');
+    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= MAX_ROUND_CLIENTS)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries (at most ${MAX_ROUND_CLIENTS})`, 'roster');
     for (const e of roster.entries) {
       if (ids.has(e.id) || xs.has(e.x)) throw protocolError(`the roster repeats ${ids.has(e.id) ? `id "${e.id}"` : `x = ${e.x}`}`, 'roster');
       if (!(Number.isInteger(e.x) && e.x >= 1 && e.x <= n)) throw protocolError(`x = ${e.x} of "${e.id}" is outside 1..${n}`, 'roster');
