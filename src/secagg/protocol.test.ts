@@ -108,6 +108,11 @@ describe('secure aggregation protocol (Bonawitz et al. 2017)', () => {
     expect(local.survivors.length + local.dropped.length).toBe(7);
     for (const c of clients.slice(1)) server.receive(c.unmask(server.requestFor(c.id, request)));
     expect(Array.from(server.finish().sum)).toEqual([39, 78, 117]);
+    // A view announcing more clients than MAX_ROUND_CLIENTS (the client would build that ring) is refused.
+    const greedy = new SecAggClient('c03', { ...params, roundId: 'huge' });
+    const a = greedy.advertise();
+    const huge = { roundId: 'huge', entries: [{ id: 'c03', x: 1, cPk: a.cPk, sPk: a.sPk, signature: a.signature }], degree: 6, graphSeed: view.graphSeed, clients: 2 ** 21 };
+    expect(codeOf(() => greedy.shareKeys(huge))).toBe('CIPHERML_E_PROTOCOL');
     // A view that does not list the client with its own keys is refused.
     const pw = new SecAggClient('c07', { ...params, roundId: 'view' });
     pw.advertise();

@@ -1,13 +1,36 @@
 import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
-import { assertIntegerInRange } from '../core/guards.ts';
 import { signMessage, verifyMessage, type Identity, type Roster as IdentityRoster } from '../core/identity.ts';
-import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed, graphNeighbours } from './graph.ts';
+import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed } from './graph.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
 import { checkAnnouncedParameters, checkSecurityPolicy, type SecurityPolicy } from './params.ts';
 import { accumulateMask, reduceModInPlace } from './prg.ts';
 import { shareToBytes, splitSecret } from './shamir.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
+import {
+  KEY_INFO_MASK,
+  KEY_INFO_SHARE,
+  MAX_ROUND_CLIENTS,
+  checkRound,
+  entryOf,
+  neighboursOf,
+  protocolError,
+  rosterSize,
+  sign,
+  validateParams,
+  type AdvertiseMsg,
+  type ConsistencyMsg,
+  type MaskedInputMsg,
+  type Roster,
+  type SecAggParams,
+  type ShareInbox,
+  type ShareKeysMsg,
+  type UnmaskMsg,
+  type UnmaskRequest,
+} from './messages.ts';
+
+export { KEY_INFO_MASK, KEY_INFO_SHARE, MAX_ROUND_CLIENTS, checkRound, entryOf, neighboursOf, protocolError, rosterSize, sign, validateParams } from './messages.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './messages.ts';
 
 /**
  * Secure aggregation by pairwise masks (Bonawitz et al., "Practical Secure Aggregation for
@@ -41,198 +64,9 @@ import { SECAGG_TEST_HOOKS } from './testing.ts';
  * only when at least t + 1 valid signatures over its own U3 come back.
  */
 
-/** Protocol mode (MindSpore encrypt_type / Flower SecAgg+). */
-export type SecAggMode = 'pw' | 'stable-pw' | 'secagg+';
-
-/** Parameters shared by the server and every client of one round. */
-export interface SecAggParams {
-  readonly mode: SecAggMode;
-  /** Identifies the round; bound into every encrypted share (replays across rounds fail). */
-  readonly roundId: string;
-  /** Length of the integer vector each client contributes. */
-  readonly length: number;
-  /** Inputs and masks live in Z_{2^modulusBits}, 1..32. */
-  readonly modulusBits: number;
-  /**
-   * reconstruct-secrets-threshold t: secrets are shared with a degree-t polynomial, so t + 1
-   * shares reconstruct and t reveal nothing.
-   */
-  readonly threshold: number;
-}
-
-/** Stage 0, client → server. */
-export interface AdvertiseMsg {
-  readonly stage: 'advertise';
-  readonly roundId: string;
-  readonly from: string;
-  /** Public key for encrypting shares (c_u^PK). */
-  readonly cPk: Uint8Array;
-  /** Public key for pairwise masks (s_u^PK). */
-  readonly sPk: Uint8Array;
-  /** Actively secure variant: Ed25519 signature over (round, id, cPk, sPk); empty otherwise. */
-  readonly signature: Uint8Array;
-}
-
-/** One participant as the server announces it. */
-export interface RosterEntry {
-  readonly id: string;
-  /** Shamir x-coordinate (1-based, distinct). */
-  readonly x: number;
-  readonly cPk: Uint8Array;
-  readonly sPk: Uint8Array;
-  /** The signature the client advertised with (empty in the honest-but-curious variant). */
-  readonly signature: Uint8Array;
-}
-
-/** Server → clients after stage 0: U1 and the SecAgg+ graph seed. */
-export interface Roster {
-  readonly roundId: string;
-  readonly entries: readonly RosterEntry[];
-  /** Neighbours per client for `secagg+` (even, < |U1|); ignored by other modes. */
-  readonly degree: number;
-  /** Seed of the neighbourhood permutation (hex); ignored by other modes. */
-  readonly graphSeed: string;
-  /**
-   * |U1| when this is one client's neighbourhood view (SecAgg+, honest-but-curious variant:
-   * itself and its neighbours only, O(k) entries); absent when `entries` is all of U1.
-   */
-  readonly clients?: number;
-}
-
-/** Stage 1, client → server: encrypted shares, one box per recipient. */
-export interface ShareKeysMsg {
-  readonly stage: 'share-keys';
-  readonly roundId: string;
-  readonly from: string;
-  readonly boxes: readonly { readonly to: string; readonly box: Uint8Array }[];
-}
-
-/** Server → client v after stage 1: boxes addressed to v, and U2. */
-export interface ShareInbox {
-  readonly roundId: string;
-  /** U2: clients whose shares were forwarded. */
-  readonly holders: readonly string[];
-  readonly boxes: readonly { readonly from: string; readonly box: Uint8Array }[];
-}
-
-/** Stage 2, client → server. */
-export interface MaskedInputMsg {
-  readonly stage: 'masked-input';
-  readonly roundId: string;
-  readonly from: string;
-  readonly masked: Uint32Array;
-}
-
-/** A client's signature over U3 (consistency check). */
-export interface SurvivorSignature {
-  readonly from: string;
-  readonly signature: Uint8Array;
-}
-
-/** Server → survivors after stage 2 (the consistency-check request has no signatures). */
-export interface UnmaskRequest {
-  readonly roundId: string;
-  /** U3: clients whose masked input arrived. */
-  readonly survivors: readonly string[];
-  /** U2 \ U3: clients that shared keys but sent no masked input. */
-  readonly dropped: readonly string[];
-  /** Actively secure variant: the U4 clients' signatures over U3. */
-  readonly signatures?: readonly SurvivorSignature[];
-}
-
-/** Consistency check, client → server: its signature over the U3 it was shown. */
-export interface ConsistencyMsg {
-  readonly stage: 'consistency';
-  readonly roundId: string;
-  readonly from: string;
-  readonly signature: Uint8Array;
-}
-
-/** Stage 3, client → server. */
-export interface UnmaskMsg {
-  readonly stage: 'unmask';
-  readonly roundId: string;
-  readonly from: string;
-  /** Shares of dropped peers' mask private keys. */
-  readonly keyShares: readonly { readonly of: string; readonly share: Uint8Array }[];
-  /** Shares of surviving peers' self-mask seeds. */
-  readonly seedShares: readonly { readonly of: string; readonly share: Uint8Array }[];
-}
-
-/** HKDF info of the share-box key. */
-export const KEY_INFO_SHARE = 'share-box';
-/** HKDF info prefix of the pairwise mask key (followed by `/` and the round id). */
-export const KEY_INFO_MASK = 'pairwise-mask';
-
-/** Checks the round parameters' ranges. */
-export function validateParams(p: SecAggParams): void {
-  assertIntegerInRange(p.length, 'length', 1, 1 << 28);
-  assertIntegerInRange(p.modulusBits, 'modulusBits', 1, 32);
-  assertIntegerInRange(p.threshold, 'threshold', 1, 1 << 20);
-}
-
-/** A typed CIPHERML_E_PROTOCOL error naming the message field. */
-export function protocolError(problem: string, param: string): CipherMLError {
-  return new CipherMLError('CIPHERML_E_PROTOCOL', problem, { param });
-}
-
 /** A client's refusal to continue a round (Bonawitz §4 "abort"), naming the round and stage. */
 function aborted(roundId: string, stage: string, problem: string, param: string, details: Record<string, unknown>): CipherMLError {
   return new CipherMLError('CIPHERML_E_SECAGG_ABORTED', `round "${roundId}", stage ${stage}: ${problem}`, { param, details: { round: roundId, stage, ...details } });
-}
-
-/** Checks a message's round id. */
-export function checkRound(params: SecAggParams, roundId: string, param: string): void {
-  if (roundId !== params.roundId) throw protocolError(`message of round "${roundId}" in round "${params.roundId}" (replayed or misrouted)`, param);
-}
-
-/** Δ(u,v): +1 when u sorts before v, −1 otherwise. */
-export function sign(u: string, v: string): 1 | -1 {
-  return u < v ? 1 : -1;
-}
-
-/** Roster entries by id, one map per roster. */
-const BY_ID = new WeakMap<Roster, ReadonlyMap<string, RosterEntry>>();
-
-/** The roster entry of `id`, or undefined (O(1) after the first call on a roster). */
-export function entryOf(roster: Roster, id: string): RosterEntry | undefined {
-  let m = BY_ID.get(roster);
-  if (m === undefined) BY_ID.set(roster, (m = new Map(roster.entries.map((e) => [e.id, e]))));
-  return m.get(id);
-}
-
-/** Roster entries by x-coordinate, one map per roster. */
-const BY_X = new WeakMap<Roster, ReadonlyMap<number, RosterEntry>>();
-
-/** Number of clients in U1: the whole roster, or what a neighbourhood view announces. */
-export function rosterSize(roster: Roster): number {
-  return roster.clients ?? roster.entries.length;
-}
-
-/**
- * Neighbours of `id` in the round's graph: the SecAgg+ Harary graph for `secagg+` (Bell et al.
- * §3.1), every other participant in the other modes. The relation is symmetric. On a
- * neighbourhood view (SecAgg+ roster of one client) only that client's neighbours are known.
- *
- * @example
- * ```ts
- * neighboursOf('c3', roster, 'secagg+'); // ['c1', 'c7', …] — roster.degree ids
- * ```
- */
-export function neighboursOf(id: string, roster: Roster, mode: SecAggMode): string[] {
-  const me = entryOf(roster, id);
-  if (me === undefined) return [];
-  let byX = BY_X.get(roster);
-  if (byX === undefined) BY_X.set(roster, (byX = new Map(roster.entries.map((e) => [e.x, e]))));
-  const n = rosterSize(roster);
-  const xs = graphNeighbours(me.x, n, mode === 'secagg+' ? roster.degree : n - 1, roster.graphSeed);
-  const out: string[] = [];
-  for (const x of xs) {
-    const e = byX.get(x);
-    if (e === undefined) throw protocolError(`the roster lacks neighbour x = ${x} of "${id}"`, 'roster');
-    out.push(e.id);
-  }
-  return out.sort();
 }
 
 type ClientStage = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
@@ -375,7 +209,7 @@ export class SecAggClient {
     const ids = new Set<string>();
     const xs = new Set<number>();
     const n = rosterSize(roster);
-    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= 1 << 24)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries`, 'roster');
+    if (!(Number.isInteger(n) && n >= roster.entries.length && n <= MAX_ROUND_CLIENTS)) throw protocolError(`the roster announces ${n} clients for ${roster.entries.length} entries (at most ${MAX_ROUND_CLIENTS})`, 'roster');
     for (const e of roster.entries) {
       if (ids.has(e.id) || xs.has(e.x)) throw protocolError(`the roster repeats ${ids.has(e.id) ? `id "${e.id}"` : `x = ${e.x}`}`, 'roster');
       if (!(Number.isInteger(e.x) && e.x >= 1 && e.x <= n)) throw protocolError(`x = ${e.x} of "${e.id}" is outside 1..${n}`, 'roster');
