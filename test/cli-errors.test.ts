@@ -41,7 +41,10 @@ describe('CLI errors speak the user\'s language', () => {
   it('names the address when the key authority or server port is in use', async () => {
     const r = await cli('key-authority', '--address', `127.0.0.1:${port}`, '--key-bits', '1024', '--json');
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'CIPHERML_E_ADDRESS_IN_USE', param: 'address' });
+    // Without --identity the authority first prints the development-mode warning as a JSON line.
+    const lines = r.stdout.trim().split('\n');
+    expect(JSON.parse(lines[0]!)).toMatchObject({ event: 'warning', warning: 'insecure-dev-tokens' });
+    expect(JSON.parse(lines.at(-1)!).error).toMatchObject({ code: 'CIPHERML_E_ADDRESS_IN_USE', param: 'address' });
     expect(r.stderr).toContain('--address');
     noStack(r.stderr);
   });
