@@ -164,6 +164,12 @@ export function fitMinimax(f: (x: number) => number, range: readonly [number, nu
     }
     ref = ext.slice(start, start + d + 2);
   }
+  // The exchange can stall on degenerate alternation sets (e.g. an even target at an even
+  // degree, where the best fit of degree d is that of d − 1): never return worse than degree d − 1.
+  if (d > 1) {
+    const lower = fitMinimax(f, range, d - 1);
+    if (lower.maxError < best!.err) return { range: [a, b], chebyshev: [...lower.chebyshev, 0], maxError: lower.maxError };
+  }
   return { range: [a, b], chebyshev: best!.c, maxError: best!.err };
 }
 
