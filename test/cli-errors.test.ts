@@ -1,11 +1,22 @@
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli } from './helpers.ts';
+import { cli, cliBin } from './helpers.ts';
+
+const runFile = promisify(execFile);
+
+async function runIn(cwd: string, args: readonly string[]): Promise<{ code: number }> {
+  try {
+    await runFile(process.execPath, [cliBin, ...args], { cwd, maxBuffer: 1 << 24 });
+    return { code: 0 };
+  } catch (e) {
+    return { code: (e as { code: number }).code };
+  }
+}
 
 // The CLI's error presentation as a user sees it (separate processes): typed codes naming the
 // flag the user typed, case-specific advice, no stack trace unless --debug, and commands that
@@ -123,7 +134,22 @@ describe('CLI errors speak the user\'s language', () => {
     }
   });
 
-  it('writes nothing into the working folder for a refused command', () => {
-    expect(existsSync(join(process.cwd(), 'runs'))).toBe(false);
+  it('writes nothing into the working folder for a refused command', async () => {
+    // A fresh working folder: refused server, simulate and keygen commands must leave it empty
+    // (no run folder, no key file), whatever other commands left in the repository.
+    const cwd = await mkdtemp(join(tmpdir(), 'cipherml-cli-cwd-'));
+    try {
+      for (const args of [
+        ['server', '--address', '127.0.0.1:70000', '--json'],
+        ['simulate', '--num-supernodes', '1', '--rounds', '1'],
+        ['paillier', 'keygen', '-o', 'keys/k', '--bits', '1000'],
+      ]) {
+        const r = await runIn(cwd, args);
+        expect(r.code, args.join(' ')).not.toBe(0);
+      }
+      expect(await readdir(cwd)).toEqual([]);
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
   });
 });

@@ -34,7 +34,7 @@ export function paramOf(f: () => unknown): string | undefined {
 }
 
 const runFile = promisify(execFile);
-const cliBin = join(import.meta.dirname, '..', 'bin', 'cipherml.js');
+export const cliBin = join(import.meta.dirname, '..', 'bin', 'cipherml.js');
 
 /** Runs the CLI as a user would (a separate Node process); never throws, returns code and output. */
 export async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
+import { assertOneOf } from '../core/guards.ts';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { readFileTyped, refuseExisting, writeFileSafely } from '../core/io.ts';
 import {
   DEFAULT_PACKING,
+  PAILLIER_KEY_BITS,
   PackedCiphertext,
   decryptVector,
   deserializePacked,
@@ -54,7 +56,9 @@ export function registerPaillierCommands(program: Command): void {
     .option('--overwrite', 'replace existing key files')
     .option('--json', 'print JSON')
     .action(async (o: { out: string; bits: number; overwrite?: boolean; json?: boolean }) => {
-      // Check and prepare the destination before the (slow) key generation, never after it.
+      // Check every input, then prepare the destination, before the (slow) key generation: a
+      // refused command creates no folder.
+      assertOneOf(o.bits, '--bits', PAILLIER_KEY_BITS);
       await refuseExisting([o.out, `${o.out}.pub`], o.overwrite === true).catch((e: unknown) => {
         throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${(e as CipherMLError).details?.['path'] as string} already exists`, { param: '--out', advice: 'Choose another --out path, or pass --overwrite to replace both key files.' });
       });
