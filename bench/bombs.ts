@@ -33,7 +33,7 @@ export async function zstdZeros(n: number): Promise<Uint8Array> {
  * const bomb = await ckksBomb('publicKey', 512 << 20); // ≈ 16 KB on the wire
  * ```
  */
-export async function ckksBomb(kind: 'publicKey' | 'privateKey' | 'ciphertext', declaredBytes: number, fingerprint = '0'.repeat(32)): Promise<Uint8Array> {
+export async function ckksBomb(kind: 'publicKey' | 'privateKey' | 'ciphertext', declaredBytes: number, fingerprint: string = '0'.repeat(32)): Promise<Uint8Array> {
   const packed = await zstdZeros(declaredBytes);
   const body = new Uint8Array(5 + packed.length);
   body[0] = 1;

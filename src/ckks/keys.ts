@@ -104,7 +104,7 @@ export interface KeySetEstimate {
 }
 
 /** Keys generated (and held expanded) at once: bounds keygen memory to one group. */
-export const GALOIS_GROUP_BYTES = 64 * 2 ** 20;
+export const GALOIS_GROUP_BYTES: number = 64 * 2 ** 20;
 
 /**
  * Size of the Galois key groups for these parameters (at least one key per group).

@@ -22,7 +22,7 @@ export const SIG_CONTEXT = {
 } as const;
 
 /** How far a signed request's issue time may lie from the callee's clock. */
-export const FRESHNESS_MS = 5 * 60_000;
+export const FRESHNESS_MS: number = 5 * 60_000;
 
 /** What a party needs to take part in identity mode: its own identity and whom it trusts. */
 export interface PartyTrust {

@@ -157,7 +157,7 @@ export function sign(u: string, v: string): 1 | -1 {
  * Most clients a round may announce (2^20): a SecAgg+ neighbourhood view makes a client build the
  * ring of all n coordinates (12 bytes each), so a server cannot make it allocate more than this.
  */
-export const MAX_ROUND_CLIENTS = 1 << 20;
+export const MAX_ROUND_CLIENTS: number = 1 << 20;
 
 /** Roster entries by id, one map per roster. */
 const BY_ID = new WeakMap<Roster, ReadonlyMap<string, RosterEntry>>();

@@ -36,7 +36,7 @@ export function sharedMaskPool(): WorkerPool {
 }
 
 /** Below this many words of expansion (seeds × length) threads cost more than they save. */
-export const PARALLEL_MASK_WORDS = 1 << 22;
+export const PARALLEL_MASK_WORDS: number = 1 << 22;
 
 /**
  * acc ← acc + Σ sign·PRG(seed) mod 2^32, split over `pool` when it has more than one thread and

@@ -29,7 +29,7 @@ export const STATUS: Partial<Record<ErrorCode, number>> = {
 /** Longest path parameter (model and version names are ≤ 64 characters); longer is a 414. */
 export const MAX_PARAM_LENGTH = 128;
 /** Largest request head (request line and headers); larger is a 431. */
-export const MAX_HEADER_BYTES = 16 << 10;
+export const MAX_HEADER_BYTES: number = 16 << 10;
 
 function typedBody(e: CipherMLError): string {
   return JSON.stringify({ error: e.toJSON() });

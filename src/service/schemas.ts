@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import type { TSchema } from 'typebox';
+import type { TInteger, TObject, TOptional, TSchema } from 'typebox';
 import { JOB_STATUSES } from './storage/index.ts';
 
 /**
@@ -10,7 +10,7 @@ import { JOB_STATUSES } from './storage/index.ts';
  */
 
 /** The one error body of the service: a typed cipherml error (src/core/errors.ts). */
-export const ErrorBody = Type.Object(
+export const ErrorBody: TSchema = Type.Object(
   {
     error: Type.Object({
       code: Type.String({ pattern: '^CIPHERML_E_[A-Z_]+$', examples: ['CIPHERML_E_SERVICE_NOT_FOUND'] }),
@@ -32,10 +32,10 @@ const JobParams = Type.Object({ model: Name, version: Name, jobId: Type.String({
  * A stored profile (requirements). Closed: unknown keys are refused, so the service never stores
  * and echoes arbitrary JSON.
  */
-export const Profile = Type.Object({ batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })) }, { additionalProperties: false });
+export const Profile: TObject<{ batchSize: TOptional<TInteger> }> = Type.Object({ batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })) }, { additionalProperties: false });
 
 /** Fit hyper-parameters (validated again by validateHyperParams with typed errors). */
-export const HyperParams = Type.Object(
+export const HyperParams: TSchema = Type.Object(
   {
     numberOfEpochs: Type.Integer({ minimum: 1, maximum: 100 }),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
@@ -47,7 +47,7 @@ export const HyperParams = Type.Object(
 
 const JobError = Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]);
 /** A job as GET …/jobs/{jobId} returns it. */
-export const Job = Type.Object({
+export const Job: TSchema = Type.Object({
   jobId: Type.String(),
   status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))),
   progress: Type.Number({ minimum: 0, maximum: 1 }),
@@ -83,7 +83,7 @@ export interface RouteSpec {
 }
 
 /** Largest JSON body of any route (profiles and hyper-parameters are a few hundred bytes). */
-export const JSON_BODY_LIMIT = 64 << 10;
+export const JSON_BODY_LIMIT: number = 64 << 10;
 /** Deepest JSON nesting accepted in a body. */
 export const JSON_MAX_DEPTH = 16;
 /** Body limit of routes that take no body. */
