@@ -3,6 +3,8 @@
  * v4/v5, AMD SEV-SNP, AWS Nitro Enclaves) against pinned vendor roots and a policy. Parsing and
  * verification only; no federated code.
  */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
 export { defaultTrustAnchors } from './anchors.ts';
 export type { AmdProductKeys, TrustAnchors } from './anchors.ts';
 export { dcapCollateralFromPcs, parseDcapCollateralJson } from './dcap-collateral.ts';
