@@ -101,8 +101,13 @@ export function registerFlNnCommands(program: Command): void {
       .option('--client <k>', 'which part of the partition to train on (1..num-clients; default: --id)', intOption('--client'))
       .option('--server <host:port>', 'the parameter server (default: the address key)')
       .option('--authority <host:port>', 'the key authority (key-holder "clients")')
-      .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)'),
+      .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)')
+      .option('--insecure-min-key-bits <bits>', 'TESTS ONLY: accept Paillier keys down to this many bits (default 2048)', intOption('--insecure-min-key-bits')),
   ).action(async (opts: Record<string, unknown>) => {
+    const minKeyBits = opts['insecureMinKeyBits'] as number | undefined;
+    if (minKeyBits !== undefined && !(minKeyBits >= 1024 && minKeyBits <= 2048)) {
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--insecure-min-key-bits must be within 1024..2048, got ${minKeyBits}`, { param: '--insecure-min-key-bits' });
+    }
     const { config, app } = await configs(opts);
     const print = printer(opts['json'] as boolean | undefined);
     const id = opts['id'] as string;
@@ -122,6 +127,7 @@ export function registerFlNnCommands(program: Command): void {
       client: nnClient(tf, data.spec, mine, nnDefaults(config, app, k)),
       transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }),
       ...(opts['authority'] === undefined ? {} : { authorityTransport: createRpcTransport({ address: opts['authority'] as string, maxMessageBytes: config.maxMessageBytes, ...tls }) }),
+      ...(minKeyBits === undefined ? {} : { minKeyBits }),
       onEvent: (e) => print(describeWorkerEvent(id, e), { worker: id, ...e }),
     });
     process.stdout.write(`${JSON.stringify({ worker: id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null })}\n`);

@@ -106,7 +106,9 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
     if (!listening) throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `the server exited with code ${String(s.child.exitCode)} before listening (see its output above)`, { param: 'server' });
     const workers = Array.from({ length: n }, (_, i) => {
       const id = String(i + 1);
-      return cli(['fl', 'nn-worker', ...app, '--id', id, '--server', address, '--token', secret, '--json'], `worker ${id}`, onLine, (o) => {
+      // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
+      const keyBitsArgs = options.strategy === 'paillier' && (options.keyBits ?? 2048) < 2048 ? ['--insecure-min-key-bits', String(options.keyBits)] : [];
+      return cli(['fl', 'nn-worker', ...app, ...keyBitsArgs, '--id', id, '--server', address, '--token', secret, '--json'], `worker ${id}`, onLine, (o) => {
         if (o['type'] === 'fit' || o['type'] === 'task-failed' || o['type'] === 'finished' || 'histogram' in o) {
           onLine(`[worker ${id}] ${'histogram' in o ? `${String(o['images'])} images, labels [${(o['histogram'] as number[]).join(' ')}]` : describeWorkerEvent(id, o as unknown as WorkerEvent)}`);
         }
