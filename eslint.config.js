@@ -11,7 +11,7 @@ function layer(files, banned) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**', 'src/inference/gen/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,7 @@
 /**
  * cipherml/inference — encrypted inference of ONNX models with CKKS (after HE-MAN, ICMLT 2023).
  *
- * - {@link parseOnnx} / {@link serializeOnnx}: ONNX ModelProto ⇄ a small graph IR (onnx-proto).
+ * - {@link parseOnnx} / {@link serializeOnnx}: ONNX ModelProto ⇄ a small graph IR (types generated from the vendored onnx.proto).
  * - {@link runPlain}: the plaintext reference executor (checked against onnxruntime in tests).
  * - {@link runBatch}: the batch plan, one sample per CKKS slot; linear layers are composed
  *   symbolically and cost one level together; {@link batchDepth} gives the levels it needs.
