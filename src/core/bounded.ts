@@ -81,8 +81,8 @@ export function parseJsonBounded(input: string | Uint8Array, param: string, limi
   }
 }
 
-/** Codecs {@link decompressBounded} reads. */
-export type Codec = 'zstd' | 'gzip';
+/** Codecs {@link decompressBounded} reads (`deflate-raw`: RFC 1951, as in ZIP members). */
+export type Codec = 'zstd' | 'gzip' | 'deflate-raw';
 
 /** What the caller expects of a compressed body. */
 export interface DecompressLimits {
@@ -120,7 +120,12 @@ export function decompressBounded(bytes: Uint8Array, codec: Codec, limits: Decom
   const maxOutputLength = limits.expectedBytes + 1;
   let raw: Uint8Array;
   try {
-    raw = codec === 'zstd' ? nodeZlib.zstdDecompressSync(bytes, { maxOutputLength }) : nodeZlib.gunzipSync(bytes, { maxOutputLength });
+    raw =
+      codec === 'zstd'
+        ? nodeZlib.zstdDecompressSync(bytes, { maxOutputLength })
+        : codec === 'gzip'
+          ? nodeZlib.gunzipSync(bytes, { maxOutputLength })
+          : nodeZlib.inflateRawSync(bytes, { maxOutputLength });
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw sizeError(`more than ${limits.expectedBytes}`, limits.expectedBytes, param, e);
     throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `the ${codec} body does not decompress: ${(e as Error).message}`, { param, cause: e });
@@ -140,7 +145,7 @@ export function decompressBounded(bytes: Uint8Array, codec: Codec, limits: Decom
  */
 export async function decompressBoundedAsync(bytes: Uint8Array, codec: Codec, limits: DecompressLimits, param: string): Promise<Uint8Array> {
   checkDeclared(limits, param);
-  const stream: Transform = codec === 'zstd' ? nodeZlib.createZstdDecompress() : nodeZlib.createGunzip();
+  const stream: Transform = codec === 'zstd' ? nodeZlib.createZstdDecompress() : codec === 'gzip' ? nodeZlib.createGunzip() : nodeZlib.createInflateRaw();
   const out = new Uint8Array(limits.expectedBytes);
   let n = 0;
   return new Promise<Uint8Array>((resolve, reject) => {

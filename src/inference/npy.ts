@@ -1,45 +1,102 @@
-import { crc32, inflateRawSync } from 'node:zlib';
+import { crc32 } from 'node:zlib';
+import { decompressBounded } from '../core/bounded.ts';
 import { CipherMLError } from '../core/errors.ts';
 import type { Tensor } from './onnx.ts';
-import { sizeOf } from './onnx.ts';
 
 /**
  * NumPy `.npy` (format versions 1–3, numpy/lib/format.py) and `.npz` (a ZIP archive of .npy
  * members, PKWARE APPNOTE 6.3 §4.3: stored or deflate entries, no ZIP64) — just enough for model
  * inputs and calibration sets. Little-endian float32/float64/int32/int64/uint8, C order.
+ *
+ * Bounded (issue 13): a header's shape is checked against the bytes actually present before the
+ * array is allocated; a ZIP's central directory is checked whole (member count, sizes against
+ * {@link ArrayLimits}, members inside the archive and not overlapping) before any member is
+ * inflated, and each member inflates with its output capped at the size the directory declares
+ * (so a 1 KB member claiming 1 KB but inflating to 1 GB stops after 1 KB + 1 byte).
  */
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]);
 const DTYPES = { '<f4': 4, '<f8': 8, '<i4': 4, '<i8': 8, '|u1': 1, '<u1': 1 } as const;
 type Dtype = keyof typeof DTYPES;
 
+/** Limits of {@link readNpy}, {@link readZip} and {@link readArrays}. */
+export interface ArrayLimits {
+  /** Largest element count of one array (each becomes 8 bytes of Float64Array). */
+  readonly maxElements: number;
+  /** Largest total of the members' uncompressed sizes in a ZIP/.npz. */
+  readonly maxBytes: number;
+  /** Most members in a ZIP/.npz. */
+  readonly maxMembers: number;
+}
+
+/** Default limits: 2^26 elements (512 MiB as float64) per array, 512 MiB and 1,024 members per archive. */
+export const DEFAULT_ARRAY_LIMITS: ArrayLimits = { maxElements: 1 << 26, maxBytes: 512 << 20, maxMembers: 1024 };
+
+/** numpy's own reader refuses headers above 10,000 bytes (`max_header_size`); v1 headers are < 65,536. */
+const MAX_HEADER = 1 << 16;
+
+function limitsOf(l: Partial<ArrayLimits>): ArrayLimits {
+  return { ...DEFAULT_ARRAY_LIMITS, ...l };
+}
+
+/** Element count of a declared shape, refused unless every entry is a non-negative integer and the product is at most `max`. */
+function shapeCount(shape: string, max: number, param: string): { dims: number[]; n: number } {
+  const parts = shape.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const dims: number[] = [];
+  let n = 1;
+  for (const part of parts) {
+    if (!/^\d{1,16}L?$/.test(part)) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `.npy shape entry ${JSON.stringify(part.slice(0, 32))} is not a non-negative integer`, { param });
+    const d = Number.parseInt(part, 10);
+    dims.push(d);
+    n *= d;
+    if (n > max) {
+      throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `.npy shape (${parts.slice(0, 8).join(', ')}${parts.length > 8 ? ', …' : ''}) declares more than ${max} elements`, {
+        param,
+        details: { limit: max },
+        advice: `Give ${param} an array of the model's input shape; if it is genuine, raise maxElements.`,
+      });
+    }
+  }
+  return { dims, n };
+}
+
 /**
- * Parses one .npy file.
+ * Parses one .npy file. The declared shape must match the data bytes exactly and hold at most
+ * `limits.maxElements` elements; both are checked before the output array is allocated.
  *
  * @example
  * ```ts
  * const { dims, data } = readNpy(await readFile('input.npy'));
  * ```
  */
-export function readNpy(bytes: Uint8Array, param = 'npy'): Tensor {
+export function readNpy(bytes: Uint8Array, param = 'npy', limits: Partial<ArrayLimits> = {}): Tensor {
+  const { maxElements } = limitsOf(limits);
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (b.length < 10 || !b.subarray(0, 6).equals(MAGIC)) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a .npy file (magic bytes)', { param });
   const major = b[6]!;
+  if (major < 1 || major > 3) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `.npy format version ${major} (1–3 are read)`, { param });
+  if (major > 1 && b.length < 12) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', '.npy header cut off', { param });
   const headerLen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
   const start = major === 1 ? 10 : 12;
+  if (headerLen > MAX_HEADER) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `.npy header declares ${headerLen} bytes (at most ${MAX_HEADER})`, { param });
   if (b.length < start + headerLen) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', '.npy header cut off', { param });
   const header = b.subarray(start, start + headerLen).toString('latin1');
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shape === undefined) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `unreadable .npy header ${JSON.stringify(header)}`, { param });
+  if (descr === undefined || fortran === undefined || shape === undefined) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `unreadable .npy header ${JSON.stringify(header.slice(0, 200))}`, { param });
   if (!(descr in DTYPES)) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `.npy dtype ${descr} (supported: ${Object.keys(DTYPES).join(', ')})`, { param });
   if (fortran === 'True') throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'Fortran-ordered .npy arrays (save with np.ascontiguousarray)', { param });
-  const dims = shape.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
-  const n = sizeOf(dims);
+  const { dims, n } = shapeCount(shape, maxElements, param);
   const width = DTYPES[descr as Dtype];
   const body = start + headerLen;
-  if (b.length < body + n * width) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `.npy data holds ${b.length - body} bytes, shape [${dims.join(', ')}] needs ${n * width}`, { param });
+  // The declared shape is held against the bytes present before anything is allocated.
+  if (b.length - body !== n * width) {
+    throw new CipherMLError(b.length - body < n * width ? 'CIPHERML_E_FORMAT_TRUNCATED' : 'CIPHERML_E_FORMAT_CORRUPT', `.npy data holds ${b.length - body} bytes, shape [${dims.join(', ')}] of ${descr} needs ${n * width}`, {
+      param,
+      details: { expected: n * width, actual: b.length - body },
+    });
+  }
   const data = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const o = body + i * width;
@@ -78,16 +135,21 @@ export function writeNpy(t: Tensor, dtype: '<f4' | '<f8' = '<f4'): Uint8Array {
   return out;
 }
 
-/**
- * Reads the members of a ZIP archive (stored or deflate).
- *
- * @example
- * ```ts
- * const files = readZip(await readFile('calibration.zip')); // Map name → bytes
- * ```
- */
-export function readZip(bytes: Uint8Array, param = 'zip'): Map<string, Uint8Array> {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+interface ZipEntry {
+  readonly name: string;
+  readonly method: number;
+  readonly crc: number;
+  readonly csize: number;
+  readonly usize: number;
+  readonly dataStart: number;
+}
+
+function zipError(code: 'CIPHERML_E_FORMAT_CORRUPT' | 'CIPHERML_E_FORMAT_TRUNCATED' | 'CIPHERML_E_FORMAT_UNSUPPORTED', message: string, param: string): CipherMLError {
+  return new CipherMLError(code, message, { param });
+}
+
+/** The central directory, checked whole against `limits` and the archive's own extent. */
+function zipDirectory(b: Buffer, limits: ArrayLimits, param: string): ZipEntry[] {
   let eocd = -1;
   for (let i = b.length - 22; i >= Math.max(0, b.length - 22 - 65535); i--) {
     if (b.readUInt32LE(i) === 0x06054b50) {
@@ -95,12 +157,23 @@ export function readZip(bytes: Uint8Array, param = 'zip'): Map<string, Uint8Arra
       break;
     }
   }
-  if (eocd < 0) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a ZIP archive (no end-of-central-directory record)', { param });
-  const count = b.readUInt16LE(eocd + 10);
-  let p = b.readUInt32LE(eocd + 16);
-  const out = new Map<string, Uint8Array>();
+  if (eocd < 0) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a ZIP archive (no end-of-central-directory record)', param);
+  const [disk, cdDisk, onDisk, count] = [b.readUInt16LE(eocd + 4), b.readUInt16LE(eocd + 6), b.readUInt16LE(eocd + 8), b.readUInt16LE(eocd + 10)];
+  const cdSize = b.readUInt32LE(eocd + 12);
+  const cdStart = b.readUInt32LE(eocd + 16);
+  if (disk !== 0 || cdDisk !== 0 || onDisk !== count) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', 'multi-part ZIP archives', param);
+  if (count === 0xffff || cdStart === 0xffffffff) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', 'ZIP64 archives', param);
+  if (count > limits.maxMembers) {
+    throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the archive lists ${count} members, more than ${limits.maxMembers}`, { param, details: { limit: limits.maxMembers, actual: count } });
+  }
+  if (cdStart + cdSize > eocd) throw zipError('CIPHERML_E_FORMAT_CORRUPT', 'ZIP central directory lies outside the archive', param);
+  const entries: ZipEntry[] = [];
+  const names = new Set<string>();
+  let total = 0;
+  let p = cdStart;
   for (let k = 0; k < count; k++) {
-    if (p + 46 > b.length || b.readUInt32LE(p) !== 0x02014b50) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', 'ZIP central directory is damaged', { param });
+    if (p + 46 > cdStart + cdSize || b.readUInt32LE(p) !== 0x02014b50) throw zipError('CIPHERML_E_FORMAT_CORRUPT', 'ZIP central directory is damaged', param);
+    const flags = b.readUInt16LE(p + 8);
     const method = b.readUInt16LE(p + 10);
     const crc = b.readUInt32LE(p + 16);
     const csize = b.readUInt32LE(p + 20);
@@ -109,24 +182,66 @@ export function readZip(bytes: Uint8Array, param = 'zip'): Map<string, Uint8Arra
     const extraLen = b.readUInt16LE(p + 30);
     const commentLen = b.readUInt16LE(p + 32);
     const local = b.readUInt32LE(p + 42);
+    if (p + 46 + nameLen + extraLen + commentLen > cdStart + cdSize) throw zipError('CIPHERML_E_FORMAT_CORRUPT', 'ZIP central directory is damaged', param);
     const name = b.subarray(p + 46, p + 46 + nameLen).toString('utf8');
     p += 46 + nameLen + extraLen + commentLen;
-    if (csize === 0xffffffff || usize === 0xffffffff || local === 0xffffffff) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `ZIP64 member ${name}`, { param });
-    if (local + 30 > b.length || b.readUInt32LE(local) !== 0x04034b50) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ZIP local header of ${name} is damaged`, { param });
+    if ((flags & 1) !== 0) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', `encrypted ZIP member ${name}`, param);
+    if (csize === 0xffffffff || usize === 0xffffffff || local === 0xffffffff) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', `ZIP64 member ${name}`, param);
+    if (method !== 0 && method !== 8) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', `ZIP member ${name} uses compression method ${method} (stored and deflate are supported)`, param);
+    if (method === 0 && csize !== usize) throw zipError('CIPHERML_E_FORMAT_CORRUPT', `stored ZIP member ${name} declares ${csize} bytes stored and ${usize} unpacked`, param);
+    if (names.has(name)) throw zipError('CIPHERML_E_FORMAT_CORRUPT', `ZIP member ${name} appears twice`, param);
+    names.add(name);
+    total += usize;
+    if (total > limits.maxBytes) {
+      throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the archive's members declare more than ${limits.maxBytes} bytes unpacked (at ${name})`, {
+        param,
+        details: { limit: limits.maxBytes },
+        advice: `Give ${param} a smaller archive; if it is genuine, raise maxBytes.`,
+      });
+    }
+    if (local + 30 > cdStart || b.readUInt32LE(local) !== 0x04034b50) throw zipError('CIPHERML_E_FORMAT_CORRUPT', `ZIP local header of ${name} is damaged`, param);
     const dataStart = local + 30 + b.readUInt16LE(local + 26) + b.readUInt16LE(local + 28);
-    if (dataStart + csize > b.length) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `ZIP member ${name} is cut off`, { param });
-    const raw = b.subarray(dataStart, dataStart + csize);
+    if (dataStart + csize > cdStart) throw zipError('CIPHERML_E_FORMAT_TRUNCATED', `ZIP member ${name} is cut off`, param);
+    entries.push({ name, method, crc, csize, usize, dataStart });
+  }
+  // Overlapping members (one deflate stream shared by many entries) are how non-recursive
+  // zip bombs multiply their output; np.savez never writes them.
+  const byStart = [...entries].sort((x, y) => x.dataStart - y.dataStart);
+  for (let i = 1; i < byStart.length; i++) {
+    const prev = byStart[i - 1]!;
+    if (byStart[i]!.dataStart < prev.dataStart + prev.csize) throw zipError('CIPHERML_E_FORMAT_CORRUPT', `ZIP members ${prev.name} and ${byStart[i]!.name} overlap`, param);
+  }
+  return entries;
+}
+
+/**
+ * Reads the members of a ZIP archive (stored or deflate), bounded by `limits`: the whole central
+ * directory is checked first, then each member is inflated with its output capped at the size the
+ * directory declares and checked against its CRC-32.
+ *
+ * @example
+ * ```ts
+ * const files = readZip(await readFile('calibration.zip')); // Map name → bytes
+ * ```
+ */
+export function readZip(bytes: Uint8Array, param = 'zip', limits: Partial<ArrayLimits> = {}): Map<string, Uint8Array> {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b.length < 22) throw zipError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not a ZIP archive (shorter than an end-of-central-directory record)', param);
+  const entries = zipDirectory(b, limitsOf(limits), param);
+  const out = new Map<string, Uint8Array>();
+  for (const e of entries) {
+    const raw = b.subarray(e.dataStart, e.dataStart + e.csize);
     let data: Uint8Array;
-    if (method === 0) data = raw;
-    else if (method === 8) {
+    if (e.method === 0) data = raw;
+    else {
       try {
-        data = inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) });
-      } catch (e) {
-        throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ZIP member ${name} does not inflate`, { param, cause: e });
+        data = decompressBounded(raw, 'deflate-raw', { expectedBytes: e.usize, cap: e.usize }, `${param}:${e.name}`);
+      } catch (err) {
+        throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ZIP member ${e.name} does not inflate to the ${e.usize} bytes its directory entry declares`, { param, cause: err });
       }
-    } else throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `ZIP member ${name} uses compression method ${method} (stored and deflate are supported)`, { param });
-    if (data.length !== usize || crc32(data) !== crc) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `ZIP member ${name} fails its CRC-32 check`, { param });
-    out.set(name, data);
+    }
+    if (crc32(data) !== e.crc) throw zipError('CIPHERML_E_FORMAT_CORRUPT', `ZIP member ${e.name} fails its CRC-32 check`, param);
+    out.set(e.name, data);
   }
   return out;
 }
@@ -177,19 +292,19 @@ export function writeZip(files: ReadonlyMap<string, Uint8Array>): Uint8Array {
 }
 
 /**
- * Reads model inputs from .npy bytes or an .npz/.zip of .npy members (concatenated along the
- * first axis, in member-name order).
+ * Reads model inputs from .npy bytes or an .npz/.zip of .npy members (one tensor per member, in
+ * member-name order), bounded by `limits` ({@link readNpy}, {@link readZip}).
  *
  * @example
  * ```ts
  * const calib = readArrays(await readFile('calibration.npz'));
  * ```
  */
-export function readArrays(bytes: Uint8Array, param = 'input'): Tensor[] {
+export function readArrays(bytes: Uint8Array, param = 'input', limits: Partial<ArrayLimits> = {}): Tensor[] {
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b) {
-    const members = [...readZip(bytes, param)].filter(([n]) => n.endsWith('.npy')).sort(([a], [b]) => a.localeCompare(b));
+    const members = [...readZip(bytes, param, limits)].filter(([n]) => n.endsWith('.npy')).sort(([a], [b]) => a.localeCompare(b));
     if (members.length === 0) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'the archive holds no .npy members', { param });
-    return members.map(([name, data]) => readNpy(data, `${param}:${name}`));
+    return members.map(([name, data]) => readNpy(data, `${param}:${name}`, limits));
   }
-  return [readNpy(bytes, param)];
+  return [readNpy(bytes, param, limits)];
 }
