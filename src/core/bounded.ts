@@ -174,3 +174,21 @@ export async function decompressBoundedAsync(bytes: Uint8Array, codec: Codec, li
     stream.end(bytes);
   });
 }
+
+/**
+ * Gunzips `bytes` when they start with the gzip magic (RFC 1952), otherwise returns them as they
+ * are. The output size expected is the trailer's ISIZE (the uncompressed length mod 2^32), refused
+ * above `cap` before decompressing; decompression then stops at ISIZE + 1 bytes, so a bomb whose
+ * trailer lies costs at most that much memory.
+ *
+ * @example
+ * ```ts
+ * const raw = gunzipBounded(await readFile('t10k-images-idx3-ubyte.gz'), 64 << 20, '--data');
+ * ```
+ */
+export function gunzipBounded(bytes: Uint8Array, cap: number, param: string): Uint8Array {
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  if (bytes.length < 18) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `a gzip stream of ${bytes.length} bytes is shorter than its header and trailer`, { param });
+  const isize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
+  return decompressBounded(bytes, 'gzip', { expectedBytes: isize, cap }, param);
+}

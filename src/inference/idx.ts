@@ -1,23 +1,36 @@
-import { gunzipSync } from 'node:zlib';
+import { gunzipBounded } from '../core/bounded.ts';
 import { CipherMLError } from '../core/errors.ts';
+
+/** Default largest IDX payload: 256 MiB (MNIST's training images are 47 MB). */
+export const DEFAULT_IDX_MAX_BYTES = 256 << 20;
 
 /**
  * IDX files (LeCun et al., the MNIST distribution format): big-endian magic 0x0000_08_RR (unsigned
- * bytes, rank RR), RR u32 dims, then the bytes. Gzip-compressed files are inflated first.
+ * bytes, rank RR), RR u32 dims, then the bytes. Gzip-compressed files are inflated first, capped
+ * at the size their trailer declares and at `maxBytes` (checked before inflating); the dims must
+ * then account for every byte present.
  *
  * @example
  * ```ts
  * const images = readIdx(await readFile('t10k-images-idx3-ubyte.gz')); // dims [10000, 28, 28]
  * ```
  */
-export function readIdx(bytes: Uint8Array, param = 'idx'): { dims: number[]; data: Uint8Array } {
-  let b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b[0] === 0x1f && b[1] === 0x8b) b = gunzipSync(b);
+export function readIdx(bytes: Uint8Array, param = 'idx', maxBytes: number = DEFAULT_IDX_MAX_BYTES): { dims: number[]; data: Uint8Array } {
+  const raw = gunzipBounded(bytes, maxBytes, param);
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (b.length > maxBytes) throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `IDX file of ${b.length} bytes exceeds ${maxBytes}`, { param, details: { limit: maxBytes, actual: b.length } });
   if (b.length < 4 || b[0] !== 0 || b[1] !== 0 || b[2] !== 0x08) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', 'not an unsigned-byte IDX file', { param });
   const rank = b[3]!;
-  const dims = Array.from({ length: rank }, (_, i) => b.readUInt32BE(4 + 4 * i));
   const start = 4 + 4 * rank;
-  const n = dims.reduce((a, c) => a * c, 1);
-  if (b.length < start + n) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `IDX data holds ${b.length - start} of ${n} bytes`, { param });
-  return { dims, data: b.subarray(start, start + n) };
+  if (b.length < start) throw new CipherMLError('CIPHERML_E_FORMAT_TRUNCATED', `IDX header of rank ${rank} needs ${start} bytes, the file holds ${b.length}`, { param });
+  const dims = Array.from({ length: rank }, (_, i) => b.readUInt32BE(4 + 4 * i));
+  let n = 1;
+  for (const d of dims) n = Math.min(n * d, Number.MAX_SAFE_INTEGER);
+  if (b.length - start !== n) {
+    throw new CipherMLError(b.length - start < n ? 'CIPHERML_E_FORMAT_TRUNCATED' : 'CIPHERML_E_FORMAT_CORRUPT', `IDX data holds ${b.length - start} bytes, its dims [${dims.join(', ')}] declare ${n}`, {
+      param,
+      details: { expected: n, actual: b.length - start },
+    });
+  }
+  return { dims, data: b.subarray(start) };
 }

@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipBounded } from '../core/bounded.ts';
 import { CipherMLError } from '../core/errors.ts';
 
 /**
  * Image datasets in the IDX format of MNIST and Fashion-MNIST (LeCun et al., "THE MNIST
  * DATABASE", file-format section): a big-endian header — magic 0x00000803 (2051) for unsigned-byte
  * images of rank 3, 0x00000801 (2049) for labels of rank 1 — its dimensions as u32, then the bytes.
- * Gzip-compressed files are inflated first, with the output capped at the size the header allows.
+ * Gzip-compressed files are inflated first: the size their trailer declares is checked against the
+ * largest file the header could describe before inflating, and the output is capped at it.
  */
 
 /** Largest item count accepted (MNIST's training set has 60,000). */
@@ -30,13 +31,13 @@ function bad(message: string, param: string, details?: Record<string, unknown>):
 }
 
 function inflate(bytes: Uint8Array, param: string, maxBytes: number): Buffer {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (b[0] !== 0x1f || b[1] !== 0x8b) return b;
+  let raw: Uint8Array;
   try {
-    return gunzipSync(b, { maxOutputLength: maxBytes });
+    raw = gunzipBounded(bytes, maxBytes, param);
   } catch (e) {
-    throw bad(`is not a readable gzip file (${(e as Error).message})`, param);
+    throw bad(`is not a readable gzip file of at most ${maxBytes} bytes (${(e as CipherMLError).problem ?? (e as Error).message})`, param);
   }
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
 }
 
 /**
