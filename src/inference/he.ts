@@ -25,7 +25,7 @@ import type { CalibrateOptions, KeyParams, Packing } from './calibrate.ts';
 import { calibrate } from './calibrate.ts';
 import { readArrays, readNpy, writeNpy } from './npy.ts';
 import type { Graph, Tensor } from './onnx.ts';
-import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
+import { readOnnxFile, serializeOnnx, sizeOf } from './onnx.ts';
 import type { TensorMeta } from './meta.ts';
 import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
 import { EncryptionPool, InferencePool } from './pool.ts';
@@ -88,7 +88,7 @@ export function checkOutputRange(values: ArrayLike<number>, range: readonly [num
 
 /** Loads and parses an ONNX file. */
 export async function readModel(path: string): Promise<Graph> {
-  return parseOnnx(await readFileTyped(path, 'model'), 'model');
+  return readOnnxFile(path, 'model');
 }
 
 /**

@@ -37,7 +37,8 @@ export type { ActivationFit, CalibrateOptions, KeyParams, Packing, PlanSummary }
 export { choosePacking, decryptOutput, encryptBatch, encryptSingle, heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams, inferBytes, inferFile, readKeyParams, readModel } from './he.ts';
 export type { InferOptions } from './he.ts';
 export type { TensorMeta } from './meta.ts';
-export { readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
+export { DEFAULT_ARRAY_LIMITS, readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
+export type { ArrayLimits } from './npy.ts';
 export { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
 export type { InferencePoolOptions, PoolInferOptions, PoolSchedule, ThreadWave } from './pool.ts';
 export { compileSingle, packSingleInput, PreparedSingle, prepareSingle, runSingle } from './single.ts';
@@ -45,5 +46,5 @@ export type { SingleMap, SinglePlan, SingleStep } from './single.ts';
 export { GraphBuilder } from './builder.ts';
 export { assertSupported, execute, PLAIN, runPlain, SUPPORTED_OPERATORS } from './execute.ts';
 export type { Algebra, DynTensor, ExecuteOptions } from './execute.ts';
-export { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
+export { DEFAULT_ONNX_LIMITS, parseOnnx, readOnnxFile, serializeOnnx, sizeOf } from './onnx.ts';
 export type { AttributeValue, Graph, GraphNode, Tensor } from './onnx.ts';

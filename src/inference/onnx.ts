@@ -1,5 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
+import { readFileBounded } from '../core/bounded-file.ts';
 import { fromBinaryBounded } from '../core/bounded-proto.ts';
 import type { ProtoLimits } from '../core/bounded-proto.ts';
 import { CipherMLError } from '../core/errors.ts';
@@ -107,6 +108,19 @@ export function parseOnnx(bytes: Uint8Array, param = 'model', limits: Partial<Pr
     return { op: n.opType, name: n.name !== '' ? n.name : `${n.opType}_${i}`, inputs: n.input, outputs: n.output, attrs };
   });
   return { opset, inputs, outputs: g.output.map((o) => o.name), initializers, nodes, declared };
+}
+
+/**
+ * Reads and parses an ONNX file, refusing a file above `limits.maxBytes` from its size before
+ * reading it (then as {@link parseOnnx}). Errors name `param`, the flag the user gave.
+ *
+ * @example
+ * ```ts
+ * const graph = await readOnnxFile('model.onnx', '--onnx-path');
+ * ```
+ */
+export async function readOnnxFile(path: string, param = 'model', limits: Partial<ProtoLimits> = {}): Promise<Graph> {
+  return parseOnnx(await readFileBounded(path, param, limits.maxBytes ?? DEFAULT_ONNX_LIMITS.maxBytes), param, limits);
 }
 
 /**
