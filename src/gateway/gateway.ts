@@ -1,4 +1,6 @@
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { boundedLines } from '../core/bounded-text.ts';
+import type { LineLimits } from '../core/bounded-text.ts';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
 import { refuseExisting, writeFileSafely } from '../core/io.ts';
@@ -48,26 +50,25 @@ function parseModelName(model: string): { name: string; version: string } {
 
 /**
  * Parses a features or labels CSV: a header line, then numbers. A bad line is reported by its
- * 1-based line number (header = line 1).
+ * 1-based line number (header = line 1). Bounded by `limits` (core/bounded-text.ts).
  *
  * @example
  * ```ts
  * parseNumericCsv('a,b\n1,2\n', 'features.csv').rows; // [[1, 2]]
  * ```
  */
-export function parseNumericCsv(text: string, source: string): { header: string[]; rows: Float64Array[] } {
-  const lines = text.split(/\r?\n/);
-  const header = (lines[0] ?? '').split(',').map((h) => h.trim());
+export function parseNumericCsv(text: string, source: string, limits: Partial<LineLimits> = {}): { header: string[]; rows: Float64Array[] } {
+  // Size, line length and cell count are checked per line before any line is split.
+  const lines = boundedLines(text, source, source, limits);
+  const header = (lines[0]?.line === 1 ? lines[0].text : '').split(',').map((h) => h.trim());
   if (header.length === 0 || header[0] === '') throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line 1: missing header`, { param: source, details: { line: 1 } });
   const rows: Float64Array[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line.trim() === '') continue;
+  for (const { line: n, text: line } of lines.slice(1)) {
     const cells = line.split(',');
-    if (cells.length !== header.length) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${i + 1}: ${cells.length} cells, the header has ${header.length}`, { param: source, details: { line: i + 1 } });
+    if (cells.length !== header.length) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${n}: ${cells.length} cells, the header has ${header.length}`, { param: source, details: { line: n } });
     const row = Float64Array.from(cells, (c) => (c.trim() === '' ? Number.NaN : Number(c)));
     const bad = row.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${i + 1}: column "${header[bad]}" is ${JSON.stringify(cells[bad])}, not a finite number`, { param: source, details: { line: i + 1, column: header[bad] } });
+    if (bad >= 0) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} line ${n}: column "${header[bad]}" is ${JSON.stringify(cells[bad]!.slice(0, 64))}, not a finite number`, { param: source, details: { line: n, column: header[bad] } });
     rows.push(row);
   }
   if (rows.length === 0) throw new CipherMLError('CIPHERML_E_CSV_INVALID', `${source} has no data lines`, { param: source, details: { line: 2 } });

@@ -41,4 +41,30 @@ describe('CSV datasets', () => {
     expect(codeOf(() => shardDataset(ds, 3, 2))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(codeOf(() => shardDataset(ds, 1, 3))).toBe('CIPHERML_E_INVALID_ARGUMENT');
   });
+
+  it('refuses a huge line, too many cells, too many rows and a file too large before splitting them (issue 13)', async () => {
+    const peakMb = (): number => process.resourceUsage().maxRSS / 1024;
+    const wide = `y,${'1,'.repeat(4_000_000)}1\n`; // 8 MB: a naive split builds 4 M strings (> 100 MB)
+    const before = peakMb();
+    const e = (() => {
+      try {
+        parseCsvDataset(wide, { param: '--train-set' });
+      } catch (err) {
+        return err as { code: string; param: string; message: string };
+      }
+      throw new Error('parsed');
+    })();
+    expect([e.code, e.param]).toEqual(['CIPHERML_E_INPUT_TOO_LARGE', '--train-set']);
+    expect(e.message).toMatch(/line 1 is 8000003 characters long/);
+    expect(peakMb() - before).toBeLessThan(64);
+    expect(codeOf(() => parseCsvDataset(wide, { limits: { maxLineChars: 1 << 24 } }))).toBe('CIPHERML_E_INPUT_TOO_LARGE'); // > 16,384 cells
+    expect(codeOf(() => parseCsvDataset('y,x\n1,2\n3,4\n5,6\n', { limits: { maxLines: 3 } }))).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    expect(await codeOfAsync(() => loadCsvDataset('examples/data/breast_homo_guest.csv', { limits: { maxChars: 1024 } }))).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    // Not a regular file: read in chunks and refused past the limit, never to the end.
+    expect(await codeOfAsync(() => loadCsvDataset('/dev/zero', { limits: { maxChars: 4 << 20 } }))).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+  });
+
+  it('reports real line numbers with blank lines and CR LF', () => {
+    expect(() => parseCsvDataset('y,x\r\n\r\n1,2\r\n\r\n1,z\r\n')).toThrow(/row 5, column "x" is "z"/);
+  });
 });

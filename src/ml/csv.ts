@@ -1,5 +1,7 @@
+import { readFileBounded } from '../core/bounded-file.ts';
+import { boundedLines, DEFAULT_LINE_LIMITS } from '../core/bounded-text.ts';
+import type { LineLimits } from '../core/bounded-text.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { readFileTyped } from '../core/io.ts';
 
 /** A numeric table with a label column, as the federated examples use it. */
 export interface CsvDataset {
@@ -15,11 +17,17 @@ export interface CsvOptions {
   readonly label?: string;
   /** Columns to ignore (e.g. row ids). Default `['id']` where present. */
   readonly drop?: readonly string[];
+  /** Size, line-length, cell-count and row-count limits (default `DEFAULT_LINE_LIMITS`: 256 MiB, 1 MiB lines, 16,384 columns). */
+  readonly limits?: Partial<LineLimits>;
+  /** The flag or config key that named the file, for error messages (default `csv`). */
+  readonly param?: string;
 }
 
 /**
  * Parses a header-first numeric CSV. Every non-dropped cell must be a finite number; the error
- * names the row (1-based, header = row 1) and column of the first bad cell.
+ * names the row (1-based line number, header = row 1) and column of the first bad cell. Size,
+ * line length and cell count are checked against `options.limits` line by line before a line is
+ * split (`CIPHERML_E_INPUT_TOO_LARGE`).
  *
  * @example
  * ```ts
@@ -29,30 +37,32 @@ export interface CsvOptions {
  */
 export function parseCsvDataset(text: string, options: CsvOptions = {}, source = 'csv'): CsvDataset {
   const labelName = options.label ?? 'y';
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines[0]?.split(',').map((h) => h.trim());
+  const param = options.param ?? 'csv';
+  const lines = boundedLines(text, source, param, options.limits);
+  const header = lines[0]?.text.split(',').map((h) => h.trim());
   if (header === undefined || header.length === 0) {
-    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} is empty`, { param: 'csv' });
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} is empty`, { param });
   }
   const labelIndex = header.indexOf(labelName);
   if (labelIndex < 0) {
-    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} has no column "${labelName}" (columns: ${header.join(', ')})`, { param: 'label' });
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} has no column "${labelName}" (columns: ${header.slice(0, 20).join(', ')}${header.length > 20 ? ', …' : ''})`, { param: 'label' });
   }
   const drop = new Set(options.drop ?? ['id']);
   const featureIdx = header.map((_, i) => i).filter((i) => i !== labelIndex && !drop.has(header[i]!));
   const features: Float64Array[] = [];
   const labels = new Float64Array(lines.length - 1);
   for (let r = 1; r < lines.length; r++) {
-    const cells = lines[r]!.split(',');
+    const row = lines[r]!.line;
+    const cells = lines[r]!.text.split(',');
     if (cells.length !== header.length) {
-      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} row ${r + 1} has ${cells.length} cells, the header has ${header.length}`, { param: 'csv', details: { row: r + 1 } });
+      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${source} row ${row} has ${cells.length} cells, the header has ${header.length}`, { param, details: { row } });
     }
     const cell = (i: number): number => {
       const v = Number(cells[i]);
       if (cells[i]!.trim() === '' || !Number.isFinite(v)) {
-        throw new CipherMLError('CIPHERML_E_NOT_FINITE', `${source} row ${r + 1}, column "${header[i]}" is ${JSON.stringify(cells[i])}, not a finite number`, {
-          param: 'csv',
-          details: { row: r + 1, column: header[i] },
+        throw new CipherMLError('CIPHERML_E_NOT_FINITE', `${source} row ${row}, column "${header[i]}" is ${JSON.stringify(cells[i]!.slice(0, 64))}, not a finite number`, {
+          param,
+          details: { row, column: header[i] },
         });
       }
       return v;
@@ -64,7 +74,8 @@ export function parseCsvDataset(text: string, options: CsvOptions = {}, source =
 }
 
 /**
- * Reads and parses a CSV dataset file.
+ * Reads and parses a CSV dataset file; a file above `options.limits.maxChars` bytes is refused
+ * from its size, before it is read.
  *
  * @example
  * ```ts
@@ -72,7 +83,9 @@ export function parseCsvDataset(text: string, options: CsvOptions = {}, source =
  * ```
  */
 export async function loadCsvDataset(path: string, options: CsvOptions = {}): Promise<CsvDataset> {
-  return parseCsvDataset(Buffer.from(await readFileTyped(path, 'path')).toString('utf8'), options, path);
+  const param = options.param ?? 'path';
+  const bytes = await readFileBounded(path, param, options.limits?.maxChars ?? DEFAULT_LINE_LIMITS.maxChars);
+  return parseCsvDataset(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), { ...options, param }, path);
 }
 
 /**
