@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseToml } from 'smol-toml';
+import { parseTomlBounded } from '../core/bounded-toml.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { attestError, bytesEqual, checkEnabled, hex } from './fail.ts';
 
@@ -190,7 +190,7 @@ export async function loadPolicy(path: string, param = '--policy'): Promise<Atte
   }
   let value: unknown;
   try {
-    value = path.endsWith('.toml') ? parseToml(text) : JSON.parse(text);
+    value = path.endsWith('.toml') ? parseTomlBounded(text, path, param) : JSON.parse(text);
   } catch (e) {
     throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `${path} is not valid ${path.endsWith('.toml') ? 'TOML' : 'JSON'}: ${e instanceof Error ? e.message : String(e)}`, { param, cause: e });
   }

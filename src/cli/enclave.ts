@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseToml } from 'smol-toml';
+import { parseTomlBounded } from '../core/bounded-toml.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { loadIdentity } from '../core/identity.ts';
 import { writeFileSafely } from '../core/io.ts';
@@ -18,7 +18,7 @@ async function readConfig(path: string | undefined): Promise<unknown> {
     throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}`, { param: '--config', cause: e });
   }
   try {
-    return path.endsWith('.toml') ? parseToml(text) : JSON.parse(text);
+    return path.endsWith('.toml') ? parseTomlBounded(text, path, '--config') : JSON.parse(text);
   } catch (e) {
     throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `${path} is not valid ${path.endsWith('.toml') ? 'TOML' : 'JSON'}`, { param: '--config', cause: e });
   }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parse } from 'smol-toml';
+import { parseTomlBounded } from '../core/bounded-toml.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped } from '../core/io.ts';
 import { runSimulationCommand } from './fl.ts';
@@ -12,7 +12,7 @@ interface AppTable {
 }
 
 function appTable(text: string, path: string): AppTable {
-  const doc = parse(text);
+  const doc = parseTomlBounded(text, path, path);
   const app = doc['app'];
   if (app === undefined) return { trainSets: undefined };
   if (typeof app !== 'object' || app === null || Array.isArray(app)) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `[app] must be a table (in ${path})`, { param: 'app' });

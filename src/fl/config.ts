@@ -1,8 +1,8 @@
 import { isIP, isIPv6 } from 'node:net';
-import { parse, TomlError } from 'smol-toml';
 import { CipherMLError } from '../core/errors.ts';
 import { describe } from '../core/guards.ts';
-import { readFileTyped } from '../core/io.ts';
+import { readFileBounded } from '../core/bounded-file.ts';
+import { DEFAULT_TOML_LIMITS, parseTomlBounded } from '../core/bounded-toml.ts';
 import { THRESHOLD_CONFIG_ROWS, checkThresholdConfig } from './threshold-config.ts';
 
 /**
@@ -506,16 +506,8 @@ function isTable(v: unknown): v is Record<string, unknown> {
  * ```
  */
 export function parseRunConfigToml(text: string, source = 'run.toml'): Partial<RunConfig> {
-  let doc: Record<string, unknown>;
-  try {
-    doc = parse(text, { unsafeKeyBehaviour: 'throw' });
-  } catch (e) {
-    if (e instanceof TomlError) {
-      const reason = (e.message.split('\n')[0] ?? '').replace(/^Invalid TOML document:\s*/, '');
-      throw invalid(`invalid TOML at line ${e.line}, column ${e.column}: ${reason}`, source, { source, line: e.line, column: e.column, excerpt: e.codeblock }, e);
-    }
-    throw e;
-  }
+  // Bounded: size, nesting (inline and dotted), key count; errors name the source (core/bounded-toml.ts).
+  const doc = parseTomlBounded(text, source, source);
   const out: Record<string, unknown> = {};
   const setAt = new Map<string, string>();
 
@@ -758,7 +750,7 @@ export interface LoadRunConfigOptions {
 }
 
 /**
- * Loads the run config: the TOML file at `path` (read with `readFileTyped`, so a missing file is
+ * Loads the run config: the TOML file at `path` (read with `readFileBounded`, at most 1 MiB; a missing file is
  * `CIPHERML_E_IO`), then `env`, then `flags`, resolved and validated by
  * {@link resolveRunConfig}. Layers that are not given are skipped; in particular the process
  * environment is read only when passed as `env`.
@@ -771,7 +763,7 @@ export interface LoadRunConfigOptions {
 export async function loadRunConfig(options: LoadRunConfigOptions = {}): Promise<RunConfig> {
   let file: Partial<RunConfig> | undefined;
   if (options.path !== undefined) {
-    const bytes = await readFileTyped(options.path, '--config');
+    const bytes = await readFileBounded(options.path, '--config', DEFAULT_TOML_LIMITS.maxChars);
     let text: string;
     try {
       text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

@@ -1,6 +1,6 @@
 import type { Transport } from '@connectrpc/connect';
 import { randomBytes } from 'node:crypto';
-import { parse } from 'smol-toml';
+import { parseTomlBounded } from '../core/bounded-toml.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { signMessage } from '../core/identity.ts';
 import { generatePaillierKeyPair, serializePublicKey, type PackingSpec, type PaillierKeyPair } from '../paillier/index.ts';
@@ -191,7 +191,7 @@ export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
     const key = pair.slice(0, eq).trim();
     let value = pair.slice(eq + 1).trim();
     try {
-      parse(`v = ${value}`);
+      parseTomlBounded(`v = ${value}`, '--run-config', '--run-config');
     } catch {
       value = JSON.stringify(value);
     }
@@ -219,7 +219,7 @@ export interface SimulationPlan {
 export function numSupernodesOf(text: string, source: string): number | undefined {
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text);
+    doc = parseTomlBounded(text, source, source);
   } catch {
     return undefined; // the run-config parser reports syntax errors with line and column
   }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { parse } from 'smol-toml';
+import { readFileBounded } from '../../core/bounded-file.ts';
+import { DEFAULT_TOML_LIMITS, parseTomlBounded } from '../../core/bounded-toml.ts';
 import { CipherMLError } from '../../core/errors.ts';
-import { readFileTyped } from '../../core/io.ts';
 import { packageRoot } from '../../core/paths.ts';
 import { MODELS, type ModelName } from '../../ml/nn/models.ts';
 import { parsePartition, type PartitionScheme } from '../../ml/partition.ts';
@@ -139,10 +139,10 @@ export function resolveNnApp(values: Readonly<Record<string, unknown>>, base: Nn
  * ```
  */
 export async function readNnApp(path: string): Promise<NnAppConfig | null> {
-  const text = new TextDecoder().decode(await readFileTyped(path, 'config'));
+  const text = new TextDecoder().decode(await readFileBounded(path, 'config', DEFAULT_TOML_LIMITS.maxChars));
   let doc: Record<string, unknown>;
   try {
-    doc = parse(text) as Record<string, unknown>;
+    doc = parseTomlBounded(text, path, path);
   } catch (e) {
     throw invalid(`${path} is not valid TOML: ${(e as Error).message}`, path);
   }
