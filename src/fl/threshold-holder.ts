@@ -4,7 +4,9 @@ import type { Roster } from '../core/identity.ts';
 import { PackedCiphertext, deserializePacked, type PackingLayout } from '../paillier/index.ts';
 import type { ThresholdKeyShare } from '../paillier/threshold.ts';
 import { serializeDecryptionShares, serializeThresholdPublicKey } from '../paillier/threshold-serialize.ts';
-import { decryptionSharesOf } from '../paillier/threshold-vector.ts';
+import type { WorkerPool } from '../core/worker-pool.ts';
+import { sharedPaillierPool } from '../paillier/vector.ts';
+import { decryptionSharesInPool } from '../paillier/threshold-vector.ts';
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { checkProtocolVersion, toConnectError } from './protocol.ts';
 import { openContribution, productDigest, verifyContribution, type OpenedContribution } from './threshold-contribution.ts';
@@ -60,6 +62,11 @@ export interface ThresholdKeyHolderOptions {
   /** Fewest distinct signed contributions per decrypted aggregate (the run's min-fit-clients). */
   readonly minContributions: number;
   readonly onEvent?: (e: HolderEvent) => void;
+  /**
+   * Worker threads that compute the decryption shares (default: the process-wide Paillier pool),
+   * so the holder's event loop keeps answering while a large aggregate is being decrypted.
+   */
+  readonly pool?: WorkerPool;
   /** @internal */
   readonly testHooks?: HolderTestHooks;
 }
@@ -105,9 +112,9 @@ export class ThresholdKeyHolder {
           throw toConnectError(e);
         }
       },
-      decryptContributions: (req) => {
+      decryptContributions: async (req) => {
         try {
-          return this.decrypt(req);
+          return await this.decrypt(req);
         } catch (e) {
           if (e instanceof CipherMLError) this.#o.onEvent?.({ type: 'refused', round: req.round, detail: e.message });
           throw toConnectError(e);
@@ -116,8 +123,13 @@ export class ThresholdKeyHolder {
     });
   }
 
-  /** Checks a request and returns this holder's decryption shares of the product (see the class comment). */
-  decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): { holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array } {
+  /**
+   * Checks a request and returns this holder's decryption shares of the product (see the class
+   * comment). The checks run on the calling thread; the shares are computed on worker threads.
+   * The run and round are claimed before the shares are computed, so two concurrent requests for
+   * one round cannot both pass check 2.
+   */
+  async decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): Promise<{ holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array }> {
     checkProtocolVersion(req.protocolVersion);
     const hooks = this.#o.testHooks ?? {};
     const pk = this.#o.share.publicKey;
@@ -162,10 +174,10 @@ export class ThresholdKeyHolder {
       return v;
     });
     const product = PackedCiphertext.sum(vectors);
-    let shares = decryptionSharesOf(this.#o.share, product);
-    if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
     this.#runId ??= req.runId;
     this.#lastRound = Math.max(this.#lastRound, req.round);
+    let shares = await decryptionSharesInPool(this.#o.share, product, this.#o.pool ?? sharedPaillierPool());
+    if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
     this.#o.onEvent?.({ type: 'decrypted', round: req.round, detail: `decryption shares of the product of ${n} signed contributions (${[...seen].join(', ')}), ${product.values.length} ciphertext(s)` });
     return { holderId: this.id, shares: serializeDecryptionShares(pk, shares), aggregateDigest: productDigest(product) };
   }
