@@ -169,7 +169,7 @@ export function registerFlCommands(program: Command): void {
     const print = printer(opts['json'] as boolean | undefined, plaintext);
     const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
     const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds, plaintext);
-    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa }, insecurePlaintext });
+    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa, ...(config.tlsCert === '' ? {} : { cert: config.tlsCert, key: config.tlsKey }) }, insecurePlaintext });
     const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust });
     const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
     const server = new FlServer({ settings: serverSettings(config, { trust, insecurePlaintext }), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: events.onEvent });

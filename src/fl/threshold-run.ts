@@ -28,7 +28,8 @@ export async function buildThresholdStrategy(config: RunConfig, packing: Packing
   }
   const addresses = config.thresholdHolders.split(',').map((a) => a.trim()).filter((a) => a !== '');
   addresses.forEach((a) => parseAddress(a, 'threshold-holders'));
-  const tls = config.tlsCa === '' ? {} : { tls: { ca: config.tlsCa } };
+  // The server verifies each holder against tls-ca and, with its own tls-cert, presents it (holders started with --tls-ca require it).
+  const tls = { tls: { ca: config.tlsCa, ...(config.tlsCert === '' ? {} : { cert: config.tlsCert, key: config.tlsKey }) } };
   const holders = addresses.map((address) => ({ name: address, transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }) }));
   const roster = config.thresholdRoster === '' ? undefined : await loadRoster(config.thresholdRoster, 'threshold-roster');
   return new ThresholdFedAvg({ publicKey, packing, holders, holderTimeoutMs: config.roundTimeout * 1000, ...(roster === undefined ? {} : { roster }), ...options });
