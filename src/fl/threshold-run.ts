@@ -8,7 +8,7 @@ import { ThresholdFedAvg, type ThresholdFedAvgOptions } from './threshold-strate
 import { createRpcTransport, parseAddress } from './transport.ts';
 
 /** Extra options of the threshold strategy that do not come from the run config. */
-export type ThresholdBuildOptions = Pick<ThresholdFedAvgOptions, 'onRound' | 'testHooks'>;
+export type ThresholdBuildOptions = Pick<ThresholdFedAvgOptions, 'onRound'>;
 
 /**
  * The server's threshold strategy from a run config: reads threshold-public-key (refusing one

@@ -45,8 +45,6 @@ export interface ThresholdFedAvgOptions {
   readonly onRound?: (round: number, report: ThresholdRoundReport) => void;
   /** How long to wait for each holder's answer (default 300 s); a holder that does not answer in time counts as failed. */
   readonly holderTimeoutMs?: number;
-  /** @internal Disables share verification (adversarial tests only). */
-  readonly testHooks?: { readonly skipShareVerification?: boolean };
 }
 
 interface Decoded {
@@ -126,7 +124,7 @@ export class ThresholdFedAvg implements Strategy {
     const got = answers.filter((a): a is DecryptionShare[] => a !== null);
     let combined;
     try {
-      combined = combinePacked(this.#o.publicKey, sum, got, this.#o.testHooks?.skipShareVerification === true ? { skipVerification: true } : {});
+      combined = combinePacked(this.#o.publicKey, sum, got);
     } catch (e) {
       if (e instanceof CipherMLError && failed.length > 0) {
         throw new CipherMLError(e.code, `${e.problem}; key holders that refused or failed: ${failed.map((f) => `${f.holder} (${f.message})`).join('; ')}`, { param: 'threshold-holders', ...(e.details === undefined ? {} : { details: e.details }) });

@@ -81,7 +81,7 @@ export interface CombinedVector {
  * const { values, rejected } = combinePacked(publicKey, sum, [holder1Shares, holder3Shares]);
  * ```
  */
-export function combinePacked(pk: ThresholdPublicKey, packed: PackedCiphertext, holders: readonly (readonly DecryptionShare[])[], options: DecryptPackedOptions & { readonly param?: string; /** @internal Adversarial tests only: combine without verifying. */ readonly skipVerification?: boolean } = {}): CombinedVector {
+export function combinePacked(pk: ThresholdPublicKey, packed: PackedCiphertext, holders: readonly (readonly DecryptionShare[])[], options: DecryptPackedOptions & { readonly param?: string } = {}): CombinedVector {
   const param = options.param ?? 'packed';
   assertUnderKey(pk, packed, param);
   const byId = new Map<number, readonly DecryptionShare[]>();
@@ -99,7 +99,7 @@ export function combinePacked(pk: ThresholdPublicKey, packed: PackedCiphertext, 
     });
   }
   // The broken build of the adversarial suite (defences.thresholdShareProofs off) combines unverified shares.
-  const skip = options.skipVerification === true || !defences.thresholdShareProofs;
+  const skip = !defences.thresholdShareProofs;
   const used: number[] = [];
   const rejected: number[] = [];
   for (const id of [...byId.keys()].sort((a, b) => a - b)) {
