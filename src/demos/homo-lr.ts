@@ -8,6 +8,7 @@ import { packageRoot } from '../core/paths.ts';
 import { generateIdentity, publicIdentityToJson, saveIdentity, type IdentityRole } from '../core/identity.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { describeServerEvent } from '../fl/describe.ts';
+import { keySizeFor } from '../fl/key-pinning.ts';
 import type { ServerEvent } from '../fl/server.ts';
 import { parseThresholdLabel } from '../paillier/threshold.ts';
 import { startThresholdParties } from './homo-lr-threshold.ts';
@@ -152,7 +153,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
   // Each party serves with its own certificate and requires and verifies its peers' (mutual TLS).
   const tlsArgs = (party: string) => (tls === null ? [] : ['--tls-cert', tls.party(party).cert, '--tls-key', tls.party(party).key, '--tls-ca', tls.ca]);
   // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
-  const keyBitsArgs = options.strategy === 'paillier' && options.keyBits < 2048 ? ['--insecure-min-key-bits', String(options.keyBits)] : [];
+  const keyBitsArgs = options.strategy === 'paillier' ? keySizeFor(options.keyBits, '--key-bits').flags : [];
   try {
     const th =
       options.strategy === 'paillier' && options.keyHolder === 'threshold'
