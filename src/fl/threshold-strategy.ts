@@ -9,7 +9,7 @@ import type { FitResult, ModelPayload, TensorSpec } from './gen/cipherml/fl/v1/f
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { PROTOCOL_VERSION, assertSameSpecs, fromRpcError, parameterCount, unflatten } from './protocol.ts';
 import { plainPayload, type FitOutcome, type GlobalModel, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
-import { openContribution, verifyContribution, type OpenedContribution } from './threshold-contribution.ts';
+import { openContribution, verifyContribution, type OpenedContribution } from './contribution.ts';
 
 /**
  * Paillier FedAvg with key-holder "threshold": workers encrypt under a threshold Paillier key and

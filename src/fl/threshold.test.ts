@@ -7,7 +7,7 @@ import { generateIdentity, publicIdentity, publicIdentityToJson, saveIdentity, R
 import { isCipherMLError } from '../core/errors.ts';
 import { cli, codeOf, codeOfAsync } from '../../test/helpers.ts';
 import { resolveRunConfig } from './config.ts';
-import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
+import { openContribution, sealContribution, verifyContribution } from './contribution.ts';
 import { ThresholdKeyHolder } from './threshold-holder.ts';
 import { parseThresholdLabel, verifyDecryptionShare } from '../paillier/threshold.ts';
 import { dealFromSafePrimes } from '../paillier/threshold-dealer.ts';

@@ -135,11 +135,14 @@ export class ScriptedServer {
   readonly joins: JoinRequest[] = [];
   readonly results: PushResultRequest[] = [];
   readonly #script: JoinScript;
-  readonly #state = new Map<string, { specs: JoinRequest['model']; sent: boolean; done: boolean }>();
+  readonly #weightOf: (join: JoinRequest) => number;
+  readonly #state = new Map<string, { join: JoinRequest; sent: boolean; done: boolean }>();
   #rpc: RpcServer | null = null;
 
-  constructor(script: JoinScript) {
+  /** `weightOf` is the FedAvg weight each worker is told (default 0.5). */
+  constructor(script: JoinScript, weightOf: (join: JoinRequest) => number = () => 0.5) {
     this.#script = script;
+    this.#weightOf = weightOf;
   }
 
   async listen(): Promise<string> {
@@ -151,7 +154,7 @@ export class ScriptedServer {
         router.service(FederatedService, {
           join: (req) => {
             this.joins.push(req);
-            this.#state.set(req.workerId, { specs: req.model, sent: false, done: false });
+            this.#state.set(req.workerId, { join: req, sent: false, done: false });
             return create(JoinResponseSchema, { sessionId: req.workerId, runId: 'scripted', strategy: 'paillier', keyHolder: 'authority', nextRound: 1, numRounds: 1, ...this.#script(req) });
           },
           pullTask: async (req) => {
@@ -160,9 +163,9 @@ export class ScriptedServer {
             if (st.done) return create(PullTaskResponseSchema, { task: create(TaskSchema, { taskId: 'finish', round: 1, body: { case: 'finish', value: { reason: 'scripted server done' } } }) });
             if (!st.sent) {
               st.sent = true;
-              const model: NamedTensor[] = zeroModel(st.specs);
+              const model: NamedTensor[] = zeroModel(st.join.model);
               return create(PullTaskResponseSchema, {
-                task: create(TaskSchema, { taskId: `fit-${req.sessionId}`, round: 1, body: { case: 'fit', value: { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(model) } } }, weight: 0.5, config: {} } } }),
+                task: create(TaskSchema, { taskId: `fit-${req.sessionId}`, round: 1, body: { case: 'fit', value: { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(model) } } }, weight: this.#weightOf(st.join), config: {} } } }),
               });
             }
             await new Promise((r) => setTimeout(r, 50));

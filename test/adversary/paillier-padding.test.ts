@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defences } from '../../src/core/defences.ts';
-import { signMessage } from '../../src/core/identity.ts';
-import { SIG_CONTEXT, contributionPayload, signRequest } from '../../src/fl/identity-auth.ts';
+import { generateIdentity } from '../../src/core/identity.ts';
+import { openContribution, sealContribution } from '../../src/fl/contribution.ts';
+import { SIG_CONTEXT, signRequest } from '../../src/fl/identity-auth.ts';
 import { PROTOCOL_VERSION, leToF64 } from '../../src/fl/protocol.ts';
 import { deserializePacked, encryptVector, generatePaillierKeyPair, serializePacked, type PaillierKeyPair } from '../../src/paillier/index.ts';
 import { ScriptedServer, authorityClient, dataClient, honestWorker, makeParties, recording, resetDefences, rpcCode, startAuthority, type Parties } from './harness-fl.ts';
@@ -32,7 +33,8 @@ describe('adversary: Enc(0) padding against the key authority\'s contribution fl
     const rpc = authorityClient(authority.address);
     const offered = await rpc.getPublicKey({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server' });
     // The malicious server relays the authority's genuine signed key, so honest workers take part.
-    const server = new ScriptedServer(() => ({ publicKey: offered.publicKey, keySignature: offered.keySignature, keySignerId: offered.keySignerId, packing: PACKING }));
+    // FedAvg weights in proportion to the example counts (113 and 114 of the 227 rows), as honest workers sign them.
+    const server = new ScriptedServer(() => ({ publicKey: offered.publicKey, keySignature: offered.keySignature, keySignerId: offered.keySignerId, packing: PACKING }), (j) => Number(j.numExamples) / 227);
     const address = await server.listen();
     const trained: Float64Array[][] = [[], []];
     await Promise.all(
@@ -45,29 +47,34 @@ describe('adversary: Enc(0) padding against the key authority\'s contribution fl
     const sent = (id: string) => {
       const r = server.results.find((x) => x.sessionId === id)!;
       if (r.body.case !== 'fit' || r.body.value.model?.kind.case !== 'encrypted') throw new Error('no encrypted result');
-      return { workerId: id, packed: r.body.value.model.kind.value.packed, signature: r.body.value.contributionSignature };
+      return { contribution: r.body.value.model.kind.value.packed };
     };
     expect(byWorker.size).toBe(2);
     const a = sent('1');
     const b = sent('2');
-    const length = deserializePacked(pair.publicKey, a.packed).length;
+    const aPacked = openContribution(a.contribution, 'a').packed;
+    const length = deserializePacked(pair.publicKey, aPacked).length;
     const zero = await encryptVector(pair.publicKey, new Float64Array(length), { packing: PACKING });
-    const padded = serializePacked(deserializePacked(pair.publicKey, a.packed).add(zero));
-    const ask = (round: number, contributions: { workerId: string; packed: Uint8Array; signature: Uint8Array }[], packed = padded) =>
+    const padded = serializePacked(deserializePacked(pair.publicKey, aPacked).add(zero));
+    const ask = (round: number, contributions: { contribution: Uint8Array }[], packed = padded) =>
       rpc.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server', round, packed, contributions, ...signRequest(parties.server, SIG_CONTEXT.authorityRequest, ['decryptAggregate', String(round)], parties.authority.fingerprint) });
 
     expect(await rpcCode(ask(1, [a]))).toBe('CIPHERML_E_CONTRIBUTION_FLOOR');
-    const forged = { workerId: '2', packed: serializePacked(zero), signature: signMessage(parties.server, SIG_CONTEXT.contribution, contributionPayload(1, '2', serializePacked(zero))) };
+    // Enc(0) signed by the server with its own key under worker 2's id.
+    const opened = openContribution(b.contribution, 'b');
+    const forged = { contribution: sealContribution(generateIdentity('worker', '2'), { runId: opened.runId, round: 1, weight: opened.weight, numExamples: opened.numExamples, workerId: '2', keyFingerprint: opened.keyFingerprint }, serializePacked(zero)) };
     expect(await rpcCode(ask(1, [a, forged]))).toBe('CIPHERML_E_SIGNATURE_INVALID');
     expect(await rpcCode(ask(1, [a, a]))).toBe('CIPHERML_E_CONTRIBUTION_FLOOR');
-    expect(await rpcCode(ask(2, [a, b]))).toBe('CIPHERML_E_SIGNATURE_INVALID');
+    // Contributions signed for round 1 presented as round 2's.
+    expect(await rpcCode(ask(2, [a, b]))).toBe('CIPHERML_E_CONTRIBUTION_FLOOR');
     const unsigned = rpc.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server', round: 1, packed: padded, contributions: [a, b] });
     expect(await rpcCode(unsigned)).toBe('CIPHERML_E_UNAUTHENTICATED');
 
     // The honest request: the authority's own product of both signed contributions.
     const ok = await ask(1, [a, b]);
     const sums = leToF64(ok.values, 'values');
-    const want = trained[0]!.flatMap((t) => [...t]).map((v, i) => 0.5 * v + 0.5 * trained[1]!.flatMap((t) => [...t])[i]!);
+    const w = (id: string) => Number(server.joins.find((j) => j.workerId === id)!.numExamples) / 227;
+    const want = trained[0]!.flatMap((t) => [...t]).map((v, i) => w('1') * v + w('2') * trained[1]!.flatMap((t) => [...t])[i]!);
     expect(Math.max(...sums.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-4);
     expect(ok.contributions).toBe(2);
     // Each round is decrypted once: no second look at a subset of round 1.
@@ -76,7 +83,7 @@ describe('adversary: Enc(0) padding against the key authority\'s contribution fl
     // Broken build (the header's contribution count is trusted): the padded vector decrypts to worker 1's update.
     defences.contributionFloor = false;
     const leak = await ask(7, [], padded);
-    const mine = Float64Array.from(trained[0]!.flatMap((t) => [...t]), (v) => 0.5 * v);
+    const mine = Float64Array.from(trained[0]!.flatMap((t) => [...t]), (v) => w('1') * v);
     const got = leToF64(leak.values, 'values');
     expect(Math.max(...got.map((v, i) => Math.abs(v - mine[i]!)))).toBeLessThan(1e-4);
     await authority.close();

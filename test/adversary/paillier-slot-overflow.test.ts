@@ -7,7 +7,8 @@ import { defences } from '../../src/core/defences.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
 import { signMessage } from '../../src/core/identity.ts';
 import { FederatedService, PushResultRequestSchema } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
-import { SIG_CONTEXT, contributionPayload, keyStatement, signRequest } from '../../src/fl/identity-auth.ts';
+import { SIG_CONTEXT, keyStatement, signRequest } from '../../src/fl/identity-auth.ts';
+import { contributionKeyId, sealContribution } from '../../src/fl/contribution.ts';
 import { PROTOCOL_VERSION, flatten, specsOf } from '../../src/fl/protocol.ts';
 import { FlServer, type RunSummary } from '../../src/fl/server.ts';
 import { PaillierFedAvg } from '../../src/fl/strategy.ts';
@@ -81,9 +82,10 @@ describe('adversary: a dishonest client overflows a packed slot', () => {
       const c = Math.floor(slot / layout.slotsPerCiphertext);
       plaintexts[c] = (plaintexts[c]! & ~mask) | (raw(layout) << shift);
       const packed = serializePacked(new PackedCiphertext(pk, layout, length, 1, plaintexts.map((p) => pk.encryptRaw(p)), true));
-      const contributionSignature = signMessage(parties.workers[1]!, SIG_CONTEXT.contribution, contributionPayload(task.round, '2', packed));
+      // Signed like an honest worker's update: the server cannot tell it apart before decryption.
+      const signed = sealContribution(parties.workers[1]!, { runId: joined.runId, round: task.round, weight: 0.5, numExamples: 100, workerId: '2', keyFingerprint: contributionKeyId(pk) }, packed);
       await rpc.pushResult(
-        create(PushResultRequestSchema, { sessionId: joined.sessionId, taskId: task.taskId, round: task.round, body: { case: 'fit', value: { model: { kind: { case: 'encrypted', value: { packed, specs: specsOf(model), weightTotal: 0.5 } } }, numExamples: 100n, contributionSignature } } }),
+        create(PushResultRequestSchema, { sessionId: joined.sessionId, taskId: task.taskId, round: task.round, body: { case: 'fit', value: { model: { kind: { case: 'encrypted', value: { packed: signed, specs: specsOf(model), weightTotal: 0.5 } } }, numExamples: 100n } } }),
       );
       break;
     }

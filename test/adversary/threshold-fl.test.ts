@@ -11,7 +11,7 @@ import { FlServer, type RunSummary, type ServerSettings } from '../../src/fl/ser
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from '../../src/fl/strategy.ts';
 import { ThresholdFedAvg, type ThresholdRoundReport } from '../../src/fl/threshold-strategy.ts';
 import { thresholdContributionSigner } from '../../src/fl/threshold-worker.ts';
-import { openContribution } from '../../src/fl/threshold-contribution.ts';
+import { openContribution } from '../../src/fl/contribution.ts';
 import { createRpcTransport, startRpcServer } from '../../src/fl/transport.ts';
 import { ThresholdKeyHolderService } from '../../src/fl/gen/cipherml/fl/v1/threshold_pb.ts';
 import { runWorker, type ContributionSigner, type FlClient, type WorkerSummary } from '../../src/fl/worker.ts';

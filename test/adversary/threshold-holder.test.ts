@@ -5,7 +5,7 @@ import { defences, resetDefences } from '../../src/core/defences.ts';
 import { PackedCiphertext, deserializePacked, encryptPacked, serializePacked } from '../../src/paillier/index.ts';
 import type { DecryptionShare } from '../../src/paillier/threshold.ts';
 import { combinePacked } from '../../src/paillier/threshold-vector.ts';
-import { openContribution, sealContribution } from '../../src/fl/threshold-contribution.ts';
+import { openContribution, sealContribution } from '../../src/fl/contribution.ts';
 import type { HolderTestHooks } from '../../src/fl/threshold-holder.ts';
 import { PACKING, ask, contribution, thresholdWorld, type ThresholdWorld } from './threshold-harness.ts';
 
