@@ -1,5 +1,5 @@
 import { createClient, createRouterTransport } from '@connectrpc/connect';
-import { Roster, generateIdentity, publicIdentity, signMessage } from '../src/core/identity.ts';
+import { Roster, generateIdentity, publicIdentity } from '../src/core/identity.ts';
 import { KeyAuthority } from '../src/fl/authority.ts';
 import { KeyAuthorityService } from '../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { SIG_CONTEXT, signRequest } from '../src/fl/identity-auth.ts';
