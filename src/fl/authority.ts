@@ -2,8 +2,7 @@ import { createClient, type ConnectRouter, type Transport } from '@connectrpc/co
 import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { signMessage } from '../core/identity.ts';
-import type { PackedCiphertext} from '../paillier/index.ts';
-import { decryptVector, deserializePacked, deserializePublicKey, serializePrivateKey, serializePublicKey, type PaillierKeyPair } from '../paillier/index.ts';
+import { decryptVector, deserializePacked, deserializePublicKey, serializePrivateKey, serializePublicKey, type PackedCiphertext, type PaillierKeyPair } from '../paillier/index.ts';
 import { KeyAuthorityService, type DecryptAggregateRequest } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { contributionKeyId, verifyContributionSet } from './contribution.ts';
 import { ReplayGuard, SIG_CONTEXT, keyStatement, signRequest, soleParty, verifyRequest, type PartyTrust } from './identity-auth.ts';
