@@ -1,11 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defences } from '../../src/core/defences.ts';
 import { generateIdentity } from '../../src/core/identity.ts';
 import { openContribution, sealContribution } from '../../src/fl/contribution.ts';
 import { SIG_CONTEXT, signRequest } from '../../src/fl/identity-auth.ts';
 import { PROTOCOL_VERSION, leToF64 } from '../../src/fl/protocol.ts';
-import { deserializePacked, encryptVector, generatePaillierKeyPair, serializePacked, type PaillierKeyPair } from '../../src/paillier/index.ts';
-import { ScriptedServer, authorityClient, dataClient, honestWorker, makeParties, recording, resetDefences, rpcCode, startAuthority, type Parties } from './harness-fl.ts';
+import { deserializePacked, encryptVector, serializePacked } from '../../src/paillier/index.ts';
+import { PACKING, authorityClient, dataClient, honestWorker, recording, rpcCode, ScriptedServer, startAuthority, usePaillierWorld } from './harness-fl.ts';
 
 // Adversary: a malicious aggregating server in key-holder "authority" mode that wants one worker's
 // update decrypted. Attack (issue 12): add its own Enc(0) to worker 1's ciphertext, so the vector
@@ -16,20 +16,11 @@ import { ScriptedServer, authorityClient, dataClient, honestWorker, makeParties,
 // refused. Against the build without the floor (header count only) the padding attack yields
 // worker 1's update.
 
-const PACKING = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
-
 describe('adversary: Enc(0) padding against the key authority\'s contribution floor', () => {
-  let parties: Parties;
-  let pair: PaillierKeyPair;
-  beforeAll(async () => {
-    parties = makeParties(2);
-    pair = await generatePaillierKeyPair({ bits: 1024 });
-  });
-  afterEach(() => resetDefences());
-  afterAll(() => resetDefences());
+  const world = usePaillierWorld(2);
 
   it('padding, forged, duplicate, replayed-round and wrong-round contributions are refused; the broken build decrypts worker 1 alone', async () => {
-    const authority = await startAuthority({ keyPair: pair, keyHolder: 'authority', secret: '', minContributions: 2, trust: parties.trust(parties.authority) });
+    const authority = await startAuthority({ keyPair: world.pair, keyHolder: 'authority', secret: '', minContributions: 2, trust: world.parties.trust(world.parties.authority) });
     const rpc = authorityClient(authority.address);
     const offered = await rpc.getPublicKey({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server' });
     // The malicious server relays the authority's genuine signed key, so honest workers take part.
@@ -39,7 +30,7 @@ describe('adversary: Enc(0) padding against the key authority\'s contribution fl
     const trained: Float64Array[][] = [[], []];
     await Promise.all(
       [0, 1].map(async (i) =>
-        honestWorker(address, { workerId: String(i + 1), client: recording(await dataClient(i + 1, 2), trained[i]!), trust: parties.trust(parties.workers[i]!), minKeyBits: 1024, expect: { strategy: 'paillier', keyHolder: 'authority' } }),
+        honestWorker(address, { workerId: String(i + 1), client: recording(await dataClient(i + 1, 2), trained[i]!), trust: world.parties.trust(world.parties.workers[i]!), minKeyBits: 1024, expect: { strategy: 'paillier', keyHolder: 'authority' } }),
       ),
     );
     await server.close();
@@ -53,11 +44,11 @@ describe('adversary: Enc(0) padding against the key authority\'s contribution fl
     const a = sent('1');
     const b = sent('2');
     const aPacked = openContribution(a.contribution, 'a').packed;
-    const length = deserializePacked(pair.publicKey, aPacked).length;
-    const zero = await encryptVector(pair.publicKey, new Float64Array(length), { packing: PACKING });
-    const padded = serializePacked(deserializePacked(pair.publicKey, aPacked).add(zero));
+    const length = deserializePacked(world.pair.publicKey, aPacked).length;
+    const zero = await encryptVector(world.pair.publicKey, new Float64Array(length), { packing: PACKING });
+    const padded = serializePacked(deserializePacked(world.pair.publicKey, aPacked).add(zero));
     const ask = (round: number, contributions: { contribution: Uint8Array }[], packed = padded) =>
-      rpc.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server', round, packed, contributions, ...signRequest(parties.server, SIG_CONTEXT.authorityRequest, ['decryptAggregate', String(round)], parties.authority.fingerprint) });
+      rpc.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token: '', partyId: 'server', round, packed, contributions, ...signRequest(world.parties.server, SIG_CONTEXT.authorityRequest, ['decryptAggregate', String(round)], world.parties.authority.fingerprint) });
 
     expect(await rpcCode(ask(1, [a]))).toBe('CIPHERML_E_CONTRIBUTION_FLOOR');
     // Enc(0) signed by the server with its own key under worker 2's id.
