@@ -8,6 +8,7 @@ import { FederatedService, PushResultRequestSchema, type FitResult, type ModelPa
 import { deriveToken, specsOf, type NamedTensor } from '../src/fl/protocol.ts';
 import { FlServer, type ServerEvent, type ServerSettings } from '../src/fl/server.ts';
 import { PaillierFedAvg, PlainFedAvg, type FitOutcome, type GlobalModel, type Strategy, type StrategyInfo } from '../src/fl/strategy.ts';
+import { keySizeFor } from '../src/fl/key-pinning.ts';
 import { createRpcTransport } from '../src/fl/transport.ts';
 import { runWorker, type FlClient, type WorkerSummary } from '../src/fl/worker.ts';
 import {
@@ -190,7 +191,7 @@ interface RoundMeasure {
 }
 
 /** One FedAvg round over loopback gRPC with `vectors.length` in-process workers. */
-async function runRound(strategy: Strategy, vectors: readonly Float64Array[], onProgress: (line: string) => void): Promise<RoundMeasure> {
+async function runRound(strategy: Strategy, vectors: readonly Float64Array[], keyBits: number, onProgress: (line: string) => void): Promise<RoundMeasure> {
   const clients = vectors.length;
   const timed = new TimedStrategy(strategy);
   const pushBytes: number[] = [];
@@ -270,8 +271,8 @@ async function runRound(strategy: Strategy, vectors: readonly Float64Array[], on
         pollWaitMs: settings.pollWaitMs!,
         signal: abort.signal,
         // The benchmark's own server made the key at the size given by --key-bits (1024 for smoke
-        // runs): its workers accept any size the command allows.
-        minKeyBits: 1024,
+        // runs): its workers accept that size.
+        ...keySizeFor(keyBits).option,
       });
     });
     // A worker that fails ends the benchmark at once instead of leaving the server waiting.
@@ -381,12 +382,12 @@ export async function runFlBench(options: FlBenchOptions = {}): Promise<FlBenchR
     log(`  engine: ${(t3 - t0).toFixed(0)} ms (encrypt ${(t1 - t0).toFixed(0)}, sum ${(t2 - t1).toFixed(0)}, decrypt ${(t3 - t2).toFixed(0)})`);
 
     log(`run ${r + 1}/${runs}: plain FedAvg round over loopback gRPC`);
-    const plain = await runRound(new PlainFedAvg(), vectors, log);
+    const plain = await runRound(new PlainFedAvg(), vectors, keyBits, log);
     plainMs.push(plain.durationMs);
     plainPushBytes = plain.pushBytes;
 
     log(`run ${r + 1}/${runs}: Paillier FedAvg round over loopback gRPC`);
-    const paillier = await runRound(new PaillierFedAvg({ kind: 'server', privateKey: sk }, PACKING), vectors, log);
+    const paillier = await runRound(new PaillierFedAvg({ kind: 'server', privateKey: sk }, PACKING), vectors, keyBits, log);
     paillierRounds.push({ ...paillier, err: maxErrorVsMean(paillier.model[0]!.values, vectors) });
   }
 

@@ -1,8 +1,9 @@
 import { createClient, createRouterTransport } from '@connectrpc/connect';
-import { Roster, generateIdentity, publicIdentity, signMessage } from '../src/core/identity.ts';
+import { Roster, generateIdentity, publicIdentity } from '../src/core/identity.ts';
 import { KeyAuthority } from '../src/fl/authority.ts';
 import { KeyAuthorityService } from '../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
-import { SIG_CONTEXT, contributionPayload, signRequest } from '../src/fl/identity-auth.ts';
+import { SIG_CONTEXT, signRequest } from '../src/fl/identity-auth.ts';
+import { contributionKeyId, sealContribution } from '../src/fl/contribution.ts';
 import { PROTOCOL_VERSION, deriveToken } from '../src/fl/protocol.ts';
 import { PackedCiphertext, deserializePacked, encryptVector, generatePaillierKeyPair, serializePacked } from '../src/paillier/index.ts';
 
@@ -75,9 +76,10 @@ export async function runTrustBench(o: TrustBenchOptions): Promise<TrustBenchRes
     encryptMs.push(performance.now() - t0);
   }
   const signMs: number[] = [];
-  const signatures = updates.map((u, i) => {
+  const keyId = contributionKeyId(pair.publicKey);
+  const signed = updates.map((u, i) => {
     const t0 = performance.now();
-    const s = signMessage(workers[i]!, SIG_CONTEXT.contribution, contributionPayload(1, String(i + 1), u));
+    const s = sealContribution(workers[i]!, { runId: 'bench', round: 1, weight: 1 / o.clients, numExamples: 100, workerId: String(i + 1), keyFingerprint: keyId }, u);
     signMs.push(performance.now() - t0);
     return s;
   });
@@ -87,7 +89,7 @@ export async function runTrustBench(o: TrustBenchOptions): Promise<TrustBenchRes
   const dev = createClient(KeyAuthorityService, createRouterTransport((r) => new KeyAuthority({ keyPair: pair, keyHolder: 'authority', secret: 's', minContributions: o.clients }).routes(r)));
   const idm = createClient(KeyAuthorityService, createRouterTransport((r) => new KeyAuthority({ keyPair: pair, keyHolder: 'authority', secret: '', minContributions: o.clients, trust: { identity: authorityId, roster } }).routes(r)));
   const token = deriveToken('s', 'server');
-  const contributions = updates.map((packed, i) => ({ workerId: String(i + 1), packed, signature: signatures[i]! }));
+  const contributions = signed.map((contribution) => ({ contribution }));
   const base: number[] = [];
   const floor: number[] = [];
   for (let run = 0; run < o.runs; run++) {

@@ -65,8 +65,10 @@ export function registerDemoCommands(program: Command): void {
     .option('--rounds <n>', 'server rounds', intOption('--rounds'), 30)
     .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
     .option('--run-dir <dir>', 'run folder (default: runs/homo-lr-<strategy>-<key holder>-<time>)')
+    .option('--tls', 'mutual TLS between all parties, certificates from a throwaway LOCAL TEST CA the demo makes with openssl (default with --key-holder threshold)')
+    .option('--no-tls', 'plaintext HTTP/2 on loopback')
     .option('--json', 'progress on stderr; the last stdout line is one JSON summary')
-    .action(async (o: { strategy: string; keyHolder: string; threshold: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; json?: boolean }) => {
+    .action(async (o: { strategy: string; keyHolder: string; threshold: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; tls?: boolean; json?: boolean }) => {
       if (o.strategy !== 'plain' && o.strategy !== 'paillier' && o.strategy !== 'secagg') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain, paillier or secagg, got "${o.strategy}"`, { param: '--strategy' });
       if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients' && o.keyHolder !== 'threshold') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority, clients or threshold, got "${o.keyHolder}"`, { param: '--key-holder' });
       const mode = o.secureAggregation;
@@ -80,6 +82,7 @@ export function registerDemoCommands(program: Command): void {
         drop: o.drop,
         rounds: o.rounds,
         keyBits: o.keyBits,
+        ...(o.tls === undefined ? {} : { tls: o.tls }),
         ...(o.runDir === undefined ? {} : { runDir: o.runDir }),
         onLine: (l) => process.stderr.write(`${l}\n`),
       });
@@ -92,7 +95,8 @@ export function registerDemoCommands(program: Command): void {
             `${(summary['dropped'] as string[]).length > 0 ? ` (worker ${(summary['dropped'] as string[]).join(', ')} dropped out in round 2)` : ''}\n` +
             `  test accuracy ${acc}, log loss ${loss} (evaluated on ${String(summary['evaluatedOn'])})\n` +
             `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n` +
-            `  every party signed with its own identity, pinned in ${String(summary['roster'])}\n`,
+            `  every party signed with its own identity, pinned in ${String(summary['roster'])}\n` +
+            `  transport: ${String(summary['transport'])}\n`,
         );
       }
     });

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { FlServer } from '../fl/server.ts';
 import { simulate } from '../fl/simulate.ts';
 import { DEV_MODE_WARNING, loadPartyTrust, type PartyTrust } from '../fl/identity-auth.ts';
+import { minKeyBitsOption } from '../fl/key-pinning.ts';
 import { INSECURE_PLAINTEXT_LABEL, createRpcTransport, isLoopbackHost, parseAddress, startRpcServer } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
@@ -169,7 +170,7 @@ export function registerFlCommands(program: Command): void {
     const print = printer(opts['json'] as boolean | undefined, plaintext);
     const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
     const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds, plaintext);
-    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa }, insecurePlaintext });
+    const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa, ...(config.tlsCert === '' ? {} : { cert: config.tlsCert, key: config.tlsKey }) }, insecurePlaintext });
     const strategy = await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust });
     const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
     const server = new FlServer({ settings: serverSettings(config, { trust, insecurePlaintext }), strategy, ...(evaluate === undefined ? {} : { evaluate }), onEvent: events.onEvent });
@@ -220,9 +221,7 @@ export function registerFlCommands(program: Command): void {
       if (o.paillierKeyFingerprint !== undefined && !/^[0-9a-fA-F]{32}$/.test(o.paillierKeyFingerprint)) {
         throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--paillier-key-fingerprint must be 32 hex digits, got ${JSON.stringify(o.paillierKeyFingerprint)}`, { param: '--paillier-key-fingerprint' });
       }
-      if (o.insecureMinKeyBits !== undefined && !(o.insecureMinKeyBits >= 1024 && o.insecureMinKeyBits <= 2048)) {
-        throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--insecure-min-key-bits must be within 1024..2048, got ${o.insecureMinKeyBits}`, { param: '--insecure-min-key-bits' });
-      }
+      const minKeyBits = minKeyBitsOption(o.insecureMinKeyBits);
       const token = o.token ?? process.env['CIPHERML_WORKER_TOKEN'] ?? (o.secret === undefined ? '' : deriveToken(o.secret, o.id));
       const hyper = { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed: o.seed };
       let client;
@@ -243,7 +242,7 @@ export function registerFlCommands(program: Command): void {
         // checked against the workers pinned in the same roster.
         ...(trust === null ? {} : { secagg: { identity: trust.identity, peers: trust.roster } }),
         ...(o.paillierKeyFingerprint === undefined ? {} : { pinnedKeyFingerprint: o.paillierKeyFingerprint.toLowerCase() }),
-        ...(o.insecureMinKeyBits === undefined ? {} : { minKeyBits: o.insecureMinKeyBits }),
+        ...minKeyBits,
         expect: { ...(o.strategy === undefined ? {} : { strategy: o.strategy }), ...(o.keyHolder === undefined ? {} : { keyHolder: o.keyHolder }) },
         transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),

@@ -5,7 +5,7 @@ import { parseThresholdLabel } from '../paillier/threshold.ts';
 import { dealThresholdKey } from '../paillier/threshold-dealer.ts';
 import { readThresholdKeyShareFile, readThresholdPublicKeyFile, writeThresholdKeyFiles } from '../paillier/threshold-serialize.ts';
 import { ThresholdKeyHolder } from '../fl/threshold-holder.ts';
-import { startRpcServer } from '../fl/transport.ts';
+import { INSECURE_PLAINTEXT_LABEL, startRpcServer } from '../fl/transport.ts';
 import { intOption } from './options.ts';
 
 /**
@@ -81,8 +81,10 @@ export function registerKeyHolderCommand(program: Command): void {
     .option('--max-message-bytes <n>', 'largest request accepted', intOption('--max-message-bytes'), 64 << 20)
     .option('--tls-cert <file>', 'PEM certificate (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key')
+    .option('--tls-ca <file>', 'CA that verifies the server\'s client certificate (mutual TLS: only a server with a certificate from this CA is answered)')
+    .option('--insecure-plaintext', 'allow plaintext on a non-loopback address (every progress line says so)')
     .option('--json', 'print one JSON object per event on stdout')
-    .action(async (o: { share: string; roster: string; minContributions: number; address: string; thresholdFingerprint?: string; thresholdPublicKey?: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; json?: boolean }) => {
+    .action(async (o: { share: string; roster: string; minContributions: number; address: string; thresholdFingerprint?: string; thresholdPublicKey?: string; maxMessageBytes: number; tlsCert?: string; tlsKey?: string; tlsCa?: string; insecurePlaintext?: boolean; json?: boolean }) => {
       const print = printer(o.json);
       const expected = o.thresholdPublicKey === undefined ? undefined : await readThresholdPublicKeyFile(o.thresholdPublicKey, o.thresholdFingerprint === undefined ? {} : { pin: o.thresholdFingerprint }, '--threshold-public-key');
       const share = await readThresholdKeyShareFile(o.share, expected === undefined ? {} : { expected }, '--share');
@@ -96,12 +98,17 @@ export function registerKeyHolderCommand(program: Command): void {
         minContributions: o.minContributions,
         onEvent: (e) => print(`key holder ${share.id}: round ${e.round} ${e.type}: ${e.detail}`, { holder: share.id, event: e.type, round: e.round, detail: e.detail }),
       });
-      const tls = o.tlsCert === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey ?? '' } };
-      const srv = await startRpcServer({ address: o.address, routes: (r) => holder.routes(r), maxMessageBytes: o.maxMessageBytes, ...tls });
-      print(`key holder ${share.id} of ${share.publicKey.label} key ${share.publicKey.fingerprint.slice(0, 16)}…: listening on ${srv.address}${o.tlsCert === undefined ? ' (plaintext; use loopback or --tls-cert)' : ''}; decrypts only products of ≥ ${o.minContributions} signed contributions of ${roster.parties.length} roster parties`, {
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', 'a TLS certificate and its private key are given together', { param: o.tlsCert === undefined ? '--tls-cert' : '--tls-key' });
+      if (o.tlsCa !== undefined && o.tlsCert === undefined) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', 'mutual TLS (--tls-ca) needs this holder\'s own --tls-cert and --tls-key', { param: '--tls-cert' });
+      const tls = o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey, ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }) } };
+      const srv = await startRpcServer({ address: o.address, routes: (r) => holder.routes(r), maxMessageBytes: o.maxMessageBytes, insecurePlaintext: o.insecurePlaintext === true, ...tls });
+      const transport = o.tlsCert === undefined ? 'plaintext' : o.tlsCa === undefined ? 'TLS' : 'mutual TLS';
+      const label = transport === 'plaintext' && o.insecurePlaintext === true ? `${INSECURE_PLAINTEXT_LABEL} ` : '';
+      print(`${label}key holder ${share.id} of ${share.publicKey.label} key ${share.publicKey.fingerprint.slice(0, 16)}…: listening on ${srv.address} (${transport}${transport === 'plaintext' ? '; loopback only unless --insecure-plaintext' : ''}); decrypts only products of ≥ ${o.minContributions} signed contributions of ${roster.parties.length} roster parties`, {
         holder: share.id,
         event: 'listening',
         address: srv.address,
+        transport,
         fingerprint: share.publicKey.fingerprint,
       });
       await new Promise<void>((resolve) => {

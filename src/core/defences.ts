@@ -19,9 +19,11 @@ export interface Defences {
   keyBaseCheck: boolean;
   /** Workers refuse a server announcing a weaker strategy or key holder than configured. */
   announcementCheck: boolean;
+  /** The threshold combiner verifies each holder's decryption-share proofs before combining (off: it combines the first k holders' shares unchecked). */
+  thresholdShareProofs: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
 import { describeServerEvent, describeWorkerEvent } from '../fl/describe.ts';
+import { keySizeFor } from '../fl/key-pinning.ts';
 import type { WorkerEvent } from '../fl/worker.ts';
 import type { ServerEvent } from '../fl/server.ts';
 import { cli, freePort, waitForLine } from './homo-lr.ts';
@@ -107,7 +108,7 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
     const workers = Array.from({ length: n }, (_, i) => {
       const id = String(i + 1);
       // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
-      const keyBitsArgs = options.strategy === 'paillier' && (options.keyBits ?? 2048) < 2048 ? ['--insecure-min-key-bits', String(options.keyBits)] : [];
+      const keyBitsArgs = options.strategy === 'paillier' ? keySizeFor(options.keyBits ?? 2048, '--key-bits').flags : [];
       return cli(['fl', 'nn-worker', ...app, ...keyBitsArgs, '--id', id, '--server', address, '--token', secret, '--json'], `worker ${id}`, onLine, (o) => {
         if (o['type'] === 'fit' || o['type'] === 'task-failed' || o['type'] === 'finished' || 'histogram' in o) {
           onLine(`[worker ${id}] ${'histogram' in o ? `${String(o['images'])} images, labels [${(o['histogram'] as number[]).join(' ')}]` : describeWorkerEvent(id, o as unknown as WorkerEvent)}`);

@@ -43,6 +43,8 @@ export async function startThresholdParties(o: {
   readonly waitFor: (predicate: () => boolean, what: string, timeoutMs: number) => Promise<void>;
   /** Identity files the workers already have, and the roster pinning them (otherwise made here). */
   readonly identities?: { readonly file: (workerId: string) => string; readonly roster: string };
+  /** Extra flags of key holder k (1-based), e.g. its TLS certificate. */
+  readonly holderArgs?: (k: number) => readonly string[];
 }): Promise<ThresholdParties> {
   const { threshold, holders } = parseThresholdLabel(o.label, '--threshold');
   if (o.minContributions < 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'key-holder "threshold" needs at least 2 contributions per round (min-fit-clients ≥ 2)', { param: '--drop' });
@@ -75,10 +77,10 @@ export async function startThresholdParties(o: {
     const address = `127.0.0.1:${await o.freePort()}`;
     addresses.push(address);
     let ready = false;
-    const h = o.spawnCli(['key-holder', '--share', sharePath, '--roster', rosterPath, '--min-contributions', String(o.minContributions), '--address', address, '--threshold-fingerprint', d.fingerprint, '--json'], `holder ${k + 1}`, (j) => {
+    const h = o.spawnCli(['key-holder', '--share', sharePath, '--roster', rosterPath, '--min-contributions', String(o.minContributions), '--address', address, '--threshold-fingerprint', d.fingerprint, ...(o.holderArgs?.(k + 1) ?? []), '--json'], `holder ${k + 1}`, (j) => {
       if (typeof j['error'] === 'object' && j['error'] !== null) o.onLine(`[holder ${k + 1}] error: ${String((j['error'] as { message?: unknown }).message)}`);
       if (j['event'] === 'listening') ready = true;
-      o.onLine(`[holder ${k + 1}] ${String(j['event'])}${j['round'] === undefined ? '' : ` round ${String(j['round'])}`}${j['detail'] === undefined ? '' : `: ${String(j['detail'])}`}`);
+      o.onLine(`[holder ${k + 1}] ${String(j['event'])}${j['transport'] === undefined ? '' : ` on ${String(j['address'])} (${String(j['transport'])})`}${j['round'] === undefined ? '' : ` round ${String(j['round'])}`}${j['detail'] === undefined ? '' : `: ${String(j['detail'])}`}`);
     });
     children.push({ name: `holder ${k + 1}`, ...h });
     await o.waitFor(() => ready || h.child.exitCode !== null, `key holder ${k + 1}`, 60_000);

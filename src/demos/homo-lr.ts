@@ -8,8 +8,11 @@ import { packageRoot } from '../core/paths.ts';
 import { generateIdentity, publicIdentityToJson, saveIdentity, type IdentityRole } from '../core/identity.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { describeServerEvent } from '../fl/describe.ts';
+import { keySizeFor } from '../fl/key-pinning.ts';
 import type { ServerEvent } from '../fl/server.ts';
+import { parseThresholdLabel } from '../paillier/threshold.ts';
 import { startThresholdParties } from './homo-lr-threshold.ts';
+import { DEMO_CA_LABEL, makeDemoTls, type DemoTls } from './homo-lr-tls.ts';
 
 /**
  * The federated demo of the README: a parameter server, two workers (hospital A and B with the
@@ -32,6 +35,11 @@ export interface HomoLrDemoOptions {
   readonly threshold?: string;
   readonly rounds: number;
   readonly keyBits: number;
+  /**
+   * Mutual TLS between all parties with certificates from a throwaway local test CA the demo makes
+   * (`openssl` on PATH); default: on with key-holder "threshold", off otherwise (loopback plaintext).
+   */
+  readonly tls?: boolean;
   /** Where the run folder goes (history.json, history.svg, checkpoint.json). */
   readonly runDir?: string;
   /** Each line of progress (from every process, prefixed). */
@@ -134,8 +142,18 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     ...Array.from({ length: n }, (_, i) => ({ role: 'worker' as const, id: String(i + 1) })),
   ]);
   const idArgs = (key: string) => ['--identity', ids.files.get(key)!, '--roster', ids.roster];
+  const useTls = options.tls ?? (options.strategy === 'paillier' && options.keyHolder === 'threshold');
+  const holderCount = options.strategy === 'paillier' && options.keyHolder === 'threshold' ? parseThresholdLabel(options.threshold ?? '2-of-3', '--threshold').holders : 0;
+  let tls: DemoTls | null = null;
+  if (useTls) {
+    const names = ['server', ...(needsAuthority ? ['authority'] : []), ...Array.from({ length: n }, (_, i) => `worker-${i + 1}`), ...Array.from({ length: holderCount }, (_, k) => `holder-${k + 1}`)];
+    tls = await makeDemoTls(join(runDir, 'tls'), names);
+    onLine(`[tls] mutual TLS between all ${names.length} parties; certificates for 127.0.0.1 from a ${DEMO_CA_LABEL}: ${tls.ca}`);
+  }
+  // Each party serves with its own certificate and requires and verifies its peers' (mutual TLS).
+  const tlsArgs = (party: string) => (tls === null ? [] : ['--tls-cert', tls.party(party).cert, '--tls-key', tls.party(party).key, '--tls-ca', tls.ca]);
   // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
-  const keyBitsArgs = options.strategy === 'paillier' && options.keyBits < 2048 ? ['--insecure-min-key-bits', String(options.keyBits)] : [];
+  const keyBitsArgs = options.strategy === 'paillier' ? keySizeFor(options.keyBits, '--key-bits').flags : [];
   try {
     const th =
       options.strategy === 'paillier' && options.keyHolder === 'threshold'
@@ -150,6 +168,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
             onLine,
             waitFor: waitForLine,
             identities: { file: (id) => ids.files.get(`worker:${id}`)!, roster: ids.roster },
+            holderArgs: (k) => tlsArgs(`holder-${k}`),
           }).then((t) => {
             children.push(...t.children);
             return t;
@@ -160,7 +179,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       authorityAddress = `127.0.0.1:${port}`;
       let ready = false;
       const a = cli(
-        ['key-authority', '--address', authorityAddress, '--key-holder', options.keyHolder, '--key-bits', String(options.keyBits), ...idArgs('authority:authority'), '--min-contributions', String(n - drop), '--json'],
+        ['key-authority', '--address', authorityAddress, '--key-holder', options.keyHolder, '--key-bits', String(options.keyBits), ...idArgs('authority:authority'), ...tlsArgs('authority'), '--min-contributions', String(n - drop), '--json'],
         'authority',
         onLine,
         (o) => {
@@ -186,6 +205,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       '--validate-set', data('breast_homo_test.csv'),
       '--run-dir', runDir,
       ...idArgs('server:server'),
+      ...tlsArgs('server'),
       '--round-timeout', '60',
       '--json',
       ...(authorityAddress === '' ? [] : ['--authority-address', authorityAddress]),
@@ -213,7 +233,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     const workers = plan.map(({ id, file, shard, drops }) =>
       cli(
         [
-          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, ...idArgs(`worker:${id}`), '--seed', id, '--log-every', '5',
+          'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, ...idArgs(`worker:${id}`), ...tlsArgs(`worker-${id}`), '--seed', id, '--log-every', '5',
           '--strategy', options.strategy, ...(options.strategy === 'paillier' ? ['--key-holder', options.keyHolder] : []), ...keyBitsArgs,
           ...(n > 2 ? ['--shard', shard] : []),
           ...(drops ? ['--drop-at', `2:${dropStage}`] : []),
@@ -237,7 +257,13 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     if (serverCode !== 0 || summary === null) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
     }
-    const final: Record<string, unknown> = { ...(summary as Record<string, unknown>), workers: n, dropped: plan.filter((p) => p.drops).map((p) => p.id), roster: ids.roster };
+    const final: Record<string, unknown> = {
+      ...(summary as Record<string, unknown>),
+      workers: n,
+      dropped: plan.filter((p) => p.drops).map((p) => p.id),
+      roster: ids.roster,
+      transport: tls === null ? 'plaintext HTTP/2 on loopback' : `mutual TLS (${DEMO_CA_LABEL})`,
+    };
     const v = workerValidation as Record<string, unknown> | null;
     if (v !== null && final['evaluatedOn'] === 'workers') {
       Object.assign(final, { accuracy: v['accuracy'], loss: v['loss'], auc: v['auc'], evaluatedOn: 'validate-set (by worker 1: the server cannot read the model)' });

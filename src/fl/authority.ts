@@ -1,10 +1,11 @@
 import { createClient, type ConnectRouter, type Transport } from '@connectrpc/connect';
 import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
-import { assertSigned, signMessage } from '../core/identity.ts';
-import { PackedCiphertext, decryptVector, deserializePacked, deserializePublicKey, serializePrivateKey, serializePublicKey, type PaillierKeyPair } from '../paillier/index.ts';
-import { KeyAuthorityService, type DecryptAggregateRequest, type SignedContribution } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { ReplayGuard, SIG_CONTEXT, contributionPayload, keyStatement, signRequest, soleParty, verifyRequest, type PartyTrust } from './identity-auth.ts';
+import { signMessage } from '../core/identity.ts';
+import { decryptVector, deserializePacked, deserializePublicKey, serializePrivateKey, serializePublicKey, type PackedCiphertext, type PaillierKeyPair } from '../paillier/index.ts';
+import { KeyAuthorityService, type DecryptAggregateRequest } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { contributionKeyId, verifyContributionSet } from './contribution.ts';
+import { ReplayGuard, SIG_CONTEXT, keyStatement, signRequest, soleParty, verifyRequest, type PartyTrust } from './identity-auth.ts';
 import { acceptPaillierKey } from './key-pinning.ts';
 import { PROTOCOL_VERSION, checkProtocolVersion, checkToken, deriveToken, f64ToLe, fromRpcError, leToF64, toConnectError } from './protocol.ts';
 import type { PaillierKeyHolder } from './strategy.ts';
@@ -56,6 +57,9 @@ export class KeyAuthority {
   readonly #keySignature: Uint8Array;
   readonly #guard = new ReplayGuard();
   #lastDecryptedRound = 0;
+  /** The run of the first decrypted round (contributions of any other run are refused). */
+  #runId: string | null = null;
+  readonly #keyId: string;
 
   constructor(options: KeyAuthorityOptions) {
     if (!Number.isInteger(options.minContributions) || options.minContributions < 1) {
@@ -63,6 +67,7 @@ export class KeyAuthority {
     }
     this.#o = options;
     this.#publicKey = serializePublicKey(options.keyPair.publicKey);
+    this.#keyId = contributionKeyId(options.keyPair.publicKey);
     const t = options.trust ?? null;
     this.#keySignature = t === null ? new Uint8Array(0) : signMessage(t.identity, SIG_CONTEXT.keyStatement, keyStatement(options.keyHolder, this.#publicKey));
   }
@@ -127,37 +132,25 @@ export class KeyAuthority {
     return packed;
   }
 
-  /** The contribution floor: the product of ≥ min-contributions distinct signed contributions of this round. */
+  /**
+   * The contribution floor: the product of ≥ min-contributions distinct signed contributions of
+   * this round, checked by verifyContributionSet (src/fl/contribution.ts, the threshold key
+   * holders' check too), for the run of the first decryption; each round decrypted once.
+   */
   #signedProduct(trust: PartyTrust, req: DecryptAggregateRequest): PackedCiphertext {
     const server = soleParty(trust.roster, 'server', 'roster');
     verifyRequest(trust, this.#guard, 'server', server.id, SIG_CONTEXT.authorityRequest, ['decryptAggregate', String(req.round)], req, `decryption request for round ${req.round}`);
     if (req.round <= this.#lastDecryptedRound) {
       throw new CipherMLError('CIPHERML_E_CONTRIBUTION_FLOOR', `round ${req.round} is not after the last decrypted round ${this.#lastDecryptedRound}: each round is decrypted once`, { param: 'round', details: { round: req.round } });
     }
-    const seen = new Set<string>();
-    const parts: PackedCiphertext[] = [];
-    for (const [i, c] of req.contributions.entries()) this.#checkContribution(trust, req.round, c, i, seen, parts);
-    if (parts.length < this.#o.minContributions) {
-      throw new CipherMLError('CIPHERML_E_CONTRIBUTION_FLOOR', `round ${req.round}: ${parts.length} valid signed contribution(s) presented; at least ${this.#o.minContributions} distinct roster workers are required`, {
-        param: 'contributions',
-        details: { round: req.round, presented: req.contributions.length, valid: parts.length },
-      });
-    }
-    const product = PackedCiphertext.sum(parts);
+    const pk = this.#o.keyPair.publicKey;
+    const { runId, product } = verifyContributionSet(
+      req.contributions.map((c) => c.contribution),
+      { roster: trust.roster, runId: this.#runId, round: req.round, publicKey: pk, keyId: this.#keyId, minContributions: this.#o.minContributions, code: 'CIPHERML_E_CONTRIBUTION_FLOOR' },
+    );
+    this.#runId = runId;
     this.#lastDecryptedRound = req.round;
     return product;
-  }
-
-  #checkContribution(trust: PartyTrust, round: number, c: SignedContribution, i: number, seen: Set<string>, parts: PackedCiphertext[]): void {
-    const what = `contribution ${i} (worker ${JSON.stringify(c.workerId)}) of round ${round}`;
-    if (seen.has(c.workerId)) throw new CipherMLError('CIPHERML_E_CONTRIBUTION_FLOOR', `${what}: worker ${JSON.stringify(c.workerId)} appears twice`, { param: `contributions[${i}].workerId` });
-    const worker = trust.roster.require('worker', c.workerId, what);
-    assertSigned(worker, SIG_CONTEXT.contribution, contributionPayload(round, c.workerId, c.packed), c.signature, what);
-    const first = parts[0];
-    const packed = deserializePacked(this.#o.keyPair.publicKey, c.packed, { privateKey: this.#o.keyPair.privateKey, ...(first === undefined ? {} : { length: first.length, layout: first.layout }) });
-    if (packed.contributions !== 1) throw new CipherMLError('CIPHERML_E_CONTRIBUTION_FLOOR', `${what} claims ${packed.contributions} contributions; a worker signs exactly one`, { param: `contributions[${i}].packed` });
-    seen.add(c.workerId);
-    parts.push(packed);
   }
 }
 

@@ -26,8 +26,14 @@ export function describeServerEvent(e: ServerEvent): string {
       return `round ${e.round}: secure aggregation ${e.stage}: ${e.answered} of ${e.expected} clients answered (${e.ms.toFixed(0)} ms)`;
     case 'round-end': {
       const r = e.record;
-      const sa = r.secagg as { survivors?: number; dropped?: readonly string[]; clipped?: number } | null;
-      const secagg = sa === null ? '' : `, secure sum of ${String(sa.survivors)} survivors (dropped: ${sa.dropped?.length ? sa.dropped.join(', ') : 'none'}; ${String(sa.clipped)} values clipped)`;
+      const sa = r.secagg as { survivors?: number; dropped?: readonly string[]; clipped?: number; threshold?: { used: readonly number[]; rejected: readonly number[]; failed: readonly { holder: string }[] } } | null;
+      const th = sa?.threshold;
+      const secagg =
+        sa === null
+          ? ''
+          : th !== undefined
+            ? `, decrypted with the shares of key holders ${th.used.join(', ')}${th.rejected.length > 0 ? ` (invalid shares from holder ${th.rejected.join(', ')})` : ''}${th.failed.length > 0 ? ` (no answer from ${th.failed.map((f) => f.holder).join(', ')})` : ''}`
+            : `, secure sum of ${String(sa.survivors)} survivors (dropped: ${sa.dropped?.length ? sa.dropped.join(', ') : 'none'}; ${String(sa.clipped)} values clipped)`;
       return `round ${r.round}: ${r.fitResults} updates (${r.fitFailures} failed)${secagg}, ${(r.bytesIn / 1024).toFixed(1)} KiB in, train loss ${fmt(r.trainLoss)}, validation loss ${fmt(r.serverLoss)} accuracy ${fmt(r.serverAccuracy)}, federated accuracy ${fmt(r.federatedAccuracy)} (${r.durationMs.toFixed(0)} ms)`;
     }
     case 'finished':

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { assertSigned, loadIdentity, loadRoster, signMessage, type Identity, type IdentityRole, type PublicIdentity, type Roster } from '../core/identity.ts';
 
@@ -18,7 +18,6 @@ export const SIG_CONTEXT = {
   join: 'cipherml/fl/v1/join',
   authorityRequest: 'cipherml/fl/v1/authority-request',
   keyStatement: 'cipherml/fl/v1/paillier-public-key',
-  contribution: 'cipherml/fl/v1/paillier-contribution',
 } as const;
 
 /** How far a signed request's issue time may lie from the callee's clock. */
@@ -139,18 +138,6 @@ export function verifyRequest(trust: PartyTrust, guard: ReplayGuard, role: Ident
  */
 export function keyStatement(keyHolder: string, publicKey: Uint8Array): Uint8Array {
   return encodeFields(['paillier-public-key', keyHolder, publicKey]);
-}
-
-/**
- * The bytes a worker signs for one Paillier contribution: round, worker id and SHA-256 of the packed bytes.
- *
- * @example
- * ```ts
- * const sig = signMessage(me, SIG_CONTEXT.contribution, contributionPayload(3, me.id, packedBytes));
- * ```
- */
-export function contributionPayload(round: number, workerId: string, packed: Uint8Array): Uint8Array {
-  return encodeFields(['paillier-contribution', BigInt(round), workerId, new Uint8Array(createHash('sha256').update(packed).digest())]);
 }
 
 /**

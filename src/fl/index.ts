@@ -17,7 +17,7 @@ export { runWorker } from './worker.ts';
 export type { EvaluateOutput, FitOutput, FlClient, WorkerEvent, WorkerOptions, WorkerSummary } from './worker.ts';
 export { KeyAuthority, authorityKeyHolder } from './authority.ts';
 export type { AuthorityKeyHolderOptions, KeyAuthorityOptions } from './authority.ts';
-export { DEV_MODE_WARNING, FRESHNESS_MS, ReplayGuard, SIG_CONTEXT, contributionPayload, keyStatement, loadPartyTrust, signRequest, verifyRequest } from './identity-auth.ts';
+export { DEV_MODE_WARNING, FRESHNESS_MS, ReplayGuard, SIG_CONTEXT, keyStatement, loadPartyTrust, signRequest, verifyRequest } from './identity-auth.ts';
 export type { PartyTrust, RequestSignature } from './identity-auth.ts';
 export { acceptPaillierKey } from './key-pinning.ts';
 export type { KeyTrust, OfferedKey } from './key-pinning.ts';
@@ -45,7 +45,7 @@ export type { HolderEndpoint, ThresholdFedAvgOptions, ThresholdRoundReport } fro
 export { ThresholdKeyHolder } from './threshold-holder.ts';
 export type { HolderEvent, ThresholdKeyHolderOptions } from './threshold-holder.ts';
 export { thresholdContributionSigner } from './threshold-worker.ts';
-export { CONTRIBUTION_CONTEXT, openContribution, productDigest, sealContribution, verifyContribution } from './threshold-contribution.ts';
-export type { ContributionFields, OpenedContribution } from './threshold-contribution.ts';
+export { CONTRIBUTION_CONTEXT, contributionKeyId, isSignedContribution, openContribution, productDigest, sealContribution, verifyContribution, verifyContributionSet } from './contribution.ts';
+export type { ContributionFields, ContributionSetHooks, ContributionSetRules, OpenedContribution, VerifiedContributionSet } from './contribution.ts';
 export { buildThresholdStrategy } from './threshold-run.ts';
 export type { ContributionSigner } from './worker.ts';

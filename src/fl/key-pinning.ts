@@ -76,3 +76,46 @@ export function acceptPaillierKey(offer: OfferedKey, trust: KeyTrust, from: stri
   }
   return pk;
 }
+
+/**
+ * The one key-size setting (`--insecure-min-key-bits`, option `minKeyBits`): a party accepts a
+ * received Paillier modulus of at least MIN_RECEIVED_KEY_BITS (2048) bits, or, for tests only, of
+ * at least the given 1024…2048 bits. Everything that lowers the minimum goes through this
+ * helper: the worker flags, the demos and the benchmark that start parties for a key size they
+ * chose themselves, the simulation and the server fetching the authority's key.
+ */
+export const INSECURE_MIN_KEY_BITS_FLAG = '--insecure-min-key-bits';
+
+/**
+ * Checks an `--insecure-min-key-bits` value and returns the `minKeyBits` option it sets
+ * (`{}` when absent).
+ *
+ * @example
+ * ```ts
+ * runWorker({ ...options, ...minKeyBitsOption(o.insecureMinKeyBits) }); // 1024 → { minKeyBits: 1024 }
+ * ```
+ */
+export function minKeyBitsOption(bits: number | undefined, param: string = INSECURE_MIN_KEY_BITS_FLAG): { minKeyBits?: number } {
+  if (bits === undefined) return {};
+  if (!Number.isInteger(bits) || bits < 1024 || bits > MIN_RECEIVED_KEY_BITS) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${param} must be an integer within 1024..${MIN_RECEIVED_KEY_BITS} (it lowers the ${MIN_RECEIVED_KEY_BITS}-bit minimum for tests), got ${String(bits)}`, { param });
+  }
+  return bits === MIN_RECEIVED_KEY_BITS ? {} : { minKeyBits: bits };
+}
+
+/**
+ * The minimum for parties started by the operator who chose the key size `keyBits` (demos,
+ * benchmark, simulation, a server fetching its authority's key): `keyBits` itself when it is a
+ * test size below 2048, else the default. As a `minKeyBits` option, or as worker CLI flags.
+ *
+ * @example
+ * ```ts
+ * keySizeFor(1024).option; // { minKeyBits: 1024 }
+ * keySizeFor(1024).flags;  // ['--insecure-min-key-bits', '1024']
+ * keySizeFor(2048).flags;  // []
+ * ```
+ */
+export function keySizeFor(keyBits: number, param = 'key-bits'): { readonly option: { minKeyBits?: number }; readonly flags: readonly string[] } {
+  const option = keyBits >= MIN_RECEIVED_KEY_BITS ? {} : minKeyBitsOption(keyBits, param);
+  return { option, flags: option.minKeyBits === undefined ? [] : [INSECURE_MIN_KEY_BITS_FLAG, String(option.minKeyBits)] };
+}

@@ -5,6 +5,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { signMessage } from '../core/identity.ts';
 import { generatePaillierKeyPair, serializePublicKey, type PackingSpec, type PaillierKeyPair } from '../paillier/index.ts';
 import { authorityKeyHolder } from './authority.ts';
+import { keySizeFor } from './key-pinning.ts';
 import { SIG_CONTEXT, keyStatement, type PartyTrust } from './identity-auth.ts';
 import { parseRunConfigToml, type RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
@@ -126,7 +127,7 @@ export async function buildStrategy(config: RunConfig, options: BuildStrategyOpt
   if (options.authorityTransport === undefined) {
     throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `key-holder "${config.keyHolder}" needs authority-address`, { param: 'authority-address' });
   }
-  return new PaillierFedAvg(await authorityKeyHolder(options.authorityTransport, { keyHolder: config.keyHolder, secret: config.token, trust: options.trust ?? null, minKeyBits: Math.min(2048, config.keyBits) }), packing);
+  return new PaillierFedAvg(await authorityKeyHolder(options.authorityTransport, { keyHolder: config.keyHolder, secret: config.token, trust: options.trust ?? null, ...keySizeFor(config.keyBits).option }), packing);
 }
 
 

@@ -7,6 +7,7 @@ import { deriveToken, type NamedTensor } from './protocol.ts';
 import { buildStrategy, serverSettings } from './run.ts';
 import { FlServer, type EvalMetrics, type RunSummary, type ServerEvent, type ServerSettings } from './server.ts';
 import type { Strategy } from './strategy.ts';
+import { keySizeFor } from './key-pinning.ts';
 import { runWorker, type FlClient, type WorkerEvent, type WorkerOptions, type WorkerSummary } from './worker.ts';
 
 /**
@@ -95,7 +96,7 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
       ...(authorityTransport === undefined ? {} : { authorityTransport }),
       pollWaitMs: 200,
       // One operator runs every party of a simulation: its workers accept the key size it chose.
-      minKeyBits: config.keyBits,
+      ...keySizeFor(config.keyBits).option,
       ...(options.onWorkerEvent === undefined ? {} : { onEvent: (e: WorkerEvent) => options.onWorkerEvent!(id, e) }),
     }),
   );

@@ -13,6 +13,7 @@ import {
 } from '../paillier/index.ts';
 import { ModelPayloadSchema, type FitResult, type ModelPayload, type SecAggRound, type SecAggStageResult, type SecAggStageTask, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { assertSameSpecs, flatten, parameterCount, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
+import { contributionKeyId, isSignedContribution, openContribution } from './contribution.ts';
 
 /**
  * Aggregation strategies in Flower's shape. The server owns sampling, rounds and evaluation;
@@ -50,11 +51,12 @@ export interface KeyVouch {
   readonly keySignerId: string;
 }
 
-/** One worker's Paillier update as it signed it, for the key authority's contribution floor. */
+/**
+ * One worker's Paillier update as it signed it (the bytes of a proto SignedContribution,
+ * src/fl/contribution.ts), for the key authority's contribution floor.
+ */
 export interface SignedUpdate {
-  readonly workerId: string;
-  readonly packed: Uint8Array;
-  readonly signature: Uint8Array;
+  readonly contribution: Uint8Array;
 }
 
 /** What a multi-stage round reports at its end (secure aggregation: survivors, dropouts, clipping). */
@@ -181,8 +183,9 @@ export class PaillierFedAvg implements Strategy {
   readonly #publicKey: PaillierPublicKey;
   readonly #packing: PackingSpec;
   readonly #layout: PackingLayout;
-  /** The bytes and signature each accepted update arrived with (for the authority's floor). */
-  readonly #signed = new WeakMap<PackedCiphertext, { packed: Uint8Array; signature: Uint8Array }>();
+  readonly #keyId: string;
+  /** The signed contribution each accepted update arrived as (for the authority's floor). */
+  readonly #signed = new WeakMap<PackedCiphertext, { contribution: Uint8Array; workerId: string; round: number }>();
 
   constructor(holder: PaillierKeyHolder, packing: PackingSpec) {
     this.#holder = holder;
@@ -190,6 +193,7 @@ export class PaillierFedAvg implements Strategy {
     this.#publicKey = holder.kind === 'server' ? holder.privateKey.publicKey : holder.publicKey;
     this.#packing = packing;
     this.#layout = PackingLayout.forKey(this.#publicKey, packing);
+    this.#keyId = contributionKeyId(this.#publicKey);
   }
 
   get publicKey(): PaillierPublicKey {
@@ -212,11 +216,16 @@ export class PaillierFedAvg implements Strategy {
     assertSameSpecs(specs, enc.specs, param);
     const length = parameterCount(specs);
     const h = this.#holder;
-    const packed = deserializePacked(this.#publicKey, enc.packed, { length, layout: this.#layout, ...(h.kind === 'server' ? { privateKey: h.privateKey } : {}) });
+    // Identity mode: the update is a signed contribution (the decryptor verifies the signature).
+    const opened = isSignedContribution(enc.packed) ? openContribution(enc.packed, param) : null;
+    if (opened !== null && opened.keyFingerprint !== this.#keyId) {
+      throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `${param} is signed under key ${opened.keyFingerprint.slice(0, 16)}…, this run's is ${this.#keyId.slice(0, 16)}…`, { param });
+    }
+    const packed = deserializePacked(this.#publicKey, opened?.packed ?? enc.packed, { length, layout: this.#layout, ...(h.kind === 'server' ? { privateKey: h.privateKey } : {}) });
     if (packed.contributions !== 1) {
       throw new CipherMLError('CIPHERML_E_PROTOCOL', `a worker update must hold 1 contribution, this one claims ${packed.contributions}`, { param });
     }
-    this.#signed.set(packed, { packed: enc.packed, signature: result.contributionSignature });
+    if (opened !== null) this.#signed.set(packed, { contribution: enc.packed, workerId: opened.workerId, round: opened.round });
     return packed;
   }
 
@@ -226,7 +235,14 @@ export class PaillierFedAvg implements Strategy {
     const h = this.#holder;
     if (h.kind === 'clients') return { kind: 'encrypted', packed: serializePacked(sum), specs: [...specs], weightTotal };
     const signed = (): SignedUpdate[] =>
-      results.map((r) => ({ workerId: r.workerId, ...(this.#signed.get(r.decoded as PackedCiphertext) ?? { packed: new Uint8Array(0), signature: new Uint8Array(0) }) }));
+      results.flatMap((r) => {
+        const c = this.#signed.get(r.decoded as PackedCiphertext);
+        if (c === undefined) return [];
+        if (c.workerId !== r.workerId || c.round !== round) {
+          throw new CipherMLError('CIPHERML_E_PROTOCOL', `the update of worker ${r.workerId} is signed as worker ${c.workerId}'s for round ${c.round}`, { param: `result from ${r.workerId}` });
+        }
+        return [{ contribution: c.contribution }];
+      });
     let sums: Float64Array;
     try {
       sums = h.kind === 'server' ? await decryptVector(h.privateKey, sum) : (await h.decrypt(round, serializePacked(sum), signed())).sums;

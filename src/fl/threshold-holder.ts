@@ -1,13 +1,14 @@
 import type { ConnectRouter } from '@connectrpc/connect';
 import { CipherMLError } from '../core/errors.ts';
 import type { Roster } from '../core/identity.ts';
-import { PackedCiphertext, deserializePacked, type PackingLayout } from '../paillier/index.ts';
 import type { ThresholdKeyShare } from '../paillier/threshold.ts';
 import { serializeDecryptionShares, serializeThresholdPublicKey } from '../paillier/threshold-serialize.ts';
-import { decryptionSharesOf } from '../paillier/threshold-vector.ts';
+import type { WorkerPool } from '../core/worker-pool.ts';
+import { sharedPaillierPool } from '../paillier/vector.ts';
+import { decryptionSharesInPool } from '../paillier/threshold-vector.ts';
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { checkProtocolVersion, toConnectError } from './protocol.ts';
-import { openContribution, productDigest, verifyContribution, type OpenedContribution } from './threshold-contribution.ts';
+import { productDigest, verifyContributionSet, type ContributionSetHooks } from './contribution.ts';
 
 /**
  * A threshold key holder (key-holder "threshold"): keeps one share of the threshold Paillier key
@@ -19,28 +20,18 @@ import { openContribution, productDigest, verifyContribution, type OpenedContrib
  * 1. the request's run id is the run this holder serves (the first one it saw);
  * 2. the round is later than every round it already decrypted (one aggregate per round, so the
  *    server cannot difference two subsets of one round);
- * 3. at least `minContributions` contributions, all from distinct workers;
- * 4. each contribution names this run, this round and this threshold key, and carries a valid
- *    signature of a roster worker (src/fl/threshold-contribution.ts);
- * 5. the signed FedAvg weights are proportional to the workers' signed example counts
- *    (w_k/n_k equal up to 1e-9 relative) and sum to at most 1, so the server cannot weight one
- *    update ≈ 1 and the others ≈ 0 (they would round to nothing in fixed point);
- * 6. each packed vector holds exactly one contribution, all with one length and layout.
+ * 3. the contributions pass verifyContributionSet (src/fl/contribution.ts, the check the key
+ *    authority makes too): at least `minContributions` of distinct roster workers, each signed
+ *    for this run, round and threshold key, FedAvg weights proportional to the signed example
+ *    counts and summing to at most 1, one contribution per packed vector.
  * It then recomputes the product of the contributions itself and decrypts only that product.
  * The server never sends a ciphertext to decrypt, so it cannot ask for one worker's update or
  * pad it with its own Enc(0).
  */
 
 /** Internal test hooks: each disables one check, so the adversarial suite can show that check is what stops its attack. Never set outside tests. */
-export interface HolderTestHooks {
-  readonly skipSignatures?: boolean;
-  readonly skipMinContributions?: boolean;
-  readonly skipDistinctWorkers?: boolean;
+export interface HolderTestHooks extends ContributionSetHooks {
   readonly skipRoundCheck?: boolean;
-  /** Accepts contributions signed for another run, round or key. */
-  readonly skipBinding?: boolean;
-  /** Accepts weights not proportional to the workers' example counts. */
-  readonly skipWeightCheck?: boolean;
   /** Makes this holder cheat: its decryption shares are of another value. */
   readonly corruptShares?: boolean;
 }
@@ -60,6 +51,11 @@ export interface ThresholdKeyHolderOptions {
   /** Fewest distinct signed contributions per decrypted aggregate (the run's min-fit-clients). */
   readonly minContributions: number;
   readonly onEvent?: (e: HolderEvent) => void;
+  /**
+   * Worker threads that compute the decryption shares (default: the process-wide Paillier pool),
+   * so the holder's event loop keeps answering while a large aggregate is being decrypted.
+   */
+  readonly pool?: WorkerPool;
   /** @internal */
   readonly testHooks?: HolderTestHooks;
 }
@@ -105,9 +101,9 @@ export class ThresholdKeyHolder {
           throw toConnectError(e);
         }
       },
-      decryptContributions: (req) => {
+      decryptContributions: async (req) => {
         try {
-          return this.decrypt(req);
+          return await this.decrypt(req);
         } catch (e) {
           if (e instanceof CipherMLError) this.#o.onEvent?.({ type: 'refused', round: req.round, detail: e.message });
           throw toConnectError(e);
@@ -116,8 +112,13 @@ export class ThresholdKeyHolder {
     });
   }
 
-  /** Checks a request and returns this holder's decryption shares of the product (see the class comment). */
-  decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): { holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array } {
+  /**
+   * Checks a request and returns this holder's decryption shares of the product (see the class
+   * comment). The checks run on the calling thread; the shares are computed on worker threads.
+   * The run and round are claimed before the shares are computed, so two concurrent requests for
+   * one round cannot both pass check 2.
+   */
+  async decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): Promise<{ holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array }> {
     checkProtocolVersion(req.protocolVersion);
     const hooks = this.#o.testHooks ?? {};
     const pk = this.#o.share.publicKey;
@@ -125,48 +126,17 @@ export class ThresholdKeyHolder {
     if (hooks.skipRoundCheck !== true && req.round <= this.#lastRound) {
       throw refused(`round ${req.round} is not after round ${this.#lastRound}, the last one this holder decrypted (one aggregate per round)`, { round: req.round, last: this.#lastRound });
     }
-    const n = req.contributions.length;
-    if (hooks.skipMinContributions !== true && n < this.#o.minContributions) {
-      throw refused(`${n} contribution(s) presented for round ${req.round}; at least ${this.#o.minContributions} distinct signed contributions are required`, { have: n, need: this.#o.minContributions });
-    }
-    if (n > this.#o.roster.parties.length && hooks.skipDistinctWorkers !== true) throw refused(`${n} contributions presented, the roster has ${this.#o.roster.parties.length} parties`);
-    if (n === 0) throw refused('no contributions presented');
-    const opened: OpenedContribution[] = [];
-    const seen = new Set<string>();
-    req.contributions.forEach((sc, i) => {
-      const what = `contribution ${i} of round ${req.round}`;
-      const c = openContribution(sc.contribution, what);
-      if (hooks.skipBinding !== true && (c.runId !== req.runId || c.round !== req.round)) throw refused(`${what} is signed for run ${c.runId} round ${c.round}`, { worker: c.workerId });
-      if (hooks.skipBinding !== true && c.keyFingerprint !== pk.fingerprint) throw refused(`${what} is under threshold key ${c.keyFingerprint.slice(0, 16)}…, this holder's is ${pk.fingerprint.slice(0, 16)}…`, { worker: c.workerId });
-      if (hooks.skipSignatures !== true) verifyContribution(this.#o.roster, c, `${what} (worker ${c.workerId})`);
-      if (hooks.skipDistinctWorkers !== true && seen.has(c.workerId)) throw refused(`worker ${c.workerId} appears twice among the contributions of round ${req.round}`, { worker: c.workerId });
-      seen.add(c.workerId);
-      opened.push(c);
-    });
-    if (hooks.skipWeightCheck !== true) {
-      const ratio = opened[0]!.weight / opened[0]!.numExamples;
-      const off = opened.find((c) => Math.abs(c.weight / c.numExamples - ratio) > 1e-9 * ratio);
-      if (off !== undefined) {
-        throw refused(`the FedAvg weights are not proportional to the workers' example counts: worker ${off.workerId} has weight ${off.weight} for ${off.numExamples} examples, worker ${opened[0]!.workerId} ${opened[0]!.weight} for ${opened[0]!.numExamples}`, { worker: off.workerId });
-      }
-      const total = opened.reduce((s, c) => s + c.weight, 0);
-      if (total > 1 + 1e-9) throw refused(`the FedAvg weights of round ${req.round} sum to ${total} > 1`);
-    }
-    let layout: PackingLayout | undefined;
-    let length: number | undefined;
-    const vectors = opened.map((c) => {
-      const v = deserializePacked(pk.paillier, c.packed, { ...(length === undefined ? {} : { length }), ...(layout === undefined ? {} : { layout }) });
-      if (v.contributions !== 1) throw refused(`the contribution of worker ${c.workerId} claims ${v.contributions} contributions; a worker update holds 1`, { worker: c.workerId });
-      layout ??= v.layout;
-      length ??= v.length;
-      return v;
-    });
-    const product = PackedCiphertext.sum(vectors);
-    let shares = decryptionSharesOf(this.#o.share, product);
-    if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
+    const { contributions, product } = verifyContributionSet(
+      req.contributions.map((c) => c.contribution),
+      { roster: this.#o.roster, runId: req.runId, round: req.round, publicKey: pk.paillier, keyId: pk.fingerprint, minContributions: this.#o.minContributions, code: 'CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED', hooks },
+    );
+    const n = contributions.length;
+    const seen = contributions.map((c) => c.workerId);
     this.#runId ??= req.runId;
     this.#lastRound = Math.max(this.#lastRound, req.round);
-    this.#o.onEvent?.({ type: 'decrypted', round: req.round, detail: `decryption shares of the product of ${n} signed contributions (${[...seen].join(', ')}), ${product.values.length} ciphertext(s)` });
+    let shares = await decryptionSharesInPool(this.#o.share, product, this.#o.pool ?? sharedPaillierPool());
+    if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
+    this.#o.onEvent?.({ type: 'decrypted', round: req.round, detail: `decryption shares of the product of ${n} signed contributions (${seen.join(', ')}), ${product.values.length} ciphertext(s)` });
     return { holderId: this.id, shares: serializeDecryptionShares(pk, shares), aggregateDigest: productDigest(product) };
   }
 }

@@ -8,7 +8,7 @@ import { ThresholdFedAvg, type ThresholdFedAvgOptions } from './threshold-strate
 import { createRpcTransport, parseAddress } from './transport.ts';
 
 /** Extra options of the threshold strategy that do not come from the run config. */
-export type ThresholdBuildOptions = Pick<ThresholdFedAvgOptions, 'onRound' | 'testHooks'>;
+export type ThresholdBuildOptions = Pick<ThresholdFedAvgOptions, 'onRound'>;
 
 /**
  * The server's threshold strategy from a run config: reads threshold-public-key (refusing one
@@ -28,7 +28,8 @@ export async function buildThresholdStrategy(config: RunConfig, packing: Packing
   }
   const addresses = config.thresholdHolders.split(',').map((a) => a.trim()).filter((a) => a !== '');
   addresses.forEach((a) => parseAddress(a, 'threshold-holders'));
-  const tls = config.tlsCa === '' ? {} : { tls: { ca: config.tlsCa } };
+  // The server verifies each holder against tls-ca and, with its own tls-cert, presents it (holders started with --tls-ca require it).
+  const tls = { tls: { ca: config.tlsCa, ...(config.tlsCert === '' ? {} : { cert: config.tlsCert, key: config.tlsKey }) } };
   const holders = addresses.map((address) => ({ name: address, transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }) }));
   const roster = config.thresholdRoster === '' ? undefined : await loadRoster(config.thresholdRoster, 'threshold-roster');
   return new ThresholdFedAvg({ publicKey, packing, holders, holderTimeoutMs: config.roundTimeout * 1000, ...(roster === undefined ? {} : { roster }), ...options });

@@ -9,7 +9,7 @@ import type { FitResult, ModelPayload, TensorSpec } from './gen/cipherml/fl/v1/f
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { PROTOCOL_VERSION, assertSameSpecs, fromRpcError, parameterCount, unflatten } from './protocol.ts';
 import { plainPayload, type FitOutcome, type GlobalModel, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
-import { openContribution, verifyContribution, type OpenedContribution } from './threshold-contribution.ts';
+import { openContribution, verifyContribution, type OpenedContribution } from './contribution.ts';
 
 /**
  * Paillier FedAvg with key-holder "threshold": workers encrypt under a threshold Paillier key and
@@ -45,8 +45,6 @@ export interface ThresholdFedAvgOptions {
   readonly onRound?: (round: number, report: ThresholdRoundReport) => void;
   /** How long to wait for each holder's answer (default 300 s); a holder that does not answer in time counts as failed. */
   readonly holderTimeoutMs?: number;
-  /** @internal Disables share verification (adversarial tests only). */
-  readonly testHooks?: { readonly skipShareVerification?: boolean };
 }
 
 interface Decoded {
@@ -126,7 +124,7 @@ export class ThresholdFedAvg implements Strategy {
     const got = answers.filter((a): a is DecryptionShare[] => a !== null);
     let combined;
     try {
-      combined = combinePacked(this.#o.publicKey, sum, got, this.#o.testHooks?.skipShareVerification === true ? { skipVerification: true } : {});
+      combined = combinePacked(this.#o.publicKey, sum, got);
     } catch (e) {
       if (e instanceof CipherMLError && failed.length > 0) {
         throw new CipherMLError(e.code, `${e.problem}; key holders that refused or failed: ${failed.map((f) => `${f.holder} (${f.message})`).join('; ')}`, { param: 'threshold-holders', ...(e.details === undefined ? {} : { details: e.details }) });

@@ -2,7 +2,7 @@ import { CipherMLError } from '../core/errors.ts';
 import type { Identity } from '../core/identity.ts';
 import type { PaillierPublicKey } from '../paillier/index.ts';
 import type { ThresholdPublicKey } from '../paillier/threshold.ts';
-import { sealContribution } from './threshold-contribution.ts';
+import { sealContribution } from './contribution.ts';
 import type { ContributionSigner } from './worker.ts';
 
 /**

@@ -5,13 +5,15 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { generateIdentity, publicIdentity, publicIdentityToJson, saveIdentity, Roster } from '../core/identity.ts';
 import { isCipherMLError } from '../core/errors.ts';
-import { cli, codeOf } from '../../test/helpers.ts';
+import { cli, codeOf, codeOfAsync } from '../../test/helpers.ts';
 import { resolveRunConfig } from './config.ts';
-import { openContribution, sealContribution, verifyContribution } from './threshold-contribution.ts';
+import { openContribution, sealContribution, verifyContribution } from './contribution.ts';
 import { ThresholdKeyHolder } from './threshold-holder.ts';
-import { parseThresholdLabel } from '../paillier/threshold.ts';
+import { parseThresholdLabel, verifyDecryptionShare } from '../paillier/threshold.ts';
 import { dealFromSafePrimes } from '../paillier/threshold-dealer.ts';
-import { encryptPacked, serializePacked } from '../paillier/index.ts';
+import { PackedCiphertext, deserializePacked, encryptPacked, serializePacked } from '../paillier/index.ts';
+import { createPaillierPool } from '../paillier/vector.ts';
+import { deserializeDecryptionShares } from '../paillier/threshold-serialize.ts';
 import { THRESHOLD_KAT } from '../../test/fixtures/threshold.ts';
 
 const FP = 'ab'.repeat(32);
@@ -77,7 +79,7 @@ describe('key-holder threshold run config', () => {
 });
 
 describe('threshold key holder options', () => {
-  it('refuses a floor below 2 contributions (one contribution is one worker\'s update)', () => {
+  it('refuses a floor below 2 contributions (one contribution is one worker\'s update)', async () => {
     const dealt = dealFromSafePrimes(THRESHOLD_KAT.p, THRESHOLD_KAT.q, { holders: 3, threshold: 2 });
     const roster = new Roster([publicIdentity(generateIdentity('worker', '1'))]);
     for (const minContributions of [1, 0, 1.5]) {
@@ -94,10 +96,40 @@ describe('threshold key holder options', () => {
     const holder = new ThresholdKeyHolder({ share: dealt.shares[0]!, roster: new Roster(workers.map(publicIdentity)), minContributions: 2 });
     const packed = serializePacked(encryptPacked(dealt.publicKey.paillier, [1, 2]));
     const contributions = workers.map((w) => ({ contribution: sealContribution(w, { runId: 'r', round: 1, weight: 2, numExamples: 100, workerId: w.id, keyFingerprint: dealt.publicKey.fingerprint }, packed) }));
-    expect(codeOf(() => holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions }))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
+    expect(await codeOfAsync(() => holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions }))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
     expect(parseThresholdLabelCode('4-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('1-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('2-of-3')).toBeUndefined();
+  });
+});
+
+describe('threshold key holder responsiveness', () => {
+  it('computes decryption shares on worker threads: the event loop keeps answering, and the shares verify', async () => {
+    const dealt = dealFromSafePrimes(THRESHOLD_KAT.p, THRESHOLD_KAT.q, { holders: 3, threshold: 2 });
+    const workers = ['1', '2'].map((id) => generateIdentity('worker', id));
+    const pool = createPaillierPool(1);
+    try {
+      const holder = new ThresholdKeyHolder({ share: dealt.shares[0]!, roster: new Roster(workers.map(publicIdentity)), minContributions: 2, pool });
+      // 24 ciphertexts per contribution: a few hundred ms of modular exponentiation.
+      const values = Array.from({ length: 24 * 20 }, (_, i) => (i % 7) - 3);
+      const packing = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
+      const contributions = workers.map((w) => ({ contribution: sealContribution(w, { runId: 'r', round: 1, weight: 0.5, numExamples: 10, workerId: w.id, keyFingerprint: dealt.publicKey.fingerprint }, serializePacked(encryptPacked(dealt.publicKey.paillier, values, { packing, obfuscate: false }))) }));
+      // Event-loop ticks while the holder works: with shares on this thread there would be none.
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const t0 = performance.now();
+      const reply = await holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions });
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 5 / 4));
+      expect(ticks).toBeGreaterThan(3);
+      const product = PackedCiphertext.sum(contributions.map((c) => deserializePacked(dealt.publicKey.paillier, openContribution(c.contribution, 'c').packed)));
+      const { shares } = deserializeDecryptionShares(dealt.publicKey, reply.shares, product.values.length);
+      expect(shares.length).toBeGreaterThan(8);
+      expect(shares.every((sh, i) => verifyDecryptionShare(dealt.publicKey, product.values[i]!, sh))).toBe(true);
+    } finally {
+      await pool.close();
+    }
   });
 });
 

@@ -3,7 +3,6 @@ import { create } from '@bufbuild/protobuf';
 import { createClient, type Client, type Transport } from '@connectrpc/connect';
 import { defences } from '../core/defences.ts';
 import { CipherMLError, isCipherMLError } from '../core/errors.ts';
-import { signMessage } from '../core/identity.ts';
 import {
   PackingLayout,
   decryptVector,
@@ -26,7 +25,8 @@ import {
   type PushResultRequest,
   type Task,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
-import { SIG_CONTEXT, contributionPayload, signRequest, soleParty, type PartyTrust } from './identity-auth.ts';
+import { SIG_CONTEXT, signRequest, soleParty, type PartyTrust } from './identity-auth.ts';
+import { contributionKeyId, sealContribution } from './contribution.ts';
 import { acceptPaillierKey } from './key-pinning.ts';
 import { PROTOCOL_VERSION, fromRpcError, parameterCount, specsOf, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
 import { advertiseKeys, answerStage, beginWorkerRound, stageOfTask, type SecAggWorkerOptions, type SecAggWorkerRound, type WorkerStage } from './secagg-client.ts';
@@ -277,13 +277,17 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     const c = crypto;
     if (c === null || !defences.encryptUpdates) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
     const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
-    const packed = options.contributions === undefined ? serializePacked(enc) : options.contributions.seal(runId, round, weight, numExamples, serializePacked(enc));
+    // Every Paillier update a worker with an identity sends is signed, in the one format
+    // (src/fl/contribution.ts) the key authority and the threshold key holders verify.
+    const bare = serializePacked(enc);
+    const packed =
+      options.contributions !== undefined
+        ? options.contributions.seal(runId, round, weight, numExamples, bare)
+        : trust !== null
+          ? sealContribution(trust.identity, { runId, round, weight, numExamples, workerId: trust.identity.id, keyFingerprint: contributionKeyId(c.publicKey) }, bare)
+          : bare;
     return create(ModelPayloadSchema, { kind: { case: 'encrypted', value: { packed, specs: specsOf(params), weightTotal: weight } } });
   };
-
-  /** Identity mode: the signature over (round, worker id, SHA-256 of the packed bytes) of a Paillier update. */
-  const signContribution = (round: number, payload: ModelPayload): Uint8Array =>
-    trust === null || payload.kind.case !== 'encrypted' ? new Uint8Array(0) : signMessage(trust.identity, SIG_CONTEXT.contribution, contributionPayload(round, options.workerId, payload.kind.value.packed));
 
   const execute = async (sessionId: string, task: Task): Promise<PushResultRequest | WorkerSummary | null> => {
     const body = task.body;
@@ -331,8 +335,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
         emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });
-        const contributionSignature = signContribution(task.round, payload);
-        return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics }, contributionSignature } } });
+        return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
       }
       const params = await decode(body.value.model);
       const out = await options.client.evaluate(params, body.value.config);

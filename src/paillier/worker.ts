@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { errorToReply } from '../core/worker-pool.ts';
 import type { BackendPreference } from '../core/bigmath/index.ts';
 import { PaillierPrivateKey, PaillierPublicKey, type ObfuscationMode } from './keys.ts';
+import type { DecryptionShare, ThresholdKeyShare } from './threshold.ts';
+import { deserializeThresholdKeyShare } from './threshold-serialize.ts';
 
 /**
  * Worker-thread entry for vector encryption/decryption (see vector.ts). Keys arrive as bigints
@@ -11,7 +14,9 @@ import { PaillierPrivateKey, PaillierPublicKey, type ObfuscationMode } from './k
 
 export type PaillierTask =
   | { kind: 'encrypt'; n: bigint; hs: bigint; backend: BackendPreference; plaintexts: bigint[]; obfuscate: false | ObfuscationMode }
-  | { kind: 'decrypt'; n: bigint; hs: bigint; p: bigint; q: bigint; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number };
+  | { kind: 'decrypt'; n: bigint; hs: bigint; p: bigint; q: bigint; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number }
+  /** Threshold decryption shares (with proofs) of one holder; `share` is its serialized key share, cached by its bytes' digest. */
+  | { kind: 'threshold-share'; share: Uint8Array; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number };
 
 const publicKeys = new Map<string, PaillierPublicKey>();
 const privateKeys = new Map<string, PaillierPrivateKey>();
@@ -27,7 +32,16 @@ function cached<V>(map: Map<string, V>, key: string, make: () => V): V {
   return v;
 }
 
-function run(task: PaillierTask): bigint[] {
+const thresholdShares = new Map<string, ThresholdKeyShare>();
+
+function runThresholdShare(task: Extract<PaillierTask, { kind: 'threshold-share' }>): DecryptionShare[] {
+  const key = createHash('sha256').update(task.share).digest('hex');
+  const share = cached(thresholdShares, key, () => deserializeThresholdKeyShare(task.share, { backend: task.backend }, 'share'));
+  return task.ciphertexts.map((c, i) => share.decryptShare(c, `packed.values[${task.firstIndex + i}]`));
+}
+
+function run(task: PaillierTask): bigint[] | DecryptionShare[] {
+  if (task.kind === 'threshold-share') return runThresholdShare(task);
   const keyId = `${task.n.toString(16)}:${task.hs.toString(16)}`;
   const pk = cached(publicKeys, keyId, () => new PaillierPublicKey(task.n, task.hs, { backend: task.backend }));
   if (task.kind === 'encrypt') {

@@ -1,8 +1,9 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { createClient, type Client, type Interceptor } from '@connectrpc/connect';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { resetDefences } from '../../src/core/defences.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
 import { Roster, generateIdentity, publicIdentity, type Identity } from '../../src/core/identity.ts';
@@ -19,7 +20,9 @@ import {
 } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import type { PartyTrust } from '../../src/fl/identity-auth.ts';
 import { fromRpcError, tensorsToWire, type NamedTensor } from '../../src/fl/protocol.ts';
-import { zeroModel } from '../../src/fl/strategy.ts';
+import { FlServer, type ServerSettings } from '../../src/fl/server.ts';
+import { zeroModel, type Strategy } from '../../src/fl/strategy.ts';
+import { generatePaillierKeyPair, type PackingSpec, type PaillierKeyPair } from '../../src/paillier/index.ts';
 import { createRpcTransport, startRpcServer, type RpcServer } from '../../src/fl/transport.ts';
 import { runWorker, type FlClient, type WorkerOptions, type WorkerSummary } from '../../src/fl/worker.ts';
 import { loadCsvDataset, shardDataset } from '../../src/ml/csv.ts';
@@ -31,6 +34,9 @@ import { loadCsvDataset, shardDataset } from '../../src/ml/csv.ts';
 // src/core/defences.ts, to show each attack succeeds against a build without the defence.
 
 export const MAX_MESSAGE_BYTES = 4 << 20;
+
+/** The packing of every Paillier attack (16 fractional, 15 integer bits). */
+export const PACKING: PackingSpec = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
 
 /** A fresh temporary folder. */
 export function tempDir(prefix: string): Promise<string> {
@@ -56,6 +62,65 @@ export function makeParties(n: number, withAuthority = true): Parties {
   const workers = Array.from({ length: n }, (_, i) => generateIdentity('worker', String(i + 1)));
   const roster = new Roster([server, ...(withAuthority ? [authority] : []), ...workers].map(publicIdentity));
   return { server, authority, workers, roster, trust: (who) => ({ identity: who, roster }) };
+}
+
+/** What {@link usePaillierWorld} makes once per test file. */
+export interface PaillierWorld {
+  readonly parties: Parties;
+  /** A 1024-bit test key (the parties' --insecure-min-key-bits 1024). */
+  readonly pair: PaillierKeyPair;
+  /** A temporary folder for run folders, removed after the file. */
+  readonly dir: string;
+}
+
+/**
+ * Registers the common set-up of a Paillier attack file: identities of `n` workers, a server and
+ * (when `withAuthority`) a pinned key authority, a 1024-bit key and a temporary folder, made once
+ * before the file's tests; every defence back on after each test and at the end.
+ */
+export function usePaillierWorld(n: number, withAuthority = true): PaillierWorld {
+  let world: PaillierWorld | null = null;
+  const get = (): PaillierWorld => {
+    if (world === null) throw new Error('usePaillierWorld: read only inside a test');
+    return world;
+  };
+  beforeAll(async () => {
+    world = { parties: makeParties(n, withAuthority), pair: await generatePaillierKeyPair({ bits: 1024 }), dir: await tempDir('paillier') };
+  });
+  afterEach(() => resetDefences());
+  afterAll(async () => {
+    resetDefences();
+    if (world !== null) await rm(world.dir, { recursive: true, force: true });
+  });
+  return {
+    get parties() {
+      return get().parties;
+    },
+    get pair() {
+      return get().pair;
+    },
+    get dir() {
+      return get().dir;
+    },
+  };
+}
+
+/**
+ * A loopback FlServer for an attack: `workers` workers, every one needed in each round, one
+ * attempt per round, run folder `<dir>/<name>`; `settings` overrides.
+ */
+export function attackServer(o: { readonly dir: string; readonly name: string; readonly strategy: Strategy; readonly workers?: number; readonly rounds?: number; readonly settings?: Partial<ServerSettings>; readonly interceptors?: Interceptor[] }): FlServer {
+  const workers = o.workers ?? 2;
+  return new FlServer({
+    settings: {
+      address: '127.0.0.1:0', numRounds: o.rounds ?? 1, fractionFit: 1, fractionEvaluate: 0, minFitClients: workers, minEvaluateClients: 0, minAvailableClients: workers,
+      roundTimeoutMs: 20_000, joinTimeoutMs: 20_000, evalEvery: 1, runDir: join(o.dir, o.name), secret: '', maxMessageBytes: MAX_MESSAGE_BYTES,
+      fitConfig: {}, seed: 1, pollWaitMs: 200, maxRoundAttempts: 1,
+      ...o.settings,
+    },
+    strategy: o.strategy,
+    ...(o.interceptors === undefined ? {} : { interceptors: o.interceptors }),
+  });
 }
 
 /** A key authority serving on loopback. */
@@ -135,11 +200,14 @@ export class ScriptedServer {
   readonly joins: JoinRequest[] = [];
   readonly results: PushResultRequest[] = [];
   readonly #script: JoinScript;
-  readonly #state = new Map<string, { specs: JoinRequest['model']; sent: boolean; done: boolean }>();
+  readonly #weightOf: (join: JoinRequest) => number;
+  readonly #state = new Map<string, { join: JoinRequest; sent: boolean; done: boolean }>();
   #rpc: RpcServer | null = null;
 
-  constructor(script: JoinScript) {
+  /** `weightOf` is the FedAvg weight each worker is told (default 0.5). */
+  constructor(script: JoinScript, weightOf: (join: JoinRequest) => number = () => 0.5) {
     this.#script = script;
+    this.#weightOf = weightOf;
   }
 
   async listen(): Promise<string> {
@@ -151,7 +219,7 @@ export class ScriptedServer {
         router.service(FederatedService, {
           join: (req) => {
             this.joins.push(req);
-            this.#state.set(req.workerId, { specs: req.model, sent: false, done: false });
+            this.#state.set(req.workerId, { join: req, sent: false, done: false });
             return create(JoinResponseSchema, { sessionId: req.workerId, runId: 'scripted', strategy: 'paillier', keyHolder: 'authority', nextRound: 1, numRounds: 1, ...this.#script(req) });
           },
           pullTask: async (req) => {
@@ -160,9 +228,9 @@ export class ScriptedServer {
             if (st.done) return create(PullTaskResponseSchema, { task: create(TaskSchema, { taskId: 'finish', round: 1, body: { case: 'finish', value: { reason: 'scripted server done' } } }) });
             if (!st.sent) {
               st.sent = true;
-              const model: NamedTensor[] = zeroModel(st.specs);
+              const model: NamedTensor[] = zeroModel(st.join.model);
               return create(PullTaskResponseSchema, {
-                task: create(TaskSchema, { taskId: `fit-${req.sessionId}`, round: 1, body: { case: 'fit', value: { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(model) } } }, weight: 0.5, config: {} } } }),
+                task: create(TaskSchema, { taskId: `fit-${req.sessionId}`, round: 1, body: { case: 'fit', value: { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(model) } } }, weight: this.#weightOf(st.join), config: {} } } }),
               });
             }
             await new Promise((r) => setTimeout(r, 50));

@@ -1,16 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { createClient } from '@connectrpc/connect';
 import { generateIdentity } from '../../src/core/identity.ts';
 import { FederatedService } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { SIG_CONTEXT, signRequest, type PartyTrust } from '../../src/fl/identity-auth.ts';
 import { PROTOCOL_VERSION, deriveToken } from '../../src/fl/protocol.ts';
-import { FlServer } from '../../src/fl/server.ts';
 import { PaillierFedAvg } from '../../src/fl/strategy.ts';
 import { createRpcTransport } from '../../src/fl/transport.ts';
-import { generatePaillierKeyPair, type PaillierKeyPair } from '../../src/paillier/index.ts';
-import { MAX_MESSAGE_BYTES, makeParties, rpcCode, tempDir, type Parties } from './harness-fl.ts';
+import { MAX_MESSAGE_BYTES, PACKING, attackServer, rpcCode, usePaillierWorld } from './harness-fl.ts';
 
 // Adversary: a client that is not the worker it claims to be (an outsider, another roster worker,
 // a replayer of a captured join), joining a server in identity mode over the real transport.
@@ -19,28 +15,11 @@ import { MAX_MESSAGE_BYTES, makeParties, rpcCode, tempDir, type Parties } from '
 // holding the run secret — the server operator included — mints a worker's credential and joins
 // as that worker.
 
-const PACKING = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
-
 describe('adversary: impersonating a worker at join', () => {
-  let parties: Parties;
-  let pair: PaillierKeyPair;
-  let dir: string;
-  beforeAll(async () => {
-    parties = makeParties(2, false);
-    pair = await generatePaillierKeyPair({ bits: 1024 });
-    dir = await tempDir('join');
-  });
-  afterAll(async () => rm(dir, { recursive: true, force: true }));
+  const world = usePaillierWorld(2, false);
 
   async function server(name: string, trust: PartyTrust | null, secret: string) {
-    const s = new FlServer({
-      settings: {
-        address: '127.0.0.1:0', numRounds: 1, fractionFit: 1, fractionEvaluate: 0, minFitClients: 2, minEvaluateClients: 0, minAvailableClients: 2,
-        roundTimeoutMs: 20_000, joinTimeoutMs: 20_000, evalEvery: 1, runDir: join(dir, name), secret, maxMessageBytes: MAX_MESSAGE_BYTES,
-        fitConfig: {}, seed: 1, pollWaitMs: 200, trust,
-      },
-      strategy: new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey }, PACKING),
-    });
+    const s = attackServer({ dir: world.dir, name, strategy: new PaillierFedAvg({ kind: 'server', privateKey: world.pair.privateKey }, PACKING), settings: { trust, secret, maxRoundAttempts: 3 } });
     const address = await s.listen();
     return { s, rpc: createClient(FederatedService, createRpcTransport({ address, maxMessageBytes: MAX_MESSAGE_BYTES })) };
   }
@@ -49,9 +28,9 @@ describe('adversary: impersonating a worker at join', () => {
   const base = (workerId: string, instanceId = 'i1') => ({ protocolVersion: PROTOCOL_VERSION, workerId, instanceId, token: '', numExamples: 10n, model });
 
   it('unsigned, outsider, wrong-signer, other-server and replayed joins are refused; the token flow admits a minted token', async () => {
-    const { s, rpc } = await server('identity', parties.trust(parties.server), '');
-    const w1 = parties.workers[0]!;
-    const sign = (who = w1, id = '1', audience = parties.server.fingerprint, instance = 'i1') => signRequest(who, SIG_CONTEXT.join, ['join', id, instance], audience);
+    const { s, rpc } = await server('identity', world.parties.trust(world.parties.server), '');
+    const w1 = world.parties.workers[0]!;
+    const sign = (who = w1, id = '1', audience = world.parties.server.fingerprint, instance = 'i1') => signRequest(who, SIG_CONTEXT.join, ['join', id, instance], audience);
     expect(await rpcCode(rpc.join(base('1')))).toBe('CIPHERML_E_UNAUTHENTICATED');
     expect(await rpcCode(rpc.join({ ...base('1'), token: deriveToken('any-secret', '1') }))).toBe('CIPHERML_E_UNAUTHENTICATED');
     const outsider = generateIdentity('worker', '9');

@@ -1,3 +1,4 @@
+import { isSignedContribution, openContribution } from '../../src/fl/contribution.ts';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defences } from '../../src/core/defences.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
@@ -17,7 +18,9 @@ const PACKING = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
 
 function fitOf(r: PushResultRequest): Uint8Array {
   if (r.body.case !== 'fit' || r.body.value.model?.kind.case !== 'encrypted') throw new Error('no encrypted fit result');
-  return r.body.value.model.kind.value.packed;
+  // A signed update (identity mode) wraps the ciphertexts; the malicious server unwraps them.
+  const bytes = r.body.value.model.kind.value.packed;
+  return isSignedContribution(bytes) ? openContribution(bytes, 'fit').packed : bytes;
 }
 
 describe('adversary: malicious server substitutes the Paillier key', () => {

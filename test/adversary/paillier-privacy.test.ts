@@ -1,13 +1,9 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { defences } from '../../src/core/defences.ts';
 import { authorityKeyHolder } from '../../src/fl/authority.ts';
-import { FlServer } from '../../src/fl/server.ts';
 import { PaillierFedAvg } from '../../src/fl/strategy.ts';
 import { createRpcTransport } from '../../src/fl/transport.ts';
-import { generatePaillierKeyPair, type PaillierKeyPair } from '../../src/paillier/index.ts';
-import { MAX_MESSAGE_BYTES, dataClient, honestWorker, makeParties, recorder, recording, resetDefences, startAuthority, tempDir, type Parties } from './harness-fl.ts';
+import { MAX_MESSAGE_BYTES, PACKING, attackServer, dataClient, honestWorker, recorder, recording, startAuthority, usePaillierWorld } from './harness-fl.ts';
 import { findLeak } from './leaks.ts';
 
 // Adversary: an honest-but-curious aggregating server (key-holder "authority") that keeps every
@@ -15,34 +11,19 @@ import { findLeak } from './leaks.ts';
 // (float64/float32, fixed point int32/int64, packed-slot offset form, either byte order, raw or
 // FedAvg-weighted). The same test against the build with encryption disabled finds the updates.
 
-const PACKING = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
-
 describe('adversary: the server records every byte it receives (privacy of worker updates)', () => {
-  let parties: Parties;
-  let pair: PaillierKeyPair;
-  let dir: string;
-  beforeAll(async () => {
-    parties = makeParties(2);
-    pair = await generatePaillierKeyPair({ bits: 1024 });
-    dir = await tempDir('privacy');
-  });
-  afterEach(() => resetDefences());
-  afterAll(async () => {
-    resetDefences();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const world = usePaillierWorld(2);
 
   async function run(name: string) {
-    const authority = await startAuthority({ keyPair: pair, keyHolder: 'authority', secret: '', minContributions: 2, trust: parties.trust(parties.authority) });
+    const authority = await startAuthority({ keyPair: world.pair, keyHolder: 'authority', secret: '', minContributions: 2, trust: world.parties.trust(world.parties.authority) });
     const received: Uint8Array[] = [];
-    const holder = await authorityKeyHolder(createRpcTransport({ address: authority.address, maxMessageBytes: MAX_MESSAGE_BYTES }), { keyHolder: 'authority', secret: '', trust: parties.trust(parties.server), minKeyBits: 1024 });
-    const server = new FlServer({
-      settings: {
-        address: '127.0.0.1:0', numRounds: 2, fractionFit: 1, fractionEvaluate: 0, minFitClients: 2, minEvaluateClients: 0, minAvailableClients: 2,
-        roundTimeoutMs: 20_000, joinTimeoutMs: 20_000, evalEvery: 1, runDir: join(dir, name), secret: '', maxMessageBytes: MAX_MESSAGE_BYTES,
-        fitConfig: {}, seed: 1, pollWaitMs: 200, trust: parties.trust(parties.server), maxRoundAttempts: 1,
-      },
+    const holder = await authorityKeyHolder(createRpcTransport({ address: authority.address, maxMessageBytes: MAX_MESSAGE_BYTES }), { keyHolder: 'authority', secret: '', trust: world.parties.trust(world.parties.server), minKeyBits: 1024 });
+    const server = attackServer({
+      dir: world.dir,
+      name,
+      rounds: 2,
       strategy: new PaillierFedAvg(holder, PACKING),
+      settings: { trust: world.parties.trust(world.parties.server) },
       interceptors: [recorder(received)],
     });
     const address = await server.listen();
@@ -51,7 +32,7 @@ describe('adversary: the server records every byte it receives (privacy of worke
     const stop = new AbortController();
     const clients = await Promise.all([dataClient(1, 2), dataClient(2, 2)]);
     const workers = clients.map((c, i) =>
-      honestWorker(address, { workerId: String(i + 1), client: recording(c, trained), trust: parties.trust(parties.workers[i]!), minKeyBits: 1024, signal: stop.signal, expect: { strategy: 'paillier', keyHolder: 'authority' } }).catch(() => null),
+      honestWorker(address, { workerId: String(i + 1), client: recording(c, trained), trust: world.parties.trust(world.parties.workers[i]!), minKeyBits: 1024, signal: stop.signal, expect: { strategy: 'paillier', keyHolder: 'authority' } }).catch(() => null),
     );
     const error = await running;
     stop.abort();

@@ -1,19 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { create } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
 import { defences } from '../../src/core/defences.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
 import { signMessage } from '../../src/core/identity.ts';
 import { FederatedService, PushResultRequestSchema } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
-import { SIG_CONTEXT, contributionPayload, keyStatement, signRequest } from '../../src/fl/identity-auth.ts';
+import { SIG_CONTEXT, keyStatement, signRequest } from '../../src/fl/identity-auth.ts';
+import { contributionKeyId, sealContribution } from '../../src/fl/contribution.ts';
 import { PROTOCOL_VERSION, flatten, specsOf } from '../../src/fl/protocol.ts';
-import { FlServer, type RunSummary } from '../../src/fl/server.ts';
+import { type RunSummary } from '../../src/fl/server.ts';
 import { PaillierFedAvg } from '../../src/fl/strategy.ts';
 import { createRpcTransport } from '../../src/fl/transport.ts';
-import { PackedCiphertext, PackingLayout, deserializePublicKey, generatePaillierKeyPair, serializePacked, serializePublicKey, type PaillierKeyPair } from '../../src/paillier/index.ts';
-import { MAX_MESSAGE_BYTES, dataClient, honestWorker, makeParties, resetDefences, tempDir, type Parties } from './harness-fl.ts';
+import { PackedCiphertext, PackingLayout, deserializePublicKey, serializePacked, serializePublicKey } from '../../src/paillier/index.ts';
+import { MAX_MESSAGE_BYTES, PACKING, attackServer, dataClient, honestWorker, usePaillierWorld } from './harness-fl.ts';
 
 // Adversary: a dishonest client (a roster worker) that writes an out-of-range value into a packed
 // Paillier slot of its encrypted update, to carry into its neighbour slot or past the plaintext's
@@ -23,34 +22,13 @@ import { MAX_MESSAGE_BYTES, dataClient, honestWorker, makeParties, resetDefences
 // without the check the run finishes with a silently wrong model. What the check cannot see: a
 // crafted value whose slot sum stays in range (bias; docs/fl.md).
 
-const PACKING = { fractionalBits: 16, integerBits: 15, maxContributions: 1000 };
-
 describe('adversary: a dishonest client overflows a packed slot', () => {
-  let parties: Parties;
-  let pair: PaillierKeyPair;
-  let dir: string;
-  beforeAll(async () => {
-    parties = makeParties(2, false);
-    pair = await generatePaillierKeyPair({ bits: 1024 });
-    dir = await tempDir('slots');
-  });
-  afterEach(() => resetDefences());
-  afterAll(async () => {
-    resetDefences();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const world = usePaillierWorld(2, false);
 
   /** One round with honest worker 1 and dishonest worker 2, who sets raw slot `slot` of its update to `raw(layout)`. */
   async function round(name: string, slot: number, raw: (l: PackingLayout) => bigint): Promise<{ summary: RunSummary | null; error: unknown; honest: Float64Array }> {
-    const vouch = { keySignature: signMessage(parties.server, SIG_CONTEXT.keyStatement, keyStatement('server', serializePublicKey(pair.publicKey))), keySignerId: 'server' };
-    const server = new FlServer({
-      settings: {
-        address: '127.0.0.1:0', numRounds: 1, fractionFit: 1, fractionEvaluate: 0, minFitClients: 2, minEvaluateClients: 0, minAvailableClients: 2,
-        roundTimeoutMs: 20_000, joinTimeoutMs: 20_000, evalEvery: 1, runDir: join(dir, name), secret: '', maxMessageBytes: MAX_MESSAGE_BYTES,
-        fitConfig: {}, seed: 1, pollWaitMs: 200, trust: parties.trust(parties.server), maxRoundAttempts: 1,
-      },
-      strategy: new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey, vouch }, PACKING),
-    });
+    const vouch = { keySignature: signMessage(world.parties.server, SIG_CONTEXT.keyStatement, keyStatement('server', serializePublicKey(world.pair.publicKey))), keySignerId: 'server' };
+    const server = attackServer({ dir: world.dir, name, strategy: new PaillierFedAvg({ kind: 'server', privateKey: world.pair.privateKey, vouch }, PACKING), settings: { trust: world.parties.trust(world.parties.server) } });
     const address = await server.listen();
     const running = server.run().then((s) => ({ summary: s, error: null as unknown }), (e: unknown) => ({ summary: null, error: e }));
     const stop = new AbortController();
@@ -59,7 +37,7 @@ describe('adversary: a dishonest client overflows a packed slot', () => {
     const worker = honestWorker(address, {
       workerId: '1',
       client: { ...honestClient, fit: async (p, c) => { const out = await honestClient.fit(p, c); honestParams.push(flatten(out.parameters)); return out; } },
-      trust: parties.trust(parties.workers[0]!),
+      trust: world.parties.trust(world.parties.workers[0]!),
       minKeyBits: 1024,
       signal: stop.signal,
     }).catch(() => null);
@@ -67,7 +45,7 @@ describe('adversary: a dishonest client overflows a packed slot', () => {
     // The dishonest client speaks the wire protocol itself.
     const rpc = createClient(FederatedService, createRpcTransport({ address, maxMessageBytes: MAX_MESSAGE_BYTES }));
     const model = (await dataClient(2, 2)).getParameters();
-    const joinSig = signRequest(parties.workers[1]!, SIG_CONTEXT.join, ['join', '2', 'evil'], parties.server.fingerprint);
+    const joinSig = signRequest(world.parties.workers[1]!, SIG_CONTEXT.join, ['join', '2', 'evil'], world.parties.server.fingerprint);
     const joined = await rpc.join({ protocolVersion: PROTOCOL_VERSION, workerId: '2', instanceId: 'evil', token: '', numExamples: 100n, model: specsOf(model), ...joinSig });
     const pk = deserializePublicKey(joined.publicKey);
     const layout = PackingLayout.forKey(pk, PACKING);
@@ -81,9 +59,10 @@ describe('adversary: a dishonest client overflows a packed slot', () => {
       const c = Math.floor(slot / layout.slotsPerCiphertext);
       plaintexts[c] = (plaintexts[c]! & ~mask) | (raw(layout) << shift);
       const packed = serializePacked(new PackedCiphertext(pk, layout, length, 1, plaintexts.map((p) => pk.encryptRaw(p)), true));
-      const contributionSignature = signMessage(parties.workers[1]!, SIG_CONTEXT.contribution, contributionPayload(task.round, '2', packed));
+      // Signed like an honest worker's update: the server cannot tell it apart before decryption.
+      const signed = sealContribution(world.parties.workers[1]!, { runId: joined.runId, round: task.round, weight: 0.5, numExamples: 100, workerId: '2', keyFingerprint: contributionKeyId(pk) }, packed);
       await rpc.pushResult(
-        create(PushResultRequestSchema, { sessionId: joined.sessionId, taskId: task.taskId, round: task.round, body: { case: 'fit', value: { model: { kind: { case: 'encrypted', value: { packed, specs: specsOf(model), weightTotal: 0.5 } } }, numExamples: 100n, contributionSignature } } }),
+        create(PushResultRequestSchema, { sessionId: joined.sessionId, taskId: task.taskId, round: task.round, body: { case: 'fit', value: { model: { kind: { case: 'encrypted', value: { packed: signed, specs: specsOf(model), weightTotal: 0.5 } } }, numExamples: 100n } } }),
       );
       break;
     }

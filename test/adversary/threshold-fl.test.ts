@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCipherMLError } from '../../src/core/errors.ts';
+import { defences, resetDefences } from '../../src/core/defences.ts';
 import { decryptPacked, generatePaillierKeyPair, type PackedCiphertext } from '../../src/paillier/index.ts';
 import { logRegClient } from '../../src/fl/apps/logreg.ts';
 import { flatten, type NamedTensor } from '../../src/fl/protocol.ts';
@@ -10,7 +11,7 @@ import { FlServer, type RunSummary, type ServerSettings } from '../../src/fl/ser
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from '../../src/fl/strategy.ts';
 import { ThresholdFedAvg, type ThresholdRoundReport } from '../../src/fl/threshold-strategy.ts';
 import { thresholdContributionSigner } from '../../src/fl/threshold-worker.ts';
-import { openContribution } from '../../src/fl/threshold-contribution.ts';
+import { openContribution } from '../../src/fl/contribution.ts';
 import { createRpcTransport, startRpcServer } from '../../src/fl/transport.ts';
 import { ThresholdKeyHolderService } from '../../src/fl/gen/cipherml/fl/v1/threshold_pb.ts';
 import { runWorker, type ContributionSigner, type FlClient, type WorkerSummary } from '../../src/fl/worker.ts';
@@ -126,8 +127,9 @@ describe('key-holder threshold over real gRPC', () => {
     }
     const again = await thresholdWorld({ hooks: [{ corruptShares: true }, undefined, undefined], dealt: world.dealt });
     try {
-      const broken = new ThresholdFedAvg({ publicKey: again.dealt.publicKey, packing: PACKING, holders: holdersOf(again, [1, 2]), testHooks: { skipShareVerification: true } });
-      const wrong = await run('cheater-unverified', broken, signers(again), 1);
+      const broken = new ThresholdFedAvg({ publicKey: again.dealt.publicKey, packing: PACKING, holders: holdersOf(again, [1, 2]) });
+      defences.thresholdShareProofs = false;
+      const wrong = await run('cheater-unverified', broken, signers(again), 1).finally(resetDefences);
       // Without share verification the cheater goes unnamed: the model is wrong, or the slot range
       // check (src/paillier/packing.ts) refuses the garbage without knowing who sent it.
       if (wrong.summary instanceof Error) {

@@ -6,7 +6,7 @@ import { dealFromSafePrimes, type DealtThresholdKey } from '../../src/paillier/t
 import { deserializeDecryptionShares } from '../../src/paillier/threshold-serialize.ts';
 import { ThresholdKeyHolderService } from '../../src/fl/gen/cipherml/fl/v1/threshold_pb.ts';
 import { PROTOCOL_VERSION } from '../../src/fl/protocol.ts';
-import { sealContribution } from '../../src/fl/threshold-contribution.ts';
+import { sealContribution } from '../../src/fl/contribution.ts';
 import { ThresholdKeyHolder, type HolderTestHooks } from '../../src/fl/threshold-holder.ts';
 import { createRpcTransport, startRpcServer, type RpcServer } from '../../src/fl/transport.ts';
 import { THRESHOLD_KAT } from '../fixtures/threshold.ts';

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateIdentity } from '../../src/core/identity.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
+import { defences, resetDefences } from '../../src/core/defences.ts';
 import { PackedCiphertext, deserializePacked, encryptPacked, serializePacked } from '../../src/paillier/index.ts';
 import type { DecryptionShare } from '../../src/paillier/threshold.ts';
 import { combinePacked } from '../../src/paillier/threshold-vector.ts';
-import { openContribution, sealContribution } from '../../src/fl/threshold-contribution.ts';
+import { openContribution, sealContribution } from '../../src/fl/contribution.ts';
 import type { HolderTestHooks } from '../../src/fl/threshold-holder.ts';
 import { PACKING, ask, contribution, thresholdWorld, type ThresholdWorld } from './threshold-harness.ts';
 
@@ -162,10 +163,13 @@ describe('threshold key holders against a malicious server (real gRPC)', () => {
     // Broken build: without verification the cheater's share corrupts the aggregate: a wrong sum,
     // or, when the garbage falls outside the slots' range, a range error that names no holder.
     let unverified: unknown;
+    defences.thresholdShareProofs = false;
     try {
-      unverified = [...combinePacked(w.dealt.publicKey, product, [s1!, s2!], { skipVerification: true }).values];
+      unverified = [...combinePacked(w.dealt.publicKey, product, [s1!, s2!]).values];
     } catch (e) {
       unverified = e;
+    } finally {
+      resetDefences();
     }
     if (Array.isArray(unverified)) expect(unverified).not.toEqual(sum);
     else expect(isCipherMLError(unverified, 'CIPHERML_E_AGGREGATE_OUT_OF_RANGE')).toBe(true);

@@ -12,34 +12,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { SignedContribution } from "./fl_pb.ts";
+import { file_cipherml_fl_v1_fl } from "./fl_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file cipherml/fl/v1/threshold.proto.
  */
 export const file_cipherml_fl_v1_threshold: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jaXBoZXJtbC9mbC92MS90aHJlc2hvbGQucHJvdG8SDmNpcGhlcm1sLmZsLnYxIi0KFVRocmVzaG9sZENvbnRyaWJ1dGlvbhIUCgxjb250cmlidXRpb24YASABKAwiLQoRSG9sZGVySW5mb1JlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDSJWChJIb2xkZXJJbmZvUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEhIKCnB1YmxpY19rZXkYAiABKAwSGQoRbWluX2NvbnRyaWJ1dGlvbnMYAyABKA0ilAEKG0RlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg4KBnJ1bl9pZBgCIAEoCRINCgVyb3VuZBgDIAEoDRI8Cg1jb250cmlidXRpb25zGAQgAygLMiUuY2lwaGVybWwuZmwudjEuVGhyZXNob2xkQ29udHJpYnV0aW9uIlsKHERlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2USEQoJaG9sZGVyX2lkGAEgASgNEg4KBnNoYXJlcxgCIAEoDBIYChBhZ2dyZWdhdGVfZGlnZXN0GAMgASgMMuMBChlUaHJlc2hvbGRLZXlIb2xkZXJTZXJ2aWNlElMKCkhvbGRlckluZm8SIS5jaXBoZXJtbC5mbC52MS5Ib2xkZXJJbmZvUmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLkhvbGRlckluZm9SZXNwb25zZRJxChREZWNyeXB0Q29udHJpYnV0aW9ucxIrLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVxdWVzdBosLmNpcGhlcm1sLmZsLnYxLkRlY3J5cHRDb250cmlidXRpb25zUmVzcG9uc2ViBnByb3RvMw");
-
-/**
- * One worker's signed contribution: cipherml's signed-contribution bytes
- * (src/fl/threshold-contribution.ts): run id, round, worker id, key fingerprint, the packed
- * ciphertext vector, and the worker's Ed25519 signature over them.
- *
- * @generated from message cipherml.fl.v1.ThresholdContribution
- */
-export type ThresholdContribution = Message<"cipherml.fl.v1.ThresholdContribution"> & {
-  /**
-   * @generated from field: bytes contribution = 1;
-   */
-  contribution: Uint8Array;
-};
-
-/**
- * Describes the message cipherml.fl.v1.ThresholdContribution.
- * Use `create(ThresholdContributionSchema)` to create a new message.
- */
-export const ThresholdContributionSchema: GenMessage<ThresholdContribution> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_threshold, 0);
+  fileDesc("Ch5jaXBoZXJtbC9mbC92MS90aHJlc2hvbGQucHJvdG8SDmNpcGhlcm1sLmZsLnYxIi0KEUhvbGRlckluZm9SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0iVgoSSG9sZGVySW5mb1Jlc3BvbnNlEhEKCWhvbGRlcl9pZBgBIAEoDRISCgpwdWJsaWNfa2V5GAIgASgMEhkKEW1pbl9jb250cmlidXRpb25zGAMgASgNIpEBChtEZWNyeXB0Q29udHJpYnV0aW9uc1JlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIOCgZydW5faWQYAiABKAkSDQoFcm91bmQYAyABKA0SOQoNY29udHJpYnV0aW9ucxgEIAMoCzIiLmNpcGhlcm1sLmZsLnYxLlNpZ25lZENvbnRyaWJ1dGlvbiJbChxEZWNyeXB0Q29udHJpYnV0aW9uc1Jlc3BvbnNlEhEKCWhvbGRlcl9pZBgBIAEoDRIOCgZzaGFyZXMYAiABKAwSGAoQYWdncmVnYXRlX2RpZ2VzdBgDIAEoDDLjAQoZVGhyZXNob2xkS2V5SG9sZGVyU2VydmljZRJTCgpIb2xkZXJJbmZvEiEuY2lwaGVybWwuZmwudjEuSG9sZGVySW5mb1JlcXVlc3QaIi5jaXBoZXJtbC5mbC52MS5Ib2xkZXJJbmZvUmVzcG9uc2UScQoURGVjcnlwdENvbnRyaWJ1dGlvbnMSKy5jaXBoZXJtbC5mbC52MS5EZWNyeXB0Q29udHJpYnV0aW9uc1JlcXVlc3QaLC5jaXBoZXJtbC5mbC52MS5EZWNyeXB0Q29udHJpYnV0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_cipherml_fl_v1_fl]);
 
 /**
  * @generated from message cipherml.fl.v1.HolderInfoRequest
@@ -56,7 +37,7 @@ export type HolderInfoRequest = Message<"cipherml.fl.v1.HolderInfoRequest"> & {
  * Use `create(HolderInfoRequestSchema)` to create a new message.
  */
 export const HolderInfoRequestSchema: GenMessage<HolderInfoRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_threshold, 1);
+  messageDesc(file_cipherml_fl_v1_threshold, 0);
 
 /**
  * @generated from message cipherml.fl.v1.HolderInfoResponse
@@ -89,7 +70,7 @@ export type HolderInfoResponse = Message<"cipherml.fl.v1.HolderInfoResponse"> & 
  * Use `create(HolderInfoResponseSchema)` to create a new message.
  */
 export const HolderInfoResponseSchema: GenMessage<HolderInfoResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_threshold, 2);
+  messageDesc(file_cipherml_fl_v1_threshold, 1);
 
 /**
  * @generated from message cipherml.fl.v1.DecryptContributionsRequest
@@ -111,9 +92,11 @@ export type DecryptContributionsRequest = Message<"cipherml.fl.v1.DecryptContrib
   round: number;
 
   /**
-   * @generated from field: repeated cipherml.fl.v1.ThresholdContribution contributions = 4;
+   * The workers' signed contributions (fl.proto SignedContribution, the one signed format).
+   *
+   * @generated from field: repeated cipherml.fl.v1.SignedContribution contributions = 4;
    */
-  contributions: ThresholdContribution[];
+  contributions: SignedContribution[];
 };
 
 /**
@@ -121,7 +104,7 @@ export type DecryptContributionsRequest = Message<"cipherml.fl.v1.DecryptContrib
  * Use `create(DecryptContributionsRequestSchema)` to create a new message.
  */
 export const DecryptContributionsRequestSchema: GenMessage<DecryptContributionsRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_threshold, 3);
+  messageDesc(file_cipherml_fl_v1_threshold, 2);
 
 /**
  * @generated from message cipherml.fl.v1.DecryptContributionsResponse
@@ -153,7 +136,7 @@ export type DecryptContributionsResponse = Message<"cipherml.fl.v1.DecryptContri
  * Use `create(DecryptContributionsResponseSchema)` to create a new message.
  */
 export const DecryptContributionsResponseSchema: GenMessage<DecryptContributionsResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_threshold, 4);
+  messageDesc(file_cipherml_fl_v1_threshold, 3);
 
 /**
  * @generated from service cipherml.fl.v1.ThresholdKeyHolderService
