@@ -26,8 +26,9 @@ export function describeServerEvent(e: ServerEvent): string {
       return `round ${e.round}: secure aggregation ${e.stage}: ${e.answered} of ${e.expected} clients answered (${e.ms.toFixed(0)} ms)`;
     case 'round-end': {
       const r = e.record;
-      const sa = r.secagg as { survivors?: number; dropped?: readonly string[]; clipped?: number; threshold?: { used: readonly number[]; rejected: readonly number[]; failed: readonly { holder: string }[] } } | null;
-      const th = sa?.threshold;
+      const sa = r.secagg as { survivors?: number; dropped?: readonly string[]; clipped?: number; threshold?: unknown } | null;
+      // Key-holder "threshold" reports its holders under `threshold`; secure aggregation reports its share threshold (a number) there.
+      const th = typeof sa?.threshold === 'object' && sa.threshold !== null && 'used' in sa.threshold ? (sa.threshold as { used: readonly number[]; rejected: readonly number[]; failed: readonly { holder: string }[] }) : undefined;
       const secagg =
         sa === null
           ? ''
