@@ -19,9 +19,11 @@ export interface Defences {
   keyBaseCheck: boolean;
   /** Workers refuse a server announcing a weaker strategy or key holder than configured. */
   announcementCheck: boolean;
+  /** Workers with --require-attestation verify the aggregator's document and its key binding before sending. */
+  attestationCheck: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, attestationCheck: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -118,6 +118,11 @@ export interface WorkerOptions {
   readonly minKeyBits?: number;
   /** What this worker was configured for; a server announcing something else is refused (DOWNGRADE). */
   readonly expect?: { readonly strategy?: string; readonly keyHolder?: string };
+  /**
+   * Runs on every join reply before the worker uses it (src/enclave: the Paillier key and run id
+   * must be the ones the aggregator's attestation binds); a throw stops the worker.
+   */
+  readonly checkJoin?: (reply: JoinResponse) => void;
 }
 
 /** Pins the Paillier key a worker encrypts under and wraps each encrypted update (key-holder "threshold"). */
@@ -210,6 +215,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           ...sig,
         });
         checkAnnounced(reply);
+        options.checkJoin?.(reply);
         crypto = await setupCrypto(reply, crypto);
         runId = reply.runId;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
