@@ -162,17 +162,21 @@ export function attestedTransport(address: string, a: AttestedAggregator, maxMes
 }
 
 /**
- * The join check for {@link runWorker}'s `checkJoin`: the reply must carry the attested Paillier
- * key and run id.
+ * The `attestedKey` hook of {@link runWorker}: the join reply must announce Paillier and carry
+ * the attested Paillier key and run id; returns the fingerprint the worker then pins. The broken
+ * build pins whatever key the reply offers.
  *
  * @example
  * ```ts
- * await runWorker({ ..., transport: attestedTransport(addr, a, max), checkJoin: joinCheck(a) });
+ * await runWorker({ ..., transport: attestedTransport(addr, a, max), attestedKey: attestedKey(a) });
  * ```
  */
-export function joinCheck(a: AttestedAggregator): (reply: JoinResponse) => void {
+export function attestedKey(a: AttestedAggregator): (reply: JoinResponse) => string {
   return (reply) => {
-    if (!defences.attestationCheck) return;
+    if (!defences.attestationCheck) return deserializePublicKey(reply.publicKey).fingerprint;
+    if (reply.strategy !== 'paillier') {
+      throw new CipherMLError('CIPHERML_E_DOWNGRADE', `the attested aggregator announced strategy "${reply.strategy}"; an attested run is Paillier FedAvg with the key in the enclave`, { param: 'strategy' });
+    }
     if (!bytesEqualPublic(reply.publicKey, a.paillierPublicKey)) {
       let offered = 'unparseable';
       try {
@@ -185,5 +189,6 @@ export function joinCheck(a: AttestedAggregator): (reply: JoinResponse) => void 
     if (reply.runId !== a.runId) {
       throw new CipherMLError('CIPHERML_E_ATTESTATION_REPORT_DATA', `the aggregator's join reply names run ${reply.runId}, its attestation binds run ${a.runId}`, { param: 'runId' });
     }
+    return a.paillierFingerprint;
   };
 }

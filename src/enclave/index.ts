@@ -6,7 +6,7 @@
 import '../core/node-version.ts';
 export { ATTESTATION_PATH, EnclaveAggregator, TEE_KINDS, assertTeeAvailable, serveEnclave } from './aggregator.ts';
 export type { AttestationBundle, EnclaveAggregatorOptions, EnclaveEvent, EnclaveListener, TeeKind } from './aggregator.ts';
-export { attestAggregator, attestedTransport, joinCheck } from './attested-worker.ts';
+export { attestAggregator, attestedTransport, attestedKey } from './attested-worker.ts';
 export type { AttestedAggregator } from './attested-worker.ts';
 export { EnclaveFedAvg } from './strategy.ts';
 export type { EnclaveFedAvgOptions } from './strategy.ts';
