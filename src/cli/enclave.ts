@@ -9,6 +9,8 @@ import { loadIdentity } from '../core/identity.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { packageRoot } from '../core/paths.ts';
 import { createSealingSecret, createSimulationReport, loadPolicy, loadSealingSecret, measureBundle, SIMULATION_LABEL } from '../attest/index.ts';
+import { logRegEvaluator } from '../fl/apps/logreg.ts';
+import { measureAggregator } from '../enclave/measure.ts';
 import { ATTESTATION_PATH, EnclaveAggregator, assertTeeAvailable, attestAggregator, attestedKey, attestedTransport } from '../enclave/index.ts';
 import type { RunConfig } from '../fl/config.ts';
 import { describeServerEvent, summaryJson } from '../fl/describe.ts';
@@ -116,9 +118,9 @@ export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFl
     print(`created the simulation sealing secret ${secretPath} (readable by this machine's operator; a TEE would use its platform sealing key)`, { event: 'sealing-secret', path: secretPath });
   }
   const packing = packingFor(config);
-  const root = packageRoot();
-  const bundle = existsSync(join(root, 'dist', 'src')) ? join(root, 'dist', 'src') : join(root, 'src');
-  const m = await measureBundle({ bundle, config: { tee: flags.tee, minFitClients: config.minFitClients, keyBits: config.keyBits, packing } });
+  const m = await measureAggregator(flags.tee, config);
+  const bundle = m.bundle;
+  const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
   print(`measurement ${m.measurement} (bundle ${bundle}, ${m.files} files)`, { event: 'measurement', measurement: m.measurement, bundle });
   const agg = await EnclaveAggregator.start({
     tee: flags.tee,
@@ -128,6 +130,7 @@ export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFl
     keyBits: config.keyBits,
     measurement: m.measurement,
     sealingSecret: secret,
+    ...(evaluate === undefined ? {} : { evaluate }),
     onEvent: (e) => {
       if (e.type === 'enclave') print(`enclave: ${e.state} secrets for run ${e.runId}; Paillier key ${e.paillierFingerprint}, TLS key sha256 ${e.tlsSpkiSha256.slice(0, 16)}…; attestation at ${ATTESTATION_PATH}`, { event: 'enclave', ...e });
       else print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) });

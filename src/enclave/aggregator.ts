@@ -11,7 +11,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { listenError } from '../core/listen.ts';
 import { deserializePrivateKey, generatePaillierKeyPair, serializePrivateKey, serializePublicKey, type PackingSpec, type PaillierPrivateKey } from '../paillier/index.ts';
-import { FlServer, type RunSummary, type ServerEvent, type ServerSettings } from '../fl/server.ts';
+import { FlServer, type FlServerOptions, type RunSummary, type ServerEvent, type ServerSettings } from '../fl/server.ts';
 import type { PartyTrust } from '../fl/identity-auth.ts';
 import { parseAddress } from '../fl/transport.ts';
 import { EnclaveFedAvg } from './strategy.ts';
@@ -95,6 +95,8 @@ export interface EnclaveAggregatorOptions {
   /** Names in the TLS certificate (default: the listening host, 127.0.0.1 and localhost). */
   readonly hosts?: readonly string[];
   readonly onEvent?: (e: ServerEvent | EnclaveEvent) => void;
+  /** Validation inside the enclave (e.g. on a held-out set): only metrics leave it. */
+  readonly evaluate?: FlServerOptions['evaluate'];
   /** Tests: record what reaches the server. */
   readonly interceptors?: Interceptor[];
 }
@@ -236,6 +238,7 @@ export class EnclaveAggregator {
         },
       },
       ...(o.onEvent === undefined ? {} : { onEvent: o.onEvent }),
+      ...(o.evaluate === undefined ? {} : { evaluate: o.evaluate }),
     });
     await server.prepare();
     const document = createSimulationReport(o.trust.identity, { measurement: o.measurement, reportData: reportDataBinding({ paillierPublicKey: publicKey, tlsPublicKey: tls.spki, runId: state.runId }) });

@@ -12,3 +12,4 @@ export { EnclaveFedAvg } from './strategy.ts';
 export type { EnclaveFedAvgOptions } from './strategy.ts';
 export { enclaveTlsFromPem, generateEnclaveTls, spkiOf } from './tls.ts';
 export type { EnclaveTls } from './tls.ts';
+export { measureAggregator } from './measure.ts';
