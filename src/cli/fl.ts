@@ -165,6 +165,8 @@ export function registerFlCommands(program: Command): void {
       .option('--sealing-secret <file>', 'with --tee simulation: the local sealing secret (created 0600 if missing; default <run-dir>/simulation.sealing-secret)')
       .option('--json', 'print one JSON object per event on stdout; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
+    // A TEE kind this machine cannot provide is refused before anything else is read or created.
+    if (typeof opts['tee'] === 'string') assertTeeAvailable(opts['tee']);
     const w = opts['workers'] as number | undefined;
     const config = await configOf(opts, {
       ...(w === undefined ? {} : { minAvailableClients: w, minFitClients: w, minEvaluateClients: w }),
@@ -174,7 +176,6 @@ export function registerFlCommands(program: Command): void {
     const plaintext = plaintextOffLoopback(insecurePlaintext, [config.address, config.authorityAddress]);
     const print = printer(opts['json'] as boolean | undefined, plaintext);
     if (typeof opts['tee'] === 'string') {
-      assertTeeAvailable(opts['tee']);
       const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
       return runEnclaveServer(config, { tee: opts['tee'], ...(typeof opts['sealingSecret'] === 'string' ? { sealingSecret: opts['sealingSecret'] } : {}), ...(opts['json'] === true ? { json: true } : {}) }, trust);
     }
