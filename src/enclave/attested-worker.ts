@@ -79,7 +79,7 @@ async function fetchBundle(address: string, timeoutMs: number): Promise<{ bundle
       });
       req.on('error', (e) => {
         clearTimeout(timer);
-        reject(new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `attestation request to ${address} failed: ${e.message}`, { param: '--server', cause: e }));
+        reject(new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `cannot fetch an attestation from ${address} over TLS (an attested aggregator serves one at ${ATTESTATION_PATH}): ${e.message}`, { param: '--server', cause: e }));
       });
       req.on('end', () => {
         clearTimeout(timer);

@@ -5,7 +5,8 @@ import { PaillierFedAvg } from '../../src/fl/strategy.ts';
 import { generatePaillierKeyPair, type PaillierPrivateKey } from '../../src/paillier/index.ts';
 import { EnclaveFedAvg } from '../../src/enclave/strategy.ts';
 import { generateEnclaveTls } from '../../src/enclave/tls.ts';
-import { OTHER_MEASUREMENT, PACKING, attestedWorker, bundleFor, makeEnclaveParties, operatorServer, policyFor, startAggregator, tempDir, type EnclaveParties } from './harness.ts';
+import { FlServer } from '../../src/fl/server.ts';
+import { OTHER_MEASUREMENT, PACKING, methodRecorder, settings, attestedWorker, bundleFor, makeEnclaveParties, operatorServer, policyFor, startAggregator, tempDir, type EnclaveParties } from './harness.ts';
 
 // Adversary: the operator of the aggregator's machine (root on the host, controls the network
 // port), who wants a worker's update under a key it can use, or a run the worker did not agree to.
@@ -129,5 +130,16 @@ describe('adversary: the operator of an attested aggregator', () => {
     await op.server.close();
     await op.listener.close();
     expect(received).toContain('PushResult');
+  });
+
+  it('(5) an unattested aggregator (a plain Paillier server on the same port, no TLS, no document): refused, the server received nothing', async () => {
+    const received: string[] = [];
+    const plain = new FlServer({ settings: { ...settings(await tempDir('plain')), trust: { identity: p.server, roster: p.roster } }, strategy: new PaillierFedAvg({ kind: 'server', privateKey: operatorKey }, PACKING), interceptors: [methodRecorder(received)] });
+    const address = await plain.listen();
+    const refused = await attestedWorker(p, 0, address, policyFor(p)).catch((e: unknown) => e);
+    await plain.close();
+    expect(isCipherMLError(refused, 'CIPHERML_E_PEER_UNAVAILABLE')).toBe(true);
+    expect((refused as Error).message).toMatch(/over TLS/);
+    expect(received).toEqual([]);
   });
 });
