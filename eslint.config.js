@@ -29,15 +29,16 @@ export default tseslint.config(
   // trusted gateway never imports the untrusted service (what both need lives in ml/ or core/);
   // nothing in src/ but the CLI (lazily) loads bench/. One entry per folder: a later entry for the
   // same file would replace, not extend, an earlier rule.
-  ...layer(['src/core/**'], ['paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/paillier/**'], ['ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/ckks/**'], ['paillier', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/secagg/**'], ['paillier', 'ckks', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/attest/**'], ['paillier', 'ckks', 'secagg', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/ml/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/fl/**'], ['inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/inference/**'], ['paillier', 'secagg', 'fl', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/service/**'], ['fl', 'inference', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/gateway/**'], ['fl', 'inference', 'service', 'demos', 'cli', 'bench']),
+  ...layer(['src/core/**'], ['paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/paillier/**'], ['ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/ckks/**'], ['paillier', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/secagg/**'], ['paillier', 'ckks', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/attest/**'], ['paillier', 'ckks', 'secagg', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/ml/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/fl/**'], ['enclave', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/enclave/**'], ['ckks', 'secagg', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
+  ...layer(['src/inference/**'], ['paillier', 'secagg', 'fl', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/service/**'], ['fl', 'inference', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/gateway/**'], ['fl', 'inference', 'service', 'demos', 'cli', 'bench', 'enclave']),
   ...layer(['src/demos/**'], ['cli', 'bench']),
 );

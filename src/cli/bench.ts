@@ -154,11 +154,16 @@ export function registerBenchCommands(program: Command): void {
     .command('attest')
     .description('attestation verification per document kind (SGX DCAP, TDX, SEV-SNP, Nitro; real documents, warm) against the bare body-signature check of the same document')
     .option('--iterations <n>', 'warm verifications per kind (median reported)', intOption('--iterations'), 50)
+    .option('--rounds <n>', 'federated rounds of the aggregator round-overhead part (0: skip; at least 3)', intOption('--rounds'), 6)
+    .option('--key-bits <bits>', 'Paillier modulus of the round-overhead part: 1024 | 2048 | 3072', intOption('--key-bits'), 2048)
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { iterations: number; json?: boolean }) => {
+    .action(async (opts: { iterations: number; rounds: number; keyBits: number; json?: boolean }) => {
       if (opts.iterations < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'need at least 1 iteration', { param: '--iterations' });
+      if (opts.rounds !== 0 && !(opts.rounds >= 3 && opts.rounds <= 100)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--rounds must be 0 or 3..100, got ${opts.rounds}`, { param: '--rounds' });
+      const keyBits = opts.keyBits;
+      assertOneOf(keyBits, '--key-bits', [1024, 2048, 3072] as const);
       const mod = await importBench<typeof AttestBench>(() => import('../../bench/attest.ts'));
-      const r = await mod.runAttestBench({ iterations: opts.iterations, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const r = await mod.runAttestBench({ iterations: opts.iterations, rounds: opts.rounds, keyBits, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatAttestBench(r)}\n`);
     });
   bench

@@ -56,7 +56,7 @@ export function registerDemoCommands(program: Command): void {
   demo
     .command('homo-lr', { isDefault: true })
     .description('federated logistic regression on the breast cancer data: a server, two workers (and a key authority) as separate processes over gRPC on localhost')
-    .option('--strategy <name>', 'plain | paillier | secagg', 'paillier')
+    .option('--strategy <name>', 'plain | paillier | secagg | enclave (Paillier, key in the attested aggregator; simulation mode here)', 'paillier')
     .option('--key-holder <who>', 'server | authority | clients | threshold', 'server')
     .option('--threshold <k-of-L>', 'with --key-holder threshold: any k of L key-holder processes decrypt', '2-of-3')
     .option('--secure-aggregation <mode>', 'with --strategy secagg: pw | stable-pw | secagg+', 'pw')
@@ -69,7 +69,7 @@ export function registerDemoCommands(program: Command): void {
     .option('--no-tls', 'plaintext HTTP/2 on loopback')
     .option('--json', 'progress on stderr; the last stdout line is one JSON summary')
     .action(async (o: { strategy: string; keyHolder: string; threshold: string; secureAggregation: string; workers: number; drop: number; rounds: number; keyBits: number; runDir?: string; tls?: boolean; json?: boolean }) => {
-      if (o.strategy !== 'plain' && o.strategy !== 'paillier' && o.strategy !== 'secagg') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain, paillier or secagg, got "${o.strategy}"`, { param: '--strategy' });
+      if (o.strategy !== 'plain' && o.strategy !== 'paillier' && o.strategy !== 'secagg' && o.strategy !== 'enclave') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected plain, paillier, secagg or enclave, got "${o.strategy}"`, { param: '--strategy' });
       if (o.keyHolder !== 'server' && o.keyHolder !== 'authority' && o.keyHolder !== 'clients' && o.keyHolder !== 'threshold') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected server, authority, clients or threshold, got "${o.keyHolder}"`, { param: '--key-holder' });
       const mode = o.secureAggregation;
       if (mode !== 'pw' && mode !== 'stable-pw' && mode !== 'secagg+') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected pw, stable-pw or secagg+, got "${mode}"`, { param: '--secure-aggregation' });
@@ -94,7 +94,8 @@ export function registerDemoCommands(program: Command): void {
           `\nFederated logistic regression, ${String(summary['strategy'])} FedAvg (key holder ${String(summary['keyHolder'])}), ${String(summary['rounds'])} rounds over gRPC between ${Number(summary['workers']) + 1}+ processes` +
             `${(summary['dropped'] as string[]).length > 0 ? ` (worker ${(summary['dropped'] as string[]).join(', ')} dropped out in round 2)` : ''}\n` +
             `  test accuracy ${acc}, log loss ${loss} (evaluated on ${String(summary['evaluatedOn'])})\n` +
-            `  run folder: ${String(summary['runDir'])} (history.json, history.svg, checkpoint.json)\n` +
+            `  run folder: ${String(summary['runDir'])} (history.json, history.svg, ${o.strategy === 'enclave' ? 'enclave.sealed: keys and checkpoint sealed to the measurement' : 'checkpoint.json'})\n` +
+            `${typeof summary['isolation'] === 'string' ? `  ${summary['isolation']}\n` : ''}` +
             `  every party signed with its own identity, pinned in ${String(summary['roster'])}\n` +
             `  transport: ${String(summary['transport'])}\n`,
         );

@@ -1,13 +1,22 @@
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { parseTomlBounded } from '../core/bounded-toml.ts';
+import type { Transport } from '@connectrpc/connect';
 import { CipherMLError } from '../core/errors.ts';
 import { loadIdentity } from '../core/identity.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { packageRoot } from '../core/paths.ts';
-import { createSimulationReport, measureBundle, SIMULATION_LABEL } from '../attest/index.ts';
+import { createSealingSecret, createSimulationReport, loadPolicy, loadSealingSecret, measureBundle, SIMULATION_LABEL } from '../attest/index.ts';
+import { logRegEvaluator } from '../fl/apps/logreg.ts';
+import { measureAggregator } from '../enclave/measure.ts';
+import { ATTESTATION_PATH, EnclaveAggregator, assertTeeAvailable, attestAggregator, attestedKey, attestedTransport } from '../enclave/index.ts';
+import type { RunConfig } from '../fl/config.ts';
+import { describeServerEvent, summaryJson } from '../fl/describe.ts';
+import type { JoinResponse } from '../fl/gen/cipherml/fl/v1/fl_pb.ts';
+import type { PartyTrust } from '../fl/identity-auth.ts';
+import { expandRunDir, packingFor, serverSettings } from '../fl/run.ts';
 
 async function readConfig(path: string | undefined): Promise<unknown> {
   if (path === undefined) return {};
@@ -70,4 +79,87 @@ export function registerEnclaveCommands(program: Command): void {
       const summary = { out: o.out, isolation: SIMULATION_LABEL, signer: id.fingerprint, measurement };
       process.stdout.write(o.json === true ? `${JSON.stringify(summary)}\n` : `wrote ${o.out} (${SIMULATION_LABEL}); signer ${id.fingerprint}; measurement ${measurement} (${SIMULATION_LABEL})\n`);
     });
+}
+
+/** The prefix of every line a simulation-mode party prints. */
+const SIM_PREFIX = `[${SIMULATION_LABEL}]`;
+
+/** Options of {@link runEnclaveServer} (from `cipherml server --tee …`). */
+export interface EnclaveServerFlags {
+  readonly tee: string;
+  readonly sealingSecret?: string;
+  readonly json?: boolean;
+}
+
+/**
+ * `cipherml server --tee simulation`: the attested aggregator (src/enclave) for a run config.
+ * Hardware kinds are refused here (CIPHERML_E_TEE_UNAVAILABLE) before anything else happens.
+ *
+ * @example
+ * ```ts
+ * await runEnclaveServer(config, { tee: 'simulation' }, trust);
+ * ```
+ */
+export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFlags, trust: PartyTrust | null): Promise<void> {
+  assertTeeAvailable(flags.tee);
+  if (trust === null) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--tee needs identity mode (identity and roster): the enclave decrypts only aggregates of signed contributions from roster workers, and signs its attestation with its identity', { param: 'identity' });
+  if (config.strategy !== 'paillier') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `--tee runs Paillier FedAvg with the key inside the enclave; strategy is "${config.strategy}" (set strategy = "paillier")`, { param: 'strategy' });
+  const runDir = expandRunDir(config.runDir, config);
+  const print = (line: string, obj: object): void => {
+    if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...obj, isolation: SIMULATION_LABEL })}\n`);
+    else process.stderr.write(`${SIM_PREFIX} ${line}\n`);
+  };
+  const secretPath = flags.sealingSecret ?? join(runDir, 'simulation.sealing-secret');
+  let secret: Uint8Array;
+  if (existsSync(secretPath)) secret = await loadSealingSecret(secretPath, '--sealing-secret');
+  else {
+    await mkdir(dirname(secretPath), { recursive: true });
+    secret = await createSealingSecret(secretPath);
+    print(`created the simulation sealing secret ${secretPath} (readable by this machine's operator; a TEE would use its platform sealing key)`, { event: 'sealing-secret', path: secretPath });
+  }
+  const packing = packingFor(config);
+  const m = await measureAggregator(flags.tee, config);
+  const bundle = m.bundle;
+  const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+  print(`measurement ${m.measurement} (bundle ${bundle}, ${m.files} files)`, { event: 'measurement', measurement: m.measurement, bundle });
+  const agg = await EnclaveAggregator.start({
+    tee: flags.tee,
+    settings: { ...serverSettings(config), runDir },
+    trust,
+    packing,
+    keyBits: config.keyBits,
+    measurement: m.measurement,
+    sealingSecret: secret,
+    ...(evaluate === undefined ? {} : { evaluate }),
+    onEvent: (e) => {
+      if (e.type === 'enclave') print(`enclave: ${e.state} secrets for run ${e.runId}; Paillier key ${e.paillierFingerprint}, TLS key sha256 ${e.tlsSpkiSha256.slice(0, 16)}…; attestation at ${ATTESTATION_PATH}`, { event: 'enclave', ...e });
+      else print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) });
+    },
+  });
+  try {
+    const summary = await agg.run();
+    const line = { ...summaryJson(summary), isolation: SIMULATION_LABEL };
+    process.stdout.write(flags.json === true ? `${JSON.stringify(line)}\n` : `${JSON.stringify(line, null, 2)}\n`);
+  } finally {
+    await agg.close(3000);
+  }
+}
+
+/**
+ * `cipherml worker --require-attestation POLICY`: verifies the aggregator before anything is sent
+ * and returns the pinned transport and key hook for runWorker.
+ *
+ * @example
+ * ```ts
+ * const a = await attestedWorkerSetup('127.0.0.1:9091', 'policy.toml', undefined, 64 << 20, print);
+ * await runWorker({ ..., transport: a.transport, attestedKey: a.attestedKey });
+ * ```
+ */
+export async function attestedWorkerSetup(address: string, policyPath: string, runId: string | undefined, maxMessageBytes: number, print: (line: string, obj: object) => void): Promise<{ transport: Transport; attestedKey: (reply: JoinResponse) => string; label: string; isolation: string }> {
+  const policy = await loadPolicy(policyPath, '--require-attestation');
+  const a = await attestAggregator(address, policy, runId === undefined ? {} : { runId });
+  const r = a.result;
+  const label = r?.simulation === true ? `${SIM_PREFIX} ` : '';
+  print(`${label}attestation verified: ${r?.kind ?? 'unverified'} document, measurement ${r?.measurement.slice(0, 24) ?? '?'}…, report data binds Paillier key ${a.paillierFingerprint}, this TLS key and run ${a.runId} (${a.isolation})`, { event: 'attestation', kind: r?.kind ?? null, measurement: r?.measurement ?? null, runId: a.runId, paillierFingerprint: a.paillierFingerprint, isolation: a.isolation });
+  return { transport: attestedTransport(address, a, maxMessageBytes), attestedKey: attestedKey(a), label, isolation: a.isolation };
 }

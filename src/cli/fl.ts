@@ -23,6 +23,8 @@ import { createProgress, progressMode } from '../core/progress.ts';
 import { collect, intOption } from './options.ts';
 import { thresholdWorkerOptions } from './threshold-worker.ts';
 import { readNnApp } from '../fl/apps/nn-config.ts';
+import { assertTeeAvailable } from '../enclave/index.ts';
+import { attestedWorkerSetup, runEnclaveServer } from './enclave.ts';
 import { simulateNnCommand } from './fl-nn.ts';
 
 /** Bundled breast cancer split (examples/data). */
@@ -97,6 +99,8 @@ interface WorkerFlags {
   logEvery: number;
   shard?: string;
   dropAt?: string;
+  requireAttestation?: string;
+  runId?: string;
   json?: boolean;
 }
 
@@ -158,8 +162,12 @@ export function registerFlCommands(program: Command): void {
       .option('--rounds <n>', 'shorthand for --num-server-rounds', intOption('--rounds'))
       .option('--insecure-plaintext', 'allow plaintext HTTP/2 on a non-loopback address (every progress line says so)')
       .option('--insecure-dev-tokens', 'development mode: run-secret tokens instead of identities (the server can mint any worker\'s token)')
+      .option('--tee <kind>', 'run as the attested aggregator (docs/enclave.md): simulation (no hardware isolation), or sgx|tdx|sev-snp|nitro (refused on machines without that TEE)')
+      .option('--sealing-secret <file>', 'with --tee simulation: the local sealing secret (created 0600 if missing; default <run-dir>/simulation.sealing-secret)')
       .option('--json', 'print one JSON object per event on stdout; the last line is the summary'),
   ).action(async (opts: Record<string, unknown>) => {
+    // A TEE kind this machine cannot provide is refused before anything else is read or created.
+    if (typeof opts['tee'] === 'string') assertTeeAvailable(opts['tee']);
     const w = opts['workers'] as number | undefined;
     const config = await configOf(opts, {
       ...(w === undefined ? {} : { minAvailableClients: w, minFitClients: w, minEvaluateClients: w }),
@@ -168,6 +176,10 @@ export function registerFlCommands(program: Command): void {
     const insecurePlaintext = opts['insecurePlaintext'] === true;
     const plaintext = plaintextOffLoopback(insecurePlaintext, [config.address, config.authorityAddress]);
     const print = printer(opts['json'] as boolean | undefined, plaintext);
+    if (typeof opts['tee'] === 'string') {
+      const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
+      return runEnclaveServer(config, { tee: opts['tee'], ...(typeof opts['sealingSecret'] === 'string' ? { sealingSecret: opts['sealingSecret'] } : {}), ...(opts['json'] === true ? { json: true } : {}) }, trust);
+    }
     const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
     const events = await serverEventPrinter(opts['json'] as boolean | undefined, config.numServerRounds, plaintext);
     const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa, ...(config.tlsCert === '' ? {} : { cert: config.tlsCert, key: config.tlsKey }) }, insecurePlaintext });
@@ -214,6 +226,8 @@ export function registerFlCommands(program: Command): void {
     .option('--drop-at <round:stage>', 'simulate a dropout: stop answering at this task (stage fit, share-keys, masked-input or unmask) and exit')
     .option('--threshold-public-key <file>', 'key-holder "threshold": encrypt only under this threshold.pub (with --threshold-fingerprint and --identity)')
     .option('--threshold-fingerprint <hex>', 'key-holder "threshold": the pinned fingerprint of --threshold-public-key')
+    .option('--require-attestation <policy>', 'verify the aggregator\'s attestation under this policy file (docs/enclave.md) and its binding of the Paillier key, TLS key and run before sending anything')
+    .option('--run-id <id>', 'with --require-attestation: refuse an attestation of any other run')
     .option('--json', 'print one JSON object per event on stdout')
     .action(async (o: WorkerFlags) => {
       const print = printer(o.json, plaintextOffLoopback(o.insecurePlaintext, [o.server, o.authority ?? '']));
@@ -232,6 +246,7 @@ export function registerFlCommands(program: Command): void {
         client = logRegClient(shardDataset(await loadCsvDataset(o.trainSet, { label: o.label }), Number(m[1]), Number(m[2])), hyper);
       }
       const dropAt = o.dropAt === undefined ? undefined : parseDropAt(o.dropAt);
+      const attested = o.requireAttestation === undefined ? null : await attestedWorkerSetup(o.server, o.requireAttestation, o.runId, o.maxMessageBytes, print);
       const tls = { tls: { ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }), ...(o.tlsCert === undefined ? {} : { cert: o.tlsCert }), ...(o.tlsKey === undefined ? {} : { key: o.tlsKey }) }, insecurePlaintext: o.insecurePlaintext === true };
       const summary = await runWorker({
         workerId: o.id,
@@ -244,17 +259,18 @@ export function registerFlCommands(program: Command): void {
         ...(o.paillierKeyFingerprint === undefined ? {} : { pinnedKeyFingerprint: o.paillierKeyFingerprint.toLowerCase() }),
         ...minKeyBits,
         expect: { ...(o.strategy === undefined ? {} : { strategy: o.strategy }), ...(o.keyHolder === undefined ? {} : { keyHolder: o.keyHolder }) },
-        transport: createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
+        transport: attested?.transport ?? createRpcTransport({ address: o.server, maxMessageBytes: o.maxMessageBytes, ...tls }),
+        ...(attested === null ? {} : { attestedKey: attested.attestedKey }),
         ...(o.authority === undefined ? {} : { authorityTransport: createRpcTransport({ address: o.authority, maxMessageBytes: o.maxMessageBytes, ...tls }) }),
         ...(dropAt === undefined ? {} : { dropAt }),
         ...(await thresholdWorkerOptions(o.id, o.thresholdPublicKey, o.thresholdFingerprint, o.identity)),
         onEvent: (e) => {
           const quiet = (e.type === 'fit' || e.type === 'evaluate') && e.round !== 1 && e.round % Math.max(1, o.logEvery) !== 0;
-          if (!quiet || o.json === true) print(describeWorkerEvent(o.id, e), { worker: o.id, ...e });
+          if (!quiet || o.json === true) print(`${attested?.label ?? ''}${describeWorkerEvent(o.id, e)}`, { worker: o.id, ...e, ...(attested === null ? {} : { isolation: attested.isolation }) });
         },
       });
       const validation = o.validateSet !== undefined && summary.model !== null ? (await logRegEvaluator(o.validateSet, o.label))(summary.model) : null;
-      const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null, ...(validation === null ? {} : { validation }) };
+      const line = { worker: o.id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null, ...(validation === null ? {} : { validation }), ...(attested === null ? {} : { isolation: attested.isolation }) };
       process.stdout.write(`${JSON.stringify(line)}\n`);
       // A simulated dropout vanishes like a crashed device: no goodbye, open connections cut.
       if (dropAt !== undefined && summary.reason.startsWith('simulated dropout')) process.exit(0);

@@ -21,9 +21,11 @@ export interface Defences {
   announcementCheck: boolean;
   /** The threshold combiner verifies each holder's decryption-share proofs before combining (off: it combines the first k holders' shares unchecked). */
   thresholdShareProofs: boolean;
+  /** Workers with --require-attestation verify the aggregator's document and its key binding before sending. */
+  attestationCheck: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true };
 
 /**
  * The live switches (mutated only by tests).

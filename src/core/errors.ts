@@ -100,6 +100,7 @@ export const ERROR_CATALOG = {
   CIPHERML_E_ATTESTATION_DEBUG: 'The enclave runs in debug mode, where the host can read its memory: start it in production mode, or set allow-debug = true only for development.',
   CIPHERML_E_ATTESTATION_REPORT_DATA: 'The report data does not bind the expected keys: the document was made for other keys or another run; refuse to send and fetch the document from the aggregator you are connected to.',
   CIPHERML_E_ATTESTATION_SIMULATION: 'This is a simulation report (no hardware isolation): accept it only for development, with allow-simulation = true and the simulator key pinned in the policy.',
+  CIPHERML_E_TEE_UNAVAILABLE: 'This process cannot obtain a hardware attestation here: no SGX, TDX, SEV-SNP or Nitro device is present, and cipherml does not fake one. Run with --tee simulation (labelled: no hardware isolation) for development, or follow docs/enclave.md ("The path to real hardware") on a TEE machine.',
   CIPHERML_E_SEALED_DATA: 'The sealed data cannot be opened under this measurement and sealing secret: it was sealed by another build or with another secret, or it was altered.',
 
   // Federated deep learning (src/ml/nn, src/fl apps)

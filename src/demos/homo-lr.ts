@@ -13,6 +13,9 @@ import type { ServerEvent } from '../fl/server.ts';
 import { parseThresholdLabel } from '../paillier/threshold.ts';
 import { startThresholdParties } from './homo-lr-threshold.ts';
 import { DEMO_CA_LABEL, makeDemoTls, type DemoTls } from './homo-lr-tls.ts';
+import { SIMULATION_LABEL } from '../attest/index.ts';
+import { measureAggregator } from '../enclave/measure.ts';
+import { resolveRunConfig, type RunConfig } from '../fl/config.ts';
 
 /**
  * The federated demo of the README: a parameter server, two workers (hospital A and B with the
@@ -23,7 +26,8 @@ import { DEMO_CA_LABEL, makeDemoTls, type DemoTls } from './homo-lr-tls.ts';
 
 /** Options of {@link runHomoLrDemo}. */
 export interface HomoLrDemoOptions {
-  readonly strategy: 'plain' | 'paillier' | 'secagg';
+  /** "enclave": Paillier with the key in the attested aggregator (simulation mode here; src/enclave). */
+  readonly strategy: 'plain' | 'paillier' | 'secagg' | 'enclave';
   /** Worker processes (default 2): hospital A's file is split among ⌈n/2⌉, B's among ⌊n/2⌋. */
   readonly workers?: number;
   /** How many workers drop out in round 2 (secagg: after sharing keys, before the masked input). */
@@ -96,21 +100,23 @@ export async function waitForLine(predicate: () => boolean, what: string, timeou
  * Generates one identity per party into `<runDir>/identities` and a roster pinning them all, as an
  * operator would hand out (each party keeps only its own secret file).
  */
-async function demoIdentities(runDir: string, parties: readonly { role: IdentityRole; id: string }[]): Promise<{ files: Map<string, string>; roster: string }> {
+async function demoIdentities(runDir: string, parties: readonly { role: IdentityRole; id: string }[]): Promise<{ files: Map<string, string>; roster: string; fingerprints: Map<string, string> }> {
   const dir = join(runDir, 'identities');
   await mkdir(dir, { recursive: true });
   const files = new Map<string, string>();
+  const fingerprints = new Map<string, string>();
   const pubs = [];
   for (const p of parties) {
     const file = join(dir, `${p.role}-${p.id}.id`);
     const me = generateIdentity(p.role, p.id);
     await saveIdentity(file, me);
     files.set(`${p.role}:${p.id}`, file);
+    fingerprints.set(`${p.role}:${p.id}`, me.fingerprint);
     pubs.push(publicIdentityToJson(me));
   }
   const roster = join(dir, 'roster.json');
   await writeFileSafely(roster, `${JSON.stringify(pubs, null, 2)}\n`, { mode: 0o644 });
-  return { files, roster };
+  return { files, roster, fingerprints };
 }
 
 /**
@@ -142,7 +148,8 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     ...Array.from({ length: n }, (_, i) => ({ role: 'worker' as const, id: String(i + 1) })),
   ]);
   const idArgs = (key: string) => ['--identity', ids.files.get(key)!, '--roster', ids.roster];
-  const useTls = options.tls ?? (options.strategy === 'paillier' && options.keyHolder === 'threshold');
+  // The enclave aggregator serves its own attested TLS key (src/enclave); the demo CA is not used there.
+  const useTls = options.strategy !== 'enclave' && (options.tls ?? (options.strategy === 'paillier' && options.keyHolder === 'threshold'));
   const holderCount = options.strategy === 'paillier' && options.keyHolder === 'threshold' ? parseThresholdLabel(options.threshold ?? '2-of-3', '--threshold').holders : 0;
   let tls: DemoTls | null = null;
   if (useTls) {
@@ -153,7 +160,8 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
   // Each party serves with its own certificate and requires and verifies its peers' (mutual TLS).
   const tlsArgs = (party: string) => (tls === null ? [] : ['--tls-cert', tls.party(party).cert, '--tls-key', tls.party(party).key, '--tls-ca', tls.ca]);
   // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
-  const keyBitsArgs = options.strategy === 'paillier' ? keySizeFor(options.keyBits, '--key-bits').flags : [];
+  const enclave = options.strategy === 'enclave';
+  const keyBitsArgs = options.strategy === 'paillier' || enclave ? keySizeFor(options.keyBits, '--key-bits').flags : [];
   try {
     const th =
       options.strategy === 'paillier' && options.keyHolder === 'threshold'
@@ -191,10 +199,14 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       await waitForLine(() => ready, 'key authority', 60_000);
     }
     let summary: Record<string, unknown> | null = null;
+    // Enclave: the workers' policy names the measurement the aggregator will have and pins its (simulation) signer.
+    const policy = enclave ? await enclavePolicy(runDir, options, n - drop, ids.fingerprints.get('server:server')!) : '';
+    const serverName = enclave ? `aggregator, ${SIMULATION_LABEL}` : 'server';
     const serverArgs = [
       'server',
       '--address', `127.0.0.1:${serverPort}`,
-      '--strategy', options.strategy,
+      '--strategy', enclave ? 'paillier' : options.strategy,
+      ...(enclave ? ['--tee', 'simulation'] : []),
       '--key-holder', options.keyHolder,
       '--key-bits', String(options.keyBits),
       '--num-server-rounds', String(options.rounds),
@@ -212,11 +224,15 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       ...(th?.serverArgs ?? []),
     ];
     let listening = false;
-    const s = cli(serverArgs, 'server', onLine, (o) => {
+    const s = cli(serverArgs, serverName, onLine, (o) => {
       if (o['type'] === 'listening') listening = true;
+      if (o['type'] === 'enclave' || o['event'] === 'measurement') {
+        onLine(`[${serverName}] ${o['type'] === 'enclave' ? `enclave ${String(o['state'])} secrets for run ${String(o['runId'])}; Paillier key ${String(o['paillierFingerprint'])}` : `measurement ${String(o['measurement'])}`}`);
+        return;
+      }
       if (typeof o['error'] === 'object' && o['error'] !== null) onLine(`[server] error: ${String((o['error'] as { message?: unknown }).message)}`);
       if ('accuracy' in o && 'strategy' in o) summary = o;
-      else if (typeof o['type'] === 'string' && o['type'] !== 'finished' && o['type'] !== 'round-start') onLine(`[server] ${describeServerEvent(o as unknown as ServerEvent)}`);
+      else if (typeof o['type'] === 'string' && o['type'] !== 'finished' && o['type'] !== 'round-start') onLine(`[${serverName}] ${describeServerEvent(o as unknown as ServerEvent)}`);
     });
     children.push({ name: 'server', ...s });
     await waitForLine(() => listening || s.child.exitCode !== null, 'server', 120_000);
@@ -234,18 +250,19 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       cli(
         [
           'worker', '--server', `127.0.0.1:${serverPort}`, '--train-set', data(file), '--id', id, ...idArgs(`worker:${id}`), ...tlsArgs(`worker-${id}`), '--seed', id, '--log-every', '5',
-          '--strategy', options.strategy, ...(options.strategy === 'paillier' ? ['--key-holder', options.keyHolder] : []), ...keyBitsArgs,
+          '--strategy', enclave ? 'paillier' : options.strategy, ...(options.strategy === 'paillier' ? ['--key-holder', options.keyHolder] : []), ...keyBitsArgs,
+          ...(enclave ? ['--require-attestation', policy] : []),
           ...(n > 2 ? ['--shard', shard] : []),
           ...(drops ? ['--drop-at', `2:${dropStage}`] : []),
           ...(authorityAddress === '' ? [] : ['--authority', authorityAddress]),
           ...(th?.workerArgs(id) ?? []),
           ...(id === '1' && options.keyHolder === 'clients' ? ['--validate-set', data('breast_homo_test.csv')] : []),
         ],
-        `worker ${id}`,
+        enclave ? `worker ${id}, ${SIMULATION_LABEL}` : `worker ${id}`,
         onLine,
         (o) => {
           if (typeof o['validation'] === 'object' && o['validation'] !== null) workerValidation = o['validation'] as Record<string, unknown>;
-          onLine(`[worker ${id}] ${JSON.stringify(o)}`);
+          onLine(`[${enclave ? `worker ${id}, ${SIMULATION_LABEL}` : `worker ${id}`}] ${JSON.stringify(o)}`);
         },
       ),
     );
@@ -262,7 +279,7 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
       workers: n,
       dropped: plan.filter((p) => p.drops).map((p) => p.id),
       roster: ids.roster,
-      transport: tls === null ? 'plaintext HTTP/2 on loopback' : `mutual TLS (${DEMO_CA_LABEL})`,
+      transport: options.strategy === 'enclave' ? 'TLS to the attested aggregator key (workers pin it from the attestation document)' : tls === null ? 'plaintext HTTP/2 on loopback' : `mutual TLS (${DEMO_CA_LABEL})`,
     };
     const v = workerValidation as Record<string, unknown> | null;
     if (v !== null && final['evaluatedOn'] === 'workers') {
@@ -273,4 +290,15 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
     for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
     await Promise.all(children.map((c) => c.exit));
   }
+}
+
+/** The workers' attestation policy of the enclave demo (TOML in the run folder). */
+async function enclavePolicy(runDir: string, o: HomoLrDemoOptions, minFit: number, signer: string): Promise<string> {
+  // The same resolution the server's flags get, so both sides measure the same security settings.
+  const n = o.workers ?? 2;
+  const config = resolveRunConfig({ flags: { strategy: 'paillier', minFitClients: minFit, minEvaluateClients: minFit, minAvailableClients: n, keyBits: o.keyBits as RunConfig['keyBits'] } });
+  const m = await measureAggregator('simulation', config);
+  const path = join(runDir, 'attestation-policy.toml');
+  await writeFileSafely(path, `# ${SIMULATION_LABEL}: development only\nkind = "simulation"\nmeasurement = "${m.measurement}"\nallow-simulation = true\nsimulation-signers = ["${signer}"]\n`, { mode: 0o644 });
+  return path;
 }

@@ -141,6 +141,18 @@ export interface FlServerOptions {
    * Adversarial tests run against it to show that they fail without the defence.
    */
   readonly unsafeNaiveJoin?: boolean;
+  /**
+   * Where checkpoint.json lives (default: the run folder, in the clear). The enclave aggregator
+   * (src/enclave) passes a store that seals it, and its own run id, bound by its attestation.
+   */
+  readonly checkpointStore?: CheckpointStore;
+  readonly runId?: string;
+}
+
+/** Reads and writes the server's checkpoint (JSON text); `read` returns null when there is none. */
+export interface CheckpointStore {
+  read(): string | null;
+  write(json: string): Promise<void>;
 }
 
 interface Session {
@@ -228,7 +240,7 @@ export class FlServer {
   #round: RoundState | null = null;
   #nextRound = 1;
   #history: RoundRecord[] = [];
-  #runId: string = randomUUID();
+  #runId: string;
   #rpc: RpcServer | null = null;
   #joinWaiters: (() => void)[] = [];
   #monitor: NodeJS.Timeout | null = null;
@@ -241,6 +253,7 @@ export class FlServer {
     this.#strategy = options.strategy;
     this.#emit = options.onEvent ?? (() => undefined);
     this.#rand = sampler(this.#s.seed);
+    this.#runId = options.runId ?? randomUUID();
     if (options.initialModel !== undefined) {
       this.#specs = specsOf(options.initialModel);
       this.#model = { kind: 'plain', tensors: options.initialModel };
@@ -728,10 +741,13 @@ export class FlServer {
 
   #loadCheckpoint(): void {
     const path = this.#checkpointPath();
-    if (!existsSync(path)) return;
+    const store = this.#opts.checkpointStore;
+    if (store === undefined && !existsSync(path)) return;
+    const text = store === undefined ? readFileSync(path, 'utf8') : store.read();
+    if (text === null) return;
     let ck: Checkpoint;
     try {
-      ck = JSON.parse(readFileSync(path, 'utf8')) as Checkpoint;
+      ck = JSON.parse(text) as Checkpoint;
     } catch (e) {
       throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `${path} is not valid JSON (${(e as Error).message}); move it away to start a new run`, { param: 'run-dir', cause: e });
     }
@@ -761,7 +777,8 @@ export class FlServer {
       model: m.kind === 'plain' ? { kind: 'plain', tensors: m.tensors.map((t) => ({ name: t.name, shape: [...t.shape], values: f64ToB64(t.values) })) } : { kind: 'encrypted', packed: Buffer.from(m.packed).toString('base64'), weightTotal: m.weightTotal },
       history: this.#history,
     };
-    await writeFileSafely(this.#checkpointPath(), JSON.stringify(ck), { overwrite: true });
+    if (this.#opts.checkpointStore === undefined) await writeFileSafely(this.#checkpointPath(), JSON.stringify(ck), { overwrite: true });
+    else await this.#opts.checkpointStore.write(JSON.stringify(ck));
     await writeFileSafely(join(this.#s.runDir, 'history.json'), `${JSON.stringify({ runId: this.#runId, strategy: this.#strategy.name, keyHolder: this.#strategy.keyHolder, rounds: this.#history }, null, 2)}\n`, { overwrite: true });
     await writeFileSafely(join(this.#s.runDir, 'history.svg'), historySvg(this.#history, `${this.#strategy.name} FedAvg (key holder: ${this.#strategy.keyHolder})`), { overwrite: true });
   }

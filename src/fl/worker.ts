@@ -118,6 +118,12 @@ export interface WorkerOptions {
   readonly minKeyBits?: number;
   /** What this worker was configured for; a server announcing something else is refused (DOWNGRADE). */
   readonly expect?: { readonly strategy?: string; readonly keyHolder?: string };
+  /**
+   * Runs on every join reply before the worker uses it and returns the fingerprint of the only
+   * Paillier key this worker may encrypt under (src/enclave: the key the aggregator's attestation
+   * binds, after checking the reply's key and run id against it); a throw stops the worker.
+   */
+  readonly attestedKey?: (reply: JoinResponse) => string;
 }
 
 /** Pins the Paillier key a worker encrypts under and wraps each encrypted update (key-holder "threshold"). */
@@ -210,7 +216,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           ...sig,
         });
         checkAnnounced(reply);
-        crypto = await setupCrypto(reply, crypto);
+        crypto = await setupCrypto(reply, crypto, options.attestedKey?.(reply));
         runId = reply.runId;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
         return reply;
@@ -224,13 +230,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     }
   };
 
-  const setupCrypto = async (reply: JoinResponse, previous: Crypto | null): Promise<Crypto | null> => {
+  const setupCrypto = async (reply: JoinResponse, previous: Crypto | null, attested?: string): Promise<Crypto | null> => {
     if (options.contributions !== undefined && reply.strategy !== 'paillier') {
       throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `this worker is pinned to a threshold key and sends only encrypted, signed updates, but the server runs strategy "${reply.strategy}"`, { param: 'strategy' });
     }
     if (reply.strategy !== 'paillier') return null;
     // A threshold run pins its key by fingerprint (ContributionSigner.checkKey); every other run goes through key pinning.
-    const publicKey = options.contributions !== undefined ? deserializePublicKey(reply.publicKey) : acceptPaillierKey(reply, keyTrust, 'server');
+    const publicKey = options.contributions !== undefined ? deserializePublicKey(reply.publicKey) : acceptPaillierKey(reply, attested === undefined ? keyTrust : { ...keyTrust, pinnedFingerprint: attested }, 'server');
     options.contributions?.checkKey(publicKey, reply.keyHolder);
     if (previous !== null && previous.publicKey.equals(publicKey)) return previous;
     const p = reply.packing;

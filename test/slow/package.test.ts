@@ -17,7 +17,7 @@ const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'node_modules', '.bin');
 const env = { ...process.env, PATH: `${bin}:${process.env['PATH'] ?? ''}` };
-const SUBPATHS = ['', '/core', '/paillier', '/ml', '/fl', '/secagg', '/attest', '/service', '/gateway', '/ckks', '/inference'] as const;
+const SUBPATHS = ['', '/core', '/paillier', '/ml', '/fl', '/secagg', '/attest', '/service', '/gateway', '/ckks', '/inference', '/enclave'] as const;
 
 let dir: string;
 let project: string;
