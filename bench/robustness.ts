@@ -329,12 +329,19 @@ export async function runRobustnessBench(options: RobustnessBenchOptions = {}): 
       const rpc = createClient(FederatedService, createRouterTransport((r) => server.routes(r)));
       global.gc?.();
       const rss0 = process.memoryUsage().rss;
-      const t0 = performance.now();
-      const r = await rpc.join(create(JoinRequestSchema, { protocolVersion: PROTOCOL_VERSION, workerId: 'x', instanceId: 'i', token: '', numExamples: 1n, model: [{ name: 'w', shape: [30_000_000] }] })).then(
-        () => ({ status: 0, code: 'accepted' }),
-        (e: unknown) => ({ status: 1, code: /CIPHERML_E_[A-Z_]+/.exec(String((e as Error).message))?.[0] ?? 'error' }),
-      );
-      const ms = performance.now() - t0;
+      // As for the HTTP attacks: the protected path is the median of 5 (a refused Join leaves no
+      // trace, so the five are the same request); the naive one accepts the first.
+      const times: number[] = [];
+      let r = { status: 1, code: '' };
+      for (let rep = 0; rep < (path === 'protected' ? 5 : 1); rep++) {
+        const t0 = performance.now();
+        r = await rpc.join(create(JoinRequestSchema, { protocolVersion: PROTOCOL_VERSION, workerId: `x${rep}`, instanceId: 'i', token: '', numExamples: 1n, model: [{ name: 'w', shape: [30_000_000] }] })).then(
+          () => ({ status: 0, code: 'accepted' }),
+          (e: unknown) => ({ status: 1, code: /CIPHERML_E_[A-Z_]+/.exec(String((e as Error).message))?.[0] ?? 'error' }),
+        );
+        times.push(performance.now() - t0);
+      }
+      const ms = percentile(times, 50);
       attacks.push({ attack: 'FL Join declaring shape [30000000] (gRPC status 0 = accepted)', path, status: r.status, code: r.code, ms, rssGrowthMb: (process.memoryUsage().rss - rss0) / MiB });
       await server.close();
     }
