@@ -4,7 +4,7 @@ import { once } from 'node:events';
 // older Node.js before the version check in core/node-version.ts could explain why.
 import * as nodeZlib from 'node:zlib';
 import { decompressBounded } from '../core/bounded.ts';
-import { ENVELOPE_HEADER_BYTES, openEnvelope, sealEnvelope } from '../core/envelope.ts';
+import { ENVELOPE_HEADER_BYTES, ENVELOPE_KINDS, openEnvelope, sealEnvelope } from '../core/envelope.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { readFileTyped, refuseExisting, writeFileSafely, writeFileSafelyWith } from '../core/io.ts';
 import type { GaloisGroup } from './context.ts';
@@ -604,6 +604,28 @@ export function checkEnvelopeBounds(bytes: Uint8Array, kind: 'publicKey' | 'priv
   if (env.body.length < 5 || env.body[0] !== CODEC_ZSTD) throw new CipherMLError('CIPHERML_E_FORMAT_UNSUPPORTED', `unknown body codec ${env.body[0]}`, { param });
   const declared = new DataView(env.body.buffer, env.body.byteOffset, env.body.byteLength).getUint32(1);
   const cap = rawCap(env.body.length, MIN_PRIME_BITS);
+  if (declared > cap) throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the body declares ${declared} decompressed bytes; at most ${cap} are possible here`, { param, details: { declared, cap } });
+}
+
+/**
+ * O(1) header-only form of {@link checkEnvelopeBounds} for the HTTP thread: reads the envelope's
+ * kind, body length and the body's declared decompressed length, and refuses (400
+ * `CIPHERML_E_INPUT_TOO_LARGE`) a declaration above what the body length allows, without the CRC
+ * pass over the body, a copy to a worker thread or loading the user's key set. Anything else it
+ * leaves to the full parse on the worker, which still runs {@link checkEnvelopeBounds}.
+ *
+ * @example
+ * ```ts
+ * refuseDeclaredBomb(uploaded, 'ciphertext', 'predict'); // throws for a 16 KB body declaring 512 MiB
+ * ```
+ */
+export function refuseDeclaredBomb(bytes: Uint8Array, kind: 'publicKey' | 'privateKey' | 'ciphertext', param: string): void {
+  if (bytes.length < ENVELOPE_HEADER_BYTES + 5 + 4 || bytes[5] !== ENVELOPE_KINDS[kind] || bytes[ENVELOPE_HEADER_BYTES] !== CODEC_ZSTD) return;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bodyLength = view.getUint32(24);
+  if (ENVELOPE_HEADER_BYTES + bodyLength + 4 !== bytes.length) return;
+  const declared = view.getUint32(ENVELOPE_HEADER_BYTES + 1);
+  const cap = rawCap(bodyLength, MIN_PRIME_BITS);
   if (declared > cap) throw new CipherMLError('CIPHERML_E_INPUT_TOO_LARGE', `the body declares ${declared} decompressed bytes; at most ${cap} are possible here`, { param, details: { declared, cap } });
 }
 

@@ -32,12 +32,13 @@ export function registerBenchCommands(program: Command): void {
     .option('--uploads <n>', 'concurrent public-context uploaders in the load scenario', intOption('--uploads'), 20)
     .option('--concurrent <n>', 'concurrent authenticated list requests', intOption('--concurrent'), 128)
     .option('--skip-naive-load', 'skip the load scenario on the naive path (it stalls by design)')
+    .option('--attacks-only', 'only the hostile requests, no load scenario')
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { uploads: number; concurrent: number; skipNaiveLoad?: boolean; json?: boolean }) => {
+    .action(async (opts: { uploads: number; concurrent: number; skipNaiveLoad?: boolean; attacksOnly?: boolean; json?: boolean }) => {
       const mod = await importBench<typeof RobustnessBench>(() => import('../../bench/robustness.ts'));
       if (opts.uploads < 1 || opts.uploads > 200) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--uploads must be 1–200, got ${opts.uploads}`, { param: '--uploads' });
       if (opts.concurrent < 1 || opts.concurrent > 1024) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--concurrent must be 1–1024, got ${opts.concurrent}`, { param: '--concurrent' });
-      const r = await mod.runRobustnessBench({ uploads: opts.uploads, concurrent: opts.concurrent, skipNaiveLoad: opts.skipNaiveLoad === true, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const r = await mod.runRobustnessBench({ uploads: opts.uploads, concurrent: opts.concurrent, skipNaiveLoad: opts.skipNaiveLoad === true, attacksOnly: opts.attacksOnly === true, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatRobustnessBench(r)}\n`);
     });
   bench

@@ -24,6 +24,8 @@ describe('parseJsonBounded', () => {
     fc.assert(
       fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
         const text = JSON.stringify(v);
+        // `__proto__` keys are dropped by design (checked below), so JSON.parse differs there.
+        fc.pre(!text.includes('"__proto__"'));
         expect(parseJsonBounded(text, 'body', { maxBytes: 1 << 20, maxDepth: 8 })).toEqual(JSON.parse(text));
       }),
       { numRuns: 200 },

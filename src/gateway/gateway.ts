@@ -1,5 +1,8 @@
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
-import { boundedLines } from '../core/bounded-text.ts';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { parseJsonBounded } from '../core/bounded.ts';
+import type { JsonLimits } from '../core/bounded.ts';
+import { readFileBounded } from '../core/bounded-file.ts';
+import { boundedLines, DEFAULT_LINE_LIMITS } from '../core/bounded-text.ts';
 import type { LineLimits } from '../core/bounded-text.ts';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
@@ -41,6 +44,9 @@ export interface FitFigures {
   readonly rows: number;
   readonly features: number;
 }
+
+/** Limits of the gateway's JSON files (model, requirements, hyper-parameters). */
+const JSON_FILE_LIMITS: JsonLimits = { maxBytes: 16 << 20, maxDepth: 64 };
 
 function parseModelName(model: string): { name: string; version: string } {
   const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([A-Za-z0-9][A-Za-z0-9._-]*)$/.exec(model);
@@ -295,21 +301,9 @@ export class Gateway {
  * ```
  */
 export async function gatewayFitFiles(o: GatewayOptions & { modelFile: string; requirements?: string | undefined; hyperParams: string; features: string; labels: string; out: string; overwrite?: boolean }): Promise<FitFigures> {
-  const read = async (p: string, param: string): Promise<string> => {
-    try {
-      return await readFile(p, 'utf8');
-    } catch (e) {
-      throw new CipherMLError('CIPHERML_E_IO', `cannot read ${p}`, { param, cause: e });
-    }
-  };
-  const json = async (p: string, param: string): Promise<unknown> => {
-    const text = await read(p, param);
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${p} is not JSON: ${(e as Error).message}`, { param, cause: e });
-    }
-  };
+  // Files are read only after their size is checked (CSV ≤ 256 MiB; JSON ≤ 16 MiB, ≤ 64 levels).
+  const read = async (p: string, param: string, maxBytes: number = DEFAULT_LINE_LIMITS.maxChars): Promise<string> => Buffer.from(await readFileBounded(p, param, maxBytes)).toString('utf8');
+  const json = async (p: string, param: string): Promise<unknown> => parseJsonBounded(await read(p, param, JSON_FILE_LIMITS.maxBytes), param, JSON_FILE_LIMITS);
   await refuseExisting([o.out], o.overwrite === true).catch(() => {
     throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${o.out} already exists`, { param: '--out', advice: 'Choose another --out file, or pass --overwrite to replace it; nothing was encrypted or sent.' });
   });
@@ -337,9 +331,7 @@ export async function gatewayPredictFiles(o: GatewayOptions & { features: string
   await refuseExisting([o.out], o.overwrite === true).catch(() => {
     throw new CipherMLError('CIPHERML_E_FILE_EXISTS', `${o.out} already exists`, { param: '--out', advice: 'Choose another --out file, or pass --overwrite to replace it; nothing was encrypted or sent.' });
   });
-  const text = await readFile(o.features, 'utf8').catch((e: unknown) => {
-    throw new CipherMLError('CIPHERML_E_IO', `cannot read ${o.features}`, { param: '--features', cause: e });
-  });
+  const text = Buffer.from(await readFileBounded(o.features, '--features', DEFAULT_LINE_LIMITS.maxChars)).toString('utf8');
   const p = await new Gateway(o).predict(text);
   await writeFileSafely(o.out, `probability\n${Array.from(p, (v) => v.toPrecision(8)).join('\n')}\n`, { overwrite: o.overwrite === true, param: '--out', overwriteFlag: '--overwrite' });
   return { rows: p.length };

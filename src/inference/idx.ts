@@ -2,7 +2,7 @@ import { gunzipBounded } from '../core/bounded.ts';
 import { CipherMLError } from '../core/errors.ts';
 
 /** Default largest IDX payload: 256 MiB (MNIST's training images are 47 MB). */
-export const DEFAULT_IDX_MAX_BYTES = 256 << 20;
+export const DEFAULT_IDX_MAX_BYTES: number = 256 << 20;
 
 /**
  * IDX files (LeCun et al., the MNIST distribution format): big-endian magic 0x0000_08_RR (unsigned

@@ -90,7 +90,8 @@ export function parseOnnx(bytes: Uint8Array, param = 'model', limits: Partial<Pr
   const model = fromBinaryBounded(ModelProtoSchema, bytes, limitsFor(bytes, limits), param, 'CIPHERML_E_ONNX_INVALID');
   const g = model.graph;
   if (g === undefined || g.node.length === 0) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', 'the model has no graph nodes', { param });
-  const opset = Math.max(0, ...model.opsetImport.filter((o) => o.domain === '' || o.domain === 'ai.onnx').map((o) => num(o.version)));
+  // A reduce, not Math.max(...): a file may list more opset imports than a call takes arguments.
+  const opset = model.opsetImport.reduce((m, o) => (o.domain === '' || o.domain === 'ai.onnx' ? Math.max(m, num(o.version)) : m), 0);
   const initializers = new Map<string, Tensor>();
   for (const t of g.initializer) initializers.set(t.name, tensorFrom(t, param));
   const dimsOf = (i: ValueInfoProto): (number | null)[] =>
@@ -104,7 +105,7 @@ export function parseOnnx(bytes: Uint8Array, param = 'model', limits: Partial<Pr
   }
   const nodes: GraphNode[] = g.node.map((n, i) => {
     const attrs: Record<string, AttributeValue> = {};
-    for (const a of n.attribute) attrs[a.name] = attrFrom(a, param);
+    for (const a of n.attribute) if (a.name !== '__proto__') attrs[a.name] = attrFrom(a, param);
     return { op: n.opType, name: n.name !== '' ? n.name : `${n.opType}_${i}`, inputs: n.input, outputs: n.output, attrs };
   });
   return { opset, inputs, outputs: g.output.map((o) => o.name), initializers, nodes, declared };

@@ -1,6 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { imageDataset, parseIdxImages, parseIdxLabels, subset } from './idx.ts';
+import { imageDataset, loadIdxDataset, parseIdxImages, parseIdxLabels, subset } from './idx.ts';
 
 function images(count: number, rows = 28, cols = 28, extra = 0, magic = 2051): Buffer {
   const b = Buffer.alloc(16 + count * rows * cols + extra);
@@ -42,5 +45,27 @@ describe('IDX reader', () => {
     const huge = images(1);
     huge.writeUInt32BE(4_000_000_000, 4);
     expect(() => parseIdxImages(huge)).toThrow(/declares 4000000000 images/);
+  });
+
+  it('loadIdxDataset falls back from .gz to the raw file, and types a folder without them as IO', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cipherml-idx-'));
+    try {
+      const img = Buffer.alloc(16 + 2 * 784);
+      img.writeUInt32BE(2051, 0);
+      img.writeUInt32BE(2, 4);
+      img.writeUInt32BE(28, 8);
+      img.writeUInt32BE(28, 12);
+      const lab = Buffer.alloc(8 + 2);
+      lab.writeUInt32BE(2049, 0);
+      lab.writeUInt32BE(2, 4);
+      lab[9] = 7;
+      await writeFile(join(dir, 't10k-images-idx3-ubyte'), img);
+      await writeFile(join(dir, 't10k-labels-idx1-ubyte'), lab);
+      const ds = await loadIdxDataset(dir, 't10k');
+      expect([ds.count, Array.from(ds.labels)]).toEqual([2, [0, 7]]);
+      await expect(loadIdxDataset(join(dir, 'none'), 't10k')).rejects.toMatchObject({ code: 'CIPHERML_E_IO' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

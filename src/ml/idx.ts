@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipBounded } from '../core/bounded.ts';
+import { readFileBounded } from '../core/bounded-file.ts';
 import { CipherMLError } from '../core/errors.ts';
 
 /**
@@ -112,9 +112,10 @@ export async function loadIdxDataset(dir: string, split: Split, limit?: number):
   const read = async (stem: string): Promise<{ bytes: Uint8Array; path: string }> => {
     for (const path of [join(dir, `${stem}.gz`), join(dir, stem)]) {
       try {
-        return { bytes: await readFile(path), path };
+        // Read after a size check: no IDX file this reader accepts is larger, compressed or not.
+        return { bytes: await readFileBounded(path, path, 16 + MAX_IDX_ITEMS * 28 * 28), path };
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${(e as Error).message}`, { param: path, cause: e });
+        if (((e as Error).cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw e;
       }
     }
     throw new CipherMLError('CIPHERML_E_IO', `neither ${stem}.gz nor ${stem} exists in ${dir}`, { param: dir });

@@ -17,6 +17,7 @@ import type { Profile, RouteSpec } from './schemas.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
 import { validateHyperParams } from '../ml/encrypted-lr.ts';
+import { refuseDeclaredBomb } from '../ckks/serialize.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
@@ -198,7 +199,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       const { user, model } = await member(req);
       const bytes = bytesOf(req);
       let hashed: { sha256: string };
-      if (kind === 'public_context') hashed = await offload(user, { kind: 'publicContext', bytes, param: 'context/public' });
+      if (kind === 'public_context') {
+        // A declared bomb is refused from its header here, before the copy to a worker thread.
+        if (!naive) refuseDeclaredBomb(bytes, 'publicKey', 'context/public');
+        hashed = await offload(user, { kind: 'publicContext', bytes, param: 'context/public' });
+      }
       else if (kind === 'secret_context') hashed = await offload(user, { kind: 'sha256', bytes });
       else {
         // Ciphertexts must be made under this user's public context: refused here, before any job.
@@ -263,6 +268,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   on('POST', `${base}/predict`, async (req, reply) => {
     const { user, model } = await member(req);
     const bytes = bytesOf(req);
+    // Refused from its header before the user's model and key set are read from storage.
+    if (!naive) refuseDeclaredBomb(bytes, 'ciphertext', 'predict');
     const trained = await storage.getBlob(user.id, model.id, 'trained_model');
     const pub = await storage.getBlob(user.id, model.id, 'public_context');
     if (trained === undefined || pub === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'fit a model (and upload the public context) before predict', { param: 'model' });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext, deserializeCiphertexts, deserializePublicContext, deserializeSecretKey, encryptToBytes, serializePublicContext, splitCiphertextFile } from '../../src/ckks/index.ts';
-import { checkEnvelopeBounds } from '../../src/ckks/serialize.ts';
+import { checkEnvelopeBounds, refuseDeclaredBomb } from '../../src/ckks/serialize.ts';
 import { ckksBomb } from '../../bench/bombs.ts';
 import { codeOf, codeOfAsync } from '../helpers.ts';
 
@@ -35,5 +35,20 @@ describe('CKKS envelope bodies are decompressed under a cap', () => {
     expect(Array.from(ctx.decryptVector(vectors[0]!).slice(0, 3), Math.round)).toEqual([1, 2, 3]);
     for (const v of vectors) v.delete();
     (await deserializePublicContext(serializePublicContext(ctx))).delete();
+  });
+
+  it('the header-only check (HTTP thread) refuses the same bombs and defers everything else to the full parse', async () => {
+    const pub = await ckksBomb('publicKey', 512 << 20);
+    const ct = await ckksBomb('ciphertext', 512 << 20, ctx.fingerprint);
+    expect(codeOf(() => refuseDeclaredBomb(pub, 'publicKey', 'context/public'))).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    expect(codeOf(() => refuseDeclaredBomb(ct, 'ciphertext', 'predict'))).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    // Valid envelopes, another kind, truncated or damaged bytes: not its business (no throw); the
+    // worker's checkEnvelopeBounds and parser type those.
+    const valid = encryptToBytes(ctx, [[1, 2, 3]]);
+    for (const bytes of [valid, serializePublicContext(ctx), valid.subarray(0, 40), new Uint8Array(3), pub.subarray(0, pub.length - 1)]) {
+      expect(() => refuseDeclaredBomb(bytes, 'ciphertext', 'predict')).not.toThrow();
+    }
+    expect(() => refuseDeclaredBomb(ct, 'publicKey', 'context/public')).not.toThrow();
+    expect(codeOf(() => checkEnvelopeBounds(ct, 'publicKey', 'context/public'))).toBe('CIPHERML_E_FORMAT_UNSUPPORTED');
   });
 });
