@@ -19,9 +19,13 @@ export interface Defences {
   keyBaseCheck: boolean;
   /** Workers refuse a server announcing a weaker strategy or key holder than configured. */
   announcementCheck: boolean;
+  /** The web console checks Origin and the session's X-CSRF-Token on state-changing requests. */
+  consoleCsrf: boolean;
+  /** The web console rate-limits failed sign-ins per name and per address. */
+  consoleSignInLimit: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, consoleCsrf: true, consoleSignInLimit: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -1,4 +1,5 @@
 import type { TSchema } from 'typebox';
+import { CONSOLE_ROUTES, SESSION_COOKIE } from '../console/index.ts';
 import { ERROR_STATUSES, ErrorBody, HyperParams, Job, Profile, ROUTES } from './schemas.ts';
 import type { RouteSpec } from './schemas.ts';
 
@@ -66,6 +67,8 @@ export function fastifySchema(spec: RouteSpec, naive = false): Record<string, un
 function buildPaths(): Record<string, Record<string, unknown>> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const spec of ROUTES) (paths[openApiPath(spec.url)] ??= {})[spec.method.toLowerCase()] = operation(spec);
+  // Web console routes (src/console): session cookie instead of a bearer token; every error status.
+  for (const spec of CONSOLE_ROUTES) (paths[openApiPath(spec.url)] ??= {})[spec.method.toLowerCase()] = { ...operation({ ...spec, auth: true, heavy: true }), security: spec.session ? [{ session: [] }] : [] };
   return paths;
 }
 
@@ -87,7 +90,7 @@ export const OPENAPI_DOCUMENT: { readonly openapi: string; readonly info: Record
   },
   security: [{ bearer: [] }],
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'web console session (POST also needs the X-CSRF-Token header)' } },
     schemas: { Error: plain(ErrorBody), HyperParams: plain(HyperParams), Profile: plain(Profile), Job: plain(Job) },
   },
   paths: buildPaths(),

@@ -17,6 +17,11 @@ import type { Profile, RouteSpec } from './schemas.ts';
 import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
 import { validateHyperParams } from '../ml/encrypted-lr.ts';
+import { registerConsole } from '../console/index.ts';
+import type { ConsoleOptions } from '../console/index.ts';
+import { openPostgresDriver } from './storage/postgres.ts';
+import type { SqlDriver } from './storage/sql.ts';
+import { openSqliteDriver } from './storage/sqlite.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
@@ -40,6 +45,8 @@ export interface ServiceOptions {
    * `bench robustness` run the same requests against it to show what the defences change.
    */
   readonly unsafeNaive?: boolean;
+  /** The web console at `/` (src/console): on by default; `false` serves the REST API only. */
+  readonly console?: false | Omit<ConsoleOptions, 'db' | 'service'>;
 }
 
 /** A running service. */
@@ -88,6 +95,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
   const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
+  // The console's tables live in the same database, through a connection of its own.
+  let consoleDb: SqlDriver | undefined;
+  if (options.console !== false) {
+    consoleDb = options.db !== undefined && options.db !== '' ? await openPostgresDriver(options.db) : openSqliteDriver(options.dataDir);
+    await registerConsole(app, { ...options.console, db: consoleDb, service: storage });
+  }
   const launch = (jobId: string): void => {
     if (queue !== undefined) {
       const q: Promise<void> = queue.enqueue(jobId).catch(async (e: unknown) => {
@@ -310,6 +323,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       await Promise.all([...workers].map((w) => w.terminate()));
       await Promise.all([...running]);
       await queue?.close();
+      await consoleDb?.close();
       await storage.close();
     },
   };

@@ -1,0 +1,24 @@
+/**
+ * cipherml/console — the web console's server side: accounts (scrypt), sessions (httpOnly,
+ * SameSite=Strict cookies with a CSRF token), named API tokens, security headers, and the
+ * prebuilt browser app. The service registers it (src/service/server.ts); the trusted gateway
+ * never imports it.
+ *
+ * @example
+ * ```ts
+ * import { registerConsole } from 'cipherml/console';
+ * await registerConsole(app, { db, service: storage });
+ * ```
+ */
+// Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
+import '../core/node-version.ts';
+export { registerConsole } from './routes.ts';
+export type { ConsoleOptions } from './routes.ts';
+export { CONSOLE_ROUTES, USER_NAME_PATTERN } from './schemas.ts';
+export type { ConsoleRouteSpec } from './schemas.ts';
+export { CSP, CSRF_HEADER, DEFAULT_RATE_LIMITS, SECURITY_HEADERS, SESSION_COOKIE, RateLimiter } from './security.ts';
+export type { RateLimits } from './security.ts';
+export { KDF_CONCURRENCY, PASSWORD_MAX, PASSWORD_MIN, SCRYPT_COST, hashPassword, verifyPassword } from './password.ts';
+export { ConsoleStore } from './store.ts';
+export type { ConsoleDb, ConsoleUser, ServiceTokens, Session } from './store.ts';
+export { defaultStaticDir } from './static.ts';
