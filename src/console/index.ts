@@ -4,10 +4,12 @@
  * prebuilt browser app. The service registers it (src/service/server.ts); the trusted gateway
  * never imports it.
  *
+ * Not a package subpath of its own: the service serves it.
+ *
  * @example
  * ```ts
- * import { registerConsole } from 'cipherml/console';
- * await registerConsole(app, { db, service: storage });
+ * import { startService } from 'cipherml/service';
+ * const svc = await startService({ dataDir: 'data', port: 8080 }); // console at http://127.0.0.1:8080/
  * ```
  */
 // Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startService } from '../../src/service/index.ts';
@@ -79,7 +81,7 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     await page.getByRole('button', { name: 'Sign up' }).click();
     await expect.poll(() => page.getByTestId('user').textContent(), { timeout: 30_000 }).toBe('browser-alice');
     // httpOnly: the session cookie is not readable by page script (an injected script cannot steal it).
-    expect(await page.evaluate(() => document.cookie)).not.toContain('cml_session');
+    expect(await page.evaluate('document.cookie')).not.toContain('cml_session');
     const cookies = await page.context().cookies();
     expect(cookies.find((c) => c.name === 'cml_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     await snap('tokens-empty');
@@ -120,5 +122,15 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     // Expected refusals only: the first load's session probe (not signed in) and the wrong password,
     // both 401 (chromium also logs each as a failed resource); anything else is a problem.
     expect(problems.filter((p) => !/status of 401/.test(p))).toEqual(['HTTP 401 /api/v1/console/session', 'HTTP 401 /api/v1/console/signin']);
+  });
+});
+
+describe('the console ships prebuilt', () => {
+  it('npm pack includes src/console/static (index.html and its assets) and not the web/ sources', async () => {
+    const { stdout } = await promisify(execFile)('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: join(import.meta.dirname, '..', '..'), maxBuffer: 64 << 20 });
+    const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    expect(files).toContain('src/console/static/index.html');
+    expect(files.filter((f) => /^src\/console\/static\/assets\/index-[\w-]+\.js$/.test(f))).toHaveLength(1);
+    expect(files.filter((f) => f.startsWith('web/'))).toEqual([]);
   });
 });
