@@ -2,16 +2,19 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import type { SessionInfo, TokenRow } from './api.ts';
+import { Keys } from './keys.tsx';
 import './style.css';
 
 /**
  * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out and API tokens.
- * Routing is by location hash (#/signin, #/signup, #/tokens) so the service serves one page.
- * Not in this build yet: in-browser CKKS key generation and encryption, models, jobs.
+ * and CKKS keys generated in the browser (#/keys). Routing is by location hash (#/signin,
+ * #/signup, #/tokens, #/keys) so the service serves one page. Not in this build yet: encrypting
+ * data in the browser, models, jobs.
  */
 
-type Page = 'signin' | 'signup' | 'tokens';
-const pageOf = (): Page => (location.hash === '#/signup' ? 'signup' : location.hash === '#/tokens' ? 'tokens' : 'signin');
+type Page = 'signin' | 'signup' | 'tokens' | 'keys';
+const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'keys'];
+const pageOf = (): Page => PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin';
 const go = (p: Page): void => {
   location.hash = `#/${p}`;
 };
@@ -56,7 +59,31 @@ function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionI
   );
 }
 
-function Tokens(props: { session: SessionInfo; onSignOut: () => void }) {
+function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys'; onSignOut: () => void }) {
+  const signOut = async (): Promise<void> => {
+    try {
+      await api.signOut();
+    } finally {
+      props.onSignOut();
+    }
+  };
+  return (
+    <main class="wide">
+      <header>
+        <span>
+          Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
+        </span>
+        <nav>
+          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/keys" aria-current={props.page === 'keys' ? 'page' : undefined}>Keys</a>
+        </nav>
+        <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
+      </header>
+      {props.page === 'tokens' ? <Tokens /> : <Keys user={props.session.user.name} />}
+    </main>
+  );
+}
+
+function Tokens() {
   const [rows, setRows] = useState<readonly TokenRow[]>([]);
   const [name, setName] = useState('');
   const [days, setDays] = useState(30);
@@ -91,21 +118,8 @@ function Tokens(props: { session: SessionInfo; onSignOut: () => void }) {
       setError(message(err));
     }
   };
-  const signOut = async (): Promise<void> => {
-    try {
-      await api.signOut();
-    } finally {
-      props.onSignOut();
-    }
-  };
   return (
-    <main class="wide">
-      <header>
-        <span>
-          Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
-        </span>
-        <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
-      </header>
+    <section>
       <h1>API tokens</h1>
       <p>Tokens authenticate the REST API and the command-line gateway (<code>Authorization: Bearer …</code>). A token is shown once, when it is made.</p>
       <form class="row" onSubmit={(e) => void create(e)} data-testid="create-token">
@@ -146,8 +160,8 @@ function Tokens(props: { session: SessionInfo; onSignOut: () => void }) {
           ))}
         </tbody>
       </table>
-      <p class="note">Not in this build yet: in-browser CKKS key generation and encryption, models and jobs (see docs/console.md).</p>
-    </main>
+      <p class="note">Not in this build yet: encrypting data in the browser, models and jobs (see docs/console.md).</p>
+    </section>
   );
 }
 
@@ -161,15 +175,15 @@ function App() {
     api.session().then(
       (s) => {
         setSession(s);
-        go('tokens');
+        if (pageOf() !== 'keys') go('tokens');
       },
       () => undefined,
     ).finally(() => setChecked(true));
     return () => removeEventListener('hashchange', onHash);
   }, []);
   if (!checked) return <main class="card">Loading…</main>;
-  if (page === 'tokens' && session !== undefined) {
-    return <Tokens session={session} onSignOut={() => { setSession(undefined); go('signin'); }} />;
+  if ((page === 'tokens' || page === 'keys') && session !== undefined) {
+    return <Shell session={session} page={page} onSignOut={() => { setSession(undefined); go('signin'); }} />;
   }
   const onSession = (s: SessionInfo): void => {
     setSession(s);
