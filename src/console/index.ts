@@ -21,6 +21,6 @@ export type { ConsoleRouteSpec } from './schemas.ts';
 export { CSP, CSRF_HEADER, DEFAULT_RATE_LIMITS, SECURITY_HEADERS, SESSION_COOKIE, RateLimiter } from './security.ts';
 export type { RateLimits } from './security.ts';
 export { KDF_CONCURRENCY, PASSWORD_MAX, PASSWORD_MIN, SCRYPT_COST, hashPassword, verifyPassword } from './password.ts';
-export { ConsoleStore } from './store.ts';
+export { ConsoleStore, MAX_ACTIVE_TOKENS } from './store.ts';
 export type { ConsoleDb, ConsoleUser, ServiceTokens, Session } from './store.ts';
 export { defaultStaticDir } from './static.ts';

@@ -61,6 +61,9 @@ const TABLES: readonly string[] = [
   'CREATE TABLE IF NOT EXISTS console_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL, created_at {BIGINT} NOT NULL)',
 ];
 
+/** Active (unexpired, unrevoked) tokens one user may hold; storage per user stays bounded. */
+export const MAX_ACTIVE_TOKENS = 50;
+
 const sha256 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 /** The service names a token by the first 16 hex characters of its SHA-256. */
 const tokenId = (token: string): string => sha256(token).slice(0, 16);
@@ -135,8 +138,10 @@ export class ConsoleStore {
     await this.#db.run('DELETE FROM console_sessions WHERE hash = $1', [sha256(cookie)]);
   }
 
-  /** A new bearer token of the user, named; the token itself is returned once and never stored. */
+  /** A new bearer token of the user, named; the token itself is returned once and never stored. CONFLICT at {@link MAX_ACTIVE_TOKENS} active tokens. */
   async createToken(user: ConsoleUser, name: string, expiresAt: number): Promise<{ id: string; token: string }> {
+    const active = (await this.#service.listTokens()).filter((t) => t.user === user.name && t.status === 'active').length;
+    if (active >= MAX_ACTIVE_TOKENS) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `you have ${active} active tokens, the most one user may have`, { param: 'name', advice: 'Revoke tokens you no longer use, then create the new one.' });
     const token = await this.#service.createToken(user.id, { expiresAt });
     const id = tokenId(token);
     await this.#db.run('INSERT INTO console_tokens (id, user_id, name, created_at) VALUES ($1, $2, $3, $4)', [id, user.id, name, this.#now()]);

@@ -171,6 +171,11 @@ describe('console accounts', () => {
     expect([refused.status, code(refused)]).toEqual([401, 'CIPHERML_E_SERVICE_UNAUTHENTICATED']);
     expect(((await call('GET', '/api/v1/console/tokens', { cookie })).body['tokens'] as { status: string }[])[0]!.status).toBe('revoked');
     expect((await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: 'x', expiresDays: 0 } })).status).toBe(400);
+    // At most 50 active tokens per user: the 51st is refused and nothing is stored for it.
+    for (let i = 0; i < 50; i++) expect((await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: `t${i}`, expiresDays: 1 } })).status).toBe(200);
+    const over = await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: 'one too many', expiresDays: 1 } });
+    expect([over.status, code(over)]).toEqual([409, 'CIPHERML_E_SERVICE_CONFLICT']);
+    expect(((await call('GET', '/api/v1/console/tokens', { cookie })).body['tokens'] as unknown[]).length).toBe(51);
     expect((await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: 'x', expiresDays: 366 } })).status).toBe(400);
   });
 
