@@ -53,7 +53,7 @@ export async function registerConsole(app: FastifyInstance, options: ConsoleOpti
   dummy.catch(() => (dummy = undefined));
 
   app.addHook('onSend', async (_req, reply, payload) => {
-    for (const [k, v] of Object.entries(SECURITY_HEADERS)) void reply.header(k, v);
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (k !== 'content-security-policy' || defences.consoleCsp) void reply.header(k, v);
     return payload;
   });
 

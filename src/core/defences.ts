@@ -23,9 +23,11 @@ export interface Defences {
   consoleCsrf: boolean;
   /** The web console rate-limits failed sign-ins per name and per address. */
   consoleSignInLimit: boolean;
+  /** Responses carry the console's Content-Security-Policy (no inline or foreign script). */
+  consoleCsp: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, consoleCsrf: true, consoleSignInLimit: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true };
 
 /**
  * The live switches (mutated only by tests).

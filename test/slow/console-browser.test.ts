@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { defences, resetDefences } from '../../src/core/defences.ts';
 import { startService } from '../../src/service/index.ts';
 import type { RunningService } from '../../src/service/index.ts';
 
@@ -128,6 +129,25 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     await page.fill('input[name=password]', 'correct horse battery staple');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByTestId('user').textContent(), { timeout: 30_000 }).toBe('browser-alice');
+
+    // The CSP blocks script the app did not ship: an injected inline script and a foreign one do
+    // not run (an XSS payload could otherwise read the page's CSRF token or the unlocked key).
+    const inject = `new Promise((res) => { const seen = []; addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective)); const s = document.createElement('script'); s.textContent = 'window.__injected = 1'; document.body.append(s); const f = document.createElement('script'); f.src = 'https://example.invalid/x.js'; document.body.append(f); setTimeout(() => res(JSON.stringify({ ran: window.__injected === 1, seen })), 300); })`;
+    const blocked = JSON.parse(String(await page.evaluate(inject))) as { ran: boolean; seen: string[] };
+    expect(blocked.ran).toBe(false);
+    expect(blocked.seen).toContain('script-src-elem');
+    problems.splice(0, problems.length, ...problems.filter((p) => !/Content Security Policy/.test(p)));
+    defences.consoleCsp = false;
+    try {
+      const other = await browser.newPage();
+      await other.goto(`${svc.url}/`);
+      await other.getByTestId('signin-form').waitFor();
+      // Without the defence the same injection runs.
+      expect((JSON.parse(String(await other.evaluate(inject))) as { ran: boolean }).ran).toBe(true);
+      await other.close();
+    } finally {
+      resetDefences();
+    }
 
     // Keys in this browser: SEAL is not part of the first load; it loads when keys are made.
     expect(loaded.filter((r) => r.type.includes('wasm'))).toEqual([]);
