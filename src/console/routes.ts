@@ -119,6 +119,16 @@ export async function registerConsole(app: FastifyInstance, options: ConsoleOpti
       const t = await store.createToken(sessionOf(req).session.user, name, expiresAt);
       return { id: t.id, name, token: t.token, expiresAt };
     },
+    'PUT /api/v1/console/keys': async (req) => {
+      if (!Buffer.isBuffer(req.body) || req.body.length === 0) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'send the sealed key record with Content-Type: application/octet-stream', { param: 'body' });
+      const info = await store.putKeyBackup(sessionOf(req).session.user, new Uint8Array(req.body.buffer, req.body.byteOffset, req.body.byteLength));
+      return { stored: true, size: info.size, sha256: info.sha256 };
+    },
+    'GET /api/v1/console/keys': async (req, reply) => {
+      const bytes = await store.getKeyBackup(sessionOf(req).session.user);
+      if (bytes === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'no key record kept on the service', { param: 'keys', advice: 'Generate keys on the Keys page with "keep a sealed copy on the service" checked.' });
+      return reply.header('cache-control', 'no-store').type('application/octet-stream').send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    },
     'DELETE /api/v1/console/tokens/:id': async (req) => {
       await store.revokeToken(sessionOf(req).session.user, (req.params as { id: string }).id);
       return { revoked: true };
@@ -132,7 +142,7 @@ export async function registerConsole(app: FastifyInstance, options: ConsoleOpti
       method: spec.method,
       url: spec.url,
       bodyLimit: spec.bodyLimit,
-      schema: { ...(spec.params === undefined ? {} : { params: spec.params }), ...(spec.jsonBody === undefined ? {} : { body: spec.jsonBody }), response: { [spec.ok.status]: spec.ok.schema } },
+      schema: { ...(spec.params === undefined ? {} : { params: spec.params }), ...(spec.jsonBody === undefined ? {} : { body: spec.jsonBody }), ...(spec.ok.schema === 'binary' ? {} : { response: { [spec.ok.status]: spec.ok.schema } }) },
       onRequest: spec.session ? requireSession : async (req) => (defences.consoleCsrf ? checkOrigin(req.headers.origin, req.headers.host) : undefined),
       handler,
     });

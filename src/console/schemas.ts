@@ -11,18 +11,18 @@ import { PASSWORD_MAX, PASSWORD_MIN } from './password.ts';
 
 /** One console route. */
 export interface ConsoleRouteSpec {
-  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   readonly url: string;
   readonly summary: string;
   /** Bearer token: never (console routes use the session cookie). */
   readonly auth: false;
   /** Needs a signed-in session (cookie) and, for POST/DELETE, the CSRF header. */
   readonly session: boolean;
-  readonly body: 'none' | 'json';
+  readonly body: 'none' | 'json' | 'binary';
   readonly bodyLimit: number;
   readonly params?: TSchema;
   readonly jsonBody?: TSchema;
-  readonly ok: { readonly status: 200; readonly schema: TSchema };
+  readonly ok: { readonly status: 200; readonly schema: TSchema | 'binary' };
 }
 
 /** User names: what the service's `serve token create --user` accepts. */
@@ -36,6 +36,8 @@ const TokenRow = Type.Object({ id: Type.String(), name: Type.String(), createdAt
 const TokenName = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$', maxLength: 64 });
 
 const LIMIT = 4096;
+/** Largest sealed key record (a sealed N = 8192 secret key and its public key, base64, in JSON: ≈ 1.6 MB). */
+export const KEY_BACKUP_LIMIT: number = 4 << 20;
 const NONE = 1024;
 
 /** Every route of the console API. */
@@ -50,5 +52,10 @@ export const CONSOLE_ROUTES: readonly ConsoleRouteSpec[] = [
     jsonBody: Type.Object({ name: TokenName, expiresDays: Type.Integer({ minimum: 1, maximum: 365 }) }, { additionalProperties: false }),
     ok: { status: 200, schema: Type.Object({ id: Type.String(), name: Type.String(), token: Type.String(), expiresAt: Type.Integer() }) },
   },
+  {
+    method: 'PUT', url: '/api/v1/console/keys', summary: "Keep a copy of the browser's passphrase-sealed key record (opaque bytes; the service cannot open it)", auth: false, session: true, body: 'binary', bodyLimit: KEY_BACKUP_LIMIT,
+    ok: { status: 200, schema: Type.Object({ stored: Type.Literal(true), size: Type.Integer({ minimum: 1 }), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) }) },
+  },
+  { method: 'GET', url: '/api/v1/console/keys', summary: 'The sealed key record kept by PUT (404 when none)', auth: false, session: true, body: 'none', bodyLimit: NONE, ok: { status: 200, schema: 'binary' } },
   { method: 'DELETE', url: '/api/v1/console/tokens/:id', summary: 'Revoke one of your tokens (effective on its next request)', auth: false, session: true, body: 'none', bodyLimit: NONE, params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }), ok: { status: 200, schema: Type.Object({ revoked: Type.Literal(true) }) } },
 ];

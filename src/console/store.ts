@@ -59,6 +59,8 @@ const TABLES: readonly string[] = [
   'CREATE TABLE IF NOT EXISTS console_accounts (user_id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, password TEXT NOT NULL, created_at {BIGINT} NOT NULL)',
   'CREATE TABLE IF NOT EXISTS console_sessions (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, csrf TEXT NOT NULL, created_at {BIGINT} NOT NULL, expires_at {BIGINT} NOT NULL)',
   'CREATE TABLE IF NOT EXISTS console_tokens (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, name TEXT NOT NULL, created_at {BIGINT} NOT NULL)',
+  // The browser's passphrase-sealed key record (opaque to the service), base64, one per user.
+  'CREATE TABLE IF NOT EXISTS console_key_backups (user_id TEXT PRIMARY KEY, record TEXT NOT NULL, sha256 TEXT NOT NULL, updated_at {BIGINT} NOT NULL)',
 ];
 
 /** Active (unexpired, unrevoked) tokens one user may hold; storage per user stays bounded. */
@@ -152,6 +154,22 @@ export class ConsoleStore {
   async listTokens(user: ConsoleUser): Promise<{ id: string; name: string; createdAt: number; expiresAt: number | null; status: 'active' | 'expired' | 'revoked' }[]> {
     const names = new Map((await this.#db.all('SELECT id, name FROM console_tokens WHERE user_id = $1', [user.id])).map((r) => [String(r['id']), String(r['name'])]));
     return (await this.#service.listTokens()).filter((t) => t.user === user.name).map((t) => ({ id: t.id, name: names.get(t.id) ?? '(cli)', createdAt: t.createdAt, expiresAt: t.expiresAt, status: t.status }));
+  }
+
+  /** Stores (replacing) the user's sealed key record: opaque bytes the service never opens. */
+  async putKeyBackup(user: ConsoleUser, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const sha = createHash('sha256').update(b).digest('hex');
+    const now = this.#now();
+    const n = await this.#db.run('UPDATE console_key_backups SET record = $2, sha256 = $3, updated_at = $4 WHERE user_id = $1', [user.id, b.toString('base64'), sha, now]);
+    if (n === 0) await this.#db.run('INSERT INTO console_key_backups (user_id, record, sha256, updated_at) VALUES ($1, $2, $3, $4)', [user.id, b.toString('base64'), sha, now]);
+    return { size: b.length, sha256: sha };
+  }
+
+  /** The user's sealed key record, or undefined. */
+  async getKeyBackup(user: ConsoleUser): Promise<Uint8Array | undefined> {
+    const r = (await this.#db.all('SELECT record FROM console_key_backups WHERE user_id = $1', [user.id]))[0];
+    return r === undefined ? undefined : new Uint8Array(Buffer.from(String(r['record']), 'base64'));
   }
 
   /** Revokes one of the user's own tokens; NOT_FOUND for another user's or an unknown id. */

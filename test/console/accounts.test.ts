@@ -179,6 +179,26 @@ describe('console accounts', () => {
     expect((await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: 'x', expiresDays: 366 } })).status).toBe(400);
   });
 
+  it("keeps the browser's sealed key record as opaque bytes for its owner only", async () => {
+    const { cookie, csrf } = await signUp('heidi');
+    const record = new Uint8Array(200_000).map((_, i) => (i * 7919) & 255);
+    const put = (o: { cookie: string; csrf?: string; body: Uint8Array }): Promise<Response> =>
+      fetch(`${svc.url}/api/v1/console/keys`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream', cookie: o.cookie, ...(o.csrf === undefined ? {} : { 'x-csrf-token': o.csrf }) }, body: o.body });
+    expect((await fetch(`${svc.url}/api/v1/console/keys`, { headers: { cookie } })).status).toBe(404);
+    expect((await put({ cookie, body: record })).status).toBe(403);
+    expect((await put({ cookie, csrf, body: new Uint8Array(0) })).status).toBe(400);
+    const big = await put({ cookie, csrf, body: new Uint8Array((4 << 20) + 1) });
+    expect(big.status).toBe(413);
+    expect((await fetch(`${svc.url}/api/v1/console/keys`, { headers: { cookie } })).status).toBe(404);
+    const ok = await put({ cookie, csrf, body: record });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { size: number }).size).toBe(200_000);
+    const back = await fetch(`${svc.url}/api/v1/console/keys`, { headers: { cookie } });
+    expect(Buffer.from(await back.arrayBuffer()).equals(Buffer.from(record))).toBe(true);
+    const other = await signUp('ivan');
+    expect((await fetch(`${svc.url}/api/v1/console/keys`, { headers: { cookie: other.cookie } })).status).toBe(404);
+  });
+
   it('serves the browser app at / under the CSP, and documents the console routes in OpenAPI', async () => {
     const r = await fetch(`${svc.url}/`);
     expect(r.status).toBe(200);

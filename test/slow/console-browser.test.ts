@@ -155,10 +155,11 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     await page.getByTestId('keygen-form').waitFor();
     const passphrase = 'a long browser passphrase';
     await page.fill('input[name=passphrase]', passphrase);
+    await page.check('input[name=backup]');
     await page.getByRole('button', { name: 'Generate keys' }).click();
     const outcome = async (): Promise<string> => (await page.locator('[data-testid=key-status], [data-testid=error]').allTextContents()).join(' | ');
     await expect.poll(outcome, { timeout: 300_000, interval: 500 }).toMatch(/keys generated and stored in this browser|rror|wrong/);
-    expect(await outcome(), JSON.stringify(problems)).toBe('keys generated and stored in this browser');
+    expect(await outcome(), JSON.stringify(problems)).toBe('keys generated and stored in this browser; a sealed copy is on the service');
     const res = page.getByTestId('key-result');
     const [keygenMs, encryptMs, maxError] = await Promise.all(['data-keygen-ms', 'data-encrypt-ms', 'data-max-error'].map((a) => res.getAttribute(a)));
     console.log(`browser CKKS (N = 8192): key generation ${keygenMs} ms, encrypt + decrypt of 4096 slots ${encryptMs} ms, max error ${maxError}`);
@@ -199,6 +200,29 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     await page.getByRole('button', { name: 'Unlock and check' }).click();
     await expect.poll(() => page.getByTestId('key-status').textContent().catch(() => ''), { timeout: 120_000, interval: 500 }).toMatch(/^unlocked: the secret key decrypts/);
     await snap('keys-unlocked');
+
+    // Another browser (fresh storage): restore the sealed record from the service, then unlock it.
+    const ctx2 = await browser.newContext();
+    const page2 = await ctx2.newPage();
+    page2.on('request', (r) => {
+      const b = r.postDataBuffer();
+      if (b !== null) bodies.push(b);
+    });
+    await page2.goto(`${svc.url}/`);
+    await page2.getByTestId('signin-form').waitFor();
+    await page2.fill('input[name=name]', 'browser-alice');
+    await page2.fill('input[name=password]', 'correct horse battery staple');
+    await page2.getByRole('button', { name: 'Sign in' }).click();
+    await page2.getByRole('link', { name: 'Keys' }).click();
+    await page2.getByTestId('keygen-form').waitFor();
+    await page2.getByRole('button', { name: 'Restore from the service' }).click();
+    await page2.getByTestId('unlock-form').waitFor({ timeout: 30_000 });
+    expect(await page2.getByTestId('key-fingerprint').textContent()).toBe(record.fingerprint);
+    await page2.fill('input[name=unlock-passphrase]', passphrase);
+    await page2.getByRole('button', { name: 'Unlock and check' }).click();
+    await expect.poll(() => page2.getByTestId('key-status').textContent().catch(() => ''), { timeout: 120_000, interval: 500 }).toMatch(/^unlocked: the secret key decrypts/);
+    await page2.screenshot({ path: join(shots, `${String(++shot).padStart(2, '0')}-keys-restored.png`), fullPage: true });
+    await ctx2.close();
     expect(leaks(bodies)).toEqual([]);
 
     // Expected refusals only: the first load's session probe (not signed in) and the wrong password,

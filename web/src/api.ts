@@ -59,4 +59,19 @@ export const api = {
   tokens: async (): Promise<readonly TokenRow[]> => (await call<{ tokens: TokenRow[] }>('GET', '/api/v1/console/tokens')).tokens,
   createToken: (name: string, expiresDays: number): Promise<{ id: string; name: string; token: string; expiresAt: number }> => call('POST', '/api/v1/console/tokens', { name, expiresDays }),
   revokeToken: (id: string): Promise<{ revoked: true }> => call('DELETE', `/api/v1/console/tokens/${encodeURIComponent(id)}`),
+  /** Keeps the passphrase-sealed key record on the service (opaque bytes to it). */
+  putKeyBackup: async (record: string): Promise<void> => {
+    const r = await fetch('/api/v1/console/keys', { method: 'PUT', credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream', 'x-csrf-token': csrf }, body: new TextEncoder().encode(record) });
+    if (!r.ok) {
+      const e = ((await r.json().catch(() => ({}))) as { error?: { code: string; message: string; param?: string } }).error;
+      throw new ApiError(r.status, e?.code ?? 'HTTP', e?.message ?? `HTTP ${r.status}`, e?.param);
+    }
+  },
+  /** The sealed key record kept on the service, or undefined when there is none. */
+  getKeyBackup: async (): Promise<string | undefined> => {
+    const r = await fetch('/api/v1/console/keys', { credentials: 'same-origin' });
+    if (r.status === 404) return undefined;
+    if (!r.ok) throw new ApiError(r.status, 'HTTP', `HTTP ${r.status}`, undefined);
+    return new TextDecoder().decode(await r.arrayBuffer());
+  },
 };

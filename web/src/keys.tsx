@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { api } from './api.ts';
 import { loadRecord, openSecretKey, saveRecord, sealSecretKey } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
 
@@ -14,6 +15,7 @@ export function Keys(props: { user: string }) {
   const [result, setResult] = useState<{ keygenMs: number; encryptMs: number; maxAbsError: number } | undefined>(undefined);
   const [error, setError] = useState('');
   const [busy, setBusy] = useState(false);
+  const [backup, setBackup] = useState(false);
   useEffect(() => {
     loadRecord(props.user).then(setRecord, (e: unknown) => setError(String(e)));
   }, [props.user]);
@@ -39,10 +41,26 @@ export function Keys(props: { user: string }) {
       setStatus('sealing the secret key under your passphrase…');
       const rec = await sealSecretKey(props.user, passphrase, r.secretKey, r.publicKey, lab.PARAMETERS);
       await saveRecord(rec);
+      if (backup) {
+        setStatus('keeping a sealed copy on the service…');
+        await api.putKeyBackup(JSON.stringify(rec));
+      }
       setRecord(rec);
       setResult({ keygenMs: r.keygenMs, encryptMs: r.encryptMs, maxAbsError: r.maxAbsError });
       setPassphrase('');
-      setStatus('keys generated and stored in this browser');
+      setStatus(backup ? 'keys generated and stored in this browser; a sealed copy is on the service' : 'keys generated and stored in this browser');
+    });
+  };
+  const restore = (): void => {
+    void run(async () => {
+      const text = await api.getKeyBackup();
+      if (text === undefined) throw new Error('the service keeps no key record for you');
+      const rec = JSON.parse(text) as KeyRecord;
+      // The record's associated data names its user: a record of another user would not open anyway.
+      if (rec.version !== 1 || rec.user !== props.user) throw new Error('the record on the service is not a version-1 record of this user');
+      await saveRecord(rec);
+      setRecord(rec);
+      setStatus('sealed key record restored from the service; unlock it with your passphrase');
     });
   };
   const unlock = (e: Event): void => {
@@ -63,7 +81,7 @@ export function Keys(props: { user: string }) {
       <h1>CKKS keys in this browser</h1>
       <p>
         Keys are generated here with Microsoft SEAL (WebAssembly, loaded on first use). The secret key is encrypted under your passphrase (PBKDF2-SHA256, 600,000 iterations, AES-256-GCM) and kept in this browser's IndexedDB; it is never sent to the
-        service.
+        service in the clear. Optionally the service keeps the sealed record, so that you can restore it in another browser; the service cannot open it without your passphrase.
       </p>
       {record === undefined ? (
         <form class="row" onSubmit={generate} data-testid="keygen-form">
@@ -71,7 +89,12 @@ export function Keys(props: { user: string }) {
             Passphrase (at least 12 characters)
             <input name="passphrase" type="password" autocomplete="new-password" required minLength={12} value={passphrase} onInput={(e) => setPassphrase(e.currentTarget.value)} />
           </label>
+          <label class="check">
+            <input name="backup" type="checkbox" checked={backup} onChange={(e) => setBackup(e.currentTarget.checked)} />
+            Keep a sealed copy on the service
+          </label>
           <button type="submit" disabled={busy}>Generate keys</button>
+          <button type="button" disabled={busy} onClick={restore}>Restore from the service</button>
         </form>
       ) : (
         <>
