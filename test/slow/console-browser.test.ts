@@ -176,13 +176,22 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     const secretB64 = new TextDecoder().decode(await subtle.decrypt({ name: 'AES-GCM', iv: Buffer.from(record.iv, 'base64'), additionalData: new TextEncoder().encode(`cipherml-browser-key-v1|${record.user}|${record.fingerprint}`) }, aes, Buffer.from(record.sealed, 'base64')));
     const secretRaw = Buffer.from(secretB64, 'base64');
     expect(secretRaw.length).toBeGreaterThan(100_000);
+    // Every 48-character window of the key's base64 at a 24-character stride (any leaked run of
+    // ≥ 72 characters contains one), and every 32-byte window of the raw key at a 16-byte stride
+    // (any leaked run of ≥ 48 bytes contains one); each body is checked at every offset.
+    const b64Windows = new Set<string>();
+    for (let off = 0; off + 48 <= secretB64.length; off += 24) b64Windows.add(secretB64.slice(off, off + 48));
+    const rawWindows = new Set<string>();
+    for (let off = 0; off + 32 <= secretRaw.length; off += 16) rawWindows.add(secretRaw.subarray(off, off + 32).toString('latin1'));
     const leaks = (bs: readonly Buffer[]): string[] =>
       bs.flatMap((b, i) => {
+        const text = b.toString('latin1');
         const found: string[] = [];
-        // Every 48-character window at a 24-character stride (any leaked run of ≥ 72 base64
-        // characters contains one), and every 32-byte window of the raw key at a 16-byte stride.
-        for (let off = 0; off + 48 <= secretB64.length; off += 24) if (b.includes(secretB64.slice(off, off + 48))) found.push(`body ${i}: secret key (base64) at ${off}`);
-        for (let off = 0; off + 32 <= secretRaw.length; off += 16) if (b.includes(secretRaw.subarray(off, off + 32))) found.push(`body ${i}: secret key bytes at ${off}`);
+        for (let p = 0; p + 32 <= text.length; p++) {
+          if (p + 48 <= text.length && b64Windows.has(text.slice(p, p + 48))) found.push(`body ${i}: secret key (base64) at ${p}`);
+          if (rawWindows.has(text.slice(p, p + 32))) found.push(`body ${i}: secret key bytes at ${p}`);
+          if (found.length > 3) break;
+        }
         if (b.includes(passphrase)) found.push(`body ${i}: passphrase`);
         return found;
       });
@@ -190,6 +199,8 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     expect(leaks(bodies)).toEqual([]);
     // The scan can fail: a body that carries the key is caught.
     expect(leaks([Buffer.from(JSON.stringify({ key: secretB64.slice(1000, 1200) }))]).length).toBeGreaterThan(0);
+    expect(leaks([Buffer.concat([Buffer.from('x'), secretRaw.subarray(5001, 5101)])]).length).toBeGreaterThan(0);
+    expect(leaks([Buffer.from(`{"passphrase":"${passphrase}"}`)]).length).toBeGreaterThan(0);
 
     await page.reload();
     await page.getByTestId('unlock-form').waitFor();
