@@ -15,7 +15,7 @@
 // Runs first: refuses Node.js older than 24 with one clear error (see core/node-version.ts).
 import '../core/node-version.ts';
 export { registerConsole } from './routes.ts';
-export type { ConsoleOptions } from './routes.ts';
+export type { ConsoleHandle, ConsoleOptions } from './routes.ts';
 export { CONSOLE_ROUTES, USER_NAME_PATTERN } from './schemas.ts';
 export type { ConsoleRouteSpec } from './schemas.ts';
 export { CSP, CSRF_HEADER, DEFAULT_RATE_LIMITS, SECURITY_HEADERS, SESSION_COOKIE, RateLimiter } from './security.ts';

@@ -30,6 +30,17 @@ export interface ConsoleOptions {
 
 const DEFAULT_SESSION_TTL_MS = 8 * 3_600_000;
 
+/** What the service gets back from {@link registerConsole}. */
+export interface ConsoleHandle {
+  /**
+   * The signed-in console user of a request that carries no `Authorization` header, so that the
+   * browser app can call the REST API with its session: undefined without a valid session
+   * cookie; CIPHERML_E_SERVICE_FORBIDDEN for a state-changing request without the session's
+   * CSRF token or from another origin.
+   */
+  sessionUser(req: FastifyRequest): Promise<Session['user'] | undefined>;
+}
+
 /**
  * Registers the web console on the service's fastify instance: the browser app at `/`, the
  * account, session and token routes under `/api/v1/console/` ({@link CONSOLE_ROUTES}), and the
@@ -40,7 +51,7 @@ const DEFAULT_SESSION_TTL_MS = 8 * 3_600_000;
  * await registerConsole(app, { db: consoleDb, service: storage });
  * ```
  */
-export async function registerConsole(app: FastifyInstance, options: ConsoleOptions): Promise<void> {
+export async function registerConsole(app: FastifyInstance, options: ConsoleOptions): Promise<ConsoleHandle> {
   const now = options.now ?? Date.now;
   const ttl = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
   const limits: RateLimits = { ...DEFAULT_RATE_LIMITS, ...options.limits };
@@ -148,4 +159,17 @@ export async function registerConsole(app: FastifyInstance, options: ConsoleOpti
     });
   }
   await registerStatic(app, options.staticDir);
+  return {
+    sessionUser: async (req) => {
+      const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
+      const session = cookie === undefined ? undefined : await store.session(cookie);
+      if (session === undefined) return undefined;
+      if (req.method !== 'GET' && req.method !== 'HEAD' && defences.consoleCsrf) {
+        checkOrigin(req.headers.origin, req.headers.host);
+        const sent = req.headers[CSRF_HEADER];
+        if (typeof sent !== 'string' || !sameToken(sent, session.csrf)) throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'missing or wrong CSRF token', { param: 'X-CSRF-Token', advice: "A console session calling the REST API sends the session's csrfToken in the X-CSRF-Token header on every state-changing request." });
+      }
+      return session.user;
+    },
+  };
 }

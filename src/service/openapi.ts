@@ -88,7 +88,8 @@ export const OPENAPI_DOCUMENT: { readonly openapi: string; readonly info: Record
     description:
       'Untrusted side of HE4Cloud-style training: the service stores public CKKS contexts and ciphertexts, trains logistic regression on encrypted data, and never holds a secret key. Every /api/v1 route except this document needs `Authorization: Bearer <token>`, checked before the body is read; errors are `{error: {code, message, param}}` with a stable code, for every status including 413, 414 and 431. `x-body-limit` is each route\'s body limit in bytes ("upload" = the service\'s --max-body-mb).',
   },
-  security: [{ bearer: [] }],
+  // Either a bearer token or the web console's session cookie (with X-CSRF-Token on state changes).
+  security: [{ bearer: [] }, { session: [] }],
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'web console session (POST also needs the X-CSRF-Token header)' } },
     schemas: { Error: plain(ErrorBody), HyperParams: plain(HyperParams), Profile: plain(Profile), Job: plain(Job) },

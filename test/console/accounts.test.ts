@@ -179,6 +179,28 @@ describe('console accounts', () => {
     expect((await call('POST', '/api/v1/console/tokens', { cookie, csrf, body: { name: 'x', expiresDays: 366 } })).status).toBe(400);
   });
 
+  it('lets a console session call the REST API without a bearer token, with the CSRF token on state changes', async () => {
+    const { cookie, csrf } = await signUp('judy');
+    const owner = await svc.storage.createToken((await svc.storage.ensureUser('owner-j', 'owner')).id);
+    expect((await call('POST', '/api/v1/lr/9/deploy_model', { bearer: owner })).status).toBe(200);
+    expect((await call('GET', '/api/v1/models', { cookie })).status).toBe(200);
+    const noCsrf = await call('POST', '/api/v1/lr/9/application/register_user', { cookie });
+    expect([noCsrf.status, code(noCsrf)]).toEqual([403, 'CIPHERML_E_SERVICE_FORBIDDEN']);
+    expect((await call('POST', '/api/v1/lr/9/application/register_user', { cookie, csrf, origin: 'https://evil.example' })).status).toBe(403);
+    const user = (await svc.storage.getUser('judy'))!;
+    const model = (await svc.storage.getModel('lr', '9'))!;
+    expect(await svc.storage.isRegistered(user.id, model.id)).toBe(false);
+    expect((await call('POST', '/api/v1/lr/9/application/register_user', { cookie, csrf })).status).toBe(200);
+    expect(await svc.storage.isRegistered(user.id, model.id)).toBe(true);
+    // A console user has role user: owner routes stay refused.
+    expect((await call('POST', '/api/v1/lr/10/deploy_model', { cookie, csrf })).status).toBe(403);
+    // No cookie, a bad cookie, an expired session: 401 as for a missing token.
+    expect((await call('GET', '/api/v1/models', {})).status).toBe(401);
+    expect((await call('GET', '/api/v1/models', { cookie: 'cml_session=nope' })).status).toBe(401);
+    clock += TTL + 1;
+    expect((await call('GET', '/api/v1/models', { cookie })).status).toBe(401);
+  });
+
   it("keeps the browser's sealed key record as opaque bytes for its owner only", async () => {
     const { cookie, csrf } = await signUp('heidi');
     const record = new Uint8Array(200_000).map((_, i) => (i * 7919) & 255);
