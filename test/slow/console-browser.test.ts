@@ -130,6 +130,20 @@ describe.skipIf(!present)('web console in headless chromium', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByTestId('user').textContent(), { timeout: 30_000 }).toBe('browser-alice');
 
+    // Models: an owner deploys with a bearer token; the console user registers from the page
+    // (the REST API authenticated by the session cookie and CSRF token).
+    const ownerToken = await svc.storage.createToken((await svc.storage.ensureUser('browser-owner', 'owner')).id);
+    expect((await fetch(`${svc.url}/api/v1/bc/1/deploy_model`, { method: 'POST', headers: { authorization: `Bearer ${ownerToken}` } })).status).toBe(200);
+    await page.getByRole('link', { name: 'Models' }).click();
+    const row = page.locator('tr[data-model="bc/1"]');
+    await row.waitFor();
+    await row.getByRole('button', { name: 'Register', exact: true }).click();
+    await expect.poll(() => row.getByTestId('model-status').textContent(), { timeout: 15_000 }).toBe('registered');
+    const alice = (await svc.storage.getUser('browser-alice'))!;
+    expect(await svc.storage.isRegistered(alice.id, (await svc.storage.getModel('bc', '1'))!.id)).toBe(true);
+    await snap('models-registered');
+    await page.getByRole('link', { name: 'API tokens' }).click();
+
     // The CSP blocks script the app did not ship: an injected inline script and a foreign one do
     // not run (an XSS payload could otherwise read the page's CSRF token or the unlocked key).
     const inject = `new Promise((res) => { const seen = []; addEventListener('securitypolicyviolation', (e) => seen.push(e.violatedDirective)); const s = document.createElement('script'); s.textContent = 'window.__injected = 1'; document.body.append(s); const f = document.createElement('script'); f.src = 'https://example.invalid/x.js'; document.body.append(f); setTimeout(() => res(JSON.stringify({ ran: window.__injected === 1, seen })), 300); })`;

@@ -59,6 +59,10 @@ export const api = {
   tokens: async (): Promise<readonly TokenRow[]> => (await call<{ tokens: TokenRow[] }>('GET', '/api/v1/console/tokens')).tokens,
   createToken: (name: string, expiresDays: number): Promise<{ id: string; name: string; token: string; expiresAt: number }> => call('POST', '/api/v1/console/tokens', { name, expiresDays }),
   revokeToken: (id: string): Promise<{ revoked: true }> => call('DELETE', `/api/v1/console/tokens/${encodeURIComponent(id)}`),
+  /** Deployed models (REST API, authenticated by the session). */
+  models: async (): Promise<readonly { name: string; version: string; url: string }[]> => (await call<{ models: { name: string; version: string; url: string }[] }>('GET', '/api/v1/models')).models,
+  register: (name: string, version: string): Promise<{ registered: true; new: boolean }> => call('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/register_user`),
+  unregister: (name: string, version: string): Promise<{ unregistered: true }> => call('DELETE', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/unregister_user`),
   /** Keeps the passphrase-sealed key record on the service (opaque bytes to it). */
   putKeyBackup: async (record: string): Promise<void> => {
     const r = await fetch('/api/v1/console/keys', { method: 'PUT', credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream', 'x-csrf-token': csrf }, body: new TextEncoder().encode(record) });

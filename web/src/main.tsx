@@ -3,17 +3,18 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import type { SessionInfo, TokenRow } from './api.ts';
 import { Keys } from './keys.tsx';
+import { Models } from './models.tsx';
 import './style.css';
 
 /**
  * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out and API tokens.
- * and CKKS keys generated in the browser (#/keys). Routing is by location hash (#/signin,
+ * CKKS keys generated in the browser (#/keys) and model registration (#/models). Routing is by location hash (#/signin,
  * #/signup, #/tokens, #/keys) so the service serves one page. Not in this build yet: encrypting
  * data in the browser, models, jobs.
  */
 
-type Page = 'signin' | 'signup' | 'tokens' | 'keys';
-const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'keys'];
+type Page = 'signin' | 'signup' | 'tokens' | 'keys' | 'models';
+const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'keys', 'models'];
 const pageOf = (): Page => PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin';
 const go = (p: Page): void => {
   location.hash = `#/${p}`;
@@ -59,7 +60,7 @@ function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionI
   );
 }
 
-function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys'; onSignOut: () => void }) {
+function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys' | 'models'; onSignOut: () => void }) {
   const signOut = async (): Promise<void> => {
     try {
       await api.signOut();
@@ -74,11 +75,11 @@ function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys'; onSignOut
           Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
         </span>
         <nav>
-          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/keys" aria-current={props.page === 'keys' ? 'page' : undefined}>Keys</a>
+          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/keys" aria-current={props.page === 'keys' ? 'page' : undefined}>Keys</a> · <a href="#/models" aria-current={props.page === 'models' ? 'page' : undefined}>Models</a>
         </nav>
         <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
       </header>
-      {props.page === 'tokens' ? <Tokens /> : <Keys user={props.session.user.name} />}
+      {props.page === 'tokens' ? <Tokens /> : props.page === 'keys' ? <Keys user={props.session.user.name} /> : <Models />}
     </main>
   );
 }
@@ -175,14 +176,14 @@ function App() {
     api.session().then(
       (s) => {
         setSession(s);
-        if (pageOf() !== 'keys') go('tokens');
+        if (pageOf() !== 'keys' && pageOf() !== 'models') go('tokens');
       },
       () => undefined,
     ).finally(() => setChecked(true));
     return () => removeEventListener('hashchange', onHash);
   }, []);
   if (!checked) return <main class="card">Loading…</main>;
-  if ((page === 'tokens' || page === 'keys') && session !== undefined) {
+  if ((page === 'tokens' || page === 'keys' || page === 'models') && session !== undefined) {
     return <Shell session={session} page={page} onSignOut={() => { setSession(undefined); go('signin'); }} />;
   }
   const onSession = (s: SessionInfo): void => {
