@@ -7,10 +7,10 @@ import { Models } from './models.tsx';
 import './style.css';
 
 /**
- * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out and API tokens.
- * CKKS keys generated in the browser (#/keys) and model registration (#/models). Routing is by location hash (#/signin,
- * #/signup, #/tokens, #/keys) so the service serves one page. Not in this build yet: encrypting
- * data in the browser, models, jobs.
+ * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out, API tokens, CKKS
+ * keys generated in the browser (#/keys) and model registration (#/models). Routing is by
+ * location hash so the service serves one page. Not in this build yet: encrypting data in the
+ * browser, deploying models from the page, jobs.
  */
 
 type Page = 'signin' | 'signup' | 'tokens' | 'keys' | 'models';
