@@ -11,7 +11,7 @@ function layer(files, banned) {
 }
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**', 'src/inference/gen/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'native/gmp/build/**', 'coverage/**', 'src/fl/gen/**', 'src/inference/gen/**', 'src/console/static/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -29,16 +29,21 @@ export default tseslint.config(
   // trusted gateway never imports the untrusted service (what both need lives in ml/ or core/);
   // nothing in src/ but the CLI (lazily) loads bench/. One entry per folder: a later entry for the
   // same file would replace, not extend, an earlier rule.
-  ...layer(['src/core/**'], ['paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/paillier/**'], ['ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/ckks/**'], ['paillier', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/secagg/**'], ['paillier', 'ckks', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/attest/**'], ['paillier', 'ckks', 'secagg', 'ml', 'fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/ml/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/fl/**'], ['enclave', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/enclave/**'], ['ckks', 'secagg', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench']),
-  ...layer(['src/inference/**'], ['paillier', 'secagg', 'fl', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/core/**'], ['paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/paillier/**'], ['ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/ckks/**'], ['paillier', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/secagg/**'], ['paillier', 'ckks', 'attest', 'ml', 'fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/attest/**'], ['paillier', 'ckks', 'secagg', 'ml', 'fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/ml/**'], ['fl', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/fl/**'], ['enclave', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench']),
+  ...layer(['src/enclave/**'], ['ckks', 'secagg', 'inference', 'service', 'gateway', 'console', 'demos', 'cli', 'bench']),
+  ...layer(['src/inference/**'], ['paillier', 'secagg', 'fl', 'service', 'gateway', 'console', 'demos', 'cli', 'bench', 'enclave']),
   ...layer(['src/service/**'], ['fl', 'inference', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  ...layer(['src/gateway/**'], ['fl', 'inference', 'service', 'demos', 'cli', 'bench', 'enclave']),
+  ...layer(['src/gateway/**'], ['fl', 'inference', 'service', 'console', 'demos', 'cli', 'bench', 'enclave']),
+  // The web console's server side (accounts, sessions, tokens): registered by the service, so it
+  // never imports the service (it receives the token store and database as interfaces).
+  ...layer(['src/console/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  // The browser app: the trusted side; it talks to the service over HTTP only.
+  ...layer(['web/**'], ['core', 'paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'console', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
   ...layer(['src/demos/**'], ['cli', 'bench']),
 );

@@ -16,10 +16,12 @@ export function registerServeCommands(program: Command): void {
     .option('--max-body-mb <mb>', 'largest request body in MiB', intOption('--max-body-mb'), 256)
     .option('--redis <url>', 'redis://… to queue fit jobs (BullMQ) for `cipherml serve worker` processes')
     .option('--json', 'print one JSON line with the URL once listening')
-    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean }) => {
+    .option('--no-console', 'serve the REST API only, without the web console at /')
+    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean }) => {
       const { startService } = await import('../service/index.ts');
-      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024 });
-      process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs\n`);
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, ...(opts.console ? {} : { console: false as const }) });
+      const consoleAt = opts.console ? `; web console at ${svc.url}/` : '';
+      process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend, console: opts.console ? `${svc.url}/` : null })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs${consoleAt}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           void svc.close().then(resolve);

@@ -23,9 +23,15 @@ export interface Defences {
   thresholdShareProofs: boolean;
   /** Workers with --require-attestation verify the aggregator's document and its key binding before sending. */
   attestationCheck: boolean;
+  /** The web console checks Origin and the session's X-CSRF-Token on state-changing requests. */
+  consoleCsrf: boolean;
+  /** The web console rate-limits failed sign-ins per name and per address. */
+  consoleSignInLimit: boolean;
+  /** Responses carry the console's Content-Security-Policy (no inline or foreign script). */
+  consoleCsp: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -1,4 +1,5 @@
 import type { TSchema } from 'typebox';
+import { CONSOLE_ROUTES, SESSION_COOKIE } from '../console/index.ts';
 import { ERROR_STATUSES, ErrorBody, HyperParams, Job, Profile, ROUTES } from './schemas.ts';
 import type { RouteSpec } from './schemas.ts';
 
@@ -66,6 +67,8 @@ export function fastifySchema(spec: RouteSpec, naive = false): Record<string, un
 function buildPaths(): Record<string, Record<string, unknown>> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const spec of ROUTES) (paths[openApiPath(spec.url)] ??= {})[spec.method.toLowerCase()] = operation(spec);
+  // Web console routes (src/console): session cookie instead of a bearer token; every error status.
+  for (const spec of CONSOLE_ROUTES) (paths[openApiPath(spec.url)] ??= {})[spec.method.toLowerCase()] = { ...operation({ ...spec, auth: true, heavy: true }), security: spec.session ? [{ session: [] }] : [] };
   return paths;
 }
 
@@ -85,9 +88,10 @@ export const OPENAPI_DOCUMENT: { readonly openapi: string; readonly info: Record
     description:
       'Untrusted side of HE4Cloud-style training: the service stores public CKKS contexts and ciphertexts, trains logistic regression on encrypted data, and never holds a secret key. Every /api/v1 route except this document needs `Authorization: Bearer <token>`, checked before the body is read; errors are `{error: {code, message, param}}` with a stable code, for every status including 413, 414 and 431. `x-body-limit` is each route\'s body limit in bytes ("upload" = the service\'s --max-body-mb).',
   },
-  security: [{ bearer: [] }],
+  // Either a bearer token or the web console's session cookie (with X-CSRF-Token on state changes).
+  security: [{ bearer: [] }, { session: [] }],
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'web console session (POST also needs the X-CSRF-Token header)' } },
     schemas: { Error: plain(ErrorBody), HyperParams: plain(HyperParams), Profile: plain(Profile), Job: plain(Job) },
   },
   paths: buildPaths(),

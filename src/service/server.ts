@@ -18,6 +18,11 @@ import { openStorage } from './storage/index.ts';
 import type { BlobKind, ModelRow, Storage, UserRow } from './storage/index.ts';
 import { validateHyperParams } from '../ml/encrypted-lr.ts';
 import { refuseDeclaredBomb } from '../ckks/serialize.ts';
+import { registerConsole } from '../console/index.ts';
+import type { ConsoleHandle, ConsoleOptions } from '../console/index.ts';
+import { openPostgresDriver } from './storage/postgres.ts';
+import type { SqlDriver } from './storage/sql.ts';
+import { openSqliteDriver } from './storage/sqlite.ts';
 
 /** Options of {@link startService}. */
 export interface ServiceOptions {
@@ -41,6 +46,8 @@ export interface ServiceOptions {
    * `bench robustness` run the same requests against it to show what the defences change.
    */
   readonly unsafeNaive?: boolean;
+  /** The web console at `/` (src/console): on by default; `false` serves the REST API only. */
+  readonly console?: false | Omit<ConsoleOptions, 'db' | 'service'>;
 }
 
 /** A running service. */
@@ -89,6 +96,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
   const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
+  // The console's tables live in the same database, through a connection of its own.
+  let consoleDb: SqlDriver | undefined;
+  let consoleHandle: ConsoleHandle | undefined;
+  if (options.console !== false) {
+    consoleDb = options.db !== undefined && options.db !== '' ? await openPostgresDriver(options.db) : openSqliteDriver(options.dataDir);
+    consoleHandle = await registerConsole(app, { ...options.console, db: consoleDb, service: storage });
+  }
   const launch = (jobId: string): void => {
     if (queue !== undefined) {
       const q: Promise<void> = queue.enqueue(jobId).catch(async (e: unknown) => {
@@ -113,6 +127,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // answered 401 (and its connection closed) without buffering a byte of what it sends.
   const authenticate = async (req: FastifyRequest): Promise<void> => {
     const h = req.headers.authorization;
+    // The web console's browser app calls the API with its session cookie (and CSRF token) instead of a bearer token.
+    if (h === undefined && consoleHandle !== undefined) {
+      const viaSession = await consoleHandle.sessionUser(req);
+      const row = viaSession === undefined ? undefined : await storage.getUser(viaSession.name);
+      if (row !== undefined) return void users.set(req, row);
+    }
     const m = typeof h === 'string' && h.length <= 512 ? /^Bearer (\S+)$/.exec(h) : null;
     if (m === null) throw new CipherMLError('CIPHERML_E_SERVICE_UNAUTHENTICATED', 'missing bearer token', { param: 'Authorization' });
     const user = await storage.authenticate(m[1]!);
@@ -317,6 +337,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       await Promise.all([...workers].map((w) => w.terminate()));
       await Promise.all([...running]);
       await queue?.close();
+      await consoleDb?.close();
       await storage.close();
     },
   };

@@ -1,0 +1,81 @@
+/**
+ * The console's calls to the service: same origin, JSON, the session cookie (httpOnly, sent by
+ * the browser) and, on every state-changing call, the session's CSRF token in X-CSRF-Token.
+ * Errors are the service's typed errors ({error: {code, message, param}}).
+ */
+
+export interface SessionInfo {
+  readonly user: { readonly name: string; readonly role: 'owner' | 'user' };
+  readonly csrfToken: string;
+  readonly expiresAt: number;
+}
+
+export interface TokenRow {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly status: 'active' | 'expired' | 'revoked';
+}
+
+/** A typed error answered by the service. */
+export class ApiError extends Error {
+  readonly code: string;
+  readonly param: string | undefined;
+  readonly status: number;
+  constructor(status: number, code: string, message: string, param: string | undefined) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.param = param;
+  }
+}
+
+let csrf = '';
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf !== '') headers['x-csrf-token'] = csrf;
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const data = (await r.json().catch(() => ({}))) as { error?: { code: string; message: string; param?: string } };
+  if (!r.ok) throw new ApiError(r.status, data.error?.code ?? 'HTTP', data.error?.message ?? `HTTP ${r.status}`, data.error?.param);
+  return data as T;
+}
+
+const remember = (s: SessionInfo): SessionInfo => {
+  csrf = s.csrfToken;
+  return s;
+};
+
+export const api = {
+  session: async (): Promise<SessionInfo> => remember(await call<SessionInfo>('GET', '/api/v1/console/session')),
+  signUp: async (name: string, password: string): Promise<SessionInfo> => remember(await call<SessionInfo>('POST', '/api/v1/console/signup', { name, password })),
+  signIn: async (name: string, password: string): Promise<SessionInfo> => remember(await call<SessionInfo>('POST', '/api/v1/console/signin', { name, password })),
+  signOut: async (): Promise<void> => {
+    await call('POST', '/api/v1/console/signout');
+    csrf = '';
+  },
+  tokens: async (): Promise<readonly TokenRow[]> => (await call<{ tokens: TokenRow[] }>('GET', '/api/v1/console/tokens')).tokens,
+  createToken: (name: string, expiresDays: number): Promise<{ id: string; name: string; token: string; expiresAt: number }> => call('POST', '/api/v1/console/tokens', { name, expiresDays }),
+  revokeToken: (id: string): Promise<{ revoked: true }> => call('DELETE', `/api/v1/console/tokens/${encodeURIComponent(id)}`),
+  /** Deployed models (REST API, authenticated by the session). */
+  models: async (): Promise<readonly { name: string; version: string; url: string }[]> => (await call<{ models: { name: string; version: string; url: string }[] }>('GET', '/api/v1/models')).models,
+  register: (name: string, version: string): Promise<{ registered: true; new: boolean }> => call('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/register_user`),
+  unregister: (name: string, version: string): Promise<{ unregistered: true }> => call('DELETE', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/unregister_user`),
+  /** Keeps the passphrase-sealed key record on the service (opaque bytes to it). */
+  putKeyBackup: async (record: string): Promise<void> => {
+    const r = await fetch('/api/v1/console/keys', { method: 'PUT', credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream', 'x-csrf-token': csrf }, body: new TextEncoder().encode(record) });
+    if (!r.ok) {
+      const e = ((await r.json().catch(() => ({}))) as { error?: { code: string; message: string; param?: string } }).error;
+      throw new ApiError(r.status, e?.code ?? 'HTTP', e?.message ?? `HTTP ${r.status}`, e?.param);
+    }
+  },
+  /** The sealed key record kept on the service, or undefined when there is none. */
+  getKeyBackup: async (): Promise<string | undefined> => {
+    const r = await fetch('/api/v1/console/keys', { credentials: 'same-origin' });
+    if (r.status === 404) return undefined;
+    if (!r.ok) throw new ApiError(r.status, 'HTTP', `HTTP ${r.status}`, undefined);
+    return new TextDecoder().decode(await r.arrayBuffer());
+  },
+};

@@ -1,0 +1,196 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, api } from './api.ts';
+import type { SessionInfo, TokenRow } from './api.ts';
+import { Keys } from './keys.tsx';
+import { Models } from './models.tsx';
+import './style.css';
+
+/**
+ * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out, API tokens, CKKS
+ * keys generated in the browser (#/keys) and model registration (#/models). Routing is by
+ * location hash so the service serves one page. Not in this build yet: encrypting data in the
+ * browser, deploying models from the page, jobs.
+ */
+
+type Page = 'signin' | 'signup' | 'tokens' | 'keys' | 'models';
+const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'keys', 'models'];
+const pageOf = (): Page => PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin';
+const go = (p: Page): void => {
+  location.hash = `#/${p}`;
+};
+const message = (e: unknown): string => (e instanceof ApiError ? `${e.message} (${e.code}${e.param === undefined ? '' : `, ${e.param}`})` : String(e));
+const when = (t: number | null): string => (t === null ? 'never' : new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC');
+
+function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionInfo) => void }) {
+  const [name, setName] = useState('');
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const signup = props.mode === 'signup';
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      props.onSession(signup ? await api.signUp(name, password) : await api.signIn(name, password));
+    } catch (err) {
+      setError(message(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="card">
+      <h1>{signup ? 'Create an account' : 'Sign in'}</h1>
+      <form onSubmit={(e) => void submit(e)} data-testid={`${props.mode}-form`}>
+        <label>
+          User name
+          <input name="name" autocomplete="username" required maxLength={64} pattern="[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Password {signup ? '(at least 12 characters)' : ''}
+          <input name="password" type="password" autocomplete={signup ? 'new-password' : 'current-password'} required minLength={signup ? 12 : 1} maxLength={256} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+        </label>
+        <button type="submit" disabled={busy}>{signup ? 'Sign up' : 'Sign in'}</button>
+      </form>
+      {error !== '' && <p class="error" role="alert" data-testid="error">{error}</p>}
+      <p>{signup ? <a href="#/signin">I have an account</a> : <a href="#/signup">Create an account</a>}</p>
+    </main>
+  );
+}
+
+function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys' | 'models'; onSignOut: () => void }) {
+  const signOut = async (): Promise<void> => {
+    try {
+      await api.signOut();
+    } finally {
+      props.onSignOut();
+    }
+  };
+  return (
+    <main class="wide">
+      <header>
+        <span>
+          Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
+        </span>
+        <nav>
+          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/keys" aria-current={props.page === 'keys' ? 'page' : undefined}>Keys</a> · <a href="#/models" aria-current={props.page === 'models' ? 'page' : undefined}>Models</a>
+        </nav>
+        <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
+      </header>
+      {props.page === 'tokens' ? <Tokens /> : props.page === 'keys' ? <Keys user={props.session.user.name} /> : <Models />}
+    </main>
+  );
+}
+
+function Tokens() {
+  const [rows, setRows] = useState<readonly TokenRow[]>([]);
+  const [name, setName] = useState('');
+  const [days, setDays] = useState(30);
+  const [fresh, setFresh] = useState<{ name: string; token: string } | undefined>(undefined);
+  const [error, setError] = useState('');
+  const refresh = async (): Promise<void> => {
+    try {
+      setRows(await api.tokens());
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  useEffect(() => void refresh(), []);
+  const create = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setError('');
+    try {
+      const t = await api.createToken(name, days);
+      setFresh({ name: t.name, token: t.token });
+      setName('');
+      await refresh();
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  const revoke = async (id: string): Promise<void> => {
+    setError('');
+    try {
+      await api.revokeToken(id);
+      await refresh();
+    } catch (err) {
+      setError(message(err));
+    }
+  };
+  return (
+    <section>
+      <h1>API tokens</h1>
+      <p>Tokens authenticate the REST API and the command-line gateway (<code>Authorization: Bearer …</code>). A token is shown once, when it is made.</p>
+      <form class="row" onSubmit={(e) => void create(e)} data-testid="create-token">
+        <label>
+          Name
+          <input name="token-name" required maxLength={64} pattern="[A-Za-z0-9][A-Za-z0-9 ._\-]{0,63}" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+        </label>
+        <label>
+          Expires in (days)
+          <input name="token-days" type="number" min={1} max={365} required value={days} onInput={(e) => setDays(Number(e.currentTarget.value))} />
+        </label>
+        <button type="submit">Create token</button>
+      </form>
+      {fresh !== undefined && (
+        <div class="fresh" data-testid="fresh-token">
+          <p>
+            Token <strong>{fresh.name}</strong>: copy it now, it will not be shown again.
+          </p>
+          <code data-testid="token-value">{fresh.token}</code>
+          <button type="button" onClick={() => setFresh(undefined)}>Done</button>
+        </div>
+      )}
+      {error !== '' && <p class="error" role="alert" data-testid="error">{error}</p>}
+      <table data-testid="tokens">
+        <thead>
+          <tr><th>Name</th><th>Id</th><th>Created</th><th>Expires</th><th>Status</th><th /></tr>
+        </thead>
+        <tbody>
+          {rows.map((t) => (
+            <tr key={t.id} data-token-id={t.id}>
+              <td>{t.name}</td>
+              <td><code>{t.id}</code></td>
+              <td>{when(t.createdAt)}</td>
+              <td>{when(t.expiresAt)}</td>
+              <td data-testid="status">{t.status}</td>
+              <td>{t.status === 'active' && <button type="button" onClick={() => void revoke(t.id)}>Revoke</button>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="note">Not in this build yet: encrypting data in the browser, models and jobs (see docs/console.md).</p>
+    </section>
+  );
+}
+
+function App() {
+  const [page, setPage] = useState<Page>(pageOf());
+  const [session, setSession] = useState<SessionInfo | undefined>(undefined);
+  const [checked, setChecked] = useState(false);
+  useEffect(() => {
+    const onHash = (): void => setPage(pageOf());
+    addEventListener('hashchange', onHash);
+    api.session().then(
+      (s) => {
+        setSession(s);
+        if (pageOf() !== 'keys' && pageOf() !== 'models') go('tokens');
+      },
+      () => undefined,
+    ).finally(() => setChecked(true));
+    return () => removeEventListener('hashchange', onHash);
+  }, []);
+  if (!checked) return <main class="card">Loading…</main>;
+  if ((page === 'tokens' || page === 'keys' || page === 'models') && session !== undefined) {
+    return <Shell session={session} page={page} onSignOut={() => { setSession(undefined); go('signin'); }} />;
+  }
+  const onSession = (s: SessionInfo): void => {
+    setSession(s);
+    go('tokens');
+  };
+  return <Credentials key={page} mode={page === 'signup' ? 'signup' : 'signin'} onSession={onSession} />;
+}
+
+render(<App />, document.getElementById('app')!);
