@@ -12,6 +12,7 @@ import {
   type SecAggMode,
   type SecAggParams,
   type SecurityPolicy,
+  type UnmaskRequest,
 } from '../secagg/index.ts';
 import {
   SecAggRoundSchema,
@@ -261,19 +262,22 @@ export class SecAggFedAvg implements Strategy {
       ({ sum, survivors } = closed);
     } else {
       let request = closed;
+      // One encoded task for every client of a full request; each its own view of a sparse one.
+      const requestTasks = (stage: 'consistency' | 'unmask', req: UnmaskRequest) => {
+        const whole = create(SecAggStageTaskSchema, { roundId, stage: { case: stage, value: requestToWire(req) } });
+        return (id: string) => {
+          const mine = server.requestFor(id, req);
+          return mine === req ? whole : create(SecAggStageTaskSchema, { roundId, stage: { case: stage, value: requestToWire(mine) } });
+        };
+      };
       if (server.active) {
-        const check = create(SecAggStageTaskSchema, { roundId, stage: { case: 'consistency', value: requestToWire(request) } });
-        await stages.run('consistency', tasks('consistency', () => check, request.survivors), window, (from, res) => {
+        await stages.run('consistency', tasks('consistency', requestTasks('consistency', request), request.survivors), window, (from, res) => {
           if (res.stage.case !== 'consistency') throw refuse(`expected a consistency signature, got "${res.stage.case ?? 'nothing'}"`, 'stage');
           server.receive({ stage: 'consistency', roundId: res.roundId, from, signature: res.stage.value.signature });
         });
         request = server.closeConsistency();
       }
-      const unmask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(request) } });
-      const unmaskFor = (id: string) => {
-        const mine = server.requestFor(id, request);
-        return mine === request ? unmask : create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(mine) } });
-      };
+      const unmaskFor = requestTasks('unmask', request);
       const askedFrom = request.signatures === undefined ? request.survivors : request.signatures.map((s) => s.from);
       await stages.run('unmask', tasks('unmask', unmaskFor, askedFrom), window, (from, res) => {
         if (res.stage.case !== 'unmask') throw refuse(`expected unmasking shares, got "${res.stage.case ?? 'nothing'}"`, 'stage');
