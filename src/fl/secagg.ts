@@ -98,6 +98,8 @@ export type SecAggRoundReport = {
   readonly warning: string | null;
   /** True when every client signed its keys: the actively secure variant ran. */
   readonly active: boolean;
+  /** PRG masks the server expanded to unmask the sum. */
+  readonly masks: number;
 };
 
 interface PreparedRound {
@@ -258,8 +260,9 @@ export class SecAggFedAvg implements Strategy {
     const closed = server.closeMaskedInput();
     let sum: Uint32Array;
     let survivors: readonly string[];
+    let masks: number;
     if ('sum' in closed) {
-      ({ sum, survivors } = closed);
+      ({ sum, survivors, masks } = closed);
     } else {
       let request = closed;
       // One encoded task for every client of a full request; each its own view of a sparse one.
@@ -284,7 +287,7 @@ export class SecAggFedAvg implements Strategy {
         const u = res.stage.value;
         server.receive({ stage: 'unmask', roundId: res.roundId, from, keyShares: u.keyShares.map((s) => ({ of: s.of, share: s.share })), seedShares: u.seedShares.map((s) => ({ of: s.of, share: s.share })) });
       });
-      ({ sum, survivors } = await server.finishParallel());
+      ({ sum, survivors, masks } = await server.finishParallel());
     }
     const reals = dequantizeSum(sum, survivors.length, spec);
     const weightTotal = reals[0]!;
@@ -298,6 +301,7 @@ export class SecAggFedAvg implements Strategy {
       clipped: survivors.reduce((a, id) => a + (clippedBy.get(id) ?? 0), 0),
       warning: prepared.warning,
       active: server.active,
+      masks,
     });
     this.#rounds.delete(roundId);
     return { kind: 'plain', tensors: unflatten(reals.subarray(1).map((v) => v / weightTotal), specs, 'aggregate') };

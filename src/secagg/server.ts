@@ -43,6 +43,8 @@ export interface SecAggResult {
   readonly sum: Uint32Array;
   readonly survivors: readonly string[];
   readonly dropped: readonly string[];
+  /** PRG masks the server expanded to unmask (|U3| self masks + the dropped clients' pairwise masks). */
+  readonly masks: number;
 }
 
 /**
@@ -255,7 +257,7 @@ export class SecAggServer {
       this.#stage = 'done';
       const sum = this.#acc;
       this.#checkRange(sum, survivors.length);
-      return { sum, survivors, dropped: [] };
+      return { sum, survivors, dropped: [], masks: 0 };
     }
     this.#need(survivors.length, 'masked input');
     this.#request = { roundId: this.#p.roundId, survivors, dropped: this.#holders.filter((h) => !this.#masked.has(h)) };
@@ -291,7 +293,7 @@ export class SecAggServer {
   finish(): SecAggResult {
     const { sum, jobs, req } = this.#prepareFinish();
     for (const j of jobs) accumulateMask(sum, j.seed, j.sign);
-    return this.#complete(sum, req);
+    return this.#complete(sum, req, jobs.length);
   }
 
   /**
@@ -301,14 +303,14 @@ export class SecAggServer {
   async finishParallel(pool: WorkerPool | null = sharedMaskPool()): Promise<SecAggResult> {
     const { sum, jobs, req } = this.#prepareFinish();
     await applyMasks(sum, jobs, pool);
-    return this.#complete(sum, req);
+    return this.#complete(sum, req, jobs.length);
   }
 
-  #complete(sum: Uint32Array, req: M.UnmaskRequest): SecAggResult {
+  #complete(sum: Uint32Array, req: M.UnmaskRequest, masks: number): SecAggResult {
     if (!SECAGG_TEST_HOOKS.disableMasks) reduceModInPlace(sum, this.#p.modulusBits);
     this.#stage = 'done';
     this.#checkRange(sum, req.survivors.length);
-    return { sum, survivors: req.survivors, dropped: req.dropped };
+    return { sum, survivors: req.survivors, dropped: req.dropped, masks };
   }
 
   /** Reconstructs the secrets and lists the masks to remove (seed, sign). */
