@@ -13,10 +13,10 @@ import { Roster, generateIdentity, publicIdentity, type Identity } from '../src/
 import { specsOf, tensorsToWire, type NamedTensor } from '../src/fl/protocol.ts';
 import { SecAggFedAvg, advertiseKeys, answerStage, beginWorkerRound, type SecAggSettings, type SecAggWorkerRound } from '../src/fl/secagg.ts';
 import { PlainFedAvg, type FitOutcome, type StageRunner } from '../src/fl/strategy.ts';
-import { randomBytes } from 'node:crypto';
-import { accumulateMask, addModInPlace, reduceModInPlace, secAggPlusParameters, type SecAggMode } from '../src/secagg/index.ts';
-import { applyMasks, sharedMaskPool } from '../src/secagg/unmask.ts';
-import { maskedFromWire, maskedToWire } from '../src/fl/secagg-wire.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { secAggPlusParameters, type SecAggMode } from '../src/secagg/index.ts';
+import { SIMULATED_NOTE, simulatedPlusRound } from './secagg-scale.ts';
 
 /**
  * Secure-aggregation benchmark: one FedAvg aggregation round of n in-process clients, plain and
@@ -74,10 +74,10 @@ export interface RoundFigures {
   /** PRG masks the server expanded to unmask. */
   readonly masks: number;
   /**
-   * `full`: every client ran at the full vector length; `sampled`: the protocol ran whole at
-   * 1 parameter and the vector-length work was timed at full length on samples (sampledPlusRound).
+   * `full`: every client ran at the full vector length; `simulated`: sampled clients ran for
+   * real among synthetic peers and the vector-length work was timed on samples (secagg-scale.ts).
    */
-  readonly method: 'full' | 'sampled';
+  readonly method: 'full' | 'simulated';
 }
 
 export interface SecAggBenchResult {
@@ -110,8 +110,23 @@ export interface SecAggBenchResult {
   readonly baseline: string;
 }
 
+/**
+ * A full garbage collection, run between parties' work so one party's garbage is not collected
+ * (and timed) inside another's (V8's gc(), exposed at run time; a no-op if V8 refuses).
+ */
+const collectGarbage: () => void = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    if (typeof gc === 'function') return gc as () => void;
+  } catch {
+    // fall through
+  }
+  return () => undefined;
+})();
+
 /** Deterministic pseudo-random model values in [−1, 1) (xorshift32). */
-function modelOf(seed: number, params: number): NamedTensor[] {
+export function modelOf(seed: number, params: number): NamedTensor[] {
   let x = (seed * 2654435761) >>> 0 || 1;
   const values = new Float64Array(params);
   for (let i = 0; i < params; i++) {
@@ -154,6 +169,7 @@ async function plainRound(clients: number, params: number, progress: (l: string)
     clientMax = Math.max(clientMax, t1 - t0);
     bytes = wire.length;
   }
+  collectGarbage();
   const t2 = performance.now();
   const model = await strategy.aggregateFit(1, outcomes, specs);
   server += performance.now() - t2;
@@ -162,7 +178,8 @@ async function plainRound(clients: number, params: number, progress: (l: string)
   return { clients, params, dropped: 0, roundMs: clientMax + server, serverMs: server, clientMs: clientMax, bytesPerClient: bytes, bytesReceivedPerClient: 0, maxAbsError: maxDiff(got, meanOf(models, models.map(() => 1))), active: false, degree: 0, threshold: 0, masks: 0, method: 'full' };
 }
 
-function settingsFor(mode: SecAggMode, clients: number): SecAggSettings {
+/** The bench's secure-aggregation settings for a round of `clients`. */
+export function settingsFor(mode: SecAggMode, clients: number): SecAggSettings {
   // Q = 2^22 (Flower's default) while n·(Q − 1) fits 32 bits; halved per doubling of n beyond.
   let quantizationRange = 2 ** 22;
   while (clients * (quantizationRange - 1) >= 2 ** 32) quantizationRange /= 2;
@@ -233,6 +250,11 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         answered.add(id);
       }
       clientPath += max;
+      // The in-process clients' garbage is theirs (on their own machines in a deployment):
+      // collect it now, untimed, so the server's stage close is not charged for it.
+      const g0 = performance.now();
+      collectGarbage();
+      clientTotal += performance.now() - g0;
       progress(`${label}: stage ${stage} done (${answered.size} of ${tasks.size} clients answered)`);
       return answered;
     },
@@ -240,6 +262,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
       masks = (r as { masks?: number }).masks ?? 0;
     },
   };
+  collectGarbage();
   const a0 = performance.now();
   const model = await strategy.aggregateFit(1, outcomes, specs, runner);
   // The runner's own client work ran inside aggregateFit; the rest is the server's.
@@ -265,75 +288,8 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   };
 }
 
-/** Rounds with more than this many clients × parameters run sampled (see {@link sampledPlusRound}). */
+/** Rounds with more than this many clients × parameters run simulated (bench/secagg-scale.ts). */
 export const FULL_ROUND_WORDS = 20_000_000;
-
-/** The smallest of `reps` timings of `f`, ms. */
-function fastest(reps: number, f: () => void): number {
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
-}
-
-/**
- * A SecAgg+ round too large to run whole on this machine (n in-process clients × `params` would
- * hold n full-length vectors and expand n·(k + 1) masks), measured in two parts, both with the
- * runtime's own code, and labelled "sampled":
- * 1. the whole protocol with all n clients and 1 parameter: every message, signature, share,
- *    proof and reconstruction at its real size, since no stage task carries the vector (bytes
- *    received are exact; bytes sent add the full-length masked input, encoded);
- * 2. the work that scales with the vector, timed at the full length: one client's quantization
- *    (beginWorkerRound), its k + 1 mask expansions and encoding (timed on that client, charged to
- *    the slowest-client path); the server's decoding and summing of one masked input (timed on
- *    20, scaled to |U3|) and its mask removal over the worker pool (timed on a sample of the
- *    round's masks with random seeds, scaled to the count the small round removed).
- */
-async function sampledPlusRound(clients: number, params: number, dropout: number, progress: (l: string) => void, active: boolean): Promise<RoundFigures> {
-  const small = await secureRound('secagg+', clients, 1, dropout, progress, active);
-  const survivors = clients - small.dropped;
-  const length = params + 1;
-  const specs: TensorSpec[] = specsOf([{ name: 'w', shape: [params], values: new Float64Array(0) }]);
-  const round = new SecAggFedAvg(settingsFor('secagg+', clients)).beginFit('sampled', clients, specs);
-  const model = modelOf(1, params);
-  const seeds = Array.from({ length: small.degree + 1 }, () => randomBytes(32));
-  let wire = new Uint8Array(0);
-  const clientVector = fastest(3, () => {
-    const state = beginWorkerRound(round, 'c0', model, 1 / clients);
-    const y = state.input.slice();
-    seeds.forEach((seed, i) => accumulateMask(y, seed, i % 2 === 0 ? 1 : -1));
-    reduceModInPlace(y, round.modulusBits);
-    wire = toBinary(SecAggStageResultSchema, create(SecAggStageResultSchema, { roundId: 'sampled', stage: { case: 'maskedInput', value: { masked: maskedToWire(y) } } }));
-  });
-  const smallWire = toBinary(SecAggStageResultSchema, create(SecAggStageResultSchema, { roundId: 'sampled', stage: { case: 'maskedInput', value: { masked: new Uint8Array(8) } } }));
-  const acc = new Uint32Array(length);
-  const decodeSample = Math.min(20, survivors);
-  const perInput = fastest(1, () => {
-    for (let i = 0; i < decodeSample; i++) {
-      const r = fromBinary(SecAggStageResultSchema, wire);
-      if (r.stage.case === 'maskedInput') addModInPlace(acc, maskedFromWire(r.stage.value.masked, length, 'sample'), round.modulusBits);
-    }
-  }) / decodeSample;
-  const maskSample = Math.min(small.masks, 64);
-  const jobs = Array.from({ length: maskSample }, (_, i) => ({ seed: new Uint8Array(randomBytes(32)), sign: (i % 2 === 0 ? 1 : -1) as 1 | -1 }));
-  const m0 = performance.now();
-  await applyMasks(acc, jobs, sharedMaskPool());
-  const perMask = (performance.now() - m0) / Math.max(1, maskSample);
-  const serverVector = perInput * survivors + perMask * small.masks;
-  progress(`secagg+${active ? ' (active)' : ''} ${clients} clients: sampled vector costs at ${params} parameters: client ${clientVector.toFixed(0)} ms, server ${serverVector.toFixed(0)} ms (${small.masks} masks)`);
-  return {
-    ...small,
-    params,
-    roundMs: small.roundMs + clientVector + serverVector,
-    serverMs: small.serverMs + serverVector,
-    clientMs: small.clientMs + clientVector,
-    bytesPerClient: small.bytesPerClient + wire.length - smallWire.length,
-    method: 'sampled',
-  };
-}
 
 /**
  * Runs the plain and secure rounds (and SecAgg+ at `plusClients`) and returns the figures.
@@ -372,7 +328,7 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
   const secaggPlusScale: RoundFigures[] = [];
   // The SecAgg+ rounds run the actively secure variant (signed keys, neighbourhood views with
   // Merkle proofs, consistency check): the one whose per-client cost the issue tracks.
-  for (const c of plusList) secaggPlusScale.push(c * plusParams <= FULL_ROUND_WORDS ? await secureRound('secagg+', c, plusParams, dropout, progress, true) : await sampledPlusRound(c, plusParams, dropout, progress, true));
+  for (const c of plusList) secaggPlusScale.push(c * plusParams <= FULL_ROUND_WORDS ? await secureRound('secagg+', c, plusParams, dropout, progress, true) : await simulatedPlusRound(c, plusParams, dropout, progress));
   const secaggPlus = secaggPlusScale[0] ?? null;
   const first = secaggPlusScale[0];
   const last = secaggPlusScale[secaggPlusScale.length - 1];
@@ -406,7 +362,7 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
 /** The result as an aligned text table. */
 export function formatSecAggBench(r: SecAggBenchResult): string {
   const row = (name: string, f: RoundFigures) =>
-    `${name.padEnd(28)}${String(f.clients).padStart(8)}${String(f.dropped).padStart(8)}${f.roundMs.toFixed(0).padStart(10)}${f.serverMs.toFixed(0).padStart(10)}${f.clientMs.toFixed(0).padStart(10)}${(f.bytesPerClient / 1024).toFixed(1).padStart(12)}${(f.bytesReceivedPerClient / 1024).toFixed(1).padStart(12)}${f.maxAbsError.toExponential(1).padStart(10)}`;
+    `${name.padEnd(28)}${String(f.clients).padStart(8)}${String(f.dropped).padStart(8)}${f.roundMs.toFixed(0).padStart(10)}${f.serverMs.toFixed(0).padStart(10)}${f.clientMs.toFixed(0).padStart(10)}${(f.bytesPerClient / 1024).toFixed(1).padStart(12)}${(f.bytesReceivedPerClient / 1024).toFixed(1).padStart(12)}${(Number.isFinite(f.maxAbsError) ? f.maxAbsError.toExponential(1) : '—').padStart(10)}`;
   const verdict = (got: number, target: number) => `${got.toFixed(2)}× (target ≤ ${target}×: ${got <= target ? 'met' : 'MISSED'})`;
   return [
     `Secure aggregation round vs plain FedAvg, ${r.params} parameters, dropout ${r.dropout} after sharing keys (critical path: slowest client per stage + server)`,
@@ -414,10 +370,8 @@ export function formatSecAggBench(r: SecAggBenchResult): string {
     row('plain FedAvg', r.plain),
     row(`secagg (${r.mode})`, r.secagg),
     row(`secagg (${r.active.degree === r.clients - 1 && r.mode === 'stable-pw' ? 'pw' : r.mode}, active)`, r.active),
-    ...r.secaggPlusScale.map((f) => row(`secagg+${f.active ? ' act.' : ''} k=${f.degree} t=${f.threshold}${f.method === 'sampled' ? ' *' : ''}`, f)),
-    ...(r.secaggPlusScale.some((f) => f.method === 'sampled')
-      ? ['* sampled: the protocol ran whole with every client at 1 parameter (bytes received exact); the vector-length work (quantize, masks, encode; server decode, sum, mask removal) was timed at full length on samples and added']
-      : []),
+    ...r.secaggPlusScale.map((f) => row(`secagg+${f.active ? ' act.' : ''} k=${f.degree} t=${f.threshold}${f.method === 'simulated' ? ' *' : ''}`, f)),
+    ...(r.secaggPlusScale.some((f) => f.method === 'simulated') ? [SIMULATED_NOTE] : []),
     `round time ${verdict(r.roundRatio, r.targets.roundRatio)}; bytes per client ${verdict(r.bytesRatio, r.targets.bytesRatio)}`,
     `actively secure round vs honest-but-curious: ${verdict(r.activeRoundRatio, r.targets.activeRoundRatio)} (bytes sent + received ${r.activeBytesRatio.toFixed(2)}×)`,
     ...(r.plusBytesGrowth === null ? [] : [`SecAgg+ bytes received per client, ${r.secaggPlusScale[r.secaggPlusScale.length - 1]!.clients} vs ${r.secaggPlusScale[0]!.clients} clients: ${verdict(r.plusBytesGrowth, r.targets.plusBytesGrowth)}`]),
