@@ -113,7 +113,7 @@ export class SecAggServer {
         this.#adverts.set(msg.from, msg);
         return;
       case 'share-keys': {
-        if (!this.#roster!.entries.some((e) => e.id === msg.from)) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
+        if (entryOf(this.#roster!, msg.from) === undefined) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
         if (this.#shares.has(msg.from)) throw protocolError(`second share message from "${msg.from}" (replayed)`, 'from');
         const expected = this.#p.mode === 'stable-pw' ? [] : [msg.from, ...neighboursOf(msg.from, this.#roster!, this.#p.mode)].sort();
         const got = msg.boxes.map((b) => b.to).sort();
@@ -211,7 +211,7 @@ export class SecAggServer {
 
   /** Leaf indices (x − 1) of a client's neighbourhood. */
   #leaves(local: ReadonlySet<string>): number[] {
-    return this.#roster!.entries.filter((e) => local.has(e.id)).map((e) => e.x - 1);
+    return [...local].map((id) => entryOf(this.#roster!, id)!.x - 1);
   }
 
   /**
@@ -224,7 +224,7 @@ export class SecAggServer {
     if (r === null) throw protocolError('no roster before the advertise stage is closed', 'stage');
     if (!this.#sparse()) return r;
     const local = new Set(this.#local(id));
-    const view = { roundId: r.roundId, entries: r.entries.filter((e) => local.has(e.id)), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
+    const view = { roundId: r.roundId, entries: [...local].map((v) => entryOf(r, v)!).sort((a, b) => a.x - b.x), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
     if (!this.#active) return view;
     return { ...view, root: this.#rosterTree!.root, proof: this.#rosterTree!.prove(this.#leaves(local)) };
   }
