@@ -80,6 +80,8 @@ export class SecAggServer {
   /** Neighbourhood consistency check: the survivor commitment and its status tree. */
   #statusTree: MerkleTree | null = null;
   #commitment: Omit<M.SurvivorCommitmentView, 'proof'> | null = null;
+  /** Lookup sets of the requests views are cut from (the full request, per stage). */
+  readonly #requestSets = new WeakMap<M.UnmaskRequest, { survivors: Set<string>; dropped: Set<string>; signatures: Map<string, M.SurvivorSignature> | null }>();
   readonly #inputBound: number | undefined;
 
   constructor(params: M.SecAggParams, options: SecAggServerOptions) {
@@ -210,7 +212,7 @@ export class SecAggServer {
   }
 
   /** Leaf indices (x − 1) of a client's neighbourhood. */
-  #leaves(local: ReadonlySet<string>): number[] {
+  #leaves(local: Iterable<string>): number[] {
     return [...local].map((id) => entryOf(this.#roster!, id)!.x - 1);
   }
 
@@ -236,10 +238,17 @@ export class SecAggServer {
    */
   requestFor(id: string, request: M.UnmaskRequest): M.UnmaskRequest {
     if (!this.#sparse()) return request;
-    const local = new Set(this.#local(id));
-    const view: M.UnmaskRequest = { roundId: request.roundId, survivors: request.survivors.filter((v) => local.has(v)), dropped: request.dropped.filter((v) => local.has(v)) };
+    const local = this.#local(id);
+    let sets = this.#requestSets.get(request);
+    if (sets === undefined) {
+      sets = { survivors: new Set(request.survivors), dropped: new Set(request.dropped), signatures: request.signatures === undefined ? null : new Map(request.signatures.map((s) => [s.from, s])) };
+      this.#requestSets.set(request, sets);
+    }
+    const { survivors, dropped, signatures: signed } = sets;
+    // O(k) per view: the neighbourhood is sorted, so the filtered lists are too.
+    const view: M.UnmaskRequest = { roundId: request.roundId, survivors: local.filter((v) => survivors.has(v)), dropped: local.filter((v) => dropped.has(v)) };
     if (!this.#active) return view;
-    const signatures = request.signatures?.filter((s) => local.has(s.from));
+    const signatures = signed === null ? undefined : local.flatMap((v) => signed.get(v) ?? []);
     return { ...view, ...(signatures === undefined ? {} : { signatures }), commitment: { ...this.#commitment!, proof: this.#statusTree!.prove(this.#leaves(local)) } };
   }
 
