@@ -2,13 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { graphSeedOf, rosterTree, statusLeaf } from './graph.ts';
 import { MerkleTree } from './merkle.ts';
-import { agreeKey } from './keys.ts';
 import { secAggPlusDegree } from './params.ts';
 import { accumulateMask, addModInPlace, reduceModInPlace } from './prg.ts';
 import { KEY_INFO_MASK, checkRound, entryOf, neighboursOf, protocolError, sign, validateParams } from './messages.ts';
 import type * as M from './messages.ts';
 import { reconstructSecret, shareFromBytes, type Share } from './shamir.ts';
-import { applyMasks, sharedMaskPool, type MaskJob } from './unmask.ts';
+import { applyMasks, seedOf, sharedMaskPool, type MaskJob } from './unmask.ts';
 import type { WorkerPool } from '../core/worker-pool.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
 
@@ -301,7 +300,7 @@ export class SecAggServer {
   /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
   finish(): SecAggResult {
     const { sum, jobs, req } = this.#prepareFinish();
-    for (const j of jobs) accumulateMask(sum, j.seed, j.sign);
+    for (const j of jobs) accumulateMask(sum, seedOf(j), j.sign);
     return this.#complete(sum, req, jobs.length);
   }
 
@@ -360,7 +359,7 @@ export class SecAggServer {
         if (!this.#survivorSet.has(u)) continue;
         const peer = entryOf(roster, u)!;
         // y_u holds Δ(u,v)·PRG(s_uv); remove it.
-        jobs.push({ seed: agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign: sign(u, v) > 0 ? -1 : 1 });
+        jobs.push({ privateKey: sk, peerPublicKey: peer.sPk, info: `${KEY_INFO_MASK}/${this.#p.roundId}`, sign: sign(u, v) > 0 ? -1 : 1 });
       }
     }
     return { sum, jobs, req };
