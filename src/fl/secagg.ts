@@ -9,6 +9,7 @@ import {
   modulusBitsFor,
   secAggPlusParameters,
   type QuantizationSpec,
+  type Roster,
   type SecAggMode,
   type SecAggParams,
   type SecurityPolicy,
@@ -83,7 +84,8 @@ export interface SecAggSettings {
  */
 export interface SecAggServerAdversary {
   readonly round?: (round: SecAggRound) => SecAggRound;
-  readonly task?: (stage: string, to: string, task: SecAggStageTask) => SecAggStageTask;
+  /** `roster` is the whole roster U1 the server built (a malicious server knows it). */
+  readonly task?: (stage: string, to: string, task: SecAggStageTask, roster: Roster) => SecAggStageTask;
 }
 
 /** What one secagg round reports (history.json, progress). */
@@ -229,7 +231,7 @@ export class SecAggFedAvg implements Strategy {
     const ids = roster.entries.map((e) => e.id);
     const window = this.#s.stageTimeoutMs;
     const tamper = this.#adversary?.task;
-    const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id))]));
+    const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id), roster)]));
     const full = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
     const rosterTask = (id: string) => {
       const view = server.rosterFor(id);

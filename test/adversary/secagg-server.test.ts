@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { SecAggStageTaskSchema, type SecAggStageTask } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
+import { rosterToWire } from '../../src/fl/secagg-wire.ts';
 import { generateX25519KeyPair } from '../../src/secagg/keys.ts';
 import { refusals, runSecAgg, stageAnswers, type SecAggRun, type SecAggRunResult } from './harness-secagg.ts';
 
@@ -111,7 +112,8 @@ const attacks: Attack[] = [
       workers: 7,
       settings: { mode: 'secagg+', numShares: 5, threshold: 2, shareSecretsRatio: 0.4 },
       adversary: {
-        task: (stage, _to, task) => (stage === 'share-keys' && task.stage.case === 'roster' ? withStage(task, { case: 'roster', value: { ...task.stage.value, graphSeed: '00'.repeat(32) } }) : task),
+        // It sends the whole roster (no neighbourhood view, no commitment) under its own seed.
+        task: (stage, _to, task, roster) => (stage === 'share-keys' && task.stage.case === 'roster' ? withStage(task, { case: 'roster', value: { ...rosterToWire(roster), graphSeed: '00'.repeat(32) } }) : task),
       },
     },
     code: 'CIPHERML_E_SECAGG_PARAMETER_REFUSED',
