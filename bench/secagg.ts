@@ -114,7 +114,7 @@ export interface SecAggBenchResult {
  * A full garbage collection, run between parties' work so one party's garbage is not collected
  * (and timed) inside another's (V8's gc(), exposed at run time; a no-op if V8 refuses).
  */
-const collectGarbage: () => void = (() => {
+export const collectGarbage: () => void = (() => {
   try {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as unknown;
@@ -231,6 +231,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   }
   clientPath += stageMax;
   progress(`${label}: stage advertise done (${clients} clients)`);
+  /** Time inside aggregateFit that is not the server's: client steps and the untimed collections. */
   let clientTotal = 0;
   let masks = 0;
   const runner: StageRunner = {
@@ -245,7 +246,11 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         if (taskWire === undefined) wires.set(task, (taskWire = toBinary(SecAggStageTaskSchema, task)));
         received.set(id, received.get(id)! + taskWire.length);
         if (stage === 'masked-input' && dropping.has(id)) continue;
-        if (isolate) collectGarbage();
+        if (isolate) {
+          const g0 = performance.now();
+          collectGarbage();
+          clientTotal += performance.now() - g0; // excluded from the server's time, like client work
+        }
         const c0 = performance.now();
         const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)).result);
         const dt = performance.now() - c0;
