@@ -160,6 +160,8 @@ async function plainRound(clients: number, params: number, progress: (l: string)
   let bytes = 0;
   const outcomes: FitOutcome[] = [];
   for (let k = 0; k < clients; k++) {
+    // The same isolation as the secure rounds: no party is timed collecting another's garbage.
+    if (clients <= ISOLATE_CLIENTS) collectGarbage();
     const t0 = performance.now();
     const wire = toBinary(FitResultSchema, create(FitResultSchema, { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(models[k]!) } } }, numExamples: 100n }));
     const t1 = performance.now();
