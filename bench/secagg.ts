@@ -13,7 +13,10 @@ import { Roster, generateIdentity, publicIdentity, type Identity } from '../src/
 import { specsOf, tensorsToWire, type NamedTensor } from '../src/fl/protocol.ts';
 import { SecAggFedAvg, advertiseKeys, answerStage, beginWorkerRound, type SecAggSettings, type SecAggWorkerRound } from '../src/fl/secagg.ts';
 import { PlainFedAvg, type FitOutcome, type StageRunner } from '../src/fl/strategy.ts';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { secAggPlusParameters, type SecAggMode } from '../src/secagg/index.ts';
+import { SIMULATED_NOTE, simulatedPlusRound } from './secagg-scale.ts';
 
 /**
  * Secure-aggregation benchmark: one FedAvg aggregation round of n in-process clients, plain and
@@ -68,6 +71,13 @@ export interface RoundFigures {
   /** Neighbours per client and Shamir threshold the round ran with. */
   readonly degree: number;
   readonly threshold: number;
+  /** PRG masks the server expanded to unmask. */
+  readonly masks: number;
+  /**
+   * `full`: every client ran at the full vector length; `simulated`: sampled clients ran for
+   * real among synthetic peers and the vector-length work was timed on samples (secagg-scale.ts).
+   */
+  readonly method: 'full' | 'simulated';
 }
 
 export interface SecAggBenchResult {
@@ -100,8 +110,23 @@ export interface SecAggBenchResult {
   readonly baseline: string;
 }
 
+/**
+ * A full garbage collection, run between parties' work so one party's garbage is not collected
+ * (and timed) inside another's (V8's gc(), exposed at run time; a no-op if V8 refuses).
+ */
+export const collectGarbage: () => void = (() => {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    if (typeof gc === 'function') return gc as () => void;
+  } catch {
+    // fall through
+  }
+  return () => undefined;
+})();
+
 /** Deterministic pseudo-random model values in [−1, 1) (xorshift32). */
-function modelOf(seed: number, params: number): NamedTensor[] {
+export function modelOf(seed: number, params: number): NamedTensor[] {
   let x = (seed * 2654435761) >>> 0 || 1;
   const values = new Float64Array(params);
   for (let i = 0; i < params; i++) {
@@ -134,30 +159,39 @@ async function plainRound(clients: number, params: number, progress: (l: string)
   let server = 0;
   let bytes = 0;
   const outcomes: FitOutcome[] = [];
+  const wires: Uint8Array[] = [];
+  // Clients encode first, the server then decodes and averages, each party timed apart (with the
+  // same per-client collection as the secure rounds), so neither pays for the other's garbage.
   for (let k = 0; k < clients; k++) {
+    if (clients <= ISOLATE_CLIENTS) collectGarbage();
     const t0 = performance.now();
-    const wire = toBinary(FitResultSchema, create(FitResultSchema, { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(models[k]!) } } }, numExamples: 100n }));
-    const t1 = performance.now();
-    const result = fromBinary(FitResultSchema, wire);
-    outcomes.push({ workerId: String(k), numExamples: 100, weight: 1 / clients, decoded: strategy.checkFitResult(result, specs, 'result'), metrics: {} });
-    server += performance.now() - t1;
-    clientMax = Math.max(clientMax, t1 - t0);
-    bytes = wire.length;
+    wires.push(toBinary(FitResultSchema, create(FitResultSchema, { model: { kind: { case: 'plain', value: { tensors: tensorsToWire(models[k]!) } } }, numExamples: 100n })));
+    clientMax = Math.max(clientMax, performance.now() - t0);
+    bytes = wires[k]!.length;
   }
-  const t2 = performance.now();
+  collectGarbage();
+  const t1 = performance.now();
+  for (let k = 0; k < clients; k++) {
+    const result = fromBinary(FitResultSchema, wires[k]!);
+    outcomes.push({ workerId: String(k), numExamples: 100, weight: 1 / clients, decoded: strategy.checkFitResult(result, specs, 'result'), metrics: {} });
+  }
   const model = await strategy.aggregateFit(1, outcomes, specs);
-  server += performance.now() - t2;
+  server += performance.now() - t1;
   progress(`plain: ${clients} clients × ${params} params aggregated`);
   const got = model.kind === 'plain' ? model.tensors[0]!.values : new Float64Array(params);
-  return { clients, params, dropped: 0, roundMs: clientMax + server, serverMs: server, clientMs: clientMax, bytesPerClient: bytes, bytesReceivedPerClient: 0, maxAbsError: maxDiff(got, meanOf(models, models.map(() => 1))), active: false, degree: 0, threshold: 0 };
+  return { clients, params, dropped: 0, roundMs: clientMax + server, serverMs: server, clientMs: clientMax, bytesPerClient: bytes, bytesReceivedPerClient: 0, maxAbsError: maxDiff(got, meanOf(models, models.map(() => 1))), active: false, degree: 0, threshold: 0, masks: 0, method: 'full' };
 }
 
-async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
+/** The bench's secure-aggregation settings for a round of `clients`. */
+export function settingsFor(mode: SecAggMode, clients: number): SecAggSettings {
   // Q = 2^22 (Flower's default) while n·(Q − 1) fits 32 bits; halved per doubling of n beyond.
   let quantizationRange = 2 ** 22;
   while (clients * (quantizationRange - 1) >= 2 ** 32) quantizationRange /= 2;
-  const settings: SecAggSettings = { mode, clippingRange: 8, quantizationRange, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
-  const strategy = new SecAggFedAvg(settings);
+  return { mode, clippingRange: 8, quantizationRange, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
+}
+
+async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
+  const strategy = new SecAggFedAvg(settingsFor(mode, clients));
   // Models are made one client at a time and not kept (1,000 × 100,000 float64 would be 800 MB
   // of benchmark overhead for the garbage collector); the expected mean is accumulated instead.
   const specs: TensorSpec[] = specsOf([{ name: 'w', shape: [params], values: new Float64Array(0) }]);
@@ -170,6 +204,9 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   const weights = ids.map(() => 1 / clients);
   const expected = new Float64Array(params);
   const roundId = 'bench-r1';
+  // Up to ISOLATE_CLIENTS clients, the heap is collected (untimed) before each client's step, so
+  // no client is timed collecting another's garbage (the slowest client is the critical path).
+  const isolate = clients <= ISOLATE_CLIENTS;
   const t0 = performance.now();
   const round = strategy.beginFit(roundId, clients, specs);
   let server = performance.now() - t0;
@@ -180,9 +217,11 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   let stageMax = 0;
   const outcomes: FitOutcome[] = [];
   for (let k = 0; k < clients; k++) {
-    const c0 = performance.now();
+    // The client's trained model and the expected mean are the bench's bookkeeping: untimed.
     const model = modelOf(k + 1, params);
     if (!dropping.has(ids[k]!)) model[0]!.values.forEach((v, i) => (expected[i]! += v / (clients - dropCount)));
+    if (isolate) collectGarbage();
+    const c0 = performance.now();
     const state = beginWorkerRound(round, ids[k]!, model, weights[k]!, peers === null ? {} : { identity: identities.get(ids[k]!)!, peers });
     const keys = advertiseKeys(state);
     const wire = toBinary(FitResultSchema, create(FitResultSchema, { numExamples: 100n, metrics: { clipped: state.clipped }, secaggKeys: keys }));
@@ -196,7 +235,9 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   }
   clientPath += stageMax;
   progress(`${label}: stage advertise done (${clients} clients)`);
+  /** Time inside aggregateFit that is not the server's: client steps and the untimed collections. */
   let clientTotal = 0;
+  let masks = 0;
   const runner: StageRunner = {
     roundId,
     run: async (stage: string, tasks: ReadonlyMap<string, SecAggStageTask>, _timeoutMs: number, accept: (id: string, r: SecAggStageResult) => void) => {
@@ -209,6 +250,11 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         if (taskWire === undefined) wires.set(task, (taskWire = toBinary(SecAggStageTaskSchema, task)));
         received.set(id, received.get(id)! + taskWire.length);
         if (stage === 'masked-input' && dropping.has(id)) continue;
+        if (isolate) {
+          const g0 = performance.now();
+          collectGarbage();
+          clientTotal += performance.now() - g0; // excluded from the server's time, like client work
+        }
         const c0 = performance.now();
         const answer = toBinary(SecAggStageResultSchema, answerStage(states.get(id)!, fromBinary(SecAggStageTaskSchema, taskWire)).result);
         const dt = performance.now() - c0;
@@ -219,11 +265,19 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         answered.add(id);
       }
       clientPath += max;
+      // The in-process clients' garbage is theirs (on their own machines in a deployment):
+      // collect it now, untimed, so the server's stage close is not charged for it.
+      const g0 = performance.now();
+      collectGarbage();
+      clientTotal += performance.now() - g0;
       progress(`${label}: stage ${stage} done (${answered.size} of ${tasks.size} clients answered)`);
       return answered;
     },
-    report: () => undefined,
+    report: (r) => {
+      masks = (r as { masks?: number }).masks ?? 0;
+    },
   };
+  collectGarbage();
   const a0 = performance.now();
   const model = await strategy.aggregateFit(1, outcomes, specs, runner);
   // The runner's own client work ran inside aggregateFit; the rest is the server's.
@@ -244,8 +298,16 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
     active,
     degree: mode === 'secagg+' ? Math.min(clients - 1, secAggPlusParameters(clients).degree) : clients - 1,
     threshold: round.threshold,
+    masks,
+    method: 'full',
   };
 }
+
+/** Rounds of at most this many clients collect garbage between clients' steps (untimed). */
+const ISOLATE_CLIENTS = 200;
+
+/** Rounds with more than this many clients × parameters run simulated (bench/secagg-scale.ts). */
+export const FULL_ROUND_WORDS = 20_000_000;
 
 /**
  * Runs the plain and secure rounds (and SecAgg+ at `plusClients`) and returns the figures.
@@ -282,7 +344,9 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
   }
   const [plain, secagg, active] = runs.map((r) => faster(r[0]!, r[1]!)) as [RoundFigures, RoundFigures, RoundFigures];
   const secaggPlusScale: RoundFigures[] = [];
-  for (const c of plusList) secaggPlusScale.push(await secureRound('secagg+', c, plusParams, dropout, progress));
+  // The SecAgg+ rounds run the actively secure variant (signed keys, neighbourhood views with
+  // Merkle proofs, consistency check): the one whose per-client cost the issue tracks.
+  for (const c of plusList) secaggPlusScale.push(c * plusParams <= FULL_ROUND_WORDS ? await secureRound('secagg+', c, plusParams, dropout, progress, true) : await simulatedPlusRound(c, plusParams, dropout, progress));
   const secaggPlus = secaggPlusScale[0] ?? null;
   const first = secaggPlusScale[0];
   const last = secaggPlusScale[secaggPlusScale.length - 1];
@@ -316,15 +380,16 @@ export async function runSecAggBench(options: SecAggBenchOptions = {}): Promise<
 /** The result as an aligned text table. */
 export function formatSecAggBench(r: SecAggBenchResult): string {
   const row = (name: string, f: RoundFigures) =>
-    `${name.padEnd(22)}${String(f.clients).padStart(8)}${String(f.dropped).padStart(8)}${f.roundMs.toFixed(0).padStart(10)}${f.serverMs.toFixed(0).padStart(10)}${f.clientMs.toFixed(0).padStart(10)}${(f.bytesPerClient / 1024).toFixed(1).padStart(12)}${(f.bytesReceivedPerClient / 1024).toFixed(1).padStart(12)}${f.maxAbsError.toExponential(1).padStart(10)}`;
+    `${name.padEnd(28)}${String(f.clients).padStart(8)}${String(f.dropped).padStart(8)}${f.roundMs.toFixed(0).padStart(10)}${f.serverMs.toFixed(0).padStart(10)}${f.clientMs.toFixed(0).padStart(10)}${(f.bytesPerClient / 1024).toFixed(1).padStart(12)}${(f.bytesReceivedPerClient / 1024).toFixed(1).padStart(12)}${(Number.isFinite(f.maxAbsError) ? f.maxAbsError.toExponential(1) : '—').padStart(10)}`;
   const verdict = (got: number, target: number) => `${got.toFixed(2)}× (target ≤ ${target}×: ${got <= target ? 'met' : 'MISSED'})`;
   return [
     `Secure aggregation round vs plain FedAvg, ${r.params} parameters, dropout ${r.dropout} after sharing keys (critical path: slowest client per stage + server)`,
-    `${'round'.padEnd(22)}${'clients'.padStart(8)}${'dropped'.padStart(8)}${'round ms'.padStart(10)}${'server'.padStart(10)}${'client'.padStart(10)}${'KiB sent'.padStart(12)}${'KiB recv'.padStart(12)}${'max err'.padStart(10)}`,
+    `${'round'.padEnd(28)}${'clients'.padStart(8)}${'dropped'.padStart(8)}${'round ms'.padStart(10)}${'server'.padStart(10)}${'client'.padStart(10)}${'KiB sent'.padStart(12)}${'KiB recv'.padStart(12)}${'max err'.padStart(10)}`,
     row('plain FedAvg', r.plain),
     row(`secagg (${r.mode})`, r.secagg),
     row(`secagg (${r.active.degree === r.clients - 1 && r.mode === 'stable-pw' ? 'pw' : r.mode}, active)`, r.active),
-    ...r.secaggPlusScale.map((f) => row(`secagg+ k=${f.degree} t=${f.threshold}`, f)),
+    ...r.secaggPlusScale.map((f) => row(`secagg+${f.active ? ' act.' : ''} k=${f.degree} t=${f.threshold}${f.method === 'simulated' ? ' *' : ''}`, f)),
+    ...(r.secaggPlusScale.some((f) => f.method === 'simulated') ? [SIMULATED_NOTE] : []),
     `round time ${verdict(r.roundRatio, r.targets.roundRatio)}; bytes per client ${verdict(r.bytesRatio, r.targets.bytesRatio)}`,
     `actively secure round vs honest-but-curious: ${verdict(r.activeRoundRatio, r.targets.activeRoundRatio)} (bytes sent + received ${r.activeBytesRatio.toFixed(2)}×)`,
     ...(r.plusBytesGrowth === null ? [] : [`SecAgg+ bytes received per client, ${r.secaggPlusScale[r.secaggPlusScale.length - 1]!.clients} vs ${r.secaggPlusScale[0]!.clients} clients: ${verdict(r.plusBytesGrowth, r.targets.plusBytesGrowth)}`]),

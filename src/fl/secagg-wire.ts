@@ -1,6 +1,7 @@
 import { CipherMLError } from '../core/errors.ts';
 import type { Roster, UnmaskRequest } from '../secagg/index.ts';
-import type { SecAggRoster, SecAggStageResult, SecAggUnmaskRequest } from './gen/cipherml/fl/v1/fl_pb.ts';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { SecAggRoster, SecAggRosterSchema, SecAggStageResult, SecAggUnmaskRequest, SecAggUnmaskRequestSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
 
 /**
  * Wire forms of the secure-aggregation messages (proto/cipherml/fl/v1/fl.proto, SecAgg*): the
@@ -50,24 +51,37 @@ export function maskedToWire(values: Uint32Array): Uint8Array {
  * create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
  * ```
  */
-export function rosterToWire(r: Roster): { entries: { id: string; x: number; cPk: Uint8Array; sPk: Uint8Array; signature: Uint8Array }[]; degree: number; graphSeed: string; clients: number } {
-  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed, clients: r.clients ?? 0 };
+export function rosterToWire(r: Roster): MessageInitShape<typeof SecAggRosterSchema> {
+  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed, clients: r.clients ?? 0, root: r.root ?? new Uint8Array(0), proof: [...(r.proof ?? [])] };
 }
 
 /** Wire → roster of `roundId`. */
 export function rosterFromWire(roundId: string, w: SecAggRoster): Roster {
   const entries = w.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature }));
-  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }) };
+  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }), ...(w.root.length === 0 ? {} : { root: w.root, proof: w.proof }) };
 }
 
 /** Survivor request → wire. */
-export function requestToWire(r: UnmaskRequest): { survivors: string[]; dropped: string[]; signatures: { from: string; signature: Uint8Array }[] } {
-  return { survivors: [...r.survivors], dropped: [...r.dropped], signatures: (r.signatures ?? []).map((s) => ({ from: s.from, signature: s.signature })) };
+export function requestToWire(r: UnmaskRequest): MessageInitShape<typeof SecAggUnmaskRequestSchema> {
+  const c = r.commitment;
+  return {
+    survivors: [...r.survivors],
+    dropped: [...r.dropped],
+    signatures: (r.signatures ?? []).map((s) => ({ from: s.from, signature: s.signature })),
+    ...(c === undefined ? {} : { commitment: { clients: c.clients, holders: c.holders, survivors: c.survivors, root: c.root, proof: [...c.proof] } }),
+  };
 }
 
 /** Wire → survivor request of `roundId`. */
 export function requestFromWire(roundId: string, w: SecAggUnmaskRequest): UnmaskRequest {
-  return { roundId, survivors: [...w.survivors], dropped: [...w.dropped], signatures: w.signatures.map((s) => ({ from: s.from, signature: s.signature })) };
+  const c = w.commitment;
+  return {
+    roundId,
+    survivors: [...w.survivors],
+    dropped: [...w.dropped],
+    signatures: w.signatures.map((s) => ({ from: s.from, signature: s.signature })),
+    ...(c === undefined ? {} : { commitment: { clients: c.clients, holders: c.holders, survivors: c.survivors, root: c.root, proof: c.proof } }),
+  };
 }
 
 /**

@@ -9,9 +9,11 @@ import {
   modulusBitsFor,
   secAggPlusParameters,
   type QuantizationSpec,
+  type Roster,
   type SecAggMode,
   type SecAggParams,
   type SecurityPolicy,
+  type UnmaskRequest,
 } from '../secagg/index.ts';
 import {
   SecAggRoundSchema,
@@ -82,7 +84,8 @@ export interface SecAggSettings {
  */
 export interface SecAggServerAdversary {
   readonly round?: (round: SecAggRound) => SecAggRound;
-  readonly task?: (stage: string, to: string, task: SecAggStageTask) => SecAggStageTask;
+  /** `roster` is the whole roster U1 the server built (a malicious server knows it). */
+  readonly task?: (stage: string, to: string, task: SecAggStageTask, roster: Roster) => SecAggStageTask;
 }
 
 /** What one secagg round reports (history.json, progress). */
@@ -97,6 +100,8 @@ export type SecAggRoundReport = {
   readonly warning: string | null;
   /** True when every client signed its keys: the actively secure variant ran. */
   readonly active: boolean;
+  /** PRG masks the server expanded to unmask the sum. */
+  readonly masks: number;
 };
 
 interface PreparedRound {
@@ -226,7 +231,7 @@ export class SecAggFedAvg implements Strategy {
     const ids = roster.entries.map((e) => e.id);
     const window = this.#s.stageTimeoutMs;
     const tamper = this.#adversary?.task;
-    const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id))]));
+    const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id), roster)]));
     const full = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
     const rosterTask = (id: string) => {
       const view = server.rosterFor(id);
@@ -257,30 +262,34 @@ export class SecAggFedAvg implements Strategy {
     const closed = server.closeMaskedInput();
     let sum: Uint32Array;
     let survivors: readonly string[];
+    let masks: number;
     if ('sum' in closed) {
-      ({ sum, survivors } = closed);
+      ({ sum, survivors, masks } = closed);
     } else {
       let request = closed;
+      // One encoded task for every client of a full request; each its own view of a sparse one.
+      const requestTasks = (stage: 'consistency' | 'unmask', req: UnmaskRequest) => {
+        const whole = create(SecAggStageTaskSchema, { roundId, stage: { case: stage, value: requestToWire(req) } });
+        return (id: string) => {
+          const mine = server.requestFor(id, req);
+          return mine === req ? whole : create(SecAggStageTaskSchema, { roundId, stage: { case: stage, value: requestToWire(mine) } });
+        };
+      };
       if (server.active) {
-        const check = create(SecAggStageTaskSchema, { roundId, stage: { case: 'consistency', value: requestToWire(request) } });
-        await stages.run('consistency', tasks('consistency', () => check, request.survivors), window, (from, res) => {
+        await stages.run('consistency', tasks('consistency', requestTasks('consistency', request), request.survivors), window, (from, res) => {
           if (res.stage.case !== 'consistency') throw refuse(`expected a consistency signature, got "${res.stage.case ?? 'nothing'}"`, 'stage');
           server.receive({ stage: 'consistency', roundId: res.roundId, from, signature: res.stage.value.signature });
         });
         request = server.closeConsistency();
       }
-      const unmask = create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(request) } });
-      const unmaskFor = (id: string) => {
-        const mine = server.requestFor(id, request);
-        return mine === request ? unmask : create(SecAggStageTaskSchema, { roundId, stage: { case: 'unmask', value: requestToWire(mine) } });
-      };
+      const unmaskFor = requestTasks('unmask', request);
       const askedFrom = request.signatures === undefined ? request.survivors : request.signatures.map((s) => s.from);
       await stages.run('unmask', tasks('unmask', unmaskFor, askedFrom), window, (from, res) => {
         if (res.stage.case !== 'unmask') throw refuse(`expected unmasking shares, got "${res.stage.case ?? 'nothing'}"`, 'stage');
         const u = res.stage.value;
         server.receive({ stage: 'unmask', roundId: res.roundId, from, keyShares: u.keyShares.map((s) => ({ of: s.of, share: s.share })), seedShares: u.seedShares.map((s) => ({ of: s.of, share: s.share })) });
       });
-      ({ sum, survivors } = await server.finishParallel());
+      ({ sum, survivors, masks } = await server.finishParallel());
     }
     const reals = dequantizeSum(sum, survivors.length, spec);
     const weightTotal = reals[0]!;
@@ -294,6 +303,7 @@ export class SecAggFedAvg implements Strategy {
       clipped: survivors.reduce((a, id) => a + (clippedBy.get(id) ?? 0), 0),
       warning: prepared.warning,
       active: server.active,
+      masks,
     });
     this.#rounds.delete(roundId);
     return { kind: 'plain', tensors: unflatten(reals.subarray(1).map((v) => v / weightTotal), specs, 'aggregate') };

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { CipherMLError } from '../core/errors.ts';
+import { MerkleTree, leafHash } from './merkle.ts';
 import { expandMask } from './prg.ts';
 
 /**
@@ -6,9 +8,11 @@ import { expandMask } from './prg.ts';
  * in the actively secure variant (Bonawitz et al., CCS 2017, §4 "malicious setting").
  *
  * Invariants:
- * - the graph seed is SHA-256 over the round id and every roster entry's id and advertised keys
- *   (fresh X25519 keys each client chose and signed this round), so the server cannot pick it:
- *   it can only choose which advertisements to include, and every client recomputes it;
+ * - the graph seed is SHA-256 over the round id, |U1| and the Merkle root of every roster entry's
+ *   x, id and advertised keys (fresh X25519 keys each client chose and signed this round), so the
+ *   server cannot pick it alone: it chooses which advertisements to include (and, colluding with
+ *   corrupt clients, their keys), and every client recomputes the seed from the root and checks
+ *   its own neighbours' entries against it;
  * - signed payloads are length-prefixed (no two field lists encode alike) and carry the round
  *   id, so a signature never verifies in another round or as another message.
  */
@@ -16,6 +20,8 @@ import { expandMask } from './prg.ts';
 /** What the graph needs of a roster entry. */
 export interface GraphEntry {
   readonly id: string;
+  /** Shamir x-coordinate, 1..n: the entry's position in the committed roster. */
+  readonly x: number;
   readonly cPk: Uint8Array;
   readonly sPk: Uint8Array;
 }
@@ -61,9 +67,43 @@ export function consistencyPayload(roundId: string, survivors: readonly string[]
   return encodeFields([roundId, String(survivors.length), ...[...survivors].sort(), String(dropped.length), ...[...dropped].sort()]);
 }
 
+/** The Merkle leaf of a roster entry at its x-coordinate (position x − 1 of the committed roster). */
+export function rosterLeaf(e: GraphEntry): Buffer {
+  return leafHash(encodeFields(['roster-entry', String(e.x), e.id, e.cPk, e.sPk]));
+}
+
 /**
- * The SecAgg+ graph seed of a roster: hex SHA-256 over the round id and each entry's id and keys,
- * in id order.
+ * The Merkle tree of a whole roster, entry x at leaf x − 1 (x = 1..n, each once).
+ *
+ * @example
+ * ```ts
+ * const root = rosterTree(roster.entries).root;
+ * ```
+ */
+export function rosterTree(entries: readonly GraphEntry[]): MerkleTree {
+  const byX: Buffer[] = [];
+  for (const e of entries) byX[e.x - 1] = rosterLeaf(e);
+  if (byX.length !== entries.length || byX.some((h) => h === undefined)) throw new CipherMLError('CIPHERML_E_PROTOCOL', 'roster x-coordinates must be 1..n, each once', { param: 'roster' });
+  return new MerkleTree(byX);
+}
+
+/**
+ * The SecAgg+ graph seed from the roster commitment: hex SHA-256 over the round id, |U1| and the
+ * Merkle root of the roster (every entry's x, id and advertised keys).
+ *
+ * @example
+ * ```ts
+ * const seed = graphSeedOf('r1', 1000, rosterTree(entries).root);
+ * ```
+ */
+export function graphSeedOf(roundId: string, clients: number, root: Uint8Array): string {
+  return createHash('sha256').update('cipherml/secagg/graph-seed/v2\0').update(encodeFields([roundId, String(clients), root])).digest('hex');
+}
+
+/**
+ * The SecAgg+ graph seed of a whole roster: {@link graphSeedOf} over its Merkle root. A client
+ * holding only its neighbourhood checks the same seed from the root and a batched inclusion
+ * proof of its neighbours' entries (merkle.ts).
  *
  * @example
  * ```ts
@@ -71,9 +111,41 @@ export function consistencyPayload(roundId: string, survivors: readonly string[]
  * ```
  */
 export function deriveGraphSeed(roundId: string, entries: readonly GraphEntry[]): string {
-  const h = createHash('sha256').update('cipherml/secagg/graph-seed/v1\0').update(encodeFields([roundId]));
-  for (const e of [...entries].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) h.update(encodeFields([e.id, e.cPk, e.sPk]));
-  return h.digest('hex');
+  return graphSeedOf(roundId, entries.length, rosterTree(entries).root);
+}
+
+/** Status of a U1 member in the survivor commitment. */
+export type SurvivorStatus = 'absent' | 'dropped' | 'survived';
+
+/** The Merkle leaf of a U1 member's status (not in U2, in U2 \ U3, in U3) at leaf x − 1. */
+export function statusLeaf(x: number, id: string, status: SurvivorStatus): Buffer {
+  return leafHash(encodeFields(['survivor-status', String(x), id, status]));
+}
+
+/**
+ * The survivor commitment of a SecAgg+ round (neighbourhood consistency check): hex SHA-256
+ * over the round id, |U1|, |U2|, |U3| and the Merkle root of every U1 member's status.
+ *
+ * @example
+ * ```ts
+ * survivorCommitment('r1', { clients: 1000, holders: 990, survivors: 900, root });
+ * ```
+ */
+export function survivorCommitment(roundId: string, c: { readonly clients: number; readonly holders: number; readonly survivors: number; readonly root: Uint8Array }): string {
+  return createHash('sha256').update('cipherml/secagg/survivors/v1\0').update(encodeFields([roundId, String(c.clients), String(c.holders), String(c.survivors), c.root])).digest('hex');
+}
+
+/**
+ * The bytes a SecAgg+ client signs in the neighbourhood consistency check: the round and the
+ * survivor commitment it checked its neighbours' statuses against.
+ *
+ * @example
+ * ```ts
+ * signMessage(me, CONSISTENCY_CONTEXT, commitmentPayload('r1', commitment));
+ * ```
+ */
+export function commitmentPayload(roundId: string, commitment: string): Uint8Array {
+  return encodeFields([roundId, 'survivor-commitment', commitment]);
 }
 
 /** Deterministic permutation of 1..n from a hex seed (Fisher–Yates driven by an AES-CTR stream). */

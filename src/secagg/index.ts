@@ -32,7 +32,7 @@ export { MAX_MASK_LENGTH, accumulateMask, aesCtrKeystream, expandMask, addMod, s
 export { MAX_QUANTIZATION_RANGE, quantize, dequantizeSum, modulusBitsFor } from './quantize.ts';
 export type { QuantizationSpec } from './quantize.ts';
 export { SecAggClient, neighboursOf } from './protocol.ts';
-export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggClientOptions, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './protocol.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggClientOptions, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './protocol.ts';
 export { SecAggServer } from './server.ts';
 export type { SecAggResult, SecAggServerOptions } from './server.ts';
 export {
@@ -47,4 +47,6 @@ export {
   secAggPlusParameters,
 } from './params.ts';
 export type { AnnouncedParameters, DerivedParameters, SecurityPolicy, ThresholdPolicy } from './params.ts';
-export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed, graphNeighbours } from './graph.ts';
+export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, rosterLeaf, rosterTree, statusLeaf, survivorCommitment } from './graph.ts';
+export type { GraphEntry, SurvivorStatus } from './graph.ts';
+export { MerkleTree, leafHash, treeDepth, verifyMerkle } from './merkle.ts';

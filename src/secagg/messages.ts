@@ -64,6 +64,12 @@ export interface Roster {
    * itself and its neighbours only, O(k) entries); absent when `entries` is all of U1.
    */
   readonly clients?: number;
+  /**
+   * Actively secure neighbourhood view: the Merkle root of all of U1 (the graph seed derives from
+   * it) and the batched inclusion proof of the view's entries at their x-coordinates.
+   */
+  readonly root?: Uint8Array;
+  readonly proof?: readonly Uint8Array[];
 }
 
 /** Stage 1, client → server: encrypted shares, one box per recipient. */
@@ -103,8 +109,25 @@ export interface UnmaskRequest {
   readonly survivors: readonly string[];
   /** U2 \ U3: clients that shared keys but sent no masked input. */
   readonly dropped: readonly string[];
-  /** Actively secure variant: the U4 clients' signatures over U3. */
+  /** Actively secure variant: the U4 clients' signatures over U3 (or over `commitment`). */
   readonly signatures?: readonly SurvivorSignature[];
+  /**
+   * Actively secure SecAgg+ neighbourhood view: `survivors` and `dropped` are restricted to the
+   * client's neighbourhood and proven against this commitment to every U1 member's status.
+   */
+  readonly commitment?: SurvivorCommitmentView;
+}
+
+/** The survivor commitment as one client receives it (graph.ts survivorCommitment). */
+export interface SurvivorCommitmentView {
+  /** |U1|, |U2|, |U3|. */
+  readonly clients: number;
+  readonly holders: number;
+  readonly survivors: number;
+  /** Merkle root over every U1 member's status, member x at leaf x − 1. */
+  readonly root: Uint8Array;
+  /** Inclusion proof of the client's neighbourhood's statuses. */
+  readonly proof: readonly Uint8Array[];
 }
 
 /** Consistency check, client → server: its signature over the U3 it was shown. */

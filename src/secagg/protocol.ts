@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
 import { signMessage, verifyMessage, type Identity, type Roster as IdentityRoster } from '../core/identity.ts';
-import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, consistencyPayload, deriveGraphSeed } from './graph.ts';
+import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, rosterLeaf, statusLeaf, survivorCommitment } from './graph.ts';
+import { verifyMerkle } from './merkle.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
 import { checkAnnouncedParameters, checkSecurityPolicy, type SecurityPolicy } from './params.ts';
 import { accumulateMask, reduceModInPlace } from './prg.ts';
@@ -30,7 +31,7 @@ import {
 } from './messages.ts';
 
 export { KEY_INFO_MASK, KEY_INFO_SHARE, MAX_ROUND_CLIENTS, checkRound, entryOf, neighboursOf, protocolError, rosterSize, sign, validateParams } from './messages.ts';
-export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './messages.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './messages.ts';
 
 /**
  * Secure aggregation by pairwise masks (Bonawitz et al., "Practical Secure Aggregation for
@@ -111,7 +112,7 @@ export class SecAggClient {
   readonly #peers: IdentityRoster | undefined;
   readonly #policy: SecurityPolicy | undefined;
   /** The U3 / dropped lists this client signed in the consistency check. */
-  #checked: { survivors: string[]; dropped: string[] } | null = null;
+  #checked: { survivors: string[]; dropped: string[]; payload: Uint8Array; commitment: string | null } | null = null;
 
   constructor(id: string, params: SecAggParams, options: SecAggClientOptions = {}) {
     validateParams(params);
@@ -173,8 +174,8 @@ export class SecAggClient {
     }
     const n = rosterSize(roster);
     const view = roster.entries.length < n;
-    if (view && (mode !== 'secagg+' || this.#identity !== undefined)) {
-      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server sent ${roster.entries.length} of ${n} roster entries; ${mode !== 'secagg+' ? `mode ${mode} needs all of them` : 'the actively secure variant needs every signed entry to derive the graph seed'}`, {
+    if (view && !(mode === 'secagg+' && roster.degree < n - 1)) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server sent ${roster.entries.length} of ${n} roster entries; only a SecAgg+ round with degree < n − 1 sends neighbourhood views`, {
         param: 'roster',
         details: { round: roundId, entries: roster.entries.length, clients: n },
       });
@@ -183,19 +184,46 @@ export class SecAggClient {
       if (!(Number.isInteger(roster.degree) && roster.degree >= 2 && roster.degree % 2 === 0)) {
         throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `SecAgg+ degree ${roster.degree} must be an even number ≥ 2`, { param: 'num-shares', details: { round: roundId, degree: roster.degree } });
       }
-    }
-    // The seed is checked whenever the whole roster is known; a neighbourhood view (the
-    // honest-but-curious variant only) trusts the server's seed, as that variant trusts the server.
-    if (mode === 'secagg+' && roster.degree < n - 1 && !view) {
-      const derived = deriveGraphSeed(roundId, roster.entries);
-      if (roster.graphSeed !== derived) {
-        throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${roster.graphSeed.slice(0, 16)}… is not the one derived from the advertised keys (${derived.slice(0, 16)}…)`, {
-          param: 'secagg-graph-seed',
-          details: { round: roundId, announced: roster.graphSeed, derived },
-        });
-      }
+      // A neighbourhood view of the honest-but-curious variant trusts the server's seed, as that
+      // variant trusts the server; the actively secure variant checks the view against the roster
+      // commitment the seed derives from.
+      if (!view) this.#checkSeed(roster.graphSeed, deriveGraphSeed(roundId, roster.entries));
+      else if (this.#identity !== undefined) this.#checkView(roster, n);
     }
     if (this.#policy !== undefined) checkAnnouncedParameters({ mode, clients: n, degree: mode === 'secagg+' ? Math.min(roster.degree, n - 1) : n - 1, threshold }, this.#policy);
+  }
+
+  #checkSeed(announced: string, derived: string): void {
+    const roundId = this.#p.roundId;
+    if (announced !== derived) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${announced.slice(0, 16)}… is not the one derived from the advertised keys (${derived.slice(0, 16)}…)`, {
+        param: 'secagg-graph-seed',
+        details: { round: roundId, announced, derived },
+      });
+    }
+  }
+
+  /**
+   * An actively secure neighbourhood view (Bell et al. §3 cost, Bonawitz §4 checks): its entries
+   * sit at their x-coordinates in the committed roster, the seed derives from that commitment,
+   * and the entries are exactly this client and its neighbours in the seeded graph.
+   */
+  #checkView(roster: Roster, n: number): void {
+    const roundId = this.#p.roundId;
+    const refused = (problem: string, param: string) => new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": ${problem}`, { param, details: { round: roundId, clients: n } });
+    if (roster.root === undefined || roster.proof === undefined || roster.root.length !== 32) throw refused('the neighbourhood view carries no roster commitment, so the graph seed cannot be checked', 'roster');
+    const workers = this.#peers!.parties.filter((p) => p.role === 'worker').length;
+    if (n > workers) throw refused(`the roster announces ${n} clients, only ${workers} worker identities are pinned`, 'roster');
+    if (!verifyMerkle(roster.root, n, new Map(roster.entries.map((e) => [e.x - 1, rosterLeaf(e)])), roster.proof)) {
+      throw refused('the neighbourhood entries do not match the roster commitment (substituted entry, position or proof)', 'roster');
+    }
+    const seed = graphSeedOf(roundId, n, roster.root);
+    this.#checkSeed(roster.graphSeed, seed);
+    const me = entryOf(roster, this.id)!;
+    const want = new Set([me.x, ...graphNeighbours(me.x, n, roster.degree, seed)]);
+    if (roster.entries.length !== want.size || roster.entries.some((e) => !want.has(e.x))) {
+      throw refused(`the view's ${roster.entries.length} entries are not exactly this client and its ${roster.degree} neighbours in the seeded graph`, 'roster');
+    }
   }
 
   /** Stage 1: Shamir shares of s_u^SK and b_u for every neighbour (itself included), each sealed for its recipient. */
@@ -313,15 +341,40 @@ export class SecAggClient {
 
   /**
    * Consistency check (active variant, Bonawitz §4 round 3): signs the survivor set U3 it is
-   * shown, after the same checks as {@link unmask}. The signature binds the round, U3 and U2 \ U3.
+   * shown, after the same checks as {@link unmask}. The signature binds the round, U3 and U2 \ U3;
+   * on a SecAgg+ neighbourhood view it binds the survivor commitment (graph.ts), after checking
+   * the statuses of this client and its neighbours against it, so every honest client that
+   * answers the same commitment sees the same status for each client they share.
    */
   consistencyCheck(request: UnmaskRequest): ConsistencyMsg {
     this.#expect('masked', 'sign the survivor set');
     if (this.#identity === undefined) throw protocolError('a consistency check was requested of a client without an identity (honest-but-curious variant)', 'request');
-    this.#checkSurvivors(request, 'consistency-check');
-    this.#checked = { survivors: [...request.survivors].sort(), dropped: [...request.dropped].sort() };
+    const { survivors: alive, dropped } = this.#checkSurvivors(request, 'consistency-check');
+    const roundId = this.#p.roundId;
+    const sorted = { survivors: [...request.survivors].sort(), dropped: [...request.dropped].sort() };
+    let commitment: string | null = null;
+    const roster = this.#roster!;
+    if (roster.clients !== undefined) {
+      // Neighbourhood view: sign the commitment to every member's status after checking this
+      // client's neighbourhood against it (the lists it was shown are the proven leaves).
+      const c = request.commitment;
+      const n = rosterSize(roster);
+      if (c === undefined) throw aborted(roundId, 'consistency-check', 'the neighbourhood request carries no survivor commitment', 'survivors', {});
+      const t = this.#p.threshold;
+      if (c.clients !== n || !(c.survivors >= alive.size && c.holders >= c.survivors && c.holders <= n)) {
+        throw aborted(roundId, 'consistency-check', `the survivor commitment's counts (|U1| = ${c.clients}, |U2| = ${c.holders}, |U3| = ${c.survivors}) do not fit this round of ${n} clients`, 'survivors', { clients: c.clients, holders: c.holders, survivors: c.survivors });
+      }
+      if (c.survivors < t + 1) throw aborted(roundId, 'consistency-check', `only |U3| = ${c.survivors} survivors; t + 1 = ${t + 1} are needed`, 'reconstruct-secrets-threshold', { count: c.survivors, needed: t + 1 });
+      const leaves = new Map(roster.entries.map((e) => [e.x - 1, statusLeaf(e.x, e.id, alive.has(e.id) ? 'survived' : dropped.has(e.id) ? 'dropped' : 'absent')]));
+      if (!verifyMerkle(c.root, n, leaves, c.proof)) {
+        throw aborted(roundId, 'consistency-check', 'the survivor statuses shown for this client\'s neighbourhood do not match the survivor commitment', 'survivors', {});
+      }
+      commitment = survivorCommitment(roundId, c);
+    }
+    const payload = commitment === null ? consistencyPayload(roundId, sorted.survivors, sorted.dropped) : commitmentPayload(roundId, commitment);
+    this.#checked = { ...sorted, payload, commitment };
     this.#stage = 'checked';
-    const signature = signMessage(this.#identity, CONSISTENCY_CONTEXT, consistencyPayload(this.#p.roundId, this.#checked.survivors, this.#checked.dropped));
+    const signature = signMessage(this.#identity, CONSISTENCY_CONTEXT, payload);
     return { stage: 'consistency', roundId: this.#p.roundId, from: this.id, signature };
   }
 
@@ -349,7 +402,11 @@ export class SecAggClient {
           requested: request.survivors.length,
         });
       }
-      const payload = consistencyPayload(roundId, signed.survivors, signed.dropped);
+      if (signed.commitment !== null && (request.commitment === undefined || survivorCommitment(roundId, request.commitment) !== signed.commitment)) {
+        this.#stage = 'unmasked';
+        throw aborted(roundId, 'unmask', 'the survivor commitment of the unmasking request is not the one this client signed: inconsistent survivor sets', 'survivors', {});
+      }
+      const payload = signed.payload;
       const survivors = new Set(signed.survivors);
       const signers = new Set<string>();
       for (const { from, signature } of request.signatures ?? []) {

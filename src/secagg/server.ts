@@ -1,30 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
-import { deriveGraphSeed } from './graph.ts';
-import { agreeKey } from './keys.ts';
+import { graphSeedOf, rosterTree, statusLeaf } from './graph.ts';
+import { MerkleTree } from './merkle.ts';
 import { secAggPlusDegree } from './params.ts';
 import { accumulateMask, addModInPlace, reduceModInPlace } from './prg.ts';
-import {
-  KEY_INFO_MASK,
-  checkRound,
-  entryOf,
-  neighboursOf,
-  protocolError,
-  sign,
-  validateParams,
-  type AdvertiseMsg,
-  type ConsistencyMsg,
-  type MaskedInputMsg,
-  type Roster,
-  type SecAggParams,
-  type ShareInbox,
-  type ShareKeysMsg,
-  type SurvivorSignature,
-  type UnmaskMsg,
-  type UnmaskRequest,
-} from './protocol.ts';
+import { KEY_INFO_MASK, checkRound, entryOf, neighboursOf, protocolError, sign, validateParams } from './messages.ts';
+import type * as M from './messages.ts';
 import { reconstructSecret, shareFromBytes, type Share } from './shamir.ts';
-import { applyMasks, sharedMaskPool, type MaskJob } from './unmask.ts';
+import { applyMasks, seedOf, sharedMaskPool, type MaskJob } from './unmask.ts';
 import type { WorkerPool } from '../core/worker-pool.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
 
@@ -59,6 +42,8 @@ export interface SecAggResult {
   readonly sum: Uint32Array;
   readonly survivors: readonly string[];
   readonly dropped: readonly string[];
+  /** PRG masks the server expanded to unmask (|U3| self masks + the dropped clients' pairwise masks). */
+  readonly masks: number;
 }
 
 /**
@@ -73,26 +58,32 @@ export interface SecAggResult {
  * ```
  */
 export class SecAggServer {
-  readonly #p: SecAggParams;
+  readonly #p: M.SecAggParams;
   readonly #minClients: number;
   #stage: ServerStage = 'advertise';
-  readonly #adverts = new Map<string, AdvertiseMsg>();
-  #roster: Roster | null = null;
-  readonly #shares = new Map<string, ShareKeysMsg>();
+  readonly #adverts = new Map<string, M.AdvertiseMsg>();
+  #roster: M.Roster | null = null;
+  readonly #shares = new Map<string, M.ShareKeysMsg>();
   #holders: string[] = [];
   /** U3 so far, and Σ of their masked vectors mod 2^k. */
   readonly #masked = new Set<string>();
   readonly #acc: Uint32Array;
-  #request: UnmaskRequest | null = null;
+  #request: M.UnmaskRequest | null = null;
   readonly #signatures = new Map<string, Uint8Array>();
-  readonly #unmasks = new Map<string, UnmaskMsg>();
+  readonly #unmasks = new Map<string, M.UnmaskMsg>();
   #active = false;
   #holderSet = new Set<string>();
   #survivorSet = new Set<string>();
   readonly #degree: number | undefined;
+  #rosterTree: MerkleTree | null = null;
+  /** Neighbourhood consistency check: the survivor commitment and its status tree. */
+  #statusTree: MerkleTree | null = null;
+  #commitment: Omit<M.SurvivorCommitmentView, 'proof'> | null = null;
+  /** Lookup sets of the requests views are cut from (the full request, per stage). */
+  readonly #requestSets = new WeakMap<M.UnmaskRequest, { survivors: Set<string>; dropped: Set<string>; signatures: Map<string, M.SurvivorSignature> | null }>();
   readonly #inputBound: number | undefined;
 
-  constructor(params: SecAggParams, options: SecAggServerOptions) {
+  constructor(params: M.SecAggParams, options: SecAggServerOptions) {
     validateParams(params);
     this.#p = params;
     this.#minClients = Math.max(options.minClients, params.mode === 'stable-pw' ? 2 : params.threshold + 1);
@@ -112,7 +103,7 @@ export class SecAggServer {
   }
 
   /** Accepts one client message for the current stage; anything else is a typed refusal. */
-  receive(msg: AdvertiseMsg | ShareKeysMsg | MaskedInputMsg | ConsistencyMsg | UnmaskMsg): void {
+  receive(msg: M.AdvertiseMsg | M.ShareKeysMsg | M.MaskedInputMsg | M.ConsistencyMsg | M.UnmaskMsg): void {
     checkRound(this.#p, msg.roundId, 'message');
     if (msg.stage !== this.#stage) throw protocolError(`a ${msg.stage} message while collecting ${this.#stage} (out of stage or replayed)`, 'stage');
     switch (msg.stage) {
@@ -123,7 +114,7 @@ export class SecAggServer {
         this.#adverts.set(msg.from, msg);
         return;
       case 'share-keys': {
-        if (!this.#roster!.entries.some((e) => e.id === msg.from)) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
+        if (entryOf(this.#roster!, msg.from) === undefined) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
         if (this.#shares.has(msg.from)) throw protocolError(`second share message from "${msg.from}" (replayed)`, 'from');
         const expected = this.#p.mode === 'stable-pw' ? [] : [msg.from, ...neighboursOf(msg.from, this.#roster!, this.#p.mode)].sort();
         const got = msg.boxes.map((b) => b.to).sort();
@@ -162,7 +153,7 @@ export class SecAggServer {
   }
 
   /** Ends stage 0: the roster (U1) with Shamir x-coordinates and the SecAgg+ graph. */
-  closeAdvertise(): Roster {
+  closeAdvertise(): M.Roster {
     this.#expectStage('advertise');
     this.#need(this.#adverts.size, 'advertise keys');
     const ids = [...this.#adverts.keys()].sort();
@@ -175,8 +166,9 @@ export class SecAggServer {
     if (this.#p.mode === 'secagg+' && degree % 2 !== 0 && degree < ids.length - 1) {
       throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `the SecAgg+ degree must be even, got ${degree}`, { param: 'degree' });
     }
-    // SecAgg+: the seed is derived from the advertised keys, so every client can check it.
-    const graphSeed = this.#p.mode === 'secagg+' ? deriveGraphSeed(this.#p.roundId, entries) : randomBytes(32).toString('hex');
+    // SecAgg+: the seed is derived from the roster commitment, so every client can check it.
+    this.#rosterTree = this.#p.mode === 'secagg+' ? rosterTree(entries) : null;
+    const graphSeed = this.#rosterTree !== null ? graphSeedOf(this.#p.roundId, entries.length, this.#rosterTree.root) : randomBytes(32).toString('hex');
     this.#roster = { roundId: this.#p.roundId, entries, degree, graphSeed };
     this.#stage = this.#p.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
     if (this.#p.mode === 'stable-pw') {
@@ -187,14 +179,14 @@ export class SecAggServer {
   }
 
   /** Ends stage 1: U2 and each holder's inbox. */
-  closeShareKeys(): Map<string, ShareInbox> {
+  closeShareKeys(): Map<string, M.ShareInbox> {
     this.#expectStage('share-keys');
     this.#need(this.#shares.size, 'share keys');
     this.#holders = [...this.#shares.keys()].sort();
     this.#holderSet = new Set(this.#holders);
     const boxesTo = new Map<string, { from: string; box: Uint8Array }[]>(this.#holders.map((v) => [v, []]));
     for (const u of this.#holders) for (const b of this.#shares.get(u)!.boxes) boxesTo.get(b.to)?.push({ from: u, box: b.box });
-    const inboxes = new Map<string, ShareInbox>();
+    const inboxes = new Map<string, M.ShareInbox>();
     for (const v of this.#holders) {
       const holders = this.#sparse() ? this.#local(v).filter((h) => this.#holderSet.has(h)) : this.#holders;
       inboxes.set(v, { roundId: this.#p.roundId, holders, boxes: boxesTo.get(v)! });
@@ -204,12 +196,13 @@ export class SecAggServer {
   }
 
   /**
-   * True when clients get neighbourhood views (SecAgg+, honest-but-curious, k < n − 1): each
-   * receives O(k) roster entries, holders and survivors instead of O(n) (Bell et al. §3).
+   * True when clients get neighbourhood views (SecAgg+, k < n − 1): each receives O(k) roster
+   * entries, holders and survivors instead of O(n) (Bell et al. §3); in the actively secure
+   * variant with the Merkle proofs that let it check them (O(k·log(n/k)) hashes).
    */
   #sparse(): boolean {
     const r = this.#roster;
-    return r !== null && this.#p.mode === 'secagg+' && !this.#active && r.degree < r.entries.length - 1;
+    return r !== null && this.#p.mode === 'secagg+' && r.degree < r.entries.length - 1;
   }
 
   /** A client and its neighbours, sorted. */
@@ -217,30 +210,52 @@ export class SecAggServer {
     return [id, ...neighboursOf(id, this.#roster!, this.#p.mode)].sort();
   }
 
+  /** Leaf indices (x − 1) of a client's neighbourhood. */
+  #leaves(local: Iterable<string>): number[] {
+    return [...local].map((id) => entryOf(this.#roster!, id)!.x - 1);
+  }
+
   /**
    * The roster as `id` receives it: all of U1, or its neighbourhood view (itself and its k
-   * neighbours, with |U1|) when {@link SecAggServer} runs sparse SecAgg+.
+   * neighbours, with |U1|, and in the actively secure variant the roster's Merkle root and the
+   * inclusion proof of those entries).
    */
-  rosterFor(id: string): Roster {
+  rosterFor(id: string): M.Roster {
     const r = this.#roster;
     if (r === null) throw protocolError('no roster before the advertise stage is closed', 'stage');
     if (!this.#sparse()) return r;
     const local = new Set(this.#local(id));
-    return { roundId: r.roundId, entries: r.entries.filter((e) => local.has(e.id)), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
+    const view = { roundId: r.roundId, entries: [...local].map((v) => entryOf(r, v)!).sort((a, b) => a.x - b.x), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
+    if (!this.#active) return view;
+    return { ...view, root: this.#rosterTree!.root, proof: this.#rosterTree!.prove(this.#leaves(local)) };
   }
 
-  /** The survivor request as `id` receives it: whole, or restricted to its neighbourhood (sparse SecAgg+). */
-  requestFor(id: string, request: UnmaskRequest): UnmaskRequest {
+  /**
+   * The survivor request as `id` receives it: whole, or restricted to its neighbourhood (sparse
+   * SecAgg+; actively secure: with the survivor commitment, its proof, and the signatures of the
+   * neighbourhood only).
+   */
+  requestFor(id: string, request: M.UnmaskRequest): M.UnmaskRequest {
     if (!this.#sparse()) return request;
-    const local = new Set(this.#local(id));
-    return { roundId: request.roundId, survivors: request.survivors.filter((v) => local.has(v)), dropped: request.dropped.filter((v) => local.has(v)) };
+    const local = this.#local(id);
+    let sets = this.#requestSets.get(request);
+    if (sets === undefined) {
+      sets = { survivors: new Set(request.survivors), dropped: new Set(request.dropped), signatures: request.signatures === undefined ? null : new Map(request.signatures.map((s) => [s.from, s])) };
+      this.#requestSets.set(request, sets);
+    }
+    const { survivors, dropped, signatures: signed } = sets;
+    // O(k) per view: the neighbourhood is sorted, so the filtered lists are too.
+    const view: M.UnmaskRequest = { roundId: request.roundId, survivors: local.filter((v) => survivors.has(v)), dropped: local.filter((v) => dropped.has(v)) };
+    if (!this.#active) return view;
+    const signatures = signed === null ? undefined : local.flatMap((v) => signed.get(v) ?? []);
+    return { ...view, ...(signatures === undefined ? {} : { signatures }), commitment: { ...this.#commitment!, proof: this.#statusTree!.prove(this.#leaves(local)) } };
   }
 
   /**
    * Ends stage 2: the survivor set U3 — the consistency-check request in the active variant, else
    * the unmasking request (stable-pw: finishes the round directly).
    */
-  closeMaskedInput(): UnmaskRequest | SecAggResult {
+  closeMaskedInput(): M.UnmaskRequest | SecAggResult {
     this.#expectStage('masked-input');
     const survivors = [...this.#masked].sort();
     if (this.#p.mode === 'stable-pw') {
@@ -250,11 +265,18 @@ export class SecAggServer {
       this.#stage = 'done';
       const sum = this.#acc;
       this.#checkRange(sum, survivors.length);
-      return { sum, survivors, dropped: [] };
+      return { sum, survivors, dropped: [], masks: 0 };
     }
     this.#need(survivors.length, 'masked input');
     this.#request = { roundId: this.#p.roundId, survivors, dropped: this.#holders.filter((h) => !this.#masked.has(h)) };
     this.#survivorSet = new Set(survivors);
+    if (this.#active && this.#sparse()) {
+      const status = (id: string) => (this.#survivorSet.has(id) ? 'survived' : this.#holderSet.has(id) ? 'dropped' : 'absent');
+      const leaves: Buffer[] = [];
+      for (const e of this.#roster!.entries) leaves[e.x - 1] = statusLeaf(e.x, e.id, status(e.id));
+      this.#statusTree = new MerkleTree(leaves);
+      this.#commitment = { clients: leaves.length, holders: this.#holders.length, survivors: survivors.length, root: this.#statusTree.root };
+    }
     this.#stage = this.#active ? 'consistency' : 'unmask';
     return this.#request;
   }
@@ -263,13 +285,13 @@ export class SecAggServer {
    * Ends the consistency check (active variant): the unmasking request with the signatures of
    * U4 ⊆ U3. Fails when fewer than t + 1 survivors signed.
    */
-  closeConsistency(): UnmaskRequest {
+  closeConsistency(): M.UnmaskRequest {
     this.#expectStage('consistency');
     const t = this.#p.threshold;
     if (this.#signatures.size < Math.max(t + 1, this.#minClients)) {
       throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `${this.#signatures.size} survivors signed the survivor set; at least ${Math.max(t + 1, this.#minClients)} are needed`, { param: 'min-clients', details: { stage: 'consistency-check', count: this.#signatures.size } });
     }
-    const signatures: SurvivorSignature[] = [...this.#signatures].sort(([a], [b]) => (a < b ? -1 : 1)).map(([from, signature]) => ({ from, signature }));
+    const signatures: M.SurvivorSignature[] = [...this.#signatures].sort(([a], [b]) => (a < b ? -1 : 1)).map(([from, signature]) => ({ from, signature }));
     this.#request = { ...this.#request!, signatures };
     this.#stage = 'unmask';
     return this.#request;
@@ -278,8 +300,8 @@ export class SecAggServer {
   /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
   finish(): SecAggResult {
     const { sum, jobs, req } = this.#prepareFinish();
-    for (const j of jobs) accumulateMask(sum, j.seed, j.sign);
-    return this.#complete(sum, req);
+    for (const j of jobs) accumulateMask(sum, seedOf(j), j.sign);
+    return this.#complete(sum, req, jobs.length);
   }
 
   /**
@@ -289,18 +311,18 @@ export class SecAggServer {
   async finishParallel(pool: WorkerPool | null = sharedMaskPool()): Promise<SecAggResult> {
     const { sum, jobs, req } = this.#prepareFinish();
     await applyMasks(sum, jobs, pool);
-    return this.#complete(sum, req);
+    return this.#complete(sum, req, jobs.length);
   }
 
-  #complete(sum: Uint32Array, req: UnmaskRequest): SecAggResult {
+  #complete(sum: Uint32Array, req: M.UnmaskRequest, masks: number): SecAggResult {
     if (!SECAGG_TEST_HOOKS.disableMasks) reduceModInPlace(sum, this.#p.modulusBits);
     this.#stage = 'done';
     this.#checkRange(sum, req.survivors.length);
-    return { sum, survivors: req.survivors, dropped: req.dropped };
+    return { sum, survivors: req.survivors, dropped: req.dropped, masks };
   }
 
   /** Reconstructs the secrets and lists the masks to remove (seed, sign). */
-  #prepareFinish(): { sum: Uint32Array; jobs: MaskJob[]; req: UnmaskRequest } {
+  #prepareFinish(): { sum: Uint32Array; jobs: MaskJob[]; req: M.UnmaskRequest } {
     this.#expectStage('unmask');
     const req = this.#request!;
     this.#need(this.#unmasks.size, 'unmasking');
@@ -337,7 +359,7 @@ export class SecAggServer {
         if (!this.#survivorSet.has(u)) continue;
         const peer = entryOf(roster, u)!;
         // y_u holds Δ(u,v)·PRG(s_uv); remove it.
-        jobs.push({ seed: agreeKey(sk, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign: sign(u, v) > 0 ? -1 : 1 });
+        jobs.push({ privateKey: sk, peerPublicKey: peer.sPk, info: `${KEY_INFO_MASK}/${this.#p.roundId}`, sign: sign(u, v) > 0 ? -1 : 1 });
       }
     }
     return { sum, jobs, req };

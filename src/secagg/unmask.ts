@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { WorkerPool } from '../core/worker-pool.ts';
+import { agreeKey } from './keys.ts';
 import { accumulateMask } from './prg.ts';
 
 /**
@@ -9,10 +10,24 @@ import { accumulateMask } from './prg.ts';
  * `length` words per seed). The result is the same either way (addition mod 2^32 commutes).
  */
 
-/** One mask to remove or add. */
-export interface MaskJob {
-  readonly seed: Uint8Array;
-  readonly sign: 1 | -1;
+/**
+ * One mask to remove or add: a PRG seed, or the X25519 key pair whose agreed key is the seed
+ * (a dropped client's pairwise mask: the agreement runs on the worker thread too).
+ */
+export type MaskJob =
+  | { readonly seed: Uint8Array; readonly sign: 1 | -1 }
+  | { readonly privateKey: Uint8Array; readonly peerPublicKey: Uint8Array; readonly info: string; readonly sign: 1 | -1 };
+
+/**
+ * The PRG seed of a job.
+ *
+ * @example
+ * ```ts
+ * seedOf({ seed, sign: -1 }); // seed
+ * ```
+ */
+export function seedOf(j: MaskJob): Uint8Array {
+  return 'seed' in j ? j.seed : agreeKey(j.privateKey, j.peerPublicKey, j.info);
 }
 
 function workerUrl(): URL {
@@ -49,7 +64,7 @@ export const PARALLEL_MASK_WORDS: number = 1 << 22;
  */
 export async function applyMasks(acc: Uint32Array, jobs: readonly MaskJob[], pool: WorkerPool | null): Promise<void> {
   if (pool === null || pool.size < 2 || jobs.length < 2 || jobs.length * acc.length < PARALLEL_MASK_WORDS) {
-    for (const j of jobs) accumulateMask(acc, j.seed, j.sign);
+    for (const j of jobs) accumulateMask(acc, seedOf(j), j.sign);
     return;
   }
   const parts = Math.min(pool.size, jobs.length);
@@ -58,9 +73,7 @@ export async function applyMasks(acc: Uint32Array, jobs: readonly MaskJob[], poo
   for (let p = 0; p < parts; p++) {
     const slice = jobs.slice(p * per, (p + 1) * per);
     if (slice.length === 0) continue;
-    const seeds = new Uint8Array(slice.length * 32);
-    slice.forEach((j, i) => seeds.set(j.seed, i * 32));
-    batches.push(pool.run<Uint32Array>({ length: acc.length, seeds, signs: Int8Array.from(slice, (j) => j.sign) }));
+    batches.push(pool.run<Uint32Array>({ length: acc.length, jobs: slice }));
   }
   for (const partial of await Promise.all(batches)) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + partial[i]!;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { SecAggStageTaskSchema, type SecAggStageTask } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
+import { rosterToWire } from '../../src/fl/secagg-wire.ts';
 import { generateX25519KeyPair } from '../../src/secagg/keys.ts';
 import { refusals, runSecAgg, stageAnswers, type SecAggRun, type SecAggRunResult } from './harness-secagg.ts';
 
@@ -111,7 +112,8 @@ const attacks: Attack[] = [
       workers: 7,
       settings: { mode: 'secagg+', numShares: 5, threshold: 2, shareSecretsRatio: 0.4 },
       adversary: {
-        task: (stage, _to, task) => (stage === 'share-keys' && task.stage.case === 'roster' ? withStage(task, { case: 'roster', value: { ...task.stage.value, graphSeed: '00'.repeat(32) } }) : task),
+        // It sends the whole roster (no neighbourhood view, no commitment) under its own seed.
+        task: (stage, _to, task, roster) => (stage === 'share-keys' && task.stage.case === 'roster' ? withStage(task, { case: 'roster', value: { ...rosterToWire(roster), graphSeed: '00'.repeat(32) } }) : task),
       },
     },
     code: 'CIPHERML_E_SECAGG_PARAMETER_REFUSED',
@@ -141,6 +143,35 @@ describe('secure aggregation against a malicious server (loopback gRPC)', () => 
     expect((r.server as { final: { secagg: unknown } }).final.secagg).toMatchObject({ mode: 'secagg+', survivors: 9, active: true });
     expect(sent(r, 'consistency')).toBe(9);
   });
+
+  it('refuses a SecAgg+ neighbourhood view with a validly signed non-neighbour added (9 workers, k = 6); the build without client checks shares', async () => {
+    const run = (): SecAggRun => {
+      // The views sent so far: w9's is built last, when every entry has passed by.
+      const seen: { id: string }[][] = [];
+      const policy = { corruptFraction: 0.01, dropoutRate: 0.01, statisticalSecurity: 8, collusion: false };
+      return {
+        workers: 9,
+        policy,
+        settings: { mode: 'secagg+', numShares: 7, threshold: 2, shareSecretsRatio: 0.4, ...policy },
+        adversary: {
+          task: (stage, to, task) => {
+            if (stage !== 'share-keys' || task.stage.case !== 'roster') return task;
+            seen.push(task.stage.value.entries);
+            if (to !== 'w9') return task;
+            const mine = new Set(task.stage.value.entries.map((e) => e.id));
+            const stranger = task.stage.value.entries.length < 9 ? seen.flat().find((e) => !mine.has(e.id)) : undefined;
+            if (stranger === undefined) throw new Error('test setup: w9 has no non-neighbour');
+            return withStage(task, { case: 'roster', value: { ...task.stage.value, entries: [...task.stage.value.entries, stranger as (typeof task.stage.value.entries)[number]] } });
+          },
+        },
+      };
+    };
+    const honest = await runSecAgg(run());
+    expect(refusals(honest).map((x) => [x.worker, x.code, x.message.includes('roster:')])).toEqual([['w9', 'CIPHERML_E_SECAGG_PARAMETER_REFUSED', true]]);
+    expect(sent(honest, 'shareKeys')).toBe(8);
+    const broken = await runSecAgg({ ...run(), broken: 'checks' });
+    expect(sent(broken, 'shareKeys')).toBe(9);
+  }, 60_000);
 
   for (const a of attacks) {
     it(`refuses a server that ${a.name}: ${a.code} naming ${a.param}; the build without client checks reveals it`, async () => {
