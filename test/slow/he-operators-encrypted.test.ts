@@ -7,30 +7,21 @@ import { runPlain } from '../../src/inference/execute.ts';
 import type { Tensor } from '../../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../../src/inference/onnx.ts';
 import { packSingleInput, prepareSingle, runSingle } from '../../src/inference/single.ts';
+import type { OperatorCase } from '../he-fixtures.ts';
+import { centredTensor, i64, seededRand } from '../he-fixtures.ts';
 
 // Models mixing the operator variants of test/he-operators.test.ts (each checked there against
 // onnxruntime) through both CKKS plans, against the plaintext executor on the calibrated model.
-let seed = 778;
-const rand = (): number => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31 - 0.5;
-};
-const tensor = (dims: number[], scale = 1): Tensor => ({ dims, data: Float64Array.from({ length: sizeOf(dims) }, () => rand() * scale) });
-const i64 = (values: number[], dims = [values.length]): Tensor => ({ dims, data: Float64Array.from(values), type: 'int64' });
-
-interface Case {
-  readonly name: string;
-  readonly opset: number;
-  readonly input: number[];
-  readonly build: (b: GraphBuilder, x: string) => string;
-}
+const rand0 = seededRand(778);
+const rand = (): number => rand0() - 0.5;
+const tensor = (dims: number[], scale = 1): Tensor => centredTensor(rand0, dims, scale);
 
 describe('the operator variants through both CKKS plans, against the plaintext executor', () => {
   let seal: Awaited<ReturnType<typeof loadSeal>>;
   beforeAll(async () => {
     seal = await loadSeal();
   });
-  const MODELS: Case[] = [
+  const MODELS: OperatorCase[] = [
     {
       name: 'fixed batch [1, 2, 6, 6]: Pad reflect → grouped Conv → x² → AveragePool (ceil, count_include_pad) → Slice → Reshape → Gemm',
       opset: 13,
