@@ -1,8 +1,12 @@
-import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { CkksContext, deserializePublicContext, loadSeal, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CkksContext, deserializePublicContext, loadSeal, readSecretKeyFile, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
 import { assertIntegerInRange } from '../src/core/guards.ts';
 import { importOptional } from '../src/core/optional.ts';
+import type { CalibrateOptions, KeyParams } from '../src/inference/calibrate.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
 import { decryptOutput, encryptSingle, inferBytes } from '../src/inference/he.ts';
 import { readIdx } from '../src/inference/idx.ts';
@@ -33,7 +37,23 @@ export interface HeBenchOptions {
   readonly threads?: number;
   /** Images run one by one through the single plan (default 10). */
   readonly singleImages?: number;
+  /** Calibration options (default: packing auto). */
+  readonly calibration?: CalibrateOptions;
   readonly onProgress?: (line: string) => void;
+}
+
+/** `he keygen` measured in a child process of its own (its peak memory is not the bench's). */
+export interface KeygenFigures {
+  /** heKeygen's wall time (keys generated and key.pub streamed to disk). */
+  readonly ms: number;
+  /** The child's peak resident set (process.resourceUsage().maxRSS), the runtime included. */
+  readonly peakRssBytes: number;
+  /** SEAL's WebAssembly heap at the end (it never shrinks: its peak). */
+  readonly sealHeapBytes: number;
+  /** keyparams' estimates before keygen. */
+  readonly estimatedPeakBytes: number;
+  readonly estimatedPublicKeyBytes: number;
+  readonly galoisKeys: number;
 }
 
 export interface HeBenchResult {
@@ -68,6 +88,27 @@ export interface HeBenchResult {
   /** Single plan: one image's input file. */
   readonly ciphertextBytesSingle: number;
   readonly targets: { readonly imagesPerSecondBatched: number; readonly latencyMsSingle: number; readonly argmaxAgreement: number };
+  readonly keygen: KeygenFigures;
+  /** How the single plan's rotations are keyed, and why (keyparams' note). */
+  readonly rotationKeys: string;
+  readonly keyNote?: string;
+}
+
+const execFileP = promisify(execFile);
+
+/**
+ * Runs `he keygen` (src/inference/he.ts heKeygen) on `keyParamsPath` in a child Node process and
+ * returns its time and peak memory.
+ */
+export async function measureKeygen(keyParamsPath: string, out: string, kp: KeyParams): Promise<KeygenFigures> {
+  const he = new URL('../src/inference/he.ts', import.meta.url).href;
+  const seal = new URL('../src/ckks/index.ts', import.meta.url).href;
+  const script = `const { heKeygen } = await import(${JSON.stringify(he)}); const { sealHeapBytes } = await import(${JSON.stringify(seal)});
+const t = performance.now(); await heKeygen({ keyParams: ${JSON.stringify(keyParamsPath)}, out: ${JSON.stringify(out)} }); const ms = performance.now() - t;
+process.stdout.write(JSON.stringify({ ms, peakRssBytes: process.resourceUsage().maxRSS * 1024, sealHeapBytes: await sealHeapBytes() }));`;
+  const { stdout } = await execFileP(process.execPath, ['--input-type=module', '-e', script], { maxBuffer: 1 << 20 });
+  const r = JSON.parse(stdout) as { ms: number; peakRssBytes: number; sealHeapBytes: number };
+  return { ...r, estimatedPeakBytes: kp.keys.keygenPeakBytes, estimatedPublicKeyBytes: kp.keys.publicKeyBytes, galoisKeys: kp.galoisSteps.length };
 }
 
 const DEFAULT_MODEL = new URL('../examples/he/mnist_square.onnx', import.meta.url).pathname;
@@ -96,10 +137,22 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   // Calibrate on the last 500 test images; measure on the first `batch` (disjoint up to 9,500).
   const calib = new Float64Array(500 * 784);
   for (let i = 0; i < 500; i++) calib.set(pixels(count - 500 + i), i * 784);
-  const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'auto' });
-  log(`keyparams: depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}, moduli [${keyParams.params.coeffModulusBits.join(', ')}], ${keyParams.galoisSteps.length} Galois keys`);
-  const client = await CkksContext.create(keyParams.params, { galoisSteps: keyParams.galoisSteps });
-  const pub = serializePublicContext(client);
+  const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'auto', ...o.calibration });
+  log(`keyparams: depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}, moduli [${keyParams.params.coeffModulusBits.join(', ')}], ${keyParams.galoisSteps.length} Galois keys (${keyParams.keys.rotationKeys}), key.pub ≈ ${(keyParams.keys.publicKeyBytes / 2 ** 20).toFixed(1)} MiB`);
+  // The key set is made by `he keygen`'s own code in a child process (time, peak memory), then read back.
+  const dir = await mkdtemp(join(tmpdir(), 'cipherml-bench-he-'));
+  let keygen: KeygenFigures;
+  let client: CkksContext;
+  let pub: Uint8Array;
+  try {
+    await writeFile(join(dir, 'keyparams.json'), JSON.stringify(keyParams));
+    keygen = await measureKeygen(join(dir, 'keyparams.json'), join(dir, 'key'), keyParams);
+    client = await readSecretKeyFile(join(dir, 'key'));
+    pub = await readFile(join(dir, 'key.pub'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  log(`keygen: ${(keygen.ms / 1000).toFixed(1)} s, peak RSS ${(keygen.peakRssBytes / 2 ** 20).toFixed(0)} MiB, key.pub ${(pub.length / 2 ** 20).toFixed(1)} MiB`);
   const batchOnly = await CkksContext.create(keyParams.params);
   const publicKeyBytesBatchOnly = serializePublicContext(batchOnly).length;
   batchOnly.delete();
@@ -209,6 +262,9 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       ciphertextBytesPerImage: enc.length / batch,
       ciphertextBytesSingle,
       targets: { imagesPerSecondBatched: 100, latencyMsSingle: 1000, argmaxAgreement: 0.99 },
+      keygen,
+      rotationKeys: keyParams.keys.rotationKeys,
+      ...(keyParams.keys.note === undefined ? {} : { keyNote: keyParams.keys.note }),
     };
   } finally {
     await pool?.close();
@@ -230,7 +286,8 @@ export function formatHeBench(r: HeBenchResult): string {
     ['max |decrypted − onnxruntime|', r.maxAbsError.toExponential(2), '0'],
     ['argmax agreement', `${(100 * r.argmaxAgreement).toFixed(2)} %`, `100 %; target ≥ ${100 * r.targets.argmaxAgreement} %`],
     ['accuracy (encrypted / plaintext)', `${(100 * r.encryptedAccuracy).toFixed(2)} %`, `${(100 * r.plaintextAccuracy).toFixed(2)} %`],
-    ['public key (both plans / batch only)', `${mb(r.publicKeyBytes)} / ${mb(r.publicKeyBytesBatchOnly)}`, '—'],
+    ['public key (both plans / batch only)', `${mb(r.publicKeyBytes)} / ${mb(r.publicKeyBytesBatchOnly)}`, `estimated ${mb(r.keygen.estimatedPublicKeyBytes)}; ${r.keygen.galoisKeys} Galois keys (${r.rotationKeys})`],
+    ['keygen (he keygen, own process): time / peak RSS', `${(r.keygen.ms / 1000).toFixed(1)} s / ${mb(r.keygen.peakRssBytes)}`, `SEAL heap ${mb(r.keygen.sealHeapBytes)}; estimated ${mb(r.keygen.estimatedPeakBytes)} beyond the runtime`],
     ['ciphertext bytes per image (batch / single)', `${r.ciphertextBytesPerImage.toFixed(0)} / ${r.ciphertextBytesSingle}`, String(784 * 4)],
   ];
   const w = Math.max(...rows.map((x) => x[0].length));
