@@ -45,53 +45,64 @@ export interface OperatorCase {
 }
 
 /**
- * First-order bound of the CKKS error on every output of `graph` at `input`, in units of `unit`
- * (the error one encryption, rescale or key switch adds, see {@link ckksErrorUnit}): fresh inputs
- * carry 1 unit; an affine map Σ k_i·x_i + b carries Σ |k_i|·e_i + 1 unit; a product a·b carries
- * |a|·e_b + |b|·e_a + e_a·e_b + 1 unit. The bound follows the model's own magnitudes (after two x²
- * layers the error grows with the squared activations), which a fixed absolute tolerance cannot.
+ * Standard deviation of the CKKS error on every output of `graph` at `input`, in units of one
+ * operation's error (see {@link ckksErrorUnit}), under the usual heuristic that the errors of
+ * distinct operations are independent and centred (Costache, Curtis, Hales, Murphy, Ogilvie,
+ * Player, "On the precision loss in approximate homomorphic encryption", SAC 2023, §3): fresh
+ * inputs carry 1; an affine map Σ k_i·x_i + b carries √(Σ k_i²·e_i² + 1); a product a·b carries
+ * √(a²·e_b² + b²·e_a² + 1) (first order). The result follows the model's own magnitudes (after
+ * two x² layers the error grows with the squared activations), which a fixed absolute tolerance
+ * cannot.
  *
  * @example
  * ```ts
- * const bound = errorBound(graph, input); // bound[i] × unit ≥ |decrypted − plaintext| for output i
+ * const sd = errorDeviation(graph, input); // |decrypted − plaintext| ≲ 6·sd[i]·unit for output i
  * ```
  */
-export function errorBound(graph: Graph, input: Tensor): Float64Array {
-  type E = { readonly v: number; readonly e: number };
+export function errorDeviation(graph: Graph, input: Tensor): Float64Array {
+  type E = { readonly v: number; readonly e2: number };
   const algebra: Algebra<E | number> = {
     lin: (terms, bias) => {
       let v = bias;
-      let e = 0;
+      let e2 = 0;
       let symbolic = false;
       for (const [x, k] of terms) {
         if (typeof x === 'number') v += k * x;
         else {
           v += k * x.v;
-          e += Math.abs(k) * x.e;
+          e2 += k * k * x.e2;
           symbolic = true;
         }
       }
-      return symbolic ? { v, e: e + 1 } : v;
+      return symbolic ? { v, e2: e2 + 1 } : v;
     },
     mul: (a, b) => {
       if (typeof a === 'number' || typeof b === 'number') return algebra.lin([[typeof a === 'number' ? b : a, typeof a === 'number' ? a : (b as number)]], 0);
-      return { v: a.v * b.v, e: Math.abs(a.v) * b.e + Math.abs(b.v) * a.e + a.e * b.e + 1 };
+      return { v: a.v * b.v, e2: a.v * a.v * b.e2 + b.v * b.v * a.e2 + 1 };
     },
-    nonlinear: (op, a, node) => (typeof a === 'number' ? PLAIN.nonlinear(op, a, node) : { v: PLAIN.nonlinear(op, a.v, node), e: Infinity }),
+    nonlinear: (op, a, node) => (typeof a === 'number' ? PLAIN.nonlinear(op, a, node) : { v: PLAIN.nonlinear(op, a.v, node), e2: Infinity }),
   };
-  const [y] = execute(graph, algebra, [{ dims: input.dims, data: Array.from(input.data, (v) => ({ v, e: 1 })) }]);
-  return Float64Array.from(y!.data, (x) => (typeof x === 'number' ? 0 : x.e));
+  const [y] = execute(graph, algebra, [{ dims: input.dims, data: Array.from(input.data, (v) => ({ v, e2: 1 })) }]);
+  return Float64Array.from(y!.data, (x) => (typeof x === 'number' ? 0 : Math.sqrt(x.e2)));
 }
 
 /**
- * The error one CKKS operation adds at scale 2^scaleBits in ring degree n, with a safety factor:
- * encoding rounding and fresh-encryption noise are ≈ √n·σ·c/Δ in the canonical embedding (σ = 3.2,
- * c ≈ 6 for a 6σ tail; Cheon et al., ASIACRYPT 2017, Lemma 1 and §3.4), rescaling adds
- * ≈ √(n/12)·‖s‖/Δ, key switching less with a special prime; 4× covers their sum.
+ * Standard deviation of the error one CKKS operation adds at scale Δ = 2^scaleBits in ring
+ * degree n (slot domain). Batch plan: the rescale's rounding dominates, √(n/12·(1 + h))/Δ with
+ * h = 2n/3 the expected weight of SEAL's uniform ternary secret (Cheon, Kim, Kim, Song,
+ * ASIACRYPT 2017, Lemma 2). Single plan: each linear map also sums `keySwitches` rotations, each a
+ * hybrid key switch with one special prime P ≥ the data primes, ≈ n·σ·√ℓ/Δ for ℓ data primes and
+ * σ = 3.2 (Kim, Polyakov, Zucca, ASIACRYPT 2021, §3.3), independent, so √keySwitches of them.
  */
-export function ckksErrorUnit(scaleBits: number, polyModulusDegree: number): number {
-  return (4 * Math.sqrt(polyModulusDegree) * 3.2 * 6) / 2 ** scaleBits;
+export function ckksErrorUnit(scaleBits: number, polyModulusDegree: number, single?: { readonly dataPrimes: number; readonly keySwitches: number }): number {
+  const n = polyModulusDegree;
+  const rescale = Math.sqrt((n / 12) * (1 + (2 * n) / 3));
+  const keySwitch = single === undefined ? 0 : n * 3.2 * Math.sqrt(single.dataPrimes * single.keySwitches);
+  return Math.hypot(rescale, keySwitch) / 2 ** scaleBits;
 }
+
+/** Tail factor for {@link errorDeviation}: 6 standard deviations. */
+export const NOISE_TAIL = 6;
 
 /**
  * HE-MAN's MNIST demo shape, at side × side (its model file is not available offline; the
