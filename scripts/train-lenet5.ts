@@ -6,8 +6,9 @@
 //   square: the same with x² instead of Relu and no activation between the dense layers
 //           (MODELS['lenet5-he'], CryptoNets-style)                     (examples/he/lenet5_square.onnx)
 // HE-MAN's LeNet-5 class: average pooling (CKKS has no max), Relu approximated by `he keyparams`.
-// Seeded initialisation and shuffling (SGD with momentum); the figures of the bundled files are in
-// examples/he/SOURCES.md.
+// Seeded initialisation and shuffling (SGD, momentum 0.9, batch 32); the bundled files were made
+// with the defaults (2 epochs, seed 5) and their figures are in docs/inference.md ("The bundled
+// models"). tfjs wasm runs one thread here; a different CPU may round differently in the last bits.
 // Run: node scripts/train-lenet5.ts [--model relu|square] [--data examples/fl-mnist/mnist] [--epochs 2] [--seed 5] [--out FILE]
 import { writeFileSync } from 'node:fs';
 import { exportOnnx } from '../src/inference/export-nn.ts';
