@@ -1,8 +1,12 @@
-import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { CkksContext, deserializePublicContext, loadSeal, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CkksContext, deserializePublicContext, loadSeal, readSecretKeyFile, serializePublicContext, serializeSecretKey } from '../src/ckks/index.ts';
 import { assertIntegerInRange } from '../src/core/guards.ts';
 import { importOptional } from '../src/core/optional.ts';
+import type { CalibrateOptions, KeyParams } from '../src/inference/calibrate.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
 import { decryptOutput, encryptSingle, inferBytes } from '../src/inference/he.ts';
 import { readIdx } from '../src/inference/idx.ts';
@@ -33,7 +37,28 @@ export interface HeBenchOptions {
   readonly threads?: number;
   /** Images run one by one through the single plan (default 10). */
   readonly singleImages?: number;
+  /**
+   * Estimate the batch plan's inference instead of running it (models whose batch plan takes
+   * longer than the bench should): operation counts × measured operation times.
+   */
+  readonly estimateBatch?: boolean;
+  /** Calibration options (default: packing auto). */
+  readonly calibration?: CalibrateOptions;
   readonly onProgress?: (line: string) => void;
+}
+
+/** `he keygen` measured in a child process of its own (its peak memory is not the bench's). */
+export interface KeygenFigures {
+  /** heKeygen's wall time (keys generated and key.pub streamed to disk). */
+  readonly ms: number;
+  /** The child's peak resident set (process.resourceUsage().maxRSS), the runtime included. */
+  readonly peakRssBytes: number;
+  /** SEAL's WebAssembly heap at the end (it never shrinks: its peak). */
+  readonly sealHeapBytes: number;
+  /** keyparams' estimates before keygen. */
+  readonly estimatedPeakBytes: number;
+  readonly estimatedPublicKeyBytes: number;
+  readonly galoisKeys: number;
 }
 
 export interface HeBenchResult {
@@ -68,6 +93,29 @@ export interface HeBenchResult {
   /** Single plan: one image's input file. */
   readonly ciphertextBytesSingle: number;
   readonly targets: { readonly imagesPerSecondBatched: number; readonly latencyMsSingle: number; readonly argmaxAgreement: number };
+  readonly keygen: KeygenFigures;
+  /** Present when the batch plan was not run: imagesPerSecondBatched and batchMs.inference are this estimate. */
+  readonly batchEstimate?: BatchEstimate;
+  /** How the single plan's rotations are keyed, and why (keyparams' note). */
+  readonly rotationKeys: string;
+  readonly keyNote?: string;
+}
+
+const execFileP = promisify(execFile);
+
+/**
+ * Runs `he keygen` (src/inference/he.ts heKeygen) on `keyParamsPath` in a child Node process and
+ * returns its time and peak memory.
+ */
+export async function measureKeygen(keyParamsPath: string, out: string, kp: KeyParams): Promise<KeygenFigures> {
+  const he = new URL('../src/inference/he.ts', import.meta.url).href;
+  const seal = new URL('../src/ckks/index.ts', import.meta.url).href;
+  const script = `const { heKeygen } = await import(${JSON.stringify(he)}); const { sealHeapBytes } = await import(${JSON.stringify(seal)});
+const t = performance.now(); await heKeygen({ keyParams: ${JSON.stringify(keyParamsPath)}, out: ${JSON.stringify(out)} }); const ms = performance.now() - t;
+process.stdout.write(JSON.stringify({ ms, peakRssBytes: process.resourceUsage().maxRSS * 1024, sealHeapBytes: await sealHeapBytes() }));`;
+  const { stdout } = await execFileP(process.execPath, ['--input-type=module', '-e', script], { maxBuffer: 1 << 20 });
+  const r = JSON.parse(stdout) as { ms: number; peakRssBytes: number; sealHeapBytes: number };
+  return { ...r, estimatedPeakBytes: kp.keys.keygenPeakBytes, estimatedPublicKeyBytes: kp.keys.publicKeyBytes, galoisKeys: kp.galoisSteps.length };
 }
 
 const DEFAULT_MODEL = new URL('../examples/he/mnist_square.onnx', import.meta.url).pathname;
@@ -78,6 +126,44 @@ const argmax = (a: ArrayLike<number>, off: number): number => {
   for (let k = 1; k < 10; k++) if (a[off + k]! > a[off + best]!) best = k;
   return best;
 };
+
+/** The batch plan's inference time, estimated (never measured end to end). */
+export interface BatchEstimate {
+  readonly plainProducts: number;
+  readonly products: number;
+  /** One term of a 64-term plaintext-scalar linear combination, at the top level (lower levels are cheaper). */
+  readonly msPerPlainProduct: number;
+  /** One ciphertext product with relinearization and rescale, at the top level. */
+  readonly msPerProduct: number;
+  readonly threads: number;
+  /** (plainProducts·msPerPlainProduct + products·msPerProduct) / threads: a perfect split. */
+  readonly ms: number;
+}
+
+/**
+ * Estimates the batch plan of `kp` from its operation counts (keyparams' cost model, which
+ * counts exactly what the recorded program does) and operation times measured here.
+ */
+export async function estimateBatch(kp: KeyParams, threads: number): Promise<BatchEstimate> {
+  const plan = kp.plans.batch;
+  if (plan === undefined) throw new Error('keyparams have no batch plan');
+  const ctx = await CkksContext.create(kp.params);
+  try {
+    const vs = Array.from({ length: 64 }, (_, i) => ctx.encryptVector(new Float64Array(8).fill(i / 64)));
+    const reps = 3;
+    let t = performance.now();
+    for (let r = 0; r < reps; r++) ctx.linearCombination(vs, vs.map((_, i) => (i + 1) / 64), 0.5).delete();
+    const msPerPlainProduct = (performance.now() - t) / (reps * vs.length);
+    t = performance.now();
+    for (let r = 0; r < reps; r++) ctx.mul(vs[r]!, vs[r + 1]!).delete();
+    const msPerProduct = (performance.now() - t) / reps;
+    for (const v of vs) v.delete();
+    const ms = (plan.plainProducts * msPerPlainProduct + plan.products * msPerProduct) / threads;
+    return { plainProducts: plan.plainProducts, products: plan.products, msPerPlainProduct, msPerProduct, threads, ms };
+  } finally {
+    ctx.delete();
+  }
+}
 
 /** Runs the benchmark. */
 export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult> {
@@ -96,10 +182,22 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   // Calibrate on the last 500 test images; measure on the first `batch` (disjoint up to 9,500).
   const calib = new Float64Array(500 * 784);
   for (let i = 0; i < 500; i++) calib.set(pixels(count - 500 + i), i * 784);
-  const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'auto' });
-  log(`keyparams: depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}, moduli [${keyParams.params.coeffModulusBits.join(', ')}], ${keyParams.galoisSteps.length} Galois keys`);
-  const client = await CkksContext.create(keyParams.params, { galoisSteps: keyParams.galoisSteps });
-  const pub = serializePublicContext(client);
+  const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'auto', ...o.calibration });
+  log(`keyparams: depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}, moduli [${keyParams.params.coeffModulusBits.join(', ')}], ${keyParams.galoisSteps.length} Galois keys (${keyParams.keys.rotationKeys}), key.pub ≈ ${(keyParams.keys.publicKeyBytes / 2 ** 20).toFixed(1)} MiB`);
+  // The key set is made by `he keygen`'s own code in a child process (time, peak memory), then read back.
+  const dir = await mkdtemp(join(tmpdir(), 'cipherml-bench-he-'));
+  let keygen: KeygenFigures;
+  let client: CkksContext;
+  let pub: Uint8Array;
+  try {
+    await writeFile(join(dir, 'keyparams.json'), JSON.stringify(keyParams));
+    keygen = await measureKeygen(join(dir, 'keyparams.json'), join(dir, 'key'), keyParams);
+    client = await readSecretKeyFile(join(dir, 'key'));
+    pub = await readFile(join(dir, 'key.pub'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  log(`keygen: ${(keygen.ms / 1000).toFixed(1)} s, peak RSS ${(keygen.peakRssBytes / 2 ** 20).toFixed(0)} MiB, key.pub ${(pub.length / 2 ** 20).toFixed(1)} MiB`);
   const batchOnly = await CkksContext.create(keyParams.params);
   const publicKeyBytesBatchOnly = serializePublicContext(batchOnly).length;
   batchOnly.delete();
@@ -134,21 +232,37 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     const latencyMsSingle = singleMs.encrypt + singleMs.inference + singleMs.decrypt;
     log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${singleMs.encrypt.toFixed(0)}, inference ${singleMs.inference.toFixed(0)}, decrypt ${singleMs.decrypt.toFixed(0)}) over ${singleImages} images`);
 
-    // Batch plan: client encryption and server inference, each on `threads` worker threads.
-    pool = await InferencePool.create(pub, { threads });
-    encPool = await EncryptionPool.create(serializeSecretKey(client), { threads });
-    log(`pools: ${threads} inference threads started in ${pool.startMs.toFixed(0)} ms, ${threads} encryption threads in ${encPool.startMs.toFixed(0)} ms`);
-    let t = performance.now();
-    const enc = await encPool.encryptBatch(samples, [1, 28, 28]);
-    const tEnc = performance.now() - t;
-    log(`batch of ${batch}: encrypted in ${tEnc.toFixed(0)} ms (${enc.length} bytes)`);
-    t = performance.now();
-    const outBytes = await pool.inferBytes(calibrated, enc, { onProgress: (d, n, what) => log(`  [${d}/${n}] ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)`) });
-    const tInf = performance.now() - t;
-    t = performance.now();
-    const dec = decryptOutput(client, outBytes);
-    const tDec = performance.now() - t;
-    log(`batch of ${batch}: inference ${tInf.toFixed(0)} ms, decrypt ${tDec.toFixed(0)} ms`);
+    // Batch plan: client encryption and server inference, each on `threads` worker threads; or,
+    // with estimateBatch, its inference time from the plan's operation counts and measured
+    // operation times (the same for 1 image and a full batch).
+    let tEnc = 0;
+    let tInf = 0;
+    let tDec = 0;
+    let encBytes = 0;
+    let dec: { data: ArrayLike<number> } | undefined;
+    let estimate: BatchEstimate | undefined;
+    if (o.estimateBatch === true) {
+      estimate = await estimateBatch(keyParams, threads);
+      tInf = estimate.ms;
+      log(`batch plan ESTIMATED (not run): ${estimate.plainProducts} scalar products × ${estimate.msPerPlainProduct.toFixed(3)} ms + ${estimate.products} products × ${estimate.msPerProduct.toFixed(1)} ms over ${threads} threads = ${(estimate.ms / 1000).toFixed(0)} s`);
+    } else {
+      pool = await InferencePool.create(pub, { threads });
+      encPool = await EncryptionPool.create(serializeSecretKey(client), { threads });
+      log(`pools: ${threads} inference threads started in ${pool.startMs.toFixed(0)} ms, ${threads} encryption threads in ${encPool.startMs.toFixed(0)} ms`);
+      let t = performance.now();
+      const enc = await encPool.encryptBatch(samples, [1, 28, 28]);
+      tEnc = performance.now() - t;
+      encBytes = enc.length;
+      log(`batch of ${batch}: encrypted in ${tEnc.toFixed(0)} ms (${enc.length} bytes)`);
+      t = performance.now();
+      const outBytes = await pool.inferBytes(calibrated, enc, { onProgress: (d, n, what) => log(`  [${d}/${n}] ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)`) });
+      tInf = performance.now() - t;
+      t = performance.now();
+      dec = decryptOutput(client, outBytes);
+      tDec = performance.now() - t;
+      log(`batch of ${batch}: inference ${tInf.toFixed(0)} ms, decrypt ${tDec.toFixed(0)} ms`);
+    }
+    let t: number;
 
     // Baseline: onnxruntime on the same images (float32), batched and one image.
     const session = await ort.InferenceSession.create(serializeOnnx(calibrated));
@@ -170,9 +284,10 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     let agree = 0;
     let correctPlain = 0;
     let correctEnc = 0;
-    for (let i = 0; i < batch; i++) {
-      for (let k = 0; k < 10; k++) maxAbsError = Math.max(maxAbsError, Math.abs(dec.data[i * 10 + k]! - ref[i * 10 + k]!));
-      const pe = argmax(dec.data, i * 10);
+    const compared = dec === undefined ? 0 : batch;
+    for (let i = 0; i < compared; i++) {
+      for (let k = 0; k < 10; k++) maxAbsError = Math.max(maxAbsError, Math.abs(dec!.data[i * 10 + k]! - ref[i * 10 + k]!));
+      const pe = argmax(dec!.data, i * 10);
       const pp = argmax(ref, i * 10);
       if (pe === pp) agree++;
       if (pp === labels.data[i]) correctPlain++;
@@ -181,6 +296,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     singleScores.forEach((s, i) => {
       for (let k = 0; k < 10; k++) maxAbsError = Math.max(maxAbsError, Math.abs(s[k]! - ref[i * 10 + k]!));
       if (argmax(s, 0) === argmax(ref, i * 10)) agree++;
+      if (compared === 0 && argmax(ref, i * 10) === labels.data[i]) correctPlain++;
+      if (compared === 0 && argmax(s, 0) === labels.data[i]) correctEnc++;
     });
     return {
       model: modelPath,
@@ -196,19 +313,24 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       singleImages,
       imagesPerSecondBatched: batch / ((tEnc + tInf + tDec) / 1000),
       serverImagesPerSecond: batch / (tInf / 1000),
-      batchMs: { poolStart: pool.startMs, encryptPoolStart: encPool.startMs, encrypt: tEnc, inference: tInf, decrypt: tDec },
+      batchMs: { poolStart: pool?.startMs ?? 0, encryptPoolStart: encPool?.startMs ?? 0, encrypt: tEnc, inference: tInf, decrypt: tDec },
       onnxruntimeMs: tOrt,
       onnxruntimeMsSingle: tOrtSingle,
       onnxruntimeImagesPerSecond: batch / (tOrt / 1000),
       maxAbsError,
-      argmaxAgreement: agree / (batch + singleImages),
-      plaintextAccuracy: correctPlain / batch,
-      encryptedAccuracy: correctEnc / batch,
+      argmaxAgreement: agree / (compared + singleImages),
+      // Over the batch (over the single images when the batch plan is estimated).
+      plaintextAccuracy: correctPlain / (compared || singleImages),
+      encryptedAccuracy: correctEnc / (compared || singleImages),
       publicKeyBytes: pub.length,
       publicKeyBytesBatchOnly,
-      ciphertextBytesPerImage: enc.length / batch,
+      ciphertextBytesPerImage: encBytes / batch,
       ciphertextBytesSingle,
       targets: { imagesPerSecondBatched: 100, latencyMsSingle: 1000, argmaxAgreement: 0.99 },
+      keygen,
+      ...(estimate === undefined ? {} : { batchEstimate: estimate }),
+      rotationKeys: keyParams.keys.rotationKeys,
+      ...(keyParams.keys.note === undefined ? {} : { keyNote: keyParams.keys.note }),
     };
   } finally {
     await pool?.close();
@@ -230,7 +352,8 @@ export function formatHeBench(r: HeBenchResult): string {
     ['max |decrypted − onnxruntime|', r.maxAbsError.toExponential(2), '0'],
     ['argmax agreement', `${(100 * r.argmaxAgreement).toFixed(2)} %`, `100 %; target ≥ ${100 * r.targets.argmaxAgreement} %`],
     ['accuracy (encrypted / plaintext)', `${(100 * r.encryptedAccuracy).toFixed(2)} %`, `${(100 * r.plaintextAccuracy).toFixed(2)} %`],
-    ['public key (both plans / batch only)', `${mb(r.publicKeyBytes)} / ${mb(r.publicKeyBytesBatchOnly)}`, '—'],
+    ['public key (both plans / batch only)', `${mb(r.publicKeyBytes)} / ${mb(r.publicKeyBytesBatchOnly)}`, `estimated ${mb(r.keygen.estimatedPublicKeyBytes)}; ${r.keygen.galoisKeys} Galois keys (${r.rotationKeys})`],
+    ['keygen (he keygen, own process): time / peak RSS', `${(r.keygen.ms / 1000).toFixed(1)} s / ${mb(r.keygen.peakRssBytes)}`, `SEAL heap ${mb(r.keygen.sealHeapBytes)}; estimated ${mb(r.keygen.estimatedPeakBytes)} beyond the runtime`],
     ['ciphertext bytes per image (batch / single)', `${r.ciphertextBytesPerImage.toFixed(0)} / ${r.ciphertextBytesSingle}`, String(784 * 4)],
   ];
   const w = Math.max(...rows.map((x) => x[0].length));

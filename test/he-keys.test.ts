@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { loadSeal } from '../src/ckks/index.ts';
+import { CkksContext, loadSeal } from '../src/ckks/index.ts';
+import { runPlain } from '../src/inference/execute.ts';
 import { GraphBuilder } from '../src/inference/builder.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
 import type { Tensor } from '../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
-import { compileSingle } from '../src/inference/single.ts';
+import { compileSingle, packSingleInput, prepareSingle, runSingle } from '../src/inference/single.ts';
 
 // Keys that fit: keyparams states key.pub and keygen memory before keygen, and keeps key.pub
 // under the budget by trading keys for key switches (exact → ±2^k → +2^k), then by dropping the
@@ -49,5 +50,27 @@ describe('key budget at keyparams', () => {
     expect(tiny.plans.single).toBeUndefined();
     expect(tiny.keys.note).toMatch(/only the batch plan/);
     expect(() => calibrate(seal, graph, calib, { maxKeyBytes: 2 ** 20, packing: 'single' })).toThrow(expect.objectContaining({ code: 'CIPHERML_E_KEYPARAMS_TOO_SMALL', param: 'maxKeyBytes' }));
+  });
+
+  it('the single plan runs on the fewer keys: each rotation chained from the ±2^k keys (it was refused as missing keys)', async () => {
+    const seal = await loadSeal();
+    const graph = model();
+    const calib = { dims: [16, 1, 8, 8], data: Float64Array.from({ length: 16 * 64 }, rand) };
+    const per = calibrate(seal, graph, calib).keyParams.keys.publicKeyBytes;
+    const { graph: calibrated, keyParams } = calibrate(seal, graph, calib, { maxKeyBytes: per - 1 });
+    expect(keyParams.plans.single).toBeDefined();
+    const ctx = await CkksContext.create(keyParams.params, { galoisSteps: keyParams.galoisSteps });
+    try {
+      const x = Float64Array.from({ length: 64 }, rand);
+      const want = runPlain(calibrated, { dims: [1, 1, 8, 8], data: x }).data;
+      using prepared = prepareSingle(ctx, calibrated);
+      expect(prepared.plan.galoisSteps.some((st) => !keyParams.galoisSteps.includes(st))).toBe(true);
+      using xv = ctx.encryptVector(packSingleInput(prepared.plan, x, ctx.slotCount));
+      using y = runSingle(ctx, prepared, xv);
+      const slots = ctx.decryptVector(y, ctx.slotCount);
+      prepared.plan.outputSlots.forEach((j, k) => expect(Math.abs(slots[j]! - want[k]!)).toBeLessThan(5e-3 * Math.max(1, Math.abs(want[k]!))));
+    } finally {
+      ctx.delete();
+    }
   });
 });

@@ -4,26 +4,17 @@ import { GraphBuilder } from '../src/inference/builder.ts';
 import { runPlain } from '../src/inference/execute.ts';
 import type { Tensor } from '../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
+import type { OperatorCase } from './he-fixtures.ts';
+import { centredTensor, i64, seededRand } from './he-fixtures.ts';
 
 // Every operator variant the executor claims, against onnxruntime (the reference implementation
 // of the ONNX spec) in plaintext: shape and every value. test/slow/he-operators-encrypted.test.ts
 // runs models mixing the variants through both CKKS plans against the plaintext executor.
-let seed = 777;
-const rand = (): number => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31 - 0.5;
-};
-const tensor = (dims: number[], scale = 1): Tensor => ({ dims, data: Float64Array.from({ length: sizeOf(dims) }, () => rand() * scale) });
-const i64 = (values: number[], dims = [values.length]): Tensor => ({ dims, data: Float64Array.from(values), type: 'int64' });
+const rand0 = seededRand(777);
+const rand = (): number => rand0() - 0.5;
+const tensor = (dims: number[], scale = 1): Tensor => centredTensor(rand0, dims, scale);
 
-interface Case {
-  readonly name: string;
-  readonly opset: number;
-  readonly input: number[];
-  readonly build: (b: GraphBuilder, x: string) => string;
-}
-
-const CASES: Case[] = [
+const CASES: OperatorCase[] = [
   // Shape-15 start/end feeding a Reshape: flatten all but the first and last axes.
   {
     name: 'Shape start/end (opset 15) → Concat → Reshape',

@@ -8,6 +8,7 @@ import type * as FlBench from '../../bench/fl.ts';
 import type * as TrainBench from '../../bench/train.ts';
 import type * as SecAggBench from '../../bench/secagg.ts';
 import type * as HeBench from '../../bench/he.ts';
+import type * as HeLenetBench from '../../bench/he-lenet.ts';
 import type * as RobustnessBench from '../../bench/robustness.ts';
 import type * as TrustBench from '../../bench/trust.ts';
 import type * as AttestBench from '../../bench/attest.ts';
@@ -135,12 +136,23 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('he')
     .description('encrypted MNIST inference, both CKKS plans (single: one image in the slots; batch: one image per slot, on worker threads) against onnxruntime-node plaintext on the same images')
-    .option('--model <path>', 'ONNX model (default: examples/he/mnist_square.onnx)')
+    .option('--model <path>', 'ONNX model (default: examples/he/mnist_square.onnx); `lenet5`: the bundled LeNet-5 models (x² and Relu) beside the MNIST model')
     .option('--batch <n>', 'images in the batch (default: all slots; more run as several chunks)', intOption('--batch'))
     .option('--threads <n>', 'worker threads for the batch plan (default: the cores)', intOption('--threads'))
     .option('--single <n>', 'images run one by one through the single plan', intOption('--single'), 10)
     .option('--json', 'print one JSON object instead of a table')
     .action(async (opts: { model?: string; batch?: number; threads?: number; single: number; json?: boolean }) => {
+      if (opts.model === 'lenet5') {
+        const lenet = await importBench<typeof HeLenetBench>(() => import('../../bench/he-lenet.ts'));
+        const r = await lenet.runHeLenetBench({
+          ...(opts.batch === undefined ? {} : { batch: opts.batch }),
+          ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+          singleImages: opts.single,
+          onProgress: (line) => process.stderr.write(`${line}\n`),
+        });
+        process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${lenet.formatHeLenetBench(r)}\n`);
+        return;
+      }
       const mod = await importBench<typeof HeBench>(() => import('../../bench/he.ts'));
       const r = await mod.runHeBench({
         ...(opts.model === undefined ? {} : { model: opts.model }),

@@ -251,6 +251,10 @@ export function polynomialNodes(n: GraphNode, fit: ChebyshevFit, inits: Map<stri
     powers.set(k, r);
     return r;
   };
+  // Every power first: t is then a ciphertext (t² needed it) before the degree-1 term uses it, so
+  // the plans take that term from the ciphertext instead of expanding t's affine form (which
+  // composed through the next layers grows with the product of their fan-ins).
+  for (let k = 2; k < m.length; k++) if (m[k] !== 0) power(k);
   let acc: string | undefined;
   for (let k = 1; k < m.length; k++) {
     if (m[k] === 0) continue;

@@ -15,6 +15,10 @@ import { sizeOf } from './onnx.ts';
  * AveragePool, constant Add/Sub/Mul) cost one level together; a form becomes a ciphertext (one
  * `linearCombination`, one rescale) only where a product needs it or at the output. Depth is
  * therefore the number of products along the longest path plus one per materialization.
+ * A form that a product already materialized enters later forms as that one ciphertext (common
+ * subexpression), never re-expanded: a polynomial activation's degree-1 term would otherwise
+ * carry the previous layer's whole form into the next layer, and across layers the term count
+ * grows with the product of the fan-ins (LeNet-5: millions of terms per output).
  */
 
 class Form<V> {
@@ -235,6 +239,7 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
       for (const [e, k] of terms) {
         if (k === 0) continue;
         if (typeof e === 'number') b += k * e;
+        else if (e instanceof Form && e.cached !== undefined) add(e.cached, k);
         else if (e instanceof Form) {
           for (const [v, kv] of e.terms) add(v, k * kv);
           b += k * e.bias;
@@ -317,8 +322,11 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
   }
 }
 
-/** Depth bookkeeping element: `d` levels used by its ciphertexts, `form` when still symbolic. */
-type DepthElem = number | { readonly d: number; readonly form: boolean };
+/**
+ * Depth bookkeeping element: `d` levels used by its ciphertexts, `form` when still symbolic,
+ * `cached` once a product materialized the form (later forms then use that ciphertext, depth d + 1).
+ */
+type DepthElem = number | { readonly d: number; readonly form: boolean; cached?: boolean };
 
 const materialized = (e: DepthElem): number => (typeof e === 'number' ? 0 : e.d + (e.form ? 1 : 0));
 
@@ -341,7 +349,7 @@ export function batchDepth(graph: Graph): number {
       let only: DepthElem | undefined;
       for (const [e, k] of terms) {
         if (k === 0 || typeof e === 'number') continue;
-        d = Math.max(d, e.d);
+        d = Math.max(d, e.cached === true ? materialized(e) : e.d);
         only = terms.length === 1 && k === 1 && bias === 0 ? e : undefined;
       }
       if (d < 0) return bias;
@@ -350,6 +358,8 @@ export function batchDepth(graph: Graph): number {
     mul: (a, b) => {
       if (typeof a === 'number') return algebra.lin([[b, a]], 0);
       if (typeof b === 'number') return algebra.lin([[a, b]], 0);
+      if (a.form) a.cached = true;
+      if (b.form) b.cached = true;
       return { d: Math.max(materialized(a), materialized(b)) + 1, form: false };
     },
     nonlinear: (op, _a, node) => {
@@ -379,17 +389,23 @@ export function batchCost(graph: Graph): { scalarProducts: number; products: num
   let next = 0;
   let scalarProducts = 0;
   let products = 0;
-  const done = new WeakSet<object>();
+  // A materialized form's ciphertext id (later forms use it, as runBatch does).
+  const done = new WeakMap<object, number>();
   const materialize = (e: Exclude<CostElem, number>): void => {
     if (e.form && !done.has(e)) {
-      done.add(e);
+      done.set(e, next++);
       scalarProducts += e.ids.size;
     }
   };
   const algebra: Algebra<CostElem> = {
     lin: (terms, bias) => {
       const ids = new Set<number>();
-      for (const [e, k] of terms) if (k !== 0 && typeof e !== 'number') for (const id of e.ids) ids.add(id);
+      for (const [e, k] of terms) {
+        if (k === 0 || typeof e === 'number') continue;
+        const id = done.get(e);
+        if (id !== undefined) ids.add(id);
+        else for (const i of e.ids) ids.add(i);
+      }
       if (ids.size === 0) return bias;
       const only = terms.length === 1 && terms[0]![1] === 1 && bias === 0 ? terms[0]![0] : undefined;
       return typeof only === 'object' ? only : { ids, form: true };

@@ -1,5 +1,5 @@
 import type { CkksContext, CkksDiagonalMatrix, CkksVector } from '../ckks/index.ts';
-import { bestBabyStep, diagonalSteps, sumSlotsSteps } from '../ckks/index.ts';
+import { bestBabyStep, binaryTerms, diagonalSteps, naf, sumSlotsSteps } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import type { Algebra } from './execute.ts';
 import { execute } from './execute.ts';
@@ -431,7 +431,12 @@ export function prepareSingle(ctx: CkksContext, graph: Graph): PreparedSingle {
   if (plan.depth > ctx.maxLevel) {
     throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', `the model needs ${plan.depth} levels in the single plan, the key set has ${ctx.maxLevel}`, { param: 'key', details: { depth: plan.depth, levels: ctx.maxLevel } });
   }
-  const missing = plan.galoisSteps.filter((s) => !ctx.galoisSteps.includes(s));
+  // A step is served by its own key or, as CkksContext.rotate chains them, by keys for every term
+  // of its non-adjacent form or of its binary digits (keyparams' power-of-two and binary tiers).
+  const keyed = new Set(ctx.galoisSteps);
+  const all = (ts: readonly number[]): boolean => ts.length > 0 && ts.every((t) => keyed.has(t));
+  const served = (st: number): boolean => keyed.has(st) || all(naf(st).map((t) => t % ctx.slotCount).filter((t) => t !== 0)) || all(binaryTerms(st, ctx.slotCount));
+  const missing = plan.galoisSteps.filter((st) => !served(st));
   if (missing.length > 0) {
     throw new CipherMLError('CIPHERML_E_CKKS_GALOIS_KEY_MISSING', `the single plan rotates by [${missing.join(', ')}], which the key set has no Galois keys for: generate keys from keyparams made with --packing single or auto`, {
       param: 'key',
