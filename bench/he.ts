@@ -172,7 +172,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   const log = o.onProgress ?? (() => undefined);
   if (o.batch !== undefined) assertIntegerInRange(o.batch, 'batch', 1, 10_000);
   if (o.threads !== undefined) assertIntegerInRange(o.threads, 'threads', 1, 64);
-  if (o.singleImages !== undefined) assertIntegerInRange(o.singleImages, 'singleImages', 1, 10_000);
+  // 0: the single plan is not run (its figures are NaN, printed as "not run").
+  if (o.singleImages !== undefined) assertIntegerInRange(o.singleImages, 'singleImages', 0, 10_000);
   const modelPath = o.model ?? DEFAULT_MODEL;
   const images = readIdx(await readFile(new URL('t10k-images-idx3-ubyte.gz', DATA)));
   const labels = readIdx(await readFile(new URL('t10k-labels-idx1-ubyte.gz', DATA)));
@@ -209,28 +210,34 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   let pool: InferencePool | undefined;
   let encPool: EncryptionPool | undefined;
   try {
-    // Single plan: prepare once, then per image encrypt → infer → decrypt.
-    using prepared = prepareSingle(server, calibrated);
-    log(`single plan: ${prepared.plan.cost.rotations} rotations, ${prepared.plan.cost.diagonals} diagonals, depth ${prepared.plan.depth}; prepared in ${prepared.prepareMs.toFixed(0)} ms`);
+    // Single plan: prepare once, then per image encrypt → infer → decrypt (skipped for 0 images).
     const single = { encrypt: 0, inference: 0, decrypt: 0 };
     const singleScores: Float64Array[] = [];
     let ciphertextBytesSingle = 0;
-    for (let i = 0; i < singleImages; i++) {
-      let t = performance.now();
-      const bytes = encryptSingle(client, [samples[i]!], [1, 28, 28]);
-      single.encrypt += performance.now() - t;
-      ciphertextBytesSingle = bytes.length;
-      t = performance.now();
-      const out = inferBytes(server, calibrated, bytes, { prepared });
-      single.inference += performance.now() - t;
-      t = performance.now();
-      singleScores.push(Float64Array.from(decryptOutput(client, out).data));
-      single.decrypt += performance.now() - t;
+    let prepareMs = Number.NaN;
+    if (singleImages > 0) {
+      using prepared = prepareSingle(server, calibrated);
+      prepareMs = prepared.prepareMs;
+      log(`single plan: ${prepared.plan.cost.rotations} rotations, ${prepared.plan.cost.diagonals} diagonals, depth ${prepared.plan.depth}; prepared in ${prepared.prepareMs.toFixed(0)} ms`);
+      for (let i = 0; i < singleImages; i++) {
+        let t = performance.now();
+        const bytes = encryptSingle(client, [samples[i]!], [1, 28, 28]);
+        single.encrypt += performance.now() - t;
+        ciphertextBytesSingle = bytes.length;
+        t = performance.now();
+        const out = inferBytes(server, calibrated, bytes, { prepared });
+        single.inference += performance.now() - t;
+        t = performance.now();
+        singleScores.push(Float64Array.from(decryptOutput(client, out).data));
+        single.decrypt += performance.now() - t;
+      }
+    } else {
+      log('single plan: NOT RUN (0 single images)');
     }
-    const per = (x: number): number => x / singleImages;
-    const singleMs = { prepare: prepared.prepareMs, encrypt: per(single.encrypt), inference: per(single.inference), decrypt: per(single.decrypt) };
+    const per = (x: number): number => (singleImages === 0 ? Number.NaN : x / singleImages);
+    const singleMs = { prepare: prepareMs, encrypt: per(single.encrypt), inference: per(single.inference), decrypt: per(single.decrypt) };
     const latencyMsSingle = singleMs.encrypt + singleMs.inference + singleMs.decrypt;
-    log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${singleMs.encrypt.toFixed(0)}, inference ${singleMs.inference.toFixed(0)}, decrypt ${singleMs.decrypt.toFixed(0)}) over ${singleImages} images`);
+    if (singleImages > 0) log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${singleMs.encrypt.toFixed(0)}, inference ${singleMs.inference.toFixed(0)}, decrypt ${singleMs.decrypt.toFixed(0)}) over ${singleImages} images`);
 
     // Batch plan: client encryption and server inference, each on `threads` worker threads; or,
     // with estimateBatch, its inference time from the plan's operation counts and measured
@@ -347,7 +354,7 @@ export function formatHeBench(r: HeBenchResult): string {
     ['images per second (batch plan, end to end)', r.imagesPerSecondBatched.toFixed(1), `${r.onnxruntimeImagesPerSecond.toFixed(0)} (onnxruntime, plaintext); target ≥ ${r.targets.imagesPerSecondBatched}`],
     ['images per second (batch plan, server only)', r.serverImagesPerSecond.toFixed(1), `${r.threads} threads`],
     ['batch: encrypt / inference / decrypt (ms)', `${r.batchMs.encrypt.toFixed(0)} / ${r.batchMs.inference.toFixed(0)} / ${r.batchMs.decrypt.toFixed(0)}`, `${r.onnxruntimeMs.toFixed(1)} (onnxruntime); pools start ${r.batchMs.encryptPoolStart.toFixed(0)} / ${r.batchMs.poolStart.toFixed(0)}`],
-    ['single-image latency (single plan, ms)', r.latencyMsSingle.toFixed(0), `${r.onnxruntimeMsSingle.toFixed(2)} (onnxruntime); target ≤ ${r.targets.latencyMsSingle}`],
+    ['single-image latency (single plan, ms)', r.singleImages === 0 ? 'not run' : r.latencyMsSingle.toFixed(0), `${r.onnxruntimeMsSingle.toFixed(2)} (onnxruntime); target ≤ ${r.targets.latencyMsSingle}`],
     ['single: encrypt / inference / decrypt (ms)', `${r.singleMs.encrypt.toFixed(0)} / ${r.singleMs.inference.toFixed(0)} / ${r.singleMs.decrypt.toFixed(0)}`, `prepare ${r.singleMs.prepare.toFixed(0)} once`],
     ['max |decrypted − onnxruntime|', r.maxAbsError.toExponential(2), '0'],
     ['argmax agreement', `${(100 * r.argmaxAgreement).toFixed(2)} %`, `100 %; target ≥ ${100 * r.targets.argmaxAgreement} %`],
