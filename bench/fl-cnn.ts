@@ -9,6 +9,8 @@ import { loadEngine, type EngineBackend } from '../src/ml/nn/engine.ts';
 import { MODELS, initParameters } from '../src/ml/nn/models.ts';
 import { Network } from '../src/ml/nn/network.ts';
 import { packageRoot } from '../src/core/paths.ts';
+import { PackedCiphertext, PackingLayout, decryptVector, encryptVector, generatePaillierKeyPair, type PaillierKeyBits } from '../src/paillier/index.ts';
+import { packingFor } from '../src/fl/run.ts';
 
 /**
  * `cipherml bench fl-cnn`: (1) local training throughput of LeNet-5 (batch 32, SGD, real MNIST
@@ -35,6 +37,28 @@ export interface FlCnnBenchResult {
   readonly speedup: number;
   readonly rounds: { readonly strategy: string; readonly roundMs: number; readonly bytesIn: number; readonly vsPlain: number }[];
   readonly settings: { readonly clients: number; readonly roundImages: number; readonly keyBits: number; readonly parameters: number };
+  /**
+   * Where the Paillier round's time goes, measured separately in the same run with the round's
+   * packing: one client's update encrypted (all cores), and the server's decryption of the sum
+   * of `clients` updates (all cores).
+   */
+  readonly paillierParts: { readonly ciphertextsPerUpdate: number; readonly slotsPerCiphertext: number; readonly encryptOneUpdateMs: number; readonly decryptSumMs: number };
+}
+
+async function paillierParts(keyBits: PaillierKeyBits, clients: number, parameters: number): Promise<FlCnnBenchResult['paillierParts']> {
+  const { publicKey, privateKey } = await generatePaillierKeyPair({ bits: keyBits });
+  const packing = packingFor(resolveRunConfig({ flags: { minAvailableClients: clients, minFitClients: clients, keyBits } }));
+  const values = Float64Array.from({ length: parameters }, (_, i) => Math.sin(i) * 32);
+  await encryptVector(publicKey, values.subarray(0, 1000), { packing });
+  let t = performance.now();
+  const one = await encryptVector(publicKey, values, { packing });
+  const encryptOneUpdateMs = performance.now() - t;
+  const sum = PackedCiphertext.sum(Array.from({ length: clients }, () => one));
+  t = performance.now();
+  await decryptVector(privateKey, sum);
+  const decryptSumMs = performance.now() - t;
+  const layout = PackingLayout.forKey(publicKey, packing);
+  return { ciphertextsPerUpdate: layout.ciphertextsFor(parameters), slotsPerCiphertext: layout.slotsPerCiphertext, encryptOneUpdateMs, decryptSumMs };
 }
 
 async function throughput(backend: EngineBackend, images: number): Promise<{ backend: EngineBackend; images: number; ms: number; imagesPerSecond: number }> {
@@ -85,8 +109,11 @@ export async function runFlCnnBench(options: FlCnnBenchOptions): Promise<FlCnnBe
       await rm(runDir, { recursive: true, force: true });
     }
   }
+  log('Paillier parts: one update encrypted, the sum decrypted …');
+  const parts = await paillierParts(keyBits, clients, 61706);
   const plain = rounds[0]!.roundMs;
   return {
+    paillierParts: parts,
     throughput: [wasm, cpu],
     speedup: wasm.imagesPerSecond / cpu.imagesPerSecond,
     rounds: rounds.map((r) => ({ ...r, vsPlain: r.roundMs / plain })),
@@ -107,5 +134,7 @@ export function formatFlCnnBench(r: FlCnnBenchResult): string {
     '| strategy | round ms | bytes in | vs plain |',
     '|---|---:|---:|---:|',
     ...r.rounds.map((x) => `| ${x.strategy}${x.strategy === 'plain' ? ' (baseline)' : ''} | ${x.roundMs.toFixed(0)} | ${x.bytesIn} | ${x.vsPlain.toFixed(2)}× |`),
+    '',
+    `Paillier parts (same run, all cores): an update is ${r.paillierParts.ciphertextsPerUpdate} ciphertexts of ${r.paillierParts.slotsPerCiphertext} values; encrypting one takes ${r.paillierParts.encryptOneUpdateMs.toFixed(0)} ms (× ${r.settings.clients} clients in one process), decrypting the sum ${r.paillierParts.decryptSumMs.toFixed(0)} ms`,
   ].join('\n');
 }

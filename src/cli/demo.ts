@@ -3,6 +3,7 @@ import { runPaillierCentroidDemo, type CentroidDemoResult } from '../demos/paill
 import { runHomoLrDemo } from '../demos/homo-lr.ts';
 import { runServiceDemo } from '../demos/service.ts';
 import { registerFlMnistDemo } from './demo-fl-mnist.ts';
+import { registerFlToHeDemo } from './demo-fl-to-he.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { intOption } from './options.ts';
 
@@ -23,6 +24,7 @@ function human(r: CentroidDemoResult): string {
 export function registerDemoCommands(program: Command): void {
   const demo = program.command('demo').description('run a bundled end-to-end demo');
   registerFlMnistDemo(demo);
+  registerFlToHeDemo(demo);
   demo
     .command('paillier')
     .description('two hospitals aggregate per-class statistics of the breast cancer data under Paillier; only the sum is decrypted')

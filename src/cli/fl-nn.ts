@@ -11,12 +11,14 @@ import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/des
 import { readRunModel } from '../fl/export-checkpoint.ts';
 import { deriveToken } from '../fl/protocol.ts';
 import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { minKeyBitsOption } from '../fl/key-pinning.ts';
 import { FlServer, type RunSummary } from '../fl/server.ts';
 import { createRpcTransport } from '../fl/transport.ts';
 import { runWorker } from '../fl/worker.ts';
 import { partitionName } from '../ml/partition.ts';
 import { exportOnnx } from '../inference/export-nn.ts';
 import { loadEngine } from '../ml/nn/engine.ts';
+import { trustOf } from './fl.ts';
 import { intOption } from './options.ts';
 
 /** `cipherml fl nn-server | nn-worker | export-onnx`: federated neural networks on image data. */
@@ -40,6 +42,7 @@ function addOptions(cmd: Command): Command {
   cmd.option('-c, --config <file>', 'run config (TOML: runtime keys at the top or under [tool.cipherml], app keys under [app])');
   for (const o of runConfigOptions()) cmd.option(o.flag, o.description);
   for (const [flag, text] of APP_OPTIONS) cmd.option(flag, text);
+  cmd.option('--insecure-dev-tokens', 'development mode: run-secret tokens instead of identities (--identity and --roster turn on identity mode)');
   return cmd.option('--json', 'print one JSON object per event on stdout; the last line is the summary');
 }
 
@@ -69,16 +72,17 @@ export function registerFlNnCommands(program: Command): void {
   addOptions(fl.command('nn-server').description('parameter server of a federated image-classification run; evaluates the global model on the test set')).action(async (opts: Record<string, unknown>) => {
     const { config, app } = await configs(opts);
     const print = printer(opts['json'] as boolean | undefined);
+    const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
     const { tf } = await loadEngine(app.engine);
     const data = await loadNnData(app, config.seed);
     for (const l of describeNnRun(app, data)) print(l, { event: 'data', line: l });
     const test = await loadNnTest(app);
     const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
-    const strategy = wrapForApp(app)(await buildStrategy(config, authorityTransport === undefined ? {} : { authorityTransport }));
+    const strategy = wrapForApp(app)(await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust }));
     await mkdir(config.runDir, { recursive: true });
     await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
     const server = new FlServer({
-      settings: serverSettings(config, nnServerSettings(config)),
+      settings: serverSettings(config, { ...nnServerSettings(config), trust }),
       strategy,
       evaluate: nnEvaluator(tf, data.spec, test),
       initialModel: initialModel(data.spec, config.seed),
@@ -104,12 +108,10 @@ export function registerFlNnCommands(program: Command): void {
       .option('--secret <secret>', 'derive the token from the run secret (demos on one machine)')
       .option('--insecure-min-key-bits <bits>', 'TESTS ONLY: accept Paillier keys down to this many bits (default 2048)', intOption('--insecure-min-key-bits')),
   ).action(async (opts: Record<string, unknown>) => {
-    const minKeyBits = opts['insecureMinKeyBits'] as number | undefined;
-    if (minKeyBits !== undefined && !(minKeyBits >= 1024 && minKeyBits <= 2048)) {
-      throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--insecure-min-key-bits must be within 1024..2048, got ${minKeyBits}`, { param: '--insecure-min-key-bits' });
-    }
+    const minKeyBits = minKeyBitsOption(opts['insecureMinKeyBits'] as number | undefined);
     const { config, app } = await configs(opts);
     const print = printer(opts['json'] as boolean | undefined);
+    const trust = await trustOf(config.identity, config.roster, 'worker', opts['insecureDevTokens'] as boolean | undefined, print);
     const id = opts['id'] as string;
     const k = (opts['client'] as number | undefined) ?? Number(id);
     if (!Number.isInteger(k) || k < 1 || k > app.numClients) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `client ${JSON.stringify(opts['client'] ?? id)} is not in 1..${app.numClients}`, { param: opts['client'] === undefined ? '--id' : '--client' });
@@ -125,9 +127,14 @@ export function registerFlNnCommands(program: Command): void {
       workerId: id,
       token,
       client: nnClient(tf, data.spec, mine, nnDefaults(config, app, k)),
+      trust,
+      // Identity mode also makes secure aggregation actively secure: signed advertised keys,
+      // checked against the workers pinned in the same roster.
+      ...(trust === null ? {} : { secagg: { identity: trust.identity, peers: trust.roster } }),
+      ...(config.paillierKeyFingerprint === '' ? {} : { pinnedKeyFingerprint: config.paillierKeyFingerprint.toLowerCase() }),
       transport: createRpcTransport({ address, maxMessageBytes: config.maxMessageBytes, ...tls }),
       ...(opts['authority'] === undefined ? {} : { authorityTransport: createRpcTransport({ address: opts['authority'] as string, maxMessageBytes: config.maxMessageBytes, ...tls }) }),
-      ...(minKeyBits === undefined ? {} : { minKeyBits }),
+      ...minKeyBits,
       onEvent: (e) => print(describeWorkerEvent(id, e), { worker: id, ...e }),
     });
     process.stdout.write(`${JSON.stringify({ worker: id, rounds: summary.rounds, reason: summary.reason, hasModel: summary.model !== null })}\n`);

@@ -61,8 +61,15 @@ function plaintextOffLoopback(insecure: boolean | undefined, addresses: readonly
   return insecure === true && addresses.some((a) => a !== '' && !isLoopbackHost(parseAddress(a).host));
 }
 
-/** Identity mode or the insecure development mode, with the warning the latter prints on every start. */
-async function trustOf(identity: string, roster: string, role: 'server' | 'worker' | 'authority', devTokens: boolean | undefined, print: (line: string, obj: object) => void): Promise<PartyTrust | null> {
+/**
+ * Identity mode or the insecure development mode, with the warning the latter prints on every start.
+ *
+ * @example
+ * ```ts
+ * const trust = await trustOf(config.identity, config.roster, 'server', opts.insecureDevTokens, print); // null: development mode
+ * ```
+ */
+export async function trustOf(identity: string, roster: string, role: 'server' | 'worker' | 'authority', devTokens: boolean | undefined, print: (line: string, obj: object) => void): Promise<PartyTrust | null> {
   const trust = await loadPartyTrust(identity, roster, role);
   if (trust !== null && devTokens === true) {
     throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--insecure-dev-tokens cannot be combined with identity and roster: choose identity mode or the development mode', { param: '--insecure-dev-tokens' });

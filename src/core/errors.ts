@@ -107,6 +107,7 @@ export const ERROR_CATALOG = {
   CIPHERML_E_NN_ENGINE: 'The TensorFlow.js engine failed to load or lacks a kernel: reinstall dependencies (`npm install`), or pass --engine cpu to use the pure-JavaScript backend.',
   CIPHERML_E_DATASET_INVALID: 'Give the IDX files of MNIST or Fashion-MNIST as distributed (gzip or raw): images with magic 2051 and 28×28 items, labels with magic 2049, the same count in both.',
   CIPHERML_E_PARTITION_INVALID: 'Choose a partition every client can get data from: iid, shards:K with K ≥ 1 and clients·K ≤ samples, or dirichlet:α with α > 0 (larger α is closer to IID); fewer clients also help.',
+  CIPHERML_E_DEMO_PARTY_FAILED: 'A process of the demo exited with an error before the run finished: its own output above says why (for example a wrong --data-dir or a refused key); fix that and rerun.',
   CIPHERML_E_ONNX_EXPORT_UNSUPPORTED: 'The exporter knows Conv (stride 1), MaxPool, AveragePool, Relu, square, Flatten and Dense layers: use those, or export the model with another tool.',
 
   // Package and CLI (issue 14)

@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CipherMLError } from '../core/errors.ts';
@@ -7,7 +6,7 @@ import { describeServerEvent, describeWorkerEvent } from '../fl/describe.ts';
 import { keySizeFor } from '../fl/key-pinning.ts';
 import type { WorkerEvent } from '../fl/worker.ts';
 import type { ServerEvent } from '../fl/server.ts';
-import { cli, freePort, waitForLine } from './homo-lr.ts';
+import { cli, demoIdentities, freePort, waitForLine } from './homo-lr.ts';
 
 /**
  * Federated LeNet-5 on partitioned MNIST (Flower's FedAvgHE example): a parameter server and one
@@ -31,6 +30,13 @@ export interface FlMnistDemoOptions {
   readonly proximalMu?: number;
   readonly seed?: number;
   readonly runDir?: string;
+  /** Folder of the four IDX files (default: the bundled copy). */
+  readonly dataDir?: string;
+  /**
+   * Extra flags of worker `id`'s process (e.g. another --data-dir, to play a worker whose data
+   * path is wrong).
+   */
+  readonly workerArgs?: (id: string) => readonly string[];
   readonly onLine?: (line: string) => void;
 }
 
@@ -54,7 +60,6 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
   const n = options.clients;
   if (!Number.isInteger(n) || n < 2 || n > 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 2–64 clients, got ${n}`, { param: '--clients' });
   if (!Number.isInteger(options.rounds) || options.rounds < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected at least 1 round, got ${options.rounds}`, { param: '--rounds' });
-  const secret = randomBytes(24).toString('base64url');
   const runDir = options.runDir ?? join(process.cwd(), 'runs', `fl-mnist-${options.strategy}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(runDir, { recursive: true });
   const port = await freePort();
@@ -70,7 +75,11 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
     '--server-optimizer', options.serverOptimizer ?? 'fedavg',
     '--proximal-mu', String(options.proximalMu ?? 0),
     '--learning-rate', '0.01',
+    ...(options.dataDir === undefined ? [] : ['--data-dir', options.dataDir]),
   ];
+  // Identity mode: every party signs with its own key and pins the others (no shared run secret).
+  const ids = await demoIdentities(runDir, [{ role: 'server', id: 'server' }, ...Array.from({ length: n }, (_, i) => ({ role: 'worker' as const, id: String(i + 1) }))]);
+  const idArgs = (key: string) => ['--identity', ids.files.get(key)!, '--roster', ids.roster];
   const children: { name: string; child: ChildProcess; exit: Promise<number | null> }[] = [];
   try {
     let summary: Record<string, unknown> | null = null;
@@ -89,7 +98,7 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
         '--round-timeout', '3600',
         '--join-timeout', '600',
         '--run-dir', runDir,
-        '--token', secret,
+        ...idArgs('server:server'),
         ...(options.strategy === 'secagg' ? ['--cipher-time-window', '120000'] : []),
         '--json',
       ],
@@ -98,6 +107,7 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
       (o) => {
         if (o['event'] === 'listening') listening = true;
         if (o['event'] === 'data') onLine(`[server] ${String(o['line'])}`);
+        else if (o['event'] === 'identity') onLine(`[server] identity mode as server ${String(o['id'])} (${String(o['fingerprint']).slice(0, 16)}…)`);
         else if ('accuracy' in o && 'strategy' in o) summary = o;
         else if (typeof o['event'] === 'string' && o['event'] !== 'finished' && o['event'] !== 'round-start') onLine(`[server] ${describeServerEvent({ ...o, type: o['event'] } as unknown as ServerEvent)}`);
       },
@@ -109,18 +119,35 @@ export async function runFlMnistDemo(options: FlMnistDemoOptions): Promise<FlMni
       const id = String(i + 1);
       // 1024-bit keys are for quick tests only; workers refuse them unless told this is a test.
       const keyBitsArgs = options.strategy === 'paillier' ? keySizeFor(options.keyBits ?? 2048, '--key-bits').flags : [];
-      return cli(['fl', 'nn-worker', ...app, ...keyBitsArgs, '--id', id, '--server', address, '--token', secret, '--json'], `worker ${id}`, onLine, (o) => {
+      return cli(['fl', 'nn-worker', ...app, ...keyBitsArgs, '--id', id, '--server', address, ...idArgs(`worker:${id}`), ...(options.workerArgs?.(id) ?? []), '--json'], `worker ${id}`, onLine, (o) => {
         if (o['type'] === 'fit' || o['type'] === 'task-failed' || o['type'] === 'finished' || 'histogram' in o) {
           onLine(`[worker ${id}] ${'histogram' in o ? `${String(o['images'])} images, labels [${(o['histogram'] as number[]).join(' ')}]` : describeWorkerEvent(id, o as unknown as WorkerEvent)}`);
         }
       });
     });
     workers.forEach((w, i) => children.push({ name: `worker ${i + 1}`, ...w }));
-    const [serverCode, ...workerCodes] = await Promise.all([s.exit, ...workers.map((w) => w.exit)]);
-    const exitCodes: Record<string, number | null> = { server: serverCode ?? null };
-    workerCodes.forEach((c, i) => (exitCodes[`worker ${i + 1}`] = c ?? null));
-    if (serverCode !== 0 || summary === null) throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${serverCode} before finishing (see its output above)`, { param: 'server', details: exitCodes });
-    return { summary: { ...(summary as Record<string, unknown>), processes: n + 1 }, exitCodes };
+    const parties = children.filter((c) => c.name === 'server' || c.name.startsWith('worker '));
+    const all = Promise.all(parties.map((c) => c.exit));
+    // Every party must train every round (min-fit-clients = clients): one that exits with an error
+    // before the server has finished stalls the run until the round timeout, so stop there.
+    const failed = new Promise<void>((resolve) => {
+      for (const c of parties) void c.exit.then((code) => (code !== 0 && summary === null ? resolve() : undefined));
+    });
+    if ((await Promise.race([all.then(() => 'done' as const), failed.then(() => 'failed' as const)])) === 'failed') {
+      // One cause (a wrong path, a refused key) usually stops several parties at once: collect them.
+      await Promise.race([all, new Promise((r) => setTimeout(r, 1500))]);
+      const gone = parties.filter((c) => c.child.exitCode !== null && c.child.exitCode !== 0 || c.child.signalCode !== null);
+      const exitCodes = Object.fromEntries(gone.map((c) => [c.name, c.child.exitCode]));
+      const list = gone.map((c) => `${c.name} (exit code ${c.child.exitCode ?? c.child.signalCode})`).join(', ');
+      throw new CipherMLError('CIPHERML_E_DEMO_PARTY_FAILED', `${list} exited before the run finished (see ${gone.length === 1 ? 'its' : 'their'} output above); the other processes were stopped`, {
+        param: gone[0]?.name ?? 'worker',
+        details: { failed: gone.map((c) => c.name), exitCodes },
+      });
+    }
+    const codes = await all;
+    const exitCodes: Record<string, number | null> = Object.fromEntries(parties.map((c, i) => [c.name, codes[i] ?? null]));
+    if (codes[0] !== 0 || summary === null) throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `the server exited with code ${codes[0]} before finishing (see its output above)`, { param: 'server', details: exitCodes });
+    return { summary: { ...(summary as Record<string, unknown>), processes: n + 1, roster: ids.roster }, exitCodes };
   } finally {
     for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
     await Promise.all(children.map((c) => c.exit));

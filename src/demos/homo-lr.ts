@@ -100,7 +100,7 @@ export async function waitForLine(predicate: () => boolean, what: string, timeou
  * Generates one identity per party into `<runDir>/identities` and a roster pinning them all, as an
  * operator would hand out (each party keeps only its own secret file).
  */
-async function demoIdentities(runDir: string, parties: readonly { role: IdentityRole; id: string }[]): Promise<{ files: Map<string, string>; roster: string; fingerprints: Map<string, string> }> {
+export async function demoIdentities(runDir: string, parties: readonly { role: IdentityRole; id: string }[]): Promise<{ files: Map<string, string>; roster: string; fingerprints: Map<string, string> }> {
   const dir = join(runDir, 'identities');
   await mkdir(dir, { recursive: true });
   const files = new Map<string, string>();
