@@ -238,7 +238,14 @@ export function registerFlCommands(program: Command): void {
     .option('--json', 'print one JSON object per event on stdout')
     .action(async (o: WorkerFlags) => {
       const print = printer(o.json, plaintextOffLoopback(o.insecurePlaintext, [o.server, o.authority ?? '']));
-      const trust = await trustOf(o.identity ?? '', o.roster ?? '', 'worker', o.insecureDevTokens, print);
+      // With --require-attestation the lines before the attestation check are held back, so they
+      // carry the aggregator's isolation label ("simulation: no hardware isolation") like every later one.
+      const held: [string, object][] = [];
+      const early = o.requireAttestation === undefined ? print : (line: string, obj: object) => void held.push([line, obj]);
+      const flushHeld = (label: string) => {
+        for (const [line, obj] of held.splice(0)) print(`${label}${line}`, obj);
+      };
+      const trust = await trustOf(o.identity ?? '', o.roster ?? '', 'worker', o.insecureDevTokens, early);
       if (o.paillierKeyFingerprint !== undefined && !/^[0-9a-fA-F]{32}$/.test(o.paillierKeyFingerprint)) {
         throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--paillier-key-fingerprint must be 32 hex digits, got ${JSON.stringify(o.paillierKeyFingerprint)}`, { param: '--paillier-key-fingerprint' });
       }
@@ -253,7 +260,14 @@ export function registerFlCommands(program: Command): void {
         client = logRegClient(shardDataset(await loadCsvDataset(o.trainSet, { label: o.label }), Number(m[1]), Number(m[2])), hyper);
       }
       const dropAt = o.dropAt === undefined ? undefined : parseDropAt(o.dropAt);
-      const attested = o.requireAttestation === undefined ? null : await attestedWorkerSetup(o.server, o.requireAttestation, o.runId, o.maxMessageBytes, print);
+      let attested: Awaited<ReturnType<typeof attestedWorkerSetup>> | null = null;
+      if (o.requireAttestation !== undefined) {
+        try {
+          attested = await attestedWorkerSetup(o.server, o.requireAttestation, o.runId, o.maxMessageBytes, print);
+        } finally {
+          flushHeld(attested?.label ?? '');
+        }
+      }
       const tls = { tls: { ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }), ...(o.tlsCert === undefined ? {} : { cert: o.tlsCert }), ...(o.tlsKey === undefined ? {} : { key: o.tlsKey }) }, insecurePlaintext: o.insecurePlaintext === true };
       const summary = await runWorker({
         workerId: o.id,
