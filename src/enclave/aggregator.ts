@@ -2,18 +2,16 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import { createSimulationReport, reportDataBinding, seal, unseal, SIMULATION_LABEL } from '../attest/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
-import { listenError } from '../core/listen.ts';
 import { deserializePrivateKey, generatePaillierKeyPair, serializePrivateKey, serializePublicKey, type PackingSpec, type PaillierPrivateKey } from '../paillier/index.ts';
 import { FlServer, type FlServerOptions, type RunSummary, type ServerEvent, type ServerSettings } from '../fl/server.ts';
 import type { PartyTrust } from '../fl/identity-auth.ts';
-import { parseAddress } from '../fl/transport.ts';
+import { listenHttp2, parseAddress } from '../fl/transport.ts';
 import { EnclaveFedAvg } from './strategy.ts';
 import { enclaveTlsFromPem, generateEnclaveTls, type EnclaveTls } from './tls.ts';
 
@@ -130,7 +128,6 @@ export interface EnclaveListener {
  * ```
  */
 export async function serveEnclave(o: { address: string; tls: EnclaveTls; routes: (r: ConnectRouter) => void; attestation: AttestationBundle; maxMessageBytes: number; interceptors?: Interceptor[] }): Promise<EnclaveListener> {
-  const { host, port } = parseAddress(o.address);
   const body = Buffer.from(JSON.stringify(o.attestation));
   const handler = connectNodeAdapter({
     routes: o.routes,
@@ -148,27 +145,8 @@ export async function serveEnclave(o: { address: string; tls: EnclaveTls; routes
     },
   });
   const server = http2.createSecureServer({ key: o.tls.keyPem, cert: o.tls.certPem, allowHTTP1: true }, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, o.address, 'address')));
-    server.listen(port, host, () => resolve());
-  });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-  });
-  const actual = (server.address() as AddressInfo).port;
-  return {
-    address: `${host.includes(':') ? `[${host}]` : host}:${actual}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.close();
-        server.close(() => resolve());
-        setTimeout(() => {
-          for (const s of sessions) s.destroy();
-        }, 1000).unref();
-      }),
-  };
+  const { address, close } = await listenHttp2(server, o.address);
+  return { address, close };
 }
 
 /**

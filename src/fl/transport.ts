@@ -89,7 +89,7 @@ export async function startRpcServer(options: {
   insecurePlaintext?: boolean;
   interceptors?: Interceptor[];
 }): Promise<RpcServer> {
-  const { host, port } = parseAddress(options.address);
+  const { host } = parseAddress(options.address);
   const handler = connectNodeAdapter({
     routes: options.routes,
     readMaxBytes: options.maxMessageBytes,
@@ -108,13 +108,29 @@ export async function startRpcServer(options: {
         handler,
       )
     : http2.createServer(handler);
+  const listener = await listenHttp2(server, options.address);
+  return { port: listener.port, address: listener.address, close: listener.close };
+}
+
+/**
+ * Listens on `address` (host:port) and tracks the server's HTTP/2 sessions, so that `close`
+ * ends them: each session is asked to close and destroyed after 1 s, then the server closes.
+ * The one listener of the runtime's gRPC servers (this file and src/enclave).
+ *
+ * @example
+ * ```ts
+ * const { address, close } = await listenHttp2(http2.createServer(handler), '127.0.0.1:0');
+ * ```
+ */
+export async function listenHttp2(server: http2.Http2Server | http2.Http2SecureServer, address: string): Promise<{ port: number; address: string; close: () => Promise<void> }> {
+  const { host, port } = parseAddress(address);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, options.address, 'address')));
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, address, 'address')));
     server.listen(port, host, () => resolve());
   });
   const actual = (server.address() as AddressInfo).port;
   const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (s) => {
+  server.on('session', (s: http2.ServerHttp2Session) => {
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
   });

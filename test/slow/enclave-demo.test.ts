@@ -1,25 +1,15 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { homoLrDemo } from './homo-lr-demo.ts';
 
 // `cipherml demo homo-lr --strategy enclave`: the attested aggregator (simulation mode) and two
 // workers with --require-attestation, separate processes over TLS on loopback; accuracy ≥ 0.95 and
 // within 0.01 of plain FedAvg; the attestation check and the simulation label are in the output.
 
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'cipherml.js');
 
-function demo(args: string[]): Promise<{ code: number | null; last: Record<string, unknown>; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, 'demo', 'homo-lr', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, last: JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>, stderr: err }));
-  });
-}
+const demo = homoLrDemo;
 
 describe('demo homo-lr --strategy enclave', () => {
   let dir: string;

@@ -1,28 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { homoLrDemo } from './homo-lr-demo.ts';
 
 // `cipherml demo homo-lr` in every Paillier key-holder mode at the real key size (2048 bits), in
 // identity mode (each process signs with its own identity, pinned in the run folder's roster):
 // separate processes over loopback gRPC, 30 rounds, accuracy ≥ 0.95 on the held-out set.
 
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'cipherml.js');
 
-function demo(args: string[]): Promise<{ code: number | null; last: Record<string, unknown>; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, 'demo', 'homo-lr', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => {
-      const lines = out.trim().split('\n');
-      resolve({ code, last: JSON.parse(lines.at(-1) ?? '{}') as Record<string, unknown>, stderr: err });
-    });
-  });
-}
+const demo = homoLrDemo;
 
 describe('demo homo-lr, every Paillier key holder, 2048-bit keys, identity mode', () => {
   for (const keyHolder of ['server', 'authority', 'clients']) {

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, homoLrDemo } from './homo-lr-demo.ts';
 
 // `cipherml demo homo-lr --key-holder threshold`: a one-shot dealer process, three key-holder
 // processes, a server and two workers, all separate processes over gRPC with mutual TLS (the
@@ -14,18 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Afterwards a key holder started from the demo's files answers only a client with a certificate
 // from that CA.
 
-const bin = join(import.meta.dirname, '..', '..', 'bin', 'cipherml.js');
 
-function demo(args: string[]): Promise<{ code: number | null; last: Record<string, unknown>; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, 'demo', 'homo-lr', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, last: JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>, stderr: err }));
-  });
-}
+const demo = homoLrDemo;
 
 describe('demo homo-lr --key-holder threshold', () => {
   let dir: string;
