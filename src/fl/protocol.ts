@@ -9,8 +9,12 @@ import { TensorSchema, TensorSpecSchema, type Tensor, type TensorSpec } from './
  * the wire, and typed errors across the RPC boundary.
  */
 
-/** Wire protocol version (proto/cipherml/fl/v1). A peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Wire protocol version (proto/cipherml/fl/v1). A peer with another version is refused.
+ * 2: one signed-contribution format (SignedContribution; FitResult field 30 reserved) and the
+ * SecAgg+ neighbourhood views (SecAggRoster root/proof, survivor commitment).
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** A model as the runtime sees it: named float64 tensors. */
 export interface NamedTensor {

@@ -15,6 +15,7 @@ import { PackedCiphertext, deserializePacked, encryptPacked, serializePacked } f
 import { createPaillierPool } from '../paillier/vector.ts';
 import { deserializeDecryptionShares } from '../paillier/threshold-serialize.ts';
 import { THRESHOLD_KAT } from '../../test/fixtures/threshold.ts';
+import { PROTOCOL_VERSION } from './protocol.ts';
 
 const FP = 'ab'.repeat(32);
 const parseThresholdLabelCode = (label: string) => codeOf(() => parseThresholdLabel(label, '--threshold'));
@@ -96,7 +97,7 @@ describe('threshold key holder options', () => {
     const holder = new ThresholdKeyHolder({ share: dealt.shares[0]!, roster: new Roster(workers.map(publicIdentity)), minContributions: 2 });
     const packed = serializePacked(encryptPacked(dealt.publicKey.paillier, [1, 2]));
     const contributions = workers.map((w) => ({ contribution: sealContribution(w, { runId: 'r', round: 1, weight: 2, numExamples: 100, workerId: w.id, keyFingerprint: dealt.publicKey.fingerprint }, packed) }));
-    expect(await codeOfAsync(() => holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions }))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
+    expect(await codeOfAsync(() => holder.decrypt({ protocolVersion: PROTOCOL_VERSION, runId: 'r', round: 1, contributions }))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
     expect(parseThresholdLabelCode('4-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('1-of-3')).toBe('CIPHERML_E_INVALID_ARGUMENT');
     expect(parseThresholdLabelCode('2-of-3')).toBeUndefined();
@@ -118,7 +119,7 @@ describe('threshold key holder responsiveness', () => {
       let ticks = 0;
       const timer = setInterval(() => ticks++, 5);
       const t0 = performance.now();
-      const reply = await holder.decrypt({ protocolVersion: 1, runId: 'r', round: 1, contributions });
+      const reply = await holder.decrypt({ protocolVersion: PROTOCOL_VERSION, runId: 'r', round: 1, contributions });
       const ms = performance.now() - t0;
       clearInterval(timer);
       expect(ticks).toBeGreaterThanOrEqual(Math.floor(ms / 5 / 4));
