@@ -77,7 +77,10 @@ export async function fuzzRest(options: { numRuns: number; seed?: number; rssBou
     garbage: 'cml_not-a-token',
   };
   await s.close();
-  const svc = await startService({ dataDir, port: 0, maxBodyBytes: 4 << 20 });
+  // The console's password hashes at scrypt N = 2^14 (16 MiB each) instead of the production 2^17
+  // (128 MiB each, at most 2 at once: a fixed budget, tested in src/console/password.test.ts): the
+  // RSS bound below is for memory that follows what requests carry, not for that budget.
+  const svc = await startService({ dataDir, port: 0, maxBodyBytes: 4 << 20, console: { scryptCost: { N: 2 ** 14, r: 8, p: 1 } } });
   // Galois step 1: a 1-feature prediction (period 2) is valid, so the warm-up and the fuzz reach the prediction itself.
   const ctx = await CkksContext.create({ polyModulusDegree: 4096, coeffModulusBits: [40, 20, 40], scaleBits: 20 }, { galoisSteps: [1] });
   const byStatus: Record<string, number> = {};
@@ -107,6 +110,10 @@ export async function fuzzRest(options: { numRuns: number; seed?: number; rssBou
         if (answers.some((a) => a.status !== 200)) throw new Error(`warm-up request refused: ${answers.map((a) => `${a.status} ${a.body.slice(0, 200)}`).join('; ')}`);
       }
     }
+    // The console's password hashing (scrypt on libuv's thread pool, at most 2 at once) also
+    // reaches its working size before the baseline: two concurrent sign-ups.
+    const accounts = await Promise.all(['warmup1', 'warmup2'].map((n) => rawRequest(api('/api/v1/console/signup'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: n, password: 'correct horse battery staple 42' }) })));
+    if (accounts.some((a) => a.status !== 200)) throw new Error(`warm-up sign-up refused: ${accounts.map((a) => `${a.status} ${a.body.slice(0, 200)}`).join('; ')}`);
     const rss0 = process.memoryUsage().rss;
 
     const operations = ops();
