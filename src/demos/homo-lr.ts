@@ -134,6 +134,9 @@ export async function runHomoLrDemo(options: HomoLrDemoOptions): Promise<HomoLrD
   const drop = options.drop ?? 0;
   if (!Number.isInteger(n) || n < 2 || n > 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 2–64 workers, got ${n}`, { param: 'workers' });
   if (!Number.isInteger(drop) || drop < 0 || drop > n - 2) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected 0–${n - 2} dropouts for ${n} workers, got ${drop}`, { param: 'drop' });
+  if (options.strategy === 'enclave' && options.tls !== undefined) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the enclave aggregator serves its own attested TLS key, which workers pin from its attestation document; the demo CA (--tls / --no-tls) does not apply', { param: '--tls', advice: 'Drop --tls / --no-tls with --strategy enclave.' });
+  }
   const data = (f: string) => join(packageRoot(), 'examples', 'data', f);
   const runDir = options.runDir ?? join(process.cwd(), 'runs', `homo-lr-${options.strategy}-${options.strategy === 'secagg' ? (options.secureAggregation ?? 'pw') : options.strategy === 'plain' ? 'none' : options.keyHolder}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   await mkdir(runDir, { recursive: true });

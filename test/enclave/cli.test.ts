@@ -30,4 +30,14 @@ describe('cipherml server --tee', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/CIPHERML_E_IO|CIPHERML_E_CONFIG_INVALID/);
   });
+
+  it('demo homo-lr --strategy enclave refuses the demo CA flags before making any file', async () => {
+    for (const flag of ['--tls', '--no-tls']) {
+      const r = await cli('demo', 'homo-lr', '--strategy', 'enclave', flag, '--run-dir', join(dir, `demo${flag}`));
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('CIPHERML_E_INVALID_ARGUMENT');
+      expect(r.stderr).toContain('--tls');
+      await expect(rm(join(dir, `demo${flag}`))).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
 });
