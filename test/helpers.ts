@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { isCipherMLError } from '../src/core/errors.ts';
+import { type CipherMLError, isCipherMLError } from '../src/core/errors.ts';
 
 /** The cipherml error code `f` throws, `untyped: …` for any other throw, undefined if none. */
 export function codeOf(f: () => unknown): string | undefined {
@@ -21,6 +21,17 @@ export async function codeOfAsync(f: () => Promise<unknown>): Promise<string | u
     return isCipherMLError(e) ? e.code : `untyped: ${String(e)}`;
   }
   return undefined;
+}
+
+/** The typed error `f` throws; fails the test if `f` returns or throws anything untyped. */
+export function refusal(f: () => unknown): CipherMLError {
+  try {
+    f();
+  } catch (e) {
+    if (isCipherMLError(e)) return e;
+    throw new Error(`expected a typed CipherMLError, got ${String(e)}`, { cause: e });
+  }
+  throw new Error('expected a refusal, but the call returned');
 }
 
 /** The `param` of the INVALID_ARGUMENT error `f` throws, `other: …` for any other throw, undefined if none. */

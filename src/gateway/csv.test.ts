@@ -2,30 +2,21 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CipherMLError } from '../core/errors.ts';
+import { refusal } from '../../test/helpers.ts';
+import type { CipherMLError } from '../core/errors.ts';
 import { gatewayFitFiles, gatewayPredictFiles, parseNumericCsv } from './gateway.ts';
-
-function refused(f: () => unknown): CipherMLError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CipherMLError);
-    return e as CipherMLError;
-  }
-  throw new Error('parsed');
-}
 
 describe('gateway CSV against hostile files (issue 13)', () => {
   it('refuses a huge line and a million columns before splitting, naming the file', () => {
-    const e = refused(() => parseNumericCsv(`a\n${'9'.repeat(2 << 20)}\n`, '--features'));
+    const e = refusal(() => parseNumericCsv(`a\n${'9'.repeat(2 << 20)}\n`, '--features'));
     expect([e.code, e.param]).toEqual(['CIPHERML_E_INPUT_TOO_LARGE', '--features']);
-    expect(refused(() => parseNumericCsv(`${'a,'.repeat(1_000_000)}a\n1\n`, '--features')).code).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    expect(refusal(() => parseNumericCsv(`${'a,'.repeat(1_000_000)}a\n1\n`, '--features')).code).toBe('CIPHERML_E_INPUT_TOO_LARGE');
   });
 
   it('keeps its line-numbered errors', () => {
     expect(parseNumericCsv('a,b\r\n1,2\r\n\r\n3,4\r\n', 'x.csv').rows.map((r) => Array.from(r))).toEqual([[1, 2], [3, 4]]);
-    expect(refused(() => parseNumericCsv('a,b\n1,2\n\n3,NaN\n', 'x.csv')).message).toMatch(/line 4: column "b"/);
-    expect(refused(() => parseNumericCsv('\n1\n', 'x.csv')).code).toBe('CIPHERML_E_CSV_INVALID');
+    expect(refusal(() => parseNumericCsv('a,b\n1,2\n\n3,NaN\n', 'x.csv')).message).toMatch(/line 4: column "b"/);
+    expect(refusal(() => parseNumericCsv('\n1\n', 'x.csv')).code).toBe('CIPHERML_E_CSV_INVALID');
   });
 
   it('reads its files by size first and its JSON files bounded, before contacting the service (port 9 is never reached)', async () => {

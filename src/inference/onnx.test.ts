@@ -3,6 +3,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { refusal } from '../../test/helpers.ts';
 import { protoDecodedCost } from '../core/bounded-proto.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { ModelProtoSchema } from './gen/onnx/onnx_pb.ts';
@@ -14,16 +15,6 @@ import { parseOnnx, serializeOnnx } from './onnx.ts';
 const MiB = 1 << 20;
 const peakMb = (): number => process.resourceUsage().maxRSS / 1024;
 const model = readFileSync(new URL('../../examples/he/mnist_square.onnx', import.meta.url));
-
-function refused(f: () => unknown): CipherMLError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CipherMLError);
-    return e as CipherMLError;
-  }
-  throw new Error('parsed');
-}
 
 /** ModelProto { graph: <graph bytes> }. */
 function withGraph(graph: Uint8Array): Uint8Array {
@@ -42,7 +33,7 @@ describe('parseOnnx against hostile files', () => {
   });
 
   it('refuses a file above maxBytes before decoding it', () => {
-    const e = refused(() => parseOnnx(model, '--onnx-path', { maxBytes: 1024 }));
+    const e = refusal(() => parseOnnx(model, '--onnx-path', { maxBytes: 1024 }));
     expect([e.code, e.param]).toEqual(['CIPHERML_E_INPUT_TOO_LARGE', '--onnx-path']);
   });
 
@@ -52,7 +43,7 @@ describe('parseOnnx against hostile files', () => {
     const bytes = withGraph(graph);
     expect(protoDecodedCost(ModelProtoSchema, bytes, 32)).toBeGreaterThan(400 * MiB);
     const before = peakMb();
-    const e = refused(() => parseOnnx(bytes, '--onnx-path'));
+    const e = refusal(() => parseOnnx(bytes, '--onnx-path'));
     expect([e.code, e.param]).toEqual(['CIPHERML_E_INPUT_TOO_LARGE', '--onnx-path']);
     expect(peakMb() - before).toBeLessThan(64);
   });
@@ -62,7 +53,7 @@ describe('parseOnnx against hostile files', () => {
     const tensor = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(dims).finish();
     const graph = new BinaryWriter().tag(5, WireType.LengthDelimited).bytes(tensor).finish();
     const before = peakMb();
-    expect(refused(() => parseOnnx(withGraph(graph), 'model')).code).toBe('CIPHERML_E_INPUT_TOO_LARGE');
+    expect(refusal(() => parseOnnx(withGraph(graph), 'model')).code).toBe('CIPHERML_E_INPUT_TOO_LARGE');
     expect(peakMb() - before).toBeLessThan(64);
   });
 
@@ -74,12 +65,12 @@ describe('parseOnnx against hostile files', () => {
       }),
     );
     const before = peakMb();
-    const e = refused(() => parseOnnx(bytes, '--onnx-path'));
+    const e = refusal(() => parseOnnx(bytes, '--onnx-path'));
     expect([e.code, e.param]).toEqual(['CIPHERML_E_ONNX_INVALID', '--onnx-path']);
     expect(e.message).toMatch(/tensor w holds 8 bytes/);
     expect(peakMb() - before).toBeLessThan(64);
     const negative = toBinary(ModelProtoSchema, create(ModelProtoSchema, { graph: { node: [{ opType: 'Relu' }], initializer: [{ name: 'w', dims: [-2n], dataType: 1, rawData: new Uint8Array(8) }] } }));
-    expect(refused(() => parseOnnx(negative)).message).toMatch(/declares dimension -2/);
+    expect(refusal(() => parseOnnx(negative)).message).toMatch(/declares dimension -2/);
   });
 
   it('refuses nesting deeper than the recursion limit (subgraphs in attributes) with a typed error', () => {
@@ -89,7 +80,7 @@ describe('parseOnnx against hostile files', () => {
       const node = new BinaryWriter().tag(5, WireType.LengthDelimited).bytes(attr).finish(); // NodeProto.attribute
       graph = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(node).finish(); // GraphProto.node
     }
-    const e = refused(() => parseOnnx(withGraph(graph), 'model'));
+    const e = refusal(() => parseOnnx(withGraph(graph), 'model'));
     expect(e.code).toBe('CIPHERML_E_ONNX_INVALID');
     expect(e.message).toMatch(/recursion depth/);
   });
