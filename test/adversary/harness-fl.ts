@@ -161,17 +161,7 @@ export async function dataClient(k: number, n: number, seed = k): Promise<FlClie
   return logRegClient(shardDataset(data, k, n), { localEpochs: 1, batchSize: 32, learningRate: 0.1, l2: 1e-3, seed });
 }
 
-/** Wraps a client to record every parameter vector it trains (what must stay private). */
-export function recording(client: FlClient, sink: Float64Array[]): FlClient {
-  return {
-    ...client,
-    fit: async (p, c) => {
-      const out = await client.fit(p, c);
-      for (const t of out.parameters) sink.push(t.values.slice());
-      return out;
-    },
-  };
-}
+export { recording } from '../fl-helpers.ts';
 
 /** Runs an honest worker against `address` (loopback, plaintext). */
 export function honestWorker(address: string, options: Omit<WorkerOptions, 'transport' | 'token'> & { authorityAddress?: string }): Promise<WorkerSummary> {

@@ -71,23 +71,28 @@ describe('fl nn-server / nn-worker in identity mode (--identity, --roster)', () 
   }, 60_000);
 });
 
+/** A two-worker MLP run in which the workers `fails` picks get a data folder that does not exist. */
+function failingRun(dir: string, fails: (id: string) => boolean): Promise<unknown> {
+  return runFlMnistDemo({
+    strategy: 'plain',
+    clients: 2,
+    partition: 'iid',
+    dataset: 'mnist',
+    rounds: 1,
+    model: 'mlp',
+    trainLimit: 64,
+    testLimit: 32,
+    runDir: join(dir, 'run'),
+    workerArgs: (id) => (fails(id) ? ['--data-dir', join(dir, 'no-such-folder')] : []),
+  }).catch((e: unknown) => e);
+}
+
 describe('demo fl-mnist when workers fail', () => {
   it('stops with CIPHERML_E_DEMO_PARTY_FAILED naming the worker and its exit code instead of waiting for the join timeout', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fl-mnist-fail-'));
     dirs.push(dir);
     const started = Date.now();
-    const err = await runFlMnistDemo({
-      strategy: 'plain',
-      clients: 2,
-      partition: 'iid',
-      dataset: 'mnist',
-      rounds: 1,
-      model: 'mlp',
-      trainLimit: 64,
-      testLimit: 32,
-      runDir: join(dir, 'run'),
-      workerArgs: (id) => (id === '2' ? ['--data-dir', join(dir, 'no-such-folder')] : []),
-    }).catch((e: unknown) => e);
+    const err = await failingRun(dir, (id) => id === '2');
     expect(err).toMatchObject({ code: 'CIPHERML_E_DEMO_PARTY_FAILED', param: 'worker 2', details: { failed: ['worker 2'], exitCodes: { 'worker 2': 1 } } });
     expect((err as Error).message).toContain('worker 2 (exit code 1)');
     // The server's join timeout is 600 s: the demo stopped on the worker's exit, not on that.
@@ -97,18 +102,7 @@ describe('demo fl-mnist when workers fail', () => {
   it('names every worker that failed when all of them do', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fl-mnist-fail-'));
     dirs.push(dir);
-    const err = await runFlMnistDemo({
-      strategy: 'plain',
-      clients: 2,
-      partition: 'iid',
-      dataset: 'mnist',
-      rounds: 1,
-      model: 'mlp',
-      trainLimit: 64,
-      testLimit: 32,
-      runDir: join(dir, 'run'),
-      workerArgs: () => ['--data-dir', join(dir, 'no-such-folder')],
-    }).catch((e: unknown) => e);
+    const err = await failingRun(dir, () => true);
     expect(err).toMatchObject({ code: 'CIPHERML_E_DEMO_PARTY_FAILED', details: { failed: ['worker 1', 'worker 2'] } });
     expect((err as Error).message).toMatch(/worker 1 \(exit code 1\), worker 2 \(exit code 1\)/);
   }, 180_000);
