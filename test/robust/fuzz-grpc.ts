@@ -10,6 +10,7 @@ import { FederatedService } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { FlServer } from '../../src/fl/server.ts';
 import { PlainFedAvg } from '../../src/fl/strategy.ts';
 import { createRpcTransport } from '../../src/fl/transport.ts';
+import { RETAINED_EVERY, retainedBytes } from './memory.ts';
 
 /**
  * Fuzzing every method of the federated server's gRPC service, driven by its proto descriptors:
@@ -18,7 +19,8 @@ import { createRpcTransport } from '../../src/fl/transport.ts';
  * plus raw frames of random bytes. Over real HTTP/2 on loopback. Pass: no process exit, every
  * refusal of a decodable message a typed RPC error (never Internal/Unknown), an answer to every
  * raw frame and a server that still serves after it, a refused Join leaves the join state
- * unchanged, and RSS stays within `rssBoundBytes` of its level after warm-up.
+ * unchanged, the heap retained after full collections stays within `retainedBoundBytes` (default
+ * 32 MiB) of its start, and RSS, a loose ceiling, within `rssBoundBytes`.
  */
 
 const u32 = fc.oneof(fc.nat(), fc.constantFrom(0, 1, 3, 4294967295, 300000000, 2 ** 31));
@@ -104,7 +106,7 @@ async function rawFrame(address: string, method: DescMethod, payload: Uint8Array
  * await fuzzGrpc({ numRuns: 1000, seed: 1, rssBoundBytes: 256 << 20 });
  * ```
  */
-export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBoundBytes: number }): Promise<{ calls: number; byCode: Record<string, number>; maxRssGrowthBytes: number }> {
+export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBoundBytes: number; retainedBoundBytes?: number }): Promise<{ calls: number; byCode: Record<string, number>; maxRssGrowthBytes: number; maxRetainedGrowthBytes: number }> {
   const root = mkdtempSync(join(tmpdir(), 'cipherml-fuzz-grpc-'));
   const server = new FlServer({
     settings: { address: '127.0.0.1:0', numRounds: 1, fractionFit: 1, fractionEvaluate: 0, minFitClients: 1, minEvaluateClients: 0, minAvailableClients: 1, roundTimeoutMs: 1000, joinTimeoutMs: 1000, evalEvery: 1, runDir: join(root, 'run'), secret: '', maxMessageBytes: 1 << 20, fitConfig: {}, seed: 1, pollWaitMs: 20 },
@@ -116,9 +118,13 @@ export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBou
   const byCode: Record<string, number> = {};
   let maxGrowth = 0;
   const rss0 = process.memoryUsage().rss;
+  const retained0 = retainedBytes();
+  const retainedBound = options.retainedBoundBytes ?? 32 << 20;
+  let maxRetained = 0;
+  let done = 0;
   const methods = FederatedService.methods.filter((m) => m.methodKind === 'unary');
   const call = fc.oneof(
-    ...methods.map((m) => fc.record({ method: fc.constant(m), init: message(m.input), session: fc.nat(), raw: fc.option(fc.uint8Array({ maxLength: 64 }), { freq: 8 }) })),
+    ...methods.map((m) => fc.record({ method: fc.constant(m), init: message(m.input), session: fc.nat(), raw: fc.oneof({ weight: 7, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) }) })),
   );
   try {
     await fc.assert(
@@ -152,10 +158,15 @@ export async function fuzzGrpc(options: { numRuns: number; seed?: number; rssBou
         const growth = process.memoryUsage().rss - rss0;
         maxGrowth = Math.max(maxGrowth, growth);
         if (growth > options.rssBoundBytes) throw new Error(`RSS grew by ${growth} bytes (bound ${options.rssBoundBytes})`);
+        if (++done % RETAINED_EVERY === 0) {
+          const retained = retainedBytes() - retained0;
+          maxRetained = Math.max(maxRetained, retained);
+          if (retained > retainedBound) throw new Error(`after ${done} calls the heap retains ${retained} more bytes than at the start (bound ${retainedBound})`);
+        }
       }),
       { numRuns: options.numRuns, ...(options.seed === undefined ? {} : { seed: options.seed }), endOnFailure: true },
     );
-    return { calls: Object.values(byCode).reduce((a, b) => a + b, 0), byCode, maxRssGrowthBytes: maxGrowth };
+    return { calls: Object.values(byCode).reduce((a, b) => a + b, 0), byCode, maxRssGrowthBytes: maxGrowth, maxRetainedGrowthBytes: maxRetained };
   } finally {
     await server.close();
     rmSync(root, { recursive: true, force: true });

@@ -9,20 +9,24 @@ import { OPENAPI_DOCUMENT, encryptPredictData, encryptWeights, openStorage, star
 import { ckksBomb, deepJson } from '../../bench/bombs.ts';
 import { rawRequest } from './http.ts';
 import { snapshot } from './snapshot.ts';
+import { RETAINED_EVERY, retainedBytes } from './memory.ts';
 
 /**
  * Fuzzing every REST route, driven by the OpenAPI document: for each generated request (route,
  * path parameters, query, token, content type, body) the service must answer below 500, with a
  * status the document lists for that route and a body valid against the documented schema; a
- * refused request must leave the stored state unchanged, and the process RSS must stay below
- * `rssBoundBytes` above its level after warm-up (valid predictions and public-context uploads on
- * both heavy-work threads, so their SEAL heaps exist before the baseline).
+ * refused request must leave the stored state unchanged; the main thread's heap retained after
+ * full collections must stay within `retainedBoundBytes` (default 32 MiB) of its start, and the
+ * process RSS (which also counts the heavy-work threads' SEAL heaps) below `rssBoundBytes` above
+ * its level after warm-up (valid predictions and public-context uploads on both heavy-work
+ * threads, so their SEAL heaps exist before the baseline).
  */
 
 export interface FuzzReport {
   readonly requests: number;
   readonly byStatus: Record<string, number>;
   readonly maxRssGrowthBytes: number;
+  readonly maxRetainedGrowthBytes: number;
 }
 
 type Op = { path: string; method: string; params: { name: string; in: string }[]; body: 'json' | 'binary' | 'none'; responses: Record<string, { content?: Record<string, { schema: unknown }> }> };
@@ -67,7 +71,7 @@ function flip(bytes: Uint8Array, at: number, bit: number): Uint8Array {
  * await fuzzRest({ numRuns: 1000, seed: 1, rssBoundBytes: 256 << 20 });
  * ```
  */
-export async function fuzzRest(options: { numRuns: number; seed?: number; rssBoundBytes: number }): Promise<FuzzReport> {
+export async function fuzzRest(options: { numRuns: number; seed?: number; rssBoundBytes: number; retainedBoundBytes?: number }): Promise<FuzzReport> {
   const root = mkdtempSync(join(tmpdir(), 'cipherml-fuzz-rest-'));
   const dataDir = join(root, 'data');
   const s = await openStorage({ dataDir });
@@ -115,6 +119,10 @@ export async function fuzzRest(options: { numRuns: number; seed?: number; rssBou
     const accounts = await Promise.all(['warmup1', 'warmup2'].map((n) => rawRequest(api('/api/v1/console/signup'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: n, password: 'correct horse battery staple 42' }) })));
     if (accounts.some((a) => a.status !== 200)) throw new Error(`warm-up sign-up refused: ${accounts.map((a) => `${a.status} ${a.body.slice(0, 200)}`).join('; ')}`);
     const rss0 = process.memoryUsage().rss;
+    const retained0 = retainedBytes();
+    const retainedBound = options.retainedBoundBytes ?? 32 << 20;
+    let maxRetained = 0;
+    let done = 0;
 
     const operations = ops();
     const validators = new Map<string, { Check(v: unknown): boolean }>();
@@ -187,10 +195,15 @@ export async function fuzzRest(options: { numRuns: number; seed?: number; rssBou
         const growth = process.memoryUsage().rss - rss0;
         maxGrowth = Math.max(maxGrowth, growth);
         if (growth > options.rssBoundBytes) throw new Error(`RSS grew by ${growth} bytes (bound ${options.rssBoundBytes})`);
+        if (++done % RETAINED_EVERY === 0) {
+          const retained = retainedBytes() - retained0;
+          maxRetained = Math.max(maxRetained, retained);
+          if (retained > retainedBound) throw new Error(`after ${done} requests the heap retains ${retained} more bytes than at the start (bound ${retainedBound})`);
+        }
       }),
       { numRuns: options.numRuns, ...(options.seed === undefined ? {} : { seed: options.seed }), endOnFailure: true },
     );
-    return { requests: Object.values(byStatus).reduce((a, b) => a + b, 0), byStatus, maxRssGrowthBytes: maxGrowth };
+    return { requests: Object.values(byStatus).reduce((a, b) => a + b, 0), byStatus, maxRssGrowthBytes: maxGrowth, maxRetainedGrowthBytes: maxRetained };
   } finally {
     ctx.delete();
     await svc.close();
