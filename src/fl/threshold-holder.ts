@@ -18,8 +18,10 @@ import { productDigest, verifyContributionSet, type ContributionSetHooks } from 
  * Before producing a share the holder checks, in this order, and refuses with
  * CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED (or the signature/identity error) otherwise:
  * 1. the request's run id is the run this holder serves (the first one it saw);
- * 2. the round is later than every round it already decrypted (one aggregate per round, so the
- *    server cannot difference two subsets of one round);
+ * 2. the round is later than every round it already decrypted, or it is that last round and the
+ *    product is the very aggregate it decrypted then (one aggregate per round, so the server
+ *    cannot difference two subsets of one round; the same aggregate again, as a server retrying
+ *    after a lost answer or a failed worker thread asks, yields the same shares and nothing new);
  * 3. the contributions pass verifyContributionSet (src/fl/contribution.ts, the check the key
  *    authority makes too): at least `minContributions` of distinct roster workers, each signed
  *    for this run, round and threshold key, FedAvg weights proportional to the signed example
@@ -76,6 +78,8 @@ export class ThresholdKeyHolder {
   readonly #publicKey: Uint8Array;
   #runId: string | null = null;
   #lastRound = 0;
+  /** SHA-256 of the product decrypted in `#lastRound` (hex), null before the first. */
+  #lastDigest: string | null = null;
 
   constructor(options: ThresholdKeyHolderOptions) {
     if (!Number.isInteger(options.minContributions) || options.minContributions < 2) {
@@ -115,16 +119,16 @@ export class ThresholdKeyHolder {
   /**
    * Checks a request and returns this holder's decryption shares of the product (see the class
    * comment). The checks run on the calling thread; the shares are computed on worker threads.
-   * The run and round are claimed before the shares are computed, so two concurrent requests for
-   * one round cannot both pass check 2.
+   * The run, round and aggregate are claimed before the shares are computed, so two concurrent
+   * requests for one round pass check 2 only if they ask for the same aggregate.
    */
   async decrypt(req: { readonly protocolVersion: number; readonly runId: string; readonly round: number; readonly contributions: readonly { readonly contribution: Uint8Array }[] }): Promise<{ holderId: number; shares: Uint8Array; aggregateDigest: Uint8Array }> {
     checkProtocolVersion(req.protocolVersion);
     const hooks = this.#o.testHooks ?? {};
     const pk = this.#o.share.publicKey;
     if (this.#runId !== null && req.runId !== this.#runId) throw refused(`this key holder serves run ${this.#runId}, not ${JSON.stringify(req.runId)}`, { runId: req.runId });
-    if (hooks.skipRoundCheck !== true && req.round <= this.#lastRound) {
-      throw refused(`round ${req.round} is not after round ${this.#lastRound}, the last one this holder decrypted (one aggregate per round)`, { round: req.round, last: this.#lastRound });
+    if (hooks.skipRoundCheck !== true && req.round < this.#lastRound) {
+      throw refused(`round ${req.round} is before round ${this.#lastRound}, the last one this holder decrypted (one aggregate per round)`, { round: req.round, last: this.#lastRound });
     }
     const { contributions, product } = verifyContributionSet(
       req.contributions.map((c) => c.contribution),
@@ -132,11 +136,19 @@ export class ThresholdKeyHolder {
     );
     const n = contributions.length;
     const seen = contributions.map((c) => c.workerId);
+    const digest = productDigest(product);
+    const digestHex = Buffer.from(digest).toString('hex');
+    if (hooks.skipRoundCheck !== true && req.round === this.#lastRound && digestHex !== this.#lastDigest) {
+      throw refused(`round ${req.round} was already decrypted for another aggregate (one aggregate per round; asking again for the same contributions is allowed)`, { round: req.round, last: this.#lastRound });
+    }
     this.#runId ??= req.runId;
-    this.#lastRound = Math.max(this.#lastRound, req.round);
+    if (req.round >= this.#lastRound) {
+      this.#lastRound = req.round;
+      this.#lastDigest = digestHex;
+    }
     let shares = await decryptionSharesInPool(this.#o.share, product, this.#o.pool ?? sharedPaillierPool());
     if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
     this.#o.onEvent?.({ type: 'decrypted', round: req.round, detail: `decryption shares of the product of ${n} signed contributions (${seen.join(', ')}), ${product.values.length} ciphertext(s)` });
-    return { holderId: this.id, shares: serializeDecryptionShares(pk, shares), aggregateDigest: productDigest(product) };
+    return { holderId: this.id, shares: serializeDecryptionShares(pk, shares), aggregateDigest: digest };
   }
 }

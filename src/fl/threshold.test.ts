@@ -134,6 +134,37 @@ describe('threshold key holder responsiveness', () => {
   });
 });
 
+describe('threshold key holder retries', () => {
+  it('answers the same aggregate again after a failed worker thread, and still refuses another aggregate of that round', async () => {
+    const dealt = dealFromSafePrimes(THRESHOLD_KAT.p, THRESHOLD_KAT.q, { holders: 3, threshold: 2 });
+    const workers = ['1', '2', '3'].map((id) => generateIdentity('worker', id));
+    const pool = createPaillierPool(1);
+    const run = pool.run.bind(pool);
+    let failNext = true;
+    pool.run = (<T>(task: Parameters<typeof run>[0]): Promise<T> => {
+      if (!failNext) return run<T>(task);
+      failNext = false;
+      return Promise.reject(new Error('worker thread exited'));
+    }) as typeof pool.run;
+    try {
+      const holder = new ThresholdKeyHolder({ share: dealt.shares[0]!, roster: new Roster(workers.map(publicIdentity)), minContributions: 2, pool });
+      const seal = (w: (typeof workers)[number], round: number, values: number[]) => ({
+        contribution: sealContribution(w, { runId: 'r', round, weight: 1 / 3, numExamples: 10, workerId: w.id, keyFingerprint: dealt.publicKey.fingerprint }, serializePacked(encryptPacked(dealt.publicKey.paillier, values))),
+      });
+      const ask = (round: number, contributions: { contribution: Uint8Array }[]) => holder.decrypt({ protocolVersion: PROTOCOL_VERSION, runId: 'r', round, contributions });
+      const [a, b, c] = [[1, 2], [3, 4], [5, 6]].map((v, i) => seal(workers[i]!, 2, v));
+      await expect(ask(2, [a!, b!])).rejects.toThrow('worker thread exited');
+      const first = await ask(2, [a!, b!]);
+      const again = await ask(2, [b!, a!]);
+      expect(Buffer.from(again.aggregateDigest)).toEqual(Buffer.from(first.aggregateDigest));
+      expect(await codeOfAsync(() => ask(2, [a!, b!, c!]))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
+      expect(await codeOfAsync(() => ask(1, [1, 2].map((i) => seal(workers[i]!, 1, [0, 0]))))).toBe('CIPHERML_E_THRESHOLD_AGGREGATE_REFUSED');
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('threshold CLI', () => {
   it('deals a key, and the key holder refuses a wrong pin and a share file others can read', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cipherml-threshold-cli-'));
