@@ -99,6 +99,7 @@ describe('run config schema and defaults', () => {
       keyBits: 2048,
       packingFractionalBits: 16,
       packingIntegerBits: 15,
+      packingMaxContributions: 0,
       roundTimeout: 120,
       joinTimeout: 300,
       maxMessageBytes: 64 * 1024 * 1024,

@@ -10,8 +10,10 @@ import {
   deserializePublicKey,
   deserializePrivateKey,
   encryptVector,
+  precomputeRandomizers,
   serializePacked,
   type PackingSpec,
+  type RandomizerStock,
   type PaillierPrivateKey,
   type PaillierPublicKey,
 } from '../paillier/index.ts';
@@ -149,6 +151,18 @@ interface Crypto {
   readonly packing: PackingSpec;
   readonly layout: PackingLayout;
   privateKey: PaillierPrivateKey | null;
+  /**
+   * DJN randomizers of the next update, computed in the background while the worker waits (they
+   * do not depend on the update; each is used once): the encryption in the round is then one
+   * multiplication per ciphertext. Null when none are being made; a failed precomputation
+   * resolves to null and the encryption makes fresh ones.
+   */
+  stock: Promise<RandomizerStock | null> | null;
+}
+
+/** Starts computing the randomizers of one update of `length` values (off the round's critical path). */
+function refillRandomizers(c: Crypto, length: number): void {
+  c.stock = precomputeRandomizers(c.publicKey, c.layout.ciphertextsFor(length)).catch(() => null);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -179,6 +193,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let trained = false;
   let secagg: SecAggWorkerRound | null = null;
   let runId = '';
+  let numRounds = 0;
   const trust = options.trust ?? null;
   const keyTrust = { pinnedFingerprint: options.pinnedKeyFingerprint ?? '', roster: trust?.roster ?? null, ...(options.minKeyBits === undefined ? {} : { minKeyBits: options.minKeyBits }) };
 
@@ -216,8 +231,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           ...sig,
         });
         checkAnnounced(reply);
+        const previous = crypto;
         crypto = await setupCrypto(reply, crypto, options.attestedKey?.(reply));
+        if (crypto !== null && crypto !== previous) refillRandomizers(crypto, parameterCount(specsOf(init)));
         runId = reply.runId;
+        numRounds = reply.numRounds;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
         return reply;
       } catch (e) {
@@ -261,7 +279,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         });
       }
     }
-    return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey };
+    return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey, stock: null };
   };
 
   const decode = async (payload: ModelPayload | undefined): Promise<NamedTensor[]> => {
@@ -282,7 +300,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number, numExamples: number): Promise<ModelPayload> => {
     const c = crypto;
     if (c === null || !defences.encryptUpdates) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
-    const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
+    const flat = weightedFlat(params, weight);
+    const stock = c.stock === null ? null : await c.stock;
+    c.stock = null;
+    const enc = await encryptVector(c.publicKey, flat, { packing: c.packing, ...(stock === null ? {} : { randomizers: stock }) });
+    if (round < numRounds) refillRandomizers(c, flat.length);
     // Every Paillier update a worker with an identity sends is signed, in the one format
     // (src/fl/contribution.ts) the key authority and the threshold key holders verify.
     const bare = serializePacked(enc);
