@@ -97,6 +97,8 @@ export interface RoundBenchResult {
   readonly parameters: number;
   readonly packing: { readonly before: ReturnType<PackingLayout['toJSON']> & { ciphertexts: number }; readonly after: ReturnType<PackingLayout['toJSON']> & { ciphertexts: number } };
   readonly rounds: readonly RoundAccount[];
+  /** Largest |w·θ| a client encrypted (what packing-integer-bits must cover). */
+  readonly maxAbsWeightedValue: number;
 }
 
 interface Trained {
@@ -302,6 +304,8 @@ export async function runRoundBench(o: RoundBenchOptions): Promise<RoundBenchRes
     { strategy: 'paillier (1,000-contribution headroom, fresh randomizers: before)', packing: before, precompute: false },
     { strategy: `paillier (headroom ${after.maxContributions}, fresh randomizers)`, packing: after, precompute: false },
     { strategy: `paillier (headroom ${after.maxContributions}, precomputed randomizers: the runtime's)`, packing: after, precompute: true },
+    // Not a default: packing-integer-bits = 5 (|w·θ| < 32, checked at encryption) as a run would set it.
+    { strategy: `paillier (headroom ${after.maxContributions}, precomputed, packing-integer-bits 5)`, packing: { ...after, integerBits: 5 }, precompute: true },
   ];
   for (const v of variants) {
     const r = await paillierRound(v.strategy, pair, v.packing, v.precompute, trained, specs, dist, o.log);
@@ -325,6 +329,7 @@ export async function runRoundBench(o: RoundBenchOptions): Promise<RoundBenchRes
     trainCpuMsPerImage: slowest.training.cpuMs / slowest.numExamples,
     parameters,
     packing: { before: layoutOf(before), after: layoutOf(after) },
+    maxAbsWeightedValue: Math.max(...trained.map((t) => weightedFlat(t.parameters, t.weight).reduce((m, v) => Math.max(m, Math.abs(v)), 0))),
     rounds: rounds.map(({ model, ...r }) => {
       const round = plus(r.clientPath, r.server);
       return { ...r, round, vsPlainCpu: round.cpuMs / p.cpuMs, vsPlainWall: round.wallMs / p.wallMs, maxAbsError: maxDiff(model, rounds[0]!.model) };

@@ -142,7 +142,7 @@ export function formatFlCnnBench(r: FlCnnBenchResult): string {
         `| ${x.strategy} | ${s1(x.clientPath.cpuMs)} / ${s1(x.clientPath.wallMs)} | ${s1(x.clientCryptoMax.cpuMs)} / ${s1(x.clientCryptoMax.wallMs)} | ${s1(x.server.cpuMs)} / ${s1(x.server.wallMs)} | ${s1(x.round.cpuMs)} / ${s1(x.round.wallMs)} | ${x.vsPlainCpu.toFixed(2)}× | ${x.vsPlainWall.toFixed(2)}× | ${s1(x.offPath.cpuMs)} | ${x.bytesPerClient.toFixed(0)} | ${x.maxAbsError.toExponential(1)} | ${x.note} |`,
     ),
     `packing before: ${p.packing.before.slotsPerCiphertext} values per ciphertext (${p.packing.before.slotBits}-bit slots), ${p.packing.before.ciphertexts} ciphertexts; after: ${p.packing.after.slotsPerCiphertext} (${p.packing.after.slotBits}-bit), ${p.packing.after.ciphertexts}`,
-    `training: ${p.trainCpuMsPerImage.toFixed(2)} ms CPU per image (slowest client)`,
+    `training: ${p.trainCpuMsPerImage.toFixed(2)} ms CPU per image (slowest client); largest |w·θ| encrypted: ${p.maxAbsWeightedValue.toFixed(3)}`,
     '',
     'Projected ratio vs plain (CPU) at other images per client: measured training CPU per image × images + the measured fixed costs',
     `| images per client | ${p.rounds.slice(1).map((x) => x.strategy).join(' | ')} |`,

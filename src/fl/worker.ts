@@ -77,7 +77,15 @@ export interface FlClient {
 /** Worker progress events. */
 export type WorkerEvent =
   | { readonly type: 'joined'; readonly strategy: string; readonly keyHolder: string; readonly nextRound: number; readonly numRounds: number }
-  | { readonly type: 'fit'; readonly round: number; readonly loss: number | null; readonly bytesOut: number; readonly ms: number }
+  | {
+      readonly type: 'fit';
+      readonly round: number;
+      readonly loss: number | null;
+      readonly bytesOut: number;
+      readonly ms: number;
+      /** Paillier: ciphertexts of the update whose randomizers were precomputed while the worker waited. */
+      readonly precomputed?: number;
+    }
   | { readonly type: 'secagg'; readonly round: number; readonly stage: string; readonly bytesOut: number; readonly clipped?: number }
   | { readonly type: 'evaluate'; readonly round: number; readonly loss: number; readonly accuracy: number | null }
   | { readonly type: 'retry'; readonly reason: string; readonly delayMs: number }
@@ -194,6 +202,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let secagg: SecAggWorkerRound | null = null;
   let runId = '';
   let numRounds = 0;
+  let precomputed = 0;
   const trust = options.trust ?? null;
   const keyTrust = { pinnedFingerprint: options.pinnedKeyFingerprint ?? '', roster: trust?.roster ?? null, ...(options.minKeyBits === undefined ? {} : { minKeyBits: options.minKeyBits }) };
 
@@ -303,7 +312,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     const flat = weightedFlat(params, weight);
     const stock = c.stock === null ? null : await c.stock;
     c.stock = null;
+    const before = stock?.size ?? 0;
     const enc = await encryptVector(c.publicKey, flat, { packing: c.packing, ...(stock === null ? {} : { randomizers: stock }) });
+    precomputed = before - (stock?.size ?? 0);
     if (round < numRounds) refillRandomizers(c, flat.length);
     // Every Paillier update a worker with an identity sends is signed, in the one format
     // (src/fl/contribution.ts) the key authority and the threshold key holders verify.
@@ -362,7 +373,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         const payload = await encodeFit(out.parameters, body.value.weight, task.round, out.numExamples);
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
-        emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });
+        emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0, ...(payload.kind.case === 'encrypted' ? { precomputed } : {}) });
         return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
       }
       const params = await decode(body.value.model);
