@@ -9,16 +9,16 @@ import { loadEngine, type EngineBackend } from '../src/ml/nn/engine.ts';
 import { MODELS, initParameters } from '../src/ml/nn/models.ts';
 import { Network } from '../src/ml/nn/network.ts';
 import { packageRoot } from '../src/core/paths.ts';
-import { PackedCiphertext, PackingLayout, decryptVector, encryptVector, generatePaillierKeyPair, type PaillierKeyBits } from '../src/paillier/index.ts';
-import { packingFor } from '../src/fl/run.ts';
+import { projectRatio, runRoundBench, type RoundBenchResult } from './fl-cnn-round.ts';
 
 /**
  * `cipherml bench fl-cnn`: (1) local training throughput of LeNet-5 (batch 32, SGD, real MNIST
  * images) on the engine's wasm backend against tfjs's pure-JavaScript CPU backend, in the same
- * process and run; (2) one federated round of LeNet-5 with 10 in-process clients per aggregation
- * strategy against plain FedAvg in the same run (the server's own round time: fit tasks sent →
- * aggregate done, so it includes the clients' training of a few images, encryption or masking,
- * and the aggregation). Wall-clock on this machine; one warm-up batch per backend is not timed.
+ * process and run; (2) one federated round of LeNet-5 per aggregation strategy against plain
+ * FedAvg in the same run, each party charged only its own work (bench/fl-cnn-round.ts): the
+ * slowest client's training and encryption or masking, plus the server's aggregation and
+ * decryption or unmasking; (3) optionally (`inProcessImages`), the old measure: the server's
+ * wall-clock round with every client in this process, sharing its cores.
  */
 
 export interface FlCnnBenchOptions {
@@ -26,8 +26,13 @@ export interface FlCnnBenchOptions {
   readonly images?: number;
   readonly cpuImages?: number;
   readonly clients?: number;
-  /** Training images per client in the round measurement. */
+  /** Images a client trains in the round, at most (0: its whole partition, the issue's one epoch). */
   readonly roundImages?: number;
+  /** Training images partitioned among the clients (0: all 60,000). */
+  readonly trainLimit?: number;
+  readonly partition?: string;
+  /** Images per client of the in-process wall-clock rounds (0: skip them). */
+  readonly inProcessImages?: number;
   readonly keyBits?: 1024 | 2048 | 3072 | 4096;
   readonly onProgress?: (line: string) => void;
 }
@@ -35,30 +40,13 @@ export interface FlCnnBenchOptions {
 export interface FlCnnBenchResult {
   readonly throughput: { readonly backend: EngineBackend; readonly images: number; readonly ms: number; readonly imagesPerSecond: number }[];
   readonly speedup: number;
-  readonly rounds: { readonly strategy: string; readonly roundMs: number; readonly bytesIn: number; readonly vsPlain: number }[];
-  readonly settings: { readonly clients: number; readonly roundImages: number; readonly keyBits: number; readonly parameters: number };
-  /**
-   * Where the Paillier round's time goes, measured separately in the same run with the round's
-   * packing: one client's update encrypted (all cores), and the server's decryption of the sum
-   * of `clients` updates (all cores).
-   */
-  readonly paillierParts: { readonly ciphertextsPerUpdate: number; readonly slotsPerCiphertext: number; readonly encryptOneUpdateMs: number; readonly decryptSumMs: number };
-}
-
-async function paillierParts(keyBits: PaillierKeyBits, clients: number, parameters: number): Promise<FlCnnBenchResult['paillierParts']> {
-  const { publicKey, privateKey } = await generatePaillierKeyPair({ bits: keyBits });
-  const packing = packingFor(resolveRunConfig({ flags: { minAvailableClients: clients, minFitClients: clients, keyBits } }));
-  const values = Float64Array.from({ length: parameters }, (_, i) => Math.sin(i) * 32);
-  await encryptVector(publicKey, values.subarray(0, 1000), { packing });
-  let t = performance.now();
-  const one = await encryptVector(publicKey, values, { packing });
-  const encryptOneUpdateMs = performance.now() - t;
-  const sum = PackedCiphertext.sum(Array.from({ length: clients }, () => one));
-  t = performance.now();
-  await decryptVector(privateKey, sum);
-  const decryptSumMs = performance.now() - t;
-  const layout = PackingLayout.forKey(publicKey, packing);
-  return { ciphertextsPerUpdate: layout.ciphertextsFor(parameters), slotsPerCiphertext: layout.slotsPerCiphertext, encryptOneUpdateMs, decryptSumMs };
+  /** Per-party accounting (the figure the targets are about). */
+  readonly perParty: RoundBenchResult;
+  /** Projected ratio vs plain at other images per client, from the measured parts. */
+  readonly projection: { readonly imagesPerClient: number; readonly ratios: Record<string, number> }[];
+  /** All clients in this process on the same cores: the server's wall-clock round (the earlier measure). */
+  readonly inProcess: { readonly strategy: string; readonly roundMs: number; readonly bytesIn: number; readonly vsPlain: number }[];
+  readonly settings: { readonly clients: number; readonly roundImages: number; readonly trainLimit: number; readonly partition: string; readonly inProcessImages: number; readonly keyBits: number; readonly loadAverage: readonly number[] };
 }
 
 async function throughput(backend: EngineBackend, images: number): Promise<{ backend: EngineBackend; images: number; ms: number; imagesPerSecond: number }> {
@@ -74,33 +62,16 @@ async function throughput(backend: EngineBackend, images: number): Promise<{ bac
   return { backend, images, ms, imagesPerSecond: (images / ms) * 1000 };
 }
 
-/**
- * Runs the benchmark.
- *
- * @example
- * ```ts
- * console.log(formatFlCnnBench(await runFlCnnBench({})));
- * ```
- */
-export async function runFlCnnBench(options: FlCnnBenchOptions): Promise<FlCnnBenchResult> {
-  const log = options.onProgress ?? (() => undefined);
-  const clients = options.clients ?? 10;
-  const roundImages = options.roundImages ?? 64;
-  const keyBits = options.keyBits ?? 2048;
-  log('training throughput: wasm backend …');
-  const wasm = await throughput('wasm', options.images ?? 1024);
-  log(`  ${wasm.imagesPerSecond.toFixed(0)} images/s; CPU backend …`);
-  const cpu = await throughput('cpu', options.cpuImages ?? 128);
-  log(`  ${cpu.imagesPerSecond.toFixed(1)} images/s`);
+async function inProcessRounds(clients: number, images: number, keyBits: 1024 | 2048 | 3072 | 4096, log: (l: string) => void): Promise<FlCnnBenchResult['inProcess']> {
   const rounds: { strategy: string; roundMs: number; bytesIn: number; vsPlain: number }[] = [];
   for (const strategy of ['plain', 'paillier', 'secagg'] as const) {
-    log(`one federated round, ${strategy} …`);
+    log(`in-process round, ${strategy} …`);
     const runDir = await mkdtemp(join(tmpdir(), 'bench-fl-cnn-'));
     try {
       const config = resolveRunConfig({
         flags: { strategy, numServerRounds: 1, minFitClients: clients, minAvailableClients: clients, minEvaluateClients: 0, fractionEvaluate: 0, keyBits, runDir, roundTimeout: 3600, ...(strategy === 'secagg' ? { cipherTimeWindow: 600_000 } : {}) },
       });
-      const app = resolveNnApp({ partition: 'iid', 'num-clients': clients, 'train-limit': clients * roundImages, 'test-limit': 100 });
+      const app = resolveNnApp({ partition: 'iid', 'num-clients': clients, 'train-limit': clients * images, 'test-limit': 100 });
       const { server } = await simulateNn(config, app);
       const rec = server.history[0]!;
       rounds.push({ strategy, roundMs: rec.durationMs, bytesIn: rec.bytesIn, vsPlain: 0 });
@@ -109,32 +80,78 @@ export async function runFlCnnBench(options: FlCnnBenchOptions): Promise<FlCnnBe
       await rm(runDir, { recursive: true, force: true });
     }
   }
-  log('Paillier parts: one update encrypted, the sum decrypted …');
-  const parts = await paillierParts(keyBits, clients, 61706);
-  const plain = rounds[0]!.roundMs;
+  return rounds.map((r) => ({ ...r, vsPlain: r.roundMs / rounds[0]!.roundMs }));
+}
+
+/**
+ * Runs the benchmark.
+ *
+ * @example
+ * ```ts
+ * console.log(formatFlCnnBench(await runFlCnnBench({ roundImages: 1000 })));
+ * ```
+ */
+export async function runFlCnnBench(options: FlCnnBenchOptions): Promise<FlCnnBenchResult> {
+  const log = options.onProgress ?? (() => undefined);
+  const clients = options.clients ?? 10;
+  const roundImages = options.roundImages ?? 0;
+  const trainLimit = options.trainLimit ?? 0;
+  const partition = options.partition ?? 'dirichlet:0.5';
+  const inProcessImages = options.inProcessImages ?? 0;
+  const keyBits = options.keyBits ?? 2048;
+  const { loadavg } = await import('node:os');
+  const load0 = loadavg()[0]!;
+  log('training throughput: wasm backend …');
+  const wasm = await throughput('wasm', options.images ?? 1024);
+  log(`  ${wasm.imagesPerSecond.toFixed(0)} images/s; CPU backend …`);
+  const cpu = await throughput('cpu', options.cpuImages ?? 128);
+  log(`  ${cpu.imagesPerSecond.toFixed(1)} images/s`);
+  log(`one round per strategy, each party measured alone (${clients} clients, ${partition}, ${roundImages === 0 ? 'whole partitions' : `at most ${roundImages} images each`}) …`);
+  const perParty = await runRoundBench({ clients, trainLimit, roundImages, partition, keyBits, log });
+  const sizes = [64, 600, 1000, 3000, Math.max(...perParty.partitionSizes)];
+  const projection = [...new Set(sizes)].sort((a, b) => a - b).map((n) => ({ imagesPerClient: n, ratios: Object.fromEntries(perParty.rounds.slice(1).map((r, i) => [r.strategy, projectRatio(perParty, i + 1, n)])) }));
+  const inProcess = inProcessImages > 0 ? await inProcessRounds(clients, inProcessImages, keyBits, log) : [];
   return {
-    paillierParts: parts,
     throughput: [wasm, cpu],
     speedup: wasm.imagesPerSecond / cpu.imagesPerSecond,
-    rounds: rounds.map((r) => ({ ...r, vsPlain: r.roundMs / plain })),
-    settings: { clients, roundImages, keyBits, parameters: 61706 },
+    perParty,
+    projection,
+    inProcess,
+    settings: { clients, roundImages, trainLimit, partition, inProcessImages, keyBits, loadAverage: [load0, loadavg()[0]!] },
   };
 }
 
-/** The result as a table. */
+const s1 = (ms: number): string => (ms / 1000).toFixed(2);
+
+/** The result as tables. */
 export function formatFlCnnBench(r: FlCnnBenchResult): string {
-  return [
+  const p = r.perParty;
+  const lines = [
     'LeNet-5 local training, batch 32 (real MNIST images)',
     '| engine | images | ms | images/s |',
     '|---|---:|---:|---:|',
     ...r.throughput.map((t) => `| tfjs ${t.backend}${t.backend === 'cpu' ? ' (baseline)' : ''} | ${t.images} | ${t.ms.toFixed(0)} | ${t.imagesPerSecond.toFixed(1)} |`),
     `speed-up of wasm over the CPU backend: ${r.speedup.toFixed(1)}×`,
     '',
-    `One federated round, LeNet-5 (${r.settings.parameters} parameters), ${r.settings.clients} in-process clients × ${r.settings.roundImages} images, Paillier ${r.settings.keyBits}-bit`,
-    '| strategy | round ms | bytes in | vs plain |',
-    '|---|---:|---:|---:|',
-    ...r.rounds.map((x) => `| ${x.strategy}${x.strategy === 'plain' ? ' (baseline)' : ''} | ${x.roundMs.toFixed(0)} | ${x.bytesIn} | ${x.vsPlain.toFixed(2)}× |`),
+    `One federated round, LeNet-5 (${p.parameters} parameters), ${r.settings.clients} clients, ${r.settings.partition}; partition sizes ${p.partitionSizes.join(', ')}; images trained ${p.trainedImages.join(', ')}; Paillier ${r.settings.keyBits}-bit, key holder server`,
+    'Each party measured alone: round = slowest (training + own step) + server; CPU s (one core per party) / wall s alone',
+    '| strategy | slowest client | its crypto | server | round | vs plain (CPU) | vs plain (wall) | precomputed off path | bytes/client | max abs err | note |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...p.rounds.map(
+      (x) =>
+        `| ${x.strategy} | ${s1(x.clientPath.cpuMs)} / ${s1(x.clientPath.wallMs)} | ${s1(x.clientCryptoMax.cpuMs)} / ${s1(x.clientCryptoMax.wallMs)} | ${s1(x.server.cpuMs)} / ${s1(x.server.wallMs)} | ${s1(x.round.cpuMs)} / ${s1(x.round.wallMs)} | ${x.vsPlainCpu.toFixed(2)}× | ${x.vsPlainWall.toFixed(2)}× | ${s1(x.offPath.cpuMs)} | ${x.bytesPerClient.toFixed(0)} | ${x.maxAbsError.toExponential(1)} | ${x.note} |`,
+    ),
+    `packing before: ${p.packing.before.slotsPerCiphertext} values per ciphertext (${p.packing.before.slotBits}-bit slots), ${p.packing.before.ciphertexts} ciphertexts; after: ${p.packing.after.slotsPerCiphertext} (${p.packing.after.slotBits}-bit), ${p.packing.after.ciphertexts}`,
+    `training: ${p.trainCpuMsPerImage.toFixed(2)} ms CPU per image (slowest client); largest |w·θ| encrypted: ${p.maxAbsWeightedValue.toFixed(3)}`,
     '',
-    `Paillier parts (same run, all cores): an update is ${r.paillierParts.ciphertextsPerUpdate} ciphertexts of ${r.paillierParts.slotsPerCiphertext} values; encrypting one takes ${r.paillierParts.encryptOneUpdateMs.toFixed(0)} ms (× ${r.settings.clients} clients in one process), decrypting the sum ${r.paillierParts.decryptSumMs.toFixed(0)} ms`,
-  ].join('\n');
+    'Projected ratio vs plain (CPU) at other images per client: measured training CPU per image × images + the measured fixed costs',
+    `| images per client | ${p.rounds.slice(1).map((x) => x.strategy).join(' | ')} |`,
+    `|---:|${p.rounds.slice(1).map(() => '---:').join('|')}|`,
+    ...r.projection.map((x) => `| ${x.imagesPerClient} | ${Object.values(x.ratios).map((v) => `${v.toFixed(2)}×`).join(' | ')} |`),
+  ];
+  if (r.inProcess.length > 0) {
+    lines.push('', `All clients in one process on the same cores (server wall clock, ${r.settings.inProcessImages} images per client, iid): not a deployment's round time`, '| strategy | round ms | bytes in | vs plain |', '|---|---:|---:|---:|', ...r.inProcess.map((x) => `| ${x.strategy} | ${x.roundMs.toFixed(0)} | ${x.bytesIn} | ${x.vsPlain.toFixed(2)}× |`));
+  }
+  lines.push(`load average (1 min) at start / end: ${r.settings.loadAverage.map((x) => x.toFixed(1)).join(' / ')}`);
+  return lines.join('\n');
 }

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRunConfig } from '../src/fl/config.ts';
 import { readNnApp, resolveNnApp } from '../src/fl/apps/nn-config.ts';
-import { simulateNn } from '../src/fl/apps/nn-run.ts';
+import { nnRunConfig, simulateNn } from '../src/fl/apps/nn-run.ts';
+import { packingFor } from '../src/fl/run.ts';
+import { PackingLayout } from '../src/paillier/index.ts';
 
 const dirs: string[] = [];
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -74,4 +76,16 @@ describe('a worker whose model differs from the server\'s (real gRPC on loopback
       await server.close();
     }
   }, 60_000);
+});
+
+describe('Paillier slot headroom of neural-network runs', () => {
+  it('is 2^⌈log₂ num-clients⌉ contributions (at least min-available-clients) unless packing-max-contributions is set', () => {
+    const config = resolveRunConfig({ flags: { strategy: 'paillier', minFitClients: 10, minAvailableClients: 10 } });
+    expect(nnRunConfig(config, resolveNnApp({ 'num-clients': 10 })).packingMaxContributions).toBe(16);
+    expect(nnRunConfig(config, resolveNnApp({ 'num-clients': 16 })).packingMaxContributions).toBe(16);
+    expect(nnRunConfig(config, resolveNnApp({ 'num-clients': 3 })).packingMaxContributions).toBe(10);
+    const set = resolveRunConfig({ flags: { strategy: 'paillier', minFitClients: 10, minAvailableClients: 10, packingMaxContributions: 1000 } });
+    expect(nnRunConfig(set, resolveNnApp({ 'num-clients': 10 })).packingMaxContributions).toBe(1000);
+    expect(new PackingLayout(2048, packingFor(nnRunConfig(config, resolveNnApp({ 'num-clients': 10 })))).slotsPerCiphertext).toBe(56);
+  });
 });

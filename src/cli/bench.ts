@@ -197,20 +197,24 @@ export function registerBenchCommands(program: Command): void {
     });
   bench
     .command('fl-cnn')
-    .description('LeNet-5 training throughput on the tfjs wasm engine against the pure-JS CPU backend, and one federated LeNet-5 round per strategy against plain FedAvg')
+    .description('LeNet-5 training throughput on the tfjs wasm engine against the pure-JS CPU backend, and one federated LeNet-5 round per strategy against plain FedAvg, each party charged only its own work')
     .option('--images <n>', 'images trained on the wasm backend', intOption('--images'), 1024)
     .option('--cpu-images <n>', 'images trained on the CPU baseline', intOption('--cpu-images'), 128)
     .option('--clients <n>', 'clients of the federated round', intOption('--clients'), 10)
-    .option('--round-images <n>', 'training images per client in the round', intOption('--round-images'), 64)
+    .option('--round-images <n>', 'images a client trains in the round, at most (0: its whole partition, one epoch)', intOption('--round-images'), 0)
+    .option('--train-limit <n>', 'training images partitioned among the clients (0: all 60,000)', intOption('--train-limit'), 0)
+    .option('--partition <scheme>', 'iid | shards:K | dirichlet:α', 'dirichlet:0.5')
+    .option('--in-process-images <n>', 'also time whole rounds with every client in this process, n images each (0: skip)', intOption('--in-process-images'), 0)
     .option('--key-bits <bits>', 'Paillier modulus size', intOption('--key-bits'), 2048)
     .option('--json', 'print one JSON object instead of a table')
-    .action(async (opts: { images: number; cpuImages: number; clients: number; roundImages: number; keyBits: number; json?: boolean }) => {
-      assertOneOf(opts.keyBits, '--key-bits', [1024, 2048, 3072, 4096] as const);
-      for (const [k, v, min] of [['--images', opts.images, 32], ['--cpu-images', opts.cpuImages, 32], ['--clients', opts.clients, 2], ['--round-images', opts.roundImages, 1]] as const) {
+    .action(async (opts: { images: number; cpuImages: number; clients: number; roundImages: number; trainLimit: number; partition: string; inProcessImages: number; keyBits: number; json?: boolean }) => {
+      const keyBits: number = opts.keyBits;
+      assertOneOf(keyBits, '--key-bits', [1024, 2048, 3072, 4096] as const);
+      for (const [k, v, min] of [['--images', opts.images, 32], ['--cpu-images', opts.cpuImages, 32], ['--clients', opts.clients, 2], ['--round-images', opts.roundImages, 0], ['--train-limit', opts.trainLimit, 0], ['--in-process-images', opts.inProcessImages, 0]] as const) {
         if (v < min) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${k} is ${v}; expected at least ${min}`, { param: k });
       }
       const mod = await importBench<typeof FlCnnBench>(() => import('../../bench/fl-cnn.ts'));
-      const r = await mod.runFlCnnBench({ images: opts.images, cpuImages: opts.cpuImages, clients: opts.clients, roundImages: opts.roundImages, keyBits: opts.keyBits, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      const r = await mod.runFlCnnBench({ ...opts, keyBits, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatFlCnnBench(r)}\n`);
     });
   bench

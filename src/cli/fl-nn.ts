@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
 import { DEFAULT_NN_APP, readNnApp, resolveNnApp, type NnAppConfig } from '../fl/apps/nn-config.ts';
-import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, nnServerSettings, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
+import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, nnRunConfig, nnServerSettings, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
 import { initialModel, nnClient, nnEvaluator } from '../fl/apps/nn.ts';
 import { loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
@@ -50,7 +50,8 @@ async function configs(opts: Record<string, unknown>, extra: Record<string, unkn
   const path = opts['config'] as string | undefined;
   const config = await loadRunConfig({ path, env: process.env, flags: { ...opts, ...extra } });
   const fromFile = path === undefined ? null : await readNnApp(path);
-  return { config, app: resolveNnApp(opts, fromFile ?? DEFAULT_NN_APP, '--') };
+  const app = resolveNnApp(opts, fromFile ?? DEFAULT_NN_APP, '--');
+  return { config: nnRunConfig(config, app), app };
 }
 
 function printer(json: boolean | undefined): (line: string, obj: object) => void {

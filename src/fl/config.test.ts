@@ -5,6 +5,7 @@ import { stringify } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
 import { codeOfAsync } from '../../test/helpers.ts';
 import { isCipherMLError, type CipherMLError } from '../core/errors.ts';
+import { packingFor } from './run.ts';
 import {
   DEFAULT_RUN_CONFIG,
   RESERVED_ENV_VARS,
@@ -99,6 +100,7 @@ describe('run config schema and defaults', () => {
       keyBits: 2048,
       packingFractionalBits: 16,
       packingIntegerBits: 15,
+      packingMaxContributions: 0,
       roundTimeout: 120,
       joinTimeout: 300,
       maxMessageBytes: 64 * 1024 * 1024,
@@ -413,6 +415,9 @@ describe('resolveRunConfig', () => {
     expectInvalid(() => resolveRunConfig({ file: { packingFractionalBits: 40 } }), 'packing-fractional-bits', /= 55 exceeds 52/);
     expectInvalid(() => resolveRunConfig({ env: { packingIntegerBits: 40 } }), 'packing-integer-bits', /exceeds 52/);
     expect(resolveRunConfig({ file: { packingFractionalBits: 40, packingIntegerBits: 12 } }).packingIntegerBits).toBe(12);
+    expectInvalid(() => resolveRunConfig({ file: { minAvailableClients: 10, minFitClients: 10, packingMaxContributions: 8 } }), 'packing-max-contributions', /packing-max-contributions = 8 \(from file\) is below min-available-clients = 10/);
+    expect(packingFor(resolveRunConfig({ file: { minAvailableClients: 10, packingMaxContributions: 16 } })).maxContributions).toBe(16);
+    expect(packingFor(resolveRunConfig({ file: { minAvailableClients: 10 } })).maxContributions).toBe(1000);
 
     for (const keyHolder of ['authority', 'clients'] as const) {
       expectInvalid(() => resolveRunConfig({ file: { strategy: 'paillier', keyHolder } }), 'authority-address', new RegExp(`is required when key-holder = "${keyHolder}"`));

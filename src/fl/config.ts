@@ -58,6 +58,8 @@ export interface RunConfig {
   readonly keyBits: KeyBits;
   readonly packingFractionalBits: number;
   readonly packingIntegerBits: number;
+  /** Most contributions one packed sum absorbs (slot headroom); 0: max(1000, min-available-clients). */
+  readonly packingMaxContributions: number;
   /** Seconds. */
   readonly roundTimeout: number;
   /** Seconds. */
@@ -208,6 +210,7 @@ const SCHEMA_ROWS = [
   { key: 'key-bits', field: 'keyBits', type: 'choice', default: 2048, values: [1024, 2048, 3072, 4096], description: 'Paillier modulus size in bits (1024 is for tests only).' },
   { key: 'packing-fractional-bits', field: 'packingFractionalBits', type: 'int', default: 16, min: 0, max: 52, description: 'Fixed-point bits after the binary point of packed values (resolution 2^-bits).' },
   { key: 'packing-integer-bits', field: 'packingIntegerBits', type: 'int', default: 15, min: 1, max: 52, description: 'Fixed-point bits before the binary point (|value| < 2^bits); fractional + integer ≤ 52.' },
+  { key: 'packing-max-contributions', field: 'packingMaxContributions', type: 'int', default: 0, min: 0, max: 2 ** 30, description: 'Most updates one encrypted sum holds: each packed slot gets ⌈log2 of it⌉ bits of headroom (fewer bits, more values per ciphertext); a round with more is refused, never wrapped. 0: max(1000, min-available-clients); neural-network runs use their num-clients.' },
   { key: 'round-timeout', field: 'roundTimeout', type: 'float', default: 120, min: 0, minExclusive: true, description: "Seconds the server waits for a round's results." },
   { key: 'join-timeout', field: 'joinTimeout', type: 'float', default: 300, min: 0, minExclusive: true, description: 'Seconds the server waits for min-available-clients workers to join.' },
   { key: 'max-message-bytes', field: 'maxMessageBytes', type: 'int', default: 64 * 1024 * 1024, min: 1024, description: 'Largest RPC message accepted, in bytes (default 64 MiB).' },
@@ -703,6 +706,13 @@ export function validateRunConfig(config: RunConfig, sources: Partial<Record<Run
       `${show('packingFractionalBits')} + ${show('packingIntegerBits')} = ${config.packingFractionalBits + config.packingIntegerBits} exceeds 52 (float64 mantissa)`,
       blame('packingIntegerBits', 'packingFractionalBits'),
       ['packingFractionalBits', 'packingIntegerBits'],
+    );
+  }
+  if (config.packingMaxContributions !== 0 && config.packingMaxContributions < config.minAvailableClients) {
+    throw conflict(
+      `${show('packingMaxContributions')} is below ${show('minAvailableClients')}: a round of every available client would overflow the packed slots`,
+      blame('packingMaxContributions', 'minAvailableClients'),
+      ['packingMaxContributions', 'minAvailableClients'],
     );
   }
   if ((config.keyHolder === 'authority' || config.keyHolder === 'clients') && config.authorityAddress === '') {

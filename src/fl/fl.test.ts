@@ -42,7 +42,13 @@ describe('federated LR in one process (same code as the multi-process runtime)',
 
   it('Paillier FedAvg reaches the plain FedAvg model: same accuracy, parameters within fixed-point tolerance', async () => {
     const plain = await simulate({ config: config(join(dir, 'plain')), clients: await clients(), evaluate });
-    const paillier = await simulate({ config: config(join(dir, 'paillier'), { strategy: 'paillier' }), clients: await clients(), evaluate });
+    const fits: { round: number; precomputed: number | undefined }[] = [];
+    const paillier = await simulate({
+      config: config(join(dir, 'paillier'), { strategy: 'paillier' }),
+      clients: await clients(),
+      evaluate,
+      onWorkerEvent: (_id, e) => void (e.type === 'fit' && fits.push({ round: e.round, precomputed: e.precomputed })),
+    });
     expect(plain.server.rounds).toBe(8);
     expect(paillier.server.rounds).toBe(8);
     const a = plain.server.final!.serverAccuracy!;
@@ -53,6 +59,9 @@ describe('federated LR in one process (same code as the multi-process runtime)',
     const em = paillier.server.model!;
     pm.forEach((t, k) => t.values.forEach((v, i) => expect(Math.abs(v - em[k]!.values[i]!)).toBeLessThan(1e-3)));
     expect(paillier.workers.every((w) => w.model !== null)).toBe(true);
+    // Every update, round 1 included, was encrypted with randomizers precomputed while the worker waited.
+    expect(fits.length).toBe(8 * paillier.workers.length);
+    expect(fits.every((f) => f.precomputed !== undefined && f.precomputed > 0)).toBe(true);
   });
 
   it('in Paillier mode no worker parameter reaches the server in the clear (and the check does see them in plain mode)', async () => {

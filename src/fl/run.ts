@@ -20,7 +20,7 @@ import { buildThresholdStrategy, type ThresholdBuildOptions } from './threshold-
 
 /** Packing used for Paillier FedAvg: headroom for every worker that may contribute to one sum. */
 export function packingFor(config: RunConfig): PackingSpec {
-  return { fractionalBits: config.packingFractionalBits, integerBits: config.packingIntegerBits, maxContributions: Math.max(1000, config.minAvailableClients) };
+  return { fractionalBits: config.packingFractionalBits, integerBits: config.packingIntegerBits, maxContributions: config.packingMaxContributions === 0 ? Math.max(1000, config.minAvailableClients) : config.packingMaxContributions };
 }
 
 /** The fit config sent to workers every round. */

@@ -10,8 +10,10 @@ import {
   deserializePublicKey,
   deserializePrivateKey,
   encryptVector,
+  precomputeRandomizers,
   serializePacked,
   type PackingSpec,
+  type RandomizerStock,
   type PaillierPrivateKey,
   type PaillierPublicKey,
 } from '../paillier/index.ts';
@@ -75,7 +77,15 @@ export interface FlClient {
 /** Worker progress events. */
 export type WorkerEvent =
   | { readonly type: 'joined'; readonly strategy: string; readonly keyHolder: string; readonly nextRound: number; readonly numRounds: number }
-  | { readonly type: 'fit'; readonly round: number; readonly loss: number | null; readonly bytesOut: number; readonly ms: number }
+  | {
+      readonly type: 'fit';
+      readonly round: number;
+      readonly loss: number | null;
+      readonly bytesOut: number;
+      readonly ms: number;
+      /** Paillier: ciphertexts of the update whose randomizers were precomputed while the worker waited. */
+      readonly precomputed?: number;
+    }
   | { readonly type: 'secagg'; readonly round: number; readonly stage: string; readonly bytesOut: number; readonly clipped?: number }
   | { readonly type: 'evaluate'; readonly round: number; readonly loss: number; readonly accuracy: number | null }
   | { readonly type: 'retry'; readonly reason: string; readonly delayMs: number }
@@ -149,6 +159,18 @@ interface Crypto {
   readonly packing: PackingSpec;
   readonly layout: PackingLayout;
   privateKey: PaillierPrivateKey | null;
+  /**
+   * DJN randomizers of the next update, computed in the background while the worker waits (they
+   * do not depend on the update; each is used once): the encryption in the round is then one
+   * multiplication per ciphertext. Null when none are being made; a failed precomputation
+   * resolves to null and the encryption makes fresh ones.
+   */
+  stock: Promise<RandomizerStock | null> | null;
+}
+
+/** Starts computing the randomizers of one update of `length` values (off the round's critical path). */
+function refillRandomizers(c: Crypto, length: number): void {
+  c.stock = precomputeRandomizers(c.publicKey, c.layout.ciphertextsFor(length)).catch(() => null);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -179,6 +201,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let trained = false;
   let secagg: SecAggWorkerRound | null = null;
   let runId = '';
+  let numRounds = 0;
+  let precomputed = 0;
   const trust = options.trust ?? null;
   const keyTrust = { pinnedFingerprint: options.pinnedKeyFingerprint ?? '', roster: trust?.roster ?? null, ...(options.minKeyBits === undefined ? {} : { minKeyBits: options.minKeyBits }) };
 
@@ -216,8 +240,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           ...sig,
         });
         checkAnnounced(reply);
+        const previous = crypto;
         crypto = await setupCrypto(reply, crypto, options.attestedKey?.(reply));
+        if (crypto !== null && crypto !== previous) refillRandomizers(crypto, parameterCount(specsOf(init)));
         runId = reply.runId;
+        numRounds = reply.numRounds;
         emit({ type: 'joined', strategy: reply.strategy, keyHolder: reply.keyHolder, nextRound: reply.nextRound, numRounds: reply.numRounds });
         return reply;
       } catch (e) {
@@ -261,7 +288,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         });
       }
     }
-    return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey };
+    return { publicKey, packing, layout: PackingLayout.forKey(publicKey, packing), privateKey, stock: null };
   };
 
   const decode = async (payload: ModelPayload | undefined): Promise<NamedTensor[]> => {
@@ -282,7 +309,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const encodeFit = async (params: readonly NamedTensor[], weight: number, round: number, numExamples: number): Promise<ModelPayload> => {
     const c = crypto;
     if (c === null || !defences.encryptUpdates) return create(ModelPayloadSchema, { kind: { case: 'plain', value: { tensors: tensorsToWire(params) } } });
-    const enc = await encryptVector(c.publicKey, weightedFlat(params, weight), { packing: c.packing });
+    const flat = weightedFlat(params, weight);
+    const stock = c.stock === null ? null : await c.stock;
+    c.stock = null;
+    const before = stock?.size ?? 0;
+    const enc = await encryptVector(c.publicKey, flat, { packing: c.packing, ...(stock === null ? {} : { randomizers: stock }) });
+    precomputed = before - (stock?.size ?? 0);
+    if (round < numRounds) refillRandomizers(c, flat.length);
     // Every Paillier update a worker with an identity sends is signed, in the one format
     // (src/fl/contribution.ts) the key authority and the threshold key holders verify.
     const bare = serializePacked(enc);
@@ -340,7 +373,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         const payload = await encodeFit(out.parameters, body.value.weight, task.round, out.numExamples);
         rounds++;
         const bytesOut = payload.kind.case === 'encrypted' ? payload.kind.value.packed.length : out.parameters.reduce((a, t) => a + t.values.length * 8, 0);
-        emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0 });
+        emit({ type: 'fit', round: task.round, loss: out.metrics?.['loss'] ?? null, bytesOut, ms: performance.now() - t0, ...(payload.kind.case === 'encrypted' ? { precomputed } : {}) });
         return create(PushResultRequestSchema, { ...base, body: { case: 'fit', value: { model: payload, numExamples: BigInt(out.numExamples), metrics: { ...out.metrics } } } });
       }
       const params = await decode(body.value.model);

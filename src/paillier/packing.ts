@@ -5,6 +5,7 @@ import { FixedPointCodec, DEFAULT_FIXED_POINT, type FixedPointSpec } from '../co
 import { bitLength } from '../core/bigmath/index.ts';
 import type { PaillierPrivateKey, PaillierPublicKey, ObfuscationMode } from './keys.ts';
 import { assertSameKey } from './ciphertext.ts';
+import type { RandomizerStock } from './randomizers.ts';
 
 /**
  * BatchCrypt-style packing (Zhang et al., USENIX ATC 2020, §4): many fixed-point values share
@@ -292,6 +293,23 @@ export interface EncryptPackedOptions {
   readonly packing?: PackingSpec;
   /** `true`/`'djn'` (default), `'classic'`, or `false` to defer (applied at export). */
   readonly obfuscate?: boolean | ObfuscationMode;
+  /**
+   * Precomputed DJN randomizers to use first (each once; see {@link RandomizerStock}); the rest
+   * are made fresh. Only with DJN obfuscation (the default).
+   */
+  readonly randomizers?: RandomizerStock;
+}
+
+/** The randomizers of `count` ciphertexts: from the stock first, fresh for the rest (DJN only). */
+export function randomizersFor(publicKey: PaillierPublicKey, count: number, options: EncryptPackedOptions): bigint[] | null {
+  const obf = options.obfuscate ?? true;
+  if (options.randomizers !== undefined && obf !== true && obf !== 'djn') {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'precomputed randomizers are DJN randomizers: use them only with obfuscate "djn" (the default)', { param: 'randomizers' });
+  }
+  if (obf === false) return null;
+  if (obf === 'classic') return Array.from({ length: count }, () => publicKey.randomizer('classic'));
+  const pre = options.randomizers?.take(publicKey, count) ?? [];
+  return pre.length === count ? pre : [...pre, ...publicKey.randomizers(count - pre.length)];
 }
 
 /**
@@ -308,7 +326,7 @@ export function encryptPacked(publicKey: PaillierPublicKey, values: ArrayLike<nu
   const plaintexts = layout.pack(values);
   const obf = options.obfuscate ?? true;
   const n2 = publicKey.nSquared;
-  const rho = obf === false ? null : obf === 'classic' ? plaintexts.map(() => publicKey.randomizer('classic')) : publicKey.randomizers(plaintexts.length);
+  const rho = randomizersFor(publicKey, plaintexts.length, options);
   const cts = plaintexts.map((m, i) => {
     const base = (1n + m * publicKey.n) % n2;
     return rho === null ? base : (base * rho[i]!) % n2;

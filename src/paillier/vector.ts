@@ -3,6 +3,7 @@ import { WorkerPool } from '../core/worker-pool.ts';
 import type { PaillierPrivateKey, PaillierPublicKey } from './keys.ts';
 import type { PaillierTask } from './worker.ts';
 import { assertSameKey } from './ciphertext.ts';
+import { RandomizerStock } from './randomizers.ts';
 import { DEFAULT_PACKING, PackedCiphertext, PackingLayout, decryptPacked, encryptPacked, finishUnpack, type DecryptPackedOptions, type EncryptPackedOptions } from './packing.ts';
 
 /**
@@ -81,17 +82,44 @@ export interface EncryptVectorOptions extends EncryptPackedOptions {
  */
 export async function encryptVector(publicKey: PaillierPublicKey, values: ArrayLike<number>, options: EncryptVectorOptions = {}): Promise<PackedCiphertext> {
   const layout = PackingLayout.forKey(publicKey, options.packing ?? DEFAULT_PACKING);
-  const pool = resolvePool(options.parallelism, layout.ciphertextsFor(values.length));
-  if (pool === null) return encryptPacked(publicKey, values, options);
-  const plaintexts = layout.pack(values);
   const obf = options.obfuscate ?? true;
+  if (options.randomizers !== undefined && obf !== true && obf !== 'djn') return encryptPacked(publicKey, values, options); // refuses with a typed error
+  // Precomputed randomizers first: one multiplication per ciphertext, in this thread.
+  const pre = options.randomizers?.take(publicKey, layout.ciphertextsFor(values.length)) ?? [];
+  const pool = resolvePool(options.parallelism, layout.ciphertextsFor(values.length) - pre.length);
+  if (pool === null) return encryptPacked(publicKey, values, { ...options, ...(pre.length === 0 ? {} : { randomizers: new RandomizerStock(publicKey, pre) }) });
+  const plaintexts = layout.pack(values);
+  const n2 = publicKey.nSquared;
+  const head = pre.map((rho, i) => (((1n + plaintexts[i]! * publicKey.n) % n2) * rho) % n2);
   const obfuscate = obf === false ? false : obf === true ? 'djn' : obf;
   const parts = await Promise.all(
-    chunks(plaintexts, pool).map(({ part }) =>
+    chunks(plaintexts.slice(pre.length), pool).map(({ part }) =>
       pool.run<bigint[]>({ kind: 'encrypt', n: publicKey.n, hs: publicKey.hs, backend: publicKey.backend.name, plaintexts: part, obfuscate } satisfies PaillierTask),
     ),
   );
-  return new PackedCiphertext(publicKey, layout, values.length, 1, parts.flat(), obf !== false);
+  return new PackedCiphertext(publicKey, layout, values.length, 1, [...head, ...parts.flat()], obf !== false);
+}
+
+/**
+ * Computes `count` DJN randomizers of `publicKey` on all cores, for later encryptions (see
+ * {@link RandomizerStock}): a party computes them while it waits, so its next encryption is one
+ * multiplication per ciphertext.
+ *
+ * @example
+ * ```ts
+ * const stock = await precomputeRandomizers(publicKey, layout.ciphertextsFor(weights.length));
+ * const enc = await encryptVector(publicKey, weights, { randomizers: stock });
+ * ```
+ */
+export async function precomputeRandomizers(publicKey: PaillierPublicKey, count: number, options: { readonly parallelism?: Parallelism } = {}): Promise<RandomizerStock> {
+  const pool = resolvePool(options.parallelism, count);
+  if (pool === null) return new RandomizerStock(publicKey, publicKey.randomizers(count));
+  const size = Math.max(1, Math.ceil(count / (pool.size * 4)));
+  const parts: Promise<bigint[]>[] = [];
+  for (let i = 0; i < count; i += size) {
+    parts.push(pool.run<bigint[]>({ kind: 'randomizers', n: publicKey.n, hs: publicKey.hs, backend: publicKey.backend.name, count: Math.min(size, count - i) } satisfies PaillierTask));
+  }
+  return new RandomizerStock(publicKey, (await Promise.all(parts)).flat());
 }
 
 /** Options of {@link decryptVector}. */

@@ -14,6 +14,7 @@ import { deserializeThresholdKeyShare } from './threshold-serialize.ts';
 
 export type PaillierTask =
   | { kind: 'encrypt'; n: bigint; hs: bigint; backend: BackendPreference; plaintexts: bigint[]; obfuscate: false | ObfuscationMode }
+  | { kind: 'randomizers'; n: bigint; hs: bigint; backend: BackendPreference; count: number }
   | { kind: 'decrypt'; n: bigint; hs: bigint; p: bigint; q: bigint; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number }
   /** Threshold decryption shares (with proofs) of one holder; `share` is its serialized key share, cached by its bytes' digest. */
   | { kind: 'threshold-share'; share: Uint8Array; backend: BackendPreference; ciphertexts: bigint[]; firstIndex: number };
@@ -44,6 +45,7 @@ function run(task: PaillierTask): bigint[] | DecryptionShare[] {
   if (task.kind === 'threshold-share') return runThresholdShare(task);
   const keyId = `${task.n.toString(16)}:${task.hs.toString(16)}`;
   const pk = cached(publicKeys, keyId, () => new PaillierPublicKey(task.n, task.hs, { backend: task.backend }));
+  if (task.kind === 'randomizers') return pk.randomizers(task.count);
   if (task.kind === 'encrypt') {
     const n2 = pk.nSquared;
     const rho = task.obfuscate === false ? null : task.obfuscate === 'classic' ? task.plaintexts.map(() => pk.randomizer('classic')) : pk.randomizers(task.plaintexts.length);

@@ -62,6 +62,25 @@ export function nnServerSettings(config: RunConfig): { staleAfterMs: number } {
   return { staleAfterMs: Math.max(15_000, config.roundTimeout * 1000) };
 }
 
+/**
+ * The run config of a neural-network run: unless `packing-max-contributions` is set, the Paillier
+ * slot headroom is 2^⌈log₂ num-clients⌉ contributions (at least min-available-clients) instead
+ * of the runtime's 1,000. Every worker of such a run trains one of the num-clients partitions, so
+ * a round sums at most that many updates; the headroom costs ⌈log₂ num-clients⌉ bits per slot
+ * (4 for 10 clients: 56 values per 2048-bit ciphertext instead of 48). A sum of more updates is
+ * refused (CIPHERML_E_SLOT_OVERFLOW), never wrapped into the neighbouring slot.
+ *
+ * @example
+ * ```ts
+ * nnRunConfig(config, app).packingMaxContributions; // 16 for 10 clients
+ * ```
+ */
+export function nnRunConfig(config: RunConfig, app: NnAppConfig): RunConfig {
+  if (config.packingMaxContributions !== 0) return config;
+  const headroom = 2 ** Math.ceil(Math.log2(Math.max(2, app.numClients)));
+  return { ...config, packingMaxContributions: Math.max(headroom, config.minAvailableClients) };
+}
+
 /** One line describing the run's data. */
 export function describeNnRun(app: NnAppConfig, data: NnData): string[] {
   return [`${app.dataset}: ${data.train.count} training images in ${app.numClients} clients by ${partitionName(app.partition)}, model ${app.model}, label histograms:`, ...describePartition(data.partition)];
@@ -82,7 +101,7 @@ export async function simulateNn(config: RunConfig, app: NnAppConfig, options: {
   const test = await loadNnTest(app);
   const clients = data.partition.clients.map((_, i) => ({ id: String(i + 1), client: nnClient(tf, data.spec, clientData(data, i + 1), nnDefaults(config, app, i + 1)) }));
   const result = await simulate({
-    config,
+    config: nnRunConfig(config, app),
     clients,
     evaluate: nnEvaluator(tf, data.spec, test),
     initialModel: initialModel(data.spec, config.seed),
