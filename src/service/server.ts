@@ -6,6 +6,7 @@ import type { Static } from 'typebox';
 import { CipherMLError } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
 import { HeavyPool } from './heavy.ts';
+import { inferenceHandlers } from './inference-routes.ts';
 import type { HeavyTask } from './heavy.ts';
 import { createHttpApp } from './http.ts';
 import { runFitJobOnThread } from './jobs.ts';
@@ -46,6 +47,8 @@ export interface ServiceOptions {
    * `bench robustness` run the same requests against it to show what the defences change.
    */
   readonly unsafeNaive?: boolean;
+  /** PEM certificate chain and private key (`serve --tls-cert/--tls-key`): HTTPS instead of HTTP. */
+  readonly tls?: { readonly cert: Uint8Array; readonly key: Uint8Array } | undefined;
   /** The web console at `/` (src/console): on by default; `false` serves the REST API only. */
   readonly console?: false | Omit<ConsoleOptions, 'db' | 'service'>;
 }
@@ -91,7 +94,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const ref = { dataDir: options.dataDir, db: options.db };
   const uploadLimit = options.maxBodyBytes ?? 256 * 1024 * 1024;
   const naive = options.unsafeNaive === true;
-  const app: FastifyInstance = createHttpApp({ bodyLimit: Math.max(uploadLimit, JSON_BODY_LIMIT), naiveJson: naive });
+  const app: FastifyInstance = createHttpApp({ bodyLimit: Math.max(uploadLimit, JSON_BODY_LIMIT), naiveJson: naive, tls: options.tls });
   const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
@@ -176,6 +179,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const base = '/api/v1/:model/:version';
 
   on('GET', '/api/v1/openapi.json', async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(OPENAPI_DOCUMENT)));
+  on('GET', '/health', async () => ({ status: 'ok' }));
   on('GET', '/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
   on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
   on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
@@ -304,8 +308,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return { usage: await storage.getUsage(user.id, model.id) };
   });
 
+  const inference = inferenceHandlers({ storage, uploadLimit, auth, modelOf, member, bytesOf, offload, launch });
+  for (const [k, h] of inference.handlers) handlers.set(k, h);
   for (const spec of ROUTES) {
     const handler = handlers.get(`${spec.method} ${spec.url}`);
+    const pre = naive ? undefined : inference.preParsing.get(`${spec.method} ${spec.url}`);
     if (handler === undefined) throw new Error(`no handler for ${spec.method} ${spec.url}`);
     app.route({
       method: spec.method,
@@ -313,13 +320,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       bodyLimit: naive ? Math.max(uploadLimit, JSON_BODY_LIMIT) : spec.bodyLimit === 'upload' ? uploadLimit : spec.bodyLimit,
       schema: fastifySchema(spec, naive),
       ...(spec.auth ? (naive ? { preHandler: authenticate } : { onRequest: authenticate }) : {}),
+      ...(pre === undefined ? {} : { preParsing: async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => (await pre(req), payload) }),
       handler,
     });
   }
 
   // Jobs a previous process left behind resume from their last checkpointed epoch.
   for (const j of await storage.listJobs({ status: ['queued', 'running', 'awaiting_refresh'] })) {
-    if (j.kind === 'fit' && j.state['hyper'] !== undefined) launch(j.id);
+    if ((j.kind === 'fit' && j.state['hyper'] !== undefined) || j.kind === 'infer') launch(j.id);
     else await storage.updateJob(j.id, { status: 'failed', error: { code: 'CIPHERML_E_JOB_FAILED', message: 'interrupted by a service restart and not resumable' } });
   }
 
