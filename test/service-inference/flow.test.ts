@@ -10,7 +10,8 @@ import { MNIST_ONNX, calibrationNpz, makeTokens, mnistDigits } from './helpers.t
 
 // HE4Cloud's inference flow on the service (docs/service.md "Encrypted inference"): deploy →
 // register → upload evaluation keys → encrypted predict → decrypt on the trusted side, on the
-// bundled MNIST model, checked against the plaintext executor.
+// bundled MNIST model, checked against the plaintext executor. One digit, 8 calibration samples;
+// more digits, key reuse, the CLI and the Redis queue are in test/slow/service-inference.test.ts.
 const root = mkdtempSync(join(tmpdir(), 'cipherml-svc-infer-'));
 let svc: RunningService;
 let t: Awaited<ReturnType<typeof makeTokens>>;
@@ -29,14 +30,14 @@ const argmax = (a: ArrayLike<number>): number => Array.prototype.indexOf.call(a,
 describe('encrypted inference in the service (MNIST, worker threads)', () => {
   it('deploy → register → upload keys once → encrypted predict → decrypt equals the plaintext executor', { timeout: 120_000 }, async () => {
     const service = svc.url;
-    const dep = await gatewayDeploy({ service, token: t.owner, model: 'mnist/1', onnx: MNIST_ONNX, calibration: calibrationNpz(16) });
+    const dep = await gatewayDeploy({ service, token: t.owner, model: 'mnist/1', onnx: MNIST_ONNX, calibration: calibrationNpz(8) });
     expect(dep.modelUrl).toBe('/api/v1/mnist/1');
     // The model URL resolves and publishes the calibrated model and its keyparams.
     const published = (await (await fetch(`${service}${dep.modelUrl}`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { inference: { keyParamsUrl: string; calibratedModelUrl: string; calibratedModelSha256: string } };
     expect(published.inference.keyParamsUrl).toBe('/api/v1/mnist/1/inference/keyparams');
     const calibrated = new Uint8Array(await (await fetch(`${service}${published.inference.calibratedModelUrl}`, { headers: { authorization: `Bearer ${t.alice}` } })).arrayBuffer());
     const kp = (await (await fetch(`${service}${published.inference.keyParamsUrl}`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { format: string; samples: number };
-    expect(kp).toMatchObject({ format: 'cipherml-he-keyparams', samples: 16 });
+    expect(kp).toMatchObject({ format: 'cipherml-he-keyparams', samples: 8 });
 
     const keyDir = join(root, 'keys-alice');
     const input = mnistDigits(0, 1);
@@ -52,17 +53,10 @@ describe('encrypted inference in the service (MNIST, worker threads)', () => {
     }
     expect(argmax(first.output.data)).toBe(argmax(plainOriginal.data));
 
-    // Second request: the same keys, not uploaded again; another digit.
-    const input2 = mnistDigits(1, 1);
-    const second = await gatewayInfer({ service, token: t.alice, model: 'mnist/1', keyDir, input: input2, pollMs: 50 });
-    expect(second).toMatchObject({ keysGenerated: false, keysUploaded: false, fingerprint: first.fingerprint });
-    const plain2 = runPlain(parseOnnx(MNIST_ONNX), input2);
-    for (let j = 0; j < 10; j++) expect(Math.abs(second.output.data[j]! - plain2.data[j]!)).toBeLessThan(1e-2);
-
-    // The job lifecycle: its status, and its output only to its user.
-    const job = (await (await fetch(`${service}/api/v1/mnist/1/jobs/${second.jobId}`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { status: string; progress: number; figures: { outputSha256: string } };
+    // The job lifecycle: its status, and its output to its user.
+    const job = (await (await fetch(`${service}/api/v1/mnist/1/jobs/${first.jobId}`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { status: string; progress: number };
     expect(job).toMatchObject({ status: 'succeeded', progress: 1 });
     const usage = (await (await fetch(`${service}/api/v1/mnist/1/usage`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { usage: Record<string, number> };
-    expect(usage.usage['inferJobs']).toBe(2);
+    expect(usage.usage['inferJobs']).toBe(1);
   });
 });
