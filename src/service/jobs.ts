@@ -43,6 +43,7 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
       await storage.updateJob(jobId, { status: 'running' });
       const r = await trainEncrypted(ctx, await need('train_data'), checkpoint ?? (await need('model')), hyper, {
         onEpoch: async (epoch, weights) => {
+          if ((await storage.getJob(jobId))?.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', 'cancelled by its user', { param: 'jobId' });
           await storage.putBlob(userId, modelId, 'trained_model', weights);
           await storage.updateJob(jobId, { progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes } });
         },

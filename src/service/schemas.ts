@@ -147,6 +147,11 @@ export const ROUTES: readonly RouteSpec[] = [
   ]),
   { method: 'POST', url: `${base}/fit`, summary: 'Start an asynchronous fit job', auth: true, body: 'json', bodyLimit: JSON_BODY_LIMIT, params: ModelParams, jsonBody: HyperParams, ok: { status: 202, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('queued') }) } },
   { method: 'GET', url: `${base}/jobs/:jobId`, summary: 'Job status, progress, error and figures', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Job } },
+  {
+    method: 'GET', url: `${base}/jobs`, summary: "The caller's jobs (fit and inference) for this model", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams,
+    ok: { status: 200, schema: Type.Object({ jobs: Type.Array(Type.Object({ jobId: Type.String(), kind: Type.String(), status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))), progress: Type.Number({ minimum: 0, maximum: 1 }), createdAt: Type.Integer(), updatedAt: Type.Integer() })) }) },
+  },
+  { method: 'POST', url: `${base}/jobs/:jobId/cancel`, summary: 'Cancel a queued or running job of the caller (it ends failed, "cancelled by its user"); 409 when it already ended', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('failed') }) } },
   { method: 'GET', url: `${base}/jobs/:jobId/refresh`, summary: 'Encrypted weights waiting for a gateway refresh', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: 'binary' } },
   { method: 'PUT', url: `${base}/jobs/:jobId/refresh`, summary: 'Freshly re-encrypted weights from the gateway', auth: true, body: 'binary', bodyLimit: 'upload', params: JobParams, ok: { status: 200, schema: Type.Object({ accepted: Type.Literal(true) }) }, heavy: true },
   {

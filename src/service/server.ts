@@ -98,6 +98,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
+  /** The thread of each job this process runs (cancel terminates it). */
+  const threads = new Map<string, Worker>();
   const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
   // The console's tables live in the same database, through a connection of its own.
   let consoleDb: SqlDriver | undefined;
@@ -116,7 +118,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     }
     const p: Promise<void> = runFitJobOnThread(ref, jobId, (w) => {
       workers.add(w);
-      w.once('exit', () => workers.delete(w));
+      threads.set(jobId, w);
+      w.once('exit', () => {
+        workers.delete(w);
+        threads.delete(jobId);
+      });
     })
       .catch(async (e: unknown) => {
         await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_WORKER_FAILED', message: (e as Error).message } }).catch(() => undefined);
@@ -271,6 +277,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const { jobId } = await jobOf(req);
     const j = (await storage.getJob(jobId))!;
     return { jobId: j.id, status: j.status, progress: j.progress, error: j.error, figures: j.figures, createdAt: j.createdAt, updatedAt: j.updatedAt };
+  });
+  on('GET', `${base}/jobs`, async (req) => {
+    const { user, model } = await member(req);
+    const jobs = await storage.listJobs({ userId: user.id, modelId: model.id });
+    return { jobs: jobs.map((j) => ({ jobId: j.id, kind: j.kind, status: j.status, progress: j.progress, createdAt: j.createdAt, updatedAt: j.updatedAt })) };
+  });
+  on('POST', `${base}/jobs/:jobId/cancel`, async (req) => {
+    const { user, model, jobId } = await jobOf(req);
+    const job = (await storage.getJob(jobId))!;
+    if (job.status === 'succeeded' || job.status === 'failed') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${jobId} already ${job.status}`, { param: 'jobId' });
+    // The failed status is the cancellation: a job thread here is stopped now; a queue worker's
+    // fit stops at its next epoch or refresh, and an inference result is discarded (infer-job.ts).
+    await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_JOB_FAILED', message: 'cancelled by its user' } });
+    await threads.get(jobId)?.terminate();
+    await storage.deleteBlob(user.id, model.id, job.kind === 'infer' ? 'inference_input' : 'refresh_request');
+    return { jobId, status: 'failed' };
   });
   on('GET', `${base}/jobs/:jobId/refresh`, async (req, reply) => {
     const { user, model } = await jobOf(req);

@@ -79,7 +79,7 @@ describe('inference routes: authorization matrix and refused uploads', () => {
     const routes: [string, string, Uint8Array?][] = [
       ['GET', M], ['POST', `${M}/inference/deploy`, bundle], ['GET', `${M}/inference/keyparams`], ['GET', `${M}/inference/model`],
       ['PUT', `${M}/inference/keys`, new Uint8Array(16)], ['GET', `${M}/inference/keys`], ['POST', `${M}/inference`, new Uint8Array(16)],
-      ['GET', `${M}/jobs/00000000-0000-0000-0000-000000000000/output`],
+      ['GET', `${M}/jobs/00000000-0000-0000-0000-000000000000/output`], ['GET', `${M}/jobs`], ['POST', `${M}/jobs/00000000-0000-0000-0000-000000000000/cancel`],
     ];
     for (const [method, path, body] of routes) {
       expect(await call(method, path, undefined, body), `${method} ${path} without a token`).toMatchObject({ status: 401, code: 'CIPHERML_E_SERVICE_UNAUTHENTICATED' });
@@ -120,6 +120,10 @@ describe('inference routes: authorization matrix and refused uploads', () => {
       expect(await call('GET', `${M}/jobs/${jobId}`, t.bob)).toMatchObject({ status: 404, code: 'CIPHERML_E_SERVICE_NOT_FOUND' });
       expect(await call('GET', `${M}/jobs/${jobId}/output`, t.bob)).toMatchObject({ status: 404, code: 'CIPHERML_E_SERVICE_NOT_FOUND' });
       expect(await call('GET', `${M}/jobs/${jobId}/output`, t.owner)).toMatchObject({ status: 403, code: 'CIPHERML_E_SERVICE_FORBIDDEN' });
+      expect(await call('POST', `${M}/jobs/${jobId}/cancel`, t.bob)).toMatchObject({ status: 404, code: 'CIPHERML_E_SERVICE_NOT_FOUND' });
+      expect(await call('POST', `${M}/jobs/${jobId}/cancel`, t.alice)).toMatchObject({ status: 409, code: 'CIPHERML_E_SERVICE_CONFLICT' });
+      expect((await call('GET', `${M}/jobs`, t.alice)).body).toMatchObject({ jobs: [{ jobId, kind: 'infer', status: 'succeeded' }] });
+      expect((await call('GET', `${M}/jobs`, t.bob)).body).toEqual({ jobs: [] });
       // Bob has no keys; alice's are not his.
       expect(await call('GET', `${M}/inference/keys`, t.bob)).toMatchObject({ status: 404, code: 'CIPHERML_E_SERVICE_NOT_FOUND' });
       expect(await call('POST', `${M}/inference`, t.bob, input)).toMatchObject({ status: 404, code: 'CIPHERML_E_SERVICE_NOT_FOUND' });

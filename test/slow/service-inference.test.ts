@@ -93,6 +93,28 @@ describe.skipIf(redis === undefined || redis === '')('encrypted inference jobs t
       expect(worker).toBeDefined();
       const plain = runPlain(parseOnnx(MNIST_ONNX), input);
       for (let j = 0; j < 10; j++) expect(Math.abs(r.output.data[j]! - plain.data[j]!)).toBeLessThan(1e-2);
+
+      // Cancel a queued job: it ends failed, frees the user, and a worker that picks it up later discards it.
+      await worker!.close();
+      worker = undefined;
+      const M = `/api/v1/m${tag}/1`;
+      const auth = { authorization: `Bearer ${alice}` };
+      const { jobs: before } = (await (await fetch(`${svc.url}${M}/jobs`, { headers: auth })).json()) as { jobs: { jobId: string }[] };
+      const again = gatewayInfer({ service: svc.url, token: alice, model: `m${tag}/1`, keyDir: join(dir, 'qkeys'), input, pollMs: 100 });
+      let queued: { jobId: string } | undefined;
+      while (queued === undefined) {
+        await new Promise((res) => setTimeout(res, 200));
+        const { jobs } = (await (await fetch(`${svc.url}${M}/jobs`, { headers: auth })).json()) as { jobs: { jobId: string; status: string }[] };
+        queued = jobs.find((j) => !before.some((b) => b.jobId === j.jobId));
+      }
+      const cancel = await fetch(`${svc.url}${M}/jobs/${queued.jobId}/cancel`, { method: 'POST', headers: auth });
+      expect(await cancel.json()).toEqual({ jobId: queued.jobId, status: 'failed' });
+      await expect(again).rejects.toMatchObject({ code: 'CIPHERML_E_JOB_FAILED', message: expect.stringContaining('cancelled by its user') });
+      worker = await startQueueWorker(ref, redis!);
+      await new Promise((res) => setTimeout(res, 3000));
+      const job = (await (await fetch(`${svc.url}${M}/jobs/${queued.jobId}`, { headers: auth })).json()) as { status: string; error: { message: string } };
+      expect(job).toMatchObject({ status: 'failed', error: { message: 'cancelled by its user' } });
+      expect((await fetch(`${svc.url}${M}/jobs/${queued.jobId}/output`, { headers: auth })).status).toBe(409);
     } finally {
       await worker?.close();
       await svc.close();
