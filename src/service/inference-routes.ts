@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { refuseDeclaredBomb } from '../ckks/serialize.ts';
 import type { KeyParams } from '../inference/calibrate.ts';
@@ -118,14 +119,14 @@ export function inferenceHandlers(d: InferenceRouteDeps): { handlers: Map<string
     const { model } = await d.member(req);
     const limit = inferenceLimits(await needKeyParams(storage, model)).keysBytes;
     const n = declared(req);
-    if (n !== undefined && n > limit) throw tooLarge('the evaluation keys', n, limit, 'inference/keys');
+    if (defences.inferenceUploadBounds && n !== undefined && n > limit) throw tooLarge('the evaluation keys', n, limit, 'inference/keys');
   });
   handlers.set(`PUT ${base}/inference/keys`, async (req) => {
     const { user, model } = await d.member(req);
     const kp = await needKeyParams(storage, model);
     const bytes = d.bytesOf(req);
     const limit = inferenceLimits(kp).keysBytes;
-    if (bytes.length > limit) throw tooLarge('the evaluation keys', bytes.length, limit, 'inference/keys');
+    if (defences.inferenceUploadBounds && bytes.length > limit) throw tooLarge('the evaluation keys', bytes.length, limit, 'inference/keys');
     refuseDeclaredBomb(bytes, 'publicKey', 'inference/keys');
     const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: [...ACTIVE] });
     if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}: its keys cannot change`, { param: 'jobId' });
@@ -145,13 +146,13 @@ export function inferenceHandlers(d: InferenceRouteDeps): { handlers: Map<string
     await d.member(req);
     const limit = (await limitsOf(req)).inputBytes;
     const n = declared(req);
-    if (n !== undefined && n > limit) throw tooLarge('the encrypted input', n, limit, 'inference');
+    if (defences.inferenceUploadBounds && n !== undefined && n > limit) throw tooLarge('the encrypted input', n, limit, 'inference');
   });
   handlers.set(`POST ${base}/inference`, async (req, reply) => {
     const { user, model } = await d.member(req);
     const limits = inferenceLimits(await needKeyParams(storage, model));
     const bytes = d.bytesOf(req);
-    if (bytes.length > limits.inputBytes) throw tooLarge('the encrypted input', bytes.length, limits.inputBytes, 'inference');
+    if (defences.inferenceUploadBounds && bytes.length > limits.inputBytes) throw tooLarge('the encrypted input', bytes.length, limits.inputBytes, 'inference');
     refuseDeclaredBomb(bytes, 'ciphertext', 'inference');
     const keys = await storage.getBlob(user.id, model.id, 'inference_keys');
     if (keys === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'upload the evaluation keys (PUT …/inference/keys) before inference', { param: 'inference/keys' });

@@ -9,6 +9,7 @@ import type { KeyParams } from '../../src/inference/index.ts';
 import { packDeployBundle } from '../../src/inference/service-wire.ts';
 import { writeNpy } from '../../src/inference/npy.ts';
 import { TRAIN_CKKS_PARAMETERS } from '../../src/ml/encrypted-lr.ts';
+import { defences, resetDefences } from '../../src/core/defences.ts';
 import { startService } from '../../src/service/index.ts';
 import type { RunningService } from '../../src/service/index.ts';
 import { makeTokens } from './helpers.ts';
@@ -163,6 +164,35 @@ describe('inference routes: authorization matrix and refused uploads', () => {
     } finally {
       alice.delete();
       other.delete();
+    }
+  });
+
+  it('adversary: an oversize but valid key set (extra rotation keys) is refused by the keyparams bound; without the defence it is stored', { timeout: 60_000 }, async () => {
+    const M2 = '/api/v1/tiny/2';
+    expect((await call('POST', `${M2}/deploy_model`, t.owner)).status).toBe(200);
+    const dep = await call('POST', `${M2}/inference/deploy`, t.owner, packDeployBundle(tinyModel(), calibration));
+    const keysBytes = (dep.body as { limits: { keysBytes: number } }).limits.keysBytes;
+    expect((await call('POST', `${M2}/application/register_user`, t.alice)).status).toBe(200);
+    const kp = (await call('GET', `${M2}/inference/keyparams`, t.alice)).body as unknown as KeyParams;
+    const extra: number[] = [];
+    for (let step = 1; extra.length < Math.max(4, Math.ceil(kp.galoisSteps.length * 0.4) + 2); step++) if (!kp.galoisSteps.includes(step)) extra.push(step);
+    const bloated = await CkksContext.create(kp.params, { galoisSteps: [...kp.galoisSteps, ...extra] });
+    try {
+      const pub = serializePublicContext(bloated);
+      expect(pub.length).toBeGreaterThan(keysBytes);
+      const model = (await svc.storage.getModel('tiny', '2'))!;
+      const aliceRow = (await svc.storage.getUser('alice'))!;
+      expect(await call('PUT', `${M2}/inference/keys`, t.alice, pub)).toMatchObject({ status: 413, code: 'CIPHERML_E_PAYLOAD_TOO_LARGE' });
+      expect(await svc.storage.blobInfo(aliceRow.id, model.id, 'inference_keys')).toBeUndefined();
+      defences.inferenceUploadBounds = false;
+      try {
+        expect((await call('PUT', `${M2}/inference/keys`, t.alice, pub)).status).toBe(200);
+        expect((await svc.storage.blobInfo(aliceRow.id, model.id, 'inference_keys'))?.size).toBe(pub.length);
+      } finally {
+        resetDefences();
+      }
+    } finally {
+      bloated.delete();
     }
   });
 });
