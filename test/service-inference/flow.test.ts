@@ -28,7 +28,7 @@ afterAll(async () => {
 const argmax = (a: ArrayLike<number>): number => Array.prototype.indexOf.call(a, Math.max(...Array.from(a))) as number;
 
 describe('encrypted inference in the service (MNIST, worker threads)', () => {
-  it('deploy → register → upload keys once → encrypted predict → decrypt equals the plaintext executor', { timeout: 120_000 }, async () => {
+  it('deploy → register → upload keys → encrypted predict → decrypt equals the plaintext executor', { timeout: 120_000 }, async () => {
     const service = svc.url;
     const dep = await gatewayDeploy({ service, token: t.owner, model: 'mnist/1', onnx: MNIST_ONNX, calibration: calibrationNpz(8) });
     expect(dep.modelUrl).toBe('/api/v1/mnist/1');
