@@ -202,6 +202,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (user.role !== 'owner' || model.ownerId !== user.id) throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'only the owner who deployed the model may undeploy it', { param: 'role' });
     const n = await storage.countRegistrations(model.id);
     if (n > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `${n} user(s) are registered for ${model.name}/${model.version}; they must unregister first`, { param: 'model', details: { registeredUsers: n } });
+    // The published calibrated model and keyparams are the owner's blobs of this model.
+    for (const kind of ['inference_model', 'inference_keyparams'] as const) await storage.deleteBlob(model.ownerId, model.id, kind);
     await storage.deleteModel(model.id);
     return { undeployed: true };
   });

@@ -191,6 +191,13 @@ describe('inference routes: authorization matrix and refused uploads', () => {
       } finally {
         resetDefences();
       }
+      // Undeploying (after the user unregistered) removes the published calibrated model and keyparams.
+      const ownerRow = (await svc.storage.getUser('owner'))!;
+      expect((await call('DELETE', `${M2}/application/unregister_user`, t.alice)).status).toBe(200);
+      expect((await call('DELETE', `${M2}/undeploy_model`, t.owner)).status).toBe(200);
+      expect(await svc.storage.blobInfo(ownerRow.id, model.id, 'inference_model')).toBeUndefined();
+      expect(await svc.storage.blobInfo(ownerRow.id, model.id, 'inference_keyparams')).toBeUndefined();
+      expect((await call('GET', M2, t.alice)).code).toBe('CIPHERML_E_SERVICE_NOT_FOUND');
     } finally {
       bloated.delete();
     }
