@@ -1,10 +1,11 @@
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext, serializePublicContext } from '../../src/ckks/index.ts';
-import { encryptSingle, GraphBuilder } from '../../src/inference/index.ts';
+import { encryptSingle, GraphBuilder, parseOnnx, runPlain } from '../../src/inference/index.ts';
+import { gatewayInfer } from '../../src/gateway/index.ts';
 import type { KeyParams } from '../../src/inference/index.ts';
 import { packDeployBundle } from '../../src/inference/service-wire.ts';
 import { writeNpy } from '../../src/inference/npy.ts';
@@ -201,5 +202,20 @@ describe('inference routes: authorization matrix and refused uploads', () => {
     } finally {
       bloated.delete();
     }
+  });
+
+  it('gateway: reuses its keys without uploading them again, and refuses a secret key file readable by others (mode left as it was)', { timeout: 60_000 }, async () => {
+    const keyDir = join(root, 'keys-bob');
+    const input = { dims: [2, 4], data: Float64Array.of(0.3, -0.1, 0.7, 0.2, -0.4, 0.5, 0.1, 0.9) };
+    const first = await gatewayInfer({ service: svc.url, token: t.bob, model: 'tiny/1', keyDir, input, pollMs: 20 });
+    expect(first).toMatchObject({ keysGenerated: true, keysUploaded: true });
+    const plain = runPlain(parseOnnx(tinyModel()), input);
+    for (let i = 0; i < 4; i++) expect(Math.abs(first.output.data[i]! - plain.data[i]!)).toBeLessThan(1e-2);
+    const again = await gatewayInfer({ service: svc.url, token: t.bob, model: 'tiny/1', keyDir, input, pollMs: 20 });
+    expect(again).toMatchObject({ keysGenerated: false, keysUploaded: false, fingerprint: first.fingerprint });
+    const key = join(keyDir, 'tiny@1', 'he-key');
+    chmodSync(key, 0o644);
+    await expect(gatewayInfer({ service: svc.url, token: t.bob, model: 'tiny/1', keyDir, input })).rejects.toMatchObject({ code: 'CIPHERML_E_IO', param: '--key-dir' });
+    expect(statSync(key).mode & 0o777).toBe(0o644);
   });
 });
