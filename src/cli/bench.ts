@@ -14,6 +14,7 @@ import type * as TrustBench from '../../bench/trust.ts';
 import type * as AttestBench from '../../bench/attest.ts';
 import type * as FlCnnBench from '../../bench/fl-cnn.ts';
 import type * as StartupBench from '../../bench/startup.ts';
+import type * as ServeBench from '../../bench/serve.ts';
 
 /** Loads a benchmark module; bench/ and its baselines exist only in a source checkout. */
 async function importBench<T>(load: () => Promise<T>): Promise<T> {
@@ -227,5 +228,22 @@ export function registerBenchCommands(program: Command): void {
       const mod = await importBench<typeof StartupBench>(() => import('../../bench/startup.ts'));
       const r = await mod.runStartupBench({ runs: opts.runs, onProgress: (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatStartupBench(r)}\n`);
+    });
+  bench
+    .command('serve')
+    .description('encrypted-inference jobs per minute (bundled MNIST model) with 1 and 2 `serve worker` processes against Redis, the scale-out ratio, and GET /api/v1/models at 50 concurrent clients')
+    .option('--redis <url>', 'redis://… (default: $CIPHERML_TEST_REDIS_URL)')
+    .option('--jobs <n>', 'inference jobs per worker count (one per user, posted at once)', intOption('--jobs'), 4)
+    .option('--requests <n>', 'requests of the list scenario', intOption('--requests'), 2000)
+    .option('--concurrency <n>', 'concurrent clients of the list scenario', intOption('--concurrency'), 50)
+    .option('--json', 'print one JSON object instead of a table')
+    .action(async (opts: { redis?: string; jobs: number; requests: number; concurrency: number; json?: boolean }) => {
+      const redis = opts.redis ?? process.env['CIPHERML_TEST_REDIS_URL'];
+      if (redis === undefined || redis === '') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'bench serve needs a Redis server for the job queue', { param: '--redis', advice: 'Start redis-server and pass --redis redis://127.0.0.1:6379 (or set CIPHERML_TEST_REDIS_URL).' });
+      if (opts.jobs < 1 || opts.jobs > 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--jobs must be 1–64, got ${opts.jobs}`, { param: '--jobs' });
+      if (opts.concurrency < 1 || opts.concurrency > 1024) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--concurrency must be 1–1024, got ${opts.concurrency}`, { param: '--concurrency' });
+      const mod = await importBench<typeof ServeBench>(() => import('../../bench/serve.ts'));
+      const r = await mod.runServeBench({ redis, jobs: opts.jobs, listRequests: opts.requests, concurrency: opts.concurrency, onProgress: (line) => process.stderr.write(`${line}\n`) });
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r)}\n` : `${mod.formatServeBench(r)}\n`);
     });
 }

@@ -17,9 +17,17 @@ export function registerServeCommands(program: Command): void {
     .option('--redis <url>', 'redis://… to queue fit jobs (BullMQ) for `cipherml serve worker` processes')
     .option('--json', 'print one JSON line with the URL once listening')
     .option('--no-console', 'serve the REST API only, without the web console at /')
-    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean }) => {
+    .option('--tls-cert <pem>', 'PEM certificate chain: serve HTTPS (with --tls-key)')
+    .option('--tls-key <pem>', 'PEM private key of --tls-cert')
+    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean; tlsCert?: string; tlsKey?: string }) => {
+      if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'HTTPS needs both the certificate and its key', { param: opts.tlsCert === undefined ? '--tls-cert' : '--tls-key', advice: 'Pass --tls-cert cert.pem and --tls-key key.pem together, or neither for plain HTTP.' });
+      const { readFile } = await import('node:fs/promises');
+      const pem = async (path: string, flag: string): Promise<Uint8Array> => readFile(path).catch((e: unknown) => {
+        throw new CipherMLError('CIPHERML_E_IO', `cannot read ${path}: ${(e as Error).message}`, { param: flag, cause: e });
+      });
+      const tls = opts.tlsCert === undefined || opts.tlsKey === undefined ? undefined : { cert: await pem(opts.tlsCert, '--tls-cert'), key: await pem(opts.tlsKey, '--tls-key') };
       const { startService } = await import('../service/index.ts');
-      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, ...(opts.console ? {} : { console: false as const }) });
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, tls, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, ...(opts.console ? {} : { console: false as const }) });
       const consoleAt = opts.console ? `; web console at ${svc.url}/` : '';
       process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend, console: opts.console ? `${svc.url}/` : null })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs${consoleAt}\n`);
       await new Promise<void>((resolve) => {
@@ -32,7 +40,7 @@ export function registerServeCommands(program: Command): void {
     });
   serve
     .command('worker')
-    .description('run fit jobs from the BullMQ queue (same --data folder, or the same --db PostgreSQL)')
+    .description('run fit and encrypted-inference jobs from the BullMQ queue (same --data folder, or the same --db PostgreSQL)')
     // Declared on `serve` too: commander gives a flag written after `worker` to the parent, so
     // the value is read from both (optsWithGlobals) and required here, not by commander.
     .option('--redis <url>', 'redis://… of the service (required)')
@@ -45,7 +53,7 @@ export function registerServeCommands(program: Command): void {
       const redis = opts.redis;
       const { startQueueWorker } = await import('../service/index.ts');
       const w = await startQueueWorker({ dataDir: opts.data, db: opts.db }, redis, opts.concurrency);
-      process.stderr.write(`cipherml worker: waiting for fit jobs on ${redis}\n`);
+      process.stderr.write(`cipherml worker: waiting for fit and inference jobs on ${redis}\n`);
       await new Promise<void>((resolve) => {
         const stop = (): void => void w.close().then(resolve);
         process.once('SIGINT', stop);

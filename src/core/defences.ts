@@ -29,9 +29,11 @@ export interface Defences {
   consoleSignInLimit: boolean;
   /** Responses carry the console's Content-Security-Policy (no inline or foreign script). */
   consoleCsp: boolean;
+  /** The service bounds evaluation-key and encrypted-input uploads by the model's keyparams (src/service/inference-routes.ts). */
+  inferenceUploadBounds: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true };
 
 /**
  * The live switches (mutated only by tests).

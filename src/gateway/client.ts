@@ -1,3 +1,4 @@
+import { request as httpsRequest } from 'node:https';
 import { CipherMLError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
 
@@ -14,10 +15,34 @@ import type { ErrorCode } from '../core/errors.ts';
 export class ServiceClient {
   readonly base: string;
   readonly #token: string;
+  readonly #ca: Uint8Array | undefined;
 
-  constructor(base: string, token: string) {
+  /** `options.ca`: PEM certificate(s) the service's TLS certificate must chain to (`--tls-ca`), instead of the system roots. */
+  constructor(base: string, token: string, options: { readonly ca?: Uint8Array | undefined } = {}) {
     this.base = base.replace(/\/+$/, '');
     this.#token = token;
+    this.#ca = options.ca;
+    if (this.#ca !== undefined && !this.base.startsWith('https://')) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--tls-ca needs an https:// service URL, got ${this.base}`, { param: '--tls-ca' });
+  }
+
+  /** fetch, or with a private CA node:https (fetch takes no CA without the undici package). */
+  async #fetch(url: string, init: { method: string; headers: Record<string, string>; body?: string | Uint8Array<ArrayBuffer> }): Promise<Response> {
+    const ca = this.#ca;
+    if (ca === undefined) return fetch(url, init);
+    return new Promise<Response>((resolve, reject) => {
+      const req = httpsRequest(url, { method: init.method, headers: init.headers, ca: Buffer.from(ca) }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const status = res.statusCode ?? 502;
+          const body = [101, 204, 205, 304].includes(status) ? null : Buffer.concat(parts);
+          resolve(new Response(body, { status, headers: Object.entries(res.headers).flatMap(([k, v]) => (v === undefined ? [] : (Array.isArray(v) ? v : [v]).map((x): [string, string] => [k, x]))) }));
+        });
+      });
+      req.on('error', reject);
+      req.end(init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength));
+    });
   }
 
   async #send(method: string, path: string, body: Uint8Array | Record<string, unknown> | undefined): Promise<Response> {
@@ -32,7 +57,7 @@ export class ServiceClient {
     }
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
+      res = await this.#fetch(`${this.base}${path}`, { method, headers, ...(payload === undefined ? {} : { body: payload }) });
     } catch (e) {
       throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `cannot reach the service at ${this.base}: ${(e as Error).message}`, { param: 'service', cause: e });
     }

@@ -32,6 +32,8 @@ export interface GatewayOptions {
   /** When set, the secret key is also uploaded, sealed under this passphrase (opaque to the service). */
   readonly passphrase?: string | undefined;
   readonly onProgress?: (line: string) => void;
+  /** PEM CA certificate(s) for an https:// service with a private CA (`--tls-ca`). */
+  readonly tlsCa?: Uint8Array | undefined;
 }
 
 /** Figures of a fit (the CLI's `--json` output). */
@@ -111,7 +113,7 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.#opts = options;
     const { name, version } = parseModelName(options.model);
-    this.client = new ServiceClient(options.service, options.token);
+    this.client = new ServiceClient(options.service, options.token, { ca: options.tlsCa });
     this.#base = `/api/v1/${name}/${version}`;
     this.#keyPath = join(options.keyDir, `${name}@${version}`, 'ckks');
   }
@@ -125,8 +127,10 @@ export class Gateway {
    * the token, and has the model deployed; each failure names the flag to fix.
    */
   async preflight(): Promise<void> {
+    let models: { name: string; version: string }[];
     try {
-      await this.client.json('GET', '/api/v1/info/version');
+      // An authenticated route (info/version answers without a token): checks the token too.
+      ({ models } = await this.client.json<{ models: { name: string; version: string }[] }>('GET', '/api/v1/models'));
     } catch (e) {
       if (e instanceof CipherMLError && e.code === 'CIPHERML_E_PEER_UNAVAILABLE') {
         throw new CipherMLError('CIPHERML_E_PEER_UNAVAILABLE', `no service answers at ${this.client.base}`, { param: '--service', cause: e, advice: 'Check the --service URL (scheme, host and port of `cipherml serve`) and that the service is running; nothing was encrypted or sent.' });
@@ -136,7 +140,6 @@ export class Gateway {
       }
       throw e;
     }
-    const { models } = await this.client.json<{ models: { name: string; version: string }[] }>('GET', '/api/v1/models');
     if (!models.some((m) => `${m.name}/${m.version}` === this.#opts.model)) {
       throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `model ${this.#opts.model} is not deployed on ${this.client.base}`, {
         param: '--model',

@@ -16,3 +16,5 @@ export { ServiceClient } from './client.ts';
 export { startGatewayServer } from './http.ts';
 export type { GatewayServerOptions, RunningGatewayServer } from './http.ts';
 export { openSecret, sealSecret } from './secret-box.ts';
+export { gatewayDeploy, gatewayDeployFiles, gatewayInfer, gatewayInferFiles } from './inference.ts';
+export type { DeployReply, InferenceGatewayOptions, InferReply } from './inference.ts';

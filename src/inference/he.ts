@@ -466,7 +466,8 @@ export async function heDecrypt(o: { key: string; input: string; out: string; ov
   }
 }
 
-function concatBatch(arrays: readonly Tensor[], graph: Graph): Tensor {
+/** Concatenates calibration arrays into one batch of the model's first input (free dimensions as 1). */
+export function concatBatch(arrays: readonly Tensor[], graph: Graph): Tensor {
   const spec = graph.inputs[0];
   if (spec === undefined) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', 'the model has no input', { param: 'model' });
   const per = sizeOf(spec.dims.slice(1).map((d) => d ?? 1));

@@ -48,3 +48,5 @@ export { assertSupported, execute, PLAIN, runPlain, SUPPORTED_OPERATORS } from '
 export type { Algebra, DynTensor, ExecuteOptions } from './execute.ts';
 export { DEFAULT_ONNX_LIMITS, parseOnnx, readOnnxFile, serializeOnnx, sizeOf } from './onnx.ts';
 export type { AttributeValue, Graph, GraphNode, Tensor } from './onnx.ts';
+export { DEPLOY_BUNDLE, MAX_SINGLE_SAMPLES, calibrateBytes, inferenceLimits, inferencePaths, packDeployBundle, unpackDeployBundle } from './service-wire.ts';
+export type { InferenceLimits, PublishedModel } from './service-wire.ts';

@@ -5,6 +5,8 @@ import { deserializePublicContext } from '../ckks/index.ts';
 import { checkEnvelopeBounds } from '../ckks/serialize.ts';
 import { predictEncrypted } from '../ml/encrypted-lr.ts';
 import type { HeavyTask } from './heavy.ts';
+import { calibrateBytes, unpackDeployBundle } from '../inference/service-wire.ts';
+import type { KeyParams } from '../inference/calibrate.ts';
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -47,5 +49,26 @@ export async function runHeavyTask(task: HeavyTask): Promise<unknown> {
     }
     case 'sha256':
       return { sha256: sha256(task.bytes) };
+    case 'calibrate': {
+      const { onnx, calibration } = unpackDeployBundle(task.bytes, task.maxBytes);
+      const { calibrated, keyParams } = await calibrateBytes(onnx, calibration);
+      return { calibrated, keyParams: JSON.stringify(keyParams), sha256: sha256(calibrated) };
+    }
+    case 'inferenceKeys': {
+      checkEnvelopeBounds(task.bytes, 'publicKey', 'inference/keys');
+      const kp = JSON.parse(task.keyParams) as KeyParams;
+      // The single plan rotates: its Galois keys must be present and loadable.
+      const ctx = await deserializePublicContext(task.bytes, 'inference/keys', { galoisKeys: kp.galoisSteps.length > 0 });
+      try {
+        const got = ctx.params;
+        const same = got.polyModulusDegree === kp.params.polyModulusDegree && got.scaleBits === kp.params.scaleBits && got.coeffModulusBits.length === kp.params.coeffModulusBits.length && got.coeffModulusBits.every((b, i) => b === kp.params.coeffModulusBits[i]);
+        if (!same) {
+          throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the keys are for N = ${got.polyModulusDegree}, moduli [${got.coeffModulusBits.join(', ')}]; the model's keyparams need N = ${kp.params.polyModulusDegree}, moduli [${kp.params.coeffModulusBits.join(', ')}]: make keys from GET …/inference/keyparams`, { param: 'inference/keys' });
+        }
+        return { sha256: sha256(task.bytes), fingerprint: ctx.fingerprint };
+      } finally {
+        ctx.delete();
+      }
+    }
   }
 }

@@ -6,7 +6,11 @@ export type HeavyTask =
   | { readonly kind: 'publicContext'; readonly bytes: Uint8Array; readonly param: string }
   | { readonly kind: 'ciphertexts'; readonly bytes: Uint8Array; readonly publicContext: Uint8Array; readonly param: string }
   | { readonly kind: 'predict'; readonly bytes: Uint8Array; readonly publicContext: Uint8Array; readonly trained: Uint8Array; readonly features: number }
-  | { readonly kind: 'sha256'; readonly bytes: Uint8Array };
+  | { readonly kind: 'sha256'; readonly bytes: Uint8Array }
+  /** `he keyparams` at deploy: the bundle of ONNX model and calibration inputs (src/inference/service-wire.ts). */
+  | { readonly kind: 'calibrate'; readonly bytes: Uint8Array; readonly maxBytes: number }
+  /** A user's evaluation keys (key.pub) for a deployed model: loaded, and checked against the keyparams. */
+  | { readonly kind: 'inferenceKeys'; readonly bytes: Uint8Array; readonly keyParams: string };
 
 /** Options of {@link HeavyPool}. */
 export interface HeavyPoolOptions {

@@ -85,6 +85,8 @@ export interface HttpAppOptions {
   readonly bodyLimit: number;
   /** Internal naive baseline: fastify's own JSON parser (no depth limit). */
   readonly naiveJson?: boolean;
+  /** PEM certificate chain and private key: the app serves HTTPS (TLS from Node's defaults, 1.2 or later). */
+  readonly tls?: { readonly cert: Uint8Array; readonly key: Uint8Array } | undefined;
 }
 
 /**
@@ -98,10 +100,11 @@ export interface HttpAppOptions {
  * ```
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
+  const server = options.tls === undefined ? { http: { maxHeaderSize: MAX_HEADER_BYTES } } : { https: { cert: Buffer.from(options.tls.cert), key: Buffer.from(options.tls.key), maxHeaderSize: MAX_HEADER_BYTES, minVersion: 'TLSv1.2' as const } };
   const app = Fastify({
     bodyLimit: options.bodyLimit,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    http: { maxHeaderSize: MAX_HEADER_BYTES },
+    ...server,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     clientErrorHandler: clientError,
     frameworkErrors: (error, req, reply) => {

@@ -1,5 +1,5 @@
 import { workerData } from 'node:worker_threads';
-import { runFitJob } from './jobs.ts';
+import { runJob } from './jobs.ts';
 import type { JobStorageRef } from './jobs.ts';
 import { openStorage } from './storage/index.ts';
 
@@ -7,7 +7,7 @@ import { openStorage } from './storage/index.ts';
 const { ref, jobId } = workerData as { ref: JobStorageRef; jobId: string };
 const storage = await openStorage(ref);
 try {
-  await runFitJob(storage, jobId);
+  await runJob(storage, jobId);
 } finally {
   await storage.close();
 }

@@ -3,6 +3,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { deserializePublicContext } from '../ckks/index.ts';
 import type { Storage } from './storage/index.ts';
 import { trainEncrypted, validateHyperParams } from '../ml/encrypted-lr.ts';
+import { runInferJob } from './infer-job.ts';
 
 /** Where a job worker finds the storage (each worker opens its own connection). */
 export interface JobStorageRef {
@@ -42,6 +43,7 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
       await storage.updateJob(jobId, { status: 'running' });
       const r = await trainEncrypted(ctx, await need('train_data'), checkpoint ?? (await need('model')), hyper, {
         onEpoch: async (epoch, weights) => {
+          if ((await storage.getJob(jobId))?.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', 'cancelled by its user', { param: 'jobId' });
           await storage.putBlob(userId, modelId, 'trained_model', weights);
           await storage.updateJob(jobId, { progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes } });
         },
@@ -93,4 +95,20 @@ export function runFitJobOnThread(ref: JobStorageRef, jobId: string, onStart?: (
     w.once('error', (e) => reject(new CipherMLError('CIPHERML_E_WORKER_FAILED', `job ${jobId}: ${e.message}`, { param: 'jobId', cause: e })));
     w.once('exit', () => resolve());
   });
+}
+
+/**
+ * Runs a stored job by its kind: fit ({@link runFitJob}) or encrypted inference (runInferJob).
+ * The thread and queue workers call this, so both kinds share one lifecycle and one queue.
+ *
+ * @example
+ * ```ts
+ * await runJob(storage, jobId);
+ * ```
+ */
+export async function runJob(storage: Storage, jobId: string): Promise<void> {
+  const job = await storage.getJob(jobId);
+  if (job === undefined) return;
+  if (job.kind === 'infer') return runInferJob(storage, jobId);
+  return runFitJob(storage, jobId);
 }

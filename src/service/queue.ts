@@ -1,7 +1,7 @@
 import type * as BullMQ from 'bullmq';
 import { CipherMLError } from '../core/errors.ts';
 import { importOptional } from '../core/optional.ts';
-import { runFitJob } from './jobs.ts';
+import { runJob } from './jobs.ts';
 import type { JobStorageRef } from './jobs.ts';
 import { openStorage } from './storage/index.ts';
 
@@ -75,7 +75,7 @@ export async function openFitQueue(url: string): Promise<{ enqueue(jobId: string
 }
 
 /**
- * `cipherml serve worker`: runs fit jobs from the queue against the shared storage.
+ * `cipherml serve worker`: runs fit and encrypted-inference jobs from the queue against the shared storage.
  *
  * @example
  * ```ts
@@ -86,7 +86,7 @@ export async function startQueueWorker(ref: JobStorageRef, url: string, concurre
   const connection = redisConnection(url);
   const { Worker } = await bullmq();
   const storage = await openStorage(ref);
-  const worker = new Worker<{ jobId: string }>(FIT_QUEUE, async (job) => runFitJob(storage, job.data.jobId), { connection, concurrency });
+  const worker = new Worker<{ jobId: string }>(FIT_QUEUE, async (job) => runJob(storage, job.data.jobId), { connection, concurrency });
   await worker.waitUntilReady();
   return {
     close: async () => {

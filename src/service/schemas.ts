@@ -98,12 +98,38 @@ const uploads: readonly [string, string][] = [
   ['model/trained', 'the encrypted trained model'],
 ];
 
+const Limits = Type.Object({ keysBytes: Type.Integer({ minimum: 1 }), inputBytes: Type.Integer({ minimum: 1 }), maxCiphertexts: Type.Integer({ minimum: 1 }) });
+/** A deployed model as its URL describes it (src/inference/service-wire.ts PublishedModel). */
+export const PublishedModelSchema: TSchema = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  modelUrl: Type.String(),
+  inference: Type.Union([Type.Object({ keyParamsUrl: Type.String(), calibratedModelUrl: Type.String(), calibratedModelSha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), limits: Limits }), Type.Null()]),
+});
+const Queued = Type.Object({ jobId: Type.String(), status: Type.Literal('queued') });
+
+/** The encrypted-inference routes (HE-MAN on the service; src/service/inference-routes.ts). */
+const INFERENCE_ROUTES: readonly RouteSpec[] = [
+  { method: 'GET', url: base, summary: 'The model URL: the deployed model and, once deployed for inference, where its keyparams and calibrated model are', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: PublishedModelSchema } },
+  {
+    method: 'POST', url: `${base}/inference/deploy`, summary: 'Deploy an ONNX model for encrypted inference (owner who deployed the model): a ZIP of model.onnx and calibration.npz; runs he keyparams on a worker thread; 409 while users are registered', auth: true, body: 'binary', bodyLimit: 'upload', params: ModelParams, heavy: true,
+    ok: { status: 200, schema: Type.Object({ modelUrl: Type.String(), keyParamsUrl: Type.String(), calibratedModelUrl: Type.String(), calibratedModelSha256: Type.String(), depth: Type.Integer(), polyModulusDegree: Type.Integer(), packing: Type.String(), limits: Limits }) },
+  },
+  { method: 'GET', url: `${base}/inference/keyparams`, summary: 'The keyparams of the calibrated model (make keys with these: he keygen)', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ format: Type.Literal('cipherml-he-keyparams') }, { additionalProperties: true }) } },
+  { method: 'GET', url: `${base}/inference/model`, summary: 'The calibrated ONNX model (polynomial activations) the service evaluates', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: 'binary' } },
+  { method: 'PUT', url: `${base}/inference/keys`, summary: "Upload the caller's evaluation keys (key.pub of he keygen) once; bounded by the keyparams' key size", auth: true, body: 'binary', bodyLimit: 'upload', params: ModelParams, heavy: true, ok: { status: 200, schema: Type.Object({ stored: Type.Literal('inference_keys'), size: Type.Integer({ minimum: 0 }), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), fingerprint: Type.String() }) } },
+  { method: 'GET', url: `${base}/inference/keys`, summary: "Size and SHA-256 of the caller's stored evaluation keys (the gateway uploads only when they differ)", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ size: Type.Integer({ minimum: 0 }), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }), updatedAt: Type.Integer() }) } },
+  { method: 'POST', url: `${base}/inference`, summary: 'Start an encrypted-inference job on ciphertexts made by he encrypt under the uploaded keys; bounded by the keyparams', auth: true, body: 'binary', bodyLimit: 'upload', params: ModelParams, heavy: true, ok: { status: 202, schema: Queued } },
+  { method: 'GET', url: `${base}/jobs/:jobId/output`, summary: 'The encrypted output of a succeeded inference job (decrypt on the trusted side: he decrypt)', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: 'binary' } },
+];
+
 /** Every route the service answers. */
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', url: '/api/v1/openapi.json', summary: 'This OpenAPI document', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: Type.Object({ openapi: Type.String() }, { additionalProperties: true }) } },
+  { method: 'GET', url: '/health', summary: 'Liveness: answers while the process serves HTTP (no token needed)', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: Type.Object({ status: Type.Literal('ok') }) } },
   { method: 'GET', url: '/docs', summary: 'Human-readable list of the routes', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: 'html' } },
   {
-    method: 'GET', url: '/api/v1/info/version', summary: 'Service and HE library versions, scheme', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT,
+    method: 'GET', url: '/api/v1/info/version', summary: 'Service and HE library versions, scheme (no token needed)', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT,
     ok: { status: 200, schema: Type.Object({ service: Type.Literal('cipherml'), version: Type.String(), heLibrary: Type.String(), scheme: Type.Literal('CKKS'), storage: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')]) }) },
   },
   {
@@ -121,12 +147,18 @@ export const ROUTES: readonly RouteSpec[] = [
   ]),
   { method: 'POST', url: `${base}/fit`, summary: 'Start an asynchronous fit job', auth: true, body: 'json', bodyLimit: JSON_BODY_LIMIT, params: ModelParams, jsonBody: HyperParams, ok: { status: 202, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('queued') }) } },
   { method: 'GET', url: `${base}/jobs/:jobId`, summary: 'Job status, progress, error and figures', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Job } },
+  {
+    method: 'GET', url: `${base}/jobs`, summary: "The caller's jobs (fit and inference) for this model", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams,
+    ok: { status: 200, schema: Type.Object({ jobs: Type.Array(Type.Object({ jobId: Type.String(), kind: Type.String(), status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))), progress: Type.Number({ minimum: 0, maximum: 1 }), createdAt: Type.Integer(), updatedAt: Type.Integer() })) }) },
+  },
+  { method: 'POST', url: `${base}/jobs/:jobId/cancel`, summary: 'Cancel a queued or running job of the caller (it ends failed, "cancelled by its user"); 409 when it already ended', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('failed') }) } },
   { method: 'GET', url: `${base}/jobs/:jobId/refresh`, summary: 'Encrypted weights waiting for a gateway refresh', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: 'binary' } },
   { method: 'PUT', url: `${base}/jobs/:jobId/refresh`, summary: 'Freshly re-encrypted weights from the gateway', auth: true, body: 'binary', bodyLimit: 'upload', params: JobParams, ok: { status: 200, schema: Type.Object({ accepted: Type.Literal(true) }) }, heavy: true },
   {
     method: 'POST', url: `${base}/predict`, summary: 'Encrypted logits w·x + b for encrypted feature rows (?features=F)', auth: true, body: 'binary', bodyLimit: 'upload', params: ModelParams,
     querystring: Type.Object({ features: Type.Integer({ minimum: 1, maximum: 4096 }) }), ok: { status: 200, schema: 'binary' }, heavy: true,
   },
+  ...INFERENCE_ROUTES,
   { method: 'GET', url: `${base}/usage`, summary: 'Usage figures (bytes in/out, train and predict time, calls)', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ usage: Type.Record(Type.String(), Type.Number()) }) } },
 ];
 

@@ -6,6 +6,7 @@ import type { Static } from 'typebox';
 import { CipherMLError } from '../core/errors.ts';
 import { packageRoot } from '../core/paths.ts';
 import { HeavyPool } from './heavy.ts';
+import { inferenceHandlers } from './inference-routes.ts';
 import type { HeavyTask } from './heavy.ts';
 import { createHttpApp } from './http.ts';
 import { runFitJobOnThread } from './jobs.ts';
@@ -46,6 +47,8 @@ export interface ServiceOptions {
    * `bench robustness` run the same requests against it to show what the defences change.
    */
   readonly unsafeNaive?: boolean;
+  /** PEM certificate chain and private key (`serve --tls-cert/--tls-key`): HTTPS instead of HTTP. */
+  readonly tls?: { readonly cert: Uint8Array; readonly key: Uint8Array } | undefined;
   /** The web console at `/` (src/console): on by default; `false` serves the REST API only. */
   readonly console?: false | Omit<ConsoleOptions, 'db' | 'service'>;
 }
@@ -91,10 +94,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const ref = { dataDir: options.dataDir, db: options.db };
   const uploadLimit = options.maxBodyBytes ?? 256 * 1024 * 1024;
   const naive = options.unsafeNaive === true;
-  const app: FastifyInstance = createHttpApp({ bodyLimit: Math.max(uploadLimit, JSON_BODY_LIMIT), naiveJson: naive });
+  const app: FastifyInstance = createHttpApp({ bodyLimit: Math.max(uploadLimit, JSON_BODY_LIMIT), naiveJson: naive, tls: options.tls });
   const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
+  /** The thread of each job this process runs (cancel terminates it). */
+  const threads = new Map<string, Worker>();
   const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
   // The console's tables live in the same database, through a connection of its own.
   let consoleDb: SqlDriver | undefined;
@@ -113,7 +118,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     }
     const p: Promise<void> = runFitJobOnThread(ref, jobId, (w) => {
       workers.add(w);
-      w.once('exit', () => workers.delete(w));
+      threads.set(jobId, w);
+      w.once('exit', () => {
+        workers.delete(w);
+        threads.delete(jobId);
+      });
     })
       .catch(async (e: unknown) => {
         await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_WORKER_FAILED', message: (e as Error).message } }).catch(() => undefined);
@@ -176,6 +185,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const base = '/api/v1/:model/:version';
 
   on('GET', '/api/v1/openapi.json', async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(OPENAPI_DOCUMENT)));
+  on('GET', '/health', async () => ({ status: 'ok' }));
   on('GET', '/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
   on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
   on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
@@ -192,6 +202,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (user.role !== 'owner' || model.ownerId !== user.id) throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'only the owner who deployed the model may undeploy it', { param: 'role' });
     const n = await storage.countRegistrations(model.id);
     if (n > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `${n} user(s) are registered for ${model.name}/${model.version}; they must unregister first`, { param: 'model', details: { registeredUsers: n } });
+    // The published calibrated model and keyparams are the owner's blobs of this model.
+    for (const kind of ['inference_model', 'inference_keyparams'] as const) await storage.deleteBlob(model.ownerId, model.id, kind);
     await storage.deleteModel(model.id);
     return { undeployed: true };
   });
@@ -268,6 +280,22 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const j = (await storage.getJob(jobId))!;
     return { jobId: j.id, status: j.status, progress: j.progress, error: j.error, figures: j.figures, createdAt: j.createdAt, updatedAt: j.updatedAt };
   });
+  on('GET', `${base}/jobs`, async (req) => {
+    const { user, model } = await member(req);
+    const jobs = await storage.listJobs({ userId: user.id, modelId: model.id });
+    return { jobs: jobs.map((j) => ({ jobId: j.id, kind: j.kind, status: j.status, progress: j.progress, createdAt: j.createdAt, updatedAt: j.updatedAt })) };
+  });
+  on('POST', `${base}/jobs/:jobId/cancel`, async (req) => {
+    const { user, model, jobId } = await jobOf(req);
+    const job = (await storage.getJob(jobId))!;
+    if (job.status === 'succeeded' || job.status === 'failed') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${jobId} already ${job.status}`, { param: 'jobId' });
+    // The failed status is the cancellation: a job thread here is stopped now; a queue worker's
+    // fit stops at its next epoch or refresh, and an inference result is discarded (infer-job.ts).
+    await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_JOB_FAILED', message: 'cancelled by its user' } });
+    await threads.get(jobId)?.terminate();
+    await storage.deleteBlob(user.id, model.id, job.kind === 'infer' ? 'inference_input' : 'refresh_request');
+    return { jobId, status: 'failed' };
+  });
   on('GET', `${base}/jobs/:jobId/refresh`, async (req, reply) => {
     const { user, model } = await jobOf(req);
     const bytes = await storage.getBlob(user.id, model.id, 'refresh_request');
@@ -304,8 +332,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return { usage: await storage.getUsage(user.id, model.id) };
   });
 
+  const inference = inferenceHandlers({ storage, uploadLimit, auth, modelOf, member, bytesOf, offload, launch });
+  for (const [k, h] of inference.handlers) handlers.set(k, h);
   for (const spec of ROUTES) {
     const handler = handlers.get(`${spec.method} ${spec.url}`);
+    const pre = naive ? undefined : inference.preParsing.get(`${spec.method} ${spec.url}`);
     if (handler === undefined) throw new Error(`no handler for ${spec.method} ${spec.url}`);
     app.route({
       method: spec.method,
@@ -313,13 +344,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       bodyLimit: naive ? Math.max(uploadLimit, JSON_BODY_LIMIT) : spec.bodyLimit === 'upload' ? uploadLimit : spec.bodyLimit,
       schema: fastifySchema(spec, naive),
       ...(spec.auth ? (naive ? { preHandler: authenticate } : { onRequest: authenticate }) : {}),
+      ...(pre === undefined ? {} : { preParsing: async (req: FastifyRequest, _reply: FastifyReply, payload: unknown) => (await pre(req), payload) }),
       handler,
     });
   }
 
   // Jobs a previous process left behind resume from their last checkpointed epoch.
   for (const j of await storage.listJobs({ status: ['queued', 'running', 'awaiting_refresh'] })) {
-    if (j.kind === 'fit' && j.state['hyper'] !== undefined) launch(j.id);
+    if ((j.kind === 'fit' && j.state['hyper'] !== undefined) || j.kind === 'infer') launch(j.id);
     else await storage.updateJob(j.id, { status: 'failed', error: { code: 'CIPHERML_E_JOB_FAILED', message: 'interrupted by a service restart and not resumable' } });
   }
 

@@ -27,9 +27,10 @@ describe('service + gateway end to end (SQLite)', () => {
     const t = await tokens(dataDir);
     let svc = await startService({ dataDir, port: 0, maxBodyBytes: 64 * 1024 * 1024 });
     try {
-      const anon = await fetch(`${svc.url}/api/v1/info/version`);
+      const anon = await fetch(`${svc.url}/api/v1/models`);
       expect(anon.status).toBe(401);
       expect(((await anon.json()) as { error: { code: string } }).error.code).toBe('CIPHERML_E_SERVICE_UNAUTHENTICATED');
+      expect(await (await fetch(`${svc.url}/api/v1/info/version`)).json()).toMatchObject({ scheme: 'CKKS', storage: 'sqlite' });
       const info = await (await fetch(`${svc.url}/api/v1/info/version`, { headers: { authorization: `Bearer ${t.alice}` } })).json();
       expect(info).toMatchObject({ scheme: 'CKKS', storage: 'sqlite' });
       const spec = (await (await fetch(`${svc.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };

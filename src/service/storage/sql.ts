@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { CipherMLError } from '../../core/errors.ts';
-import type { BlobInfo, BlobKind, JobPatch, JobRow, JobStatus, ModelRow, Role, Storage, TokenInfo, UserRow } from './types.ts';
+import type { BlobInfo, BlobKind, JobKind, JobPatch, JobRow, JobStatus, ModelRow, Role, Storage, TokenInfo, UserRow } from './types.ts';
 
 /** A value bound to a SQL parameter. */
 export type SqlValue = string | number | null | Uint8Array;
@@ -75,7 +75,7 @@ function jobOf(r: Record<string, unknown>): JobRow {
     id: str(r['id']),
     userId: str(r['user_id']),
     modelId: str(r['model_id']),
-    kind: str(r['kind']) as 'fit' | 'predict',
+    kind: str(r['kind']) as JobKind,
     status: str(r['status']) as JobStatus,
     progress: num(r['progress']),
     error: r['error'] === null || r['error'] === undefined ? null : (JSON.parse(str(r['error'])) as { code: string; message: string }),
@@ -287,7 +287,7 @@ export class SqlStorage implements Storage {
     await this.#db.deleteBytes(str(r['bytes_id']));
   }
 
-  async createJob(userId: string, modelId: string, kind: 'fit' | 'predict'): Promise<JobRow> {
+  async createJob(userId: string, modelId: string, kind: JobKind): Promise<JobRow> {
     const now = Date.now();
     const job: JobRow = { id: randomUUID(), userId, modelId, kind, status: 'queued', progress: 0, error: null, figures: {}, state: {}, createdAt: now, updatedAt: now };
     await this.#db.run('INSERT INTO jobs (id, user_id, model_id, kind, status, progress, error, figures, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9, $10)', [

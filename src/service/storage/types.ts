@@ -38,7 +38,7 @@ export interface ModelRow {
 }
 
 /** The kinds of per-user, per-model blobs the service stores. */
-export const BLOB_KINDS = ['public_context', 'secret_context', 'model', 'train_data', 'trained_model', 'predict_input', 'predict_output', 'refresh_request', 'refresh_reply'] as const;
+export const BLOB_KINDS = ['public_context', 'secret_context', 'model', 'train_data', 'trained_model', 'predict_input', 'predict_output', 'refresh_request', 'refresh_reply', 'inference_model', 'inference_keyparams', 'inference_keys', 'inference_input', 'inference_output'] as const;
 /** One of {@link BLOB_KINDS}. */
 export type BlobKind = (typeof BLOB_KINDS)[number];
 
@@ -56,12 +56,15 @@ export const JOB_STATUSES = ['queued', 'running', 'awaiting_refresh', 'succeeded
 /** One of {@link JOB_STATUSES}. */
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
-/** A training or prediction job. */
+/** What a job does: train (fit), the unused synchronous predict, or encrypted ONNX inference (infer). */
+export type JobKind = 'fit' | 'predict' | 'infer';
+
+/** A training or inference job. */
 export interface JobRow {
   readonly id: string;
   readonly userId: string;
   readonly modelId: string;
-  readonly kind: 'fit' | 'predict';
+  readonly kind: JobKind;
   readonly status: JobStatus;
   /** 0..1 */
   readonly progress: number;
@@ -127,7 +130,7 @@ export interface Storage {
   getBlob(userId: string, modelId: string, kind: BlobKind): Promise<Uint8Array | undefined>;
   blobInfo(userId: string, modelId: string, kind: BlobKind): Promise<BlobInfo | undefined>;
   deleteBlob(userId: string, modelId: string, kind: BlobKind): Promise<void>;
-  createJob(userId: string, modelId: string, kind: 'fit' | 'predict'): Promise<JobRow>;
+  createJob(userId: string, modelId: string, kind: JobKind): Promise<JobRow>;
   getJob(jobId: string): Promise<JobRow | undefined>;
   updateJob(jobId: string, patch: JobPatch): Promise<JobRow>;
   listJobs(filter: { readonly status?: readonly JobStatus[]; readonly userId?: string; readonly modelId?: string }): Promise<readonly JobRow[]>;
