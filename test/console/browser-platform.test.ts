@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { Buffer as WebBuffer } from '../../web/src/platform/buffer.ts';
+import { Buffer as WebBuffer, Bytes } from '../../web/src/platform/buffer.ts';
 import { createHash as webHash } from '../../web/src/platform/crypto.ts';
 import { crc32 as webCrc32, zstdCompressSync, zstdDecompressSync } from '../../web/src/platform/zlib.ts';
 
@@ -46,6 +46,10 @@ describe('browser platform shims', () => {
     expect(WebBuffer.from('CPML', 'ascii').toString('hex')).toBe(Buffer.from('CPML', 'ascii').toString('hex'));
     expect(WebBuffer.from(JSON.stringify({ a: 'é' }), 'utf8').toString('utf8')).toBe('{"a":"é"}');
     expect(WebBuffer.byteLength('é€', 'utf8')).toBe(Buffer.byteLength('é€', 'utf8'));
-    expect(WebBuffer.from(b).subarray(2, 6).toString('hex')).toBe(b.subarray(2, 6).toString('hex'));
+    // subarray keeps the type (species), as src/ckks/context.ts's fingerprint relies on.
+    const sub = WebBuffer.from(b).subarray(2, 6) as Bytes;
+    expect(sub).toBeInstanceOf(Bytes);
+    expect(sub.toString('hex')).toBe(b.subarray(2, 6).toString('hex'));
+    expect((webHash('sha256').update('x').digest().subarray(0, 16) as Bytes).toString('hex')).toBe(createHash('sha256').update('x').digest().subarray(0, 16).toString('hex'));
   });
 });

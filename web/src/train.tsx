@@ -4,7 +4,9 @@ import type { JobState } from './api.ts';
 import { loadRecord, openSecretKey, parseRecord, saveRecord, sealSecretKey } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
 
-type He = typeof import('./he.ts');
+import type * as HeModule from './he.ts';
+
+type He = typeof HeModule;
 type Ctx = Awaited<ReturnType<He['openKeys']>>;
 type Dataset = ReturnType<He['parseDataset']>;
 
@@ -246,7 +248,9 @@ export function Train(props: { user: string; model: string }) {
       <h2>2. Training data</h2>
       <div class="row">
         <label>
-          Training CSV (header; label column <code>y</code>; an <code>id</code> column is ignored)
+          <span>
+            Training CSV (header; label column <code>y</code>; an <code>id</code> column is ignored)
+          </span>
           <input name="train-csv" type="file" accept=".csv,text/csv" ref={trainFile} />
         </label>
         <button type="button" disabled={busy || !ready} onClick={upload}>Encrypt and upload</button>
@@ -287,7 +291,7 @@ export function Train(props: { user: string; model: string }) {
           CSV to predict (same columns)
           <input name="predict-csv" type="file" accept=".csv,text/csv" ref={predictFile} />
         </label>
-        <button type="button" disabled={busy || !ready || trained === undefined} onClick={predict}>Encrypt and predict</button>
+        <button type="button" disabled={busy || !ready} onClick={predict}>Encrypt and predict</button>
       </div>
       {predicted !== undefined && (
         <div data-testid="predictions" data-probabilities={JSON.stringify(predicted.p)}>

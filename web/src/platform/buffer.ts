@@ -80,5 +80,13 @@ function byteLength(value: string, enc: Encoding = 'utf8'): number {
   return new TextEncoder().encode(value).length;
 }
 
-/** Node's `Buffer` (the subset above); `Buffer.from` replaces Uint8Array's static `from` on this class only. */
-export const Buffer: typeof Bytes & { from: typeof from; alloc: (size: number) => Bytes; byteLength: typeof byteLength; concat: typeof concat } = Object.assign(Bytes, { from, alloc: (size: number) => new Bytes(size), byteLength, concat });
+/** Node's `Buffer` (the subset above). */
+export interface BufferStatic {
+  readonly from: typeof from;
+  readonly alloc: (size: number) => Bytes;
+  readonly byteLength: typeof byteLength;
+  readonly concat: typeof concat;
+}
+
+/** `Buffer.from` and friends; `Bytes` is the instance type. */
+export const Buffer: BufferStatic = { from, alloc: (size: number): Bytes => new Bytes(size), byteLength, concat };
