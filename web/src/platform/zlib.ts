@@ -9,8 +9,8 @@
  *
  * Compression writes a valid RFC 8878 frame of Raw blocks (§3.1.1.2, Block_Type 0): the bytes
  * are stored, not entropy-coded. Any zstd decoder, Node's included, reads it. The body is about
- * a third larger than Node's level-1 output (SEAL's residues leave the high bytes of each 64-bit
- * word zero, which is all zstd finds to compress); measured and printed by the browser test.
+ * 1.5 times Node's level-1 output (SEAL's residues leave the high bytes of each 64-bit word zero,
+ * which is all zstd finds to compress: 20.3 MB vs 13.7 MB for the 984 × 30 training upload).
  */
 import { decompress } from 'fzstd';
 import { Bytes } from './buffer.ts';
