@@ -116,11 +116,17 @@ export function textLeaks(body: Uint8Array, cells: ReadonlySet<string>, max = 5)
   return found;
 }
 
-/** 32-byte windows at a 16-byte stride of each secret (any leaked run of ≥ 48 bytes contains one), raw and as base64 text. */
+/**
+ * 32-byte windows at a 16-byte stride of each secret (any leaked run of ≥ 48 bytes contains one),
+ * raw and as base64 text at each of the 3 byte phases (base64 of a larger buffer that contains the
+ * secret lines up with one of them).
+ */
 export function addSecretPatterns(s: PatternScanner, secrets: readonly { name: string; bytes: Uint8Array }[]): void {
   for (const { name, bytes } of secrets) {
     for (let o = 0; o + 32 <= bytes.length; o += 16) s.add(bytes.subarray(o, o + 32), `${name} bytes ${o}..${o + 31}`);
-    const b64 = Buffer.from(bytes).toString('base64');
-    for (let o = 0; o + 48 <= b64.length; o += 24) s.add(Buffer.from(b64.slice(o, o + 48), 'latin1'), `${name} base64 ${o}..${o + 47}`);
+    for (let phase = 0; phase < 3; phase++) {
+      const b64 = Buffer.from(bytes.subarray(phase)).toString('base64');
+      for (let o = 0; o + 48 <= b64.length; o += 24) s.add(Buffer.from(b64.slice(o, o + 48), 'latin1'), `${name} base64 (phase ${phase}) ${o}..${o + 47}`);
+    }
   }
 }

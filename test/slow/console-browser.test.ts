@@ -33,8 +33,9 @@ import { addDataPatterns, addSecretPatterns, PatternScanner, textLeaks } from '.
  * the user registers in the Models page → Train: keys made in the page, the sealed secret key in
  * IndexedDB and on the service → the 984 × 30 synthetic set encrypted (time printed) → the bundled
  * CSV encrypted and uploaded → training driven from the page (refreshes answered there) →
- * decrypted weights equal the CLI gateway's on the same data within 1e-3 → encrypted prediction
- * decrypted in the page (within 1e-2 of the plaintext model with those weights) → the sealed key restored and unlocked in a fresh browser → the token
+ * decrypted weights within 1e-3 of the plaintext reference, as the CLI gateway's on the same data
+ * (browser vs CLI printed against the 1e-3 target, asserted within 2e-3: see below) → encrypted
+ * prediction decrypted in the page (within 1e-4 of the plaintext model with those weights) → the sealed key restored and unlocked in a fresh browser → the token
  * revoked in the page and refused by the API.
  */
 
@@ -238,9 +239,16 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
       Math.max(...a.coef_[0]!.map((w, j) => Math.abs(w - b.coef[j]!)), Math.abs(a.intercept_[0]! - b.intercept));
     const diff = maxDiff(browserModel, { coef: cliModel.coef_[0]!, intercept: cliModel.intercept_[0]! });
     const reference = trainPoly3LogReg(bundled.features, bundled.labels, { coef: new Float64Array(F), intercept: 0 }, { epochs: 3, learningRate: 0.1 });
-    console.log(`decrypted weights, browser vs CLI gateway (independent keys, 455 × 30, 3 epochs): max |Δ| = ${diff.toExponential(2)} (bound 1e-3); vs the plaintext degree-3 reference: browser ${maxDiff(browserModel, reference).toExponential(2)}, CLI ${maxDiff(cliModel, reference).toExponential(2)}`);
+    const [toRefBrowser, toRefCli] = [maxDiff(browserModel, reference), maxDiff(cliModel, reference)];
+    console.log(`decrypted weights, browser vs CLI gateway (independent keys, 455 × 30, 3 epochs): max |Δ| = ${diff.toExponential(2)} (target 1e-3); vs the plaintext degree-3 reference: browser ${toRefBrowser.toExponential(2)}, CLI ${toRefCli.toExponential(2)} (bound 1e-3 each)`);
     expect(browserModel.coef_[0]).toHaveLength(F);
-    expect(diff).toBeLessThan(1e-3);
+    // Each encrypted run carries its own CKKS noise (measured 3–5·10⁻⁴ from the plaintext
+    // reference here), so two runs under independent keys differ by up to the sum: measured
+    // 5.8·10⁻⁴, 7.6·10⁻⁴ and, once on the 227-row half, 1.44·10⁻³. Asserted: each run within 1e-3
+    // of the reference, hence within 2e-3 of each other; the 1e-3 target is printed above.
+    expect(toRefBrowser).toBeLessThan(1e-3);
+    expect(toRefCli).toBeLessThan(1e-3);
+    expect(diff).toBeLessThan(2e-3);
 
     // ---- encrypted prediction, decrypted in the page, equals the plaintext model's within 1e-3
     await page.setInputFiles('input[name=predict-csv]', TEST_CSV);
@@ -251,8 +259,8 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
     const p = JSON.parse((await page.getByTestId('predictions').getAttribute('data-probabilities'))!) as number[];
     const plain = test.features.map((x) => 1 / (1 + Math.exp(-(browserModel.intercept_[0]! + Array.from(x).reduce((a, v, j) => a + v * browserModel.coef_[0]![j]!, 0)))));
     const pDiff = Math.max(...p.map((v, i) => Math.abs(v - plain[i]!)));
-    console.log(`encrypted prediction (${p.length} rows) vs the plaintext model with the decrypted weights: max |Δp| = ${pDiff.toExponential(2)} (bound 1e-2)`);
-    expect(pDiff).toBeLessThan(1e-2);
+    console.log(`encrypted prediction (${p.length} rows) vs the plaintext model with the decrypted weights: max |Δp| = ${pDiff.toExponential(2)} (bound 1e-4)`);
+    expect(pDiff).toBeLessThan(1e-4);
     await snap('train-predicted');
 
     // ---- the sealed key in IndexedDB opens in Node with the passphrase (same algorithm) to the service's secret-key envelope
@@ -303,9 +311,15 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
     const scanner = new PatternScanner();
     const cells = addDataPatterns(scanner, datasets);
     const dataPatterns = scanner.size;
+    // Only the key's coefficients are secret: SEAL's header and the Plaintext's parms_id, count and
+    // scale (the first 72 bytes), and the envelope's header, parameters and key-set id before them,
+    // are the same in the public context (public by design) and are left out.
+    const coefficients = sealRaw.subarray(128);
+    const inEnvelope = Buffer.from(envelope).indexOf(Buffer.from(coefficients.subarray(0, 64)));
+    expect(inEnvelope).toBeGreaterThan(0);
     addSecretPatterns(scanner, [
-      { name: 'SEAL secret key', bytes: sealRaw },
-      { name: 'secret-key envelope', bytes: envelope },
+      { name: 'SEAL secret key', bytes: coefficients },
+      { name: 'secret-key envelope', bytes: envelope.subarray(inEnvelope) },
     ]);
     const passphrase = Buffer.from(PASSPHRASE);
     const leaks = (bodies: readonly { method: string; path: string; body: Buffer }[]): string[] =>
@@ -325,7 +339,8 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
     expect(leaks(planted(new Uint8Array(Float32Array.from(sample).buffer)))).not.toEqual([]);
     expect(leaks(planted(Buffer.from(JSON.stringify(sample))))).not.toEqual([]);
     expect(leaks(planted(sealRaw.subarray(5001, 5101)))).not.toEqual([]);
-    expect(leaks(planted(Buffer.from(Buffer.from(envelope).toString('base64').slice(999, 1099))))).not.toEqual([]);
+    expect(leaks(planted(Buffer.from(Buffer.from(envelope).toString('base64').slice(inEnvelope + 999, inEnvelope + 1099))))).not.toEqual([]);
+    expect(leaks(planted(Buffer.from(Buffer.from(sealRaw).toString('base64').slice(2000, 2100))))).not.toEqual([]);
 
     // ---- and over the real transport: the page told (internal test hook) to upload the CSV in plain
     const before = received.length;
