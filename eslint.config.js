@@ -45,7 +45,9 @@ export default tseslint.config(
   // The web console's server side (accounts, sessions, tokens): registered by the service, so it
   // never imports the service (it receives the token store and database as interfaces).
   ...layer(['src/console/**'], ['fl', 'inference', 'service', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
-  // The browser app: the trusted side; it talks to the service over HTTP only.
-  ...layer(['web/**'], ['core', 'paillier', 'ckks', 'secagg', 'attest', 'ml', 'fl', 'inference', 'service', 'console', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
+  // The browser app: the trusted side; it talks to the service over HTTP only. It runs the shared
+  // protocol layers (core, ckks, ml: envelopes, key and ciphertext formats, packing) through the
+  // browser shims of web/src/platform/, never the service, the gateway or the console server.
+  ...layer(['web/**'], ['paillier', 'secagg', 'attest', 'fl', 'inference', 'service', 'console', 'gateway', 'demos', 'cli', 'bench', 'enclave']),
   ...layer(['src/demos/**'], ['cli', 'bench']),
 );

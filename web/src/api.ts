@@ -33,6 +33,34 @@ export class ApiError extends Error {
 
 let csrf = '';
 
+async function fail(r: Response): Promise<never> {
+  const e = ((await r.json().catch(() => ({}))) as { error?: { code: string; message: string; param?: string } }).error;
+  throw new ApiError(r.status, e?.code ?? 'HTTP', e?.message ?? `HTTP ${r.status}`, e?.param);
+}
+
+/** A binary request (ciphertext containers, public contexts, sealed key records); resolves with the answer's bytes. */
+async function bytes(method: string, path: string, body?: Uint8Array): Promise<Uint8Array> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/octet-stream';
+  if (method !== 'GET' && csrf !== '') headers['x-csrf-token'] = csrf;
+  const r = await fetch(path, { method, headers, credentials: 'same-origin', ...(body === undefined ? {} : { body: new Uint8Array(body) }) });
+  if (!r.ok) return fail(r);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/** Job state as `GET …/jobs/{id}` answers it (docs/service.md). */
+export interface JobState {
+  readonly status: 'queued' | 'running' | 'awaiting_refresh' | 'succeeded' | 'failed';
+  readonly progress: number;
+  readonly error: { readonly code: string; readonly message: string } | null;
+  readonly figures: Record<string, unknown>;
+}
+
+const modelPath = (model: string): string => {
+  const [name, version] = model.split('/');
+  return `/api/v1/${encodeURIComponent(name ?? '')}/${encodeURIComponent(version ?? '')}`;
+};
+
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -63,6 +91,24 @@ export const api = {
   models: async (): Promise<readonly { name: string; version: string; url: string }[]> => (await call<{ models: { name: string; version: string; url: string }[] }>('GET', '/api/v1/models')).models,
   register: (name: string, version: string): Promise<{ registered: true; new: boolean }> => call('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/register_user`),
   unregister: (name: string, version: string): Promise<{ unregistered: true }> => call('DELETE', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/unregister_user`),
+  /**
+   * The REST API of one model (docs/service.md), as the CLI gateway calls it, authenticated by the
+   * session: uploads and downloads are ciphertext containers and key envelopes made in this page.
+   */
+  model: (model: string) => {
+    const base = modelPath(model);
+    return {
+      register: (): Promise<{ registered: true; new: boolean }> => call('POST', `${base}/application/register_user`),
+      addProfile: (requirements: Record<string, unknown>): Promise<unknown> => call('POST', `${base}/add_profile`, requirements),
+      put: async (what: 'context/public' | 'context/secret' | 'model' | 'data/fit' | 'model/trained', body: Uint8Array): Promise<void> => void (await bytes('PUT', `${base}/${what}`, body)),
+      get: (what: 'context/secret' | 'model/trained'): Promise<Uint8Array> => bytes('GET', `${base}/${what}`),
+      fit: (hyper: Record<string, unknown>): Promise<{ jobId: string }> => call('POST', `${base}/fit`, hyper),
+      job: (id: string): Promise<JobState> => call('GET', `${base}/jobs/${encodeURIComponent(id)}`),
+      refreshWeights: (id: string): Promise<Uint8Array> => bytes('GET', `${base}/jobs/${encodeURIComponent(id)}/refresh`),
+      answerRefresh: async (id: string, body: Uint8Array): Promise<void> => void (await bytes('PUT', `${base}/jobs/${encodeURIComponent(id)}/refresh`, body)),
+      predict: (features: number, body: Uint8Array): Promise<Uint8Array> => bytes('POST', `${base}/predict?features=${features}`, body),
+    };
+  },
   /** Keeps the passphrase-sealed key record on the service (opaque bytes to it). */
   putKeyBackup: async (record: string): Promise<void> => {
     const r = await fetch('/api/v1/console/keys', { method: 'PUT', credentials: 'same-origin', headers: { 'content-type': 'application/octet-stream', 'x-csrf-token': csrf }, body: new TextEncoder().encode(record) });

@@ -2,20 +2,21 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import type { SessionInfo, TokenRow } from './api.ts';
-import { Keys } from './keys.tsx';
 import { Models } from './models.tsx';
+import { Train } from './train.tsx';
 import './style.css';
 
 /**
- * The cipherml web console (issue 17, first slice): sign-up, sign-in, sign-out, API tokens, CKKS
- * keys generated in the browser (#/keys) and model registration (#/models). Routing is by
- * location hash so the service serves one page. Not in this build yet: encrypting data in the
- * browser, deploying models from the page, jobs.
+ * The cipherml web console (issue 17): sign-up, sign-in, sign-out, API tokens, model
+ * registration (#/models) and, per model, the browser as the trusted gateway (#/train/NAME/VERSION:
+ * keys, encryption, the fit job, decryption, prediction). Routing is by location hash so the
+ * service serves one page. Not in this build yet: deploying models from the page, a jobs list.
  */
 
-type Page = 'signin' | 'signup' | 'tokens' | 'keys' | 'models';
-const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'keys', 'models'];
-const pageOf = (): Page => PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin';
+type Page = 'signin' | 'signup' | 'tokens' | 'models' | 'train';
+const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'models'];
+const pageOf = (): Page => (/^#\/train\/[^/]+\/[^/]+$/.test(location.hash) ? 'train' : (PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin'));
+const modelOf = (): string => decodeURIComponent(location.hash.slice('#/train/'.length));
 const go = (p: Page): void => {
   location.hash = `#/${p}`;
 };
@@ -60,7 +61,7 @@ function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionI
   );
 }
 
-function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys' | 'models'; onSignOut: () => void }) {
+function Shell(props: { session: SessionInfo; page: 'tokens' | 'models' | 'train'; onSignOut: () => void }) {
   const signOut = async (): Promise<void> => {
     try {
       await api.signOut();
@@ -75,11 +76,11 @@ function Shell(props: { session: SessionInfo; page: 'tokens' | 'keys' | 'models'
           Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
         </span>
         <nav>
-          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/keys" aria-current={props.page === 'keys' ? 'page' : undefined}>Keys</a> · <a href="#/models" aria-current={props.page === 'models' ? 'page' : undefined}>Models</a>
+          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/models" aria-current={props.page !== 'tokens' ? 'page' : undefined}>Models</a>
         </nav>
         <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
       </header>
-      {props.page === 'tokens' ? <Tokens /> : props.page === 'keys' ? <Keys user={props.session.user.name} /> : <Models />}
+      {props.page === 'tokens' ? <Tokens /> : props.page === 'train' ? <Train key={modelOf()} user={props.session.user.name} model={modelOf()} /> : <Models />}
     </main>
   );
 }
@@ -161,7 +162,7 @@ function Tokens() {
           ))}
         </tbody>
       </table>
-      <p class="note">Not in this build yet: encrypting data in the browser, models and jobs (see docs/console.md).</p>
+      <p class="note">Encrypted training and prediction in this browser: Models → Train. Not in this build yet: deploying models from the page and a jobs list (see docs/console.md).</p>
     </section>
   );
 }
@@ -176,14 +177,14 @@ function App() {
     api.session().then(
       (s) => {
         setSession(s);
-        if (pageOf() !== 'keys' && pageOf() !== 'models') go('tokens');
+        if (pageOf() !== 'models' && pageOf() !== 'train') go('tokens');
       },
       () => undefined,
     ).finally(() => setChecked(true));
     return () => removeEventListener('hashchange', onHash);
   }, []);
   if (!checked) return <main class="card">Loading…</main>;
-  if ((page === 'tokens' || page === 'keys' || page === 'models') && session !== undefined) {
+  if ((page === 'tokens' || page === 'models' || page === 'train') && session !== undefined) {
     return <Shell session={session} page={page} onSignOut={() => { setSession(undefined); go('signin'); }} />;
   }
   const onSession = (s: SessionInfo): void => {

@@ -1,0 +1,92 @@
+/**
+ * The part of Node's `Buffer` that the shared protocol code (src/core/envelope.ts,
+ * src/ckks/serialize.ts, src/core/bounded.ts) calls on the browser path: `from` (bytes, views,
+ * ASCII/Latin-1, UTF-8 and hex strings), `byteLength`, `alloc`, `concat`, and `toString` with the
+ * same encodings. Injected by the console's Vite build (web/vite.config.ts) into those modules
+ * only; encodings it does not implement throw instead of guessing.
+ */
+type Encoding = 'utf8' | 'utf-8' | 'ascii' | 'latin1' | 'binary' | 'hex' | 'base64';
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function unknown(enc: string): Error {
+  return new Error(`Buffer shim: encoding ${enc} is not implemented in the browser build`);
+}
+
+/** The bytes type: a Uint8Array with Node's `toString(encoding)` and `equals`. */
+export class Bytes extends Uint8Array {
+  override toString(enc: Encoding = 'utf8'): string {
+    if (enc === 'utf8' || enc === 'utf-8') return new TextDecoder().decode(this);
+    if (enc === 'hex') {
+      let s = '';
+      for (const b of this) s += HEX[b];
+      return s;
+    }
+    if (enc === 'latin1' || enc === 'binary' || enc === 'ascii') {
+      let s = '';
+      for (let i = 0; i < this.length; i += 0x8000) s += String.fromCharCode(...this.subarray(i, i + 0x8000));
+      return s;
+    }
+    if (enc === 'base64') return btoa(this.toString('latin1'));
+    throw unknown(enc);
+  }
+
+  equals(other: Uint8Array): boolean {
+    return this.length === other.length && this.every((b, i) => b === other[i]);
+  }
+}
+
+const wrap = (bytes: Uint8Array): Bytes => new Bytes(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength);
+
+function from(value: string | ArrayLike<number> | ArrayBufferLike, encOrOffset?: Encoding | number, length?: number): Bytes {
+  if (typeof value === 'string') {
+    const enc = (encOrOffset ?? 'utf8') as Encoding;
+    if (enc === 'utf8' || enc === 'utf-8') return wrap(new TextEncoder().encode(value));
+    if (enc === 'ascii' || enc === 'latin1' || enc === 'binary') return wrap(Uint8Array.from(value, (c) => c.charCodeAt(0) & 0xff));
+    if (enc === 'hex') {
+      const n = value.length >>> 1;
+      const out = new Bytes(n);
+      for (let i = 0; i < n; i++) {
+        const b = Number.parseInt(value.slice(2 * i, 2 * i + 2), 16);
+        // Node stops at the first pair that is not hex.
+        if (Number.isNaN(b)) return wrap(out.subarray(0, i));
+        out[i] = b;
+      }
+      return out;
+    }
+    if (enc === 'base64') return wrap(Uint8Array.from(atob(value), (c) => c.charCodeAt(0)));
+    throw unknown(enc);
+  }
+  if (value instanceof ArrayBuffer) {
+    const offset = (encOrOffset as number | undefined) ?? 0;
+    return new Bytes(value, offset, length ?? value.byteLength - offset);
+  }
+  // A copy, as Node's Buffer.from(array or view) makes.
+  return wrap(Uint8Array.from(value as ArrayLike<number>));
+}
+
+function concat(parts: readonly Uint8Array[]): Bytes {
+  const out = new Bytes(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function byteLength(value: string, enc: Encoding = 'utf8'): number {
+  if (enc !== 'utf8' && enc !== 'utf-8') throw unknown(enc);
+  return new TextEncoder().encode(value).length;
+}
+
+/** Node's `Buffer` (the subset above). */
+export interface BufferStatic {
+  readonly from: typeof from;
+  readonly alloc: (size: number) => Bytes;
+  readonly byteLength: typeof byteLength;
+  readonly concat: typeof concat;
+}
+
+/** `Buffer.from` and friends; `Bytes` is the instance type. */
+export const Buffer: BufferStatic = { from, alloc: (size: number): Bytes => new Bytes(size), byteLength, concat };
