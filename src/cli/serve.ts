@@ -17,9 +17,11 @@ export function registerServeCommands(program: Command): void {
     .option('--redis <url>', 'redis://… to queue fit jobs (BullMQ) for `cipherml serve worker` processes')
     .option('--json', 'print one JSON line with the URL once listening')
     .option('--no-console', 'serve the REST API only, without the web console at /')
-    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean }) => {
+    .option('--refresh-timeout <seconds>', 'a fit job whose refresh the gateway does not answer within this time fails (CIPHERML_E_REFRESH_TIMEOUT) and frees its user', intOption('--refresh-timeout'), 1800)
+    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean; refreshTimeout: number }) => {
+      if (opts.refreshTimeout < 1 || opts.refreshTimeout > 7 * 86_400) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--refresh-timeout must be 1–604800 seconds, got ${opts.refreshTimeout}`, { param: '--refresh-timeout' });
       const { startService } = await import('../service/index.ts');
-      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, ...(opts.console ? {} : { console: false as const }) });
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, refreshTimeoutMs: opts.refreshTimeout * 1000, ...(opts.console ? {} : { console: false as const }) });
       const consoleAt = opts.console ? `; web console at ${svc.url}/` : '';
       process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend, console: opts.console ? `${svc.url}/` : null })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs${consoleAt}\n`);
       await new Promise<void>((resolve) => {
