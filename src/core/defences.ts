@@ -29,9 +29,13 @@ export interface Defences {
   consoleSignInLimit: boolean;
   /** Responses carry the console's Content-Security-Policy (no inline or foreign script). */
   consoleCsp: boolean;
+  /** The gateway's local HTTP server answers only requests whose Host is its own loopback address (DNS rebinding). */
+  gatewayHostCheck: boolean;
+  /** The gateway's local HTTP server answers only requests with its local bearer token. */
+  gatewayToken: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, gatewayHostCheck: true, gatewayToken: true };
 
 /**
  * The live switches (mutated only by tests).
