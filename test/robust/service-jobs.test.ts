@@ -31,7 +31,7 @@ async function prepare(dataDir: string, refreshTimeoutMs: number): Promise<{ svc
   const svc = await startService({ dataDir, port: 0, refreshTimeoutMs, console: false });
   const call = async (tok: string, method: string, path: string, body?: Uint8Array | object) => {
     const headers: Record<string, string> = { authorization: `Bearer ${tok}` };
-    let payload: BodyInit | undefined;
+    let payload: string | Uint8Array<ArrayBuffer> | undefined;
     if (body instanceof Uint8Array) {
       headers['content-type'] = 'application/octet-stream';
       payload = new Uint8Array(body);
