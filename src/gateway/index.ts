@@ -16,3 +16,4 @@ export { ServiceClient } from './client.ts';
 export { startGatewayServer } from './http.ts';
 export type { GatewayServerOptions, RunningGatewayServer } from './http.ts';
 export { openSecret, sealSecret } from './secret-box.ts';
+export type { SecretBinding } from './secret-box.ts';
