@@ -46,11 +46,8 @@ export async function refuseIfJobOpen(storage: Storage, userId: string, modelId:
 export async function cancelJob(storage: Storage, jobId: string, thread: Worker | undefined): Promise<JobRow> {
   const row = await storage.updateJob(jobId, { status: 'cancelled', error: { code: 'CIPHERML_E_JOB_CANCELLED', message: 'cancelled by its user' } });
   if (row.status !== 'cancelled') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${jobId} already ${row.status}`, { param: 'jobId', details: { status: row.status } });
-  if (thread !== undefined) {
-    const exited = new Promise<void>((r) => thread.once('exit', () => r()));
-    await thread.terminate();
-    await exited;
-  }
+  // Resolves once the thread has exited (at once if it already had).
+  if (thread !== undefined) await thread.terminate();
   await storage.deleteBlob(row.userId, row.modelId, 'refresh_request');
   await storage.deleteBlob(row.userId, row.modelId, 'refresh_reply');
   return row;
