@@ -138,7 +138,7 @@ describe('open jobs hold their inputs; cancel', () => {
     expect((await call(alice, 'PUT', '/m/1/model', uploads['model']!)).status).toBe(200);
   });
 
-  it('a job that already succeeded cannot be cancelled (409), and a running job is stopped by cancel', { timeout: 60_000 }, async () => {
+  it('a job that already succeeded cannot be cancelled (409); a running job is stopped by cancel before it writes a checkpoint', { timeout: 60_000 }, async () => {
     const { svc, alice, call } = env;
     const one = await call(alice, 'POST', '/m/1/fit', hyper(1));
     const id = String(one.json['jobId']);
@@ -148,12 +148,18 @@ describe('open jobs hold their inputs; cancel', () => {
     expect([late.status, (late.json['error'] as { code: string }).code]).toEqual([409, 'CIPHERML_E_SERVICE_CONFLICT']);
     expect((await call(alice, 'GET', `/m/1/jobs/${id}`)).json['status']).toBe('succeeded');
 
+    const before = await snapshot(svc.storage, ['alice']);
     const two = await call(alice, 'POST', '/m/1/fit', hyper(3));
     const id2 = String(two.json['jobId']);
+    // Cancelled mid-epoch: its thread is stopped before the epoch's checkpoint is written.
+    await until(() => call(alice, 'GET', `/m/1/jobs/${id2}`).then((r) => r.json as JobView), (j) => j.status !== 'queued');
     expect((await call(alice, 'POST', `/m/1/jobs/${id2}/cancel`)).json['status']).toBe('cancelled');
     await svc.idle();
     const after = (await call(alice, 'GET', `/m/1/jobs/${id2}`)).json as JobView;
     expect(after.status).toBe('cancelled');
-    expect(after.figures['refreshes'] ?? 0).toBe(0);
+    expect(after.figures['epochsDone']).toBeUndefined();
+    const { 'm/1:alice:user': was } = before as Record<string, { blobs: Record<string, string> }>;
+    const { 'm/1:alice:user': now } = (await snapshot(svc.storage, ['alice'])) as Record<string, { blobs: Record<string, string> }>;
+    expect(now!.blobs).toEqual(was!.blobs);
   });
 });
