@@ -22,7 +22,7 @@ const defaultKeyDir = (): string => process.env['CIPHERML_GATEWAY_KEYS'] ?? join
 export function registerGatewayCommands(program: Command): void {
   const gw = program.command('gateway').description('trusted gateway of the encrypted training service (holds the secret key)');
   gw.command('fit')
-    .description('generate keys, encrypt model and data, train on the service, decrypt the trained model')
+    .description('generate keys, encrypt model and data, train on the service, decrypt the trained model; resumes the open job this --key-dir started instead of making new keys')
     .requiredOption('--service <url>', 'service base URL, e.g. http://127.0.0.1:8080')
     .requiredOption('--token <token>', 'bearer token (cipherml serve token create)')
     .requiredOption('--model <name/version>', 'deployed model')
@@ -91,16 +91,34 @@ export function registerGatewayCommands(program: Command): void {
       if (r.rangeWarning !== undefined) process.stderr.write(`warning: ${r.rangeWarning.count} decrypted value(s) far outside the calibrated output range [${r.rangeWarning.calibrated.join(', ')}]\n`);
       process.stdout.write(o.json === true ? `${JSON.stringify({ out: o.out, ...r })}\n` : `job ${r.jobId}: output [${r.dims.join(', ')}] decrypted → ${o.out} (${r.packing} packing; keys ${r.keysGenerated ? 'made' : 'reused'}, ${r.keysUploaded ? 'uploaded' : 'already on the service'})\n`);
     });
+  gw.command('cancel')
+    .description("cancel this user's open fit job for the model (or --job ID, also an inference job); the service frees the uploads for a new fit")
+    .requiredOption('--service <url>', 'service base URL')
+    .requiredOption('--token <token>', 'bearer token')
+    .requiredOption('--model <name/version>', 'deployed model')
+    .option('--job <id>', 'job id (default: the open job)')
+    .option('--key-dir <dir>', 'local key store', defaultKeyDir())
+    .option('--tls-ca <pem>', TLS_CA_HELP)
+    .option('--json', 'print {"jobId", "status"}')
+    .action(async (o: { service: string; token: string; model: string; job?: string; keyDir: string; tlsCa?: string; json?: boolean }) => {
+      const { Gateway } = await import('../gateway/index.ts');
+      const r = await new Gateway({ ...o, tlsCa: await tlsCa(o.tlsCa) }).cancel(o.job);
+      process.stdout.write(o.json === true ? `${JSON.stringify(r)}\n` : `job ${r.jobId} ${r.status}\n`);
+    });
   gw.command('serve')
-    .description('local HTTP server of the gateway: /keys/generate/model, /encrypt/data/fit, /encrypt/data/predict')
+    .description('local HTTP server of the gateway (loopback only, local bearer token, Host checked): /keys/generate/model, /encrypt/data/fit, /encrypt/data/predict')
     .requiredOption('--service <url>', 'service base URL')
     .requiredOption('--token <token>', 'bearer token')
     .option('--port <port>', 'TCP port (0 = any free port)', portOption('--port'), 8090)
+    .option('--host <host>', 'loopback address to listen on (127.0.0.1, ::1 or localhost)', '127.0.0.1')
     .option('--key-dir <dir>', 'local key store', defaultKeyDir())
-    .action(async (o: { service: string; token: string; port: number; keyDir: string }) => {
+    .option('--local-token-env <VAR>', 'take the local bearer token from this environment variable (default: a random one, printed once)')
+    .action(async (o: { service: string; token: string; port: number; host: string; keyDir: string; localTokenEnv?: string }) => {
+      const localToken = o.localTokenEnv === undefined ? undefined : process.env[o.localTokenEnv];
+      if (o.localTokenEnv !== undefined && (localToken === undefined || localToken === '')) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `environment variable ${o.localTokenEnv} is not set`, { param: '--local-token-env' });
       const { startGatewayServer } = await import('../gateway/index.ts');
-      const srv = await startGatewayServer(o);
-      process.stdout.write(`cipherml gateway listening on ${srv.url}\n`);
+      const srv = await startGatewayServer({ service: o.service, token: o.token, port: o.port, host: o.host, keyDir: o.keyDir, ...(localToken === undefined ? {} : { localToken }) });
+      process.stdout.write(`cipherml gateway listening on ${srv.url}\n${localToken === undefined ? `local token (send as Authorization: Bearer …):\n${srv.localToken}\n` : ''}`);
       await new Promise<void>((resolve) => {
         const stop = (): void => void srv.close().then(resolve);
         process.once('SIGINT', stop);

@@ -19,7 +19,9 @@ export function registerServeCommands(program: Command): void {
     .option('--no-console', 'serve the REST API only, without the web console at /')
     .option('--tls-cert <pem>', 'PEM certificate chain: serve HTTPS (with --tls-key)')
     .option('--tls-key <pem>', 'PEM private key of --tls-cert')
-    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean; tlsCert?: string; tlsKey?: string }) => {
+    .option('--refresh-timeout <seconds>', 'a fit job whose refresh the gateway does not answer within this time fails (CIPHERML_E_REFRESH_TIMEOUT) and frees its user', intOption('--refresh-timeout'), 1800)
+    .action(async (opts: { port: number; host: string; data: string; db?: string; redis?: string; maxBodyMb: number; json?: boolean; console: boolean; tlsCert?: string; tlsKey?: string; refreshTimeout: number }) => {
+      if (opts.refreshTimeout < 1 || opts.refreshTimeout > 7 * 86_400) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--refresh-timeout must be 1–604800 seconds, got ${opts.refreshTimeout}`, { param: '--refresh-timeout' });
       if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'HTTPS needs both the certificate and its key', { param: opts.tlsCert === undefined ? '--tls-cert' : '--tls-key', advice: 'Pass --tls-cert cert.pem and --tls-key key.pem together, or neither for plain HTTP.' });
       const { readFile } = await import('node:fs/promises');
       const pem = async (path: string, flag: string): Promise<Uint8Array> => readFile(path).catch((e: unknown) => {
@@ -27,7 +29,7 @@ export function registerServeCommands(program: Command): void {
       });
       const tls = opts.tlsCert === undefined || opts.tlsKey === undefined ? undefined : { cert: await pem(opts.tlsCert, '--tls-cert'), key: await pem(opts.tlsKey, '--tls-key') };
       const { startService } = await import('../service/index.ts');
-      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, tls, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, ...(opts.console ? {} : { console: false as const }) });
+      const svc = await startService({ dataDir: opts.data, db: opts.db, port: opts.port, host: opts.host, redis: opts.redis, tls, maxBodyBytes: opts.maxBodyMb * 1024 * 1024, refreshTimeoutMs: opts.refreshTimeout * 1000, ...(opts.console ? {} : { console: false as const }) });
       const consoleAt = opts.console ? `; web console at ${svc.url}/` : '';
       process.stdout.write(opts.json === true ? `${JSON.stringify({ url: svc.url, storage: svc.storage.backend, console: opts.console ? `${svc.url}/` : null })}\n` : `cipherml service listening on ${svc.url} (storage ${svc.storage.backend}); docs at ${svc.url}/docs${consoleAt}\n`);
       await new Promise<void>((resolve) => {

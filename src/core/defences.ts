@@ -31,9 +31,13 @@ export interface Defences {
   consoleCsp: boolean;
   /** The service bounds evaluation-key and encrypted-input uploads by the model's keyparams (src/service/inference-routes.ts). */
   inferenceUploadBounds: boolean;
+  /** The gateway's local HTTP server answers only requests whose Host is its own loopback address (DNS rebinding). */
+  gatewayHostCheck: boolean;
+  /** The gateway's local HTTP server answers only requests with its local bearer token. */
+  gatewayToken: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true, gatewayHostCheck: true, gatewayToken: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -115,6 +115,15 @@ export const ERROR_CATALOG = {
   CIPHERML_E_INTERNAL: 'This is a bug in cipherml, not in your input: rerun with --debug and report the stack trace.',
   CIPHERML_E_ADDRESS_IN_USE: 'Another process listens on that address: stop it, or choose another port.',
 
+  // Job lifecycle and the trusted gateway (issue 17)
+  CIPHERML_E_JOB_CANCELLED: 'The job was cancelled by its user; start a new fit when ready (`cipherml gateway fit`).',
+  CIPHERML_E_REFRESH_TIMEOUT: 'The gateway did not answer the job\'s refresh request in time: keep `cipherml gateway fit` running until the job ends (rerun it to resume an open job), or start the service with a longer --refresh-timeout.',
+  CIPHERML_E_JOB_ACTIVE: 'A job of this user and model is still open and uses the stored inputs: wait for it, resume it with `cipherml gateway fit` (same --key-dir), or cancel it with `cipherml gateway cancel`.',
+  CIPHERML_E_GATEWAY_UNAUTHENTICATED: 'Send `Authorization: Bearer <local token>` with the token `cipherml gateway serve` printed (or the one in its --local-token-env variable).',
+  CIPHERML_E_GATEWAY_HOST_REFUSED: 'The gateway answers only requests addressed to itself on loopback (Host 127.0.0.1:PORT, localhost:PORT or [::1]:PORT); a page on another site cannot reach it through DNS rebinding.',
+  CIPHERML_E_SECRET_BOX_OUTDATED: 'The sealed secret key was made by an older format (scrypt N = 2^15, nothing bound): seal it again from the machine that holds the key (`cipherml gateway fit --passphrase-env VAR`).',
+  CIPHERML_E_SECRET_BOX_BINDING: 'The sealed secret key belongs to another user, model or key set than the one asked for: fetch the box of this user and model, or use the gateway that made it.',
+
 } as const;
 
 /** A stable cipherml error code, e.g. `"CIPHERML_E_SLOT_OVERFLOW"`. */

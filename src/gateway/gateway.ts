@@ -1,4 +1,4 @@
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { parseJsonBounded } from '../core/bounded.ts';
 import type { JsonLimits } from '../core/bounded.ts';
 import { readFileBounded } from '../core/bounded-file.ts';
@@ -45,6 +45,16 @@ export interface FitFigures {
   readonly refreshes: number;
   readonly rows: number;
   readonly features: number;
+}
+
+/** Job states in which a job holds its user's inputs (mirrors the service's protocol; the gateway imports no service code). */
+const OPEN_JOB_STATUSES: ReadonlySet<string> = new Set(['queued', 'running', 'awaiting_refresh']);
+
+/** What the gateway records beside a key when it starts a job with it (`<key>.job.json`). */
+interface JobRecord {
+  readonly service: string;
+  readonly jobId: string;
+  readonly fingerprint: string;
 }
 
 /** Limits of the gateway's JSON files (model, requirements, hyper-parameters). */
@@ -109,6 +119,7 @@ export class Gateway {
   readonly #opts: GatewayOptions;
   readonly #base: string;
   readonly #keyPath: string;
+  readonly #jobPath: string;
 
   constructor(options: GatewayOptions) {
     this.#opts = options;
@@ -116,6 +127,7 @@ export class Gateway {
     this.client = new ServiceClient(options.service, options.token, { ca: options.tlsCa });
     this.#base = `/api/v1/${name}/${version}`;
     this.#keyPath = join(options.keyDir, `${name}@${version}`, 'ckks');
+    this.#jobPath = `${this.#keyPath}.job.json`;
   }
 
   #progress(line: string): void {
@@ -148,26 +160,50 @@ export class Gateway {
     }
   }
 
-  /** Generates a fresh key set (`/keys/generate/model`), stores it 0600, uploads the public context. */
+  /** The service user this gateway's token belongs to (bound into the sealed secret key). */
+  async #user(): Promise<string> {
+    return (await this.client.json<{ user: string }>('GET', '/api/v1/whoami')).user;
+  }
+
+  /**
+   * Generates a fresh key set (`/keys/generate/model`), uploads the public context, then stores
+   * the key 0600. Refused with `CIPHERML_E_JOB_ACTIVE` while a job of this user for the model is
+   * open: that job's key stays as it is, locally and on the service.
+   */
   async generateKeys(): Promise<{ fingerprint: string }> {
+    await this.client.json('POST', `${this.#base}/application/register_user`);
+    const open = await this.openJob();
+    if (open !== undefined) {
+      throw new CipherMLError('CIPHERML_E_JOB_ACTIVE', `job ${open.jobId} of this user for ${this.#opts.model} is ${open.status}; new keys would lock it out, so none were made`, { param: 'model', details: open });
+    }
     await mkdir(join(this.#keyPath, '..'), { recursive: true, mode: 0o700 });
     const ctx = await CkksContext.create(TRAIN_CKKS_PARAMETERS, { galoisSteps: trainingGaloisSteps(TRAIN_CKKS_PARAMETERS.polyModulusDegree / 2) });
     try {
-      await writeKeyFiles(this.#keyPath, ctx, { overwrite: true });
-      await this.client.json('POST', `${this.#base}/application/register_user`);
+      // The service refuses this upload while a job is open (it may have opened since the check):
+      // the local key is replaced only after the service took the new public context.
       await this.client.upload('PUT', `${this.#base}/context/public`, serializePublicContext(ctx));
-      if (this.#opts.passphrase !== undefined) await this.client.upload('PUT', `${this.#base}/context/secret`, sealSecret(serializeSecretKey(ctx), this.#opts.passphrase));
+      await writeKeyFiles(this.#keyPath, ctx, { overwrite: true });
+      await rm(this.#jobPath, { force: true });
+      if (this.#opts.passphrase !== undefined) {
+        const binding = { user: await this.#user(), model: this.#opts.model, fingerprint: ctx.fingerprint };
+        await this.client.upload('PUT', `${this.#base}/context/secret`, await sealSecret(serializeSecretKey(ctx), this.#opts.passphrase, binding));
+      }
       return { fingerprint: ctx.fingerprint };
     } finally {
       ctx.delete();
     }
   }
 
-  /** Restores the key store from the sealed secret context on the service (a new gateway machine). */
+  /**
+   * Restores the key store from the sealed secret context on the service (a new gateway machine).
+   * The box must be bound to this token's user, this model, and the key it holds.
+   */
   async restoreKeys(passphrase: string): Promise<{ fingerprint: string }> {
     const box = await this.client.bytes('GET', `${this.#base}/context/secret`);
-    const ctx = await deserializeSecretKey(openSecret(box, passphrase));
+    const { plain, fingerprint } = await openSecret(box, passphrase, { user: await this.#user(), model: this.#opts.model });
+    const ctx = await deserializeSecretKey(plain);
     try {
+      if (ctx.fingerprint !== fingerprint) throw new CipherMLError('CIPHERML_E_SECRET_BOX_BINDING', `the sealed key has fingerprint ${ctx.fingerprint}, the box is bound to ${fingerprint}`, { param: 'secretContext' });
       await mkdir(join(this.#keyPath, '..'), { recursive: true, mode: 0o700 });
       await writeFileSafely(this.#keyPath, serializeSecretKey(ctx), { mode: 0o600, overwrite: true });
       return { fingerprint: ctx.fingerprint };
@@ -179,7 +215,8 @@ export class Gateway {
   async #secret(): Promise<CkksContext> {
     const st = await stat(this.#keyPath).catch(() => undefined);
     if (st === undefined) throw new CipherMLError('CIPHERML_E_IO', `no key for ${this.#opts.model} in ${this.#opts.keyDir}: run fit first`, { param: '--key-dir' });
-    if ((st.mode & 0o077) !== 0) await chmod(this.#keyPath, 0o600);
+    // A group- or other-readable key is refused (CIPHERML_E_KEY_FILE_INSECURE naming the file and
+    // the chmod to run), never silently re-moded: others may already have read it.
     return readSecretKeyFile(this.#keyPath);
   }
 
@@ -214,6 +251,8 @@ export class Gateway {
     }
     validateModelJson(input.model, columns);
     await this.preflight();
+    const open = await this.openJob();
+    if (open !== undefined) return this.#resume(open, hyper, input.features, t0);
     await this.generateKeys();
     const batchSize = input.requirements?.['batchSize'];
     await this.client.json('POST', `${this.#base}/add_profile`, input.requirements ?? {});
@@ -226,48 +265,107 @@ export class Gateway {
       await this.client.upload('PUT', `${this.#base}/data/fit`, data.bytes);
       this.#progress(`uploaded ${data.rows} encrypted rows × ${data.features} features`);
       const { jobId } = await this.client.json<{ jobId: string }>('POST', `${this.#base}/fit`, { ...hyper });
-      let last = '';
-      let unreachableSince: number | undefined;
-      for (;;) {
-        let job: { status: string; progress: number; error: { code: string; message: string } | null; figures: Record<string, unknown> };
-        try {
-          job = await this.client.json('GET', `${this.#base}/jobs/${jobId}`);
-          unreachableSince = undefined;
-        } catch (e) {
-          // A restarting service loses nothing: keep polling for up to a minute.
-          if (!(e instanceof CipherMLError && e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) throw e;
-          unreachableSince ??= performance.now();
-          if (performance.now() - unreachableSince > 60_000) throw e;
-          this.#progress(`service unreachable, retrying: ${e.message.split('.')[0]}`);
-          await new Promise((r) => setTimeout(r, 250));
-          continue;
-        }
-        const line = `job ${jobId}: ${job.status}, ${(job.progress * 100).toFixed(0)}% (refreshes ${String(job.figures['refreshes'] ?? 0)})`;
-        if (line !== last) this.#progress((last = line));
-        if (job.status === 'succeeded') {
-          const w = decryptWeights(ctx, await this.client.bytes('GET', `${this.#base}/model/trained`));
-          await this.client.upload('PUT', `${this.#base}/model/trained`, encryptWeights(ctx, w.coef, w.intercept));
-          const trained: ModelJson = { coef_: [Array.from(w.coef)], intercept_: [w.intercept] };
-          return { trained, figures: { jobId, trainMs: Number(job.figures['trainMs']), totalMs: Math.round(performance.now() - t0), epochs: hyper.numberOfEpochs, refreshes: Number(job.figures['refreshes'] ?? 0), rows: data.rows, features: data.features } };
-        }
-        if (job.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', `job ${jobId} failed: ${job.error?.message ?? 'unknown'}`, { param: 'jobId', details: { error: job.error } });
-        if (job.status === 'awaiting_refresh') {
-          const bytes = await this.client.bytes('GET', `${this.#base}/jobs/${jobId}/refresh`).catch(() => undefined);
-          if (bytes !== undefined) {
-            const w = decryptWeights(ctx, bytes);
-            const answered = await this.client.upload('PUT', `${this.#base}/jobs/${jobId}/refresh`, encryptWeights(ctx, w.coef, w.intercept)).catch((e: unknown) => {
-              // Answered already, or the service restarted in between: the next poll decides.
-              if (e instanceof CipherMLError && (e.code === 'CIPHERML_E_SERVICE_CONFLICT' || e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) return undefined;
-              throw e;
-            });
-            if (answered !== undefined) continue;
-          }
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      // Recorded beside the key, so that a later `gateway fit` resumes this job instead of starting over.
+      await writeFileSafely(this.#jobPath, `${JSON.stringify({ service: this.client.base, jobId, fingerprint: ctx.fingerprint } satisfies JobRecord)}\n`, { mode: 0o600, overwrite: true });
+      return await this.#follow(ctx, jobId, hyper, t0, data.rows, data.features);
     } finally {
       ctx.delete();
     }
+  }
+
+  /** Resumes the open job this key store started (same key set, same uploads); refuses one it did not start. */
+  async #resume(open: { jobId: string; status: string }, hyper: TrainHyperParams, features: string, t0: number): Promise<{ trained: ModelJson; figures: FitFigures }> {
+    const raw = await readFile(this.#jobPath, 'utf8').catch(() => undefined);
+    const rec = raw === undefined ? undefined : (JSON.parse(raw) as Partial<JobRecord>);
+    if (rec?.jobId !== open.jobId || rec.service !== this.client.base) {
+      throw new CipherMLError('CIPHERML_E_JOB_ACTIVE', `job ${open.jobId} of this user for ${this.#opts.model} is still ${open.status}, and ${this.#opts.keyDir} did not start it; nothing was generated or uploaded`, {
+        param: '--key-dir',
+        details: { jobId: open.jobId, status: open.status },
+        advice: `Rerun with the --key-dir of the gateway that started it to resume it, or cancel it: cipherml gateway cancel --service ${this.client.base} --token … --model ${this.#opts.model} --job ${open.jobId}.`,
+      });
+    }
+    const ctx = await this.#secret();
+    try {
+      if (ctx.fingerprint !== rec.fingerprint) throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `the key in ${this.#keyPath} (fingerprint ${ctx.fingerprint}) is not the key job ${open.jobId} was started with (${String(rec.fingerprint)})`, { param: '--key-dir' });
+      this.#progress(`resuming job ${open.jobId} (${open.status}) with the key set and uploads it started with; no new keys`);
+      const x = parseNumericCsv(features, 'features');
+      return await this.#follow(ctx, open.jobId, hyper, t0, x.rows.length, x.header.length);
+    } finally {
+      ctx.delete();
+    }
+  }
+
+  /** Follows a job to its end: progress, refreshes (decrypt and re-encrypt, trusted side), then download and decrypt. */
+  async #follow(ctx: CkksContext, jobId: string, hyper: TrainHyperParams, t0: number, rows: number, features: number): Promise<{ trained: ModelJson; figures: FitFigures }> {
+    let last = '';
+    let unreachableSince: number | undefined;
+    for (;;) {
+      let job: { status: string; progress: number; error: { code: string; message: string } | null; figures: Record<string, unknown> };
+      try {
+        job = await this.client.json('GET', `${this.#base}/jobs/${jobId}`);
+        unreachableSince = undefined;
+      } catch (e) {
+        // A restarting service loses nothing: keep polling for up to a minute.
+        if (!(e instanceof CipherMLError && e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) throw e;
+        unreachableSince ??= performance.now();
+        if (performance.now() - unreachableSince > 60_000) throw e;
+        this.#progress(`service unreachable, retrying: ${e.message.split('.')[0]}`);
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      const line = `job ${jobId}: ${job.status}, ${(job.progress * 100).toFixed(0)}% (refreshes ${String(job.figures['refreshes'] ?? 0)})`;
+      if (line !== last) this.#progress((last = line));
+      if (job.status === 'succeeded') {
+        const w = decryptWeights(ctx, await this.client.bytes('GET', `${this.#base}/model/trained`));
+        await this.client.upload('PUT', `${this.#base}/model/trained`, encryptWeights(ctx, w.coef, w.intercept));
+        const trained: ModelJson = { coef_: [Array.from(w.coef)], intercept_: [w.intercept] };
+        return { trained, figures: { jobId, trainMs: Number(job.figures['trainMs']), totalMs: Math.round(performance.now() - t0), epochs: hyper.numberOfEpochs, refreshes: Number(job.figures['refreshes'] ?? 0), rows, features } };
+      }
+      if (job.status === 'failed' || job.status === 'cancelled') {
+        const code = job.error?.code === 'CIPHERML_E_REFRESH_TIMEOUT' || job.error?.code === 'CIPHERML_E_JOB_CANCELLED' ? job.error.code : 'CIPHERML_E_JOB_FAILED';
+        throw new CipherMLError(code, `job ${jobId} ${job.status}: ${job.error?.message ?? 'unknown'}`, { param: 'jobId', details: { error: job.error } });
+      }
+      if (job.status === 'awaiting_refresh') {
+        const bytes = await this.client.bytes('GET', `${this.#base}/jobs/${jobId}/refresh`).catch(() => undefined);
+        if (bytes !== undefined) {
+          const w = decryptWeights(ctx, bytes);
+          const answered = await this.client.upload('PUT', `${this.#base}/jobs/${jobId}/refresh`, encryptWeights(ctx, w.coef, w.intercept)).catch((e: unknown) => {
+            // Answered already, or the service restarted in between: the next poll decides.
+            if (e instanceof CipherMLError && (e.code === 'CIPHERML_E_SERVICE_CONFLICT' || e.code === 'CIPHERML_E_PEER_UNAVAILABLE')) return undefined;
+            throw e;
+          });
+          if (answered !== undefined) continue;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The open job (queued, running or awaiting a refresh) of this user for the model, if any. */
+  async openJob(): Promise<{ jobId: string; status: string } | undefined> {
+    let jobs: { jobId: string; status: string }[];
+    try {
+      ({ jobs } = await this.client.json<{ jobs: { jobId: string; status: string }[] }>('GET', `${this.#base}/jobs`));
+    } catch (e) {
+      // Not registered yet: no job.
+      if (e instanceof CipherMLError && e.code === 'CIPHERML_E_SERVICE_FORBIDDEN') return undefined;
+      throw e;
+    }
+    const open = jobs.find((j) => OPEN_JOB_STATUSES.has(j.status));
+    return open === undefined ? undefined : { jobId: open.jobId, status: open.status };
+  }
+
+  /**
+   * Cancels a job of this user for the model (the open one when no id is given); the service
+   * frees the inputs, so a new `fit` may start.
+   */
+  async cancel(jobId?: string): Promise<{ jobId: string; status: string }> {
+    await this.client.json('POST', `${this.#base}/application/register_user`);
+    const id = jobId ?? (await this.openJob())?.jobId;
+    if (id === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no open job of this user for ${this.#opts.model}`, { param: '--job' });
+    const r = await this.client.json<{ jobId: string; status: string }>('POST', `${this.#base}/jobs/${id}/cancel`);
+    await rm(this.#jobPath, { force: true });
+    return { jobId: r.jobId, status: r.status };
   }
 
   /** Encrypts feature rows for predict (`/encrypt/data/predict`). */

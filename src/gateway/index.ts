@@ -18,3 +18,4 @@ export type { GatewayServerOptions, RunningGatewayServer } from './http.ts';
 export { openSecret, sealSecret } from './secret-box.ts';
 export { gatewayDeploy, gatewayDeployFiles, gatewayInfer, gatewayInferFiles } from './inference.ts';
 export type { DeployReply, InferenceGatewayOptions, InferReply } from './inference.ts';
+export type { SecretBinding } from './secret-box.ts';

@@ -168,7 +168,7 @@ export async function gatewayInfer(o: InferenceGatewayOptions & { readonly keyDi
     for (;;) {
       const j = await client.json<{ status: string; error: { code: string; message: string } | null }>('GET', p.job(jobId));
       if (j.status === 'succeeded') break;
-      if (j.status === 'failed') throw CipherMLError.revive({ code: (j.error?.code ?? 'CIPHERML_E_JOB_FAILED') as 'CIPHERML_E_JOB_FAILED', message: `inference job ${jobId} failed: ${j.error?.message ?? 'no message'}`, param: 'jobId' });
+      if (j.status === 'failed' || j.status === 'cancelled') throw CipherMLError.revive({ code: (j.error?.code ?? 'CIPHERML_E_JOB_FAILED') as 'CIPHERML_E_JOB_FAILED', message: `inference job ${jobId} ${j.status}: ${j.error?.message ?? 'no message'}`, param: 'jobId' });
       if (Date.now() > deadline) throw new CipherMLError('CIPHERML_E_JOB_FAILED', `inference job ${jobId} did not finish in ${Math.round((o.timeoutMs ?? 600_000) / 1000)} s`, { param: 'jobId' });
       await sleep(o.pollMs ?? 200);
     }

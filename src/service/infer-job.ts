@@ -20,7 +20,7 @@ import type { Storage } from './storage/index.ts';
  */
 export async function runInferJob(storage: Storage, jobId: string): Promise<void> {
   const job = await storage.getJob(jobId);
-  if (job === undefined || job.status === 'succeeded' || job.status === 'failed') return;
+  if (job === undefined || job.status === 'succeeded' || job.status === 'failed' || job.status === 'cancelled') return;
   const { userId, modelId } = job;
   try {
     const ownerId = job.state['ownerId'];

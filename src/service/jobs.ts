@@ -13,11 +13,22 @@ export interface JobStorageRef {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** How long a job waits for the gateway's refresh unless `serve --refresh-timeout` says otherwise (30 minutes). */
+export const DEFAULT_REFRESH_TIMEOUT_MS: number = 30 * 60_000;
+
+/** Thrown inside a job that storage shows final (cancelled, or failed by another party): the job stops writing. */
+function stopped(status: string): CipherMLError {
+  return new CipherMLError('CIPHERML_E_JOB_CANCELLED', `the job is ${status}; it stops without writing further results`, { param: 'jobId' });
+}
+const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
+
 /**
  * Runs one fit job to completion against storage: loads the public context, encrypted data and
  * model, trains, asks the gateway for a refresh through the `refresh_request`/`refresh_reply`
  * blobs when the chain runs out, checkpoints after every epoch (`trained_model` blob and the
- * job's `state.epoch`), so a restarted service resumes from the last finished epoch.
+ * job's `state.epoch`), so a restarted service resumes from the last finished epoch. A refresh
+ * not answered within `state.refreshTimeoutMs` fails the job with `CIPHERML_E_REFRESH_TIMEOUT`;
+ * a job found final in storage (cancelled) stops before its next write.
  *
  * @example
  * ```ts
@@ -31,6 +42,17 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
   try {
     const hyper = validateHyperParams(job.state['hyper']);
     const startEpoch = typeof job.state['epoch'] === 'number' ? job.state['epoch'] : 0;
+    const refreshTimeoutMs = typeof job.state['refreshTimeoutMs'] === 'number' ? job.state['refreshTimeoutMs'] : DEFAULT_REFRESH_TIMEOUT_MS;
+    /** Refuses to go on (and so to write) once storage shows the job final. */
+    const live = async (): Promise<void> => {
+      const now = await storage.getJob(jobId);
+      if (now === undefined || FINAL.has(now.status)) throw stopped(now?.status ?? 'deleted');
+    };
+    /** A progress update; storage keeps a final state, which stops the job here. */
+    const update = async (patch: Parameters<Storage['updateJob']>[1]): Promise<void> => {
+      const row = await storage.updateJob(jobId, patch);
+      if (FINAL.has(row.status)) throw stopped(row.status);
+    };
     const need = async (kind: 'public_context' | 'train_data' | 'model'): Promise<Uint8Array> => {
       const b = await storage.getBlob(userId, modelId, kind);
       if (b === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', `no ${kind} uploaded`, { param: kind });
@@ -40,32 +62,39 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
     try {
       const checkpoint = startEpoch > 0 ? await storage.getBlob(userId, modelId, 'trained_model') : undefined;
       let refreshes = typeof job.figures['refreshes'] === 'number' ? job.figures['refreshes'] : 0;
-      await storage.updateJob(jobId, { status: 'running' });
+      await update({ status: 'running' });
       const r = await trainEncrypted(ctx, await need('train_data'), checkpoint ?? (await need('model')), hyper, {
         onEpoch: async (epoch, weights) => {
-          if ((await storage.getJob(jobId))?.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', 'cancelled by its user', { param: 'jobId' });
+          await live();
           await storage.putBlob(userId, modelId, 'trained_model', weights);
-          await storage.updateJob(jobId, { progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes } });
+          await update({ progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes } });
         },
         refresh: async (weights, epoch) => {
+          await live();
           await storage.deleteBlob(userId, modelId, 'refresh_reply');
           await storage.putBlob(userId, modelId, 'refresh_request', weights);
-          await storage.updateJob(jobId, { status: 'awaiting_refresh', figures: { refreshes, refreshEpoch: epoch } });
+          const since = Date.now();
+          await update({ status: 'awaiting_refresh', figures: { refreshes, refreshEpoch: epoch, refreshDeadline: since + refreshTimeoutMs } });
           for (;;) {
             const reply = await storage.getBlob(userId, modelId, 'refresh_reply');
             if (reply !== undefined) {
               await storage.deleteBlob(userId, modelId, 'refresh_reply');
               await storage.deleteBlob(userId, modelId, 'refresh_request');
               refreshes++;
-              await storage.updateJob(jobId, { status: 'running', figures: { refreshes } });
+              await update({ status: 'running', figures: { refreshes } });
               return reply;
             }
-            const now = await storage.getJob(jobId);
-            if (now === undefined || now.status === 'failed') throw new CipherMLError('CIPHERML_E_JOB_FAILED', 'the job was cancelled while waiting for a refresh', { param: 'jobId' });
+            await live();
+            if (Date.now() - since > refreshTimeoutMs) {
+              // The unanswered request is withdrawn; the job fails and no longer holds the user's inputs.
+              await storage.deleteBlob(userId, modelId, 'refresh_request');
+              throw new CipherMLError('CIPHERML_E_REFRESH_TIMEOUT', `the gateway did not answer the refresh of epoch ${epoch} within ${Math.round(refreshTimeoutMs / 1000)} s`, { param: '--refresh-timeout', details: { epoch, refreshTimeoutMs } });
+            }
             await sleep(pollMs);
           }
         },
       }, startEpoch);
+      await live();
       await storage.putBlob(userId, modelId, 'trained_model', r.weights);
       await storage.addUsage(userId, modelId, 'trainMs', r.trainMs);
       await storage.addUsage(userId, modelId, 'fitJobs', 1);

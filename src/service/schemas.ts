@@ -49,6 +49,7 @@ const JobError = Type.Union([Type.Object({ code: Type.String(), message: Type.St
 /** A job as GET …/jobs/{jobId} returns it. */
 export const Job: TSchema = Type.Object({
   jobId: Type.String(),
+  kind: Type.Union([Type.Literal('fit'), Type.Literal('predict'), Type.Literal('infer')]),
   status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))),
   progress: Type.Number({ minimum: 0, maximum: 1 }),
   error: JobError,
@@ -127,7 +128,7 @@ const INFERENCE_ROUTES: readonly RouteSpec[] = [
 export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', url: '/api/v1/openapi.json', summary: 'This OpenAPI document', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: Type.Object({ openapi: Type.String() }, { additionalProperties: true }) } },
   { method: 'GET', url: '/health', summary: 'Liveness: answers while the process serves HTTP (no token needed)', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: Type.Object({ status: Type.Literal('ok') }) } },
-  { method: 'GET', url: '/docs', summary: 'Human-readable list of the routes', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: 'html' } },
+  { method: 'GET', url: '/api/v1/whoami', summary: 'The calling user and role (the gateway binds its sealed secret key to the user)', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, ok: { status: 200, schema: Type.Object({ user: Type.String(), role: Type.Union([Type.Literal('owner'), Type.Literal('user')]) }) } },
   {
     method: 'GET', url: '/api/v1/info/version', summary: 'Service and HE library versions, scheme (no token needed)', auth: false, body: 'none', bodyLimit: EMPTY_BODY_LIMIT,
     ok: { status: 200, schema: Type.Object({ service: Type.Literal('cipherml'), version: Type.String(), heLibrary: Type.String(), scheme: Type.Literal('CKKS'), storage: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')]) }) },
@@ -147,11 +148,8 @@ export const ROUTES: readonly RouteSpec[] = [
   ]),
   { method: 'POST', url: `${base}/fit`, summary: 'Start an asynchronous fit job', auth: true, body: 'json', bodyLimit: JSON_BODY_LIMIT, params: ModelParams, jsonBody: HyperParams, ok: { status: 202, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('queued') }) } },
   { method: 'GET', url: `${base}/jobs/:jobId`, summary: 'Job status, progress, error and figures', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Job } },
-  {
-    method: 'GET', url: `${base}/jobs`, summary: "The caller's jobs (fit and inference) for this model", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams,
-    ok: { status: 200, schema: Type.Object({ jobs: Type.Array(Type.Object({ jobId: Type.String(), kind: Type.String(), status: Type.Union(JOB_STATUSES.map((s) => Type.Literal(s))), progress: Type.Number({ minimum: 0, maximum: 1 }), createdAt: Type.Integer(), updatedAt: Type.Integer() })) }) },
-  },
-  { method: 'POST', url: `${base}/jobs/:jobId/cancel`, summary: 'Cancel a queued or running job of the caller (it ends failed, "cancelled by its user"); 409 when it already ended', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Type.Object({ jobId: Type.String(), status: Type.Literal('failed') }) } },
+  { method: 'GET', url: `${base}/jobs`, summary: "The calling user's jobs for the model, oldest first", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ jobs: Type.Array(Job) }) } },
+  { method: 'POST', url: `${base}/jobs/:jobId/cancel`, summary: 'Cancel an open job (final; frees the inputs); 409 when it already succeeded or failed', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: Job } },
   { method: 'GET', url: `${base}/jobs/:jobId/refresh`, summary: 'Encrypted weights waiting for a gateway refresh', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: JobParams, ok: { status: 200, schema: 'binary' } },
   { method: 'PUT', url: `${base}/jobs/:jobId/refresh`, summary: 'Freshly re-encrypted weights from the gateway', auth: true, body: 'binary', bodyLimit: 'upload', params: JobParams, ok: { status: 200, schema: Type.Object({ accepted: Type.Literal(true) }) }, heavy: true },
   {
@@ -168,7 +166,7 @@ export const ERROR_STATUSES: Readonly<Record<string, string>> = {
   '401': 'missing, unknown, expired or revoked bearer token (answered before the body is read)',
   '403': 'not allowed for this user or role',
   '404': 'no such model, job, route or stored item',
-  '409': 'conflicting state (registered users, a running job, a model deployed by another owner)',
+  '409': 'conflicting state (registered users, a running job, a model deployed by another owner); CIPHERML_E_JOB_ACTIVE for an upload that would change an open job\'s inputs',
   '413': 'body larger than the route limit (CIPHERML_E_PAYLOAD_TOO_LARGE)',
   '414': 'URL too long (CIPHERML_E_URI_TOO_LONG)',
   '429': 'too many heavy requests of this user in progress (CIPHERML_E_SERVICE_BUSY; Retry-After)',

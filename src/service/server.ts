@@ -9,10 +9,12 @@ import { HeavyPool } from './heavy.ts';
 import { inferenceHandlers } from './inference-routes.ts';
 import type { HeavyTask } from './heavy.ts';
 import { createHttpApp } from './http.ts';
-import { runFitJobOnThread } from './jobs.ts';
+import { DEFAULT_REFRESH_TIMEOUT_MS, runFitJobOnThread } from './jobs.ts';
+import { cancelJob, jobView, refuseIfJobOpen } from './job-routes.ts';
+import { registerApiDocs } from './docs-ui.ts';
 import { naiveReadSections } from './naive.ts';
 import { openFitQueue } from './queue.ts';
-import { OPENAPI_DOCUMENT, docsPage, fastifySchema } from './openapi.ts';
+import { OPENAPI_DOCUMENT, fastifySchema } from './openapi.ts';
 import { JSON_BODY_LIMIT, ROUTES } from './schemas.ts';
 import type { Profile, RouteSpec } from './schemas.ts';
 import { openStorage } from './storage/index.ts';
@@ -49,6 +51,8 @@ export interface ServiceOptions {
   readonly unsafeNaive?: boolean;
   /** PEM certificate chain and private key (`serve --tls-cert/--tls-key`): HTTPS instead of HTTP. */
   readonly tls?: { readonly cert: Uint8Array; readonly key: Uint8Array } | undefined;
+  /** How long a fit job waits for the gateway to answer a refresh before it fails with `CIPHERML_E_REFRESH_TIMEOUT` (default 30 minutes). */
+  readonly refreshTimeoutMs?: number;
   /** The web console at `/` (src/console): on by default; `false` serves the REST API only. */
   readonly console?: false | Omit<ConsoleOptions, 'db' | 'service'>;
 }
@@ -98,8 +102,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const heavy = new HeavyPool({ threads: options.heavyThreads ?? 2, perUser: options.heavyPerUser ?? 2 });
   const running = new Set<Promise<void>>();
   const workers = new Set<Worker>();
-  /** The thread of each job this process runs (cancel terminates it). */
+  /** The thread of each job running in this process, so that a cancel stops it at once. */
   const threads = new Map<string, Worker>();
+  const refreshTimeoutMs = options.refreshTimeoutMs ?? DEFAULT_REFRESH_TIMEOUT_MS;
+  if (!Number.isInteger(refreshTimeoutMs) || refreshTimeoutMs < 1) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `the refresh timeout must be a positive whole number of milliseconds, got ${refreshTimeoutMs}`, { param: '--refresh-timeout' });
   const queue = options.redis === undefined || options.redis === '' ? undefined : await openFitQueue(options.redis);
   // The console's tables live in the same database, through a connection of its own.
   let consoleDb: SqlDriver | undefined;
@@ -121,7 +127,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       threads.set(jobId, w);
       w.once('exit', () => {
         workers.delete(w);
-        threads.delete(jobId);
+        if (threads.get(jobId) === w) threads.delete(jobId);
       });
     })
       .catch(async (e: unknown) => {
@@ -186,7 +192,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   on('GET', '/api/v1/openapi.json', async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(OPENAPI_DOCUMENT)));
   on('GET', '/health', async () => ({ status: 'ok' }));
-  on('GET', '/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
+  on('GET', '/api/v1/whoami', async (req) => {
+    const user = auth(req);
+    return { user: user.name, role: user.role };
+  });
   on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
   on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
   on('POST', `${base}/deploy_model`, async (req) => {
@@ -230,6 +239,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     on('PUT', `${base}/${segment}`, async (req) => {
       const { user, model } = await member(req);
       const bytes = bytesOf(req);
+      // Checked before the upload is parsed and again just before it is stored.
+      await refuseIfJobOpen(storage, user.id, model.id, kind, segment);
       let hashed: { sha256: string };
       if (kind === 'public_context') {
         // A declared bomb is refused from its header here, before the copy to a worker thread.
@@ -243,6 +254,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         if (pub === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'upload the public context before ciphertexts', { param: 'context/public' });
         hashed = await offload(user, { kind: 'ciphertexts', bytes, publicContext: pub, param: segment });
       }
+      await refuseIfJobOpen(storage, user.id, model.id, kind, segment);
       const info = await storage.putBlob(user.id, model.id, kind, bytes, hashed.sha256);
       await storage.addUsage(user.id, model.id, 'bytesIn', bytes.length);
       return { stored: kind, size: info.size, sha256: info.sha256 };
@@ -264,7 +276,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: ['queued', 'running', 'awaiting_refresh'] });
     if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}`, { param: 'jobId' });
     const job = await storage.createJob(user.id, model.id, 'fit');
-    await storage.updateJob(job.id, { state: { hyper } });
+    await storage.updateJob(job.id, { state: { hyper, refreshTimeoutMs } });
     launch(job.id);
     return reply.code(202).send({ jobId: job.id, status: 'queued' });
   });
@@ -277,24 +289,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
   on('GET', `${base}/jobs/:jobId`, async (req) => {
     const { jobId } = await jobOf(req);
-    const j = (await storage.getJob(jobId))!;
-    return { jobId: j.id, status: j.status, progress: j.progress, error: j.error, figures: j.figures, createdAt: j.createdAt, updatedAt: j.updatedAt };
+    return jobView((await storage.getJob(jobId))!);
   });
   on('GET', `${base}/jobs`, async (req) => {
     const { user, model } = await member(req);
-    const jobs = await storage.listJobs({ userId: user.id, modelId: model.id });
-    return { jobs: jobs.map((j) => ({ jobId: j.id, kind: j.kind, status: j.status, progress: j.progress, createdAt: j.createdAt, updatedAt: j.updatedAt })) };
+    return { jobs: (await storage.listJobs({ userId: user.id, modelId: model.id })).map(jobView) };
   });
   on('POST', `${base}/jobs/:jobId/cancel`, async (req) => {
-    const { user, model, jobId } = await jobOf(req);
-    const job = (await storage.getJob(jobId))!;
-    if (job.status === 'succeeded' || job.status === 'failed') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${jobId} already ${job.status}`, { param: 'jobId' });
-    // The failed status is the cancellation: a job thread here is stopped now; a queue worker's
-    // fit stops at its next epoch or refresh, and an inference result is discarded (infer-job.ts).
-    await storage.updateJob(jobId, { status: 'failed', error: { code: 'CIPHERML_E_JOB_FAILED', message: 'cancelled by its user' } });
-    await threads.get(jobId)?.terminate();
-    await storage.deleteBlob(user.id, model.id, job.kind === 'infer' ? 'inference_input' : 'refresh_request');
-    return { jobId, status: 'failed' };
+    const { jobId } = await jobOf(req);
+    return jobView(await cancelJob(storage, jobId, threads.get(jobId)));
   });
   on('GET', `${base}/jobs/:jobId/refresh`, async (req, reply) => {
     const { user, model } = await jobOf(req);
@@ -334,6 +337,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   const inference = inferenceHandlers({ storage, uploadLimit, auth, modelOf, member, bytesOf, offload, launch });
   for (const [k, h] of inference.handlers) handlers.set(k, h);
+  await registerApiDocs(app);
   for (const spec of ROUTES) {
     const handler = handlers.get(`${spec.method} ${spec.url}`);
     const pre = naive ? undefined : inference.preParsing.get(`${spec.method} ${spec.url}`);

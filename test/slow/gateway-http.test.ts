@@ -22,7 +22,7 @@ describe('gateway local HTTP server', () => {
     const gw = await startGatewayServer({ service: svc.url, token: alice, keyDir: join(root, 'keys') });
     try {
       await fetch(`${svc.url}/api/v1/lr/2/deploy_model`, { method: 'POST', headers: { authorization: `Bearer ${owner}` } });
-      const post = (path: string, body: unknown): Promise<Response> => fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const post = (path: string, body: unknown): Promise<Response> => fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${gw.localToken}` }, body: JSON.stringify(body) });
       const keys = (await (await post('/keys/generate/model', { model: 'lr/2' })).json()) as { fingerprint: string };
       expect(keys.fingerprint).toMatch(/^[0-9a-f]{32}$/);
       const model = (await svc.storage.getModel('lr', '2'))!;

@@ -35,7 +35,8 @@ describe('service + gateway end to end (SQLite)', () => {
       expect(info).toMatchObject({ scheme: 'CKKS', storage: 'sqlite' });
       const spec = (await (await fetch(`${svc.url}/api/v1/openapi.json`)).json()) as { paths: Record<string, unknown> };
       expect(Object.keys(spec.paths)).toContain('/api/v1/{model}/{version}/fit');
-      expect(await (await fetch(`${svc.url}/docs`)).text()).toContain('deploy_model');
+      expect(await (await fetch(`${svc.url}/docs`)).text()).toContain('swagger-ui-bundle.js');
+      expect(await (await fetch(`${svc.url}/docs/json`)).text()).toContain('deploy_model');
 
       const asUser = await fetch(`${svc.url}/api/v1/bc/1/deploy_model`, { method: 'POST', headers: { authorization: `Bearer ${t.alice}` } });
       expect(asUser.status).toBe(403);

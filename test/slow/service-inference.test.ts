@@ -94,7 +94,7 @@ describe.skipIf(redis === undefined || redis === '')('encrypted inference jobs t
       const plain = runPlain(parseOnnx(MNIST_ONNX), input);
       for (let j = 0; j < 10; j++) expect(Math.abs(r.output.data[j]! - plain.data[j]!)).toBeLessThan(1e-2);
 
-      // Cancel a queued job: it ends failed, frees the user, and a worker that picks it up later discards it.
+      // Cancel a queued job: it ends cancelled, frees the user, and a worker that picks it up later discards it.
       await worker!.close();
       worker = undefined;
       const M = `/api/v1/m${tag}/1`;
@@ -108,12 +108,12 @@ describe.skipIf(redis === undefined || redis === '')('encrypted inference jobs t
         queued = jobs.find((j) => !before.some((b) => b.jobId === j.jobId));
       }
       const cancel = await fetch(`${svc.url}${M}/jobs/${queued.jobId}/cancel`, { method: 'POST', headers: auth });
-      expect(await cancel.json()).toEqual({ jobId: queued.jobId, status: 'failed' });
-      await expect(again).rejects.toMatchObject({ code: 'CIPHERML_E_JOB_FAILED', message: expect.stringContaining('cancelled by its user') });
+      expect(await cancel.json()).toMatchObject({ jobId: queued.jobId, kind: 'infer', status: 'cancelled' });
+      await expect(again).rejects.toMatchObject({ code: 'CIPHERML_E_JOB_CANCELLED', message: expect.stringContaining('cancelled by its user') });
       worker = await startQueueWorker(ref, redis!);
       await new Promise((res) => setTimeout(res, 3000));
       const job = (await (await fetch(`${svc.url}${M}/jobs/${queued.jobId}`, { headers: auth })).json()) as { status: string; error: { message: string } };
-      expect(job).toMatchObject({ status: 'failed', error: { message: 'cancelled by its user' } });
+      expect(job).toMatchObject({ status: 'cancelled', error: { message: 'cancelled by its user' } });
       expect((await fetch(`${svc.url}${M}/jobs/${queued.jobId}/output`, { headers: auth })).status).toBe(409);
     } finally {
       await worker?.close();

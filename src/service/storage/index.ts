@@ -5,7 +5,7 @@ import type { Storage } from './types.ts';
 
 export { SCHEMA_VERSION, SqlStorage, hashToken } from './sql.ts';
 export type { SqlDriver, SqlValue } from './sql.ts';
-export { BLOB_KINDS, JOB_STATUSES, ROLES } from './types.ts';
+export { ACTIVE_JOB_STATUSES, BLOB_KINDS, JOB_STATUSES, ROLES } from './types.ts';
 export type { BlobInfo, BlobKind, JobKind, JobPatch, JobRow, JobStatus, ModelRow, Role, Storage, TokenInfo, UserRow } from './types.ts';
 
 /** Where the service keeps its state. */

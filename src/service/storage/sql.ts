@@ -313,10 +313,11 @@ export class SqlStorage implements Storage {
       ...(patch.state === undefined ? {} : { state: patch.state }),
       updatedAt: Date.now(),
     };
-    await this.#db.run('UPDATE jobs SET status = $1, progress = $2, error = $3, figures = $4, state = $5, updated_at = $6 WHERE id = $7', [
+    // One conditional statement: a final state written meanwhile (a cancel) is never overwritten.
+    const n = await this.#db.run("UPDATE jobs SET status = $1, progress = $2, error = $3, figures = $4, state = $5, updated_at = $6 WHERE id = $7 AND status NOT IN ('succeeded', 'failed', 'cancelled')", [
       next.status, next.progress, next.error === null ? null : JSON.stringify(next.error), JSON.stringify(next.figures), JSON.stringify(next.state), next.updatedAt, jobId,
     ]);
-    return next;
+    return n === 1 ? next : ((await this.getJob(jobId)) ?? job);
   }
 
   async listJobs(filter: { readonly status?: readonly JobStatus[]; readonly userId?: string; readonly modelId?: string }): Promise<readonly JobRow[]> {

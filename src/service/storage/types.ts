@@ -51,8 +51,13 @@ export interface BlobInfo {
   readonly updatedAt: number;
 }
 
-/** Job states. `awaiting_refresh` waits for the gateway to re-encrypt the weights. */
-export const JOB_STATUSES = ['queued', 'running', 'awaiting_refresh', 'succeeded', 'failed'] as const;
+/**
+ * Job states. `awaiting_refresh` waits for the gateway to re-encrypt the weights. `succeeded`,
+ * `failed` and `cancelled` are final: storage never changes a job that reached one of them.
+ */
+export const JOB_STATUSES = ['queued', 'running', 'awaiting_refresh', 'succeeded', 'failed', 'cancelled'] as const;
+/** The states of an open job: it holds its user's inputs for the model (uploads are refused). */
+export const ACTIVE_JOB_STATUSES = ['queued', 'running', 'awaiting_refresh'] as const;
 /** One of {@link JOB_STATUSES}. */
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
@@ -132,6 +137,7 @@ export interface Storage {
   deleteBlob(userId: string, modelId: string, kind: BlobKind): Promise<void>;
   createJob(userId: string, modelId: string, kind: JobKind): Promise<JobRow>;
   getJob(jobId: string): Promise<JobRow | undefined>;
+  /** Applies the patch unless the job is final (succeeded, failed, cancelled): then it returns the stored row unchanged, so a cancel is never overwritten by its worker. */
   updateJob(jobId: string, patch: JobPatch): Promise<JobRow>;
   listJobs(filter: { readonly status?: readonly JobStatus[]; readonly userId?: string; readonly modelId?: string }): Promise<readonly JobRow[]>;
   addUsage(userId: string, modelId: string, counter: string, amount: number): Promise<void>;
