@@ -151,7 +151,7 @@ function maxDiff(a: Float64Array, b: Float64Array): number {
   return m;
 }
 
-async function plainRound(clients: number, params: number, progress: (l: string) => void): Promise<RoundFigures> {
+export async function plainRound(clients: number, params: number, progress: (l: string) => void): Promise<RoundFigures> {
   const strategy = new PlainFedAvg();
   const models = Array.from({ length: clients }, (_, k) => modelOf(k + 1, params));
   const specs: TensorSpec[] = specsOf(models[0]!);
