@@ -29,9 +29,11 @@ export interface Defences {
   consoleSignInLimit: boolean;
   /** Responses carry the console's Content-Security-Policy (no inline or foreign script). */
   consoleCsp: boolean;
+  /** In identity mode the server refuses, on arrival, a Paillier update that is not a contribution signed by the roster worker who sent it. */
+  signedUpdatesOnArrival: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, signedUpdatesOnArrival: true };
 
 /**
  * The live switches (mutated only by tests).
