@@ -151,7 +151,7 @@ function maxDiff(a: Float64Array, b: Float64Array): number {
   return m;
 }
 
-export async function plainRound(clients: number, params: number, progress: (l: string) => void): Promise<RoundFigures> {
+async function plainRound(clients: number, params: number, progress: (l: string) => void): Promise<RoundFigures> {
   const strategy = new PlainFedAvg();
   const models = Array.from({ length: clients }, (_, k) => modelOf(k + 1, params));
   const specs: TensorSpec[] = specsOf(models[0]!);
@@ -190,7 +190,7 @@ export function settingsFor(mode: SecAggMode, clients: number): SecAggSettings {
   return { mode, clippingRange: 8, quantizationRange, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 60_000, numShares: 0, collusion: false, onViolation: 'refuse' };
 }
 
-export async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
+async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
   const strategy = new SecAggFedAvg(settingsFor(mode, clients));
   // Server start-up (untimed, as in the runtime: the unmasking threads start with the server).
   await strategy.setup();
