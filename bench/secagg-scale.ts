@@ -10,7 +10,7 @@ import {
   DEFAULT_SECURITY_POLICY,
   SecAggClient,
   SecAggServer,
-  accumulateMask,
+  accumulateMasks,
   addModInPlace,
   agreeKey,
   commitmentPayload,
@@ -213,7 +213,7 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
   const clientQuantize = fastest(2, () => void beginWorkerRound(fullRound, 'c0', model, 1 / clients));
   const clientMask = fastest(2, () => {
     const y = new Uint32Array(length);
-    seeds.forEach((seed, i) => accumulateMask(y, seed, i % 2 === 0 ? 1 : -1));
+    accumulateMasks(y, seeds.map((seed, i) => ({ seed, sign: i % 2 === 0 ? 1 : -1 })));
     reduceModInPlace(y, fullRound.modulusBits);
     wire = toBinary(SecAggStageResultSchema, create(SecAggStageResultSchema, { roundId, stage: { case: 'maskedInput', value: { masked: maskedToWire(y) } } }));
   });

@@ -192,6 +192,8 @@ export function settingsFor(mode: SecAggMode, clients: number): SecAggSettings {
 
 async function secureRound(mode: SecAggMode, clients: number, params: number, dropout: number, progress: (l: string) => void, active = false): Promise<RoundFigures> {
   const strategy = new SecAggFedAvg(settingsFor(mode, clients));
+  // Server start-up (untimed, as in the runtime: the unmasking threads start with the server).
+  await strategy.setup();
   // Models are made one client at a time and not kept (1,000 × 100,000 float64 would be 800 MB
   // of benchmark overhead for the garbage collector); the expected mean is accumulated instead.
   const specs: TensorSpec[] = specsOf([{ name: 'w', shape: [params], values: new Float64Array(0) }]);

@@ -35,9 +35,11 @@ export interface Defences {
   gatewayHostCheck: boolean;
   /** The gateway's local HTTP server answers only requests with its local bearer token. */
   gatewayToken: boolean;
+  /** In identity mode the server refuses, on arrival, a Paillier update that is not a contribution signed by the roster worker who sent it. */
+  signedUpdatesOnArrival: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true, gatewayHostCheck: true, gatewayToken: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true, gatewayHostCheck: true, gatewayToken: true, signedUpdatesOnArrival: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -114,6 +114,8 @@ export const ERROR_CATALOG = {
   CIPHERML_E_NODE_VERSION: 'Run cipherml on Node.js 24 or newer (for example `npx node@24 …`, or the `node` devDependency of a checkout).',
   CIPHERML_E_INTERNAL: 'This is a bug in cipherml, not in your input: rerun with --debug and report the stack trace.',
   CIPHERML_E_ADDRESS_IN_USE: 'Another process listens on that address: stop it, or choose another port.',
+  // Signed updates on arrival (issue 12)
+  CIPHERML_E_UPDATE_UNSIGNED: 'In identity mode every worker update must be a contribution signed with that worker\'s identity: start the worker with its identity file and the run\'s roster (the server refuses anything else on arrival).',
 
   // Job lifecycle and the trusted gateway (issue 17)
   CIPHERML_E_JOB_CANCELLED: 'The job was cancelled by its user; start a new fit when ready (`cipherml gateway fit`).',

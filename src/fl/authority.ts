@@ -196,6 +196,7 @@ export async function authorityKeyHolder(transport: Transport, options: Authorit
     kind: 'authority',
     publicKey,
     vouch,
+    ...(trust === null ? {} : { roster: trust.roster }),
     decrypt: async (round, packed, contributions = []) => {
       const sig = trust === null || authority === null ? {} : signRequest(trust.identity, SIG_CONTEXT.authorityRequest, ['decryptAggregate', String(round)], authority.fingerprint);
       const r = await client.decryptAggregate({ protocolVersion: PROTOCOL_VERSION, token, partyId: 'server', round, packed, contributions: [...contributions], ...sig }).catch((e: unknown) => {

@@ -14,6 +14,7 @@ import {
   type SecAggParams,
   type SecurityPolicy,
   type UnmaskRequest,
+  warmMaskPool,
 } from '../secagg/index.ts';
 import {
   SecAggRoundSchema,
@@ -150,6 +151,8 @@ export class SecAggFedAvg implements Strategy {
   }
 
   async setup(): Promise<StrategyInfo> {
+    // The unmasking threads start with the server, not inside its first round.
+    await warmMaskPool();
     return { publicKey: new Uint8Array(0) };
   }
 

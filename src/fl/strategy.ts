@@ -1,5 +1,7 @@
 import { create } from '@bufbuild/protobuf';
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
+import type { Roster } from '../core/identity.ts';
 import {
   PackedCiphertext,
   PackingLayout,
@@ -13,7 +15,7 @@ import {
 } from '../paillier/index.ts';
 import { ModelPayloadSchema, type FitResult, type ModelPayload, type SecAggRound, type SecAggStageResult, type SecAggStageTask, type TensorSpec } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { assertSameSpecs, flatten, parameterCount, shapeSize, tensorsFromWire, tensorsToWire, unflatten, type NamedTensor } from './protocol.ts';
-import { contributionKeyId, isSignedContribution, openContribution } from './contribution.ts';
+import { contributionKeyId, isSignedContribution, openContribution, verifyContribution } from './contribution.ts';
 
 /**
  * Aggregation strategies in Flower's shape. The server owns sampling, rounds and evaluation;
@@ -158,6 +160,8 @@ export type PaillierKeyHolder =
       readonly kind: 'authority';
       readonly publicKey: PaillierPublicKey;
       readonly vouch?: KeyVouch;
+      /** Identity mode: the pinned roster; every update must arrive as a contribution signed by a roster worker. */
+      readonly roster?: Roster;
       decrypt(round: number, packed: Uint8Array, contributions?: readonly SignedUpdate[]): Promise<{ sums: Float64Array; contributions: number }>;
     }
   | { readonly kind: 'clients'; readonly publicKey: PaillierPublicKey; readonly vouch?: KeyVouch };
@@ -218,6 +222,12 @@ export class PaillierFedAvg implements Strategy {
     const h = this.#holder;
     // Identity mode: the update is a signed contribution (the decryptor verifies the signature).
     const opened = isSignedContribution(enc.packed) ? openContribution(enc.packed, param) : null;
+    if (h.kind === 'authority' && h.roster !== undefined && defences.signedUpdatesOnArrival) {
+      // Refused on arrival, not only when the authority recomputes the product: an unsigned or
+      // forged update never enters the round (its weight would skew the mean of the signed ones).
+      if (opened === null) throw new CipherMLError('CIPHERML_E_UPDATE_UNSIGNED', `${param} is not a signed contribution; this server runs in identity mode and accepts only updates signed by a roster worker`, { param });
+      verifyContribution(h.roster, opened, param);
+    }
     if (opened !== null && opened.keyFingerprint !== this.#keyId) {
       throw new CipherMLError('CIPHERML_E_KEY_MISMATCH', `${param} is signed under key ${opened.keyFingerprint.slice(0, 16)}…, this run's is ${this.#keyId.slice(0, 16)}…`, { param });
     }

@@ -28,7 +28,7 @@ export { MAX_SECRET_BYTES, MAX_SHARE_X, SHARE_BYTES, splitSecret, reconstructSec
 export type { Share } from './shamir.ts';
 export { X25519_KEY_BYTES, BOX_OVERHEAD_BYTES, generateX25519KeyPair, x25519PublicFromPrivate, agreeKey, sealBox, openBox } from './keys.ts';
 export type { X25519KeyPair } from './keys.ts';
-export { MAX_MASK_LENGTH, accumulateMask, aesCtrKeystream, expandMask, addMod, subMod, addModInPlace, reduceModInPlace, subModInPlace } from './prg.ts';
+export { MAX_MASK_LENGTH, MASK_SEGMENT_WORDS, accumulateMask, accumulateMasks, aesCtrKeystream, expandMask, addMod, subMod, addModInPlace, reduceModInPlace, subModInPlace } from './prg.ts';
 export { MAX_QUANTIZATION_RANGE, quantize, dequantizeSum, modulusBitsFor } from './quantize.ts';
 export type { QuantizationSpec } from './quantize.ts';
 export { SecAggClient, neighboursOf } from './protocol.ts';
@@ -50,3 +50,4 @@ export type { AnnouncedParameters, DerivedParameters, SecurityPolicy, ThresholdP
 export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, rosterLeaf, rosterTree, statusLeaf, survivorCommitment } from './graph.ts';
 export type { GraphEntry, SurvivorStatus } from './graph.ts';
 export { MerkleTree, leafHash, treeDepth, verifyMerkle } from './merkle.ts';
+export { warmMaskPool } from './unmask.ts';

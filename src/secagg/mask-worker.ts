@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { errorToReply } from '../core/worker-pool.ts';
-import { accumulateMask } from './prg.ts';
+import { accumulateMasks } from './prg.ts';
 import { seedOf, type MaskJob } from './unmask.ts';
 
 /**
@@ -17,7 +17,7 @@ export interface MaskTask {
 
 function run(task: MaskTask): Uint32Array {
   const acc = new Uint32Array(task.length);
-  for (const j of task.jobs) accumulateMask(acc, seedOf(j), j.sign > 0 ? 1 : -1);
+  accumulateMasks(acc, task.jobs.map((j) => ({ seed: seedOf(j), sign: j.sign > 0 ? 1 : -1 })));
   return acc;
 }
 

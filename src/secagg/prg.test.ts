@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
-import { accumulateMask, addMod, addModInPlace, aesCtrKeystream, expandMask, reduceModInPlace, subMod, subModInPlace } from './prg.ts';
+import { MASK_SEGMENT_WORDS, accumulateMask, accumulateMasks, addMod, addModInPlace, aesCtrKeystream, expandMask, reduceModInPlace, subMod, subModInPlace } from './prg.ts';
 import { codeOf } from '../../test/helpers.ts';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -156,6 +156,21 @@ describe('accumulateMask (masks added mod 2^32, reduced once)', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  it('accumulateMasks (SIMD, per segment) equals the masks added one by one, across segment and lane boundaries', () => {
+    for (const length of [1, 3, 4, 5, 1000, MASK_SEGMENT_WORDS - 1, MASK_SEGMENT_WORDS, MASK_SEGMENT_WORDS + 5, 2 * MASK_SEGMENT_WORDS + 4]) {
+      const masks = [1, -1, -1].map((sign) => ({ seed: new Uint8Array(randomBytes(32)), sign: sign as 1 | -1 }));
+      const start = expandMask(randomBytes(32), length, 32);
+      const expected = start.slice();
+      for (const { seed, sign } of masks) {
+        const mask = expandMask(seed, length, 32);
+        if (sign > 0) addModInPlace(expected, mask, 32);
+        else subModInPlace(expected, mask, 32);
+      }
+      expect(accumulateMasks(start.slice(), masks)).toEqual(expected);
+    }
+    expect(codeOf(() => accumulateMasks(new Uint32Array(4), [{ seed: new Uint8Array(31), sign: 1 }]))).toBe('CIPHERML_E_INVALID_ARGUMENT');
   });
 
   it('rejects a short seed and a non-Uint32Array accumulator', () => {

@@ -2,6 +2,7 @@ import { createCipheriv } from 'node:crypto';
 import { endianness } from 'node:os';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange, describe } from '../core/guards.ts';
+import { simdArena, type SimdArena } from './simd.ts';
 
 /**
  * Mask expansion and arithmetic in Z_{2^k}^m for secure aggregation (Bonawitz et al., CCS 2017,
@@ -159,12 +160,11 @@ export function subModInPlace(acc: Uint32Array, b: Uint32Array, modulusBits: num
   return acc;
 }
 
-/** 2^k − 1 as an int32 bit pattern usable with `&` (k = 32 gives −1, i.e. all ones). */
 /**
  * acc ← acc + sign·PRG(seed) (mod 2^32), without materialising the mask: the keystream of
- * {@link expandMask} is added chunk by chunk. Reducing mod 2^k can wait until the end
+ * {@link expandMask} is added segment by segment. Reducing mod 2^k can wait until the end
  * ({@link reduceModInPlace}) because 2^k divides 2^32, so Σ ± (PRG(s) mod 2^k) and
- * (Σ ± PRG(s)) mod 2^k agree.
+ * (Σ ± PRG(s)) mod 2^k agree. One mask of {@link accumulateMasks}.
  *
  * @example
  * ```ts
@@ -173,26 +173,92 @@ export function subModInPlace(acc: Uint32Array, b: Uint32Array, modulusBits: num
  * ```
  */
 export function accumulateMask(acc: Uint32Array, seed: Uint8Array, sign: 1 | -1): Uint32Array {
+  return accumulateMasks(acc, [{ seed, sign }]);
+}
+
+/**
+ * acc ← acc + Σ sign_i·PRG(seed_i) (mod 2^32) over many masks at once: per segment of
+ * {@link MASK_SEGMENT_WORDS} words, the accumulator is copied once into WebAssembly memory, each
+ * seed's AES-256-CTR keystream for that segment is made in one OpenSSL call (the counter block of
+ * word w is w/4, SP 800-38A §6.5, so a segment starts at IV = its first block) and added with
+ * SIMD (simd.ts), and the accumulator is copied back. Without WebAssembly SIMD, or on a
+ * big-endian host, the same sum is computed with scalar loops.
+ *
+ * @example
+ * ```ts
+ * accumulateMasks(y, [{ seed: b, sign: 1 }, { seed: s_uv, sign: -1 }]);
+ * reduceModInPlace(y, 24);
+ * ```
+ */
+export function accumulateMasks(acc: Uint32Array, masks: readonly { readonly seed: Uint8Array; readonly sign: 1 | -1 }[]): Uint32Array {
   if (!(acc instanceof Uint32Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `expected a Uint32Array, got ${describe(acc)}`, { param: 'acc' });
-  assertBytes(seed, 'seed', 32);
-  if (!LITTLE_ENDIAN) {
-    const mask = expandMask(seed, acc.length, 32);
-    for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + sign * mask[i]!;
+  masks.forEach((m, i) => assertBytes(m.seed, `masks[${i}].seed`, 32));
+  if (masks.length === 0 || acc.length === 0) return acc;
+  const arena = LITTLE_ENDIAN ? sharedArena() : null;
+  if (arena === null) {
+    for (const { seed, sign } of masks) {
+      const mask = expandMask(seed, acc.length, 32);
+      for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + sign * mask[i]!;
+    }
     return acc;
   }
-  const cipher = createCipheriv('aes-256-ctr', seed, new Uint8Array(16));
-  const WORDS = 1 << 16;
-  const zeros = new Uint8Array(4 * Math.min(WORDS, acc.length));
-  for (let off = 0; off < acc.length; off += WORDS) {
-    const n = Math.min(WORDS, acc.length - off);
-    const ks = cipher.update(n * 4 === zeros.length ? zeros : zeros.subarray(0, n * 4));
-    const words = ks.byteOffset % 4 === 0 ? new Uint32Array(ks.buffer, ks.byteOffset, n) : new Uint32Array(Uint8Array.from(ks).buffer);
-    // Uint32Array stores ToUint32 of the assigned value: the sum is taken mod 2^32 exactly.
-    if (sign > 0) for (let i = 0; i < n; i++) acc[off + i] = acc[off + i]! + words[i]!;
-    else for (let i = 0; i < n; i++) acc[off + i] = acc[off + i]! - words[i]!;
+  const segment = Math.min(MASK_SEGMENT_WORDS, acc.length + 3) & ~3;
+  const segBytes = 4 * segment;
+  arena.reserve(2 * segBytes);
+  if (zeros.length < Math.min(segBytes, KEYSTREAM_CALL_BYTES)) zeros = new Uint8Array(Math.min(segBytes, KEYSTREAM_CALL_BYTES));
+  for (let off = 0; off < acc.length; off += segment) {
+    const n = Math.min(segment, acc.length - off);
+    // Padded to whole 16-byte lanes; the padding words are computed and never copied back.
+    const bytes = 4 * ((n + 3) & ~3);
+    const words = new Uint32Array(arena.buffer(), 0, n);
+    words.set(acc.subarray(off, off + n));
+    const ksView = new Uint8Array(arena.buffer(), segBytes, bytes);
+    const iv = counterBlock(off / 4);
+    for (const { seed, sign } of masks) {
+      const cipher = createCipheriv('aes-256-ctr', seed, iv);
+      for (let at = 0; at < bytes; at += KEYSTREAM_CALL_BYTES) {
+        const m = Math.min(KEYSTREAM_CALL_BYTES, bytes - at);
+        ksView.set(cipher.update(m === zeros.length ? zeros : zeros.subarray(0, m)), at);
+      }
+      cipher.final();
+      if (sign > 0) arena.add(0, segBytes, bytes);
+      else arena.sub(0, segBytes, bytes);
+    }
+    acc.set(words, off);
   }
-  cipher.final();
   return acc;
+}
+
+/**
+ * Words per segment of {@link accumulateMasks} (1 MiB of keystream per OpenSSL call): large
+ * enough that the per-call cost vanishes, small enough to stay in cache-friendly memory.
+ *
+ * @example
+ * ```ts
+ * const segments = Math.ceil(length / MASK_SEGMENT_WORDS);
+ * ```
+ */
+export const MASK_SEGMENT_WORDS: number = 1 << 18;
+
+/**
+ * Keystream bytes per OpenSSL call: each call returns a fresh buffer, and buffers of this size
+ * are reused by the allocator, where larger ones are mapped and faulted in page by page (measured:
+ * system time ≈ 0 at 128 KiB, 50–200 µs per 400 KB mask at other sizes).
+ */
+const KEYSTREAM_CALL_BYTES = 1 << 17;
+let zeros = new Uint8Array(0);
+let arenaOfThread: SimdArena | null | undefined;
+
+function sharedArena(): SimdArena | null {
+  if (arenaOfThread === undefined) arenaOfThread = simdArena();
+  return arenaOfThread;
+}
+
+/** The 16-byte big-endian counter block number `block` (block < 2^53). */
+function counterBlock(block: number): Uint8Array {
+  const iv = new Uint8Array(16);
+  new DataView(iv.buffer).setBigUint64(8, BigInt(block), false);
+  return iv;
 }
 
 /**
@@ -211,6 +277,7 @@ export function reduceModInPlace(acc: Uint32Array, modulusBits: number): Uint32A
   return acc;
 }
 
+/** 2^k − 1 as an int32 bit pattern usable with `&` (k = 32 gives −1, i.e. all ones). */
 function maskFor(k: number): number {
   return k === 32 ? -1 : 2 ** k - 1;
 }

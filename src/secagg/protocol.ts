@@ -5,7 +5,7 @@ import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPay
 import { verifyMerkle } from './merkle.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
 import { checkAnnouncedParameters, checkSecurityPolicy, type SecurityPolicy } from './params.ts';
-import { accumulateMask, reduceModInPlace } from './prg.ts';
+import { accumulateMasks, reduceModInPlace } from './prg.ts';
 import { shareToBytes, splitSecret } from './shamir.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
 import {
@@ -108,6 +108,8 @@ export class SecAggClient {
   #neighbours: string[] = [];
   #holders: string[] = [];
   readonly #received = new Map<string, { keyShare: Uint8Array; seedShare: Uint8Array }>();
+  /** Share-box keys agreed in shareKeys, by holder; erased once the inbox is opened. */
+  readonly #boxKeys = new Map<string, Uint8Array>();
   readonly #identity: Identity | undefined;
   readonly #peers: IdentityRoster | undefined;
   readonly #policy: SecurityPolicy | undefined;
@@ -260,6 +262,8 @@ export class SecAggClient {
     const boxes = holders.map((h, i) => {
       const plain = Buffer.concat([shareToBytes(keyShares[i]!), shareToBytes(seedShares[i]!)]);
       const key = agreeKey(this.#c.privateKey, h.cPk, KEY_INFO_SHARE);
+      // The same key opens the box h sends back (agreement is symmetric): kept for maskedInput.
+      this.#boxKeys.set(h.id, key);
       return { to: h.id, box: sealBox(key, plain, aad(this.#p.roundId, this.id, h.id)) };
     });
     return { stage: 'share-keys', roundId: this.#p.roundId, from: this.id, boxes };
@@ -301,22 +305,26 @@ export class SecAggClient {
         const sender = entryOf(roster, from);
         if (sender === undefined || (from !== this.id && !neighbourSet.has(from))) throw protocolError(`a share from "${from}", who is not a neighbour`, 'inbox');
         if (this.#received.has(from)) throw protocolError(`two shares from "${from}"`, 'inbox');
-        const plain = openBox(agreeKey(this.#c.privateKey, sender.cPk, KEY_INFO_SHARE), box, aad(this.#p.roundId, from, this.id));
+        const plain = openBox(this.#boxKeys.get(from) ?? agreeKey(this.#c.privateKey, sender.cPk, KEY_INFO_SHARE), box, aad(this.#p.roundId, from, this.id));
         if (plain.length !== 140) throw new CipherMLError('CIPHERML_E_FORMAT_CORRUPT', `a share box from "${from}" holds ${plain.length} bytes`, { param: 'inbox' });
         this.#received.set(from, { keyShare: plain.subarray(0, 70), seedShare: plain.subarray(70) });
       }
     }
+    for (const key of this.#boxKeys.values()) key.fill(0);
+    this.#boxKeys.clear();
     const y = input.slice();
     if (SECAGG_TEST_HOOKS.disableMasks) {
       this.#stage = 'masked';
       return { stage: 'masked-input', roundId: this.#p.roundId, from: this.id, masked: y };
     }
-    if (!stable) accumulateMask(y, this.#seed!, 1);
+    const masks: { seed: Uint8Array; sign: 1 | -1 }[] = stable ? [] : [{ seed: this.#seed!, sign: 1 }];
     for (const v of this.#neighbours) {
       if (!holderSet.has(v)) continue;
       const peer = entryOf(roster, v)!;
-      accumulateMask(y, agreeKey(this.#s.privateKey, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign(this.id, v));
+      masks.push({ seed: agreeKey(this.#s.privateKey, peer.sPk, `${KEY_INFO_MASK}/${this.#p.roundId}`), sign: sign(this.id, v) });
     }
+    accumulateMasks(y, masks);
+    for (const m of masks) if (m.seed !== this.#seed) m.seed.fill(0);
     reduceModInPlace(y, bits);
     this.#stage = 'masked';
     return { stage: 'masked-input', roundId: this.#p.roundId, from: this.id, masked: y };

@@ -3,7 +3,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { graphSeedOf, rosterTree, statusLeaf } from './graph.ts';
 import { MerkleTree } from './merkle.ts';
 import { secAggPlusDegree } from './params.ts';
-import { accumulateMask, addModInPlace, reduceModInPlace } from './prg.ts';
+import { accumulateMasks, addModInPlace, reduceModInPlace } from './prg.ts';
 import { KEY_INFO_MASK, checkRound, entryOf, neighboursOf, protocolError, sign, validateParams } from './messages.ts';
 import type * as M from './messages.ts';
 import { reconstructSecret, shareFromBytes, type Share } from './shamir.ts';
@@ -300,7 +300,7 @@ export class SecAggServer {
   /** Ends stage 3: reconstructs the secrets it needs and returns the exact sum, or fails. */
   finish(): SecAggResult {
     const { sum, jobs, req } = this.#prepareFinish();
-    for (const j of jobs) accumulateMask(sum, seedOf(j), j.sign);
+    accumulateMasks(sum, jobs.map((j) => ({ seed: seedOf(j), sign: j.sign })));
     return this.#complete(sum, req, jobs.length);
   }
 

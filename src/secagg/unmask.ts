@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { WorkerPool } from '../core/worker-pool.ts';
 import { agreeKey } from './keys.ts';
-import { accumulateMask } from './prg.ts';
+import { accumulateMasks } from './prg.ts';
 
 /**
  * Mask removal on the server (Bonawitz et al. §4, round 4): Σ sign_i · PRG(seed_i) over the
@@ -50,6 +50,21 @@ export function sharedMaskPool(): WorkerPool {
   return shared;
 }
 
+/**
+ * Starts every thread of `pool` and waits until each has loaded the mask module, so the first
+ * unmasking is not charged for thread start-up (a server calls this once at start, as it opens its
+ * listening socket before the first round).
+ *
+ * @example
+ * ```ts
+ * await warmMaskPool(); // at server start
+ * ```
+ */
+export async function warmMaskPool(pool: WorkerPool = sharedMaskPool()): Promise<void> {
+  // size tasks queued at once: the pool spawns a thread for each one that finds no idle thread.
+  await Promise.all(Array.from({ length: pool.size }, () => pool.run<Uint32Array>({ length: 0, jobs: [] })));
+}
+
 /** Below this many words of expansion (seeds × length) threads cost more than they save. */
 export const PARALLEL_MASK_WORDS: number = 1 << 22;
 
@@ -64,7 +79,7 @@ export const PARALLEL_MASK_WORDS: number = 1 << 22;
  */
 export async function applyMasks(acc: Uint32Array, jobs: readonly MaskJob[], pool: WorkerPool | null): Promise<void> {
   if (pool === null || pool.size < 2 || jobs.length < 2 || jobs.length * acc.length < PARALLEL_MASK_WORDS) {
-    for (const j of jobs) accumulateMask(acc, seedOf(j), j.sign);
+    accumulateMasks(acc, jobs.map((j) => ({ seed: seedOf(j), sign: j.sign })));
     return;
   }
   const parts = Math.min(pool.size, jobs.length);
