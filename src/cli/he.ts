@@ -41,6 +41,33 @@ export function parseReluMode(mode: string): ActivationChoice {
   return { degree: Number(m[1]), ...(m[2] === undefined ? {} : { zeroOffset: true }) };
 }
 
+/** The activation flags of `he keyparams` as typed (project flags and HE-MAN aliases). */
+export interface ActivationFlags {
+  readonly degree?: number | readonly number[];
+  readonly reluMode?: string;
+  readonly activationFit?: string;
+  readonly fitDomain?: string;
+  readonly domainMode?: string;
+}
+
+/**
+ * Resolves the activation flags into calibration options; bad values and an alias disagreeing
+ * with its project flag are CIPHERML_E_INVALID_ARGUMENT naming the flag.
+ *
+ * @example
+ * ```ts
+ * activationOptions({ reluMode: 'deg4', domainMode: 'mean-std' }); // { degree: 4, domain: 'mean-std' }
+ * ```
+ */
+export function activationOptions(o: ActivationFlags): { degree?: number | readonly number[]; fit?: ActivationFitKind; zeroOffset?: boolean; domain?: FitDomain } {
+  const relu = o.reluMode === undefined ? {} : parseReluMode(o.reluMode);
+  if (o.degree !== undefined && relu.degree !== undefined) either('--degree', String(o.degree), '--relu-mode', String(relu.degree));
+  const degree = o.degree ?? relu.degree;
+  const fit = either('--activation-fit', choice('--activation-fit', FITS, o.activationFit), '--relu-mode', relu.fit);
+  const domain = either('--fit-domain', choice('--fit-domain', DOMAINS, o.fitDomain), '--domain-mode', choice('--domain-mode', DOMAINS, o.domainMode));
+  return { ...(degree === undefined ? {} : { degree }), ...(fit === undefined ? {} : { fit }), ...(relu.zeroOffset === true ? { zeroOffset: true } : {}), ...(domain === undefined ? {} : { domain }) };
+}
+
 /** --degree: one integer, or a comma-separated list of them. */
 function degreeOption(v: string): number | number[] {
   const parts = v.split(',').map((p) => p.trim());
@@ -112,24 +139,17 @@ export function registerHeCommands(program: Command): void {
       .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: the largest of 30…20 that fits the smallest ring and the calibrated range)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits')))
       .addOption(opt('--packing <plan>', 'plans the keys support: auto (both; encrypt picks), batch (one sample per slot, no rotation keys) or single (one input per ciphertext)', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
   ).action(async (o: { model: string; calibration: string; out: string; degree?: number | number[]; reluMode?: string; activationFit?: string; activationError?: number; maxDegree?: number; margin?: number; fitDomain?: string; domainMode?: string; maxKeyMb?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
-    const relu = o.reluMode === undefined ? {} : parseReluMode(o.reluMode);
-    if (o.degree !== undefined && relu.degree !== undefined) either('--degree', String(o.degree), '--relu-mode', String(relu.degree));
-    const degree = o.degree ?? relu.degree;
-    const fit = either('--activation-fit', choice('--activation-fit', FITS, o.activationFit), '--relu-mode', relu.fit);
-    const domain = either('--fit-domain', choice('--fit-domain', DOMAINS, o.fitDomain), '--domain-mode', choice('--domain-mode', DOMAINS, o.domainMode));
+    const fitting = activationOptions(o);
     const r = await heKeyParams({
       model: o.model,
       calibration: o.calibration,
       out: o.out,
       overwrite: o.overwrite === true,
       packing: o.packing,
-      ...(degree === undefined ? {} : { degree }),
-      ...(fit === undefined ? {} : { fit }),
-      ...(relu.zeroOffset === true ? { zeroOffset: true } : {}),
+      ...fitting,
       ...(o.activationError === undefined ? {} : { activationError: o.activationError }),
       ...(o.maxDegree === undefined ? {} : { maxDegree: o.maxDegree }),
       ...(o.margin === undefined ? {} : { margin: o.margin }),
-      ...(domain === undefined ? {} : { domain }),
       ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }),
       ...(o.maxKeyMb === undefined ? {} : { maxKeyBytes: Math.round(o.maxKeyMb * 2 ** 20) }),
       onProgress: (d, n) => {
