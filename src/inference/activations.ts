@@ -240,7 +240,7 @@ export const UNIFORM_WEIGHT = 0.01;
 /** Chebyshev points of the fitting range used by the uniform term of {@link fitWeighted}. */
 const UNIFORM_POINTS = 400;
 
-/** Calibration values a weighted fit uses at most (an even stride through the given ones). */
+/** Calibration values a weighted fit uses at most (an even stride through more; give a uniform sample: a stride can alias with a tensor layout). */
 const MAX_FIT_SAMPLES = 40000;
 
 /**

@@ -115,7 +115,7 @@ export interface ActivationFit {
   readonly chebyshev: readonly number[];
   /** Max |p(x) − f(x)| on the fitting range. */
   readonly maxError: number;
-  /** Mean |p(x) − f(x)| over the calibration values (an even stride of at most 40,000). */
+  /** Mean |p(x) − f(x)| over a uniform sample of at most 40,000 calibration values. */
   readonly meanError: number;
   /** The error the degree was chosen for (absolute; mean error if `weighted`, max if `minimax`). */
   readonly targetError: number;
@@ -382,15 +382,27 @@ function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: numb
   return { params: best, integerBits };
 }
 
-/** Activation inputs kept per layer for the weighted fits and the mean errors (at least this many). */
+/** Activation inputs kept per layer (a uniform sample) for the weighted fits and the mean errors. */
 const KEEP = 40000;
+
+/** Seeded uniform numbers in [0, 1) (mulberry32; not for secrets: calibration sampling only). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 /** What a calibration run measures. */
 interface Measured {
   readonly maxAbs: number;
   readonly samples: number;
   readonly activationInputs: Map<string, [number, number]>;
-  /** An even stride through each activation's inputs (between KEEP and 2·KEEP of them). */
+  /** A uniform sample of KEEP of each activation's inputs (all of them if fewer). */
   readonly activationValues: Map<string, number[]>;
   readonly activationStats: Map<string, { count: number; sum: number; sumSq: number }>;
   readonly layers: LayerRange[];
@@ -417,7 +429,7 @@ function measure(graph: Graph, samples: Tensor, onProgress: CalibrateOptions['on
   const activationInputs = new Map<string, [number, number]>();
   const activationValues = new Map<string, number[]>();
   const activationStats = new Map<string, { count: number; sum: number; sumSq: number }>();
-  const strides = new Map<string, number>();
+  const random = mulberry32(0x5eed);
   const layerMap = new Map<string, LayerRange & { min: number; max: number }>();
   const outputRange: [number, number] = [Infinity, -Infinity];
   const outputs = new Set(graph.outputs);
@@ -430,16 +442,15 @@ function measure(graph: Graph, samples: Tensor, onProgress: CalibrateOptions['on
       activationInputs.set(node.name, r);
       let st = activationStats.get(node.name);
       if (st === undefined) activationStats.set(node.name, (st = { count: 0, sum: 0, sumSq: 0 }));
-      // Deterministic thinning: keep every stride-th value; at 2·KEEP kept, halve and double the stride.
-      const stride = strides.get(node.name) ?? 1;
-      if (st.count % stride === 0) {
-        let kept = activationValues.get(node.name);
-        if (kept === undefined) activationValues.set(node.name, (kept = []));
-        kept.push(a);
-        if (kept.length >= 2 * KEEP) {
-          activationValues.set(node.name, kept.filter((_, i) => i % 2 === 0));
-          strides.set(node.name, stride * 2);
-        }
+      // Uniform sample of KEEP values (reservoir sampling, Vitter's algorithm R, seeded so that
+      // calibration is reproducible). A fixed stride would alias with the tensor layout: stride
+      // 20 through 16 × 10 × 10 feature maps keeps one image column only.
+      let kept = activationValues.get(node.name);
+      if (kept === undefined) activationValues.set(node.name, (kept = []));
+      if (kept.length < KEEP) kept.push(a);
+      else {
+        const j = Math.floor(random() * (st.count + 1));
+        if (j < KEEP) kept[j] = a;
       }
       st.count++;
       st.sum += a;
