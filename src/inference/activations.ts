@@ -18,7 +18,7 @@ import type { GraphNode, Tensor } from './onnx.ts';
  * fitting range (λ = {@link UNIFORM_WEIGHT}: keeps p bounded on the range where calibration saw
  * few values). A network's accuracy depends on the error where its activations actually fall,
  * mostly near 0, not on the worst case at the range's edges: on the bundled LeNet-5 with Relu at
- * degree 4 per layer the weighted fits agree with the original's argmax on 98.6 % of 1,000 test
+ * degree 4 per layer the weighted fits agree with the original's argmax on 97.6 % of 1,000 test
  * digits, the minimax fits on 95.7 % (docs/inference.md).
  *
  * Degree and depth: the evaluation below reaches any degree 2^k at k levels and costs no level for
