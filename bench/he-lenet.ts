@@ -19,12 +19,13 @@ import { estimateBatch, runHeBench } from './he.ts';
  *   activations and average pooling, trained by scripts/train-lenet5.ts): the full encrypted run
  *   of `bench he` (keygen in its own process, batch plan on worker threads, single plan).
  * - `lenet5_relu` (LeNet-5 with Relu and average pooling, trained by the same script): keyparams
- *   with the per-layer minimax Relu fits; the approximated model's argmax against onnxruntime on
+ *   with the per-layer Relu fits (weighted by the calibrated inputs, degrees 2^k per layer from the
+ *   target error); the approximated model's argmax against onnxruntime on
  *   the original Relu model over `agreementDigits` test digits (the calibrated polynomial model in
  *   the plaintext executor: what the CKKS plans compute up to their noise, which the square
  *   models' rows measure); and the encrypted batch plan's time ESTIMATED from its operation
  *   counts and the measured time of one plaintext-scalar product and one ciphertext product at
- *   its parameters, unless `reluEncrypted` runs it (it needs depth 17, N = 32768: hours on 2 cores).
+ *   its parameters, unless `reluEncrypted` runs it (depth 12 at N = 16384 with the default fits: still hours on 2 cores).
  */
 
 /** Options of {@link runHeLenetBench}. */
@@ -50,7 +51,7 @@ export interface ReluFigures {
   readonly packing: string;
   readonly estimatedPublicKeyBytes: number;
   readonly estimatedKeygenPeakBytes: number;
-  readonly activations: readonly Pick<ActivationFit, 'node' | 'range' | 'degree' | 'maxError' | 'targetError'>[];
+  readonly activations: readonly Pick<ActivationFit, 'node' | 'range' | 'degree' | 'maxError' | 'meanError' | 'targetError'>[];
   /** Digits compared, approximated model against onnxruntime on the original. */
   readonly agreementDigits: number;
   readonly argmaxAgreement: number;
@@ -126,7 +127,7 @@ async function reluFigures(modelPath: string, digits: number, threads: number, l
   const t = performance.now();
   const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'batch' });
   const calibrateMs = performance.now() - t;
-  log(`lenet5_relu keyparams (${(calibrateMs / 1000).toFixed(1)} s): depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}; ${keyParams.activations.map((a) => `${a.node} degree ${a.degree} error ${a.maxError.toFixed(3)}`).join(', ')}`);
+  log(`lenet5_relu keyparams (${(calibrateMs / 1000).toFixed(1)} s): depth ${keyParams.depth}, N = ${keyParams.params.polyModulusDegree}; ${keyParams.activations.map((a) => `${a.node} degree ${a.degree} max error ${a.maxError.toFixed(3)} mean ${a.meanError.toFixed(3)}`).join(', ')}`);
   const x = Float64Array.from(images.data.subarray(0, digits * 784), (v) => v / 255);
   const approx = runPlain(calibrated, { dims: [digits, 1, 28, 28], data: x }).data;
   const session = await ort.InferenceSession.create(bytes);
@@ -158,7 +159,7 @@ async function reluFigures(modelPath: string, digits: number, threads: number, l
     packing: keyParams.packing,
     estimatedPublicKeyBytes: keyParams.keys.publicKeyBytes,
     estimatedKeygenPeakBytes: keyParams.keys.keygenPeakBytes,
-    activations: keyParams.activations.map((a) => ({ node: a.node, range: a.range, degree: a.degree, maxError: a.maxError, targetError: a.targetError })),
+    activations: keyParams.activations.map((a) => ({ node: a.node, range: a.range, degree: a.degree, maxError: a.maxError, meanError: a.meanError, targetError: a.targetError })),
     agreementDigits: digits,
     argmaxAgreement: agree / digits,
     accuracyOriginal: okOrig / digits,
@@ -207,7 +208,7 @@ export function formatHeLenetBench(r: HeLenetBenchResult): string {
   return [
     `cipherml he bench --model lenet5 — ${r.mnist.cores} cores, ${r.mnist.threads} threads, batch ${r.mnist.batch} + ${r.mnist.singleImages} single images per model`,
     ...rows.map((row) => row.map((c, i) => c.padEnd(w[i]!)).join('  ')),
-    `lenet5_relu fits: ${x.activations.map((a) => `${a.node} [${a.range[0].toFixed(1)}, ${a.range[1].toFixed(1)}] degree ${a.degree} error ${a.maxError.toFixed(3)}`).join('; ')}`,
+    `lenet5_relu fits: ${x.activations.map((a) => `${a.node} [${a.range[0].toFixed(1)}, ${a.range[1].toFixed(1)}] degree ${a.degree} max error ${a.maxError.toFixed(3)}, mean ${a.meanError.toFixed(3)}`).join('; ')}`,
     `lenet5_relu estimate: (${x.plainProducts} plaintext-scalar products × ${x.msPerPlainProduct.toFixed(3)} ms + ${x.products} products × ${x.msPerProduct.toFixed(1)} ms) / ${r.mnist.threads} threads (measured at N = ${x.polyModulusDegree}, top level) per batch of ${x.slots}`,
     ...(r.lenet5Square.batchEstimate === undefined ? [] : [`lenet5_square batch estimate: (${r.lenet5Square.batchEstimate.plainProducts} × ${r.lenet5Square.batchEstimate.msPerPlainProduct.toFixed(3)} ms + ${r.lenet5Square.batchEstimate.products} × ${r.lenet5Square.batchEstimate.msPerProduct.toFixed(1)} ms) / ${r.lenet5Square.batchEstimate.threads} threads per batch of ${r.lenet5Square.batch}`]),
     ...(r.lenet5Square.keyNote === undefined ? [] : [`lenet5_square keys: ${r.lenet5Square.keyNote}`]),

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
-import type { Packing } from '../inference/calibrate.ts';
+import type { ActivationFitKind, FitDomain, Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { createProgress } from '../core/progress.ts';
@@ -16,12 +16,77 @@ function floatOption(name: string): (v: string) => number {
   };
 }
 
-/** HE-MAN's --relu-mode: degN fixes the degree, minimax chooses per layer. */
-function reluModeDegree(mode: string | undefined): number | undefined {
-  if (mode === undefined || mode === 'minimax') return undefined;
-  const m = /^deg(\d+)$/.exec(mode);
-  if (m === null) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--relu-mode "${mode}" is not degN (e.g. deg4) or minimax`, { param: '--relu-mode' });
-  return Number(m[1]);
+const FITS: readonly ActivationFitKind[] = ['weighted', 'minimax'];
+const DOMAINS: readonly FitDomain[] = ['min-max', 'symmetric', 'mean-std'];
+
+/** What an activation option sets. */
+interface ActivationChoice {
+  readonly degree?: number;
+  readonly fit?: ActivationFitKind;
+  readonly zeroOffset?: boolean;
+}
+
+/**
+ * HE-MAN's --relu-mode (case-insensitive, as HE-MAN reads it): `degN` fixes the degree,
+ * `degN_no_offset` also drops the constant (p(0) = 0); this project's `weighted` / `minimax` pick
+ * the fit with the degree chosen per layer.
+ */
+export function parseReluMode(mode: string): ActivationChoice {
+  const v = mode.trim().toLowerCase();
+  if ((FITS as readonly string[]).includes(v)) return { fit: v as ActivationFitKind };
+  const m = /^deg([1-9][0-9]*)(_no_offset)?$/.exec(v);
+  if (m === null || Number(m[1]) > 16) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `--relu-mode "${mode}" is not degN or degN_no_offset with N in 1…16 (e.g. deg4), weighted or minimax`, { param: '--relu-mode' });
+  }
+  return { degree: Number(m[1]), ...(m[2] === undefined ? {} : { zeroOffset: true }) };
+}
+
+/** The activation flags of `he keyparams` as typed (project flags and HE-MAN aliases). */
+export interface ActivationFlags {
+  readonly degree?: number | readonly number[];
+  readonly reluMode?: string;
+  readonly activationFit?: string;
+  readonly fitDomain?: string;
+  readonly domainMode?: string;
+}
+
+/**
+ * Resolves the activation flags into calibration options; bad values and an alias disagreeing
+ * with its project flag are CIPHERML_E_INVALID_ARGUMENT naming the flag.
+ *
+ * @example
+ * ```ts
+ * activationOptions({ reluMode: 'deg4', domainMode: 'mean-std' }); // { degree: 4, domain: 'mean-std' }
+ * ```
+ */
+export function activationOptions(o: ActivationFlags): { degree?: number | readonly number[]; fit?: ActivationFitKind; zeroOffset?: boolean; domain?: FitDomain } {
+  const relu = o.reluMode === undefined ? {} : parseReluMode(o.reluMode);
+  if (o.degree !== undefined && relu.degree !== undefined) either('--degree', String(o.degree), '--relu-mode', String(relu.degree));
+  const degree = o.degree ?? relu.degree;
+  const fit = either('--activation-fit', choice('--activation-fit', FITS, o.activationFit), '--relu-mode', relu.fit);
+  const domain = either('--fit-domain', choice('--fit-domain', DOMAINS, o.fitDomain), '--domain-mode', choice('--domain-mode', DOMAINS, o.domainMode));
+  return { ...(degree === undefined ? {} : { degree }), ...(fit === undefined ? {} : { fit }), ...(relu.zeroOffset === true ? { zeroOffset: true } : {}), ...(domain === undefined ? {} : { domain }) };
+}
+
+/** --degree: one integer, or a comma-separated list of them. */
+function degreeOption(v: string): number | number[] {
+  const parts = v.split(',').map((p) => p.trim());
+  if (parts.some((p) => !/^[0-9]+$/.test(p))) throw new InvalidArgumentError(`--degree must be an integer or a comma-separated list of integers (e.g. 4 or 4,4,4,2), got "${v}"`);
+  const ds = parts.map(Number);
+  return ds.length === 1 ? ds[0]! : ds;
+}
+
+/** A choice among `allowed`, or a typed error naming the flag. */
+function choice<T extends string>(flag: string, allowed: readonly T[], v: string | undefined): T | undefined {
+  if (v === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${flag} "${v}" is not one of ${allowed.join(', ')}`, { param: flag });
+  return v as T;
+}
+
+/** One value from a project flag and its HE-MAN alias; both given and different is an error. */
+function either<T>(flag: string, a: T | undefined, alias: string, b: T | undefined): T | undefined {
+  if (a !== undefined && b !== undefined && a !== b) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${flag} ${String(a)} and its HE-MAN alias ${alias} ${String(b)} disagree: give one`, { param: flag });
+  return a ?? b;
 }
 
 function formatBytes(n: number): string {
@@ -62,28 +127,29 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-m, --model <path>', 'ONNX model', 'CIPHERML_HE_MODEL'))
       .addOption(req('-c, --calibration <path>', 'calibration inputs (.npz/.zip of .npy, or .npy)', 'CIPHERML_HE_CALIBRATION'))
       .addOption(req('-o, --out <path>', 'keyparams JSON to write', 'CIPHERML_HE_OUT'))
-      .addOption(opt('--degree <n>', 'one fixed degree for every Relu/Sigmoid/Tanh/Gelu polynomial (default: per layer, from --activation-error)', 'CIPHERML_HE_DEGREE').argParser(intOption('--degree')))
-      .addOption(opt('--relu-mode <mode>', 'HE-MAN alias: degN (fixed degree N, e.g. deg4) or minimax (per-layer degree from --activation-error)', 'CIPHERML_HE_RELU_MODE'))
-      .addOption(opt('--activation-error <e>', 'target max |p − f| per activation, as a fraction of its output span on the layer range (default 0.02)', 'CIPHERML_HE_ACTIVATION_ERROR').argParser(floatOption('--activation-error')))
-      .addOption(opt('--max-degree <n>', 'largest per-layer degree (default 8: depth 4 per activation)', 'CIPHERML_HE_MAX_DEGREE').argParser(intOption('--max-degree')))
+      .addOption(opt('--degree <n[,n…]>', 'one fixed degree for every Relu/Sigmoid/Tanh/Gelu polynomial, or one per activation in graph order (e.g. 4,4,4,2; default: per layer, from --activation-error)', 'CIPHERML_HE_DEGREE').argParser(degreeOption))
+      .addOption(opt('--activation-fit <fit>', 'weighted (default: least squares weighted by the calibrated inputs, degree from their mean error) or minimax (best uniform fit on the range, degree from its max error)', 'CIPHERML_HE_ACTIVATION_FIT'))
+      .addOption(opt('--relu-mode <mode>', 'HE-MAN alias: degN (fixed degree N, e.g. deg4), degN_no_offset (and p(0) = 0), or weighted / minimax (= --activation-fit)', 'CIPHERML_HE_RELU_MODE'))
+      .addOption(opt('--activation-error <e>', 'target error per activation as a fraction of its output span on the layer range: mean |p − f| over the calibration values (weighted) or max over the range (minimax); default 0.02', 'CIPHERML_HE_ACTIVATION_ERROR').argParser(floatOption('--activation-error')))
+      .addOption(opt('--max-degree <n>', 'largest per-layer degree (default 8: 3 levels per activation; the choice takes degrees 1, 2, 4, 8, …)', 'CIPHERML_HE_MAX_DEGREE').argParser(intOption('--max-degree')))
       .addOption(opt('--margin <m>', 'widen each observed activation range by this fraction of its half-width on both sides (default 0.1)', 'CIPHERML_HE_MARGIN').argParser(floatOption('--margin')))
-      .addOption(opt('--domain-mode <mode>', 'fitting interval from the observed range: min-max (default) or symmetric ([−R, R])', 'CIPHERML_HE_DOMAIN_MODE').choices(['min-max', 'symmetric']))
+      .addOption(opt('--fit-domain <mode>', 'fitting interval from the calibrated inputs: min-max (default, their range), symmetric ([−R, R]) or mean-std (μ ± 3σ); widened by --margin', 'CIPHERML_HE_FIT_DOMAIN'))
+      .addOption(opt('--domain-mode <mode>', 'HE-MAN alias of --fit-domain', 'CIPHERML_HE_DOMAIN_MODE'))
       .addOption(opt('--max-key-mb <n>', 'budget for key.pub in MiB (default 256): over it, power-of-two rotation keys, then the batch plan only', 'CIPHERML_HE_MAX_KEY_MB').argParser(floatOption('--max-key-mb')))
       .addOption(opt('--scale-bits <n>', 'log2 of the CKKS scale (default: the largest of 30…20 that fits the smallest ring and the calibrated range)', 'CIPHERML_HE_SCALE_BITS').argParser(intOption('--scale-bits')))
       .addOption(opt('--packing <plan>', 'plans the keys support: auto (both; encrypt picks), batch (one sample per slot, no rotation keys) or single (one input per ciphertext)', 'CIPHERML_HE_PACKING').choices(['auto', 'batch', 'single']).default('auto')),
-  ).action(async (o: { model: string; calibration: string; out: string; degree?: number; reluMode?: string; activationError?: number; maxDegree?: number; margin?: number; domainMode?: 'min-max' | 'symmetric'; maxKeyMb?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
-    const degree = o.degree ?? reluModeDegree(o.reluMode);
+  ).action(async (o: { model: string; calibration: string; out: string; degree?: number | number[]; reluMode?: string; activationFit?: string; activationError?: number; maxDegree?: number; margin?: number; fitDomain?: string; domainMode?: string; maxKeyMb?: number; scaleBits?: number; packing: Packing; overwrite?: boolean; json?: boolean }) => {
+    const fitting = activationOptions(o);
     const r = await heKeyParams({
       model: o.model,
       calibration: o.calibration,
       out: o.out,
       overwrite: o.overwrite === true,
       packing: o.packing,
-      ...(degree === undefined ? {} : { degree }),
+      ...fitting,
       ...(o.activationError === undefined ? {} : { activationError: o.activationError }),
       ...(o.maxDegree === undefined ? {} : { maxDegree: o.maxDegree }),
       ...(o.margin === undefined ? {} : { margin: o.margin }),
-      ...(o.domainMode === undefined ? {} : { domain: o.domainMode }),
       ...(o.scaleBits === undefined ? {} : { scaleBits: o.scaleBits }),
       ...(o.maxKeyMb === undefined ? {} : { maxKeyBytes: Math.round(o.maxKeyMb * 2 ** 20) }),
       onProgress: (d, n) => {
@@ -94,10 +160,14 @@ export function registerHeCommands(program: Command): void {
     const kp = r.keyParams;
     const p = kp.params;
     const plans = Object.entries(kp.plans).map(([k, v]) => `${k} (depth ${v.depth}, ${v.rotations} rotations)`).join(', ');
-    const fits = kp.activations.map((a) => `  ${a.node} (${a.op}): degree ${a.degree} on [${a.range.map((v) => v.toPrecision(4)).join(', ')}], max error ${a.maxError.toExponential(2)}${a.maxError > a.targetError ? ` (target ${a.targetError.toExponential(2)} not met at the largest degree)` : ''}`);
+    const fits = kp.activations.map((a) => {
+      const chosen = a.fit === 'minimax' ? a.maxError : a.meanError;
+      const miss = chosen > a.targetError ? ` (target ${a.targetError.toExponential(2)} not met at the largest degree)` : '';
+      return `  ${a.node} (${a.op}): degree ${a.degree} (+${a.depth} level${a.depth === 1 ? '' : 's'}) on [${a.range.map((v) => v.toPrecision(4)).join(', ')}], max |p − f| ${a.maxError.toExponential(2)} on the range, mean ${a.meanError.toExponential(2)} over the calibration values${miss}`;
+    });
     const lines = [
       `plans: ${plans}; N = ${p.polyModulusDegree}, moduli [${p.coeffModulusBits.join(', ')}], scale 2^${p.scaleBits}; ${kp.samples} calibration samples, |x| ≤ ${kp.maxAbs.toPrecision(4)} (last prime holds ${kp.range.integerBits} integer bits, ${kp.range.headroomBits} of headroom)`,
-      ...(fits.length === 0 ? [] : [`${fits.length} activation(s) replaced by minimax polynomials:`, ...fits]),
+      ...(fits.length === 0 ? [] : [`${fits.length} activation(s) replaced by ${kp.activations[0]!.fit} polynomial fits:`, ...fits]),
       `keys (expected before keygen): key.pub ≈ ${formatBytes(kp.keys.publicKeyBytes)} (${kp.galoisSteps.length} ${kp.keys.rotationKeys} Galois keys), keygen peak ≈ ${formatBytes(kp.keys.keygenPeakBytes)}, loaded for inference ≈ ${formatBytes(kp.keys.loadedBytes)}`,
       ...(kp.keys.note === undefined ? [] : [`note: ${kp.keys.note}`]),
       `→ ${o.out}, ${r.calibratedModel}`,

@@ -12,6 +12,24 @@ import type { GraphNode, Tensor } from './onnx.ts';
  * degree is the smallest in 1 … maxDegree whose maximum error is within the target, else
  * maxDegree (reported as missing the target).
  *
+ * Weighted fit (the default in calibration): least squares in the Chebyshev basis, weighted by the
+ * layer's calibrated input distribution: minimise (1 − λ)·mean_i (p(x_i) − f(x_i))² over the
+ * calibration values x_i plus λ·mean_k (p(y_k) − f(y_k))² over Chebyshev points y_k of the whole
+ * fitting range (λ = {@link UNIFORM_WEIGHT}: keeps p bounded on the range where calibration saw
+ * few values). A network's accuracy depends on the error where its activations actually fall,
+ * mostly near 0, not on the worst case at the range's edges: on the bundled LeNet-5 with Relu at
+ * degree 4 per layer the weighted fits agree with the original's argmax on 97.6 % of 1,000 test
+ * digits, the minimax fits on 95.7 % (docs/inference.md).
+ *
+ * Degree and depth: the evaluation below reaches any degree 2^k at k levels and costs no level for
+ * the coefficients (the affine sum merges into the next layer's products), so a degree between
+ * 2^(k−1) + 1 and 2^k costs the same depth as 2^k; the per-layer choice takes only degrees 2^k
+ * (and maxDegree). For the same reason a composite p_2(p_1(t)) (Lee et al., "Minimax composite
+ * polynomial approximation", 2021) cannot beat the single minimax or weighted fit of degree
+ * deg p_1 · deg p_2 at the same depth here: it is one polynomial of that degree, and its depth
+ * ⌈log2 deg p_1⌉ + ⌈log2 deg p_2⌉ is no smaller. Composites pay off for sign-like targets at
+ * high precision (bootstrapped CKKS), not at the depths a leveled LeNet-5 allows.
+ *
  * Evaluation: in the Chebyshev basis of t = (2x − a − b) / (b − a) ∈ [−1, 1], with T_0 = 1,
  * T_1 = t, T_2k = 2·T_k² − 1, T_2k+1 = 2·T_k·T_k+1 − t (depth ⌈log2 d⌉ products; every value
  * stays in [−1, 1] on the range, so the CKKS range analysis holds and the coefficients stay
@@ -109,6 +127,39 @@ function solve(m: number[][], rhs: number[]): number[] {
   return a.map((row, i) => row[n]! / row[i]!);
 }
 
+/** Lawson iterations (linear convergence; 400 bring the levelled error within ~1e-3 relative on the grid). */
+const LAWSON_ITERATIONS = 400;
+
+/** Minimax fit on the grid by Lawson's algorithm (see fitMinimax). */
+function lawson(rows: readonly number[][], fx: readonly number[], d: number): { c: number[]; err: number } {
+  const n = fx.length;
+  let w = new Array<number>(n).fill(1 / n);
+  let best: { c: number[]; err: number } = { c: new Array<number>(d + 1).fill(0), err: Infinity };
+  for (let iter = 0; iter < LAWSON_ITERATIONS; iter++) {
+    const gram = Array.from({ length: d + 1 }, () => new Array<number>(d + 1).fill(0));
+    const rhs = new Array<number>(d + 1).fill(0);
+    for (let g = 0; g < n; g++) {
+      const r = rows[g]!;
+      const wg = w[g]!;
+      if (wg === 0) continue;
+      for (let i = 0; i <= d; i++) {
+        rhs[i]! += wg * r[i]! * fx[g]!;
+        for (let j = 0; j <= i; j++) gram[i]![j]! += wg * r[i]! * r[j]!;
+      }
+    }
+    for (let i = 0; i <= d; i++) for (let j = i + 1; j <= d; j++) gram[i]![j] = gram[j]![i]!;
+    const c = solve(gram, rhs);
+    const e = rows.map((r, g) => Math.abs(r.reduce((s, v, j) => s + v * c[j]!, 0) - fx[g]!));
+    const err = Math.max(...e);
+    if (err < best.err) best = { c, err };
+    const next = w.map((wg, g) => wg * e[g]!);
+    const total = next.reduce((a, b) => a + b, 0);
+    if (!(total > 0)) break;
+    w = next.map((v) => v / total);
+  }
+  return best;
+}
+
 /**
  * Minimax polynomial of degree `degree` for f on `range` (Remez exchange, see the module comment).
  *
@@ -128,6 +179,7 @@ export function fitMinimax(f: (x: number) => number, range: readonly [number, nu
   // Initial reference: the d + 2 Chebyshev extrema, as grid indices.
   let ref = Array.from({ length: d + 2 }, (_, i) => Math.round((GRID * i) / (d + 1)));
   let best: { c: number[]; err: number } | undefined;
+  let lastLevel = 0;
   for (let iter = 0; iter < 60; iter++) {
     const m = ref.map((g, i) => [...rows[g]!, i % 2 === 0 ? 1 : -1]);
     const sol = solve(m, ref.map((g) => fx[g]!));
@@ -136,6 +188,7 @@ export function fitMinimax(f: (x: number) => number, range: readonly [number, nu
     const e = rows.map((r, g) => r.reduce((s, v, j) => s + v * c[j]!, 0) - fx[g]!);
     const err = Math.max(...e.map(Math.abs));
     if (best === undefined || err < best.err) best = { c, err };
+    lastLevel = Math.max(lastLevel, level);
     if (err - level <= 1e-9 + 1e-6 * err) break;
     // New reference: one extremum per run of equal sign, then the d + 2 adjacent ones holding the global maximum.
     const ext: number[] = [];
@@ -164,26 +217,124 @@ export function fitMinimax(f: (x: number) => number, range: readonly [number, nu
     }
     ref = ext.slice(start, start + d + 2);
   }
-  // The exchange can stall on degenerate alternation sets (e.g. an even target at an even
-  // degree, where the best fit of degree d is that of d − 1): never return worse than degree d − 1.
-  if (d > 1) {
+  // The exchange can stall on degenerate alternation sets (e.g. |x| or Relu on a range symmetric
+  // about 0, where a best fit of degree d is also one of degree d − 1 and the reference collapses).
+  // Then Lawson's algorithm (C. L. Lawson, 1961: iteratively reweighted least squares on the grid,
+  // w ← w·|e|, which converges to the minimax fit) finishes from the exchange's best weights.
+  const stalled = best!.err - lastLevel > 1e-3 * best!.err + 1e-9;
+  if (stalled) {
+    const law = lawson(rows, fx, d);
+    if (law.err < best!.err) best = law;
+  }
+  // Where the exchange did not level the error, never return worse than degree d − 1.
+  if (stalled && d > 1) {
     const lower = fitMinimax(f, range, d - 1);
     if (lower.maxError < best!.err) return { range: [a, b], chebyshev: [...lower.chebyshev, 0], maxError: lower.maxError };
   }
   return { range: [a, b], chebyshev: best!.c, maxError: best!.err };
 }
 
+/** Weight of the uniform (Chebyshev-point) term in {@link fitWeighted}. */
+export const UNIFORM_WEIGHT = 0.01;
+
+/** Chebyshev points of the fitting range used by the uniform term of {@link fitWeighted}. */
+const UNIFORM_POINTS = 400;
+
+/** Calibration values a weighted fit uses at most (an even stride through more; give a uniform sample: a stride can alias with a tensor layout). */
+const MAX_FIT_SAMPLES = 40000;
+
 /**
- * The smallest degree in 1 … maxDegree whose minimax error is at most `target` (else maxDegree).
+ * Least-squares fit of degree `degree` to f on `range`, weighted by the calibration values
+ * `samples` (see the module comment): (1 − λ) on the samples (clamped into the range), λ =
+ * `uniformWeight` on Chebyshev points of the range.
  *
  * @example
  * ```ts
- * chooseDegree((x) => Math.max(0, x), [-2, 6], 0.05, 16).chebyshev.length - 1; // the degree
+ * const fit = fitWeighted((x) => Math.max(0, x), [-4, 4], 4, layerInputs);
+ * fit.maxError; // over the whole range; meanAbsError(fit, f, layerInputs) where the values fall
  * ```
  */
-export function chooseDegree(f: (x: number) => number, range: readonly [number, number], target: number, maxDegree: number): ChebyshevFit {
-  let fit = fitMinimax(f, range, 1);
-  for (let d = 2; d <= maxDegree && fit.maxError > target; d++) fit = fitMinimax(f, range, d);
+export function fitWeighted(f: (x: number) => number, range: readonly [number, number], degree: number, samples: ArrayLike<number>, uniformWeight: number = UNIFORM_WEIGHT): ChebyshevFit {
+  const [a, b] = range;
+  if (!(b > a)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `empty fitting range [${a}, ${b}]`, { param: 'calibration' });
+  if (!(uniformWeight > 0 && uniformWeight <= 1)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `uniform weight ${uniformWeight} is not in (0, 1]`, { param: 'uniformWeight' });
+  const d = degree;
+  const gram = Array.from({ length: d + 1 }, () => new Array<number>(d + 1).fill(0));
+  const rhs = new Array<number>(d + 1).fill(0);
+  const add = (t: number, w: number): void => {
+    const row = chebyshevRow(t, d);
+    const y = f(((b - a) * t + a + b) / 2) * w;
+    for (let i = 0; i <= d; i++) {
+      rhs[i]! += row[i]! * y;
+      for (let j = 0; j <= i; j++) gram[i]![j]! += w * row[i]! * row[j]!;
+    }
+  };
+  const step = Math.max(1, Math.ceil(samples.length / MAX_FIT_SAMPLES));
+  const used = Math.ceil(samples.length / step);
+  const wSample = used === 0 ? 0 : (1 - uniformWeight) / used;
+  for (let i = 0; i < samples.length; i += step) add(Math.max(-1, Math.min(1, (2 * samples[i]! - a - b) / (b - a))), wSample);
+  const wUniform = used === 0 ? 1 / (UNIFORM_POINTS + 1) : uniformWeight / (UNIFORM_POINTS + 1);
+  for (let k = 0; k <= UNIFORM_POINTS; k++) add(-Math.cos((Math.PI * k) / UNIFORM_POINTS), wUniform);
+  for (let i = 0; i <= d; i++) for (let j = i + 1; j <= d; j++) gram[i]![j] = gram[j]![i]!;
+  const c = solve(gram, rhs);
+  return { range: [a, b], chebyshev: c, maxError: gridError(f, [a, b], c) };
+}
+
+/** max |p − f| on the {@link GRID}-point grid of the range. */
+function gridError(f: (x: number) => number, range: readonly [number, number], c: readonly number[]): number {
+  let err = 0;
+  for (let i = 0; i <= GRID; i++) {
+    const x = range[0] + ((range[1] - range[0]) * i) / GRID;
+    err = Math.max(err, Math.abs(evalFit({ range, chebyshev: c }, x) - f(x)));
+  }
+  return err;
+}
+
+/**
+ * Mean |p(x) − f(x)| over calibration values (an even stride of at most 40,000 of them).
+ *
+ * @example
+ * ```ts
+ * meanAbsError(fit, (x) => Math.max(0, x), layerInputs);
+ * ```
+ */
+export function meanAbsError(fit: Pick<ChebyshevFit, 'range' | 'chebyshev'>, f: (x: number) => number, samples: ArrayLike<number>): number {
+  if (samples.length === 0) return 0;
+  const step = Math.max(1, Math.ceil(samples.length / MAX_FIT_SAMPLES));
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < samples.length; i += step, n++) s += Math.abs(evalFit(fit, samples[i]!) - f(samples[i]!));
+  return s / n;
+}
+
+/**
+ * The same fit with the constant shifted so that p(0) = 0 (HE-MAN's `--relu-mode degN_no_offset`:
+ * the constant monomial in x dropped). The max error is re-measured.
+ *
+ * @example
+ * ```ts
+ * evalFit(withoutOffset(fit, (x) => Math.max(0, x)), 0); // 0
+ * ```
+ */
+export function withoutOffset(fit: ChebyshevFit, f: (x: number) => number): ChebyshevFit {
+  const c = [...fit.chebyshev];
+  c[0]! -= evalFit(fit, 0);
+  return { range: fit.range, chebyshev: c, maxError: gridError(f, fit.range, c) };
+}
+
+/**
+ * Per-layer degree from a target error: the smallest degree 2^k (k = 0, 1, …; and maxDegree
+ * itself) whose `error` is at most `target`, else maxDegree. Only 2^k: every degree in
+ * 2^(k−1) + 1 … 2^k costs the same depth (see {@link fitDepth}), and the highest of them fits best.
+ *
+ * @example
+ * ```ts
+ * chooseDegree((d) => fitMinimax((x) => Math.max(0, x), [-2, 6], d), (fit) => fit.maxError, 0.05, 16);
+ * ```
+ */
+export function chooseDegree(fitAt: (degree: number) => ChebyshevFit, error: (fit: ChebyshevFit) => number, target: number, maxDegree: number): ChebyshevFit {
+  let fit = fitAt(1);
+  for (let d = 2; error(fit) > target && d / 2 < maxDegree; d *= 2) fit = fitAt(Math.min(d, maxDegree));
   return fit;
 }
 

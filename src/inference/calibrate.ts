@@ -7,41 +7,53 @@ import { batchCost, batchDepth } from './batch.ts';
 import type { Algebra } from './execute.ts';
 import { assertSupported, execute, PLAIN } from './execute.ts';
 import type { ActivationOp } from './activations.ts';
-import { activation, chooseDegree, fitMinimax, isActivation, polynomialNodes } from './activations.ts';
+import type { ChebyshevFit } from './activations.ts';
+import { activation, chooseDegree, fitDepth, fitMinimax, fitWeighted, isActivation, meanAbsError, polynomialNodes, withoutOffset } from './activations.ts';
 import type { Graph, GraphNode, Tensor } from './onnx.ts';
 import { compileSingle } from './single.ts';
 
 /**
  * Calibration (HE-MAN's `keyparams` step): run the model in plaintext on calibration inputs, one
  * declared batch at a time (a model declaring a fixed batch of 1 runs sample by sample), record
- * the range of every layer, replace each Relu/Sigmoid/Tanh/Gelu with its minimax polynomial on
- * the layer's input range widened by `margin` (activations.ts; degree per layer from a target
- * error), compile the requested plans (depth, rotation steps, cost) and choose CKKS parameters
+ * the range of every layer, replace each Relu/Sigmoid/Tanh/Gelu with a polynomial fitted on the
+ * layer's input range widened by `margin` (activations.ts: weighted by the calibrated inputs, or
+ * minimax; degree per layer from a target error), compile the requested plans (depth, rotation steps, cost) and choose CKKS parameters
  * at 128-bit security whose last prime holds the largest magnitude with headroom, or refuse.
  */
 
 /** Options of {@link calibrate}. */
 export interface CalibrateOptions {
   /**
-   * A fixed polynomial degree for every activation (HE-MAN's `--relu-mode degN`); default: per
-   * layer, the smallest degree up to `maxDegree` meeting `activationError`.
+   * A fixed polynomial degree for every activation (HE-MAN's `--relu-mode degN`), or one per
+   * activation in graph order; default: per layer, the smallest degree 2^k up to `maxDegree`
+   * meeting `activationError`.
    */
-  readonly degree?: number;
+  readonly degree?: number | readonly number[];
+  /**
+   * How each activation is fitted (activations.ts): `weighted` (default) least squares weighted
+   * by the layer's calibrated inputs, the degree chosen on the mean error over them; `minimax`
+   * the best uniform fit on the range, the degree chosen on the max error.
+   */
+  readonly fit?: ActivationFitKind;
+  /** Shift each fit so that p(0) = 0 (HE-MAN's `--relu-mode degN_no_offset`); default false. */
+  readonly zeroOffset?: boolean;
   /** Largest degree the per-layer choice may take; default 8 (depth 4 per activation). */
   readonly maxDegree?: number;
   /**
-   * Target max |p − f| per activation as a fraction of the activation's output span on the
-   * layer's range (for Relu on [a, b], b); default 0.02.
+   * Target error per activation as a fraction of the activation's output span on the layer's
+   * range (for Relu on [a, b], b): of the mean |p − f| over the calibration values with the
+   * `weighted` fit, of the max |p − f| over the range with `minimax`; default 0.02.
    */
   readonly activationError?: number;
   /** Relative widening of each observed activation range on both sides; default 0.1. */
   readonly margin?: number;
   /**
-   * How the fitting interval is formed from the observed range [lo, hi] (HE-MAN's
-   * `--domain-mode`): `min-max` (default) fits on [lo, hi] widened by `margin`; `symmetric` on
-   * [−R, R] with R = max(|lo|, |hi|) widened by `margin`.
+   * How the fitting interval is formed from the observed inputs (HE-MAN's `--domain-mode`):
+   * `min-max` (default) fits on their range [lo, hi] widened by `margin`; `symmetric` on [−R, R]
+   * with R = max(|lo|, |hi|) widened by `margin`; `mean-std` (HE-MAN's) on [μ − 3σ, μ + 3σ] of the
+   * calibration values widened by `margin` (values beyond it fall outside the fit).
    */
-  readonly domain?: 'min-max' | 'symmetric';
+  readonly domain?: FitDomain;
   /** log2 of the CKKS scale; default: the largest of 30 … 26 that fits the smallest ring degree. */
   readonly scaleBits?: number;
   /**
@@ -60,6 +72,12 @@ export interface CalibrateOptions {
   /** Progress per calibration batch. */
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
+
+/** How activations are fitted (see CalibrateOptions.fit). */
+export type ActivationFitKind = 'weighted' | 'minimax';
+
+/** Fitting interval rule (see CalibrateOptions.domain). */
+export type FitDomain = 'min-max' | 'symmetric' | 'mean-std';
 
 /** How the single plan's rotations are keyed (see KeyParams.keys). */
 export type RotationKeys = 'exact' | 'power-of-two' | 'binary';
@@ -86,12 +104,20 @@ export interface ActivationFit {
   readonly range: readonly [number, number];
   /** Observed input range on the calibration set. */
   readonly observed: readonly [number, number];
+  /** Mean and standard deviation of the observed inputs. */
+  readonly mean: number;
+  readonly std: number;
+  readonly fit: ActivationFitKind;
   readonly degree: number;
+  /** Levels the activation adds (⌈log2 degree⌉; its affine map merges into the layer before). */
+  readonly depth: number;
   /** c_0 … c_d of Σ c_j T_j(t), t = (2x − a − b)/(b − a) on range [a, b]. */
   readonly chebyshev: readonly number[];
-  /** Max |p(x) − f(x)| on the range (minimax, Remez). */
+  /** Max |p(x) − f(x)| on the fitting range. */
   readonly maxError: number;
-  /** The error the degree was chosen for (absolute). */
+  /** Mean |p(x) − f(x)| over a uniform sample of at most 40,000 calibration values. */
+  readonly meanError: number;
+  /** The error the degree was chosen for (absolute; mean error if `weighted`, max if `minimax`). */
   readonly targetError: number;
 }
 
@@ -147,7 +173,12 @@ export interface KeyParams {
  */
 export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: CalibrateOptions = {}): { graph: Graph; keyParams: KeyParams } {
   assertSupported(graph);
-  if (options.degree !== undefined) assertIntegerInRange(options.degree, 'degree', 1, 16);
+  const fixed = options.degree;
+  for (const d of typeof fixed === 'number' ? [fixed] : (fixed ?? [])) assertIntegerInRange(d, 'degree', 1, 16);
+  const nActivations = graph.nodes.filter((n) => isActivation(n.op)).length;
+  if (Array.isArray(fixed) && fixed.length !== nActivations) {
+    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `${fixed.length} degrees given for ${nActivations} activation(s): give one per Relu/Sigmoid/Tanh/Gelu node in graph order, or one for all`, { param: 'degree', details: { given: fixed.length, activations: nActivations } });
+  }
   const maxDegree = options.maxDegree ?? 8;
   assertIntegerInRange(maxDegree, 'maxDegree', 1, 16);
   const relError = options.activationError ?? 0.02;
@@ -155,7 +186,9 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
   const margin = options.margin ?? 0.1;
   if (!(margin >= 0 && margin <= 10)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `margin ${margin} is not in [0, 10]`, { param: 'margin' });
   const domain = options.domain ?? 'min-max';
-  if (domain !== 'min-max' && domain !== 'symmetric') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `domain "${String(domain)}" is not min-max or symmetric`, { param: 'domain' });
+  if (!['min-max', 'symmetric', 'mean-std'].includes(domain)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `domain "${String(domain)}" is not min-max, symmetric or mean-std`, { param: 'domain' });
+  const fitKind = options.fit ?? 'weighted';
+  if (fitKind !== 'weighted' && fitKind !== 'minimax') throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `activation fit "${String(fitKind)}" is not weighted or minimax`, { param: 'fit' });
 
   const m = measure(graph, samples, options.onProgress);
   const activations: ActivationFit[] = [];
@@ -169,13 +202,18 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     const r = m.activationInputs.get(n.name);
     if (r === undefined) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `activation ${n.name} saw no calibration values`, { param: 'calibration' });
     const f = activation(n.op, n);
+    const values = m.activationValues.get(n.name)!;
+    const stats = m.activationStats.get(n.name)!;
+    const mean = stats.sum / stats.count;
+    const std = Math.sqrt(Math.max(0, stats.sumSq / stats.count - mean * mean));
     let range: [number, number];
     if (domain === 'symmetric') {
       const R = Math.max(Math.abs(r[0]), Math.abs(r[1]), 1e-3) * (1 + margin);
       range = [-R, R];
     } else {
-      const half = Math.max(1e-3, (r[1] - r[0]) / 2);
-      range = [r[0] - margin * half, r[1] + margin * half];
+      const [lo, hi] = domain === 'mean-std' ? [mean - 3 * std, mean + 3 * std] : r;
+      const half = Math.max(1e-3, (hi - lo) / 2);
+      range = [lo - margin * half, hi + margin * half];
     }
     let span = 0;
     let lo = Infinity;
@@ -185,8 +223,15 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
       span = Math.max(span, v - lo);
     }
     const targetError = relError * Math.max(span, 1e-6);
-    const fit = options.degree !== undefined ? fitMinimax(f, range, options.degree) : chooseDegree(f, range, targetError, maxDegree);
-    activations.push({ node: n.name, op: n.op, range: fit.range, observed: r, degree: fit.chebyshev.length - 1, chebyshev: fit.chebyshev, maxError: fit.maxError, targetError });
+    const fitAt = (d: number): ChebyshevFit => {
+      const raw = fitKind === 'minimax' ? fitMinimax(f, range, d) : fitWeighted(f, range, d, values);
+      return options.zeroOffset === true ? withoutOffset(raw, f) : raw;
+    };
+    const error = (fit: ChebyshevFit): number => (fitKind === 'minimax' ? fit.maxError : meanAbsError(fit, f, values));
+    const fixedHere = typeof fixed === 'number' ? fixed : fixed?.[activations.length];
+    const fit = fixedHere !== undefined ? fitAt(fixedHere) : chooseDegree(fitAt, error, targetError, maxDegree);
+    const degree = fit.chebyshev.length - 1;
+    activations.push({ node: n.name, op: n.op, range: fit.range, observed: r, mean, std, fit: fitKind, degree, depth: Math.max(0, fitDepth(degree) - 1), chebyshev: fit.chebyshev, maxError: fit.maxError, meanError: meanAbsError(fit, f, values), targetError });
     nodes.push(...polynomialNodes(n, fit, initializers));
   }
   const calibrated: Graph = { ...graph, nodes, initializers };
@@ -337,11 +382,29 @@ function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: numb
   return { params: best, integerBits };
 }
 
+/** Activation inputs kept per layer (a uniform sample) for the weighted fits and the mean errors. */
+const KEEP = 40000;
+
+/** Seeded uniform numbers in [0, 1) (mulberry32; not for secrets: calibration sampling only). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** What a calibration run measures. */
 interface Measured {
   readonly maxAbs: number;
   readonly samples: number;
   readonly activationInputs: Map<string, [number, number]>;
+  /** A uniform sample of KEEP of each activation's inputs (all of them if fewer). */
+  readonly activationValues: Map<string, number[]>;
+  readonly activationStats: Map<string, { count: number; sum: number; sumSq: number }>;
   readonly layers: LayerRange[];
   readonly outputRange: [number, number];
 }
@@ -364,6 +427,9 @@ function measure(graph: Graph, samples: Tensor, onProgress: CalibrateOptions['on
   }
   let maxAbs = 0;
   const activationInputs = new Map<string, [number, number]>();
+  const activationValues = new Map<string, number[]>();
+  const activationStats = new Map<string, { count: number; sum: number; sumSq: number }>();
+  const random = mulberry32(0x5eed);
   const layerMap = new Map<string, LayerRange & { min: number; max: number }>();
   const outputRange: [number, number] = [Infinity, -Infinity];
   const outputs = new Set(graph.outputs);
@@ -374,6 +440,21 @@ function measure(graph: Graph, samples: Tensor, onProgress: CalibrateOptions['on
       if (a < r[0]) r[0] = a;
       if (a > r[1]) r[1] = a;
       activationInputs.set(node.name, r);
+      let st = activationStats.get(node.name);
+      if (st === undefined) activationStats.set(node.name, (st = { count: 0, sum: 0, sumSq: 0 }));
+      // Uniform sample of KEEP values (reservoir sampling, Vitter's algorithm R, seeded so that
+      // calibration is reproducible). A fixed stride would alias with the tensor layout: stride
+      // 20 through 16 × 10 × 10 feature maps keeps one image column only.
+      let kept = activationValues.get(node.name);
+      if (kept === undefined) activationValues.set(node.name, (kept = []));
+      if (kept.length < KEEP) kept.push(a);
+      else {
+        const j = Math.floor(random() * (st.count + 1));
+        if (j < KEEP) kept[j] = a;
+      }
+      st.count++;
+      st.sum += a;
+      st.sumSq += a * a;
       return PLAIN.nonlinear(op, a, node);
     },
   };
@@ -403,5 +484,5 @@ function measure(graph: Graph, samples: Tensor, onProgress: CalibrateOptions['on
   const layers = [...layerMap.values()];
   for (const l of layers) maxAbs = Math.max(maxAbs, Math.abs(l.min), Math.abs(l.max));
   if (!Number.isFinite(maxAbs)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', 'a layer produced a non-finite value on the calibration set', { param: 'calibration' });
-  return { maxAbs, samples: total, activationInputs, layers, outputRange };
+  return { maxAbs, samples: total, activationInputs, activationValues, activationStats, layers, outputRange };
 }

@@ -9,14 +9,18 @@ import { readIdx } from '../../src/inference/idx.ts';
 import { parseOnnx } from '../../src/inference/onnx.ts';
 
 // The bundled LeNet-5 with Relu and average pooling (examples/he/lenet5_relu.onnx, trained by
-// scripts/train-lenet5.ts with the project's engine): `he keyparams` replaces each Relu by its
-// per-layer minimax polynomial; the approximated model must agree with onnxruntime on the
-// original Relu model's argmax on ≥ 97 % of test digits (the issue's target). The polynomial model
-// runs in the plaintext executor: what both CKKS plans compute up to their noise (the encrypted
-// runs are `bench he --model lenet5` and the x² models' tests).
+// scripts/train-lenet5.ts with the project's engine): `he keyparams` with its defaults replaces
+// each Relu by its per-layer fit weighted by the calibrated inputs (degree 2^k from the target
+// error); the chain must fit N = 16384 at 128-bit security (≤ 438 bits of modulus) and the
+// approximated model must agree with onnxruntime on the original Relu model's argmax on at least
+// the measured share of test digits (docs/inference.md; the issue's target is 97 %). The
+// polynomial model runs in the plaintext executor: what both CKKS plans compute up to their noise
+// (the encrypted runs are `bench he --model lenet5` and the x² models' tests).
 const HE = new URL('../../examples/he/', import.meta.url);
 const DATA = new URL('../../examples/data/mnist/', import.meta.url);
-const DIGITS = 200;
+const DIGITS = 1000;
+/** Measured with these defaults: 976 of the first 1,000 test digits (docs/inference.md). */
+const AGREEMENT = 0.97;
 
 const argmax = (a: ArrayLike<number>, off: number): number => {
   let best = 0;
@@ -25,23 +29,35 @@ const argmax = (a: ArrayLike<number>, off: number): number => {
 };
 
 describe('LeNet-5 with Relu (HE-MAN evaluation model class)', () => {
-  it(`the approximated model agrees with the original on ≥ 97 % of ${DIGITS} test digits; the batch plan stays within its cost model`, async () => {
+  it(`default fits: N = 16384 at 128-bit security, and the approximated model agrees with the original on ≥ ${AGREEMENT * 100} % of ${DIGITS} test digits; the batch plan stays within its cost model`, async () => {
     const images = readIdx(await readFile(new URL('t10k-images-idx3-ubyte.gz', DATA)));
     const count = images.dims[0]!;
     const bytes = await readFile(new URL('lenet5_relu.onnx', HE));
     const graph = parseOnnx(bytes);
     const calib = Float64Array.from(images.data.subarray((count - 500) * 784), (v) => v / 255);
-    const { graph: calibrated, keyParams } = calibrate(await loadSeal(), graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'batch' });
+    const seal = await loadSeal();
+    const { graph: calibrated, keyParams } = calibrate(seal, graph, { dims: [500, 1, 28, 28], data: calib }, { packing: 'batch' });
     expect(keyParams.activations.map((a) => a.op)).toEqual(['Relu', 'Relu', 'Relu', 'Relu']);
+    const p = keyParams.params;
+    expect(p.polyModulusDegree).toBe(16384);
+    expect(p.coeffModulusBits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(seal.CoeffModulus.MaxBitCount(16384, seal.SecLevelType.tc128));
+    for (const a of keyParams.activations) {
+      expect(Number.isInteger(Math.log2(a.degree))).toBe(true);
+      expect(a.meanError).toBeLessThanOrEqual(a.maxError);
+    }
+    // 5 linear levels (Conv, Conv, Gemm, Gemm, Gemm; pooling merges) + ⌈log2 degree⌉ per Relu.
+    expect(keyParams.depth).toBe(5 + keyParams.activations.reduce((s, a) => s + a.depth, 0));
     const x = Float64Array.from(images.data.subarray(0, DIGITS * 784), (v) => v / 255);
-    const approx = runPlain(calibrated, { dims: [DIGITS, 1, 28, 28], data: x }).data;
+    const approx: number[] = [];
+    for (let s = 0; s < DIGITS; s += 100) approx.push(...runPlain(calibrated, { dims: [100, 1, 28, 28], data: x.subarray(s * 784, (s + 100) * 784) }).data);
     const session = await ort.InferenceSession.create(bytes);
     const res = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', Float32Array.from(x), [DIGITS, 1, 28, 28]) });
     const ref = res[session.outputNames[0]!]!.data as Float32Array;
     await session.release();
     let agree = 0;
     for (let i = 0; i < DIGITS; i++) if (argmax(approx, i * 10) === argmax(ref, i * 10)) agree++;
-    expect(agree / DIGITS).toBeGreaterThanOrEqual(0.97);
+    console.log(`lenet5_relu: degrees ${keyParams.activations.map((a) => a.degree).join(', ')}, depth ${keyParams.depth}, N = ${p.polyModulusDegree}; argmax agreement ${agree}/${DIGITS}`);
+    expect(agree / DIGITS).toBeGreaterThanOrEqual(AGREEMENT);
 
     // A materialized form (each polynomial's t) enters the next layer as its ciphertext: before,
     // each degree-1 term carried the previous layer's whole form along and calibration ran out of
