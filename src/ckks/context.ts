@@ -386,8 +386,20 @@ export class CkksContext {
     return new CkksVector(this, out, a.length);
   }
 
-  /** a ⊙ b, relinearized and rescaled: one level. */
-  mul(a: CkksVector, b: CkksVector): CkksVector {
+  /**
+   * a ⊙ b, relinearized and rescaled: one level. With `{ finish: false }` the product is left
+   * as SEAL's three-part ciphertext at scale Δ_a·Δ_b, neither relinearized nor rescaled, for
+   * {@link sumProducts} to finish once for a whole sum (relinearization and rescaling are
+   * linear, so finishing Σ p_i equals Σ finish(p_i) up to their rounding).
+   *
+   * @example
+   * ```ts
+   * using a2 = ctx.mul(a, a, { finish: false });
+   * using b2 = ctx.mul(b, b, { finish: false });
+   * using s = ctx.sumProducts([a2, b2]); // a² + b², one relinearization and one rescale
+   * ```
+   */
+  mul(a: CkksVector, b: CkksVector, options: { readonly finish?: boolean } = {}): CkksVector {
     // Products need equal levels only; the result's scale is the product of the scales.
     const [x, y] = this.#aligned(a, b, false);
     this.#needLevel(x, 'mul');
@@ -397,6 +409,7 @@ export class CkksContext {
       sealCall('multiply', () => {
         if (x === y) this.#evaluator.square(x.ct, out);
         else this.#evaluator.multiply(x.ct, y.ct, out);
+        if (options.finish === false) return;
         this.#evaluator.relinearizeInplace(out, relin);
         this.#evaluator.rescaleToNextInplace(out);
       });
@@ -407,6 +420,41 @@ export class CkksContext {
       this.#dropTemps(a, b, x, y);
     }
     return new CkksVector(this, out, Math.max(a.length, b.length));
+  }
+
+  /**
+   * Σ ps for products made with `mul(…, { finish: false })` (all at one level and scale):
+   * added as three-part ciphertexts, then relinearized and rescaled once, in that order (the key
+   * switch's error is divided by q_ℓ too). The result is what adding the finished products gives.
+   *
+   * @example
+   * ```ts
+   * using s = ctx.sumProducts([ctx.mul(a, a, { finish: false }), ctx.mul(b, b, { finish: false })]);
+   * ```
+   */
+  sumProducts(ps: readonly CkksVector[]): CkksVector {
+    if (ps.length === 0) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', 'no products to sum', { param: 'ps' });
+    const first = ps[0]!;
+    this.#own(first, 'ps[0]');
+    const level = this.levelOf(first);
+    const acc = this.#copy(first);
+    try {
+      ps.forEach((p, i) => {
+        this.#own(p, `ps[${i}]`);
+        if (this.levelOf(p) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `ps[${i}] is at level ${this.levelOf(p)}, ps[0] at ${level}`, { param: `ps[${i}]` });
+        if (i === 0) return;
+        this.#alignScale(p, acc);
+        sealCall('add', () => this.#evaluator.addInplace(acc.ct, p.ct));
+      });
+      sealCall('relinearize', () => {
+        if (acc.ct.size() > 2) this.#evaluator.relinearizeInplace(acc.ct, this.#needRelin());
+        this.#evaluator.rescaleToNextInplace(acc.ct);
+      });
+    } catch (e) {
+      acc.delete();
+      throw e;
+    }
+    return acc;
   }
 
   /** a², relinearized and rescaled: one level. */

@@ -67,4 +67,26 @@ describe('RNS linear-combination kernel', () => {
       wide.delete();
     }
   });
+
+  it('sums unfinished products into what the finished products add to (one relinearization and rescale)', () => {
+    const xs = Array.from({ length: 4 }, (_, i) => ctx.encryptVector(Float64Array.from({ length: 16 }, (_, j) => Math.cos(i + j))));
+    const raw = xs.map((x) => ctx.mul(x, x, { finish: false }));
+    const done = xs.map((x) => ctx.mul(x, x));
+    try {
+      using s = ctx.sumProducts(raw);
+      expect(s.level).toBe(done[0]!.level);
+      expect(s.ct.size()).toBe(2);
+      using ref = ctx.linearCombination(done, [1, 1, 1, 1]);
+      using fromRaw = ctx.linearCombination([s], [1]);
+      const a = ctx.decryptVector(fromRaw, 16);
+      const b = ctx.decryptVector(ref, 16);
+      a.forEach((v, j) => {
+        const want = [0, 1, 2, 3].reduce((acc, i) => acc + Math.cos(i + j) ** 2, 0);
+        expect(Math.abs(v - want)).toBeLessThan(1e-3);
+        expect(Math.abs(v - b[j]!)).toBeLessThan(1e-3);
+      });
+    } finally {
+      for (const v of [...xs, ...raw, ...done]) v.delete();
+    }
+  });
 });

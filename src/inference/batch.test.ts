@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { batchCost, batchDepth, recordBatch } from './batch.ts';
+import type { CkksVector } from '../ckks/index.ts';
+import { CkksContext } from '../ckks/index.ts';
+import { batchCost, batchDepth, recordBatch, runBatch, runBatchInstr } from './batch.ts';
+import { runPlain } from './execute.ts';
 import { GraphBuilder } from './builder.ts';
 import { parseOnnx } from './onnx.ts';
 
@@ -31,6 +34,9 @@ describe('batch plan: equal-coefficient forms', () => {
       expect(l.op === 'lc' && l.ins.length).toBe(8);
       if (l.op === 'lc') for (const id of l.ins) expect(sumIds.has(id)).toBe(true);
     }
+    // The squares feed only the sums: left unfinished, each sum relinearizes and rescales once.
+    expect(program.instrs.filter((i) => i.op === 'mul' && i.finish === false)).toHaveLength(72);
+    expect(sums.every((i) => i.op === 'sum' && i.finish === true)).toBe(true);
     // Additions use no level: conv, x², conv.
     expect(batchDepth(graph)).toBe(3);
     // 72 first-conv outputs (≤ 9 terms each, fewer at the padded border) + 12 × 8.
@@ -39,5 +45,35 @@ describe('batch plan: equal-coefficient forms', () => {
     expect(cost.additions).toBe(18 * 3);
     expect(cost.scalarProducts).toBe(program.instrs.reduce((s, i) => s + (i.op === 'lc' ? i.ins.length : 0), 0));
     expect(cost.scalarProducts - 12 * 8).toBe(2 * (4 * 4 + 4 * 6 * 4 + 16 * 9));
+  });
+
+  it('the recorded program (unfinished squares, sums finished once) decrypts to the plaintext result, as runBatch does', async () => {
+    const graph = pooled();
+    const ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 30, 40], scaleBits: 30 });
+    const values = new Map<number, CkksVector>();
+    try {
+      const samples = 3;
+      const x = Float64Array.from({ length: samples * 36 }, (_, i) => Math.sin(7 * i) * 0.8);
+      const input = Array.from({ length: 36 }, (_, j) => ctx.encryptVector(Float64Array.from({ length: samples }, (_, s) => x[s * 36 + j]!)));
+      input.forEach((v, i) => values.set(i, v));
+      const program = recordBatch(graph, ctx.maxLevel);
+      for (const ins of program.instrs) runBatchInstr(ctx, values, ins);
+      const direct = runBatch(ctx, graph, input);
+      const want = runPlain(graph, { dims: [samples, 1, 6, 6], data: x }).data;
+      const per = program.outputs.length;
+      program.outputs.forEach((id, k) => {
+        const got = ctx.decryptVector(values.get(id)!, samples);
+        const ref = ctx.decryptVector(direct[k]!, samples);
+        for (let s = 0; s < samples; s++) {
+          const w = want[s * per + k]!;
+          expect(Math.abs(got[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
+          expect(Math.abs(ref[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
+        }
+      });
+      for (const v of direct) v.delete();
+    } finally {
+      for (const v of values.values()) v.delete();
+      ctx.delete();
+    }
   });
 });

@@ -108,8 +108,10 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
 /** One instruction of a recorded batch program; operands are value ids (inputs are 0 … n−1). */
 export type BatchInstr =
   | { readonly op: 'lc'; readonly out: number; readonly ins: readonly number[]; readonly ks: readonly number[]; readonly bias: number }
-  | { readonly op: 'sum'; readonly out: number; readonly ins: readonly number[] }
-  | { readonly op: 'mul'; readonly out: number; readonly a: number; readonly b: number }
+  /** `finish: true`: every operand is an unfinished product; relinearize and rescale the sum once. */
+  | { readonly op: 'sum'; readonly out: number; readonly ins: readonly number[]; readonly finish?: true }
+  /** `finish: false`: left unrelinearized and unrescaled for the sums that consume it. */
+  | { readonly op: 'mul'; readonly out: number; readonly a: number; readonly b: number; readonly finish?: false }
   | { readonly op: 'toLevel'; readonly out: number; readonly a: number; readonly level: number }
   | { readonly op: 'const'; readonly out: number; readonly value: number }
   | { readonly op: 'copy'; readonly out: number; readonly a: number };
@@ -185,7 +187,41 @@ export function recordBatch(graph: Graph, inputLevel: number): BatchProgram {
   };
   const input = Array.from({ length: n }, (_, i) => new Sym(i, inputLevel));
   const outputs = runWith(ops, graph, input, {}).map((v) => v.id);
-  return { inputs: n, inputLevel, instrs, outputs };
+  return { inputs: n, inputLevel, instrs: deferFinishing(instrs, outputs), outputs };
+}
+
+/**
+ * Products whose only consumers are sums of products (average pooling of x²) are left
+ * unfinished, and each such sum relinearizes and rescales once: LeNet-5 x² pays 1,576
+ * relinearizations and rescales instead of 6,304, with the same levels (the product's level is
+ * spent by the sum's rescale) and no more error (relinearization before the rescale, as in a
+ * finished product). A product qualifies when it is no output and every consumer is a sum whose
+ * every operand qualifies (iterated to a fixed point).
+ */
+function deferFinishing(instrs: BatchInstr[], outputs: readonly number[]): BatchInstr[] {
+  const byOut = new Map(instrs.map((i) => [i.out, i]));
+  const consumers = new Map<number, BatchInstr[]>();
+  for (const ins of instrs) {
+    const ops = ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
+    for (const id of new Set(ops)) consumers.set(id, [...(consumers.get(id) ?? []), ins]);
+  }
+  const isOutput = new Set(outputs);
+  const deferred = new Set<number>();
+  for (const ins of instrs) {
+    const users = consumers.get(ins.out) ?? [];
+    if (ins.op === 'mul' && !isOutput.has(ins.out) && users.length > 0 && users.every((u) => u.op === 'sum')) deferred.add(ins.out);
+  }
+  const finishing = (sum: BatchInstr): boolean => sum.op === 'sum' && sum.ins.every((id) => deferred.has(id) && byOut.get(id)?.op === 'mul');
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const id of deferred) {
+      if (!consumers.get(id)!.every(finishing)) {
+        deferred.delete(id);
+        changed = true;
+      }
+    }
+  }
+  return instrs.map((ins) => (ins.op === 'mul' && deferred.has(ins.out) ? { ...ins, finish: false } : ins.op === 'sum' && finishing(ins) ? { ...ins, finish: true } : ins));
 }
 
 /**
@@ -209,10 +245,10 @@ export function runBatchInstr(ctx: CkksContext, values: Map<number, CkksVector>,
       out = ctx.linearCombination(ins.ins.map(get), ins.ks, ins.bias);
       break;
     case 'sum':
-      out = sumVectors(ctx, ins.ins.map(get));
+      out = ins.finish === true ? ctx.sumProducts(ins.ins.map(get)) : sumVectors(ctx, ins.ins.map(get));
       break;
     case 'mul':
-      out = ctx.mul(get(ins.a), get(ins.b));
+      out = ins.finish === false ? ctx.mul(get(ins.a), get(ins.b), { finish: false }) : ctx.mul(get(ins.a), get(ins.b));
       break;
     case 'toLevel':
       out = ctx.toLevel(get(ins.a), ins.level);
