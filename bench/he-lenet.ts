@@ -33,7 +33,7 @@ export interface HeLenetBenchOptions {
   readonly batch?: number;
   readonly threads?: number;
   readonly singleImages?: number;
-  /** Images through lenet5_square's single plan (default 0: not run; it took over 38 minutes for 2 images here). */
+  /** Images through lenet5_square's single plan (default 0: not run; about 3.5 minutes an image here under load, plus 2.4 minutes preparing). */
   readonly lenetSingleImages?: number;
   /** Estimate lenet5_square's batch plan from operation times instead of running it (default false: run). */
   readonly lenetEstimateBatch?: boolean;
@@ -106,7 +106,7 @@ export async function runHeLenetBench(o: HeLenetBenchOptions = {}): Promise<HeLe
   log('— lenet5_square');
   // Its batch plan runs (352 K scalar products and 6,304 products at N = 16384 since the pooling
   // sums, the RNS kernel and deferred relinearization; docs/inference.md). Its single plan with
-  // the ±2^k key tier did not finish 2 images in 38 minutes here: not run unless asked for.
+  // the ±2^k key tier took 212 s an image here under load (docs/inference.md): not run unless asked for.
   const lenet5Square = await runHeBench({ ...common, singleImages: o.lenetSingleImages ?? 0, model: new URL('lenet5_square.onnx', HE).pathname, estimateBatch: o.lenetEstimateBatch === true, onProgress: log });
   return {
     mnist,
