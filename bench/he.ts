@@ -70,8 +70,9 @@ export interface HeBenchResult {
   readonly scaleBits: number;
   readonly depth: number;
   readonly batch: number;
-  readonly latencyMsSingle: number;
-  readonly singleMs: { readonly prepare: number; readonly encrypt: number; readonly inference: number; readonly decrypt: number };
+  /** null when not measured; `nullReasons` says why (JSON never carries NaN). */
+  readonly latencyMsSingle: number | null;
+  readonly singleMs: { readonly prepare: number | null; readonly encrypt: number | null; readonly inference: number | null; readonly decrypt: number | null };
   readonly singleImages: number;
   readonly imagesPerSecondBatched: number;
   readonly serverImagesPerSecond: number;
@@ -81,9 +82,11 @@ export interface HeBenchResult {
   readonly onnxruntimeMsSingle: number;
   readonly onnxruntimeImagesPerSecond: number;
   readonly maxAbsError: number;
-  readonly argmaxAgreement: number;
-  readonly plaintextAccuracy: number;
-  readonly encryptedAccuracy: number;
+  readonly argmaxAgreement: number | null;
+  readonly plaintextAccuracy: number | null;
+  readonly encryptedAccuracy: number | null;
+  /** Field path ↦ why it is null (not measured in this run). */
+  readonly nullReasons: Readonly<Record<string, string>>;
   /** key.pub of the key set (both plans: includes the single plan's Galois keys). */
   readonly publicKeyBytes: number;
   /** key.pub without Galois keys (what a batch-only key set weighs). */
@@ -172,7 +175,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
   const log = o.onProgress ?? (() => undefined);
   if (o.batch !== undefined) assertIntegerInRange(o.batch, 'batch', 1, 10_000);
   if (o.threads !== undefined) assertIntegerInRange(o.threads, 'threads', 1, 64);
-  // 0: the single plan is not run (its figures are NaN, printed as "not run").
+  // 0: the single plan is not run (its figures are null with a reason, printed as "not run").
   if (o.singleImages !== undefined) assertIntegerInRange(o.singleImages, 'singleImages', 0, 10_000);
   const modelPath = o.model ?? DEFAULT_MODEL;
   const images = readIdx(await readFile(new URL('t10k-images-idx3-ubyte.gz', DATA)));
@@ -234,10 +237,18 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     } else {
       log('single plan: NOT RUN (0 single images)');
     }
-    const per = (x: number): number => (singleImages === 0 ? Number.NaN : x / singleImages);
-    const singleMs = { prepare: prepareMs, encrypt: per(single.encrypt), inference: per(single.inference), decrypt: per(single.decrypt) };
-    const latencyMsSingle = singleMs.encrypt + singleMs.inference + singleMs.decrypt;
-    if (singleImages > 0) log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${singleMs.encrypt.toFixed(0)}, inference ${singleMs.inference.toFixed(0)}, decrypt ${singleMs.decrypt.toFixed(0)}) over ${singleImages} images`);
+    const nullReasons: Record<string, string> = {};
+    const noSingle = 'the single plan was not run (0 single images)';
+    const per = (name: string, x: number): number | null => {
+      if (singleImages > 0) return x / singleImages;
+      nullReasons[`singleMs.${name}`] = noSingle;
+      return null;
+    };
+    const singleMs = { prepare: singleImages > 0 ? prepareMs : null, encrypt: per('encrypt', single.encrypt), inference: per('inference', single.inference), decrypt: per('decrypt', single.decrypt) };
+    if (singleImages === 0) nullReasons['singleMs.prepare'] = noSingle;
+    const latencyMsSingle = singleImages > 0 ? (single.encrypt + single.inference + single.decrypt) / singleImages : null;
+    if (latencyMsSingle === null) nullReasons.latencyMsSingle = noSingle;
+    else log(`single image: ${latencyMsSingle.toFixed(0)} ms (encrypt ${(single.encrypt / singleImages).toFixed(0)}, inference ${(single.inference / singleImages).toFixed(0)}, decrypt ${(single.decrypt / singleImages).toFixed(0)}) over ${singleImages} images`);
 
     // Batch plan: client encryption and server inference, each on `threads` worker threads; or,
     // with estimateBatch, its inference time from the plan's operation counts and measured
@@ -300,6 +311,9 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       if (pp === labels.data[i]) correctPlain++;
       if (pe === labels.data[i]) correctEnc++;
     }
+    const judged = compared + singleImages;
+    const noneDecrypted = 'no encrypted output was decrypted: the batch plan was estimated, not run, and the single plan was not run';
+    if (judged === 0) for (const k of ['argmaxAgreement', 'plaintextAccuracy', 'encryptedAccuracy']) nullReasons[k] = noneDecrypted;
     singleScores.forEach((s, i) => {
       for (let k = 0; k < 10; k++) maxAbsError = Math.max(maxAbsError, Math.abs(s[k]! - ref[i * 10 + k]!));
       if (argmax(s, 0) === argmax(ref, i * 10)) agree++;
@@ -325,10 +339,11 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       onnxruntimeMsSingle: tOrtSingle,
       onnxruntimeImagesPerSecond: batch / (tOrt / 1000),
       maxAbsError,
-      argmaxAgreement: agree / (compared + singleImages),
+      argmaxAgreement: judged === 0 ? null : agree / judged,
       // Over the batch (over the single images when the batch plan is estimated).
-      plaintextAccuracy: correctPlain / (compared || singleImages),
-      encryptedAccuracy: correctEnc / (compared || singleImages),
+      plaintextAccuracy: judged === 0 ? null : correctPlain / (compared || singleImages),
+      encryptedAccuracy: judged === 0 ? null : correctEnc / (compared || singleImages),
+      nullReasons,
       publicKeyBytes: pub.length,
       publicKeyBytesBatchOnly,
       ciphertextBytesPerImage: encBytes / batch,
@@ -350,15 +365,17 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
 /** A human-readable table. */
 export function formatHeBench(r: HeBenchResult): string {
   const mb = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  const ms = (x: number | null): string => (x === null ? 'not run' : x.toFixed(0));
+  const pct = (x: number | null): string => (x === null ? 'not measured' : `${(100 * x).toFixed(2)} %`);
   const rows: [string, string, string][] = [
     ['images per second (batch plan, end to end)', r.imagesPerSecondBatched.toFixed(1), `${r.onnxruntimeImagesPerSecond.toFixed(0)} (onnxruntime, plaintext); target ≥ ${r.targets.imagesPerSecondBatched}`],
     ['images per second (batch plan, server only)', r.serverImagesPerSecond.toFixed(1), `${r.threads} threads`],
     ['batch: encrypt / inference / decrypt (ms)', `${r.batchMs.encrypt.toFixed(0)} / ${r.batchMs.inference.toFixed(0)} / ${r.batchMs.decrypt.toFixed(0)}`, `${r.onnxruntimeMs.toFixed(1)} (onnxruntime); pools start ${r.batchMs.encryptPoolStart.toFixed(0)} / ${r.batchMs.poolStart.toFixed(0)}`],
-    ['single-image latency (single plan, ms)', r.singleImages === 0 ? 'not run' : r.latencyMsSingle.toFixed(0), `${r.onnxruntimeMsSingle.toFixed(2)} (onnxruntime); target ≤ ${r.targets.latencyMsSingle}`],
-    ['single: encrypt / inference / decrypt (ms)', `${r.singleMs.encrypt.toFixed(0)} / ${r.singleMs.inference.toFixed(0)} / ${r.singleMs.decrypt.toFixed(0)}`, `prepare ${r.singleMs.prepare.toFixed(0)} once`],
+    ['single-image latency (single plan, ms)', ms(r.latencyMsSingle), `${r.onnxruntimeMsSingle.toFixed(2)} (onnxruntime); target ≤ ${r.targets.latencyMsSingle}`],
+    ['single: encrypt / inference / decrypt (ms)', `${ms(r.singleMs.encrypt)} / ${ms(r.singleMs.inference)} / ${ms(r.singleMs.decrypt)}`, `prepare ${ms(r.singleMs.prepare)} once`],
     ['max |decrypted − onnxruntime|', r.maxAbsError.toExponential(2), '0'],
-    ['argmax agreement', `${(100 * r.argmaxAgreement).toFixed(2)} %`, `100 %; target ≥ ${100 * r.targets.argmaxAgreement} %`],
-    ['accuracy (encrypted / plaintext)', `${(100 * r.encryptedAccuracy).toFixed(2)} %`, `${(100 * r.plaintextAccuracy).toFixed(2)} %`],
+    ['argmax agreement', pct(r.argmaxAgreement), `100 %; target ≥ ${100 * r.targets.argmaxAgreement} %`],
+    ['accuracy (encrypted / plaintext)', pct(r.encryptedAccuracy), pct(r.plaintextAccuracy)],
     ['public key (both plans / batch only)', `${mb(r.publicKeyBytes)} / ${mb(r.publicKeyBytesBatchOnly)}`, `estimated ${mb(r.keygen.estimatedPublicKeyBytes)}; ${r.keygen.galoisKeys} Galois keys (${r.rotationKeys})`],
     ['keygen (he keygen, own process): time / peak RSS', `${(r.keygen.ms / 1000).toFixed(1)} s / ${mb(r.keygen.peakRssBytes)}`, `SEAL heap ${mb(r.keygen.sealHeapBytes)}; estimated ${mb(r.keygen.estimatedPeakBytes)} beyond the runtime`],
     ['ciphertext bytes per image (batch / single)', `${r.ciphertextBytesPerImage.toFixed(0)} / ${r.ciphertextBytesSingle}`, String(784 * 4)],

@@ -6,6 +6,7 @@ import { levelsOf, validateCkksParameters } from './params.ts';
 import type { Seal } from './seal.ts';
 import { binaryTerms, galoisGroupSize, groupSteps, naf } from './keys.ts';
 import { loadSeal, sealCall, sealMessage } from './seal.ts';
+import { ciphertextData, KERNEL_PRIME_LIMIT, MAX_LAZY_TERMS, probeDataPointer, rnsKernel } from './kernel.ts';
 import type * as S from 'node-seal';
 
 /**
@@ -385,8 +386,20 @@ export class CkksContext {
     return new CkksVector(this, out, a.length);
   }
 
-  /** a ⊙ b, relinearized and rescaled: one level. */
-  mul(a: CkksVector, b: CkksVector): CkksVector {
+  /**
+   * a ⊙ b, relinearized and rescaled: one level. With `{ finish: false }` the product is left
+   * as SEAL's three-part ciphertext at scale Δ_a·Δ_b, neither relinearized nor rescaled, for
+   * {@link sumProducts} to finish once for a whole sum (relinearization and rescaling are
+   * linear, so finishing Σ p_i equals Σ finish(p_i) up to their rounding).
+   *
+   * @example
+   * ```ts
+   * using a2 = ctx.mul(a, a, { finish: false });
+   * using b2 = ctx.mul(b, b, { finish: false });
+   * using s = ctx.sumProducts([a2, b2]); // a² + b², one relinearization and one rescale
+   * ```
+   */
+  mul(a: CkksVector, b: CkksVector, options: { readonly finish?: boolean } = {}): CkksVector {
     // Products need equal levels only; the result's scale is the product of the scales.
     const [x, y] = this.#aligned(a, b, false);
     this.#needLevel(x, 'mul');
@@ -396,6 +409,7 @@ export class CkksContext {
       sealCall('multiply', () => {
         if (x === y) this.#evaluator.square(x.ct, out);
         else this.#evaluator.multiply(x.ct, y.ct, out);
+        if (options.finish === false) return;
         this.#evaluator.relinearizeInplace(out, relin);
         this.#evaluator.rescaleToNextInplace(out);
       });
@@ -406,6 +420,41 @@ export class CkksContext {
       this.#dropTemps(a, b, x, y);
     }
     return new CkksVector(this, out, Math.max(a.length, b.length));
+  }
+
+  /**
+   * Σ ps for products made with `mul(…, { finish: false })` (all at one level and scale):
+   * added as three-part ciphertexts, then relinearized and rescaled once, in that order (the key
+   * switch's error is divided by q_ℓ too). The result is what adding the finished products gives.
+   *
+   * @example
+   * ```ts
+   * using s = ctx.sumProducts([ctx.mul(a, a, { finish: false }), ctx.mul(b, b, { finish: false })]);
+   * ```
+   */
+  sumProducts(ps: readonly CkksVector[]): CkksVector {
+    if (ps.length === 0) throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', 'no products to sum', { param: 'ps' });
+    const first = ps[0]!;
+    this.#own(first, 'ps[0]');
+    const level = this.levelOf(first);
+    const acc = this.#copy(first);
+    try {
+      ps.forEach((p, i) => {
+        this.#own(p, `ps[${i}]`);
+        if (this.levelOf(p) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `ps[${i}] is at level ${this.levelOf(p)}, ps[0] at ${level}`, { param: `ps[${i}]` });
+        if (i === 0) return;
+        this.#alignScale(p, acc);
+        sealCall('add', () => this.#evaluator.addInplace(acc.ct, p.ct));
+      });
+      sealCall('relinearize', () => {
+        if (acc.ct.size() > 2) this.#evaluator.relinearizeInplace(acc.ct, this.#needRelin());
+        this.#evaluator.rescaleToNextInplace(acc.ct);
+      });
+    } catch (e) {
+      acc.delete();
+      throw e;
+    }
+    return acc;
   }
 
   /** a², relinearized and rescaled: one level. */
@@ -467,6 +516,8 @@ export class CkksContext {
     const level = this.levelOf(first);
     this.#needLevel(first, 'linearCombination');
     const q = this.#lastPrime[level]!;
+    const fast = this.#kernelCombination(xs, ks, bias, level);
+    if (fast !== undefined) return fast;
     const acc = this.#fresh();
     const tmp = this.#fresh();
     let started = false;
@@ -522,6 +573,82 @@ export class CkksContext {
       tmp.delete();
     }
     return new CkksVector(this, acc, first.length);
+  }
+
+  /**
+   * {@link linearCombination} on SEAL's buffers with the RNS kernel (kernel.ts): each term is one
+   * pass of x_i·m_i mod q_j over its words, m_i = round(k_i·q_ℓ·Δ₀/Δᵢ) being exactly the integer
+   * the scalar plaintext of the SEAL path holds, so the result is the same ciphertext. Undefined
+   * when the kernel does not apply (SEAL's memory unreachable, a prime ≥ 2^50, a scalar whose
+   * encoding exceeds 2^53, or no non-zero term), and the SEAL path runs instead.
+   */
+  #kernelCombination(xs: readonly CkksVector[], ks: readonly number[], bias: number, level: number): CkksVector | undefined {
+    const kernel = rnsKernel();
+    if (kernel === undefined) return undefined;
+    const primes = this.#primesAt[level]!;
+    if (primes.some((p) => p >= BigInt(KERNEL_PRIME_LIMIT))) return undefined;
+    const first = xs[0]!;
+    if (probeDataPointer(this.seal, first.ct, kernel.memory) === undefined) return undefined;
+    const q = this.#lastPrime[level]!;
+    const qs = primes.map(Number);
+    const n = this.params.polyModulusDegree;
+    const terms: { x: CkksVector; w: bigint[]; wq: number[] }[] = [];
+    let size = 0;
+    for (let i = 0; i < xs.length; i++) {
+      const k = ks[i]!;
+      if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `coefficient ${i} is ${k}`, { param: `ks[${i}]` });
+      if (Math.abs(k) * q < 0.5) continue;
+      const x = xs[i]!;
+      this.#own(x, `xs[${i}]`);
+      if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
+      if (!x.ct.isNttForm()) return undefined;
+      // The integer the SEAL path's scalar plaintext holds (#encodeScalarAt at q·Δ₀/Δᵢ).
+      const m = Math.round(k * q * (first.ct.scale() / x.ct.scale()));
+      if (Math.abs(m) >= 2 ** 53) return undefined;
+      const w = qs.map((p) => ((m % p) + p) % p);
+      terms.push({ x, w: w.map(BigInt), wq: w.map((v, j) => v / qs[j]!) });
+      size = Math.max(size, x.ct.size());
+    }
+    if (terms.length === 0) return undefined;
+    const widest = terms.find((t) => t.x.ct.size() === size)!.x;
+    const acc = this.#fresh();
+    try {
+      acc.assign(widest.ct);
+      const block = n;
+      const dst = ciphertextData(acc, kernel.memory);
+      new BigUint64Array(kernel.memory.buffer, dst, size * primes.length * n).fill(0n);
+      const reduceAll = (): void => {
+        for (let p = 0; p < size; p++) for (let j = 0; j < primes.length; j++) kernel.reduce(dst + 8 * (p * primes.length + j) * block, block, primes[j]!, 1 / qs[j]!);
+      };
+      let pending = 0;
+      for (const t of terms) {
+        const src = ciphertextData(t.x.ct, kernel.memory);
+        const polys = t.x.ct.size();
+        for (let p = 0; p < polys; p++) {
+          for (let j = 0; j < primes.length; j++) {
+            const off = 8 * (p * primes.length + j) * block;
+            kernel.mac(dst + off, src + off, block, primes[j]!, t.w[j]!, t.wq[j]!);
+          }
+        }
+        if (++pending === MAX_LAZY_TERMS) {
+          reduceAll();
+          pending = 0;
+        }
+      }
+      reduceAll();
+      acc.setScale(first.ct.scale() * q);
+      sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc));
+      const out = new CkksVector(this, acc, first.length);
+      if (bias !== 0) {
+        const pt = this.#encodeScalarAt(out, bias, 'bias', acc.scale());
+        sealCall('addPlain', () => this.#evaluator.addPlainInplace(acc, pt));
+        pt.delete();
+      }
+      return out;
+    } catch (e) {
+      if (!acc.isDeleted()) acc.delete();
+      throw e;
+    }
   }
 
   /**

@@ -15,6 +15,7 @@
  * | `add`, `sub`, `negate`, `addPlain`, `addScalar`, `addInPlace` | 0 | — |
  * | `mul`, `square` | 1 | relinearization |
  * | `mulPlain`, `mulScalar`, `linearCombination` | 1 | — |
+ * | `mul(a, b, { finish: false })` then `sumProducts(ps)` | 1 for the pair | relinearization (once per sum) |
  * | `rotate(v, k)` | 0 | Galois key for k |
  * | `sumSlots(v, n, stride)` | 0 | Galois keys `sumSlotsSteps(n, stride)` |
  * | `mulDiagonals(v, m)` (matrix × vector, BSGS) | 1 | Galois keys `diagonalSteps(…)` |

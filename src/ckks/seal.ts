@@ -12,11 +12,12 @@ import type { MainModule } from 'node-seal';
 export type Seal = MainModule;
 
 /** The few WebAssembly globals used here (the project's lib settings do not declare them). */
-interface WasmMemory {
+export interface WasmMemory {
   readonly buffer: ArrayBuffer;
 }
-interface WasmApi {
+export interface WasmApi {
   compile(bytes: Uint8Array): Promise<object>;
+  Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
   Memory: abstract new (...args: never[]) => WasmMemory;
 }
@@ -28,6 +29,18 @@ interface Loaded {
 }
 
 let loading: Promise<Loaded> | undefined;
+let loadedMemory: WasmMemory | undefined;
+
+/**
+ * @internal SEAL's linear memory once {@link loadSeal} has resolved (undefined before, or when
+ * the module exports none): the ciphertext kernels (kernel.ts) read and write SEAL's buffers in it.
+ */
+export function sealMemory(): WasmMemory | undefined {
+  return loadedMemory;
+}
+
+/** @internal The WebAssembly namespace, typed for the few calls made here. */
+export const WebAssemblyApi: WasmApi = Wasm;
 
 /**
  * Returns the process-wide (per-thread) SEAL instance, compiling the wasm on the first call.
@@ -77,6 +90,7 @@ async function instantiate(): Promise<Loaded> {
       return instance.exports;
     },
   });
+  loadedMemory = memory;
   return { seal, memory };
 }
 

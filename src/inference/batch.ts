@@ -25,10 +25,32 @@ class Form<V> {
   readonly terms: Map<V, number>;
   readonly bias: number;
   cached: V | undefined;
+  /**
+   * Σ of the terms as one ciphertext (additions only, no level), for a form whose coefficients
+   * are all `common`: the form is then common·sum + bias (see {@link equalCoefficient}).
+   */
+  sum: V | undefined;
   constructor(terms: Map<V, number>, bias: number) {
     this.terms = terms;
     this.bias = bias;
   }
+}
+
+/**
+ * The coefficient every term of a form shares, when it has at least two terms and they all share
+ * one; else undefined. Such a form (average pooling: ¼ on each of four ciphertexts) is summed once
+ * by additions where a later linear layer expands it, so that layer takes one term per pooled
+ * value instead of one per pooled input: for LeNet-5's AveragePool → Conv 16@5×5 the conv's
+ * terms drop from 600 to 150 per output, at no level (additions do not rescale).
+ */
+function equalCoefficient<V>(terms: ReadonlyMap<V, number>): number | undefined {
+  if (terms.size < 2) return undefined;
+  let common: number | undefined;
+  for (const k of terms.values()) {
+    if (common === undefined) common = k;
+    else if (k !== common) return undefined;
+  }
+  return common;
 }
 
 /** A batch-plan element: a constant, a ciphertext, or an affine form over ciphertexts. */
@@ -51,6 +73,8 @@ interface BatchOps<V extends object> {
   level(v: V): number;
   toLevel(v: V, level: number): V;
   linearCombination(vs: readonly V[], ks: readonly number[], bias: number): V;
+  /** Σ vs by additions (mod-switched to the lowest level first); no level used. */
+  sum(vs: readonly V[]): V;
   mul(a: V, b: V): V;
   constant(value: number): V;
   copy(v: V): V;
@@ -72,6 +96,7 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
     level: (v) => v.level,
     toLevel: (v, level) => ctx.toLevel(v, level),
     linearCombination: (vs, ks, bias) => ctx.linearCombination(vs, ks, bias),
+    sum: (vs) => sumVectors(ctx, vs),
     mul: (a, b) => ctx.mul(a, b),
     constant: (value) => ctx.encryptVector(new Float64Array(ctx.slotCount).fill(value)),
     copy: (v) => ctx.copy(v),
@@ -83,7 +108,10 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
 /** One instruction of a recorded batch program; operands are value ids (inputs are 0 … n−1). */
 export type BatchInstr =
   | { readonly op: 'lc'; readonly out: number; readonly ins: readonly number[]; readonly ks: readonly number[]; readonly bias: number }
-  | { readonly op: 'mul'; readonly out: number; readonly a: number; readonly b: number }
+  /** `finish: true`: every operand is an unfinished product; relinearize and rescale the sum once. */
+  | { readonly op: 'sum'; readonly out: number; readonly ins: readonly number[]; readonly finish?: true }
+  /** `finish: false`: left unrelinearized and unrescaled for the sums that consume it. */
+  | { readonly op: 'mul'; readonly out: number; readonly a: number; readonly b: number; readonly finish?: false }
   | { readonly op: 'toLevel'; readonly out: number; readonly a: number; readonly level: number }
   | { readonly op: 'const'; readonly out: number; readonly value: number }
   | { readonly op: 'copy'; readonly out: number; readonly a: number };
@@ -135,6 +163,11 @@ export function recordBatch(graph: Graph, inputLevel: number): BatchProgram {
       instrs.push({ op: 'lc', out: out.id, ins: vs.map((v) => v.id), ks: [...ks], bias });
       return out;
     },
+    sum: (vs) => {
+      const out = new Sym(next++, Math.min(...vs.map((v) => v.level)));
+      instrs.push({ op: 'sum', out: out.id, ins: vs.map((v) => v.id) });
+      return out;
+    },
     mul: (a, b) => {
       const out = new Sym(next++, Math.min(a.level, b.level) - 1);
       instrs.push({ op: 'mul', out: out.id, a: a.id, b: b.id });
@@ -154,7 +187,41 @@ export function recordBatch(graph: Graph, inputLevel: number): BatchProgram {
   };
   const input = Array.from({ length: n }, (_, i) => new Sym(i, inputLevel));
   const outputs = runWith(ops, graph, input, {}).map((v) => v.id);
-  return { inputs: n, inputLevel, instrs, outputs };
+  return { inputs: n, inputLevel, instrs: deferFinishing(instrs, outputs), outputs };
+}
+
+/**
+ * Products whose only consumers are sums of products (average pooling of x²) are left
+ * unfinished, and each such sum relinearizes and rescales once: LeNet-5 x² pays 1,576
+ * relinearizations and rescales instead of 6,304, with the same levels (the product's level is
+ * spent by the sum's rescale) and no more error (relinearization before the rescale, as in a
+ * finished product). A product qualifies when it is no output and every consumer is a sum whose
+ * every operand qualifies (iterated to a fixed point).
+ */
+function deferFinishing(instrs: BatchInstr[], outputs: readonly number[]): BatchInstr[] {
+  const byOut = new Map(instrs.map((i) => [i.out, i]));
+  const consumers = new Map<number, BatchInstr[]>();
+  for (const ins of instrs) {
+    const ops = ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
+    for (const id of new Set(ops)) consumers.set(id, [...(consumers.get(id) ?? []), ins]);
+  }
+  const isOutput = new Set(outputs);
+  const deferred = new Set<number>();
+  for (const ins of instrs) {
+    const users = consumers.get(ins.out) ?? [];
+    if (ins.op === 'mul' && !isOutput.has(ins.out) && users.length > 0 && users.every((u) => u.op === 'sum')) deferred.add(ins.out);
+  }
+  const finishing = (sum: BatchInstr): boolean => sum.op === 'sum' && sum.ins.every((id) => deferred.has(id) && byOut.get(id)?.op === 'mul');
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const id of deferred) {
+      if (!consumers.get(id)!.every(finishing)) {
+        deferred.delete(id);
+        changed = true;
+      }
+    }
+  }
+  return instrs.map((ins) => (ins.op === 'mul' && deferred.has(ins.out) ? { ...ins, finish: false } : ins.op === 'sum' && finishing(ins) ? { ...ins, finish: true } : ins));
 }
 
 /**
@@ -177,8 +244,11 @@ export function runBatchInstr(ctx: CkksContext, values: Map<number, CkksVector>,
     case 'lc':
       out = ctx.linearCombination(ins.ins.map(get), ins.ks, ins.bias);
       break;
+    case 'sum':
+      out = ins.finish === true ? ctx.sumProducts(ins.ins.map(get)) : sumVectors(ctx, ins.ins.map(get));
+      break;
     case 'mul':
-      out = ctx.mul(get(ins.a), get(ins.b));
+      out = ins.finish === false ? ctx.mul(get(ins.a), get(ins.b), { finish: false }) : ctx.mul(get(ins.a), get(ins.b));
       break;
     case 'toLevel':
       out = ctx.toLevel(get(ins.a), ins.level);
@@ -191,6 +261,24 @@ export function runBatchInstr(ctx: CkksContext, values: Map<number, CkksVector>,
       break;
   }
   values.set(ins.out, out);
+}
+
+/** Σ vs by additions at the lowest operand level (CkksContext.add aligns levels and scales). */
+function sumVectors(ctx: CkksContext, vs: readonly CkksVector[]): CkksVector {
+  let level = Infinity;
+  let low = vs[0]!;
+  for (const v of vs) {
+    const l = v.level;
+    if (l < level) [level, low] = [l, v];
+  }
+  const acc = ctx.copy(low);
+  try {
+    for (const v of vs) if (v !== low) ctx.addInPlace(acc, v);
+  } catch (e) {
+    acc.delete();
+    throw e;
+  }
+  return acc;
 }
 
 function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readonly V[], options: RunBatchOptions): V[] {
@@ -211,7 +299,7 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
     if (typeof e === 'number') throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', 'a constant reached a ciphertext product', { param: 'model' });
     if (!(e instanceof Form)) return e;
     if (e.cached !== undefined) return e.cached;
-    const entries = [...e.terms];
+    const entries: [V, number][] = e.sum !== undefined ? [[e.sum, equalCoefficient(e.terms)!]] : [...e.terms];
     if (entries.length === 1 && entries[0]![1] === 1 && e.bias === 0) return (e.cached = entries[0]![0]);
     const level = Math.min(...entries.map(([v]) => ops.level(v)));
     const temps: V[] = [];
@@ -241,7 +329,11 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
         if (typeof e === 'number') b += k * e;
         else if (e instanceof Form && e.cached !== undefined) add(e.cached, k);
         else if (e instanceof Form) {
-          for (const [v, kv] of e.terms) add(v, k * kv);
+          const common = equalCoefficient(e.terms);
+          if (common !== undefined) {
+            e.sum ??= own(ops.sum([...e.terms.keys()]));
+            add(e.sum, k * common);
+          } else for (const [v, kv] of e.terms) add(v, k * kv);
           b += k * e.bias;
         } else add(e, k);
       }
@@ -272,7 +364,9 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
       for (const e of t.data) {
         if (typeof e === 'number') continue;
         if (e instanceof Form) {
-          for (const v of e.terms.keys()) reachable.add(v);
+          // A summed form needs only its sum (its terms may be freed).
+          if (e.sum !== undefined) reachable.add(e.sum);
+          else for (const v of e.terms.keys()) reachable.add(v);
           if (e.cached !== undefined) reachable.add(e.cached);
         } else reachable.add(e);
       }
@@ -370,59 +464,29 @@ export function batchDepth(graph: Graph): number {
   return Math.max(0, ...outs.flatMap((t) => t.data.map(materialized)));
 }
 
-/** Cost element: the ciphertext ids a form combines, or one ciphertext id. */
-type CostElem = number | { readonly ids: ReadonlySet<number>; readonly form: boolean };
-
 /**
  * Work of one batch-plan run: plaintext-scalar products (terms of every materialized affine
- * form) and ciphertext products. Independent of how many slots are filled.
+ * form), ciphertext products and ciphertext additions (the sums of equal-coefficient forms), read
+ * off the recorded program ({@link recordBatch}), so it counts exactly what runs. Independent of
+ * how many slots are filled.
  *
  * @example
  * ```ts
- * batchCost(graph); // { scalarProducts: 29_568, products: 320 } for the bundled MNIST model
+ * batchCost(graph); // { scalarProducts: 29_568, products: 320, additions: 0 } for the bundled MNIST model
  * ```
  */
-export function batchCost(graph: Graph): { scalarProducts: number; products: number } {
+export function batchCost(graph: Graph): { scalarProducts: number; products: number; additions: number } {
   const spec = graph.inputs[0];
   if (spec === undefined) throw new CipherMLError('CIPHERML_E_ONNX_INVALID', 'the model has no input', { param: 'model' });
-  const dims = [1, ...spec.dims.slice(1).map((d) => d ?? 1)];
-  let next = 0;
+  // Levels only decide where mod-switches go, which the cost does not count.
+  const program = recordBatch(graph, 1 << 20);
   let scalarProducts = 0;
   let products = 0;
-  // A materialized form's ciphertext id (later forms use it, as runBatch does).
-  const done = new WeakMap<object, number>();
-  const materialize = (e: Exclude<CostElem, number>): void => {
-    if (e.form && !done.has(e)) {
-      done.set(e, next++);
-      scalarProducts += e.ids.size;
-    }
-  };
-  const algebra: Algebra<CostElem> = {
-    lin: (terms, bias) => {
-      const ids = new Set<number>();
-      for (const [e, k] of terms) {
-        if (k === 0 || typeof e === 'number') continue;
-        const id = done.get(e);
-        if (id !== undefined) ids.add(id);
-        else for (const i of e.ids) ids.add(i);
-      }
-      if (ids.size === 0) return bias;
-      const only = terms.length === 1 && terms[0]![1] === 1 && bias === 0 ? terms[0]![0] : undefined;
-      return typeof only === 'object' ? only : { ids, form: true };
-    },
-    mul: (a, b) => {
-      if (typeof a === 'number') return algebra.lin([[b, a]], 0);
-      if (typeof b === 'number') return algebra.lin([[a, b]], 0);
-      materialize(a);
-      materialize(b);
-      products++;
-      return { ids: new Set([next++]), form: false };
-    },
-    nonlinear: (op, _a, node) => {
-      throw new CipherMLError('CIPHERML_E_ONNX_UNSUPPORTED_OPERATOR', `${op} node "${node.name}" must be calibrated into a polynomial first`, { param: 'model', details: { op, node: node.name } });
-    },
-  };
-  const outs = execute(graph, algebra, [{ dims, data: Array.from({ length: sizeOf(dims) }, () => ({ ids: new Set([next++]), form: false })) }]);
-  for (const t of outs) for (const e of t.data) if (typeof e !== 'number') materialize(e);
-  return { scalarProducts, products };
+  let additions = 0;
+  for (const ins of program.instrs) {
+    if (ins.op === 'lc') scalarProducts += ins.ins.length;
+    else if (ins.op === 'mul') products++;
+    else if (ins.op === 'sum') additions += ins.ins.length - 1;
+  }
+  return { scalarProducts, products, additions };
 }

@@ -40,7 +40,7 @@ export type { TensorMeta } from './meta.ts';
 export { DEFAULT_ARRAY_LIMITS, readArrays, readNpy, readZip, writeNpy, writeZip } from './npy.ts';
 export type { ArrayLimits } from './npy.ts';
 export { EncryptionPool, InferencePool, schedulePool } from './pool.ts';
-export type { InferencePoolOptions, PoolInferOptions, PoolSchedule, ThreadWave } from './pool.ts';
+export type { InferencePoolOptions, PoolInferOptions, PoolSchedule, ThreadPlan } from './pool.ts';
 export { compileSingle, packSingleInput, PreparedSingle, prepareSingle, runSingle } from './single.ts';
 export type { SingleMap, SinglePlan, SingleStep } from './single.ts';
 export { GraphBuilder } from './builder.ts';

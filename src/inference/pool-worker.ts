@@ -20,31 +20,57 @@ export type PoolMessage =
   | { readonly kind: 'initSecret'; readonly secretKey: Uint8Array }
   | { readonly kind: 'encrypt'; readonly vectors: readonly Float64Array[] }
   | {
-      readonly kind: 'wave';
-      /** Values to load first; ids below `inputs` are program inputs and must be fresh. */
+      readonly kind: 'run';
+      /** Program inputs this thread reads (fresh encryptions), loaded at first use. */
       readonly load: readonly { readonly id: number; readonly record: CiphertextRecord }[];
       readonly inputs: number;
       readonly inputLevel: number;
+      /** In execution order (see schedulePool). */
       readonly instrs: readonly BatchInstr[];
-      /** Values to hand back after the wave (to other threads, or outputs). */
-      readonly send: readonly number[];
-      /** Values no later wave on this thread needs. */
-      readonly free: readonly number[];
+      /** Value id ↦ threads to send it to as soon as it is made (−1: the caller). */
+      readonly send: readonly (readonly [number, readonly number[]])[];
+      /** frees[i]: values to free after instruction i. */
+      readonly frees: readonly (readonly number[])[];
     }
+  /** A value another thread made, for the running program. */
+  | { readonly kind: 'value'; readonly id: number; readonly record: CiphertextRecord }
+  /** Another thread failed: stop waiting. */
+  | { readonly kind: 'abort' }
   | { readonly kind: 'reset' };
 
-/** Reply to a wave. */
-export interface WaveResult {
-  readonly sent: { readonly id: number; readonly record: CiphertextRecord }[];
+/** Reply to a run. */
+export interface RunResult {
   readonly ms: number;
 }
 
 let ctx: CkksContext | undefined;
 const values = new Map<number, CkksVector>();
+/** Values other threads sent, not yet needed. */
+const inbox = new Map<number, CiphertextRecord>();
+let waiting: { readonly id: number; readonly resolve: () => void; readonly reject: (e: unknown) => void } | undefined;
 
 function reset(): void {
   for (const v of values.values()) v.delete();
   values.clear();
+  inbox.clear();
+}
+
+function receive(msg: PoolMessage): void {
+  if (msg.kind === 'value') {
+    inbox.set(msg.id, msg.record);
+    if (waiting?.id === msg.id) waiting.resolve();
+  } else if (msg.kind === 'abort') {
+    waiting?.reject(new CipherMLError('CIPHERML_E_WORKER_FAILED', 'another pool thread failed', { param: 'pool' }));
+  }
+}
+
+/** Resolves once value `id` is in the inbox. */
+function arrival(id: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    waiting = { id, resolve: () => resolve(), reject };
+  }).finally(() => {
+    waiting = undefined;
+  });
 }
 
 async function handle(msg: PoolMessage): Promise<unknown> {
@@ -68,37 +94,71 @@ async function handle(msg: PoolMessage): Promise<unknown> {
     return null;
   }
   if (ctx === undefined) throw new CipherMLError('CIPHERML_E_WORKER_FAILED', 'the inference thread has no key yet', { param: 'pool' });
+  if (msg.kind !== 'run') throw new CipherMLError('CIPHERML_E_WORKER_FAILED', `unexpected message ${msg.kind}`, { param: 'pool' });
+  const c = ctx;
   const t0 = performance.now();
-  for (const { id, record } of msg.load) {
-    const v = loadCiphertext(ctx, record, id < msg.inputs ? `input[${id}]` : `value ${id}`);
-    values.get(id)?.delete();
-    values.set(id, v);
-    if (id < msg.inputs && v.level !== msg.inputLevel) {
-      throw new CipherMLError('CIPHERML_E_CKKS_CIPHERTEXT_INVALID', `input ciphertext ${id} is at level ${v.level}, a fresh encryption is at ${msg.inputLevel}`, { param: 'input' });
+  const fresh = new Map(msg.load.map(({ id, record }) => [id, record]));
+  const sendTo = new Map(msg.send);
+  const present = async (id: number): Promise<void> => {
+    if (values.has(id)) return;
+    let record = fresh.get(id);
+    if (record !== undefined) {
+      fresh.delete(id);
+      const v = loadCiphertext(c, record, `input[${id}]`);
+      values.set(id, v);
+      if (v.level !== msg.inputLevel) throw new CipherMLError('CIPHERML_E_CKKS_CIPHERTEXT_INVALID', `input ciphertext ${id} is at level ${v.level}, a fresh encryption is at ${msg.inputLevel}`, { param: 'input' });
+      return;
     }
+    while (!inbox.has(id)) await arrival(id);
+    record = inbox.get(id)!;
+    inbox.delete(id);
+    values.set(id, loadCiphertext(c, record, `value ${id}`));
+  };
+  const step = Math.max(1, Math.floor(msg.instrs.length / 100));
+  for (let i = 0; i < msg.instrs.length; i++) {
+    const ins = msg.instrs[i]!;
+    for (const id of operandsOf(ins)) if (!values.has(id)) await present(id);
+    runBatchInstr(c, values, ins);
+    const to = sendTo.get(ins.out);
+    if (to !== undefined) {
+      const record = saveCiphertext(values.get(ins.out)!);
+      parentPort!.postMessage({ id: 0, forward: { id: ins.out, record, to } }, [record.bytes.buffer as ArrayBuffer]);
+    }
+    for (const id of msg.frees[i] ?? []) {
+      values.get(id)?.delete();
+      values.delete(id);
+    }
+    if ((i + 1) % step === 0 || i + 1 === msg.instrs.length) parentPort!.postMessage({ id: 0, progress: i + 1 });
   }
-  for (const ins of msg.instrs) runBatchInstr(ctx, values, ins);
-  const sent = msg.send.map((id) => {
-    const v = values.get(id);
-    if (v === undefined) throw new CipherMLError('CIPHERML_E_WORKER_FAILED', `value ${id} is not on this thread`, { param: 'pool' });
-    return { id, record: saveCiphertext(v) };
-  });
-  for (const id of msg.free) {
-    values.get(id)?.delete();
-    values.delete(id);
+  reset();
+  return { ms: performance.now() - t0 } satisfies RunResult;
+}
+
+function operandsOf(ins: BatchInstr): readonly number[] {
+  switch (ins.op) {
+    case 'lc':
+    case 'sum':
+      return ins.ins;
+    case 'mul':
+      return [ins.a, ins.b];
+    case 'toLevel':
+    case 'copy':
+      return [ins.a];
+    case 'const':
+      return [];
   }
-  return { sent, ms: performance.now() - t0 } satisfies WaveResult;
 }
 
 parentPort?.on('message', ({ id, msg }: { id: number; msg: PoolMessage }) => {
+  if (msg.kind === 'value' || msg.kind === 'abort') return receive(msg);
   handle(msg).then(
     (result) => {
-      const records = msg.kind === 'wave' ? (result as WaveResult).sent.map((s) => s.record) : msg.kind === 'encrypt' ? (result as CiphertextRecord[]) : [];
+      const records = msg.kind === 'encrypt' ? (result as CiphertextRecord[]) : [];
       const transfer = records.map((r) => r.bytes.buffer as ArrayBuffer);
       parentPort!.postMessage({ id, ok: true, result }, transfer);
     },
     (e: unknown) => {
-      if (msg.kind === 'wave') reset();
+      if (msg.kind === 'run') reset();
       parentPort!.postMessage({ id, ok: false, error: errorToReply(e) });
     },
   );

@@ -70,7 +70,7 @@ describe('LeNet-5 with Relu (HE-MAN evaluation model class)', () => {
     const levels = new Map<number, number>();
     for (let i = 0; i < program.inputs; i++) levels.set(i, 40);
     for (const ins of program.instrs) {
-      const lv = ins.op === 'lc' ? Math.min(...ins.ins.map((id) => levels.get(id)!)) - 1 : ins.op === 'mul' ? Math.min(levels.get(ins.a)!, levels.get(ins.b)!) - 1 : ins.op === 'toLevel' ? ins.level : ins.op === 'const' ? 40 : levels.get(ins.a)!;
+      const lv = ins.op === 'lc' ? Math.min(...ins.ins.map((id) => levels.get(id)!)) - 1 : ins.op === 'mul' ? Math.min(levels.get(ins.a)!, levels.get(ins.b)!) - 1 : ins.op === 'toLevel' ? ins.level : ins.op === 'const' ? 40 : ins.op === 'sum' ? Math.min(...ins.ins.map((id) => levels.get(id)!)) : levels.get(ins.a)!;
       levels.set(ins.out, lv);
     }
     expect(40 - Math.min(...program.outputs.map((id) => levels.get(id)!))).toBe(batchDepth(calibrated));
