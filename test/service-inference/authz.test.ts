@@ -16,7 +16,7 @@ import type { RunningService } from '../../src/service/index.ts';
 import { makeTokens } from './helpers.ts';
 
 // Authorization of every inference route, and uploads refused without a trace in storage, on a
-// tiny two-layer model (the MNIST flow is in flow.test.ts).
+// tiny two-layer model (the MNIST flow is in test/slow/service-inference-flow.test.ts).
 const root = mkdtempSync(join(tmpdir(), 'cipherml-svc-infer-authz-'));
 let svc: RunningService;
 let t: Awaited<ReturnType<typeof makeTokens>>;

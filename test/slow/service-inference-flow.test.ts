@@ -6,7 +6,7 @@ import { gatewayDeploy, gatewayInfer } from '../../src/gateway/index.ts';
 import { parseOnnx, runPlain } from '../../src/inference/index.ts';
 import { startService } from '../../src/service/index.ts';
 import type { RunningService } from '../../src/service/index.ts';
-import { MNIST_ONNX, calibrationNpz, makeTokens, mnistDigits } from './helpers.ts';
+import { MNIST_ONNX, calibrationNpz, makeTokens, mnistDigits } from '../service-inference/helpers.ts';
 
 // HE4Cloud's inference flow on the service (docs/service.md "Encrypted inference"): deploy →
 // register → upload evaluation keys → encrypted predict → decrypt on the trusted side, on the
