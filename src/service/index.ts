@@ -12,7 +12,7 @@
 import '../core/node-version.ts';
 export { startService } from './server.ts';
 export type { RunningService, ServiceOptions } from './server.ts';
-export { OPENAPI_DOCUMENT, docsPage } from './openapi.ts';
+export { OPENAPI_DOCUMENT } from './openapi.ts';
 export { runFitJob, runFitJobOnThread } from './jobs.ts';
 export type { JobStorageRef } from './jobs.ts';
 export { openStorage } from './storage/index.ts';

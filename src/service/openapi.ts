@@ -96,22 +96,3 @@ export const OPENAPI_DOCUMENT: { readonly openapi: string; readonly info: Record
   },
   paths: buildPaths(),
 };
-
-function esc(s: string): string {
-  return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-}
-
-/**
- * The /docs page: every route with its summary, from {@link OPENAPI_DOCUMENT}.
- *
- * @example
- * ```ts
- * docsPage().includes('/api/v1/info/version'); // true
- * ```
- */
-export function docsPage(): string {
-  const rows = Object.entries(OPENAPI_DOCUMENT.paths).flatMap(([path, ops]) =>
-    Object.entries(ops).map(([method, op]) => `<tr><td><code>${method.toUpperCase()}</code></td><td><code>${esc(path)}</code></td><td>${esc(String((op as { summary?: string }).summary ?? ''))}</td></tr>`),
-  );
-  return `<!doctype html><html><head><meta charset="utf-8"><title>cipherml service API</title></head><body><h1>${esc(String(OPENAPI_DOCUMENT.info['title']))}</h1><p>${esc(String(OPENAPI_DOCUMENT.info['description']))}</p><p>Machine-readable: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p><table border="1" cellpadding="4"><tr><th>method</th><th>path</th><th>what</th></tr>${rows.join('')}</table></body></html>`;
-}
