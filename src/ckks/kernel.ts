@@ -22,7 +22,7 @@ import { sealMemory, WebAssemblyApi } from './seal.ts';
  */
 
 /** Primes must be below this for the kernel (the f64 quotient estimate's bound). */
-export const KERNEL_PRIME_LIMIT = 2 ** 50;
+export const KERNEL_PRIME_LIMIT: number = 2 ** 50;
 /** Terms accumulated before a reduction: 2^62 / 2^50 = 4096, halved for margin. */
 export const MAX_LAZY_TERMS = 2048;
 
