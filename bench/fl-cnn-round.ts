@@ -11,8 +11,7 @@ import { PaillierFedAvg, PlainFedAvg, weightedFlat, type FitOutcome, type StageR
 import { subset } from '../src/ml/idx.ts';
 import { loadEngine } from '../src/ml/nn/engine.ts';
 import { PackingLayout, encryptVector, generatePaillierKeyPair, precomputeRandomizers, serializePacked, type PackingSpec, type PaillierKeyPair, type RandomizerStock } from '../src/paillier/index.ts';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from './secagg.ts';
 
 /**
  * One federated LeNet-5 round per strategy, each party charged only its own work (the project's
@@ -32,18 +31,6 @@ import { runInNewContext } from 'node:vm';
  * first round), and the randomizers a worker precomputes while it waits (reported apart: they do
  * not depend on the update and are off the round's critical path).
  */
-
-/** A full garbage collection between parties' steps (V8's gc(), exposed at run time; a no-op if V8 refuses). */
-const collectGarbage: () => void = (() => {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    if (typeof gc === 'function') return gc as () => void;
-  } catch {
-    // fall through
-  }
-  return () => undefined;
-})();
 
 /** CPU and wall milliseconds of one party's step, measured alone. */
 export interface Cost {

@@ -523,12 +523,9 @@ export class CkksContext {
     let started = false;
     try {
       for (let i = 0; i < xs.length; i++) {
+        const x = this.#term(xs, ks, i, level, q);
+        if (x === undefined) continue;
         const k = ks[i]!;
-        if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `coefficient ${i} is ${k}`, { param: `ks[${i}]` });
-        if (Math.abs(k) * q < 0.5) continue;
-        const x = xs[i]!;
-        this.#own(x, `xs[${i}]`);
-        if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
         // Encoding k at q·(Δ₀/Δᵢ) makes every product's scale Δ₀·q, so terms whose scales drifted
         // apart (different product paths) still add exactly.
         const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q * (first.ct.scale() / x.ct.scale()));
@@ -558,21 +555,36 @@ export class CkksContext {
         zero.delete();
         return out;
       }
-      sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc));
-      if (bias !== 0) {
-        const out = new CkksVector(this, acc, first.length);
-        const pt = this.#encodeScalarAt(out, bias, 'bias', acc.scale());
-        sealCall('addPlain', () => this.#evaluator.addPlainInplace(acc, pt));
-        pt.delete();
-        return out;
-      }
+      return this.#finishCombination(acc, first.length, bias);
     } catch (e) {
       if (!acc.isDeleted()) acc.delete();
       throw e;
     } finally {
       tmp.delete();
     }
-    return new CkksVector(this, acc, first.length);
+  }
+
+  /** xs[i] when term i counts, undefined when k_i·q_ℓ rounds to 0; refuses a non-finite k_i, another context's vector or another level than xs[0]'s. */
+  #term(xs: readonly CkksVector[], ks: readonly number[], i: number, level: number, q: number): CkksVector | undefined {
+    const k = ks[i]!;
+    if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `coefficient ${i} is ${k}`, { param: `ks[${i}]` });
+    if (Math.abs(k) * q < 0.5) return undefined;
+    const x = xs[i]!;
+    this.#own(x, `xs[${i}]`);
+    if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
+    return x;
+  }
+
+  /** Rescales an accumulated Σ k_i·x_i (scale Δ₀·q_ℓ) to Δ₀ and adds the bias at that scale. */
+  #finishCombination(acc: S.Ciphertext, length: number, bias: number): CkksVector {
+    sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc));
+    const out = new CkksVector(this, acc, length);
+    if (bias !== 0) {
+      const pt = this.#encodeScalarAt(out, bias, 'bias', acc.scale());
+      sealCall('addPlain', () => this.#evaluator.addPlainInplace(acc, pt));
+      pt.delete();
+    }
+    return out;
   }
 
   /**
@@ -595,12 +607,9 @@ export class CkksContext {
     const terms: { x: CkksVector; w: bigint[]; wq: number[] }[] = [];
     let size = 0;
     for (let i = 0; i < xs.length; i++) {
+      const x = this.#term(xs, ks, i, level, q);
+      if (x === undefined) continue;
       const k = ks[i]!;
-      if (!Number.isFinite(k)) throw new CipherMLError('CIPHERML_E_NOT_FINITE', `coefficient ${i} is ${k}`, { param: `ks[${i}]` });
-      if (Math.abs(k) * q < 0.5) continue;
-      const x = xs[i]!;
-      this.#own(x, `xs[${i}]`);
-      if (this.levelOf(x) !== level) throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `xs[${i}] is at level ${this.levelOf(x)}, xs[0] at ${level}`, { param: `xs[${i}]` });
       if (!x.ct.isNttForm()) return undefined;
       // The integer the SEAL path's scalar plaintext holds (#encodeScalarAt at q·Δ₀/Δᵢ).
       const m = Math.round(k * q * (first.ct.scale() / x.ct.scale()));
@@ -637,14 +646,7 @@ export class CkksContext {
       }
       reduceAll();
       acc.setScale(first.ct.scale() * q);
-      sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc));
-      const out = new CkksVector(this, acc, first.length);
-      if (bias !== 0) {
-        const pt = this.#encodeScalarAt(out, bias, 'bias', acc.scale());
-        sealCall('addPlain', () => this.#evaluator.addPlainInplace(acc, pt));
-        pt.delete();
-      }
-      return out;
+      return this.#finishCombination(acc, first.length, bias);
     } catch (e) {
       if (!acc.isDeleted()) acc.delete();
       throw e;

@@ -25,6 +25,7 @@ import { assertSameSpecs, checkDeclaredSpecs, checkProtocolVersion, checkToken, 
 import { zeroModel, type FitOutcome, type GlobalModel, type StageReport, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 import { secAggResultBytes } from './secagg-wire.ts';
 import { startRpcServer, type RpcServer, type TlsFiles } from './transport.ts';
+import { mulberry32 } from '../core/prng.ts';
 
 /**
  * The parameter server: workers join and long-poll for tasks; the server runs rounds in Flower's
@@ -206,18 +207,6 @@ const b64ToF64 = (s: string): Float64Array => {
   return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 };
 
-/** A seeded PRNG for sampling (mulberry32): reproducible worker selection per run. */
-function sampler(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * @example
  * ```ts
@@ -252,7 +241,7 @@ export class FlServer {
     this.#s = { pollWaitMs: 5000, staleAfterMs: 15000, maxRoundAttempts: 3, ...options.settings };
     this.#strategy = options.strategy;
     this.#emit = options.onEvent ?? (() => undefined);
-    this.#rand = sampler(this.#s.seed);
+    this.#rand = mulberry32(this.#s.seed);
     this.#runId = options.runId ?? randomUUID();
     if (options.initialModel !== undefined) {
       this.#specs = specsOf(options.initialModel);

@@ -11,6 +11,7 @@ import type { ChebyshevFit } from './activations.ts';
 import { activation, chooseDegree, fitDepth, fitMinimax, fitWeighted, isActivation, meanAbsError, polynomialNodes, withoutOffset } from './activations.ts';
 import type { Graph, GraphNode, Tensor } from './onnx.ts';
 import { compileSingle } from './single.ts';
+import { mulberry32 } from '../core/prng.ts';
 
 /**
  * Calibration (HE-MAN's `keyparams` step): run the model in plaintext on calibration inputs, one
@@ -384,18 +385,6 @@ function chooseParams(seal: Seal, depth: number, maxAbs: number, scaleBits: numb
 
 /** Activation inputs kept per layer (a uniform sample) for the weighted fits and the mean errors. */
 const KEEP = 40000;
-
-/** Seeded uniform numbers in [0, 1) (mulberry32; not for secrets: calibration sampling only). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a calibration run measures. */
 interface Measured {

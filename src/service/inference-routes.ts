@@ -6,6 +6,7 @@ import type { KeyParams } from '../inference/calibrate.ts';
 import { inferenceLimits, inferencePaths } from '../inference/service-wire.ts';
 import type { InferenceLimits, PublishedModel } from '../inference/service-wire.ts';
 import type { HeavyTask } from './heavy.ts';
+import { refuseIfJobOpen } from './job-routes.ts';
 import type { ModelRow, Storage, UserRow } from './storage/index.ts';
 
 /** What the inference handlers need from the server (src/service/server.ts). */
@@ -23,8 +24,6 @@ export interface InferenceRouteDeps {
 type Handler = (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
 /** A route-level preParsing hook: refuses a declared Content-Length over the model's bound before the body is read. */
 type PreParsing = (req: FastifyRequest) => Promise<void>;
-
-const ACTIVE = ['queued', 'running', 'awaiting_refresh'] as const;
 
 /** The model's keyparams, or undefined when it was not deployed for inference. */
 async function keyParamsOf(storage: Storage, model: ModelRow): Promise<KeyParams | undefined> {
@@ -128,8 +127,7 @@ export function inferenceHandlers(d: InferenceRouteDeps): { handlers: Map<string
     const limit = inferenceLimits(kp).keysBytes;
     if (defences.inferenceUploadBounds && bytes.length > limit) throw tooLarge('the evaluation keys', bytes.length, limit, 'inference/keys');
     refuseDeclaredBomb(bytes, 'publicKey', 'inference/keys');
-    const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: [...ACTIVE] });
-    if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}: its keys cannot change`, { param: 'jobId' });
+    await refuseIfJobOpen(storage, user.id, model.id, 'inference_keys', 'inference/keys');
     const r = await d.offload<{ sha256: string; fingerprint: string }>(user, { kind: 'inferenceKeys', bytes, keyParams: JSON.stringify(kp) });
     const info = await storage.putBlob(user.id, model.id, 'inference_keys', bytes, r.sha256);
     await storage.addUsage(user.id, model.id, 'bytesIn', bytes.length);
@@ -156,8 +154,7 @@ export function inferenceHandlers(d: InferenceRouteDeps): { handlers: Map<string
     refuseDeclaredBomb(bytes, 'ciphertext', 'inference');
     const keys = await storage.getBlob(user.id, model.id, 'inference_keys');
     if (keys === undefined) throw new CipherMLError('CIPHERML_E_SERVICE_NOT_FOUND', 'upload the evaluation keys (PUT …/inference/keys) before inference', { param: 'inference/keys' });
-    const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: [...ACTIVE] });
-    if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}`, { param: 'jobId' });
+    await refuseIfJobOpen(storage, user.id, model.id, 'inference_input', 'inference');
     // Ciphertexts must be made under the uploaded keys: refused here, before any job or blob.
     const { sha256 } = await d.offload<{ sha256: string }>(user, { kind: 'ciphertexts', bytes, publicContext: keys, param: 'inference' });
     await storage.putBlob(user.id, model.id, 'inference_input', bytes, sha256);

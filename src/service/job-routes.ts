@@ -8,8 +8,11 @@ import type { BlobKind, JobRow, Storage } from './storage/index.ts';
  * model, a user cancels their own job, and every job is shown in one shape.
  */
 
-/** Blobs a fit job reads or checkpoints: while a job is open, uploads of these are refused. */
-export const JOB_INPUTS: ReadonlySet<BlobKind> = new Set<BlobKind>(['public_context', 'model', 'train_data', 'trained_model']);
+/**
+ * Blobs a fit job reads or checkpoints, and an inference job's keys and input: while a job of the
+ * user is open for the model (one at a time, of either kind), uploads of these are refused.
+ */
+export const JOB_INPUTS: ReadonlySet<BlobKind> = new Set<BlobKind>(['public_context', 'model', 'train_data', 'trained_model', 'inference_keys', 'inference_input']);
 
 /** A job as the API shows it (GET …/jobs/{jobId}, GET …/jobs). */
 export function jobView(j: JobRow): { jobId: string; kind: JobRow['kind']; status: string; progress: number; error: JobRow['error']; figures: JobRow['figures']; createdAt: number; updatedAt: number } {
