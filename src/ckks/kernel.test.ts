@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext } from './context.ts';
-import { MAX_LAZY_TERMS, setKernelEnabled } from './kernel.ts';
+import { MAX_LAZY_TERMS, rnsKernel, setKernelEnabled } from './kernel.ts';
 
 // The RNS multiply-accumulate kernel must produce, bit for bit, the ciphertext SEAL's own
 // path (encode each scalar, multiply_plain, add, rescale) produces: same integers, same primes.
@@ -21,6 +21,10 @@ describe('RNS linear-combination kernel', () => {
     ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 40], scaleBits: 30 });
   });
   afterAll(() => ctx?.delete());
+
+  it('is available here (otherwise both sides below would be SEAL\'s path and could not differ)', () => {
+    expect(rnsKernel()).toBeDefined();
+  });
 
   it('equals SEAL multiply_plain + add bit for bit, with bias, negative and drifted-scale terms', () => {
     const xs = Array.from({ length: 7 }, (_, i) => ctx.encryptVector(Float64Array.from({ length: 64 }, (_, j) => Math.sin(3 * i + j))));

@@ -1,5 +1,6 @@
 import type * as S from 'node-seal';
-import type { Seal, WasmMemory } from './seal.ts';
+import { funcBody, section, str, vec, WASM_PREAMBLE, type WasmMemory } from '../core/wasm.ts';
+import type { Seal } from './seal.ts';
 import { sealMemory, WebAssemblyApi } from './seal.ts';
 
 /**
@@ -39,20 +40,6 @@ const I32 = 0x7f;
 const I64 = 0x7e;
 const F64 = 0x7c;
 
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const str = (s: string): number[] => [...leb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
 
 // Opcodes (WebAssembly core spec §5.4).
 const OP = {
@@ -113,9 +100,8 @@ function moduleBytes(): Uint8Array {
     OP.get, 4, OP.i32ltU, OP.brIf, 0,
     OP.end, OP.end, OP.end,
   ];
-  const body = (code: number[]): number[] => [...leb(code.length), ...code];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...WASM_PREAMBLE,
     ...section(1, vec([
       [0x60, ...vec([[I32], [I32], [I32], [I64], [I64], [F64]]), 0],
       [0x60, ...vec([[I32], [I32], [I64], [F64]]), 0],
@@ -123,7 +109,7 @@ function moduleBytes(): Uint8Array {
     ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x00, 0x00]])),
     ...section(3, vec([[0], [1]])),
     ...section(7, vec([[...str('mac'), 0x00, 0], [...str('reduce'), 0x00, 1]])),
-    ...section(10, vec([body(mac), body(reduce)])),
+    ...section(10, vec([funcBody(mac), funcBody(reduce)])),
   ]);
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { CipherMLError } from '../core/errors.ts';
+import { wasmApi, type WasmApi, type WasmMemory } from '../core/wasm.ts';
 import type { MainModule } from 'node-seal';
 
 /**
@@ -11,17 +12,7 @@ import type { MainModule } from 'node-seal';
 /** The node-seal runtime (Microsoft SEAL 4.1 bindings). */
 export type Seal = MainModule;
 
-/** The few WebAssembly globals used here (the project's lib settings do not declare them). */
-export interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-export interface WasmApi {
-  compile(bytes: Uint8Array): Promise<object>;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: abstract new (...args: never[]) => WasmMemory;
-}
-const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+const Wasm: WasmApi = wasmApi!;
 
 interface Loaded {
   readonly seal: Seal;

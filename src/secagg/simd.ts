@@ -1,3 +1,5 @@
+import { funcBody, section, str, vec, WASM_PREAMBLE, wasmApi } from '../core/wasm.ts';
+
 /**
  * Word-wise addition and subtraction mod 2^32 of uint32 vectors with WebAssembly SIMD (i32x4.add /
  * i32x4.sub: four lanes per instruction, wrapping mod 2^32 like Uint32Array stores). The mask
@@ -38,20 +40,19 @@ function body(op: readonly number[]): number[] {
     0x20, 0x01, 0x41, 0x10, 0x6a, 0x21, 0x01, // src += 16
     0x0c, 0x00, 0x0b, 0x0b, 0x0b, // br 0, end loop, end block, end func
   ];
-  return [code.length, ...code];
+  return code;
 }
 
 function moduleBytes(): Uint8Array {
   const add = body([0xae, 0x01]);
   const sub = body([0xb1, 0x01]);
-  const code = [0x02, ...add, ...sub];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    0x01, 0x07, 0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00, // type: (i32, i32, i32) -> ()
-    0x02, 0x08, 0x01, 0x01, 0x65, 0x01, 0x6d, 0x02, 0x00, 0x01, // import memory "e" "m", min 1 page
-    0x03, 0x03, 0x02, 0x00, 0x00, // two functions of type 0
-    0x07, 0x0d, 0x02, 0x03, 0x61, 0x64, 0x64, 0x00, 0x00, 0x03, 0x73, 0x75, 0x62, 0x00, 0x01, // export "add", "sub"
-    0x0a, code.length, ...code,
+    ...WASM_PREAMBLE,
+    ...section(1, vec([[0x60, ...vec([[0x7f], [0x7f], [0x7f]]), 0x00]])), // type: (i32, i32, i32) -> ()
+    ...section(2, vec([[...str('e'), ...str('m'), 0x02, 0x00, 0x01]])), // import memory "e" "m", min 1 page
+    ...section(3, vec([[0x00], [0x00]])), // two functions of type 0
+    ...section(7, vec([[...str('add'), 0x00, 0x00], [...str('sub'), 0x00, 0x01]])), // export "add", "sub"
+    ...section(10, vec([funcBody(add), funcBody(sub)])),
   ]);
 }
 
@@ -66,18 +67,7 @@ export interface SimdArena {
   readonly sub: (dst: number, src: number, bytes: number) => void;
 }
 
-/** The few WebAssembly globals used here (the project's lib settings do not declare them). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-}
-const Wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+const Wasm = wasmApi;
 
 const PAGE = 65536;
 let compiled: object | null | undefined;
