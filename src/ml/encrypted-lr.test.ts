@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext, deserializePublicContext, serializePublicContext } from '../ckks/index.ts';
 import { loadCsvDataset } from './csv.ts';
 import { trainPoly3LogReg } from './poly-logreg.ts';
-import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, TRAIN_CKKS_PARAMETERS, trainEncrypted, trainingGaloisSteps, validateHyperParams } from './encrypted-lr.ts';
+import { decryptScores, decryptWeights, encryptPredictData, encryptTrainingData, encryptWeights, planPacking, predictEncrypted, TRAIN_CKKS_PARAMETERS, trainEncrypted, trainingGaloisSteps, validateHyperParams, WEIGHT_BOUND } from './encrypted-lr.ts';
 
 let gateway: CkksContext;
 let service: CkksContext;
@@ -20,7 +20,7 @@ describe('planPacking', () => {
 });
 
 describe('encrypted logistic regression', () => {
-  it('matches the plaintext poly-3 trainer within 1e-2 on the breast cancer data, with a refresh per extra epoch, and predicts the same classes', async () => {
+  it('matches the plaintext poly-3 trainer within 2e-4 on the breast cancer data, with a refresh per extra epoch, and predicts the same classes', async () => {
     const a = await loadCsvDataset('examples/data/breast_homo_guest.csv');
     const b = await loadCsvDataset('examples/data/breast_homo_host.csv');
     const rows = [...a.features, ...b.features];
@@ -42,7 +42,8 @@ describe('encrypted logistic regression', () => {
     const got = decryptWeights(gateway, r.weights);
     const want = trainPoly3LogReg(rows, labels, init, { epochs: 3, learningRate: 0.1 });
     const err = Math.max(Math.abs(got.intercept - want.intercept), ...Array.from(want.coef, (w, j) => Math.abs(w - got.coef[j]!)));
-    expect(err).toBeLessThan(1e-2);
+    // 2–3·10⁻⁵ measured over 7 runs; 4–8·10⁻⁴ with the special prime equal to q₀ (see TRAIN_CKKS_PARAMETERS).
+    expect(err).toBeLessThan(2e-4);
     expect(Math.max(...Array.from(want.coef, Math.abs))).toBeGreaterThan(0.02);
 
     const test = await loadCsvDataset('examples/data/breast_homo_test.csv');
@@ -53,6 +54,22 @@ describe('encrypted logistic regression', () => {
       const plain = x.reduce((s, v, j) => s + v * got.coef[j]!, got.intercept);
       expect(Math.abs(z[i]! - plain)).toBeLessThan(1e-3);
     });
+  });
+
+  it('sums 512 slots by rotations within 2·10⁻⁵ (the key-switching error the special prime bounds)', () => {
+    const x = Float64Array.from({ length: gateway.slotCount }, (_, i) => (i % 512 < 455 ? Math.sin((i % 512) * 1.7) * 2 : 0));
+    const want = x.slice(0, 512).reduce((a, b) => a + b, 0);
+    const v = service.encryptVector(x);
+    const s = service.sumSlots(v, 512);
+    expect(Math.abs(gateway.decryptVector(s, 1)[0]! - want)).toBeLessThan(2e-5);
+    v.delete();
+    s.delete();
+  });
+
+  it('refuses weights outside ±WEIGHT_BOUND, naming the coefficient', () => {
+    expect(() => encryptWeights(gateway, [0, 40], 0)).toThrow(/model coefficient 1 is 40, outside ±32/);
+    expect(() => encryptWeights(gateway, [0], Number.NaN)).toThrow(/model intercept is NaN/);
+    expect(() => encryptWeights(gateway, [0, -WEIGHT_BOUND], WEIGHT_BOUND)).not.toThrow();
   });
 
   it('rejects data whose feature count differs from the hyper-parameters, and ciphertexts under another key', async () => {

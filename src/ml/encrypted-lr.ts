@@ -20,8 +20,12 @@ import { SIGMOID_POLY3 } from './poly-logreg.ts';
  * (see src/ml/poly-logreg.ts), evaluated in depth 4 as
  *
  *   z = Σ_j w_j ⊙ X_j                      (level 1; X_0 is the all-ones column, w_0 the bias)
- *   t = k·a1 − (s·z)²,  s = √(k·|a3|)     (level 3; k = η/n, a3 < 0)
- *   g_j = Σ_blocks rotsum(t ⊙ (z ⊙ X_j))   (level 4) = k Σ (a1 z + a3 z³) x_j
+ *   t = a1 − (s·z)²,  s = √|a3|           (level 3; a3 < 0)
+ *   g_j = Σ_blocks rotsum(t ⊙ k·(z ⊙ X_j)) (level 4; k = η/n) = k Σ (a1 z + a3 z³) x_j
+ *
+ * k is folded into the rescale that brings z ⊙ X_j to t's level (no extra level), not into t:
+ * t ≈ a1 = 0.15 keeps its absolute CKKS noise small relative to its value, where k·a1 ≈ 3·10⁻⁵
+ * at n = 455 would carry relative noise ~10⁻³ into every gradient.
  *   c_j = k·rotsum(Σ_blocks (a0 − y) ⊙ X_j)  (computed once, data only)
  *   w_j ← w_j − g_j − c_j.
  *
@@ -33,16 +37,27 @@ import { SIGMOID_POLY3 } from './poly-logreg.ts';
 export const EPOCH_DEPTH: number = 4;
 
 /**
- * CKKS parameters of the trainer: N = 8192 (4096 slots), primes 43 + 4×33 + 43 = 218 bits (the
+ * CKKS parameters of the trainer: N = 8192 (4096 slots), primes 40 + 4×33 + 46 = 218 bits (the
  * 128-bit-security maximum at N = 8192 is 218), scale 2^33: exactly one epoch per modulus chain,
- * 10 bits of integer headroom in the last prime (|values| < 1024).
+ * 7 bits of integer headroom in the last data prime (|values| < 64 at level 0, see
+ * {@link WEIGHT_BOUND}). The special prime (46 bits, SEAL's key-switching prime) exceeds the
+ * largest data prime by 6 bits: the key-switching error of each decomposition digit i is about
+ * N·σ·q_i/P, so with P = q_max = 2^43 one rotation added ~10⁻⁴ absolute error at scale 2^33 and
+ * a 512-slot rotate-and-sum 4·10⁻⁴ (trained weights 4–8·10⁻⁴ off the plaintext trainer); at
+ * 2^40/2^46 the sum is off by 4·10⁻⁶ and the weights by 2–3·10⁻⁵ (src/ml/encrypted-lr.test.ts).
  *
  * @example
  * ```ts
  * const ctx = await CkksContext.create(TRAIN_CKKS_PARAMETERS, { galoisSteps: trainingGaloisSteps(1024) });
  * ```
  */
-export const TRAIN_CKKS_PARAMETERS: CkksParameters = { polyModulusDegree: 8192, coeffModulusBits: [43, 33, 33, 33, 33, 43], scaleBits: 33 };
+export const TRAIN_CKKS_PARAMETERS: CkksParameters = { polyModulusDegree: 8192, coeffModulusBits: [40, 33, 33, 33, 33, 46], scaleBits: 33 };
+
+/**
+ * Largest |weight| that may enter an epoch: level-0 values must stay below q₀/(2·scale) = 64, and
+ * half of that leaves one epoch's step room to grow without wrapping modulo q₀.
+ */
+export const WEIGHT_BOUND: number = 32;
 
 /** Largest row count a training upload may hold. */
 export const MAX_TRAIN_ROWS: number = 1 << 20;
@@ -174,6 +189,11 @@ export function encryptPredictData(ctx: CkksContext, rows: readonly ArrayLike<nu
  */
 export function encryptWeights(ctx: CkksContext, coef: ArrayLike<number>, intercept: number): Uint8Array {
   const values = [intercept, ...Array.from(coef)];
+  const bad = values.findIndex((v) => !(Math.abs(v) <= WEIGHT_BOUND));
+  if (bad >= 0) {
+    const name = bad === 0 ? 'intercept' : `coefficient ${bad - 1}`;
+    throw new CipherMLError('CIPHERML_E_OUT_OF_RANGE', `model ${name} is ${values[bad]}, outside ±${WEIGHT_BOUND}, the range an epoch's level-0 ciphertexts can hold under TRAIN_CKKS_PARAMETERS; standardize the features or lower the learning rate (a diverging fit reaches this at a refresh)`, { param: 'model' });
+  }
   const meta: WeightsMeta = { kind: 'weights', features: coef.length };
   return encryptToBytes(ctx, values.map((v) => new Float64Array(ctx.slotCount).fill(v)), meta);
 }
@@ -315,7 +335,7 @@ export async function trainEncrypted(ctx: CkksContext, dataBytes: Uint8Array, we
   let refreshes = 0;
   try {
     const k = hyper.learningRate / meta.rows;
-    const s = Math.sqrt(k * Math.abs(SIGMOID_POLY3.a3));
+    const s = Math.sqrt(Math.abs(SIGMOID_POLY3.a3));
     // Per block: X_0 (ones over the block's rows), X_1..X_F, y.
     const blocks: { x: CkksVector[]; y: CkksVector }[] = [];
     for (let b = 0; b < meta.blocks; b++) {
@@ -366,11 +386,11 @@ export async function trainEncrypted(ctx: CkksContext, dataBytes: Uint8Array, we
         sz.delete();
         const neg = ctx.negate(sq);
         sq.delete();
-        const t = ctx.addScalar(neg, k * SIGMOID_POLY3.a1);
+        const t = ctx.addScalar(neg, SIGMOID_POLY3.a1);
         neg.delete();
         for (let j = 0; j <= F; j++) {
           const u0 = ctx.mul(z!, blk.x[j]!);
-          const u = atScale(ctx, u0, ctx.levelOf(t), t.scale);
+          const u = atScale(ctx, u0, ctx.levelOf(t), t.scale, k);
           u0.delete();
           const g = ctx.mul(t, u);
           u.delete();

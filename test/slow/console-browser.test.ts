@@ -33,8 +33,8 @@ import { addDataPatterns, addSecretPatterns, PatternScanner, textLeaks } from '.
  * the user registers in the Models page → Train: keys made in the page, the sealed secret key in
  * IndexedDB and on the service → the 984 × 30 synthetic set encrypted (time printed) → the bundled
  * CSV encrypted and uploaded → training driven from the page (refreshes answered there) →
- * decrypted weights within 1e-3 of the plaintext reference, as the CLI gateway's on the same data
- * (browser vs CLI printed against the 1e-3 target, asserted within 2e-3: see below) → encrypted
+ * decrypted weights within 2e-4 of the plaintext reference, as the CLI gateway's on the same data,
+ * and within the issue's 1e-3 of each other → encrypted
  * prediction decrypted in the page (within 1e-4 of the plaintext model with those weights) → the sealed key restored and unlocked in a fresh browser → the token
  * revoked in the page and refused by the API.
  */
@@ -240,15 +240,13 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
     const diff = maxDiff(browserModel, { coef: cliModel.coef_[0]!, intercept: cliModel.intercept_[0]! });
     const reference = trainPoly3LogReg(bundled.features, bundled.labels, { coef: new Float64Array(F), intercept: 0 }, { epochs: 3, learningRate: 0.1 });
     const [toRefBrowser, toRefCli] = [maxDiff(browserModel, reference), maxDiff(cliModel, reference)];
-    console.log(`decrypted weights, browser vs CLI gateway (independent keys, 455 × 30, 3 epochs): max |Δ| = ${diff.toExponential(2)} (target 1e-3); vs the plaintext degree-3 reference: browser ${toRefBrowser.toExponential(2)}, CLI ${toRefCli.toExponential(2)} (bound 1e-3 each)`);
+    console.log(`decrypted weights, browser vs CLI gateway (independent keys, 455 × 30, 3 epochs): max |Δ| = ${diff.toExponential(2)} (target 1e-3); vs the plaintext degree-3 reference: browser ${toRefBrowser.toExponential(2)}, CLI ${toRefCli.toExponential(2)} (bound 2e-4 each)`);
     expect(browserModel.coef_[0]).toHaveLength(F);
-    // Each encrypted run carries its own CKKS noise (measured 0.8–6.7·10⁻⁴ from the plaintext
-    // reference here), so two runs under independent keys differ by up to the sum: measured
-    // 1.7·10⁻⁴, 5.8·10⁻⁴, 7.6·10⁻⁴, 9.8·10⁻⁴ and, once on the 227-row half, 1.44·10⁻³. Asserted: each run within 1e-3
-    // of the reference, hence within 2e-3 of each other; the 1e-3 target is printed above.
-    expect(toRefBrowser).toBeLessThan(1e-3);
-    expect(toRefCli).toBeLessThan(1e-3);
-    expect(diff).toBeLessThan(2e-3);
+    // Each encrypted run carries its own CKKS noise, 2–3·10⁻⁵ from the plaintext reference in-process
+    // (src/ml/encrypted-lr.test.ts; 0.8–16·10⁻⁴ before the special prime was raised above q₀).
+    expect(toRefBrowser).toBeLessThan(2e-4);
+    expect(toRefCli).toBeLessThan(2e-4);
+    expect(diff).toBeLessThan(1e-3);
 
     // ---- encrypted prediction, decrypted in the page, equals the plaintext model's within 1e-3
     await page.setInputFiles('input[name=predict-csv]', TEST_CSV);
