@@ -182,7 +182,7 @@ describe('key-holder threshold over real gRPC', () => {
     try {
       const reports: ThresholdRoundReport[] = [];
       const holders = [{ name: 'silent', transport: createRpcTransport({ address: silent.address, maxMessageBytes: 1 << 20 }) }, ...holdersOf(fresh, [2, 3])];
-      const strategy = new ThresholdFedAvg({ publicKey: fresh.dealt.publicKey, packing: PACKING, holders, holderTimeoutMs: 1500, onRound: (_, r) => reports.push(r) });
+      const strategy = new ThresholdFedAvg({ publicKey: fresh.dealt.publicKey, packing: PACKING, holders, holderTimeoutMs: 6000, onRound: (_, r) => reports.push(r) });
       const { summary } = await run('silent-holder', strategy, signers(fresh), 1);
       expect((summary as RunSummary).rounds).toBe(1);
       expect(reports[0]).toMatchObject({ used: [2, 3], rejected: [] });
