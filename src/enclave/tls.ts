@@ -74,12 +74,28 @@ export function spkiOf(cert: X509Certificate): Uint8Array {
   return new Uint8Array(cert.publicKey.export({ type: 'spki', format: 'der' }));
 }
 
+/**
+ * A certificate serial from 16 random bytes: positive (RFC 5280 §4.1.2.2) and minimally encoded
+ * as a DER INTEGER (X.690 §8.3.2): the first byte is in [0x40, 0x7f]. Clearing only the top bit
+ * left a leading 0x00 before a byte < 0x80 once in 256 certificates, which OpenSSL refuses
+ * ("illegal padding").
+ *
+ * @example
+ * ```ts
+ * certificateSerial(new Uint8Array(16))[0]; // 0x40
+ * ```
+ */
+export function certificateSerial(random: Uint8Array): Uint8Array {
+  const serial = Uint8Array.from(random);
+  serial[0] = (serial[0]! & 0x3f) | 0x40;
+  return serial;
+}
+
 function certify(privateKey: KeyObject, spkiDer: Buffer, hosts: readonly string[], days: number): EnclaveTls {
   const name = new Name([new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: 'cipherml enclave aggregator' }) })])]);
   const now = Date.now();
   const names = hosts.map((h) => (/^[0-9.]+$|:/.test(h) ? new GeneralName({ iPAddress: h }) : new GeneralName({ dNSName: h })));
-  const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  const serial = certificateSerial(randomBytes(16));
   const tbs = new TBSCertificate({
     version: Version.v3,
     serialNumber: new Uint8Array(serial).buffer,
