@@ -233,12 +233,13 @@ export class SecAggClient {
       // A neighbourhood view of the honest-but-curious variant trusts the server's seed, as that
       // variant trusts the server; the actively secure variant checks the view against the roster
       // commitment and the committee's reveals the seed derives from, which only a view carries.
-      if (this.#identity !== undefined) {
-        if (!view) throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": a whole SecAgg+ roster carries no committee reveals, so its graph seed cannot be checked`, { param: 'secagg-graph-seed', details: { round: roundId } });
-        this.#checkView(roster, n);
-      } else if (!view) this.#checkSeed(roster.graphSeed, deriveGraphSeed(roundId, roster.entries));
+      if (view && this.#identity !== undefined) this.#checkView(roster, n);
+      else if (!view) this.#checkSeed(roster.graphSeed, deriveGraphSeed(roundId, roster.entries));
     }
     if (this.#policy !== undefined) checkAnnouncedParameters({ mode, clients: n, degree: mode === 'secagg+' ? Math.min(roster.degree, n - 1) : n - 1, threshold }, this.#policy);
+    if (mode === 'secagg+' && roster.degree < n - 1 && !view && this.#identity !== undefined) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": a whole SecAgg+ roster carries no graph-seed committee reveals, so its seed cannot be checked; an actively secure client accepts only neighbourhood views`, { param: 'secagg-graph-seed', details: { round: roundId } });
+    }
   }
 
   #checkSeed(announced: string, derived: string): void {
