@@ -8,11 +8,14 @@ import { expandMask } from './prg.ts';
  * in the actively secure variant (Bonawitz et al., CCS 2017, §4 "malicious setting").
  *
  * Invariants:
- * - the graph seed is SHA-256 over the round id, |U1| and the Merkle root of every roster entry's
- *   x, id and advertised keys (fresh X25519 keys each client chose and signed this round), so the
- *   server cannot pick it alone: it chooses which advertisements to include (and, colluding with
- *   corrupt clients, their keys), and every client recomputes the seed from the root and checks
- *   its own neighbours' entries against it;
+ * - honest-but-curious variant: the graph seed is SHA-256 over the round id, |U1| and the Merkle
+ *   root of every roster entry (x, id, advertised keys);
+ * - actively secure neighbourhood views (commit–reveal): each advertisement signs a commitment
+ *   c = H(round, id, r) to a fresh 32-byte r; the roster root (over x, id, keys and c) fixes U1
+ *   and selects a committee of m members (seedCommittee); only then do the members reveal r; the
+ *   seed is H(round, |U1|, root, Merkle root of the committee's reveals), and every client checks
+ *   every committee reveal against the signed c, so the server can neither choose U1 after seeing
+ *   the seed nor alter or omit a reveal unseen (docs/secagg.md "Commit–reveal of the graph seed");
  * - signed payloads are length-prefixed (no two field lists encode alike) and carry the round
  *   id, so a signature never verifies in another round or as another message.
  */

@@ -62,8 +62,8 @@ export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, RevealMsg, RevealReq
  * Actively secure variant (a client constructed with its identity and the pinned roster of its
  * peers; Bonawitz §4 "malicious setting"): advertised keys are signed under each client's
  * long-term Ed25519 identity and every roster entry is verified against the pinned key; the
- * server's threshold, SecAgg+ degree and graph seed are checked before any share leaves the
- * client; a client aborts when fewer than t + 1 clients shared keys (|U2| < t + 1); and a
+ * server's threshold, SecAgg+ degree and graph seed (by commit–reveal on neighbourhood views:
+ * {@link SecAggClient.reveal}) are checked before any share leaves the client; a client aborts when fewer than t + 1 clients shared keys (|U2| < t + 1); and a
  * ConsistencyCheck round precedes unmasking: each survivor signs U3, and a client reveals shares
  * only when at least t + 1 valid signatures over its own U3 come back.
  */
