@@ -150,7 +150,7 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
   let viewOverhead = 0;
   for (const id of sampled) {
     const view = srv.rosterFor(id);
-    const legacy = { roundId, entries: view.entries, degree: view.degree, graphSeed: view.graphSeed, clients: view.clients!, root: view.root!, proof: wholeTree.prove(view.entries.map((e) => e.x - 1)) };
+    const legacy = { roundId, entries: view.entries.map(({ commitment: _c, ...e }) => e), degree: view.degree, graphSeed: view.graphSeed, clients: view.clients!, root: view.root!, proof: wholeTree.prove(view.entries.map((e) => e.x - 1)) };
     const size = (r: typeof view) => toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(r) } })).length;
     viewOverhead += size(view) - size(legacy);
   }

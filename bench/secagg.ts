@@ -264,7 +264,8 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         if (stage === 'reveal') reveal.bytes += taskWire.length;
         if (stage === 'share-keys' && task.stage.case === 'roster' && task.stage.value.committee.length > 0) {
           const v = task.stage.value;
-          reveal.bytes += taskWire.length - toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: { ...v, committee: [], reveals: [] } } })).length;
+          const legacy = { ...v, entries: v.entries.map((e) => ({ ...e, commitment: new Uint8Array(0) })), committee: [], reveals: [] };
+          reveal.bytes += taskWire.length - toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: legacy } })).length;
         }
         if (stage === 'masked-input' && dropping.has(id)) continue;
         if (isolate) {

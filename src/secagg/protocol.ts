@@ -157,8 +157,9 @@ export class SecAggClient {
     this.#stage = 'advertised';
     const { roundId } = this.#p;
     if (this.#identity === undefined) return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature: new Uint8Array(0) };
+    if (this.#p.mode !== 'secagg+') return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature: signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey)) };
     // Commit–reveal of the SecAgg+ graph seed: c binds r now; r is revealed only after the server
-    // has fixed U1 (reveal).
+    // has fixed U1 (reveal). Complete-graph modes have no seed to commit to.
     this.#reveal = randomBytes(32);
     this.#commitment = seedCommitment(roundId, this.id, this.#reveal);
     const signature = signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey, this.#commitment));

@@ -114,7 +114,8 @@ export class SecAggServer {
         if (this.#adverts.has(msg.from)) throw protocolError(`second advertisement from "${msg.from}" (replayed)`, 'from');
         if (msg.cPk.length !== 32 || msg.sPk.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'public keys must be 32 bytes', { param: 'publicKey' });
         if (msg.signature.length !== 0 && msg.signature.length !== 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `an Ed25519 signature is 64 bytes, got ${msg.signature.length}`, { param: 'signature' });
-        if (msg.signature.length !== 0 && msg.commitment?.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a signed advertisement carries a 32-byte graph-seed commitment, got ${msg.commitment?.length ?? 0} bytes`, { param: 'commitment' });
+        if (msg.signature.length !== 0 && this.#p.mode === 'secagg+' && msg.commitment?.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a signed SecAgg+ advertisement carries a 32-byte graph-seed commitment, got ${msg.commitment?.length ?? 0} bytes`, { param: 'commitment' });
+        if (msg.commitment !== undefined && msg.commitment.length !== 0 && msg.commitment.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a graph-seed commitment is 32 bytes, got ${msg.commitment.length}`, { param: 'commitment' });
         this.#adverts.set(msg.from, msg);
         return;
       case 'reveal': {
