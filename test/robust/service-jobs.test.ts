@@ -128,6 +128,7 @@ describe('open jobs hold their inputs; cancel', () => {
     expect(cancelled.status).toBe(200);
     expect(cancelled.json).toMatchObject({ jobId: id, status: 'cancelled', error: { code: 'CIPHERML_E_JOB_CANCELLED' } });
     expect((await call(alice, 'POST', `/m/1/jobs/${id}/cancel`)).json).toMatchObject({ status: 'cancelled' });
+    expect(((await job()).figures['log'] as { event: string }[]).map((e) => e.event)).toEqual(['queued', 'running', 'epoch', 'awaiting_refresh', 'cancelled']);
     // The refresh exchange is withdrawn and the job's thread is gone: nothing runs for alice.
     expect((await call(alice, 'GET', `/m/1/jobs/${id}/refresh`)).status).toBe(404);
     expect((await call(alice, 'PUT', `/m/1/jobs/${id}/refresh`, uploads['model']!)).status).toBe(409);
@@ -143,7 +144,11 @@ describe('open jobs hold their inputs; cancel', () => {
     const one = await call(alice, 'POST', '/m/1/fit', hyper(1));
     const id = String(one.json['jobId']);
     await svc.idle();
-    expect((await call(alice, 'GET', `/m/1/jobs/${id}`)).json['status']).toBe('succeeded');
+    const done = (await call(alice, 'GET', `/m/1/jobs/${id}`)).json as JobView;
+    expect(done.status).toBe('succeeded');
+    // The job's event log and per-epoch times, as the console's Jobs page shows them.
+    expect((done.figures['log'] as { event: string }[]).map((e) => e.event)).toEqual(['queued', 'running', 'epoch', 'succeeded']);
+    expect(done.figures['epochMs']).toEqual([expect.any(Number)]);
     const late = await call(alice, 'POST', `/m/1/jobs/${id}/cancel`);
     expect([late.status, (late.json['error'] as { code: string }).code]).toEqual([409, 'CIPHERML_E_SERVICE_CONFLICT']);
     expect((await call(alice, 'GET', `/m/1/jobs/${id}`)).json['status']).toBe('succeeded');
