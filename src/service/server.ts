@@ -199,6 +199,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
   on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
+  on('GET', '/api/v1/jobs', async (req) => {
+    const user = auth(req);
+    const models = [];
+    for (const m of await storage.listModels()) {
+      if (!(await storage.isRegistered(user.id, m.id))) continue;
+      models.push({ name: m.name, version: m.version, jobs: (await storage.listJobs({ userId: user.id, modelId: m.id })).map(jobView) });
+    }
+    return { models };
+  });
   on('POST', `${base}/deploy_model`, async (req) => {
     const user = auth(req);
     if (user.role !== 'owner') throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'deploying a model needs the owner role', { param: 'role' });

@@ -123,6 +123,9 @@ describe('open jobs hold their inputs; cancel', () => {
     const listed = await call(alice, 'GET', '/m/1/jobs');
     expect((listed.json['jobs'] as JobView[]).map((j) => [j.jobId, j.status])).toEqual([[id, 'awaiting_refresh']]);
     expect((await call(bob, 'GET', '/m/1/jobs')).json).toEqual({ jobs: [] });
+    // Across models (the console's Jobs page): alice's job under m/1, none of it for bob.
+    expect(((await call(alice, 'GET', '/jobs')).json['models'] as { name: string; version: string; jobs: JobView[] }[]).map((m) => [m.name, m.version, m.jobs.map((j) => j.jobId)])).toEqual([['m', '1', [id]]]);
+    expect((await call(bob, 'GET', '/jobs')).json).toEqual({ models: [{ name: 'm', version: '1', jobs: [] }] });
 
     const cancelled = await call(alice, 'POST', `/m/1/jobs/${id}/cancel`);
     expect(cancelled.status).toBe(200);
