@@ -152,3 +152,4 @@ export function decryptOutput(ctx: CkksContext, bytes: Uint8Array): Tensor {
 
 export type { KeyParams } from './calibrate.ts';
 export type { PublishedModel } from './service-wire.ts';
+export type { Tensor } from './onnx.ts';
