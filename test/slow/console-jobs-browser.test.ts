@@ -80,7 +80,11 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
       if (/javascript|wasm/.test(type)) loaded.push({ bytes: (await r.body().catch(() => Buffer.alloc(0))).length, type });
     });
   };
-  const text = (p: Page, ids: string) => async (): Promise<string> => (await p.locator(ids).allTextContents()).join(' | ');
+  /** A page's status line, or `error: …` when it shows an error. */
+  const text = (p: Page, status: string) => async (): Promise<string> => {
+    const err = await p.getByTestId('error').allTextContents();
+    return err.length > 0 ? `error: ${err.join(' | ')}` : (await p.getByTestId(status).allTextContents()).join(' | ');
+  };
   /** Opens the sealed record of `model` in this page's IndexedDB with the passphrase, as the page does (PBKDF2 → AES-GCM). */
   const unseal = async (p: Page, model: string): Promise<Uint8Array> => {
     const record = JSON.parse(String(await p.evaluate(`new Promise((res, rej) => { const q = indexedDB.open('cipherml', 2); q.onsuccess = () => { const g = q.result.transaction('keys').objectStore('keys').get(${JSON.stringify(`${USER}|${model}`)}); g.onsuccess = () => res(JSON.stringify(g.result)); g.onerror = rej; }; q.onerror = rej; })`))) as { salt: string; iv: string; sealed: string; fingerprint: string; iterations: number };
@@ -156,8 +160,8 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.getByTestId('keygen-form').waitFor({ timeout: 30_000 });
     await page.fill('input[name=passphrase]', PASSPHRASE);
     await page.getByRole('button', { name: 'Generate keys' }).click();
-    const trainOutcome = text(page, '[data-testid=train-status], [data-testid=error]');
-    await expect.poll(trainOutcome, { timeout: 600_000, interval: 500 }).toMatch(/keys generated|rror|failed/);
+    const trainOutcome = text(page, 'train-status');
+    await expect.poll(trainOutcome, { timeout: 600_000, interval: 500 }).toMatch(/keys generated|^error|failed/);
     expect(await trainOutcome()).toContain('keys generated');
     const synth = syntheticBalanced(64, 4, 7);
     const csvText = `y,${[0, 1, 2, 3].map((j) => `x${j}`).join(',')}\n${synth.rows.map((r, i) => `${synth.labels[i]},${Array.from(r).join(',')}`).join('\n')}\n`;
@@ -165,7 +169,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     writeFileSync(csvPath, csvText);
     await page.setInputFiles('input[name=train-csv]', csvPath);
     await page.getByRole('button', { name: 'Encrypt and upload' }).click();
-    await expect.poll(trainOutcome, { timeout: 300_000, interval: 250 }).toMatch(/encrypted and uploaded|rror/);
+    await expect.poll(trainOutcome, { timeout: 300_000, interval: 250 }).toMatch(/encrypted and uploaded|^error/);
     expect(await trainOutcome()).toBe('encrypted and uploaded 64 rows × 4 features and the initial model');
 
     const jobsTab = await ctx.newPage();
@@ -178,13 +182,17 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await fitRow.waitFor({ timeout: 60_000 });
     const seen = new Set<string>();
     const progress: number[] = [];
+    let snapped = false;
     await expect
       .poll(
         async () => {
           const [s, pr] = await Promise.all([fitRow.getAttribute('data-status'), fitRow.getByTestId('job-progress').getAttribute('data-progress')]);
           seen.add(s ?? '');
           if (progress.at(-1) !== Number(pr)) progress.push(Number(pr));
-          if (seen.has('running') || seen.has('awaiting_refresh')) await snap(jobsTab, 'jobs-fit-running').catch(() => undefined);
+          if (!snapped && (s === 'running' || s === 'awaiting_refresh')) {
+            snapped = true;
+            await snap(jobsTab, 'jobs-fit-running');
+          }
           return s;
         },
         { timeout: 900_000, interval: 300 },
@@ -195,7 +203,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     expect(await fitRow.getByTestId('job-progress').getAttribute('data-progress')).toBe('1');
     expect([...seen].some((s) => s === 'running' || s === 'awaiting_refresh')).toBe(true);
     expect(progress.some((p) => p > 0 && p < 1)).toBe(true);
-    await expect.poll(trainOutcome, { timeout: 300_000, interval: 500 }).toMatch(/^trained|rror/);
+    await expect.poll(trainOutcome, { timeout: 300_000, interval: 500 }).toMatch(/^trained|^error/);
     expect(await trainOutcome()).toBe('trained: 3 epochs, 2 refreshes answered in this browser; weights decrypted here');
     // The loss chart on the Train page: one point per epoch, computed here.
     expect(await page.getByTestId('train-loss').getAttribute('data-points')).toBe('3');
@@ -223,7 +231,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const cancelled = (await svc.storage.getJob(longId))!;
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.progress).toBeLessThan(1);
-    await expect.poll(trainOutcome, { timeout: 60_000 }).toContain('cancelled');
+    await expect.poll(trainOutcome, { timeout: 60_000 }).toMatch(/^error: job .* cancelled/);
     await snap(jobsTab, 'jobs-cancelled');
     await jobsTab.close();
 
@@ -233,8 +241,8 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.getByTestId('keyparams').waitFor({ timeout: 30_000 });
     await page.fill('input[name=infer-passphrase]', PASSPHRASE);
     await page.getByRole('button', { name: 'Generate keys' }).click();
-    const inferOutcome = text(page, '[data-testid=infer-status], [data-testid=error]');
-    await expect.poll(inferOutcome, { timeout: 900_000, interval: 500 }).toMatch(/keys generated|rror|failed/);
+    const inferOutcome = text(page, 'infer-status');
+    await expect.poll(inferOutcome, { timeout: 900_000, interval: 500 }).toMatch(/keys generated|^error|failed/);
     expect(await inferOutcome()).toBe('inference keys generated; evaluation keys uploaded; the secret key is sealed in this browser');
     const kg = page.getByTestId('infer-keygen-ms');
     console.log(`browser inference keygen (${await page.getByTestId('keyparams').textContent()}): ${await kg.getAttribute('data-ms')} ms, ${await kg.getAttribute('data-bytes')} bytes of evaluation keys uploaded`);
@@ -246,7 +254,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     writeFileSync(npyPath, npy);
     await page.setInputFiles('input[name=infer-npy]', npyPath);
     await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
-    await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|rror|failed/);
+    await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|^error|failed/);
     expect(await inferOutcome()).toBe('inferred 1 sample(s); decrypted here');
     const res = page.getByTestId('infer-result');
     const outRaw = (await res.getAttribute('data-output'))!;
@@ -289,11 +297,11 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.getByTestId('infer-unlock-form').waitFor({ timeout: 30_000 });
     await page.fill('input[name=infer-unlock-passphrase]', PASSPHRASE);
     await page.getByRole('button', { name: 'Unlock' }).click();
-    await expect.poll(inferOutcome, { timeout: 300_000, interval: 500 }).toMatch(/^unlocked|rror/);
+    await expect.poll(inferOutcome, { timeout: 300_000, interval: 500 }).toMatch(/^unlocked|^error/);
     expect(await page.getByTestId('infer-keys-reused').count()).toBe(1);
     await page.setInputFiles('input[name=infer-npy]', npyPath);
     await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
-    await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|rror|failed/);
+    await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|^error|failed/);
     const again = JSON.parse((await page.getByTestId('infer-result').getAttribute('data-output'))!) as number[];
     expect(Math.max(...again.map((v, j) => Math.abs(v - plain[j]!)))).toBeLessThan(OUTPUT_TOLERANCE);
     expect(keyUploads()).toBe(1);
@@ -336,7 +344,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const before = received.length;
     await page.evaluate('window.__cipherml_defences = { encryptUploads: false }');
     await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
-    await expect.poll(inferOutcome, { timeout: 60_000 }).toMatch(/CIPHERML_E_/);
+    await expect.poll(inferOutcome, { timeout: 60_000 }).toMatch(/^error: .*CIPHERML_E_/);
     await page.evaluate('delete window.__cipherml_defences');
     const hooked = leaks(received.slice(before));
     console.log(`privacy scan with the page's encryption disabled: ${hooked.length} finding(s), first: ${hooked[0]}`);

@@ -1,7 +1,7 @@
 /**
  * A line chart in plain SVG (docs/ARCHITECTURE.md "Web console": no chart library, the console's
- * figures are a few dozen points per job). Points are per epoch, x = 1…n; the y axis starts at 0
- * unless a value is negative, and shows the smallest and largest value.
+ * figures are a few dozen points per job). Points are per epoch, x = 1…n; the y axis spans 0 (or
+ * the smallest value, with `fromZero: false`) to the largest value, both labelled.
  */
 export interface Series {
   readonly name: string;
@@ -15,11 +15,11 @@ const COLOURS = ['#1f5fa8', '#b5462a'];
 
 const fmt = (v: number): string => (Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2));
 
-export function LineChart(props: { title: string; xLabel: string; series: readonly Series[]; testId?: string }) {
+export function LineChart(props: { title: string; xLabel: string; series: readonly Series[]; testId?: string; fromZero?: boolean }) {
   const all = props.series.flatMap((s) => s.values.filter((v) => Number.isFinite(v)));
   const n = Math.max(0, ...props.series.map((s) => s.values.length));
   if (all.length === 0 || n === 0) return null;
-  const lo = Math.min(0, ...all);
+  const lo = props.fromZero === false ? Math.min(...all) : Math.min(0, ...all);
   const hi = Math.max(...all) === lo ? lo + 1 : Math.max(...all);
   const x = (i: number): number => PAD.left + (n === 1 ? (W - PAD.left - PAD.right) / 2 : (i * (W - PAD.left - PAD.right)) / (n - 1));
   const y = (v: number): number => PAD.top + (1 - (v - lo) / (hi - lo)) * (H - PAD.top - PAD.bottom);

@@ -102,7 +102,7 @@ function JobRow(props: { model: string; job: JobView; expanded: boolean; onToggl
           <td colSpan={7}>
             <div class="charts">
               {epochMs.length > 0 && <LineChart testId="chart-epoch-time" title="Seconds per epoch (the service's clock, refresh waits included)" xLabel="epoch" series={[{ name: 'seconds', values: epochMs.map((m) => m / 1000) }]} />}
-              {loss !== undefined && <LineChart testId="chart-loss" title="Training loss after each epoch (computed in this browser from the decrypted weights)" xLabel="epoch" series={[{ name: 'log loss', values: loss }]} />}
+              {loss !== undefined && <LineChart testId="chart-loss" title="Training loss after each epoch (computed in this browser from the decrypted weights)" xLabel="epoch" fromZero={false} series={[{ name: 'log loss', values: loss }]} />}
             </div>
             {job.error !== null && <p class="error">{job.error.message} ({job.error.code})</p>}
             <pre data-testid="job-log">

@@ -287,7 +287,7 @@ export function Train(props: { user: string; model: string }) {
           Job <code>{job.id}</code>: {job.state.status}, {(job.state.progress * 100).toFixed(0)}%, refreshes {String(job.state.figures['refreshes'] ?? 0)}
         </p>
       )}
-      {job !== undefined && lossCurve(job.id) !== undefined && <LineChart testId="train-loss" title="Training loss after each epoch (computed here from the decrypted weights)" xLabel="epoch" series={[{ name: 'log loss', values: lossCurve(job.id)! }]} />}
+      {job !== undefined && lossCurve(job.id) !== undefined && <LineChart testId="train-loss" title="Training loss after each epoch (computed here from the decrypted weights)" xLabel="epoch" fromZero={false} series={[{ name: 'log loss', values: lossCurve(job.id)! }]} />}
       {trained !== undefined && (
         <div data-testid="weights" data-weights={JSON.stringify({ coef_: [trained.coef], intercept_: [trained.intercept] })}>
           <p>Trained weights (decrypted in this browser; <code>model.json</code> shape):</p>
