@@ -80,6 +80,14 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
       if (/javascript|wasm/.test(type)) loaded.push({ bytes: (await r.body().catch(() => Buffer.alloc(0))).length, type });
     });
   };
+  /**
+   * Clicks a button whose handler goes on to block the page's main thread (key generation,
+   * encryption): a DOM click returns once the handler started, where Playwright's click would also
+   * wait on the busy page for navigations (30 s timeouts on a loaded machine).
+   */
+  const press = async (p: Page, name: string): Promise<void> => {
+    await p.getByRole('button', { name, exact: true }).evaluate((b) => (b as unknown as { click(): void }).click());
+  };
   /** A page's status line, or `error: …` when it shows an error. */
   const text = (p: Page, status: string) => async (): Promise<string> => {
     const err = await p.getByTestId('error').allTextContents();
@@ -159,7 +167,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.goto(`${url}/#/train/lr/1`);
     await page.getByTestId('keygen-form').waitFor({ timeout: 30_000 });
     await page.fill('input[name=passphrase]', PASSPHRASE);
-    await page.getByRole('button', { name: 'Generate keys' }).click();
+    await press(page, 'Generate keys');
     const trainOutcome = text(page, 'train-status');
     await expect.poll(trainOutcome, { timeout: 600_000, interval: 500 }).toMatch(/keys generated|^error|failed/);
     expect(await trainOutcome()).toContain('keys generated');
@@ -168,7 +176,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const csvPath = join(root, 'train-64x4.csv');
     writeFileSync(csvPath, csvText);
     await page.setInputFiles('input[name=train-csv]', csvPath);
-    await page.getByRole('button', { name: 'Encrypt and upload' }).click();
+    await press(page, 'Encrypt and upload');
     await expect.poll(trainOutcome, { timeout: 300_000, interval: 250 }).toMatch(/encrypted and uploaded|^error/);
     expect(await trainOutcome()).toBe('encrypted and uploaded 64 rows × 4 features and the initial model');
 
@@ -177,7 +185,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await jobsTab.goto(`${url}/#/jobs`);
     await jobsTab.getByTestId('jobs').waitFor();
     await page.fill('input[name=epochs]', '3');
-    await page.getByRole('button', { name: 'Start training' }).click();
+    await press(page, 'Start training');
     const fitRow = jobsTab.locator('tr[data-kind=fit]').first();
     await fitRow.waitFor({ timeout: 60_000 });
     const seen = new Set<string>();
@@ -222,7 +230,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
 
     // ---- a long fit, cancelled from the Jobs page while it runs
     await page.fill('input[name=epochs]', '40');
-    await page.getByRole('button', { name: 'Start training' }).click();
+    await press(page, 'Start training');
     const longRow = jobsTab.locator('tr[data-kind=fit]').first();
     await expect.poll(() => longRow.getAttribute('data-status'), { timeout: 120_000, interval: 200 }).toMatch(/running|awaiting_refresh/);
     const longId = (await longRow.getAttribute('data-job-id'))!;
@@ -240,7 +248,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.locator('tr[data-model="mnist/1"]').getByRole('link', { name: 'Infer' }).click();
     await page.getByTestId('keyparams').waitFor({ timeout: 30_000 });
     await page.fill('input[name=infer-passphrase]', PASSPHRASE);
-    await page.getByRole('button', { name: 'Generate keys' }).click();
+    await press(page, 'Generate keys');
     const inferOutcome = text(page, 'infer-status');
     await expect.poll(inferOutcome, { timeout: 900_000, interval: 500 }).toMatch(/keys generated|^error|failed/);
     expect(await inferOutcome()).toBe('inference keys generated; evaluation keys uploaded; the secret key is sealed in this browser');
@@ -253,7 +261,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const npy = writeNpy(digit);
     writeFileSync(npyPath, npy);
     await page.setInputFiles('input[name=infer-npy]', npyPath);
-    await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
+    await press(page, 'Encrypt the .npy and infer');
     await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|^error|failed/);
     expect(await inferOutcome()).toBe('inferred 1 sample(s); decrypted here');
     const res = page.getByTestId('infer-result');
@@ -279,7 +287,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.mouse.up();
     const drawn = Float64Array.from(JSON.parse(String(await page.evaluate(`(() => { const c = document.querySelector('[data-testid=digit-canvas]'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = c.width / 28; const o = new Array(784).fill(0); for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) o[Math.floor(y / s) * 28 + Math.floor(x / s)] += d[(y * c.width + x) * 4] / 255 / (s * s); return JSON.stringify(o); })()`))) as number[]);
     expect(drawn.filter((v) => v > 0.5).length).toBeGreaterThan(10);
-    await page.getByRole('button', { name: 'Encrypt the drawing and infer' }).click();
+    await press(page, 'Encrypt the drawing and infer');
     // Done when the result changed (or an error shows).
     await expect.poll(async () => ((await page.getByTestId('error').count()) > 0 ? await inferOutcome() : (await res.getAttribute('data-output')) === outRaw ? 'same' : 'changed'), { timeout: 600_000, interval: 500 }).toBe('changed');
     const outDrawn = JSON.parse((await res.getAttribute('data-output'))!) as number[];
@@ -296,11 +304,11 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     await page.reload();
     await page.getByTestId('infer-unlock-form').waitFor({ timeout: 30_000 });
     await page.fill('input[name=infer-unlock-passphrase]', PASSPHRASE);
-    await page.getByRole('button', { name: 'Unlock' }).click();
+    await press(page, 'Unlock');
     await expect.poll(inferOutcome, { timeout: 300_000, interval: 500 }).toMatch(/^unlocked|^error/);
     expect(await page.getByTestId('infer-keys-reused').count()).toBe(1);
     await page.setInputFiles('input[name=infer-npy]', npyPath);
-    await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
+    await press(page, 'Encrypt the .npy and infer');
     await expect.poll(inferOutcome, { timeout: 600_000, interval: 500 }).toMatch(/^inferred|^error|failed/);
     const again = JSON.parse((await page.getByTestId('infer-result').getAttribute('data-output'))!) as number[];
     expect(Math.max(...again.map((v, j) => Math.abs(v - plain[j]!)))).toBeLessThan(OUTPUT_TOLERANCE);
@@ -343,7 +351,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     // ---- the scan over the real transport: the page told (internal test hook) to post the .npy in plain
     const before = received.length;
     await page.evaluate('window.__cipherml_defences = { encryptUploads: false }');
-    await page.getByRole('button', { name: 'Encrypt the .npy and infer' }).click();
+    await press(page, 'Encrypt the .npy and infer');
     await expect.poll(inferOutcome, { timeout: 60_000 }).toMatch(/^error: .*CIPHERML_E_/);
     await page.evaluate('delete window.__cipherml_defences');
     const hooked = leaks(received.slice(before));
