@@ -5,7 +5,7 @@ import { GraphBuilder } from '../src/inference/builder.ts';
 import { calibrate } from '../src/inference/calibrate.ts';
 import type { Tensor } from '../src/inference/onnx.ts';
 import { parseOnnx, sizeOf } from '../src/inference/onnx.ts';
-import { compileSingle, packSingleInput, prepareSingle, runSingle } from '../src/inference/single.ts';
+import { compileSingle, packSingleInput, preparedSingleBytes, prepareSingle, runSingle } from '../src/inference/single.ts';
 
 // Keys that fit: keyparams states key.pub and keygen memory before keygen, and keeps key.pub
 // under the budget by trading keys for key switches (the chained steps → ±2^k → +2^k, whichever has
@@ -69,6 +69,12 @@ describe('key budget at keyparams', () => {
       const want = runPlain(calibrated, { dims: [1, 1, 8, 8], data: x }).data;
       using prepared = prepareSingle(ctx, calibrated);
       expect(prepared.plan.galoisSteps.some((st) => !steps.includes(st))).toBe(true);
+      // keyparams' expected diagonal memory bounds what prepareSingle holds (zero diagonals are not stored).
+      let held = 0;
+      for (const ms of prepared.matrices) for (const m of ms) for (const row of m.plain.values()) for (const pt of row.values()) held += 8 * pt.coeffCount();
+      expect(keyParams.plans.single!.diagonalBytes).toBe(preparedSingleBytes(prepared.plan, keyParams.params.polyModulusDegree, ctx.maxLevel));
+      expect(held).toBeGreaterThan(0.5 * keyParams.plans.single!.diagonalBytes!);
+      expect(held).toBeLessThanOrEqual(keyParams.plans.single!.diagonalBytes!);
       using xv = ctx.encryptVector(packSingleInput(prepared.plan, x, ctx.slotCount));
       using y = runSingle(ctx, prepared, xv);
       const slots = ctx.decryptVector(y, ctx.slotCount);
