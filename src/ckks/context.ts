@@ -772,8 +772,12 @@ export class CkksContext {
 
   /**
    * y = Σ_r diag_r ⊙ rot(x, r) for a matrix from {@link prepareDiagonals}, by baby-step/
-   * giant-step: one rotation of x per distinct non-zero baby step, one per non-zero giant
-   * shift, one rescale for the whole sum (one level). `x` above the matrix's level is mod-switched down first.
+   * giant-step: one rotation per distinct non-zero baby step, one per non-zero giant shift, one
+   * rescale for the whole sum (one level). Each rotation is reached directly or chained from the
+   * previous baby / by Horner's rule over the giants, whichever takes fewer key switches with
+   * this key set (bsgs.ts; chainSteps gives the keys of the chained form). The inner sums
+   * Σ_b diag ⊙ rot(x, b) run on the RNS kernel when it applies (the same ciphertext as SEAL's
+   * multiply_plain and add). `x` above the matrix's level is mod-switched down first.
    *
    * @example
    * ```ts
