@@ -211,7 +211,8 @@ export function Infer(props: { user: string; model: string }) {
     if (g === null || g === undefined || r === undefined) return;
     g.fillStyle = '#fff';
     g.beginPath();
-    g.arc(e.clientX - r.left, e.clientY - r.top, SCALE * 1.2, 0, 2 * Math.PI);
+    // The canvas is drawn at a CSS size other than its pixel size: pointer positions are scaled.
+    g.arc(((e.clientX - r.left) * SIDE * SCALE) / r.width, ((e.clientY - r.top) * SIDE * SCALE) / r.height, SCALE * 1.2, 0, 2 * Math.PI);
     g.fill();
   };
   /** The canvas averaged down to 28 × 28 (ink = 1). */
