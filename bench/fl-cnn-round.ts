@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { FitResultSchema, ModelPayloadSchema, SecAggStageResultSchema, SecAggStageTaskSchema, type SecAggStageResult, type SecAggStageTask, type TensorSpec } from '../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { clientData, loadNnData, nnDefaults, nnRunConfig } from '../src/fl/apps/nn-run.ts';
@@ -10,7 +11,7 @@ import { SecAggFedAvg, advertiseKeys, answerStage, beginWorkerRound, type SecAgg
 import { PaillierFedAvg, PlainFedAvg, weightedFlat, type FitOutcome, type StageRunner, type Strategy } from '../src/fl/strategy.ts';
 import { subset } from '../src/ml/idx.ts';
 import { loadEngine } from '../src/ml/nn/engine.ts';
-import { PackingLayout, encryptVector, generatePaillierKeyPair, precomputeRandomizers, serializePacked, type PackingSpec, type PaillierKeyPair, type RandomizerStock } from '../src/paillier/index.ts';
+import { PackedCiphertext, PackingLayout, decryptVector, encryptVector, generatePaillierKeyPair, precomputeRandomizers, serializePacked, type PackingSpec, type PaillierKeyPair, type RandomizerStock } from '../src/paillier/index.ts';
 import { collectGarbage } from './secagg.ts';
 
 /**
@@ -32,26 +33,44 @@ import { collectGarbage } from './secagg.ts';
  * not depend on the update and are off the round's critical path).
  */
 
-/** CPU and wall milliseconds of one party's step, measured alone. */
+/**
+ * CPU and wall milliseconds of one party's step, measured alone; `mainCpuMs` is the part of
+ * `cpuMs` on the calling thread (the rest ran on worker threads: the Paillier pools, V8's helpers).
+ */
 export interface Cost {
   readonly cpuMs: number;
   readonly wallMs: number;
+  readonly mainCpuMs: number;
 }
 
-const ZERO: Cost = { cpuMs: 0, wallMs: 0 };
-const plus = (a: Cost, b: Cost): Cost => ({ cpuMs: a.cpuMs + b.cpuMs, wallMs: a.wallMs + b.wallMs });
-const minus = (a: Cost, b: Cost): Cost => ({ cpuMs: a.cpuMs - b.cpuMs, wallMs: a.wallMs - b.wallMs });
-const maxOf = (xs: readonly Cost[]): Cost => ({ cpuMs: Math.max(...xs.map((x) => x.cpuMs)), wallMs: Math.max(...xs.map((x) => x.wallMs)) });
+/** Cores a party would give its worker threads in the "own cores" account (this machine's count). */
+export const PARTY_CORES: number = availableParallelism();
+
+/**
+ * The step's critical path with its worker threads on `cores` cores of their own: the calling
+ * thread's CPU plus the other threads' CPU split evenly (the pools cut their work into equal
+ * chunks, several per thread). An account from measured CPU, not a measured wall time.
+ */
+export function onCores(c: Cost, cores: number = PARTY_CORES): number {
+  return c.mainCpuMs + (c.cpuMs - c.mainCpuMs) / cores;
+}
+
+const ZERO: Cost = { cpuMs: 0, wallMs: 0, mainCpuMs: 0 };
+const plus = (a: Cost, b: Cost): Cost => ({ cpuMs: a.cpuMs + b.cpuMs, wallMs: a.wallMs + b.wallMs, mainCpuMs: a.mainCpuMs + b.mainCpuMs });
+const minus = (a: Cost, b: Cost): Cost => ({ cpuMs: a.cpuMs - b.cpuMs, wallMs: a.wallMs - b.wallMs, mainCpuMs: a.mainCpuMs - b.mainCpuMs });
+const maxOf = (xs: readonly Cost[]): Cost => ({ cpuMs: Math.max(...xs.map((x) => x.cpuMs)), wallMs: Math.max(...xs.map((x) => x.wallMs)), mainCpuMs: Math.max(...xs.map((x) => x.mainCpuMs)) });
 
 /** Runs `f` alone and measures it; first collects the heap (untimed unless `gc` is false: then the caller times it). */
 async function measure<T>(f: () => T | Promise<T>, gc = true): Promise<{ value: T; cost: Cost }> {
   if (gc) collectGarbage();
   const c0 = process.cpuUsage();
+  const m0 = process.threadCpuUsage();
   const t0 = performance.now();
   const value = await f();
   const wallMs = performance.now() - t0;
+  const m = process.threadCpuUsage(m0);
   const c = process.cpuUsage(c0);
-  return { value, cost: { cpuMs: (c.user + c.system) / 1000, wallMs } };
+  return { value, cost: { cpuMs: (c.user + c.system) / 1000, wallMs, mainCpuMs: (m.user + m.system) / 1000 } };
 }
 
 /** One strategy's round, per party. */
@@ -71,9 +90,27 @@ export interface RoundAccount {
   /** round.cpuMs / plain round.cpuMs of the same run. */
   readonly vsPlainCpu: number;
   readonly vsPlainWall: number;
+  /** The server's critical path with its worker threads on PARTY_CORES cores of its own ({@link onCores}), ms. */
+  readonly serverOnCoresMs: number;
+  /** (clientPath.cpuMs + serverOnCoresMs) / the same for plain: clients on one core each, the server on PARTY_CORES. */
+  readonly vsPlainServerCores: number;
+  /** Key holder server, the runtime's settings only: the server's work in parts (measured again, alone). */
+  readonly serverParts?: ServerParts;
   /** max |aggregate − plain FedAvg aggregate| of the same trained models. */
   readonly maxAbsError: number;
   readonly note: string;
+}
+
+/** The key-holder server's work in a Paillier round, part by part. */
+export interface ServerParts {
+  /** Decoding and checking every update (protobuf, ciphertexts in Z*_{n²}). */
+  readonly decode: Cost;
+  /** The homomorphic sum: one product mod n² per ciphertext per further update. */
+  readonly sum: Cost;
+  /** CRT decryption of the sum on the key holder's own threads (keyHolderPool). */
+  readonly decrypt: Cost;
+  /** The same decryption on the calling thread alone (parallelism 0). */
+  readonly decryptOneThread: Cost;
 }
 
 export interface RoundBenchOptions {
@@ -97,6 +134,8 @@ export interface RoundBenchResult {
   readonly parameters: number;
   readonly packing: { readonly before: ReturnType<PackingLayout['toJSON']> & { ciphertexts: number }; readonly after: ReturnType<PackingLayout['toJSON']> & { ciphertexts: number } };
   readonly rounds: readonly RoundAccount[];
+  /** Worker threads a party's pool runs (this machine's cores). */
+  readonly partyCores: number;
   /** Largest |w·θ| a client encrypted (what packing-integer-bits must cover). */
   readonly maxAbsWeightedValue: number;
 }
@@ -169,7 +208,8 @@ async function paillierRound(
   specs: TensorSpec[],
   dist: { server: Cost; client: Cost },
   log: (l: string) => void,
-): Promise<{ clientPath: Cost; clientCryptoMax: Cost; server: Cost; bytes: number; model: readonly NamedTensor[]; offPath: Cost }> {
+  parts = false,
+): Promise<{ clientPath: Cost; clientCryptoMax: Cost; server: Cost; bytes: number; model: readonly NamedTensor[]; offPath: Cost; serverParts?: ServerParts }> {
   const strategy = new PaillierFedAvg({ kind: 'server', privateKey: pair.privateKey }, packing);
   const layout = PackingLayout.forKey(pair.publicKey, packing);
   const length = specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
@@ -183,6 +223,7 @@ async function paillierRound(
       pre.push(cost);
     }
   }
+  const wires: Uint8Array[] = [];
   const r = await singleShotRound(
     strategy,
     trained,
@@ -190,12 +231,22 @@ async function paillierRound(
     async (t) => {
       const stock = stocks.get(t.id);
       const enc = await encryptVector(pair.publicKey, weightedFlat(t.parameters, t.weight), { packing, ...(stock === undefined ? {} : { randomizers: stock }) });
-      return fitResultBytes({ model: { kind: { case: 'encrypted', value: { packed: serializePacked(enc), specs, weightTotal: t.weight } } }, numExamples: BigInt(t.numExamples) });
+      const wire = fitResultBytes({ model: { kind: { case: 'encrypted', value: { packed: serializePacked(enc), specs, weightTotal: t.weight } } }, numExamples: BigInt(t.numExamples) });
+      wires.push(wire);
+      return wire;
     },
     dist,
   );
-  log(`  ${label}: slowest client ${(r.clientPath.cpuMs / 1000).toFixed(1)} s CPU (encryption ${(r.clientCryptoMax.cpuMs / 1000).toFixed(2)} s), server ${(r.server.cpuMs / 1000).toFixed(1)} s CPU`);
-  return { ...r, offPath: pre.length === 0 ? ZERO : maxOf(pre) };
+  log(`  ${label}: slowest client ${(r.clientPath.cpuMs / 1000).toFixed(1)} s CPU (encryption ${(r.clientCryptoMax.cpuMs / 1000).toFixed(2)} s), server ${(r.server.cpuMs / 1000).toFixed(1)} s CPU (${(onCores(r.server) / 1000).toFixed(1)} s on ${PARTY_CORES} cores of its own)`);
+  if (!parts) return { ...r, offPath: pre.length === 0 ? ZERO : maxOf(pre) };
+  // The same server work again, part by part (aggregateFit runs the sum and the decryption together).
+  const decode = await measure(() => wires.map((w, k) => strategy.checkFitResult(fromBinary(FitResultSchema, w), specs, `result from ${trained[k]!.id}`) as PackedCiphertext));
+  const sum = await measure(() => PackedCiphertext.sum(decode.value));
+  const decrypt = await measure(() => decryptVector(pair.privateKey, sum.value));
+  const decryptOneThread = await measure(() => decryptVector(pair.privateKey, sum.value, { parallelism: 0 }));
+  const ms = (c: Cost): string => `${c.cpuMs.toFixed(0)} ms CPU (${c.mainCpuMs.toFixed(0)} on the main thread)`;
+  log(`  server parts: decode ${ms(decode.cost)}, sum ${ms(sum.cost)}, decryption ${ms(decrypt.cost)} / ${decryptOneThread.cost.cpuMs.toFixed(0)} ms on one thread`);
+  return { ...r, offPath: pre.length === 0 ? ZERO : maxOf(pre), serverParts: { decode: decode.cost, sum: sum.cost, decrypt: decrypt.cost, decryptOneThread: decryptOneThread.cost } };
 }
 
 async function secaggRound(config: RunConfig, trained: readonly Trained[], specs: TensorSpec[], dist: { server: Cost; client: Cost }, log: (l: string) => void): Promise<{ clientPath: Cost; clientCryptoMax: Cost; server: Cost; bytes: number; model: readonly NamedTensor[] }> {
@@ -288,7 +339,7 @@ export async function runRoundBench(o: RoundBenchOptions): Promise<RoundBenchRes
     o.log(`  client ${k}: ${mine.count} images trained in ${(cost.cpuMs / 1000).toFixed(1)} s CPU (${(cost.wallMs / 1000).toFixed(1)} s wall)`);
   }
   const slowest = trained.reduce((a, t) => (t.training.cpuMs > a.training.cpuMs ? t : a));
-  const rounds: (Omit<RoundAccount, 'vsPlainCpu' | 'vsPlainWall' | 'maxAbsError' | 'round'> & { model: readonly NamedTensor[] })[] = [];
+  const rounds: (Omit<RoundAccount, 'vsPlainCpu' | 'vsPlainWall' | 'maxAbsError' | 'round' | 'serverOnCoresMs' | 'vsPlainServerCores'> & { model: readonly NamedTensor[] })[] = [];
 
   o.log('plain FedAvg …');
   const plain = await singleShotRound(new PlainFedAvg(), trained, specs, async (t) => fitResultBytes({ model: { kind: { case: 'plain', value: { tensors: tensorsToWire(t.parameters) } } }, numExamples: BigInt(t.numExamples) }), dist);
@@ -298,17 +349,19 @@ export async function runRoundBench(o: RoundBenchOptions): Promise<RoundBenchRes
   const pair = await generatePaillierKeyPair({ bits: o.keyBits });
   const before = packingFor(configOf('paillier', o, 0));
   const after = packingFor(nnRunConfig(configOf('paillier', o, 0), app));
-  // Per-run set-up, not per-round work: the DJN fixed-base table of the key in every pool worker.
-  await encryptVector(pair.publicKey, new Float64Array(parameters), { packing: after });
+  // Per-run set-up, not per-round work: the DJN fixed-base table of the key in every pool worker,
+  // and the key holder's own decryption threads started with its key.
+  const warm = await encryptVector(pair.publicKey, new Float64Array(parameters), { packing: after });
+  await decryptVector(pair.privateKey, warm);
   const variants = [
     { strategy: 'paillier (1,000-contribution headroom, fresh randomizers: before)', packing: before, precompute: false },
     { strategy: `paillier (headroom ${after.maxContributions}, fresh randomizers)`, packing: after, precompute: false },
-    { strategy: `paillier (headroom ${after.maxContributions}, precomputed randomizers: the runtime's)`, packing: after, precompute: true },
+    { strategy: `paillier (headroom ${after.maxContributions}, precomputed randomizers: the runtime's)`, packing: after, precompute: true, parts: true },
     // Not a default: packing-integer-bits = 5 (|w·θ| < 32, checked at encryption) as a run would set it.
     { strategy: `paillier (headroom ${after.maxContributions}, precomputed, packing-integer-bits 5)`, packing: { ...after, integerBits: 5 }, precompute: true },
   ];
   for (const v of variants) {
-    const r = await paillierRound(v.strategy, pair, v.packing, v.precompute, trained, specs, dist, o.log);
+    const r = await paillierRound(v.strategy, pair, v.packing, v.precompute, trained, specs, dist, o.log, 'parts' in v);
     rounds.push({ strategy: v.strategy, ...r, bytesPerClient: r.bytes, note: `${PackingLayout.forKey(pair.publicKey, v.packing).ciphertextsFor(parameters)} ciphertexts per update` });
   }
 
@@ -330,9 +383,19 @@ export async function runRoundBench(o: RoundBenchOptions): Promise<RoundBenchRes
     parameters,
     packing: { before: layoutOf(before), after: layoutOf(after) },
     maxAbsWeightedValue: Math.max(...trained.map((t) => weightedFlat(t.parameters, t.weight).reduce((m, v) => Math.max(m, Math.abs(v)), 0))),
+    partyCores: PARTY_CORES,
     rounds: rounds.map(({ model, ...r }) => {
       const round = plus(r.clientPath, r.server);
-      return { ...r, round, vsPlainCpu: round.cpuMs / p.cpuMs, vsPlainWall: round.wallMs / p.wallMs, maxAbsError: maxDiff(model, rounds[0]!.model) };
+      const serverOnCoresMs = onCores(r.server);
+      return {
+        ...r,
+        round,
+        vsPlainCpu: round.cpuMs / p.cpuMs,
+        vsPlainWall: round.wallMs / p.wallMs,
+        serverOnCoresMs,
+        vsPlainServerCores: (r.clientPath.cpuMs + serverOnCoresMs) / (plain.clientPath.cpuMs + onCores(plain.server)),
+        maxAbsError: maxDiff(model, rounds[0]!.model),
+      };
     }),
   };
 }

@@ -348,14 +348,14 @@ export async function runFlBench(options: FlBenchOptions = {}): Promise<FlBenchR
   const keygenMs = performance.now() - t;
   const { publicKey: pk, privateKey: sk } = pair;
   const layout = PackingLayout.forKey(pk, PACKING);
-  const pool = sharedPaillierPool(); // the pool workers and the server use (encryptVector's default)
+  const pool = sharedPaillierPool(); // the pool the workers encrypt on (encryptVector's default); the server decrypts on keyHolderPool(sk)
   log(`key: ${keyBits} bits, backend ${pk.backend.name}, keygen ${keygenMs.toFixed(0)} ms; pool of ${pool.size} workers`);
 
   const vectors = Array.from({ length: clients }, () => Float64Array.from({ length: params }, () => Math.random() * 2 - 1));
   // Each worker encrypts w·θ with w = its share of the examples (all equal here).
   const weighted = vectors.map((v) => v.map((x) => x / clients));
 
-  // Warm-up: every pool worker builds its DJN table and caches the keys before anything is timed.
+  // Warm-up: every pool worker builds its DJN table, and the key holder's threads cache the key, before anything is timed.
   const warm = Float64Array.from({ length: layout.slotsPerCiphertext * pool.size * 8 }, () => Math.random());
   await decryptVector(sk, await encryptVector(pk, warm, { packing: PACKING }));
 

@@ -34,7 +34,7 @@ export interface HeLenetBenchOptions {
   readonly batch?: number;
   readonly threads?: number;
   readonly singleImages?: number;
-  /** Images through lenet5_square's single plan (default 0: not run; about 3.5 minutes an image here under load, plus 2.4 minutes preparing). */
+  /** Images through lenet5_square's single plan (default 0: not run; 5–6 s an image on a quiet machine with the chained schedule, 212 s under load before it, plus 15–20 s preparing). */
   readonly lenetSingleImages?: number;
   /** Estimate lenet5_square's batch plan from operation times instead of running it (default false: run). */
   readonly lenetEstimateBatch?: boolean;
@@ -106,8 +106,9 @@ export async function runHeLenetBench(o: HeLenetBenchOptions = {}): Promise<HeLe
   const mnist = await runHeBench({ ...common, onProgress: log });
   log('— lenet5_square');
   // Its batch plan runs (352 K scalar products and 6,304 products at N = 16384 since the pooling
-  // sums, the RNS kernel and deferred relinearization; docs/inference.md). Its single plan with
-  // the ±2^k key tier took 212 s an image here under load (docs/inference.md): not run unless asked for.
+  // sums, the RNS kernel and deferred relinearization; docs/inference.md). Its single plan took
+  // 212 s an image here under load with the ±2^k keys, 5–6 s quiet with the chained schedule
+  // (docs/inference.md): not run unless asked for.
   const lenet5Square = await runHeBench({ ...common, singleImages: o.lenetSingleImages ?? 0, model: new URL('lenet5_square.onnx', HE).pathname, estimateBatch: o.lenetEstimateBatch === true, onProgress: log });
   return {
     mnist,

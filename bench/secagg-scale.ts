@@ -4,7 +4,7 @@ import { Roster as Identities, generateIdentity, publicIdentity, signMessage, ty
 import { FitResultSchema, SecAggStageResultSchema, SecAggStageTaskSchema, type SecAggStageTask, type TensorSpec } from '../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { specsOf } from '../src/fl/protocol.ts';
 import { SecAggFedAvg, beginWorkerRound } from '../src/fl/secagg.ts';
-import { maskedFromWire, maskedToWire, requestFromWire, requestToWire, rosterFromWire, rosterToWire } from '../src/fl/secagg-wire.ts';
+import { maskedFromWire, maskedToWire, requestFromWire, requestToWire, revealRequestFromWire, revealRequestToWire, rosterFromWire, rosterToWire } from '../src/fl/secagg-wire.ts';
 import {
   CONSISTENCY_CONTEXT,
   DEFAULT_SECURITY_POLICY,
@@ -17,6 +17,7 @@ import {
   neighboursOf,
   reconstructSecret,
   reduceModInPlace,
+  rosterTree,
   secAggPlusParameters,
   shareFromBytes,
   shareToBytes,
@@ -80,7 +81,7 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
   const specs: TensorSpec[] = specsOf([{ name: 'w', shape: [1], values: new Float64Array(0) }]);
   const round = new SecAggFedAvg(settingsFor('secagg+', clients)).beginFit(roundId, clients, specs);
   const derived = secAggPlusParameters(clients);
-  const p = { mode: 'secagg+' as const, roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold };
+  const p = { mode: 'secagg+' as const, roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold, seedCommittee: round.seedCommittee };
   const ids = Array.from({ length: clients }, (_, k) => `c${String(k).padStart(5, '0')}`);
   const identities = new Map<string, Identity>(ids.map((id) => [id, generateIdentity('worker', id)]));
   const peers = new Identities([...identities.values()].map((i) => publicIdentity(i)));
@@ -120,11 +121,40 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
       real.set(id, c);
       return c.advertise();
     });
-    answered(id, toBinary(FitResultSchema, create(FitResultSchema, { numExamples: 100n, secaggKeys: { cPk: adv.cPk, sPk: adv.sPk, signature: adv.signature } })).length);
+    answered(id, toBinary(FitResultSchema, create(FitResultSchema, { numExamples: 100n, secaggKeys: { cPk: adv.cPk, sPk: adv.sPk, signature: adv.signature, commitment: adv.commitment! } })).length);
     timed(() => srv.receive(adv));
   }
-  const roster = timed(() => srv.closeAdvertise());
+  timed(() => srv.closeAdvertise());
   progress(`secagg+ (active, simulated) ${clients} clients: stage advertise done`);
+
+  // Commit–reveal of the graph seed: every committee member is real and timed (slowest counts).
+  const s0 = server;
+  let revealClient = 0;
+  let revealBytes = 0;
+  for (const id of srv.committee) {
+    const wire = timed(() => toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'reveal', value: revealRequestToWire(srv.revealFor(id)) } })));
+    revealBytes += wire.length;
+    if (received.has(id)) received.set(id, received.get(id)! + wire.length);
+    const c0 = performance.now();
+    const task = fromBinary(SecAggStageTaskSchema, wire);
+    const msg = real.get(id)!.reveal(revealRequestFromWire(roundId, task.stage.value as never));
+    revealClient = Math.max(revealClient, performance.now() - c0);
+    answered(id, toBinary(SecAggStageResultSchema, create(SecAggStageResultSchema, { roundId, stage: { case: 'reveal', value: { reveal: msg.reveal } } })).length);
+    timed(() => srv.receive(msg));
+  }
+  const roster = timed(() => srv.closeReveal());
+  const revealServer = server - s0;
+  // What the sampled clients' views would have been without it (untimed): no committee, reveals
+  // or committee proof nodes.
+  const wholeTree = rosterTree(roster.entries);
+  let viewOverhead = 0;
+  for (const id of sampled) {
+    const view = srv.rosterFor(id);
+    const legacy = { roundId, entries: view.entries.map(({ commitment: _c, ...e }) => e), degree: view.degree, graphSeed: view.graphSeed, clients: view.clients!, root: view.root!, proof: wholeTree.prove(view.entries.map((e) => e.x - 1)) };
+    const size = (r: typeof view) => toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(r) } })).length;
+    viewOverhead += size(view) - size(legacy);
+  }
+  progress(`secagg+ (active, simulated) ${clients} clients: stage reveal done (committee ${srv.committee.length})`);
 
   // Stage 1: the sampled clients and their neighbours share for real; the rest send random boxes.
   const sharers = new Set(sampled.flatMap((u) => [u, ...neighboursOf(u, roster, 'secagg+')]));
@@ -239,7 +269,7 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
   for (const id of sampled) sent.set(id, sent.get(id)! + wire.length);
   progress(`secagg+ (active, simulated) ${clients} clients: server unmasking ${unmaskServer.toFixed(0)} ms + vector ${vectorServer.toFixed(0)} ms (${masks} masks), client vector ${(clientQuantize + clientMask).toFixed(0)} ms`);
 
-  const clientPath = stageMax.advertise + clientQuantize + stageMax.share + stageMax.masked + clientMask + stageMax.consistency + stageMax.unmask;
+  const clientPath = stageMax.advertise + revealClient + clientQuantize + stageMax.share + stageMax.masked + clientMask + stageMax.consistency + stageMax.unmask;
   const serverMs = server + unmaskServer + vectorServer;
   const mean = (m: Map<string, number>) => [...m.values()].reduce((x, y) => x + y, 0) / m.size;
   return {
@@ -257,5 +287,6 @@ export async function simulatedPlusRound(clients: number, params: number, dropou
     threshold: p.threshold,
     masks,
     method: 'simulated',
+    seedReveal: { committee: srv.committee.length, serverMs: revealServer, clientMs: revealClient, bytesReceivedPerClient: viewOverhead / sampled.length + revealBytes / clients },
   };
 }

@@ -74,6 +74,13 @@ export interface RoundFigures {
   /** PRG masks the server expanded to unmask. */
   readonly masks: number;
   /**
+   * Commit–reveal of the SecAgg+ graph seed (actively secure sparse rounds only): committee size,
+   * the reveal stage's server and slowest-client time, and the bytes per client it adds to what
+   * the previous protocol received (the reveal tasks, the committee entries, reveals and proof
+   * nodes in each view; exact in simulated rounds, without the extra proof nodes in full ones).
+   */
+  readonly seedReveal?: { readonly committee: number; readonly serverMs: number; readonly clientMs: number; readonly bytesReceivedPerClient: number };
+  /**
    * `full`: every client ran at the full vector length; `simulated`: sampled clients ran for
    * real among synthetic peers and the vector-length work was timed on samples (secagg-scale.ts).
    */
@@ -240,10 +247,13 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
   /** Time inside aggregateFit that is not the server's: client steps and the untimed collections. */
   let clientTotal = 0;
   let masks = 0;
+  const reveal = { committee: 0, clientMs: 0, bytes: 0, serverMs: 0 };
   const runner: StageRunner = {
     roundId,
     run: async (stage: string, tasks: ReadonlyMap<string, SecAggStageTask>, _timeoutMs: number, accept: (id: string, r: SecAggStageResult) => void) => {
       let max = 0;
+      const r0 = performance.now();
+      const clientBefore = clientTotal;
       const answered = new Set<string>();
       const wires = new Map<SecAggStageTask, Uint8Array>();
       for (const [id, task] of tasks) {
@@ -251,6 +261,12 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         let taskWire = wires.get(task);
         if (taskWire === undefined) wires.set(task, (taskWire = toBinary(SecAggStageTaskSchema, task)));
         received.set(id, received.get(id)! + taskWire.length);
+        if (stage === 'reveal') reveal.bytes += taskWire.length;
+        if (stage === 'share-keys' && task.stage.case === 'roster' && task.stage.value.committee.length > 0) {
+          const v = task.stage.value;
+          const legacy = { ...v, entries: v.entries.map((e) => ({ ...e, commitment: new Uint8Array(0) })), committee: [], reveals: [] };
+          reveal.bytes += taskWire.length - toBinary(SecAggStageTaskSchema, create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: legacy } })).length;
+        }
         if (stage === 'masked-input' && dropping.has(id)) continue;
         if (isolate) {
           const g0 = performance.now();
@@ -267,6 +283,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
         answered.add(id);
       }
       clientPath += max;
+      if (stage === 'reveal') Object.assign(reveal, { committee: tasks.size, clientMs: max, serverMs: performance.now() - r0 - (clientTotal - clientBefore) });
       // The in-process clients' garbage is theirs (on their own machines in a deployment):
       // collect it now, untimed, so the server's stage close is not charged for it.
       const g0 = performance.now();
@@ -298,6 +315,7 @@ async function secureRound(mode: SecAggMode, clients: number, params: number, dr
     bytesReceivedPerClient: mean(received),
     maxAbsError: maxDiff(got, expected),
     active,
+    ...(reveal.committee === 0 ? {} : { seedReveal: { committee: reveal.committee, serverMs: reveal.serverMs, clientMs: reveal.clientMs, bytesReceivedPerClient: reveal.bytes / clients } }),
     degree: mode === 'secagg+' ? Math.min(clients - 1, secAggPlusParameters(clients).degree) : clients - 1,
     threshold: round.threshold,
     masks,
@@ -392,6 +410,13 @@ export function formatSecAggBench(r: SecAggBenchResult): string {
     row(`secagg (${r.active.degree === r.clients - 1 && r.mode === 'stable-pw' ? 'pw' : r.mode}, active)`, r.active),
     ...r.secaggPlusScale.map((f) => row(`secagg+${f.active ? ' act.' : ''} k=${f.degree} t=${f.threshold}${f.method === 'simulated' ? ' *' : ''}`, f)),
     ...(r.secaggPlusScale.some((f) => f.method === 'simulated') ? [SIMULATED_NOTE] : []),
+    ...r.secaggPlusScale.flatMap((f) =>
+      f.seedReveal === undefined
+        ? []
+        : [
+            `commit–reveal of the graph seed at ${f.clients} clients (committee ${f.seedReveal.committee}): reveal stage ${(f.seedReveal.serverMs + f.seedReveal.clientMs).toFixed(0)} ms (server ${f.seedReveal.serverMs.toFixed(0)}, client ${f.seedReveal.clientMs.toFixed(1)}) = ${((100 * (f.seedReveal.serverMs + f.seedReveal.clientMs)) / f.roundMs).toFixed(2)} % of the round; +${(f.seedReveal.bytesReceivedPerClient / 1024).toFixed(1)} KiB received per client over the previous protocol (${(f.bytesReceivedPerClient / 1024).toFixed(1)} vs ${((f.bytesReceivedPerClient - f.seedReveal.bytesReceivedPerClient) / 1024).toFixed(1)} KiB, ${(f.bytesReceivedPerClient / (f.bytesReceivedPerClient - f.seedReveal.bytesReceivedPerClient)).toFixed(3)}×)`,
+          ],
+    ),
     `round time ${verdict(r.roundRatio, r.targets.roundRatio)}; bytes per client ${verdict(r.bytesRatio, r.targets.bytesRatio)}`,
     `actively secure round vs honest-but-curious: ${verdict(r.activeRoundRatio, r.targets.activeRoundRatio)} (bytes sent + received ${r.activeBytesRatio.toFixed(2)}×)`,
     ...(r.plusBytesGrowth === null ? [] : [`SecAgg+ bytes received per client, ${r.secaggPlusScale[r.secaggPlusScale.length - 1]!.clients} vs ${r.secaggPlusScale[0]!.clients} clients: ${verdict(r.plusBytesGrowth, r.targets.plusBytesGrowth)}`]),

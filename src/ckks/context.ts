@@ -6,8 +6,10 @@ import { levelsOf, validateCkksParameters } from './params.ts';
 import type { Seal } from './seal.ts';
 import { binaryTerms, galoisGroupSize, groupSteps, naf } from './keys.ts';
 import { loadSeal, sealCall, sealMessage } from './seal.ts';
-import { ciphertextData, KERNEL_PRIME_LIMIT, MAX_LAZY_TERMS, probeDataPointer, rnsKernel } from './kernel.ts';
+import { ciphertextData, KERNEL_PRIME_LIMIT, MAX_LAZY_TERMS, plaintextData, probeDataPointer, probePlainPointer, rnsKernel } from './kernel.ts';
+import { equivalentStep, rotationSchedule } from './bsgs.ts';
 import type * as S from 'node-seal';
+import type { RotationSchedule } from './bsgs.ts';
 
 /**
  * Scales whose ratio differs from 1 by less than this are treated as equal when two ciphertexts
@@ -770,8 +772,12 @@ export class CkksContext {
 
   /**
    * y = Σ_r diag_r ⊙ rot(x, r) for a matrix from {@link prepareDiagonals}, by baby-step/
-   * giant-step: one rotation of x per distinct non-zero baby step, one per non-zero giant
-   * shift, one rescale for the whole sum (one level). `x` above the matrix's level is mod-switched down first.
+   * giant-step: one rotation per distinct non-zero baby step, one per non-zero giant shift, one
+   * rescale for the whole sum (one level). Each rotation is reached directly or chained from the
+   * previous baby / by Horner's rule over the giants, whichever takes fewer key switches with
+   * this key set (bsgs.ts; chainSteps gives the keys of the chained form). The inner sums
+   * Σ_b diag ⊙ rot(x, b) run on the RNS kernel when it applies (the same ciphertext as SEAL's
+   * multiply_plain and add). `x` above the matrix's level is mod-switched down first.
    *
    * @example
    * ```ts
@@ -786,49 +792,52 @@ export class CkksContext {
     if (lx < m.level) throw new CipherMLError('CIPHERML_E_CKKS_DEPTH_EXHAUSTED', `the input is at level ${lx}, the matrix was prepared for level ${m.level}`, { param: 'x', details: { level: lx, matrixLevel: m.level } });
     const xs = lx === m.level ? x : this.toLevel(x, m.level);
     const rot = (src: S.Ciphertext, steps: number, dst: S.Ciphertext): void => this.#rotateRaw(src, steps, dst, 'matrix');
-    const babies = new Map<number, S.Ciphertext>();
+    const babySet = new Set<number>();
+    for (const row of m.plain.values()) for (const b of row.keys()) babySet.add(b);
+    const asc = (a: number, b: number): number => a - b;
+    const giantList = [...m.plain.keys()].filter((g) => m.plain.get(g)!.size > 0).sort(asc);
+    const schedule = this.rotationScheduleFor([...babySet].sort(asc), giantList);
+    const babies = new Map<number, S.Ciphertext>([[0, xs.ct]]);
     const temps: S.Ciphertext[] = [];
     let acc: S.Ciphertext | undefined;
     try {
-      for (const row of m.plain.values()) {
-        for (const b of row.keys()) {
-          if (babies.has(b)) continue;
-          if (b === 0) babies.set(0, xs.ct);
-          else {
+      for (const { baby, from, step } of schedule.babies) {
+        const r = this.#fresh();
+        temps.push(r);
+        rot(babies.get(from)!, step, r);
+        babies.set(baby, r);
+      }
+      const inners = new Map<number, S.Ciphertext>();
+      for (const g of giantList) {
+        const inner = this.#innerSum(m.plain.get(g)!, babies, m.level);
+        temps.push(inner);
+        inners.set(g, inner);
+      }
+      if (giantList.length === 0) return this.#zeroAt(m.level - 1, xs.ct.scale(), this.slotCount);
+      acc = this.#fresh();
+      if (schedule.giants === 'horner') {
+        // acc ← rot(acc, g_{i+1} − g_i) + inner_{g_i}, largest giant first; then rot(acc, g_0).
+        acc.assign(inners.get(giantList[giantList.length - 1]!)!);
+        for (let i = giantList.length - 2; i >= 0; i--) {
+          rot(acc, giantList[i + 1]! - giantList[i]!, acc);
+          sealCall('add', () => this.#evaluator.addInplace(acc!, inners.get(giantList[i]!)!));
+        }
+        if (giantList[0] !== 0) rot(acc, giantList[0]!, acc);
+      } else {
+        let started = false;
+        for (const g of giantList) {
+          let inner = inners.get(g)!;
+          if (g !== 0) {
             const r = this.#fresh();
             temps.push(r);
-            rot(xs.ct, b, r);
-            babies.set(b, r);
+            rot(inner, g, r);
+            inner = r;
           }
+          if (!started) acc.assign(inner);
+          else sealCall('add', () => this.#evaluator.addInplace(acc!, inner));
+          started = true;
         }
       }
-      const prod = this.#fresh();
-      temps.push(prod);
-      for (const [shift, row] of m.plain) {
-        let inner: S.Ciphertext | undefined;
-        for (const [b, p] of row) {
-          if (inner === undefined) {
-            inner = this.#fresh();
-            temps.push(inner);
-            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, inner!));
-          } else {
-            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, prod));
-            sealCall('add', () => this.#evaluator.addInplace(inner!, prod));
-          }
-        }
-        if (inner === undefined) continue;
-        if (shift !== 0) {
-          const r = this.#fresh();
-          temps.push(r);
-          rot(inner, shift, r);
-          inner = r;
-        }
-        if (acc === undefined) {
-          acc = this.#fresh();
-          acc.assign(inner);
-        } else sealCall('add', () => this.#evaluator.addInplace(acc!, inner!));
-      }
-      if (acc === undefined) return this.#zeroAt(m.level - 1, xs.ct.scale(), this.slotCount);
       sealCall('rescale', () => this.#evaluator.rescaleToNextInplace(acc!));
       const out = new CkksVector(this, acc, this.slotCount);
       acc = undefined;
@@ -838,6 +847,95 @@ export class CkksContext {
       for (const t of temps) t.delete();
       if (xs !== x) xs.delete();
     }
+  }
+
+  /**
+   * How {@link mulDiagonals} reaches the rotated ciphertexts of sorted babies and giants with this
+   * key set (direct or chained, see bsgs.ts) and its key switches.
+   *
+   * @example
+   * ```ts
+   * ctx.rotationScheduleFor([0, 1, 2, 3], [0, 4, 8]).switches; // 5 with keys for 1 and 4
+   * ```
+   */
+  rotationScheduleFor(babies: readonly number[], giants: readonly number[]): RotationSchedule {
+    const has = (k: number): boolean => this.#keys.galois.some((g) => g.steps.has(k));
+    return rotationSchedule(babies, giants, this.slotCount, has);
+  }
+
+  /**
+   * Σ_b diag_b ⊙ baby_b, unrescaled: with the RNS kernel, one pass of word-wise products per term
+   * accumulated lazily (kernel.ts `macv`), else SEAL's multiply_plain and add per term.
+   */
+  #innerSum(row: ReadonlyMap<number, S.Plaintext>, babies: ReadonlyMap<number, S.Ciphertext>, level: number): S.Ciphertext {
+    const out = this.#fresh();
+    try {
+      if (this.#kernelInnerSum(row, babies, level, out)) return out;
+      const prod = this.#fresh();
+      try {
+        let started = false;
+        for (const [b, p] of row) {
+          if (!started) sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, out));
+          else {
+            sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(babies.get(b)!, p, prod));
+            sealCall('add', () => this.#evaluator.addInplace(out, prod));
+          }
+          started = true;
+        }
+      } finally {
+        prod.delete();
+      }
+      return out;
+    } catch (e) {
+      out.delete();
+      throw e;
+    }
+  }
+
+  /**
+   * The kernel path of {@link #innerSum}: `out` gets, word for word, the integers SEAL's
+   * multiply_plain + add would give (both reduce mod q_j into [0, q_j)). False when the kernel
+   * does not apply (no kernel, a prime ≥ 2^50, a plaintext not at the ciphertexts' primes).
+   */
+  #kernelInnerSum(row: ReadonlyMap<number, S.Plaintext>, babies: ReadonlyMap<number, S.Ciphertext>, level: number, out: S.Ciphertext): boolean {
+    const kernel = rnsKernel();
+    if (kernel === undefined || row.size === 0) return false;
+    const primes = this.#primesAt[level]!;
+    if (primes.some((p) => p >= BigInt(KERNEL_PRIME_LIMIT))) return false;
+    const [[b0, p0]] = [...row] as [[number, S.Plaintext]];
+    const first = babies.get(b0)!;
+    const n = this.params.polyModulusDegree;
+    if (probeDataPointer(this.seal, first, kernel.memory) === undefined || probePlainPointer(this.seal, p0, kernel.memory) === undefined) return false;
+    const size = first.size();
+    for (const [b, p] of row) {
+      const c = babies.get(b)!;
+      if (!c.isNttForm() || !p.isNttForm() || c.size() !== size || c.coeffModulusSize() !== primes.length || p.coeffCount() !== n * primes.length || p.scale() !== p0.scale()) return false;
+    }
+    out.assign(first);
+    const dst = ciphertextData(out, kernel.memory);
+    new BigUint64Array(kernel.memory.buffer, dst, size * primes.length * n).fill(0n);
+    const qinv = primes.map((q) => 1 / Number(q));
+    const reduceAll = (): void => {
+      for (let k = 0; k < size; k++) for (let j = 0; j < primes.length; j++) kernel.reduce(dst + 8 * (k * primes.length + j) * n, n, primes[j]!, qinv[j]!);
+    };
+    let pending = 0;
+    for (const [b, p] of row) {
+      const src = ciphertextData(babies.get(b)!, kernel.memory);
+      const w = plaintextData(p, kernel.memory);
+      for (let k = 0; k < size; k++) {
+        for (let j = 0; j < primes.length; j++) {
+          const off = 8 * (k * primes.length + j) * n;
+          kernel.macv(dst + off, src + off, w + 8 * j * n, n, primes[j]!, qinv[j]!);
+        }
+      }
+      if (++pending === MAX_LAZY_TERMS) {
+        reduceAll();
+        pending = 0;
+      }
+    }
+    reduceAll();
+    out.setScale(first.scale() * p0.scale());
+    return true;
   }
 
   /** Mod-switches a copy of `a` down to `level` (no rescale: the scale is unchanged). */
@@ -949,6 +1047,8 @@ export class CkksContext {
       }
     };
     if (this.#keys.galois.some((g) => g.steps.has(steps))) return apply(src, steps, dst);
+    const alt = equivalentStep(steps % this.slotCount, this.slotCount);
+    if (this.#keys.galois.some((g) => g.steps.has(alt))) return apply(src, alt, dst);
     const have = (ts: readonly number[]): boolean => ts.length > 0 && ts.every((t) => this.#keys.galois.some((g) => g.steps.has(t)));
     const signed = naf(steps).map((t) => t % this.slotCount).filter((t) => t !== 0);
     const terms = have(signed) ? signed : binaryTerms(steps, this.slotCount);

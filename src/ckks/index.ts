@@ -52,6 +52,8 @@
 import '../core/node-version.ts';
 export { CkksContext, CkksDiagonalMatrix, CkksVector, bestBabyStep, diagonalSteps, SCALE_TOLERANCE, sumSlotsSteps } from './context.ts';
 export type { CreateContextOptions, GaloisGroup } from './context.ts';
+export { chainSteps, rotationSchedule, rotationSwitches, splitRotations } from './bsgs.ts';
+export type { RotationSchedule } from './bsgs.ts';
 export { binarySteps, binaryTerms, estimateKeySet, galoisGroupSize, keySwitchingKeyBytes, naf, powerOfTwoSteps } from './keys.ts';
 export type { KeySetEstimate } from './keys.ts';
 export type { CiphertextFile, CiphertextRecord } from './serialize.ts';

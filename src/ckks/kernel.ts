@@ -33,6 +33,14 @@ export interface RnsKernel {
   mac(dst: number, src: number, n: number, q: bigint, w: bigint, wq: number): void;
   /** dst[j] ← dst[j] mod q ∈ [0, q) over `n` signed words; `qinv` = 1/q. */
   reduce(dst: number, n: number, q: bigint, qinv: number): void;
+  /**
+   * dst[j] += x_j·w_j − h_j·q over `n` words at byte addresses dst, src, w (signed, unreduced):
+   * the word-wise product by a plaintext polynomial (NTT form) instead of a constant. The quotient
+   * estimate h_j = trunc(f64(x_j)·f64(w_j)·f64(1/q)) carries three roundings of relative error
+   * 2^-53 on x_j·w_j/q < q < 2^50, so it is within 3/8 of the true quotient and r ∈ [−q, 2q) as
+   * for `mac`; no per-word precomputation is stored.
+   */
+  macv(dst: number, src: number, w: number, n: number, q: bigint, qinv: number): void;
   readonly memory: WasmMemory;
 }
 
@@ -100,16 +108,37 @@ function moduleBytes(): Uint8Array {
     OP.get, 4, OP.i32ltU, OP.brIf, 0,
     OP.end, OP.end, OP.end,
   ];
+  // macv(dst i32, src i32, w i32, n i32, q i64, qinv f64); locals: end i32 (6), x i64 (7), y i64 (8)
+  const macv = [
+    ...vec([[1, I32], [2, I64]]),
+    OP.get, 0, OP.get, 3, OP.i32const, 3, OP.i32shl, OP.i32add, OP.set, 6,
+    OP.block, VOID,
+    OP.get, 0, OP.get, 6, OP.i32geU, OP.brIf, 0,
+    OP.loop, VOID,
+    OP.get, 1, OP.i64load, ...MEM, OP.set, 7,
+    OP.get, 2, OP.i64load, ...MEM, OP.set, 8,
+    OP.get, 0,
+    OP.get, 0, OP.i64load, ...MEM,
+    OP.get, 7, OP.get, 8, OP.i64mul,
+    OP.get, 7, OP.f64fromI64U, OP.get, 8, OP.f64fromI64U, OP.f64mul, OP.get, 5, OP.f64mul, ...truncSatU, OP.get, 4, OP.i64mul,
+    OP.i64sub, OP.i64add, OP.i64store, ...MEM,
+    OP.get, 1, OP.i32const, 8, OP.i32add, OP.set, 1,
+    OP.get, 2, OP.i32const, 8, OP.i32add, OP.set, 2,
+    OP.get, 0, OP.i32const, 8, OP.i32add, OP.tee, 0,
+    OP.get, 6, OP.i32ltU, OP.brIf, 0,
+    OP.end, OP.end, OP.end,
+  ];
   return Uint8Array.from([
     ...WASM_PREAMBLE,
     ...section(1, vec([
       [0x60, ...vec([[I32], [I32], [I32], [I64], [I64], [F64]]), 0],
       [0x60, ...vec([[I32], [I32], [I64], [F64]]), 0],
+      [0x60, ...vec([[I32], [I32], [I32], [I32], [I64], [F64]]), 0],
     ])),
     ...section(2, vec([[...str('env'), ...str('memory'), 0x02, 0x00, 0x00]])),
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...str('mac'), 0x00, 0], [...str('reduce'), 0x00, 1]])),
-    ...section(10, vec([funcBody(mac), funcBody(reduce)])),
+    ...section(3, vec([[0], [1], [2]])),
+    ...section(7, vec([[...str('mac'), 0x00, 0], [...str('reduce'), 0x00, 1], [...str('macv'), 0x00, 2]])),
+    ...section(10, vec([funcBody(mac), funcBody(reduce), funcBody(macv)])),
   ]);
 }
 
@@ -137,13 +166,15 @@ export function rnsKernel(): RnsKernel | undefined {
   }
   const mod = new WebAssemblyApi.Module(moduleBytes());
   const inst = new WebAssemblyApi.Instance(mod, { env: { memory } });
-  const e = inst.exports as { mac: RnsKernel['mac']; reduce: RnsKernel['reduce'] };
-  kernel = { mac: e.mac, reduce: e.reduce, memory };
+  const e = inst.exports as { mac: RnsKernel['mac']; reduce: RnsKernel['reduce']; macv: RnsKernel['macv'] };
+  kernel = { mac: e.mac, reduce: e.reduce, macv: e.macv, memory };
   return kernel;
 }
 
 /** Byte offset, inside a SEAL Ciphertext object, of its data pointer (found once, by probing). */
 let dataPointerOffset: number | null | undefined;
+/** The same for a SEAL Plaintext. */
+let plainPointerOffset: number | null | undefined;
 
 /** The C++ object address of an embind handle (Emscripten's `$$.ptr`). */
 function objectAddress(o: object): number | undefined {
@@ -158,10 +189,24 @@ function objectAddress(o: object): number | undefined {
  */
 export function probeDataPointer(seal: Seal, ct: S.Ciphertext, memory: WasmMemory): number | undefined {
   if (dataPointerOffset !== undefined) return dataPointerOffset ?? undefined;
-  const addr = objectAddress(ct);
-  const words = ct.size() * ct.coeffModulusSize() * ct.polyModulusDegree();
+  dataPointerOffset = findPointer(seal, ct, ct.size() * ct.coeffModulusSize() * ct.polyModulusDegree(), memory) ?? null;
+  return dataPointerOffset ?? undefined;
+}
+
+/**
+ * @internal {@link probeDataPointer} for a SEAL Plaintext (its coefficient words, prime-major in
+ * NTT form, are what `saveToArray` writes last).
+ */
+export function probePlainPointer(seal: Seal, pt: S.Plaintext, memory: WasmMemory): number | undefined {
+  if (plainPointerOffset !== undefined) return plainPointerOffset ?? undefined;
+  plainPointerOffset = findPointer(seal, pt, pt.coeffCount(), memory) ?? null;
+  return plainPointerOffset ?? undefined;
+}
+
+function findPointer(seal: Seal, o: S.Ciphertext | S.Plaintext, words: number, memory: WasmMemory): number | undefined {
+  const addr = objectAddress(o);
   if (addr === undefined || words === 0) return undefined;
-  const saved = ct.saveToArray(seal.ComprModeType.none) as Uint8Array;
+  const saved = o.saveToArray(seal.ComprModeType.none) as Uint8Array;
   const tail = new BigUint64Array(saved.slice(saved.length - 8 * words).buffer);
   const heap32 = new Uint32Array(memory.buffer);
   const heapBytes = memory.buffer.byteLength;
@@ -169,12 +214,8 @@ export function probeDataPointer(seal: Seal, ct: S.Ciphertext, memory: WasmMemor
     const p = heap32[(addr + off) >>> 2]!;
     if (p % 8 !== 0 || p === 0 || p + 8 * words > heapBytes) continue;
     const view = new BigUint64Array(memory.buffer, p, words);
-    if (view[0] === tail[0] && view[words >> 1] === tail[words >> 1] && view[words - 1] === tail[words - 1]) {
-      dataPointerOffset = off;
-      return off;
-    }
+    if (view[0] === tail[0] && view[words >> 1] === tail[words >> 1] && view[words - 1] === tail[words - 1]) return off;
   }
-  dataPointerOffset = null;
   return undefined;
 }
 
@@ -182,4 +223,10 @@ export function probeDataPointer(seal: Seal, ct: S.Ciphertext, memory: WasmMemor
 export function ciphertextData(ct: S.Ciphertext, memory: WasmMemory): number {
   const addr = objectAddress(ct)!;
   return new Uint32Array(memory.buffer)[(addr + dataPointerOffset!) >>> 2]!;
+}
+
+/** @internal Byte address of a plaintext's coefficient words (after {@link probePlainPointer} succeeded). */
+export function plaintextData(pt: S.Plaintext, memory: WasmMemory): number {
+  const addr = objectAddress(pt)!;
+  return new Uint32Array(memory.buffer)[(addr + plainPointerOffset!) >>> 2]!;
 }

@@ -141,7 +141,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--batch <n>', 'images in the batch (default: all slots; more run as several chunks)', intOption('--batch'))
     .option('--threads <n>', 'worker threads for the batch plan (default: the cores)', intOption('--threads'))
     .option('--single <n>', 'images run one by one through the single plan', intOption('--single'), 10)
-    .option('--lenet-single <n>', 'with --model lenet5: images through lenet5_square\'s single plan (default 0: not run; about 3.5 minutes an image here under load, after 2.4 minutes preparing its diagonals)', intOption('--lenet-single'), 0)
+    .option('--lenet-single <n>', 'with --model lenet5: images through lenet5_square\'s single plan (default 0: not run; 5–6 s an image on a quiet machine, after 15–20 s preparing its diagonals)', intOption('--lenet-single'), 0)
     .option('--json', 'print one JSON object instead of a table')
     .action(async (opts: { model?: string; batch?: number; threads?: number; single: number; lenetSingle: number; json?: boolean }) => {
       if (opts.model === 'lenet5') {

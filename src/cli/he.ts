@@ -170,6 +170,7 @@ export function registerHeCommands(program: Command): void {
       ...(fits.length === 0 ? [] : [`${fits.length} activation(s) replaced by ${kp.activations[0]!.fit} polynomial fits:`, ...fits]),
       `keys (expected before keygen): key.pub ≈ ${formatBytes(kp.keys.publicKeyBytes)} (${kp.galoisSteps.length} ${kp.keys.rotationKeys} Galois keys), keygen peak ≈ ${formatBytes(kp.keys.keygenPeakBytes)}, loaded for inference ≈ ${formatBytes(kp.keys.loadedBytes)}`,
       ...(kp.keys.note === undefined ? [] : [`note: ${kp.keys.note}`]),
+      ...(kp.plans.single?.diagonalBytes === undefined ? [] : [`single plan (expected): encoded diagonals held by the server ≈ ${formatBytes(kp.plans.single.diagonalBytes)} beside the loaded keys (${kp.plans.single.plainProducts} diagonals)`]),
       `→ ${o.out}, ${r.calibratedModel}`,
     ];
     print(o.json, { out: o.out, calibratedModel: r.calibratedModel, ...kp }, lines.join('\n'));

@@ -37,9 +37,11 @@ export interface Defences {
   gatewayToken: boolean;
   /** In identity mode the server refuses, on arrival, a Paillier update that is not a contribution signed by the roster worker who sent it. */
   signedUpdatesOnArrival: boolean;
+  /** Actively secure SecAgg+ clients derive the graph seed from the committee's reveals, each opening its signed commitment (src/secagg/protocol.ts); off: they take the server's seed. */
+  secaggSeedReveal: boolean;
 }
 
-const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true, gatewayHostCheck: true, gatewayToken: true, signedUpdatesOnArrival: true };
+const DEFAULTS: Defences = { keyPinning: true, keyRequestSignatures: true, contributionFloor: true, slotRangeCheck: true, encryptUpdates: true, keyBaseCheck: true, announcementCheck: true, thresholdShareProofs: true, attestationCheck: true, consoleCsrf: true, consoleSignInLimit: true, consoleCsp: true, inferenceUploadBounds: true, gatewayHostCheck: true, gatewayToken: true, signedUpdatesOnArrival: true, secaggSeedReveal: true };
 
 /**
  * The live switches (mutated only by tests).

@@ -22,5 +22,6 @@ export { assertSigned, generateIdentity, IDENTITY_ROLES, identityFingerprint, lo
 export type { Identity, IdentityRole, PublicIdentity } from './identity.ts';
 export type { WriteFileOptions } from './io.ts';
 export { WorkerPool } from './worker-pool.ts';
+export type { WorkerPoolOptions } from './worker-pool.ts';
 export { availableBackends, getBackend } from './bigmath/index.ts';
 export type { BackendPreference, FixedBasePow, ModArithBackend } from './bigmath/index.ts';

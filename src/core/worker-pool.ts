@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { CipherMLError } from './errors.ts';
 import { assertIntegerInRange } from './guards.ts';
@@ -29,6 +29,11 @@ interface Reply {
   error?: { code: string; message: string; param?: string };
 }
 
+/** Options of a {@link WorkerPool}: `resourceLimits` applies to each of its threads. */
+export interface WorkerPoolOptions {
+  readonly resourceLimits?: ResourceLimits;
+}
+
 /**
  * @example
  * ```ts
@@ -40,15 +45,17 @@ interface Reply {
 export class WorkerPool {
   readonly size: number;
   readonly #url: URL;
+  readonly #options: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #queue: Pending[] = [];
   readonly #inflight = new Map<Worker, Pending>();
   #nextId = 1;
   #closed = false;
 
-  constructor(url: URL, size: number = availableParallelism()) {
+  constructor(url: URL, size: number = availableParallelism(), options: WorkerPoolOptions = {}) {
     assertIntegerInRange(size, 'size', 1, 256);
     this.#url = url;
+    this.#options = options;
     this.size = size;
   }
 
@@ -82,7 +89,7 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(this.#url);
+    const worker = new Worker(this.#url, this.#options.resourceLimits === undefined ? {} : { resourceLimits: this.#options.resourceLimits });
     const slot: Slot = { worker, busy: false };
     worker.unref();
     worker.on('message', (reply: Reply) => {

@@ -5,7 +5,7 @@ import { DEFAULT_SECURITY_POLICY, SecAggClient, quantize, type QuantizationSpec,
 import { SECAGG_TEST_HOOKS } from '../secagg/testing.ts';
 import { SecAggStageResultSchema, type SecAggKeys, type SecAggRound, type SecAggStageResult, type SecAggStageTask, type Task } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { flatten, type NamedTensor } from './protocol.ts';
-import { maskedToWire, requestFromWire, rosterFromWire, secAggResultBytes } from './secagg-wire.ts';
+import { maskedToWire, requestFromWire, revealRequestFromWire, rosterFromWire, secAggResultBytes } from './secagg-wire.ts';
 
 /**
  * The worker's secure-aggregation client mod (Flower keeps secure aggregation as one server
@@ -70,7 +70,7 @@ export function beginWorkerRound(round: SecAggRound, workerId: string, parameter
   for (let i = 0; i < flat.length; i++) vector[i + 1] = weight * flat[i]!;
   const { values, clipped } = quantize(vector, spec, rng);
   SECAGG_TEST_HOOKS.onQuantized?.(workerId, round.roundId, values);
-  const client = new SecAggClient(workerId, { mode, roundId: round.roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold }, {
+  const client = new SecAggClient(workerId, { mode, roundId: round.roundId, length: round.length, modulusBits: round.modulusBits, threshold: round.threshold, ...(round.seedCommittee === 0 ? {} : { seedCommittee: round.seedCommittee }) }, {
     ...(options.identity === undefined ? {} : { identity: options.identity }),
     ...(options.peers === undefined ? {} : { peers: options.peers }),
     policy: options.policy ?? DEFAULT_SECURITY_POLICY,
@@ -86,13 +86,13 @@ export function beginWorkerRound(round: SecAggRound, workerId: string, parameter
  * const keys = advertiseKeys(state); // { cPk, sPk, signature }
  * ```
  */
-export function advertiseKeys(state: SecAggWorkerRound): Pick<SecAggKeys, 'cPk' | 'sPk' | 'signature'> {
+export function advertiseKeys(state: SecAggWorkerRound): Pick<SecAggKeys, 'cPk' | 'sPk' | 'signature' | 'commitment'> {
   const a = state.client.advertise();
-  return { cPk: a.cPk, sPk: a.sPk, signature: a.signature };
+  return { cPk: a.cPk, sPk: a.sPk, signature: a.signature, commitment: a.commitment ?? new Uint8Array(0) };
 }
 
 /** The tasks a worker can be told to drop out at: training, or a secure-aggregation stage. */
-export type WorkerStage = 'fit' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask';
+export type WorkerStage = 'fit' | 'reveal' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask';
 
 /**
  * The stage a task belongs to (for simulated dropouts and progress).
@@ -111,6 +111,7 @@ export function stageOfTask(task: Task, round: SecAggWorkerRound | null): Worker
   if (c === 'roster') return round?.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
   if (c === 'inbox') return 'masked-input';
   if (c === 'consistency') return 'consistency';
+  if (c === 'reveal') return 'reveal';
   return c === 'unmask' ? 'unmask' : null;
 }
 
@@ -142,6 +143,11 @@ export function answerStage(state: SecAggWorkerRound, task: SecAggStageTask): { 
     case 'inbox': {
       const masked = state.client.maskedInput(state.input, { roundId, holders: [...stage.value.holders], boxes: stage.value.boxes.map((b) => ({ from: b.peer, box: b.box })) });
       result = create(SecAggStageResultSchema, { roundId, stage: { case: 'maskedInput', value: { masked: maskedToWire(masked.masked) } } });
+      break;
+    }
+    case 'reveal': {
+      const msg = state.client.reveal(revealRequestFromWire(roundId, stage.value));
+      result = create(SecAggStageResultSchema, { roundId, stage: { case: 'reveal', value: { reveal: msg.reveal } } });
       break;
     }
     case 'consistency': {

@@ -1,7 +1,7 @@
 import { CipherMLError } from '../core/errors.ts';
-import type { Roster, UnmaskRequest } from '../secagg/index.ts';
+import type { RevealRequest, Roster, RosterEntry, UnmaskRequest } from '../secagg/index.ts';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import type { SecAggRoster, SecAggRosterSchema, SecAggStageResult, SecAggUnmaskRequest, SecAggUnmaskRequestSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
+import type { SecAggRevealRequest, SecAggRevealRequestSchema, SecAggRoster, SecAggRosterEntry, SecAggRosterSchema, SecAggStageResult, SecAggUnmaskRequest, SecAggUnmaskRequestSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
 
 /**
  * Wire forms of the secure-aggregation messages (proto/cipherml/fl/v1/fl.proto, SecAgg*): the
@@ -52,13 +52,45 @@ export function maskedToWire(values: Uint32Array): Uint8Array {
  * ```
  */
 export function rosterToWire(r: Roster): MessageInitShape<typeof SecAggRosterSchema> {
-  return { entries: r.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature })), degree: r.degree, graphSeed: r.graphSeed, clients: r.clients ?? 0, root: r.root ?? new Uint8Array(0), proof: [...(r.proof ?? [])] };
+  const entry = (e: RosterEntry) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature, commitment: e.commitment ?? new Uint8Array(0) });
+  return {
+    entries: r.entries.map(entry),
+    degree: r.degree,
+    graphSeed: r.graphSeed,
+    clients: r.clients ?? 0,
+    root: r.root ?? new Uint8Array(0),
+    proof: [...(r.proof ?? [])],
+    committee: (r.committee ?? []).map(entry),
+    reveals: [...(r.reveals ?? [])],
+  };
+}
+
+function entryFromWire(e: SecAggRosterEntry): RosterEntry {
+  return { id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature, ...(e.commitment.length === 0 ? {} : { commitment: e.commitment }) };
 }
 
 /** Wire → roster of `roundId`. */
 export function rosterFromWire(roundId: string, w: SecAggRoster): Roster {
-  const entries = w.entries.map((e) => ({ id: e.id, x: e.x, cPk: e.cPk, sPk: e.sPk, signature: e.signature }));
-  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }), ...(w.root.length === 0 ? {} : { root: w.root, proof: w.proof }) };
+  const entries = w.entries.map(entryFromWire);
+  const committee = w.committee.length === 0 && w.reveals.length === 0 ? {} : { committee: w.committee.map(entryFromWire), reveals: w.reveals };
+  return { roundId, entries, degree: w.degree, graphSeed: w.graphSeed, ...(w.clients === 0 ? {} : { clients: w.clients }), ...(w.root.length === 0 ? {} : { root: w.root, proof: w.proof }), ...committee };
+}
+
+/**
+ * Commit–reveal request → wire.
+ *
+ * @example
+ * ```ts
+ * create(SecAggStageTaskSchema, { roundId, stage: { case: 'reveal', value: revealRequestToWire(server.revealFor(id)) } });
+ * ```
+ */
+export function revealRequestToWire(r: RevealRequest): MessageInitShape<typeof SecAggRevealRequestSchema> {
+  return { clients: r.clients, root: r.root, x: r.x, proof: [...r.proof], committee: r.committee };
+}
+
+/** Wire → commit–reveal request of `roundId`. */
+export function revealRequestFromWire(roundId: string, w: SecAggRevealRequest): RevealRequest {
+  return { roundId, clients: w.clients, root: w.root, x: w.x, proof: w.proof, committee: w.committee };
 }
 
 /** Survivor request → wire. */
@@ -104,6 +136,8 @@ export function secAggResultBytes(r: SecAggStageResult): number {
       return [...st.value.keyShares, ...st.value.seedShares].reduce((a, s) => a + s.share.length, 0);
     case 'consistency':
       return st.value.signature.length;
+    case 'reveal':
+      return st.value.reveal.length;
     default:
       return 0;
   }

@@ -7,10 +7,11 @@ import { codeOf, codeOfAsync } from '../../test/helpers.ts';
 import { loadCsvDataset, shardDataset, type CsvDataset } from '../ml/csv.ts';
 import { logRegClient, logRegEvaluator } from './apps/logreg.ts';
 import { resolveRunConfig, type RunConfig } from './config.ts';
-import { SecAggRoundSchema, SecAggStageTaskSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
+import { SecAggRevealRequestSchema, SecAggRosterSchema, SecAggRoundSchema, SecAggStageTaskSchema } from './gen/cipherml/fl/v1/fl_pb.ts';
 import type { NamedTensor } from './protocol.ts';
 import { secAggSettings } from './run.ts';
 import { SecAggFedAvg, answerStage, beginWorkerRound, maskedFromWire } from './secagg.ts';
+import { revealRequestFromWire, revealRequestToWire, rosterFromWire, rosterToWire } from './secagg-wire.ts';
 import { simulate } from './simulate.ts';
 
 const data = (f: string) => join(import.meta.dirname, '..', '..', 'examples', 'data', f);
@@ -121,5 +122,18 @@ describe('secure aggregation wire checks', () => {
     const cfg = (extra: Partial<RunConfig>) => new SecAggFedAvg(secAggSettings(resolveRunConfig({ flags: { strategy: 'secagg', reconstructSecretsThreshold: 3, collusionModel: 'server-clients', ...extra } })));
     expect(codeOf(() => cfg({}).beginFit('r', 6, specs))).toBe('CIPHERML_E_CONFIG_INVALID');
     expect(cfg({ thresholdViolation: 'warn' }).beginFit('r', 6, specs).threshold).toBe(3);
+  });
+});
+
+describe('commit–reveal wire forms', () => {
+  it('a reveal request and a view with committee and reveals survive the wire; the fit task fixes the committee size', () => {
+    const root = new Uint8Array(32).fill(7);
+    const req = { roundId: 'r', clients: 9, root, x: 4, proof: [new Uint8Array(32).fill(1)], committee: 2 };
+    expect(revealRequestFromWire('r', create(SecAggRevealRequestSchema, revealRequestToWire(req)))).toEqual(req);
+    const entry = { id: 'w1', x: 1, cPk: new Uint8Array(32).fill(2), sPk: new Uint8Array(32).fill(3), signature: new Uint8Array(64).fill(4), commitment: new Uint8Array(32).fill(5) };
+    const view = { roundId: 'r', entries: [entry], degree: 6, graphSeed: 'ab', clients: 9, root, proof: [root], committee: [entry], reveals: [new Uint8Array(32).fill(6)] };
+    expect(rosterFromWire('r', create(SecAggRosterSchema, rosterToWire(view)))).toEqual(view);
+    const round = new SecAggFedAvg({ mode: 'secagg+', clippingRange: 8, quantizationRange: 2 ** 22, modulusRange: 0, threshold: 0, shareSecretsRatio: 0.5, stageTimeoutMs: 1000, numShares: 0, collusion: false, onViolation: 'refuse' }).beginFit('r', 1000, []);
+    expect(round.seedCommittee).toBe(26);
   });
 });

@@ -8,6 +8,7 @@ import {
   dequantizeSum,
   modulusBitsFor,
   secAggPlusParameters,
+  seedCommitteeSize,
   type QuantizationSpec,
   type Roster,
   type SecAggMode,
@@ -26,7 +27,7 @@ import {
   type TensorSpec,
 } from './gen/cipherml/fl/v1/fl_pb.ts';
 import { parameterCount, unflatten, type NamedTensor } from './protocol.ts';
-import { maskedFromWire, requestToWire, rosterToWire } from './secagg-wire.ts';
+import { maskedFromWire, requestToWire, revealRequestToWire, rosterToWire } from './secagg-wire.ts';
 import { plainPayload, type FitOutcome, type GlobalModel, type StageRunner, type Strategy, type StrategyInfo } from './strategy.ts';
 
 export { maskedFromWire, maskedToWire, rosterToWire, secAggResultBytes } from './secagg-wire.ts';
@@ -118,6 +119,7 @@ interface Advertised {
   readonly cPk: Uint8Array;
   readonly sPk: Uint8Array;
   readonly signature: Uint8Array;
+  readonly commitment: Uint8Array;
   readonly clipped: number;
 }
 
@@ -196,13 +198,14 @@ export class SecAggFedAvg implements Strategy {
       if (degree >= selected - 1) warning = checkThreshold(threshold, holders, { collusion: s.collusion, onViolation: s.onViolation });
     }
     const minClients = s.mode === 'stable-pw' ? selected : Math.max(threshold + 1, Math.ceil(s.shareSecretsRatio * selected));
-    const params: SecAggParams = { mode: s.mode, roundId, length, modulusBits, threshold };
+    const seedCommittee = seedCommitteeSize(Math.max(selected, 1), this.#policy);
+    const params: SecAggParams = { mode: s.mode, roundId, length, modulusBits, threshold, seedCommittee };
     this.#rounds.clear();
     this.#rounds.set(roundId, { params, spec, minClients, degree, warning });
-    const round = create(SecAggRoundSchema, { mode: s.mode, roundId, length, modulusBits, threshold, clippingRange: spec.clippingRange, quantizationRange: spec.quantizationRange });
+    const round = create(SecAggRoundSchema, { mode: s.mode, roundId, length, modulusBits, threshold, clippingRange: spec.clippingRange, quantizationRange: spec.quantizationRange, seedCommittee });
     const sent = this.#adversary?.round?.(round) ?? round;
     // A malicious server runs its own side with the parameters it announced.
-    if (sent !== round) this.#rounds.set(roundId, { params: { ...params, threshold: sent.threshold, modulusBits: sent.modulusBits }, spec, minClients: Math.min(minClients, sent.threshold + 1), degree, warning });
+    if (sent !== round) this.#rounds.set(roundId, { params: { ...params, threshold: sent.threshold, modulusBits: sent.modulusBits, ...(sent.seedCommittee === 0 ? {} : { seedCommittee: sent.seedCommittee }) }, spec, minClients: Math.min(minClients, sent.threshold + 1), degree, warning });
     return sent;
   }
 
@@ -213,8 +216,9 @@ export class SecAggFedAvg implements Strategy {
     const keys = result.secaggKeys;
     if (keys === undefined || keys.cPk.length !== 32 || keys.sPk.length !== 32) throw refuse('a secagg fit result must carry two 32-byte X25519 public keys', param);
     if (keys.signature.length !== 0 && keys.signature.length !== 64) throw refuse(`the advertised keys' signature must be 64 bytes (Ed25519) or absent, got ${keys.signature.length}`, param);
+    if (keys.commitment.length !== 0 && keys.commitment.length !== 32) throw refuse(`the advertised graph-seed commitment must be 32 bytes or absent, got ${keys.commitment.length}`, param);
     const clipped = result.metrics['clipped'] ?? 0;
-    return { cPk: keys.cPk, sPk: keys.sPk, signature: keys.signature, clipped: Number.isFinite(clipped) && clipped >= 0 ? clipped : 0 } satisfies Advertised;
+    return { cPk: keys.cPk, sPk: keys.sPk, signature: keys.signature, commitment: keys.commitment, clipped: Number.isFinite(clipped) && clipped >= 0 ? clipped : 0 } satisfies Advertised;
   }
 
   async aggregateFit(_round: number, results: readonly FitOutcome[], specs: readonly TensorSpec[], stages?: StageRunner): Promise<GlobalModel> {
@@ -227,14 +231,24 @@ export class SecAggFedAvg implements Strategy {
     const clippedBy = new Map<string, number>();
     for (const r of results) {
       const a = r.decoded as Advertised;
-      server.receive({ stage: 'advertise', roundId, from: r.workerId, cPk: a.cPk, sPk: a.sPk, signature: a.signature });
+      server.receive({ stage: 'advertise', roundId, from: r.workerId, cPk: a.cPk, sPk: a.sPk, signature: a.signature, ...(a.commitment.length === 0 ? {} : { commitment: a.commitment }) });
       clippedBy.set(r.workerId, a.clipped);
     }
-    const roster = server.closeAdvertise();
+    let roster = server.closeAdvertise();
     const ids = roster.entries.map((e) => e.id);
     const window = this.#s.stageTimeoutMs;
     const tamper = this.#adversary?.task;
     const tasks = (stage: string, make: (id: string) => SecAggStageTask, to: readonly string[]) => new Map(to.map((id) => [id, tamper === undefined ? make(id) : tamper(stage, id, make(id), roster)]));
+    if (server.stage === 'reveal') {
+      // Actively secure SecAgg+: U1 is fixed by the roster root; the committee it selects reveals
+      // the graph-seed contributions it committed to.
+      const reveal = (id: string) => create(SecAggStageTaskSchema, { roundId, stage: { case: 'reveal', value: revealRequestToWire(server.revealFor(id)) } });
+      await stages.run('reveal', tasks('reveal', reveal, server.committee), window, (from, res) => {
+        if (res.stage.case !== 'reveal') throw refuse(`expected a graph-seed reveal, got "${res.stage.case ?? 'nothing'}"`, 'stage');
+        server.receive({ stage: 'reveal', roundId: res.roundId, from, reveal: res.stage.value.reveal });
+      });
+      roster = server.closeReveal();
+    }
     const full = create(SecAggStageTaskSchema, { roundId, stage: { case: 'roster', value: rosterToWire(roster) } });
     const rosterTask = (id: string) => {
       const view = server.rosterFor(id);

@@ -527,7 +527,7 @@ export class FlServer {
         this.#emit({ type: 'rejected', workerId: s.workerId, code: body.value.code, message: `worker reported: ${body.value.message}` });
       } else if (open.kind === 'fit' && body.case === 'fit') {
         st.bytesIn += body.value.model === undefined ? 0 : body.value.model.kind.case === 'encrypted' ? body.value.model.kind.value.packed.length : body.value.model.kind.case === 'plain' ? body.value.model.kind.value.tensors.reduce((a, t) => a + t.data.length, 0) : 0;
-        st.bytesIn += body.value.secaggKeys === undefined ? 0 : body.value.secaggKeys.cPk.length + body.value.secaggKeys.sPk.length + body.value.secaggKeys.signature.length;
+        st.bytesIn += body.value.secaggKeys === undefined ? 0 : body.value.secaggKeys.cPk.length + body.value.secaggKeys.sPk.length + body.value.secaggKeys.signature.length + body.value.secaggKeys.commitment.length;
         const decoded = this.#strategy.checkFitResult(body.value, this.#specs!, `result from ${s.workerId}`);
         st.fits.push({ workerId: s.workerId, numExamples: Number(body.value.numExamples), weight: open.weight, decoded, metrics: { ...body.value.metrics } });
       } else if (open.kind === 'secagg' && body.case === 'secagg') {

@@ -4,7 +4,7 @@ import type { Roster } from '../core/identity.ts';
 import type { ThresholdKeyShare } from '../paillier/threshold.ts';
 import { serializeDecryptionShares, serializeThresholdPublicKey } from '../paillier/threshold-serialize.ts';
 import type { WorkerPool } from '../core/worker-pool.ts';
-import { sharedPaillierPool } from '../paillier/vector.ts';
+import { keyHolderPool } from '../paillier/vector.ts';
 import { decryptionSharesInPool } from '../paillier/threshold-vector.ts';
 import { ThresholdKeyHolderService } from './gen/cipherml/fl/v1/threshold_pb.ts';
 import { checkProtocolVersion, toConnectError } from './protocol.ts';
@@ -54,8 +54,9 @@ export interface ThresholdKeyHolderOptions {
   readonly minContributions: number;
   readonly onEvent?: (e: HolderEvent) => void;
   /**
-   * Worker threads that compute the decryption shares (default: the process-wide Paillier pool),
-   * so the holder's event loop keeps answering while a large aggregate is being decrypted.
+   * Worker threads that compute the decryption shares (default: this holder's own, keyHolderPool:
+   * its key share never enters a thread that runs another party's work), so the holder's event
+   * loop keeps answering while a large aggregate is being decrypted.
    */
   readonly pool?: WorkerPool;
   /** @internal */
@@ -146,7 +147,7 @@ export class ThresholdKeyHolder {
       this.#lastRound = req.round;
       this.#lastDigest = digestHex;
     }
-    let shares = await decryptionSharesInPool(this.#o.share, product, this.#o.pool ?? sharedPaillierPool());
+    let shares = await decryptionSharesInPool(this.#o.share, product, this.#o.pool ?? keyHolderPool(this.#o.share));
     if (hooks.corruptShares === true) shares = shares.map((s) => ({ ...s, value: (s.value * s.value) % pk.paillier.nSquared }));
     this.#o.onEvent?.({ type: 'decrypted', round: req.round, detail: `decryption shares of the product of ${n} signed contributions (${seen.join(', ')}), ${product.values.length} ciphertext(s)` });
     return { holderId: this.id, shares: serializeDecryptionShares(pk, shares), aggregateDigest: digest };

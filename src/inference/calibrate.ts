@@ -1,5 +1,5 @@
 import type { CkksParameters, Seal } from '../ckks/index.ts';
-import { binarySteps, binaryTerms, chooseCkksParameters, estimateKeySet, naf, powerOfTwoSteps } from '../ckks/index.ts';
+import { binarySteps, binaryTerms, chooseCkksParameters, estimateKeySet, levelsOf, naf, powerOfTwoSteps } from '../ckks/index.ts';
 import type { KeySetEstimate } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
@@ -10,7 +10,7 @@ import type { ActivationOp } from './activations.ts';
 import type { ChebyshevFit } from './activations.ts';
 import { activation, chooseDegree, fitDepth, fitMinimax, fitWeighted, isActivation, meanAbsError, polynomialNodes, withoutOffset } from './activations.ts';
 import type { Graph, GraphNode, Tensor } from './onnx.ts';
-import { compileSingle } from './single.ts';
+import { compileSingle, preparedSingleBytes } from './single.ts';
 import { mulberry32 } from '../core/prng.ts';
 
 /**
@@ -137,7 +137,7 @@ export interface KeyParams {
   readonly packing: Packing;
   /** Depth of the deepest supported plan (the key set's levels). */
   readonly depth: number;
-  readonly plans: { readonly batch?: PlanSummary; readonly single?: PlanSummary & { readonly inputPeriod: number; readonly slots: number } };
+  readonly plans: { readonly batch?: PlanSummary; readonly single?: PlanSummary & { readonly inputPeriod: number; readonly slots: number; /** Bytes of its encoded diagonals on the server (preparedSingleBytes). */ readonly diagonalBytes?: number } };
   /** With `auto`, inputs of at most this many samples use the single plan (cost model). */
   readonly singleUpTo: number;
   readonly params: CkksParameters;
@@ -245,10 +245,12 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
     const c = batchCost(calibrated);
     batch = { depth: batchDepth(calibrated), plainProducts: c.scalarProducts, rotations: 0, products: c.products, cost: c.scalarProducts + ROTATION_WEIGHT * c.products };
   }
-  let single: (PlanSummary & { inputPeriod: number; slots: number }) | undefined;
+  let single: (PlanSummary & { inputPeriod: number; slots: number; diagonalBytes?: number }) | undefined;
+  let singlePlan: ReturnType<typeof compileSingle> | undefined;
   let galoisSteps: readonly number[] = [];
   if (packing !== 'batch') {
     const plan = compileSingle(calibrated);
+    singlePlan = plan;
     galoisSteps = plan.galoisSteps;
     const { diagonals, rotations, products } = plan.cost;
     single = { depth: plan.depth, plainProducts: diagonals, rotations, products, cost: diagonals + ROTATION_WEIGHT * (rotations + products), inputPeriod: plan.inputPeriod, slots: plan.slotCount };
@@ -303,6 +305,7 @@ export function calibrate(seal: Seal, graph: Graph, samples: Tensor, options: Ca
       estimate = estimateKeySet(params, galoisSteps);
     }
   }
+  if (single !== undefined && singlePlan !== undefined) single = { ...single, diagonalBytes: preparedSingleBytes(singlePlan, params.polyModulusDegree, levelsOf(params)) };
   const singleUpTo = single === undefined ? 0 : batch === undefined ? params.polyModulusDegree / 2 : Math.max(1, Math.floor(batch.cost / single.cost));
   const keyParams: KeyParams = {
     format: 'cipherml-he-keyparams',

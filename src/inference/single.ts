@@ -1,5 +1,5 @@
 import type { CkksContext, CkksDiagonalMatrix, CkksVector } from '../ckks/index.ts';
-import { bestBabyStep, binaryTerms, diagonalSteps, naf, sumSlotsSteps } from '../ckks/index.ts';
+import { bestBabyStep, binaryTerms, chainSteps, diagonalSteps, naf, sumSlotsSteps } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
 import type { Algebra } from './execute.ts';
 import { execute } from './execute.ts';
@@ -83,7 +83,14 @@ export interface SinglePlan {
   readonly outputSlots: readonly number[];
   readonly outputDims: readonly (readonly number[])[];
   readonly depth: number;
+  /**
+   * Galois steps of the chained baby-step/giant-step schedule (ckks/bsgs.ts): consecutive baby and
+   * giant differences per map plus the rotate-and-add strides, a few keys per map for as many key
+   * switches as one key per rotation would give.
+   */
   readonly galoisSteps: readonly number[];
+  /** One key per baby and giant rotation (the direct schedule); key sets made for it still serve the plan. */
+  readonly directSteps: readonly number[];
   /** Plaintext diagonals, rotations and ciphertext products per inference (cost model). */
   readonly cost: { readonly diagonals: number; readonly rotations: number; readonly products: number };
 }
@@ -324,6 +331,7 @@ export function compileSingle(graph: Graph, slotCount?: number): SinglePlan {
   const depth = vectors[outVec]!.depth;
   const steps: SingleStep[] = [];
   const galois = new Set<number>();
+  const direct = new Set<number>();
   let diagonals = 0;
   let rotations = 0;
   let productCount = 0;
@@ -339,7 +347,8 @@ export function compileSingle(graph: Graph, slotCount?: number): SinglePlan {
       const rots = s.diagonals.map((d) => d.rotation);
       const st = diagonalSteps(rots, s.babyStep);
       const fold = s.period > v.period ? sumSlotsSteps(s.period / v.period, v.period) : [];
-      for (const k of [...st, ...fold]) galois.add(k);
+      for (const k of [...st, ...fold]) direct.add(k);
+      for (const k of [...chainSteps(rots, s.babyStep, slots), ...fold]) galois.add(k);
       diagonals += rots.length;
       rotations += st.length + fold.length;
     }
@@ -355,6 +364,7 @@ export function compileSingle(graph: Graph, slotCount?: number): SinglePlan {
     outputDims,
     depth,
     galoisSteps: [...galois].sort((a, b) => a - b),
+    directSteps: [...direct].sort((a, b) => a - b),
     cost: { diagonals, rotations, products: productCount },
   };
 }
@@ -385,6 +395,28 @@ function buildMap(rows: readonly Sym[], target: Vec, entries: ReadonlyMap<number
     return { vector: vec, period: n, diagonals, babyStep: bestBabyStep(diagonals.map((d) => d.rotation), 64) };
   });
   return { sources, bias };
+}
+
+/**
+ * Bytes the encoded diagonals of a single plan hold once prepared (an upper bound: all-zero
+ * diagonals are not stored): each diagonal is one plaintext of N words per prime of the level it
+ * multiplies at, N = 2·slots, 8 bytes a word. This, not the Galois keys, is the single plan's
+ * memory: 2,214 diagonals ≈ 1.2 GiB for LeNet-5 at N = 16384.
+ *
+ * @example
+ * ```ts
+ * preparedSingleBytes(compileSingle(graph), 16384, 5); // bytes held by prepareSingle
+ * ```
+ */
+export function preparedSingleBytes(plan: Pick<SinglePlan, 'steps' | 'depth'>, polyModulusDegree: number, maxLevel: number): number {
+  const offset = maxLevel - plan.depth;
+  let bytes = 0;
+  for (const step of plan.steps) {
+    if (step.kind !== 'map') continue;
+    // Input level step.level + 1 + offset holds that many primes plus one.
+    for (const s of step.map.sources) bytes += s.diagonals.length * (step.level + offset + 2) * polyModulusDegree * 8;
+  }
+  return bytes;
 }
 
 /**
@@ -437,7 +469,7 @@ export function prepareSingle(ctx: CkksContext, graph: Graph): PreparedSingle {
   const all = (ts: readonly number[]): boolean => ts.length > 0 && ts.every((t) => keyed.has(t));
   const served = (st: number): boolean => keyed.has(st) || all(naf(st).map((t) => t % ctx.slotCount).filter((t) => t !== 0)) || all(binaryTerms(st, ctx.slotCount));
   const missing = plan.galoisSteps.filter((st) => !served(st));
-  if (missing.length > 0) {
+  if (missing.length > 0 && !plan.directSteps.every(served)) {
     throw new CipherMLError('CIPHERML_E_CKKS_GALOIS_KEY_MISSING', `the single plan rotates by [${missing.join(', ')}], which the key set has no Galois keys for: generate keys from keyparams made with --packing single or auto`, {
       param: 'key',
       details: { missing },

@@ -19,7 +19,7 @@ export type { GenerateOptions, ObfuscationMode, PaillierKeyBits, PaillierKeyOpti
 export { PaillierCiphertext, decrypt, decryptNumber, encrypt, encryptNumber } from './ciphertext.ts';
 export { DEFAULT_PACKING, PackedCiphertext, PackingLayout, decryptPacked, encryptPacked } from './packing.ts';
 export type { DecryptPackedOptions, EncryptPackedOptions, PackedHeader, PackingSpec } from './packing.ts';
-export { createPaillierPool, decryptVector, encryptVector, precomputeRandomizers, sharedPaillierPool } from './vector.ts';
+export { createPaillierPool, decryptVector, encryptVector, keyHolderPool, precomputeRandomizers, sharedPaillierPool } from './vector.ts';
 export { RandomizerStock } from './randomizers.ts';
 export type { DecryptVectorOptions, EncryptVectorOptions, Parallelism } from './vector.ts';
 export {

@@ -43,7 +43,7 @@ export function decryptionSharesOf(share: ThresholdKeyShare, packed: PackedCiphe
  *
  * @example
  * ```ts
- * const mine = await decryptionSharesInPool(share, PackedCiphertext.sum(updates), sharedPaillierPool());
+ * const mine = await decryptionSharesInPool(share, PackedCiphertext.sum(updates), keyHolderPool(share));
  * ```
  */
 export async function decryptionSharesInPool(share: ThresholdKeyShare, packed: PackedCiphertext, pool: WorkerPool, param = 'packed'): Promise<DecryptionShare[]> {

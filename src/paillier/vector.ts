@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { WorkerPool } from '../core/worker-pool.ts';
+import { WorkerPool, type WorkerPoolOptions } from '../core/worker-pool.ts';
 import type { PaillierPrivateKey, PaillierPublicKey } from './keys.ts';
+import type { ThresholdKeyShare } from './threshold.ts';
 import type { PaillierTask } from './worker.ts';
 import { assertSameKey } from './ciphertext.ts';
 import { RandomizerStock } from './randomizers.ts';
@@ -12,7 +13,10 @@ import { DEFAULT_PACKING, PackedCiphertext, PackingLayout, decryptPacked, encryp
  * into contiguous chunks of ciphertexts, one task per chunk.
  */
 
-/** Where the work runs: a pool, a worker count (0 = this thread), or `auto` (shared pool, all cores). */
+/**
+ * Where the work runs: a pool, a worker count (0 = this thread), or `auto` (all cores). Public-key
+ * work goes to the shared pool; secret-key work to the key holder's own pool ({@link keyHolderPool}).
+ */
 export type Parallelism = WorkerPool | number | 'auto';
 
 /** Below this many ciphertexts the pool's messaging costs more than it saves. */
@@ -40,7 +44,8 @@ export function sharedPaillierPool(): WorkerPool {
 }
 
 /**
- * A new Paillier pool with `size` workers (close it when done).
+ * A new Paillier pool with `size` workers (close it when done). `options.resourceLimits` caps each
+ * thread's heap (a thread over it dies and its task fails with CIPHERML_E_WORKER_FAILED).
  *
  * @example
  * ```ts
@@ -48,14 +53,42 @@ export function sharedPaillierPool(): WorkerPool {
  * try { await decryptVector(privateKey, sum, { parallelism: pool }); } finally { await pool.close(); }
  * ```
  */
-export function createPaillierPool(size: number = availableParallelism()): WorkerPool {
-  return new WorkerPool(workerUrl(), size);
+export function createPaillierPool(size: number = availableParallelism(), options: WorkerPoolOptions = {}): WorkerPool {
+  return new WorkerPool(workerUrl(), size, options);
 }
 
-function resolvePool(p: Parallelism | undefined, count: number): WorkerPool | null {
+/** Secret → the threads that alone receive it; a pool closes once its secret is collected. */
+const holderPools = new WeakMap<PaillierPrivateKey | ThresholdKeyShare, WorkerPool>();
+const closeWithSecret = new FinalizationRegistry<WorkerPool>((pool) => void pool.close());
+
+/**
+ * The worker threads of one secret-key holder (a private key or a threshold key share), created
+ * on its first pooled decryption with `size` threads. Invariant: the secret is posted only to
+ * these threads, and they run only tasks under it — never the shared pool's encryptions, which in
+ * an in-process run serve other parties — so a key never enters a thread another party's work
+ * runs on. Idle threads do not keep the process alive; the pool closes when the secret object is
+ * garbage-collected.
+ *
+ * @example
+ * ```ts
+ * const sums = await decryptVector(privateKey, sum, { parallelism: keyHolderPool(privateKey) });
+ * ```
+ */
+export function keyHolderPool(secret: PaillierPrivateKey | ThresholdKeyShare, size: number = availableParallelism()): WorkerPool {
+  let pool = holderPools.get(secret);
+  if (pool === undefined) {
+    pool = createPaillierPool(size);
+    holderPools.set(secret, pool);
+    closeWithSecret.register(secret, pool);
+  }
+  return pool;
+}
+
+function resolvePool(p: Parallelism | undefined, count: number, secret?: PaillierPrivateKey): WorkerPool | null {
   if (p === 0 || count < MIN_PARALLEL_CIPHERTEXTS) return null;
-  if (p === undefined || p === 'auto') return availableParallelism() > 1 ? sharedPaillierPool() : null;
-  if (typeof p === 'number') return p <= 1 ? null : sharedPaillierPool();
+  const own = (size: number): WorkerPool => (secret === undefined ? sharedPaillierPool() : keyHolderPool(secret, size));
+  if (p === undefined || p === 'auto') return availableParallelism() > 1 ? own(availableParallelism()) : null;
+  if (typeof p === 'number') return p <= 1 ? null : own(p);
   return p;
 }
 
@@ -128,7 +161,10 @@ export interface DecryptVectorOptions extends DecryptPackedOptions {
 }
 
 /**
- * Decrypts a packed vector on all cores to the slot-wise sum (or mean) of its contributions.
+ * Decrypts a packed vector on all cores to the slot-wise sum (or mean) of its contributions: the
+ * CRT decryptions (Paillier 1999, §7) are independent per ciphertext, so contiguous chunks run on
+ * the key holder's own threads ({@link keyHolderPool}) unless `parallelism` names a pool. Equal to
+ * {@link decryptPacked}; a thread that dies fails the call with CIPHERML_E_WORKER_FAILED.
  *
  * @example
  * ```ts
@@ -137,7 +173,7 @@ export interface DecryptVectorOptions extends DecryptPackedOptions {
  */
 export async function decryptVector(privateKey: PaillierPrivateKey, packed: PackedCiphertext, options: DecryptVectorOptions = {}): Promise<Float64Array> {
   assertSameKey(privateKey, packed.fingerprint, 'packed');
-  const pool = resolvePool(options.parallelism, packed.values.length);
+  const pool = resolvePool(options.parallelism, packed.values.length, privateKey);
   if (pool === null) return decryptPacked(privateKey, packed, options);
   const pk = privateKey.publicKey;
   const parts = await Promise.all(

@@ -20,6 +20,9 @@ function setup(roundId: string) {
   const server = new SecAggServer(params, { minClients: 5, degree: 6 });
   for (const c of clients) server.receive(c.advertise());
   server.closeAdvertise();
+  // Commit–reveal of the graph seed: the committee the roster root selects reveals.
+  for (const id of server.committee) server.receive(clients.find((c) => c.id === id)!.reveal(server.revealFor(id)));
+  server.closeReveal();
   return { params, clients, server };
 }
 

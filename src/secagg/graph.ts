@@ -8,11 +8,14 @@ import { expandMask } from './prg.ts';
  * in the actively secure variant (Bonawitz et al., CCS 2017, §4 "malicious setting").
  *
  * Invariants:
- * - the graph seed is SHA-256 over the round id, |U1| and the Merkle root of every roster entry's
- *   x, id and advertised keys (fresh X25519 keys each client chose and signed this round), so the
- *   server cannot pick it alone: it chooses which advertisements to include (and, colluding with
- *   corrupt clients, their keys), and every client recomputes the seed from the root and checks
- *   its own neighbours' entries against it;
+ * - honest-but-curious variant: the graph seed is SHA-256 over the round id, |U1| and the Merkle
+ *   root of every roster entry (x, id, advertised keys);
+ * - actively secure neighbourhood views (commit–reveal): each advertisement signs a commitment
+ *   c = H(round, id, r) to a fresh 32-byte r; the roster root (over x, id, keys and c) fixes U1
+ *   and selects a committee of m members (seedCommittee); only then do the members reveal r; the
+ *   seed is H(round, |U1|, root, Merkle root of the committee's reveals), and every client checks
+ *   every committee reveal against the signed c, so the server can neither choose U1 after seeing
+ *   the seed nor alter or omit a reveal unseen (docs/secagg.md "Commit–reveal of the graph seed");
  * - signed payloads are length-prefixed (no two field lists encode alike) and carry the round
  *   id, so a signature never verifies in another round or as another message.
  */
@@ -24,6 +27,8 @@ export interface GraphEntry {
   readonly x: number;
   readonly cPk: Uint8Array;
   readonly sPk: Uint8Array;
+  /** Actively secure variant: c = H(round, id, r) for the client's fresh seed share r (empty otherwise). */
+  readonly commitment?: Uint8Array;
 }
 
 /** Signing context of advertised keys (identity.ts domain-separates contexts). */
@@ -51,8 +56,22 @@ export function encodeFields(fields: readonly (string | Uint8Array)[]): Uint8Arr
  * signMessage(me, ADVERTISE_CONTEXT, advertisePayload('r1', 'alice', cPk, sPk));
  * ```
  */
-export function advertisePayload(roundId: string, id: string, cPk: Uint8Array, sPk: Uint8Array): Uint8Array {
-  return encodeFields([roundId, id, cPk, sPk]);
+export function advertisePayload(roundId: string, id: string, cPk: Uint8Array, sPk: Uint8Array, commitment: Uint8Array = new Uint8Array(0)): Uint8Array {
+  return encodeFields([roundId, id, cPk, sPk, commitment]);
+}
+
+/**
+ * The commitment c = SHA-256(round, id, r) to a client's 32-byte graph-seed contribution r
+ * (commit–reveal of the SecAgg+ graph seed; hiding because r is fresh and uniform, binding by
+ * collision resistance).
+ *
+ * @example
+ * ```ts
+ * const c = seedCommitment('r1', 'alice', r); // advertised and signed with the keys
+ * ```
+ */
+export function seedCommitment(roundId: string, id: string, reveal: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update('cipherml/secagg/seed-commitment/v1\0').update(encodeFields([roundId, id, reveal])).digest());
 }
 
 /**
@@ -69,7 +88,7 @@ export function consistencyPayload(roundId: string, survivors: readonly string[]
 
 /** The Merkle leaf of a roster entry at its x-coordinate (position x − 1 of the committed roster). */
 export function rosterLeaf(e: GraphEntry): Buffer {
-  return leafHash(encodeFields(['roster-entry', String(e.x), e.id, e.cPk, e.sPk]));
+  return leafHash(encodeFields(['roster-entry', String(e.x), e.id, e.cPk, e.sPk, e.commitment ?? new Uint8Array(0)]));
 }
 
 /**
@@ -112,6 +131,42 @@ export function graphSeedOf(roundId: string, clients: number, root: Uint8Array):
  */
 export function deriveGraphSeed(roundId: string, entries: readonly GraphEntry[]): string {
   return graphSeedOf(roundId, entries.length, rosterTree(entries).root);
+}
+
+/**
+ * The committee of the commit–reveal graph seed: the x-coordinates of the first `size` entries of
+ * a permutation of 1..n seeded by the roster root, so the server fixes it when it fixes U1 and
+ * cannot place a member after seeing a reveal.
+ *
+ * @example
+ * ```ts
+ * const committee = seedCommittee('r1', 1000, root, 26); // 26 distinct x-coordinates
+ * ```
+ */
+export function seedCommittee(roundId: string, clients: number, root: Uint8Array, size: number): number[] {
+  const seed = createHash('sha256').update('cipherml/secagg/seed-committee/v1\0').update(encodeFields([roundId, String(clients), root])).digest('hex');
+  return Array.from(ringOf(clients, seed).ring.subarray(0, Math.min(size, clients)));
+}
+
+/** The Merkle leaf of a committee member's reveal (x, id, r). */
+export function revealLeaf(x: number, id: string, reveal: Uint8Array): Buffer {
+  return leafHash(encodeFields(['seed-reveal', String(x), id, reveal]));
+}
+
+/**
+ * The SecAgg+ graph seed by commit–reveal: hex SHA-256 over the round id, |U1|, the roster root
+ * (which fixes U1, every commitment and the committee) and the Merkle root of the committee's
+ * reveals in committee order. Every client receives all the committee's reveals, checks each
+ * opens its committed c, and recomputes this seed.
+ *
+ * @example
+ * ```ts
+ * const seed = revealedGraphSeed('r1', 1000, rosterRoot, committee.map((e, i) => ({ ...e, reveal: reveals[i] })));
+ * ```
+ */
+export function revealedGraphSeed(roundId: string, clients: number, root: Uint8Array, revealed: readonly { readonly x: number; readonly id: string; readonly reveal: Uint8Array }[]): string {
+  const revealRoot = new MerkleTree(revealed.map((r) => revealLeaf(r.x, r.id, r.reveal))).root;
+  return createHash('sha256').update('cipherml/secagg/graph-seed/v3\0').update(encodeFields([roundId, String(clients), root, revealRoot])).digest('hex');
 }
 
 /** Status of a U1 member in the survivor commitment. */

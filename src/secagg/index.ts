@@ -32,7 +32,7 @@ export { MAX_MASK_LENGTH, MASK_SEGMENT_WORDS, accumulateMask, accumulateMasks, a
 export { MAX_QUANTIZATION_RANGE, quantize, dequantizeSum, modulusBitsFor } from './quantize.ts';
 export type { QuantizationSpec } from './quantize.ts';
 export { SecAggClient, neighboursOf } from './protocol.ts';
-export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggClientOptions, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './protocol.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, RevealMsg, RevealRequest, Roster, RosterEntry, SecAggClientOptions, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './protocol.ts';
 export { SecAggServer } from './server.ts';
 export type { SecAggResult, SecAggServerOptions } from './server.ts';
 export {
@@ -45,9 +45,10 @@ export {
   privacyThreshold,
   secAggPlusDegree,
   secAggPlusParameters,
+  seedCommitteeSize,
 } from './params.ts';
 export type { AnnouncedParameters, DerivedParameters, SecurityPolicy, ThresholdPolicy } from './params.ts';
-export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, rosterLeaf, rosterTree, statusLeaf, survivorCommitment } from './graph.ts';
+export { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, revealLeaf, revealedGraphSeed, rosterLeaf, rosterTree, seedCommitment, seedCommittee, statusLeaf, survivorCommitment } from './graph.ts';
 export type { GraphEntry, SurvivorStatus } from './graph.ts';
 export { MerkleTree, leafHash, treeDepth, verifyMerkle } from './merkle.ts';
 export { warmMaskPool } from './unmask.ts';

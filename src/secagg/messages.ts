@@ -25,6 +25,12 @@ export interface SecAggParams {
    * shares reconstruct and t reveal nothing.
    */
   readonly threshold: number;
+  /**
+   * Actively secure SecAgg+: size c of the graph-seed committee, fixed before any advertisement
+   * (the committee is min(c, |U1|) members; params.ts seedCommitteeSize). Default
+   * seedCommitteeSize under the default policy.
+   */
+  readonly seedCommittee?: number;
 }
 
 /** Stage 0, client → server. */
@@ -36,8 +42,10 @@ export interface AdvertiseMsg {
   readonly cPk: Uint8Array;
   /** Public key for pairwise masks (s_u^PK). */
   readonly sPk: Uint8Array;
-  /** Actively secure variant: Ed25519 signature over (round, id, cPk, sPk); empty otherwise. */
+  /** Actively secure variant: Ed25519 signature over (round, id, cPk, sPk, commitment); empty otherwise. */
   readonly signature: Uint8Array;
+  /** Actively secure variant: c = H(round, id, r), r its fresh graph-seed contribution (graph.ts seedCommitment); absent otherwise. */
+  readonly commitment?: Uint8Array;
 }
 
 /** One participant as the server announces it. */
@@ -49,6 +57,8 @@ export interface RosterEntry {
   readonly sPk: Uint8Array;
   /** The signature the client advertised with (empty in the honest-but-curious variant). */
   readonly signature: Uint8Array;
+  /** The seed commitment the client advertised and signed (actively secure variant). */
+  readonly commitment?: Uint8Array;
 }
 
 /** Server → clients after stage 0: U1 and the SecAgg+ graph seed. */
@@ -70,6 +80,39 @@ export interface Roster {
    */
   readonly root?: Uint8Array;
   readonly proof?: readonly Uint8Array[];
+  /**
+   * Actively secure neighbourhood view: the commit–reveal committee's entries (at the positions
+   * graph.ts seedCommittee derives from `root`, covered by `proof`) and their reveals, in the same
+   * order; the graph seed is graph.ts revealedGraphSeed over them.
+   */
+  readonly committee?: readonly RosterEntry[];
+  readonly reveals?: readonly Uint8Array[];
+}
+
+/**
+ * Server → committee member after stage 0 (actively secure SecAgg+): the roster commitment that
+ * fixes U1, and the member's own leaf position and inclusion proof, which it checks before it
+ * reveals its graph-seed contribution.
+ */
+export interface RevealRequest {
+  readonly roundId: string;
+  /** |U1|. */
+  readonly clients: number;
+  /** Merkle root of U1 (graph.ts rosterTree). */
+  readonly root: Uint8Array;
+  /** The member's x-coordinate (leaf x − 1). */
+  readonly x: number;
+  readonly proof: readonly Uint8Array[];
+  /** Committee size m (params.ts seedCommitteeSize). */
+  readonly committee: number;
+}
+
+/** Commit–reveal stage, committee member → server: the r its advertised commitment binds. */
+export interface RevealMsg {
+  readonly stage: 'reveal';
+  readonly roundId: string;
+  readonly from: string;
+  readonly reveal: Uint8Array;
 }
 
 /** Stage 1, client → server: encrypted shares, one box per recipient. */
@@ -159,6 +202,7 @@ export function validateParams(p: SecAggParams): void {
   assertIntegerInRange(p.length, 'length', 1, 1 << 28);
   assertIntegerInRange(p.modulusBits, 'modulusBits', 1, 32);
   assertIntegerInRange(p.threshold, 'threshold', 1, 1 << 20);
+  if (p.seedCommittee !== undefined) assertIntegerInRange(p.seedCommittee, 'seedCommittee', 1, 1 << 20);
 }
 
 /** A typed CIPHERML_E_PROTOCOL error naming the message field. */

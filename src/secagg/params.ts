@@ -242,3 +242,22 @@ export function checkAnnouncedParameters(a: AnnouncedParameters, policy: Securit
     throw refuseParam('reconstruct-secrets-threshold', `threshold t = ${a.threshold} needs ${a.threshold + 1} share holders, only ${holders} hold shares`, { threshold: a.threshold, holders });
   }
 }
+
+/**
+ * Size of the commit–reveal committee whose reveals fix the SecAgg+ graph seed (graph.ts
+ * seedCommittee): the least m with γ^m ≤ 2^{−σ}, at most n. The committee is a uniform m-subset of
+ * U1 drawn from the roster root, so it is all corrupt (and the server could predict the seed
+ * before fixing U1) with probability at most γ^m per roster the server tries (sampling without
+ * replacement from a roster with at most γ·n corrupt members); with one honest member the seed is
+ * uniform and unknown until that member reveals, after U1 is fixed.
+ *
+ * @example
+ * ```ts
+ * seedCommitteeSize(1000, DEFAULT_SECURITY_POLICY); // 26 (γ = 1/3, σ = 40)
+ * ```
+ */
+export function seedCommitteeSize(n: number, policy: SecurityPolicy = DEFAULT_SECURITY_POLICY): number {
+  const g = policy.corruptFraction;
+  const m = g <= 0 ? 1 : Math.ceil(policy.statisticalSecurity / -Math.log2(g));
+  return Math.max(1, Math.min(n, m));
+}

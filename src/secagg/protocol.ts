@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { defences } from '../core/defences.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { signMessage, verifyMessage, type Identity, type Roster as IdentityRoster } from '../core/identity.ts';
-import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, graphSeedOf, rosterLeaf, statusLeaf, survivorCommitment } from './graph.ts';
+import { ADVERTISE_CONTEXT, CONSISTENCY_CONTEXT, advertisePayload, commitmentPayload, consistencyPayload, deriveGraphSeed, graphNeighbours, revealedGraphSeed, rosterLeaf, seedCommitment, seedCommittee, statusLeaf, survivorCommitment } from './graph.ts';
 import { verifyMerkle } from './merkle.ts';
 import { agreeKey, generateX25519KeyPair, openBox, sealBox, type X25519KeyPair } from './keys.ts';
-import { checkAnnouncedParameters, checkSecurityPolicy, type SecurityPolicy } from './params.ts';
+import { checkAnnouncedParameters, checkSecurityPolicy, seedCommitteeSize, type SecurityPolicy } from './params.ts';
 import { accumulateMasks, reduceModInPlace } from './prg.ts';
 import { shareToBytes, splitSecret } from './shamir.ts';
 import { SECAGG_TEST_HOOKS } from './testing.ts';
@@ -22,6 +23,8 @@ import {
   type AdvertiseMsg,
   type ConsistencyMsg,
   type MaskedInputMsg,
+  type RevealMsg,
+  type RevealRequest,
   type Roster,
   type SecAggParams,
   type ShareInbox,
@@ -31,7 +34,7 @@ import {
 } from './messages.ts';
 
 export { KEY_INFO_MASK, KEY_INFO_SHARE, MAX_ROUND_CLIENTS, checkRound, entryOf, neighboursOf, protocolError, rosterSize, sign, validateParams } from './messages.ts';
-export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './messages.ts';
+export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, RevealMsg, RevealRequest, Roster, RosterEntry, SecAggMode, SecAggParams, ShareInbox, ShareKeysMsg, SurvivorCommitmentView, SurvivorSignature, UnmaskMsg, UnmaskRequest } from './messages.ts';
 
 /**
  * Secure aggregation by pairwise masks (Bonawitz et al., "Practical Secure Aggregation for
@@ -59,8 +62,8 @@ export type { AdvertiseMsg, ConsistencyMsg, MaskedInputMsg, Roster, RosterEntry,
  * Actively secure variant (a client constructed with its identity and the pinned roster of its
  * peers; Bonawitz §4 "malicious setting"): advertised keys are signed under each client's
  * long-term Ed25519 identity and every roster entry is verified against the pinned key; the
- * server's threshold, SecAgg+ degree and graph seed are checked before any share leaves the
- * client; a client aborts when fewer than t + 1 clients shared keys (|U2| < t + 1); and a
+ * server's threshold, SecAgg+ degree and graph seed (by commit–reveal on neighbourhood views:
+ * {@link SecAggClient.reveal}) are checked before any share leaves the client; a client aborts when fewer than t + 1 clients shared keys (|U2| < t + 1); and a
  * ConsistencyCheck round precedes unmasking: each survivor signs U3, and a client reveals shares
  * only when at least t + 1 valid signatures over its own U3 come back.
  */
@@ -70,7 +73,7 @@ function aborted(roundId: string, stage: string, problem: string, param: string,
   return new CipherMLError('CIPHERML_E_SECAGG_ABORTED', `round "${roundId}", stage ${stage}: ${problem}`, { param, details: { round: roundId, stage, ...details } });
 }
 
-type ClientStage = 'new' | 'advertised' | 'shared' | 'masked' | 'checked' | 'unmasked';
+type ClientStage = 'new' | 'advertised' | 'revealed' | 'shared' | 'masked' | 'checked' | 'unmasked';
 
 /** How a client authenticates peers and what it accepts from the server. */
 export interface SecAggClientOptions {
@@ -113,6 +116,11 @@ export class SecAggClient {
   readonly #identity: Identity | undefined;
   readonly #peers: IdentityRoster | undefined;
   readonly #policy: SecurityPolicy | undefined;
+  /** Actively secure variant: this round's graph-seed contribution r and its commitment c = H(round, id, r). */
+  #reveal: Uint8Array | null = null;
+  #commitment: Uint8Array | null = null;
+  /** The roster commitment (root, |U1|) this client revealed r for, as a committee member. */
+  #revealedFor: { root: Uint8Array; clients: number } | null = null;
   /** The U3 / dropped lists this client signed in the consistency check. */
   #checked: { survivors: string[]; dropped: string[]; payload: Uint8Array; commitment: string | null } | null = null;
 
@@ -139,8 +147,8 @@ export class SecAggClient {
     return this.#identity !== undefined;
   }
 
-  #expect(stage: ClientStage, next: string): void {
-    if (this.#stage !== stage) throw protocolError(`cannot ${next} at stage "${this.#stage}" (out of order or replayed request)`, 'stage');
+  #expect(stage: ClientStage | readonly ClientStage[], next: string): void {
+    if (typeof stage === 'string' ? this.#stage !== stage : !stage.includes(this.#stage)) throw protocolError(`cannot ${next} at stage "${this.#stage}" (out of order or replayed request)`, 'stage');
   }
 
   /** Stage 0: two fresh X25519 public keys, signed under the identity in the active variant. */
@@ -148,8 +156,45 @@ export class SecAggClient {
     this.#expect('new', 'advertise keys');
     this.#stage = 'advertised';
     const { roundId } = this.#p;
-    const signature = this.#identity === undefined ? new Uint8Array(0) : signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey));
-    return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature };
+    if (this.#identity === undefined) return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature: new Uint8Array(0) };
+    if (this.#p.mode !== 'secagg+') return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature: signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey)) };
+    // Commit–reveal of the SecAgg+ graph seed: c binds r now; r is revealed only after the server
+    // has fixed U1 (reveal). Complete-graph modes have no seed to commit to.
+    this.#reveal = randomBytes(32);
+    this.#commitment = seedCommitment(roundId, this.id, this.#reveal);
+    const signature = signMessage(this.#identity, ADVERTISE_CONTEXT, advertisePayload(roundId, this.id, this.#c.publicKey, this.#s.publicKey, this.#commitment));
+    return { stage: 'advertise', roundId, from: this.id, cPk: this.#c.publicKey, sPk: this.#s.publicKey, signature, commitment: this.#commitment };
+  }
+
+  /** Committee size for a roster of n: min(c, n), c fixed with the round's parameters before any advertisement. */
+  #committeeSize(n: number): number {
+    return Math.min(n, this.#p.seedCommittee ?? seedCommitteeSize(n));
+  }
+
+  /**
+   * Commit–reveal stage (actively secure SecAgg+, committee members only): reveals r once the
+   * server has fixed U1, after checking that the roster commitment holds this client's signed
+   * advertisement at its position and that the commitment selects it for the committee. One
+   * reveal per round: the client will accept only views under this same commitment.
+   */
+  reveal(request: RevealRequest): RevealMsg {
+    this.#expect('advertised', 'reveal its graph-seed contribution');
+    checkRound(this.#p, request.roundId, 'reveal');
+    const roundId = this.#p.roundId;
+    if (this.#identity === undefined || this.#reveal === null || this.#commitment === null) throw protocolError('a graph-seed reveal was requested of a client without an identity (honest-but-curious variant)', 'reveal');
+    const refused = (problem: string, param: string) => new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": ${problem}`, { param, details: { round: roundId, clients: request.clients } });
+    const n = request.clients;
+    const workers = this.#peers!.parties.filter((p) => p.role === 'worker').length;
+    if (!(Number.isInteger(n) && n >= 1 && n <= Math.min(workers, MAX_ROUND_CLIENTS))) throw refused(`the reveal request announces ${n} clients, ${workers} worker identities are pinned`, 'roster');
+    if (!(Number.isInteger(request.x) && request.x >= 1 && request.x <= n) || request.root.length !== 32) throw refused('the reveal request carries no valid roster commitment or position', 'roster');
+    const leaf = rosterLeaf({ id: this.id, x: request.x, cPk: this.#c.publicKey, sPk: this.#s.publicKey, commitment: this.#commitment });
+    if (!verifyMerkle(request.root, n, new Map([[request.x - 1, leaf]]), request.proof)) throw refused(`the roster commitment does not hold this client's advertisement at x = ${request.x}`, 'roster');
+    const m = this.#committeeSize(n);
+    if (request.committee !== m) throw refused(`the reveal request names a committee of ${request.committee}; this round's is ${m}`, 'secagg-graph-seed');
+    if (!seedCommittee(roundId, n, request.root, m).includes(request.x)) throw refused(`x = ${request.x} is not on the graph-seed committee the roster commitment selects`, 'secagg-graph-seed');
+    this.#revealedFor = { root: new Uint8Array(request.root), clients: n };
+    this.#stage = 'revealed';
+    return { stage: 'reveal', roundId, from: this.id, reveal: this.#reveal };
   }
 
   /**
@@ -161,12 +206,12 @@ export class SecAggClient {
     if (SECAGG_TEST_HOOKS.disableChecks) return;
     const { roundId, mode, threshold } = this.#p;
     if (this.#peers !== undefined) {
-      for (const e of roster.entries) {
+      for (const e of [...roster.entries, ...(roster.committee ?? [])]) {
         const pinned = this.#peers.get('worker', e.id);
         if (pinned === undefined) {
           throw new CipherMLError('CIPHERML_E_IDENTITY_UNKNOWN', `round "${roundId}": the roster lists "${e.id}", who is not among the pinned worker identities`, { param: 'roster', details: { round: roundId, id: e.id } });
         }
-        if (!verifyMessage(pinned, ADVERTISE_CONTEXT, advertisePayload(roundId, e.id, e.cPk, e.sPk), e.signature)) {
+        if (!verifyMessage(pinned, ADVERTISE_CONTEXT, advertisePayload(roundId, e.id, e.cPk, e.sPk, e.commitment), e.signature)) {
           throw new CipherMLError('CIPHERML_E_SIGNATURE_INVALID', `round "${roundId}": the keys the roster gives for "${e.id}" are not signed by its pinned identity (${pinned.fingerprint.slice(0, 16)}…): substituted keys`, {
             param: 'roster',
             details: { round: roundId, id: e.id, fingerprint: pinned.fingerprint },
@@ -188,17 +233,20 @@ export class SecAggClient {
       }
       // A neighbourhood view of the honest-but-curious variant trusts the server's seed, as that
       // variant trusts the server; the actively secure variant checks the view against the roster
-      // commitment the seed derives from.
-      if (!view) this.#checkSeed(roster.graphSeed, deriveGraphSeed(roundId, roster.entries));
-      else if (this.#identity !== undefined) this.#checkView(roster, n);
+      // commitment and the committee's reveals the seed derives from, which only a view carries.
+      if (view && this.#identity !== undefined) this.#checkView(roster, n);
+      else if (!view) this.#checkSeed(roster.graphSeed, deriveGraphSeed(roundId, roster.entries));
     }
     if (this.#policy !== undefined) checkAnnouncedParameters({ mode, clients: n, degree: mode === 'secagg+' ? Math.min(roster.degree, n - 1) : n - 1, threshold }, this.#policy);
+    if (mode === 'secagg+' && roster.degree < n - 1 && !view && this.#identity !== undefined) {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": a whole SecAgg+ roster carries no graph-seed committee reveals, so its seed cannot be checked; an actively secure client accepts only neighbourhood views`, { param: 'secagg-graph-seed', details: { round: roundId } });
+    }
   }
 
   #checkSeed(announced: string, derived: string): void {
     const roundId = this.#p.roundId;
     if (announced !== derived) {
-      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${announced.slice(0, 16)}… is not the one derived from the advertised keys (${derived.slice(0, 16)}…)`, {
+      throw new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": the server's SecAgg+ graph seed ${announced.slice(0, 16)}… is not the one derived from the advertised keys and reveals (${derived.slice(0, 16)}…)`, {
         param: 'secagg-graph-seed',
         details: { round: roundId, announced, derived },
       });
@@ -216,10 +264,21 @@ export class SecAggClient {
     if (roster.root === undefined || roster.proof === undefined || roster.root.length !== 32) throw refused('the neighbourhood view carries no roster commitment, so the graph seed cannot be checked', 'roster');
     const workers = this.#peers!.parties.filter((p) => p.role === 'worker').length;
     if (n > workers) throw refused(`the roster announces ${n} clients, only ${workers} worker identities are pinned`, 'roster');
-    if (!verifyMerkle(roster.root, n, new Map(roster.entries.map((e) => [e.x - 1, rosterLeaf(e)])), roster.proof)) {
-      throw refused('the neighbourhood entries do not match the roster commitment (substituted entry, position or proof)', 'roster');
+    const leaves = new Map<number, Buffer>();
+    for (const e of [...roster.entries, ...(roster.committee ?? [])]) {
+      const leaf = rosterLeaf(e);
+      const seen = leaves.get(e.x - 1);
+      if (seen !== undefined && !seen.equals(leaf)) throw refused(`two different entries at x = ${e.x}`, 'roster');
+      leaves.set(e.x - 1, leaf);
     }
-    const seed = graphSeedOf(roundId, n, roster.root);
+    if (!verifyMerkle(roster.root, n, leaves, roster.proof)) {
+      throw refused('the neighbourhood and committee entries do not match the roster commitment (substituted entry, position or proof)', 'roster');
+    }
+    if (this.#revealedFor !== null && (n !== this.#revealedFor.clients || !Buffer.from(roster.root).equals(Buffer.from(this.#revealedFor.root)))) {
+      throw refused('the roster commitment is not the one this client revealed its graph-seed contribution under (U1 changed after the reveals)', 'secagg-graph-seed');
+    }
+    // Off only in the adversarial suite's broken build: the client then takes the server's seed.
+    const seed = defences.secaggSeedReveal ? this.#revealedSeed(roster, n) : roster.graphSeed;
     this.#checkSeed(roster.graphSeed, seed);
     const me = entryOf(roster, this.id)!;
     const want = new Set([me.x, ...graphNeighbours(me.x, n, roster.degree, seed)]);
@@ -228,12 +287,38 @@ export class SecAggClient {
     }
   }
 
+  /**
+   * The graph seed of an actively secure view by commit–reveal: the committee the roster root
+   * selects, each member's reveal opening the commitment it signed, every reveal present.
+   */
+  #revealedSeed(roster: Roster, n: number): string {
+    const roundId = this.#p.roundId;
+    const refused = (problem: string, details: Record<string, unknown> = {}) => new CipherMLError('CIPHERML_E_SECAGG_PARAMETER_REFUSED', `round "${roundId}": ${problem}`, { param: 'secagg-graph-seed', details: { round: roundId, clients: n, ...details } });
+    const committee = roster.committee ?? [];
+    const reveals = roster.reveals ?? [];
+    const m = this.#committeeSize(n);
+    if (this.#policy !== undefined && m < seedCommitteeSize(n, this.#policy)) {
+      throw refused(`the round's graph-seed committee of ${m} is below the ${seedCommitteeSize(n, this.#policy)} members this client's γ and σ require (γ^m ≤ 2^-σ)`, { committee: m });
+    }
+    const xs = seedCommittee(roundId, n, roster.root!, m);
+    if (committee.length !== m || committee.some((e, i) => e.x !== xs[i])) throw refused(`the view's ${committee.length} committee entries are not the ${m} members the roster commitment selects`, { committee: committee.length, expected: m });
+    for (let i = 0; i < m; i++) {
+      const e = committee[i]!;
+      const r = reveals[i];
+      if (r === undefined || r.length === 0) throw refused(`the reveal of committee member "${e.id}" is missing`, { member: e.id });
+      if (r.length !== 32 || e.commitment === undefined || !Buffer.from(seedCommitment(roundId, e.id, r)).equals(Buffer.from(e.commitment))) throw refused(`the reveal of committee member "${e.id}" does not open the commitment it signed`, { member: e.id });
+    }
+    if (reveals.length !== m) throw refused(`${reveals.length} reveals for ${m} committee members`, { reveals: reveals.length });
+    return revealedGraphSeed(roundId, n, roster.root!, committee.map((e, i) => ({ x: e.x, id: e.id, reveal: reveals[i]! })));
+  }
+
   /** Stage 1: Shamir shares of s_u^SK and b_u for every neighbour (itself included), each sealed for its recipient. */
   shareKeys(roster: Roster): ShareKeysMsg {
-    this.#expect('advertised', 'share keys');
+    this.#expect(['advertised', 'revealed'], 'share keys');
     checkRound(this.#p, roster.roundId, 'roster');
     const me = entryOf(roster, this.id);
-    if (me === undefined || Buffer.compare(Buffer.from(me.sPk), Buffer.from(this.#s.publicKey)) !== 0 || Buffer.compare(Buffer.from(me.cPk), Buffer.from(this.#c.publicKey)) !== 0) {
+    const sameCommitment = this.#commitment === null || (me?.commitment !== undefined && Buffer.from(me.commitment).equals(Buffer.from(this.#commitment)));
+    if (me === undefined || !sameCommitment || Buffer.compare(Buffer.from(me.sPk), Buffer.from(this.#s.publicKey)) !== 0 || Buffer.compare(Buffer.from(me.cPk), Buffer.from(this.#c.publicKey)) !== 0) {
       throw protocolError('the roster does not list this client with the keys it advertised', 'roster');
     }
     const ids = new Set<string>();

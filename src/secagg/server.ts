@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { CipherMLError } from '../core/errors.ts';
-import { graphSeedOf, rosterTree, statusLeaf } from './graph.ts';
+import { graphSeedOf, revealedGraphSeed, rosterTree, seedCommitment, seedCommittee, statusLeaf } from './graph.ts';
 import { MerkleTree } from './merkle.ts';
-import { secAggPlusDegree } from './params.ts';
+import { secAggPlusDegree, seedCommitteeSize } from './params.ts';
 import { accumulateMasks, addModInPlace, reduceModInPlace } from './prg.ts';
 import { KEY_INFO_MASK, checkRound, entryOf, neighboursOf, protocolError, sign, validateParams } from './messages.ts';
 import type * as M from './messages.ts';
@@ -24,7 +24,7 @@ import { SECAGG_TEST_HOOKS } from './testing.ts';
  *   entry outside is CIPHERML_E_SECAGG_SUM_OUT_OF_RANGE naming the round, never a wrong sum.
  */
 
-type ServerStage = 'advertise' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask' | 'done';
+type ServerStage = 'advertise' | 'reveal' | 'share-keys' | 'masked-input' | 'consistency' | 'unmask' | 'done';
 
 /** Options of {@link SecAggServer}. */
 export interface SecAggServerOptions {
@@ -82,6 +82,9 @@ export class SecAggServer {
   /** Lookup sets of the requests views are cut from (the full request, per stage). */
   readonly #requestSets = new WeakMap<M.UnmaskRequest, { survivors: Set<string>; dropped: Set<string>; signatures: Map<string, M.SurvivorSignature> | null }>();
   readonly #inputBound: number | undefined;
+  /** Commit–reveal of the graph seed: the committee's entries (in committee order) and reveals so far. */
+  #committee: M.RosterEntry[] = [];
+  readonly #reveals = new Map<string, Uint8Array>();
 
   constructor(params: M.SecAggParams, options: SecAggServerOptions) {
     validateParams(params);
@@ -103,7 +106,7 @@ export class SecAggServer {
   }
 
   /** Accepts one client message for the current stage; anything else is a typed refusal. */
-  receive(msg: M.AdvertiseMsg | M.ShareKeysMsg | M.MaskedInputMsg | M.ConsistencyMsg | M.UnmaskMsg): void {
+  receive(msg: M.AdvertiseMsg | M.RevealMsg | M.ShareKeysMsg | M.MaskedInputMsg | M.ConsistencyMsg | M.UnmaskMsg): void {
     checkRound(this.#p, msg.roundId, 'message');
     if (msg.stage !== this.#stage) throw protocolError(`a ${msg.stage} message while collecting ${this.#stage} (out of stage or replayed)`, 'stage');
     switch (msg.stage) {
@@ -111,8 +114,20 @@ export class SecAggServer {
         if (this.#adverts.has(msg.from)) throw protocolError(`second advertisement from "${msg.from}" (replayed)`, 'from');
         if (msg.cPk.length !== 32 || msg.sPk.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'public keys must be 32 bytes', { param: 'publicKey' });
         if (msg.signature.length !== 0 && msg.signature.length !== 64) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `an Ed25519 signature is 64 bytes, got ${msg.signature.length}`, { param: 'signature' });
+        if (msg.signature.length !== 0 && this.#p.mode === 'secagg+' && msg.commitment?.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a signed SecAgg+ advertisement carries a 32-byte graph-seed commitment, got ${msg.commitment?.length ?? 0} bytes`, { param: 'commitment' });
+        if (msg.commitment !== undefined && msg.commitment.length !== 0 && msg.commitment.length !== 32) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `a graph-seed commitment is 32 bytes, got ${msg.commitment.length}`, { param: 'commitment' });
         this.#adverts.set(msg.from, msg);
         return;
+      case 'reveal': {
+        const member = this.#committee.find((e) => e.id === msg.from);
+        if (member === undefined) throw protocolError(`"${msg.from}" is not on the graph-seed committee`, 'from');
+        if (this.#reveals.has(msg.from)) throw protocolError(`second reveal from "${msg.from}" (replayed)`, 'from');
+        if (msg.reveal.length !== 32 || !Buffer.from(seedCommitment(this.#p.roundId, msg.from, msg.reveal)).equals(Buffer.from(member.commitment!))) {
+          throw protocolError(`the reveal of "${msg.from}" does not open the commitment it advertised`, 'reveal');
+        }
+        this.#reveals.set(msg.from, msg.reveal);
+        return;
+      }
       case 'share-keys': {
         if (entryOf(this.#roster!, msg.from) === undefined) throw protocolError(`"${msg.from}" is not in the roster`, 'from');
         if (this.#shares.has(msg.from)) throw protocolError(`second share message from "${msg.from}" (replayed)`, 'from');
@@ -159,7 +174,7 @@ export class SecAggServer {
     const ids = [...this.#adverts.keys()].sort();
     const entries = ids.map((id, i) => {
       const a = this.#adverts.get(id)!;
-      return { id, x: i + 1, cPk: a.cPk, sPk: a.sPk, signature: a.signature };
+      return { id, x: i + 1, cPk: a.cPk, sPk: a.sPk, signature: a.signature, ...(a.commitment === undefined || a.commitment.length === 0 ? {} : { commitment: a.commitment }) };
     });
     this.#active = entries.every((e) => e.signature.length > 0);
     const degree = this.#p.mode === 'secagg+' ? Math.min(ids.length - 1, this.#degree ?? secAggPlusDegree(ids.length)) : ids.length - 1;
@@ -168,6 +183,16 @@ export class SecAggServer {
     }
     // SecAgg+: the seed is derived from the roster commitment, so every client can check it.
     this.#rosterTree = this.#p.mode === 'secagg+' ? rosterTree(entries) : null;
+    if (this.#rosterTree !== null && this.#active && degree < entries.length - 1) {
+      // Actively secure neighbourhood views: the root fixes U1 and the committee; the seed waits
+      // for the committee's reveals (closeReveal).
+      const root = this.#rosterTree.root;
+      const xs = seedCommittee(this.#p.roundId, entries.length, root, this.#p.seedCommittee ?? seedCommitteeSize(entries.length));
+      this.#committee = xs.map((x) => entries[x - 1]!);
+      this.#roster = { roundId: this.#p.roundId, entries, degree, graphSeed: '', root };
+      this.#stage = 'reveal';
+      return this.#roster;
+    }
     const graphSeed = this.#rosterTree !== null ? graphSeedOf(this.#p.roundId, entries.length, this.#rosterTree.root) : randomBytes(32).toString('hex');
     this.#roster = { roundId: this.#p.roundId, entries, degree, graphSeed };
     this.#stage = this.#p.mode === 'stable-pw' ? 'masked-input' : 'share-keys';
@@ -175,6 +200,45 @@ export class SecAggServer {
       this.#holders = ids;
       this.#holderSet = new Set(ids);
     }
+    return this.#roster;
+  }
+
+  /** The graph-seed committee (ids, committee order); empty unless the round runs commit–reveal. */
+  get committee(): readonly string[] {
+    return this.#committee.map((e) => e.id);
+  }
+
+  /**
+   * The commit–reveal request for committee member `id`: |U1|, the roster root, and the member's
+   * own leaf position with its inclusion proof.
+   */
+  revealFor(id: string): M.RevealRequest {
+    this.#expectStage('reveal');
+    const me = this.#committee.find((e) => e.id === id);
+    if (me === undefined) throw protocolError(`"${id}" is not on the graph-seed committee`, 'id');
+    const r = this.#roster!;
+    return { roundId: r.roundId, clients: r.entries.length, root: r.root!, x: me.x, proof: this.#rosterTree!.prove([me.x - 1]), committee: this.#committee.length };
+  }
+
+  /**
+   * Ends the commit–reveal stage: the roster with the graph seed derived from the committee's
+   * reveals. A missing reveal fails the attempt (CIPHERML_E_ROUND_FAILED): choosing a seed from
+   * the reveals that did arrive would let the server grind.
+   */
+  closeReveal(): M.Roster {
+    this.#expectStage('reveal');
+    const missing = this.#committee.filter((e) => !this.#reveals.has(e.id)).map((e) => e.id);
+    if (missing.length > 0) {
+      throw new CipherMLError('CIPHERML_E_ROUND_FAILED', `round "${this.#p.roundId}": ${missing.length} of ${this.#committee.length} graph-seed committee members (${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}) did not reveal; the seed needs every committee reveal, so this attempt is aborted and the round is retried`, {
+        param: 'min-clients',
+        details: { stage: 'reveal', round: this.#p.roundId, missing },
+      });
+    }
+    const r = this.#roster!;
+    const reveals = this.#committee.map((e) => this.#reveals.get(e.id)!);
+    const graphSeed = revealedGraphSeed(r.roundId, r.entries.length, r.root!, this.#committee.map((e, i) => ({ x: e.x, id: e.id, reveal: reveals[i]! })));
+    this.#roster = { ...r, graphSeed, committee: this.#committee, reveals };
+    this.#stage = 'share-keys';
     return this.#roster;
   }
 
@@ -223,11 +287,14 @@ export class SecAggServer {
   rosterFor(id: string): M.Roster {
     const r = this.#roster;
     if (r === null) throw protocolError('no roster before the advertise stage is closed', 'stage');
+    if (this.#stage === 'reveal') throw protocolError('no roster before the graph-seed committee has revealed (closeReveal)', 'stage');
     if (!this.#sparse()) return r;
     const local = new Set(this.#local(id));
     const view = { roundId: r.roundId, entries: [...local].map((v) => entryOf(r, v)!).sort((a, b) => a.x - b.x), degree: r.degree, graphSeed: r.graphSeed, clients: r.entries.length };
     if (!this.#active) return view;
-    return { ...view, root: this.#rosterTree!.root, proof: this.#rosterTree!.prove(this.#leaves(local)) };
+    // One batched proof of the neighbourhood and the committee (commit–reveal of the seed).
+    const leaves = [...this.#leaves(local), ...this.#committee.map((e) => e.x - 1)];
+    return { ...view, root: this.#rosterTree!.root, proof: this.#rosterTree!.prove(leaves), committee: this.#committee, reveals: r.reveals ?? [] };
   }
 
   /**

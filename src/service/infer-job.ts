@@ -4,6 +4,7 @@ import { deserializePublicContext } from '../ckks/index.ts';
 import type { KeyParams } from '../inference/calibrate.ts';
 import { inferBytes } from '../inference/he.ts';
 import { parseOnnx } from '../inference/onnx.ts';
+import { logJob } from './job-log.ts';
 import type { Storage } from './storage/index.ts';
 
 /**
@@ -34,7 +35,7 @@ export async function runInferJob(storage: Storage, jobId: string): Promise<void
     const graph = parseOnnx(await need(ownerId, 'inference_model', 'calibrated model (deploy the model for inference)'), 'inference/model');
     const keys = await need(userId, 'inference_keys', 'evaluation keys (PUT …/inference/keys)');
     const input = await need(userId, 'inference_input', 'encrypted input');
-    await storage.updateJob(jobId, { status: 'running', progress: 0 });
+    await logJob(storage, jobId, 'running', 'encrypted inference started', { status: 'running', progress: 0 });
     const ctx = await deserializePublicContext(keys, 'inference/keys', { galoisKeys: kp.galoisSteps.length > 0 });
     let out: Uint8Array;
     const t0 = performance.now();
@@ -50,9 +51,9 @@ export async function runInferJob(storage: Storage, jobId: string): Promise<void
     await storage.deleteBlob(userId, modelId, 'inference_input');
     await storage.addUsage(userId, modelId, 'inferMs', ms);
     await storage.addUsage(userId, modelId, 'inferJobs', 1);
-    await storage.updateJob(jobId, { status: 'succeeded', progress: 1, figures: { inferMs: Math.round(ms), outputBytes: out.length, outputSha256: sha256 } });
+    await logJob(storage, jobId, 'succeeded', `inference done in ${(ms / 1000).toFixed(1)} s; ${out.length} bytes of encrypted output`, { status: 'succeeded', progress: 1, figures: { inferMs: Math.round(ms), outputBytes: out.length, outputSha256: sha256 } });
   } catch (e) {
     const err = e instanceof CipherMLError ? { code: e.code, message: e.message } : { code: 'CIPHERML_E_JOB_FAILED', message: (e as Error).message };
-    await storage.updateJob(jobId, { status: 'failed', error: err }).catch(() => undefined);
+    await logJob(storage, jobId, 'failed', `${err.code}: ${err.message}`, { status: 'failed', error: err }).catch(() => undefined);
   }
 }

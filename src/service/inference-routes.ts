@@ -7,6 +7,7 @@ import { inferenceLimits, inferencePaths } from '../inference/service-wire.ts';
 import type { InferenceLimits, PublishedModel } from '../inference/service-wire.ts';
 import type { HeavyTask } from './heavy.ts';
 import { refuseIfJobOpen } from './job-routes.ts';
+import { logJob } from './job-log.ts';
 import type { ModelRow, Storage, UserRow } from './storage/index.ts';
 
 /** What the inference handlers need from the server (src/service/server.ts). */
@@ -161,7 +162,7 @@ export function inferenceHandlers(d: InferenceRouteDeps): { handlers: Map<string
     await storage.deleteBlob(user.id, model.id, 'inference_output');
     await storage.addUsage(user.id, model.id, 'bytesIn', bytes.length);
     const job = await storage.createJob(user.id, model.id, 'infer');
-    await storage.updateJob(job.id, { state: { ownerId: model.ownerId, inputSha256: sha256 } });
+    await logJob(storage, job.id, 'queued', `inference job queued: ${bytes.length} bytes of encrypted input`, { state: { ownerId: model.ownerId, inputSha256: sha256 } });
     d.launch(job.id);
     return reply.code(202).send({ jobId: job.id, status: 'queued' });
   });

@@ -1,5 +1,6 @@
 import type { Worker } from 'node:worker_threads';
 import { CipherMLError } from '../core/errors.ts';
+import { logJob } from './job-log.ts';
 import { ACTIVE_JOB_STATUSES } from './storage/index.ts';
 import type { BlobKind, JobRow, Storage } from './storage/index.ts';
 
@@ -47,7 +48,7 @@ export async function refuseIfJobOpen(storage: Storage, userId: string, modelId:
  * ```
  */
 export async function cancelJob(storage: Storage, jobId: string, thread: Worker | undefined): Promise<JobRow> {
-  const row = await storage.updateJob(jobId, { status: 'cancelled', error: { code: 'CIPHERML_E_JOB_CANCELLED', message: 'cancelled by its user' } });
+  const row = await logJob(storage, jobId, 'cancelled', 'cancelled by its user', { status: 'cancelled', error: { code: 'CIPHERML_E_JOB_CANCELLED', message: 'cancelled by its user' } });
   if (row.status !== 'cancelled') throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${jobId} already ${row.status}`, { param: 'jobId', details: { status: row.status } });
   // Resolves once the thread has exited (at once if it already had).
   if (thread !== undefined) await thread.terminate();

@@ -4,6 +4,7 @@ import { deserializePublicContext } from '../ckks/index.ts';
 import type { Storage } from './storage/index.ts';
 import { trainEncrypted, validateHyperParams } from '../ml/encrypted-lr.ts';
 import { runInferJob } from './infer-job.ts';
+import { logJob } from './job-log.ts';
 
 /** Where a job worker finds the storage (each worker opens its own connection). */
 export interface JobStorageRef {
@@ -48,9 +49,9 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
       const now = await storage.getJob(jobId);
       if (now === undefined || FINAL.has(now.status)) throw stopped(now?.status ?? 'deleted');
     };
-    /** A progress update; storage keeps a final state, which stops the job here. */
-    const update = async (patch: Parameters<Storage['updateJob']>[1]): Promise<void> => {
-      const row = await storage.updateJob(jobId, patch);
+    /** A progress update with one event of the job's log; storage keeps a final state, which stops the job here. */
+    const update = async (patch: Parameters<Storage['updateJob']>[1], event: string, line: string): Promise<void> => {
+      const row = await logJob(storage, jobId, event, line, patch);
       if (FINAL.has(row.status)) throw stopped(row.status);
     };
     const need = async (kind: 'public_context' | 'train_data' | 'model'): Promise<Uint8Array> => {
@@ -62,26 +63,32 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
     try {
       const checkpoint = startEpoch > 0 ? await storage.getBlob(userId, modelId, 'trained_model') : undefined;
       let refreshes = typeof job.figures['refreshes'] === 'number' ? job.figures['refreshes'] : 0;
-      await update({ status: 'running' });
+      // Wall time of each finished epoch (refresh waits included), for the console's chart; a resumed job keeps the epochs it had.
+      const epochMs = (Array.isArray(job.figures['epochMs']) ? (job.figures['epochMs'] as number[]) : []).slice(0, startEpoch);
+      let epochStart = performance.now();
+      await update({ status: 'running' }, 'running', startEpoch > 0 ? `resumed at epoch ${startEpoch + 1} of ${hyper.numberOfEpochs}` : `training started: ${hyper.numberOfEpochs} epochs`);
       const r = await trainEncrypted(ctx, await need('train_data'), checkpoint ?? (await need('model')), hyper, {
         onEpoch: async (epoch, weights) => {
           await live();
           await storage.putBlob(userId, modelId, 'trained_model', weights);
-          await update({ progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes } });
+          const ms = Math.round(performance.now() - epochStart);
+          epochStart = performance.now();
+          epochMs.push(ms);
+          await update({ progress: epoch / hyper.numberOfEpochs, state: { ...job.state, epoch }, figures: { epochsDone: epoch, refreshes, epochMs: [...epochMs] } }, 'epoch', `epoch ${epoch} of ${hyper.numberOfEpochs} done in ${(ms / 1000).toFixed(1)} s`);
         },
         refresh: async (weights, epoch) => {
           await live();
           await storage.deleteBlob(userId, modelId, 'refresh_reply');
           await storage.putBlob(userId, modelId, 'refresh_request', weights);
           const since = Date.now();
-          await update({ status: 'awaiting_refresh', figures: { refreshes, refreshEpoch: epoch, refreshDeadline: since + refreshTimeoutMs } });
+          await update({ status: 'awaiting_refresh', figures: { refreshes, refreshEpoch: epoch, refreshDeadline: since + refreshTimeoutMs } }, 'awaiting_refresh', `epoch ${epoch}: waiting for the gateway's refresh`);
           for (;;) {
             const reply = await storage.getBlob(userId, modelId, 'refresh_reply');
             if (reply !== undefined) {
               await storage.deleteBlob(userId, modelId, 'refresh_reply');
               await storage.deleteBlob(userId, modelId, 'refresh_request');
               refreshes++;
-              await update({ status: 'running', figures: { refreshes } });
+              await update({ status: 'running', figures: { refreshes } }, 'refreshed', `refresh ${refreshes} answered after ${((Date.now() - since) / 1000).toFixed(1)} s`);
               return reply;
             }
             await live();
@@ -98,13 +105,13 @@ export async function runFitJob(storage: Storage, jobId: string, pollMs: number 
       await storage.putBlob(userId, modelId, 'trained_model', r.weights);
       await storage.addUsage(userId, modelId, 'trainMs', r.trainMs);
       await storage.addUsage(userId, modelId, 'fitJobs', 1);
-      await storage.updateJob(jobId, { status: 'succeeded', progress: 1, figures: { trainMs: Math.round(r.trainMs), epochs: hyper.numberOfEpochs, refreshes } });
+      await logJob(storage, jobId, 'succeeded', `trained in ${(r.trainMs / 1000).toFixed(1)} s`, { status: 'succeeded', progress: 1, figures: { trainMs: Math.round(r.trainMs), epochs: hyper.numberOfEpochs, refreshes } });
     } finally {
       ctx.delete();
     }
   } catch (e) {
     const err = e instanceof CipherMLError ? { code: e.code, message: e.message } : { code: 'CIPHERML_E_JOB_FAILED', message: (e as Error).message };
-    await storage.updateJob(jobId, { status: 'failed', error: err }).catch(() => undefined);
+    await logJob(storage, jobId, 'failed', `${err.code}: ${err.message}`, { status: 'failed', error: err }).catch(() => undefined);
   }
 }
 

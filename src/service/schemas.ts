@@ -137,6 +137,10 @@ export const ROUTES: readonly RouteSpec[] = [
     method: 'GET', url: '/api/v1/models', summary: 'List deployed models', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT,
     ok: { status: 200, schema: Type.Object({ models: Type.Array(Type.Object({ name: Type.String(), version: Type.String(), url: Type.String() })) }) },
   },
+  {
+    method: 'GET', url: '/api/v1/jobs', summary: "The calling user's jobs of every model they are registered for, grouped by model, oldest first (the console's Jobs page)", auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT,
+    ok: { status: 200, schema: Type.Object({ models: Type.Array(Type.Object({ name: Type.String(), version: Type.String(), jobs: Type.Array(Job) })) }) },
+  },
   { method: 'POST', url: `${base}/deploy_model`, summary: 'Deploy a model (owner role); 409 when another owner deployed it', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ modelUrl: Type.String() }) } },
   { method: 'DELETE', url: `${base}/undeploy_model`, summary: 'Undeploy (owner who deployed it); 409 while users are registered', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ undeployed: Type.Literal(true) }) } },
   { method: 'POST', url: `${base}/application/register_user`, summary: 'Register the calling user for the model', auth: true, body: 'none', bodyLimit: EMPTY_BODY_LIMIT, params: ModelParams, ok: { status: 200, schema: Type.Object({ registered: Type.Literal(true), new: Type.Boolean() }) } },

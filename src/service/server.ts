@@ -11,6 +11,7 @@ import type { HeavyTask } from './heavy.ts';
 import { createHttpApp } from './http.ts';
 import { DEFAULT_REFRESH_TIMEOUT_MS, runFitJobOnThread } from './jobs.ts';
 import { cancelJob, jobView, refuseIfJobOpen } from './job-routes.ts';
+import { logJob } from './job-log.ts';
 import { registerApiDocs } from './docs-ui.ts';
 import { naiveReadSections } from './naive.ts';
 import { openFitQueue } from './queue.ts';
@@ -198,6 +199,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   });
   on('GET', '/api/v1/info/version', async () => ({ service: 'cipherml', version: serviceVersion(), heLibrary: `node-seal ${sealVersion()} (Microsoft SEAL)`, scheme: 'CKKS', storage: storage.backend }));
   on('GET', '/api/v1/models', async () => ({ models: (await storage.listModels()).map((m) => ({ name: m.name, version: m.version, url: `/api/v1/${m.name}/${m.version}` })) }));
+  on('GET', '/api/v1/jobs', async (req) => {
+    const user = auth(req);
+    const models = [];
+    for (const m of await storage.listModels()) {
+      if (!(await storage.isRegistered(user.id, m.id))) continue;
+      models.push({ name: m.name, version: m.version, jobs: (await storage.listJobs({ userId: user.id, modelId: m.id })).map(jobView) });
+    }
+    return { models };
+  });
   on('POST', `${base}/deploy_model`, async (req) => {
     const user = auth(req);
     if (user.role !== 'owner') throw new CipherMLError('CIPHERML_E_SERVICE_FORBIDDEN', 'deploying a model needs the owner role', { param: 'role' });
@@ -276,7 +286,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const active = await storage.listJobs({ userId: user.id, modelId: model.id, status: ['queued', 'running', 'awaiting_refresh'] });
     if (active.length > 0) throw new CipherMLError('CIPHERML_E_SERVICE_CONFLICT', `job ${active[0]!.id} is still ${active[0]!.status}`, { param: 'jobId' });
     const job = await storage.createJob(user.id, model.id, 'fit');
-    await storage.updateJob(job.id, { state: { hyper, refreshTimeoutMs } });
+    await logJob(storage, job.id, 'queued', `fit job queued: ${hyper.numberOfEpochs} epochs, ${hyper.numberOfFeatures} features`, { state: { hyper, refreshTimeoutMs } });
     launch(job.id);
     return reply.code(202).send({ jobId: job.id, status: 'queued' });
   });

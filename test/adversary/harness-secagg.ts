@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Interceptor } from '@connectrpc/connect';
+import { defences, resetDefences } from '../../src/core/defences.ts';
 import { Roster, generateIdentity, publicIdentity } from '../../src/core/identity.ts';
 import { PushResultRequestSchema } from '../../src/fl/gen/cipherml/fl/v1/fl_pb.ts';
 import { SecAggFedAvg, type SecAggServerAdversary, type SecAggSettings } from '../../src/fl/secagg.ts';
@@ -30,7 +31,7 @@ export interface SecAggRun {
   readonly active?: boolean;
   readonly dropAt?: ReadonlyMap<string, { readonly round: number; readonly stage: WorkerStage }>;
   /** Build without the defence under test (test hooks); default none. */
-  readonly broken?: 'masks' | 'checks' | 'range';
+  readonly broken?: 'masks' | 'checks' | 'range' | 'seed-reveal';
   /** The workers' security policy (default: DEFAULT_SECURITY_POLICY). */
   readonly policy?: SecurityPolicy;
   /** A malicious client: rewrites its own quantized input before masking. */
@@ -121,6 +122,7 @@ export async function runSecAgg(o: SecAggRun = {}): Promise<SecAggRunResult> {
   SECAGG_TEST_HOOKS.disableMasks = o.broken === 'masks';
   SECAGG_TEST_HOOKS.disableChecks = o.broken === 'checks';
   SECAGG_TEST_HOOKS.disableRangeCheck = o.broken === 'range';
+  defences.secaggSeedReveal = o.broken !== 'seed-reveal';
   SECAGG_TEST_HOOKS.onQuantized = (id, _round, input) => {
     o.corrupt?.(id, input);
     quantized.set(id, input.slice());
@@ -162,6 +164,7 @@ export async function runSecAgg(o: SecAggRun = {}): Promise<SecAggRunResult> {
     SECAGG_TEST_HOOKS.disableChecks = false;
     SECAGG_TEST_HOOKS.disableRangeCheck = false;
     SECAGG_TEST_HOOKS.onQuantized = null;
+    resetDefences();
     await server.close();
     await rm(dir, { recursive: true, force: true });
   }

@@ -142,6 +142,8 @@ describe('secure aggregation against a malicious server (loopback gRPC)', () => 
     expect(r.server).not.toBeInstanceOf(Error);
     expect((r.server as { final: { secagg: unknown } }).final.secagg).toMatchObject({ mode: 'secagg+', survivors: 9, active: true });
     expect(sent(r, 'consistency')).toBe(9);
+    // Commit–reveal of the graph seed: the committee of 2 (γ = 0.01, σ = 8) revealed.
+    expect(sent(r, 'reveal')).toBe(2);
   });
 
   it('refuses a SecAgg+ neighbourhood view with a validly signed non-neighbour added (9 workers, k = 6); the build without client checks shares', async () => {

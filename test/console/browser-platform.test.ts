@@ -39,6 +39,17 @@ describe('browser platform shims', () => {
     expect(() => zstdDecompressSync(bomb, { maxOutputLength: 1 << 20 })).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_TOO_LARGE' }));
   });
 
+  it('Buffer subset: the little-endian readers equal Node\'s at every offset, and refuse reads past the end', () => {
+    const raw = randomBytes(64);
+    const node = Buffer.from(raw);
+    const web = WebBuffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let o = 0; o + 8 <= raw.length; o++) {
+      expect([web.readUInt16LE(o), web.readUInt32LE(o), web.readInt32LE(o), web.readBigInt64LE(o), web.readFloatLE(o), web.readDoubleLE(o)]).toEqual([node.readUInt16LE(o), node.readUInt32LE(o), node.readInt32LE(o), node.readBigInt64LE(o), node.readFloatLE(o), node.readDoubleLE(o)]);
+    }
+    expect(() => web.readDoubleLE(60)).toThrow(RangeError);
+    expect(() => node.readDoubleLE(60)).toThrow(RangeError);
+  });
+
   it('Buffer subset: hex, latin1, utf8 round trips as Node', () => {
     const b = randomBytes(40);
     expect(WebBuffer.from(b).toString('hex')).toBe(b.toString('hex'));

@@ -123,11 +123,15 @@ describe('open jobs hold their inputs; cancel', () => {
     const listed = await call(alice, 'GET', '/m/1/jobs');
     expect((listed.json['jobs'] as JobView[]).map((j) => [j.jobId, j.status])).toEqual([[id, 'awaiting_refresh']]);
     expect((await call(bob, 'GET', '/m/1/jobs')).json).toEqual({ jobs: [] });
+    // Across models (the console's Jobs page): alice's job under m/1, none of it for bob.
+    expect(((await call(alice, 'GET', '/jobs')).json['models'] as { name: string; version: string; jobs: JobView[] }[]).map((m) => [m.name, m.version, m.jobs.map((j) => j.jobId)])).toEqual([['m', '1', [id]]]);
+    expect((await call(bob, 'GET', '/jobs')).json).toEqual({ models: [{ name: 'm', version: '1', jobs: [] }] });
 
     const cancelled = await call(alice, 'POST', `/m/1/jobs/${id}/cancel`);
     expect(cancelled.status).toBe(200);
     expect(cancelled.json).toMatchObject({ jobId: id, status: 'cancelled', error: { code: 'CIPHERML_E_JOB_CANCELLED' } });
     expect((await call(alice, 'POST', `/m/1/jobs/${id}/cancel`)).json).toMatchObject({ status: 'cancelled' });
+    expect(((await job()).figures['log'] as { event: string }[]).map((e) => e.event)).toEqual(['queued', 'running', 'epoch', 'awaiting_refresh', 'cancelled']);
     // The refresh exchange is withdrawn and the job's thread is gone: nothing runs for alice.
     expect((await call(alice, 'GET', `/m/1/jobs/${id}/refresh`)).status).toBe(404);
     expect((await call(alice, 'PUT', `/m/1/jobs/${id}/refresh`, uploads['model']!)).status).toBe(409);
@@ -143,7 +147,11 @@ describe('open jobs hold their inputs; cancel', () => {
     const one = await call(alice, 'POST', '/m/1/fit', hyper(1));
     const id = String(one.json['jobId']);
     await svc.idle();
-    expect((await call(alice, 'GET', `/m/1/jobs/${id}`)).json['status']).toBe('succeeded');
+    const done = (await call(alice, 'GET', `/m/1/jobs/${id}`)).json as JobView;
+    expect(done.status).toBe('succeeded');
+    // The job's event log and per-epoch times, as the console's Jobs page shows them.
+    expect((done.figures['log'] as { event: string }[]).map((e) => e.event)).toEqual(['queued', 'running', 'epoch', 'succeeded']);
+    expect(done.figures['epochMs']).toEqual([expect.any(Number)]);
     const late = await call(alice, 'POST', `/m/1/jobs/${id}/cancel`);
     expect([late.status, (late.json['error'] as { code: string }).code]).toEqual([409, 'CIPHERML_E_SERVICE_CONFLICT']);
     expect((await call(alice, 'GET', `/m/1/jobs/${id}`)).json['status']).toBe('succeeded');

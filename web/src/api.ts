@@ -50,10 +50,25 @@ async function bytes(method: string, path: string, body?: Uint8Array): Promise<U
 
 /** Job state as `GET …/jobs/{id}` answers it (docs/service.md). */
 export interface JobState {
-  readonly status: 'queued' | 'running' | 'awaiting_refresh' | 'succeeded' | 'failed';
+  readonly status: 'queued' | 'running' | 'awaiting_refresh' | 'succeeded' | 'failed' | 'cancelled';
   readonly progress: number;
   readonly error: { readonly code: string; readonly message: string } | null;
   readonly figures: Record<string, unknown>;
+}
+
+/** One job as the job routes show it (src/service/job-routes.ts jobView). */
+export interface JobView extends JobState {
+  readonly jobId: string;
+  readonly kind: 'fit' | 'predict' | 'infer';
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+/** One event of a job's log (`figures.log`, src/service/job-log.ts). */
+export interface JobEvent {
+  readonly t: number;
+  readonly event: string;
+  readonly message: string;
 }
 
 const modelPath = (model: string): string => {
@@ -107,6 +122,24 @@ export const api = {
       refreshWeights: (id: string): Promise<Uint8Array> => bytes('GET', `${base}/jobs/${encodeURIComponent(id)}/refresh`),
       answerRefresh: async (id: string, body: Uint8Array): Promise<void> => void (await bytes('PUT', `${base}/jobs/${encodeURIComponent(id)}/refresh`, body)),
       predict: (features: number, body: Uint8Array): Promise<Uint8Array> => bytes('POST', `${base}/predict?features=${features}`, body),
+    };
+  },
+  /** The caller's jobs of every model they are registered for (`GET /api/v1/jobs`). */
+  jobs: async (): Promise<readonly { name: string; version: string; jobs: readonly JobView[] }[]> => (await call<{ models: { name: string; version: string; jobs: JobView[] }[] }>('GET', '/api/v1/jobs')).models,
+  cancelJob: (model: string, id: string): Promise<JobView> => call('POST', `${modelPath(model)}/jobs/${encodeURIComponent(id)}/cancel`),
+  /** The encrypted-inference routes of one model (src/inference/service-wire.ts inferencePaths). */
+  inference: (model: string) => {
+    const base = modelPath(model);
+    return {
+      published: (): Promise<{ inference: { keyParamsUrl: string; limits: { keysBytes: number; inputBytes: number } } | null }> => call('GET', base),
+      keyParams: <T>(): Promise<T> => call('GET', `${base}/inference/keyparams`),
+      register: (): Promise<{ registered: true; new: boolean }> => call('POST', `${base}/application/register_user`),
+      storedKeys: (): Promise<{ sha256: string; size: number } | undefined> =>
+        call<{ sha256: string; size: number }>('GET', `${base}/inference/keys`).catch((e: unknown) => (e instanceof ApiError && e.status === 404 ? undefined : Promise.reject(e))),
+      putKeys: async (body: Uint8Array): Promise<void> => void (await bytes('PUT', `${base}/inference/keys`, body)),
+      infer: async (body: Uint8Array): Promise<{ jobId: string }> => JSON.parse(new TextDecoder().decode(await bytes('POST', `${base}/inference`, body))) as { jobId: string },
+      job: (id: string): Promise<JobView> => call('GET', `${base}/jobs/${encodeURIComponent(id)}`),
+      output: (id: string): Promise<Uint8Array> => bytes('GET', `${base}/jobs/${encodeURIComponent(id)}/output`),
     };
   },
   /** Keeps the passphrase-sealed key record on the service (opaque bytes to it). */

@@ -81,10 +81,22 @@ export function encryptFit(ctx: CkksContext, ds: CsvDataset, batchSize?: number)
   return { model, data, rows: ds.features.length, features: F, encryptMs: performance.now() - t0 };
 }
 
-/** A refresh: decrypts the weights the job sent and re-encrypts them fresh (the trusted side's step between epochs). */
-export function refresh(ctx: CkksContext, bytes: Uint8Array): Uint8Array {
+/** A refresh: decrypts the weights the job sent and re-encrypts them fresh (the trusted side's step between epochs); also returns the decrypted weights. */
+export function refresh(ctx: CkksContext, bytes: Uint8Array): { fresh: Uint8Array; coef: Float64Array; intercept: number } {
   const w = decryptWeights(ctx, bytes);
-  return encryptWeights(ctx, w.coef, w.intercept);
+  return { fresh: encryptWeights(ctx, w.coef, w.intercept), coef: w.coef, intercept: w.intercept };
+}
+
+/** Mean log loss of weights on a dataset with the exact logistic function (probabilities clipped to [1e-12, 1 − 1e-12]). */
+export function logLoss(ds: CsvDataset, coef: ArrayLike<number>, intercept: number): number {
+  let sum = 0;
+  ds.features.forEach((x, i) => {
+    let z = intercept;
+    for (let j = 0; j < coef.length; j++) z += coef[j]! * x[j]!;
+    const p = Math.min(1 - 1e-12, Math.max(1e-12, 1 / (1 + Math.exp(-z))));
+    sum -= ds.labels[i] === 1 ? Math.log(p) : Math.log(1 - p);
+  });
+  return sum / ds.features.length;
 }
 
 /** Decrypts trained weights; also returns them re-encrypted fresh, for predict (a trained model is at the last level). */

@@ -2,21 +2,29 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import type { SessionInfo, TokenRow } from './api.ts';
+import { Infer } from './infer.tsx';
+import { Jobs } from './jobs.tsx';
 import { Models } from './models.tsx';
 import { Train } from './train.tsx';
 import './style.css';
 
 /**
  * The cipherml web console (issue 17): sign-up, sign-in, sign-out, API tokens, model
- * registration (#/models) and, per model, the browser as the trusted gateway (#/train/NAME/VERSION:
- * keys, encryption, the fit job, decryption, prediction). Routing is by location hash so the
- * service serves one page. Not in this build yet: deploying models from the page, a jobs list.
+ * registration (#/models), the caller's jobs (#/jobs) and, per model, the browser as the trusted
+ * gateway: training (#/train/NAME/VERSION: keys, encryption, the fit job, decryption,
+ * prediction) and encrypted inference (#/infer/NAME/VERSION). Routing is by location hash so the
+ * service serves one page. Not in this build yet: deploying models from the page.
  */
 
-type Page = 'signin' | 'signup' | 'tokens' | 'models' | 'train';
-const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'models'];
-const pageOf = (): Page => (/^#\/train\/[^/]+\/[^/]+$/.test(location.hash) ? 'train' : (PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin'));
-const modelOf = (): string => decodeURIComponent(location.hash.slice('#/train/'.length));
+type Page = 'signin' | 'signup' | 'tokens' | 'models' | 'jobs' | 'train' | 'infer';
+const PAGES: readonly Page[] = ['signin', 'signup', 'tokens', 'models', 'jobs'];
+const pageOf = (): Page => {
+  const m = /^#\/(train|infer)\/[^/]+\/[^/]+$/.exec(location.hash);
+  return m !== null ? (m[1] as 'train' | 'infer') : (PAGES.find((p) => location.hash === `#/${p}`) ?? 'signin');
+};
+const modelOf = (): string => decodeURIComponent(location.hash.replace(/^#\/(train|infer)\//, ''));
+type Signed = 'tokens' | 'models' | 'jobs' | 'train' | 'infer';
+const SIGNED: readonly Page[] = ['tokens', 'models', 'jobs', 'train', 'infer'];
 const go = (p: Page): void => {
   location.hash = `#/${p}`;
 };
@@ -61,7 +69,7 @@ function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionI
   );
 }
 
-function Shell(props: { session: SessionInfo; page: 'tokens' | 'models' | 'train'; onSignOut: () => void }) {
+function Shell(props: { session: SessionInfo; page: Signed; onSignOut: () => void }) {
   const signOut = async (): Promise<void> => {
     try {
       await api.signOut();
@@ -76,11 +84,22 @@ function Shell(props: { session: SessionInfo; page: 'tokens' | 'models' | 'train
           Signed in as <strong data-testid="user">{props.session.user.name}</strong> ({props.session.user.role})
         </span>
         <nav>
-          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/models" aria-current={props.page !== 'tokens' ? 'page' : undefined}>Models</a>
+          <a href="#/tokens" aria-current={props.page === 'tokens' ? 'page' : undefined}>API tokens</a> · <a href="#/models" aria-current={props.page === 'models' || props.page === 'train' || props.page === 'infer' ? 'page' : undefined}>Models</a> ·{' '}
+          <a href="#/jobs" aria-current={props.page === 'jobs' ? 'page' : undefined}>Jobs</a>
         </nav>
         <button type="button" onClick={() => void signOut()} data-testid="signout">Sign out</button>
       </header>
-      {props.page === 'tokens' ? <Tokens /> : props.page === 'train' ? <Train key={modelOf()} user={props.session.user.name} model={modelOf()} /> : <Models />}
+      {props.page === 'tokens' ? (
+        <Tokens />
+      ) : props.page === 'train' ? (
+        <Train key={modelOf()} user={props.session.user.name} model={modelOf()} />
+      ) : props.page === 'infer' ? (
+        <Infer key={modelOf()} user={props.session.user.name} model={modelOf()} />
+      ) : props.page === 'jobs' ? (
+        <Jobs />
+      ) : (
+        <Models />
+      )}
     </main>
   );
 }
@@ -162,7 +181,7 @@ function Tokens() {
           ))}
         </tbody>
       </table>
-      <p class="note">Encrypted training and prediction in this browser: Models → Train. Not in this build yet: deploying models from the page and a jobs list (see docs/console.md).</p>
+      <p class="note">Encrypted training and prediction in this browser: Models → Train; encrypted inference on a deployed ONNX model: Models → Infer; progress, logs and cancel: Jobs. Not in this build yet: deploying models from the page (see docs/console.md).</p>
     </section>
   );
 }
@@ -177,15 +196,15 @@ function App() {
     api.session().then(
       (s) => {
         setSession(s);
-        if (pageOf() !== 'models' && pageOf() !== 'train') go('tokens');
+        if (!SIGNED.includes(pageOf()) || pageOf() === 'tokens') go('tokens');
       },
       () => undefined,
     ).finally(() => setChecked(true));
     return () => removeEventListener('hashchange', onHash);
   }, []);
   if (!checked) return <main class="card">Loading…</main>;
-  if ((page === 'tokens' || page === 'models' || page === 'train') && session !== undefined) {
-    return <Shell session={session} page={page} onSignOut={() => { setSession(undefined); go('signin'); }} />;
+  if (SIGNED.includes(page) && session !== undefined) {
+    return <Shell session={session} page={page as Signed} onSignOut={() => { setSession(undefined); go('signin'); }} />;
   }
   const onSession = (s: SessionInfo): void => {
     setSession(s);

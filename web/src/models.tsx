@@ -21,7 +21,7 @@ export function Models() {
   return (
     <section data-testid="models">
       <h1>Models</h1>
-      <p>Models deployed on this service. Register for a model, then Train: this browser makes the keys, encrypts your CSV, drives the training and decrypts the result (or use the CLI gateway).</p>
+      <p>Models deployed on this service. Register for a model, then Train (logistic regression on your encrypted CSV) or Infer (a deployed ONNX model on your encrypted input): this browser makes the keys, encrypts, and decrypts the results (or use the CLI gateway).</p>
       <table>
         <thead>
           <tr><th>Model</th><th>URL</th><th>Status</th><th /></tr>
@@ -37,7 +37,8 @@ export function Models() {
                 <td>
                   <button type="button" onClick={() => void act(key, async () => ((await api.register(m.name, m.version)).new ? 'registered' : 'already registered'))}>Register</button>{' '}
                   <button type="button" onClick={() => void act(key, async () => (await api.unregister(m.name, m.version), 'unregistered'))}>Unregister</button>{' '}
-                  <a href={`#/train/${encodeURIComponent(m.name)}/${encodeURIComponent(m.version)}`}>Train</a>
+                  <a href={`#/train/${encodeURIComponent(m.name)}/${encodeURIComponent(m.version)}`}>Train</a>{' '}
+                  <a href={`#/infer/${encodeURIComponent(m.name)}/${encodeURIComponent(m.version)}`}>Infer</a>
                 </td>
               </tr>
             );

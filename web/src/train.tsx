@@ -3,6 +3,8 @@ import { ApiError, api } from './api.ts';
 import type { JobState } from './api.ts';
 import { loadRecord, openSecretKey, parseRecord, saveRecord, sealSecretKey } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
+import { LineChart } from './chart.tsx';
+import { lossCurve, recordLoss } from './loss-store.ts';
 
 import type * as HeModule from './he.ts';
 
@@ -46,6 +48,7 @@ export function Train(props: { user: string; model: string }) {
   const [job, setJob] = useState<{ id: string; state: JobState; answered: number } | undefined>(undefined);
   const [trained, setTrained] = useState<{ coef: number[]; intercept: number } | undefined>(undefined);
   const [predicted, setPredicted] = useState<{ p: number[]; accuracy: number | undefined } | undefined>(undefined);
+  const trainSet = useRef<Dataset | undefined>(undefined);
   const trainFile = useRef<HTMLInputElement>(null);
   const predictFile = useRef<HTMLInputElement>(null);
 
@@ -146,6 +149,7 @@ export function Train(props: { user: string; model: string }) {
       const up = h.encryptFit(c, ds);
       await api1.put('model', up.model);
       await api1.put('data/fit', up.data);
+      trainSet.current = ds;
       setUploaded({ rows: up.rows, features: up.features, encryptMs: up.encryptMs, bytes: up.model.length + up.data.length });
       setTrained(undefined);
       setPredicted(undefined);
@@ -166,11 +170,15 @@ export function Train(props: { user: string; model: string }) {
         const state = await api1.job(jobId);
         setJob({ id: jobId, state, answered });
         if (state.status === 'succeeded') break;
-        if (state.status === 'failed') throw new Error(`job ${jobId} failed: ${state.error?.message ?? 'unknown'} (${state.error?.code ?? ''})`);
+        if (state.status === 'failed' || state.status === 'cancelled') throw new Error(`job ${jobId} ${state.status}: ${state.error?.message ?? 'unknown'} (${state.error?.code ?? ''})`);
         if (state.status === 'awaiting_refresh') {
           const weights = await api1.refreshWeights(jobId).catch(() => undefined);
           if (weights !== undefined) {
-            const ok = await api1.answerRefresh(jobId, h.refresh(c, weights)).then(
+            const r = h.refresh(c, weights);
+            // The loss after the epoch the job just finished, on the plaintext training set here.
+            const epoch = state.figures['refreshEpoch'];
+            if (typeof epoch === 'number' && trainSet.current !== undefined) recordLoss(jobId, epoch, h.logLoss(trainSet.current, r.coef, r.intercept));
+            const ok = await api1.answerRefresh(jobId, r.fresh).then(
               () => true,
               // Answered already: the next poll decides.
               (err: unknown) => (err instanceof ApiError && err.code === 'CIPHERML_E_SERVICE_CONFLICT' ? false : Promise.reject(err)),
@@ -184,6 +192,7 @@ export function Train(props: { user: string; model: string }) {
         await sleep(250);
       }
       const t = h.openTrained(c, await api1.get('model/trained'));
+      if (trainSet.current !== undefined) recordLoss(jobId, epochs, h.logLoss(trainSet.current, t.coef, t.intercept));
       await api1.put('model/trained', t.fresh);
       setTrained({ coef: t.coef, intercept: t.intercept });
       return `trained: ${epochs} epochs, ${answered} refreshes answered in this browser; weights decrypted here`;
@@ -278,6 +287,7 @@ export function Train(props: { user: string; model: string }) {
           Job <code>{job.id}</code>: {job.state.status}, {(job.state.progress * 100).toFixed(0)}%, refreshes {String(job.state.figures['refreshes'] ?? 0)}
         </p>
       )}
+      {job !== undefined && lossCurve(job.id) !== undefined && <LineChart testId="train-loss" title="Training loss after each epoch (computed here from the decrypted weights)" xLabel="epoch" fromZero={false} series={[{ name: 'log loss', values: lossCurve(job.id)! }]} />}
       {trained !== undefined && (
         <div data-testid="weights" data-weights={JSON.stringify({ coef_: [trained.coef], intercept_: [trained.intercept] })}>
           <p>Trained weights (decrypted in this browser; <code>model.json</code> shape):</p>

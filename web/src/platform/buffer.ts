@@ -1,8 +1,8 @@
 /**
  * The part of Node's `Buffer` that the shared protocol code (src/core/envelope.ts,
- * src/ckks/serialize.ts, src/core/bounded.ts) calls on the browser path: `from` (bytes, views,
- * ASCII/Latin-1, UTF-8 and hex strings), `byteLength`, `alloc`, `concat`, and `toString` with the
- * same encodings. Injected by the console's Vite build (web/vite.config.ts) into those modules
+ * src/ckks/serialize.ts, src/core/bounded.ts, src/inference/npy.ts) calls on the browser path:
+ * `from` (bytes, views, ASCII/Latin-1, UTF-8 and hex strings), `byteLength`, `alloc`, `concat`,
+ * `toString` with the same encodings, and the little-endian readers .npy parsing uses. Injected by the console's Vite build (web/vite.config.ts) into those modules
  * only; encodings it does not implement throw instead of guessing.
  */
 type Encoding = 'utf8' | 'utf-8' | 'ascii' | 'latin1' | 'binary' | 'hex' | 'base64';
@@ -33,6 +33,30 @@ export class Bytes extends Uint8Array {
 
   equals(other: Uint8Array): boolean {
     return this.length === other.length && this.every((b, i) => b === other[i]);
+  }
+
+  #view(offset: number, width: number): DataView {
+    // Node throws ERR_OUT_OF_RANGE; DataView would throw a RangeError too, but name no offset.
+    if (!Number.isInteger(offset) || offset < 0 || offset + width > this.length) throw new RangeError(`Buffer shim: offset ${offset} + ${width} is outside 0..${this.length}`);
+    return new DataView(this.buffer, this.byteOffset + offset, width);
+  }
+  readUInt16LE(offset = 0): number {
+    return this.#view(offset, 2).getUint16(0, true);
+  }
+  readUInt32LE(offset = 0): number {
+    return this.#view(offset, 4).getUint32(0, true);
+  }
+  readInt32LE(offset = 0): number {
+    return this.#view(offset, 4).getInt32(0, true);
+  }
+  readBigInt64LE(offset = 0): bigint {
+    return this.#view(offset, 8).getBigInt64(0, true);
+  }
+  readFloatLE(offset = 0): number {
+    return this.#view(offset, 4).getFloat32(0, true);
+  }
+  readDoubleLE(offset = 0): number {
+    return this.#view(offset, 8).getFloat64(0, true);
   }
 }
 

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cipherml/fl/v1/fl.proto.
  */
 export const file_cipherml_fl_v1_fl: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0iiQIKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycxIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMIosCCgxKb2luUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEAoIc3RyYXRlZ3kYAyABKAkSEgoKa2V5X2hvbGRlchgEIAEoCRISCgpwdWJsaWNfa2V5GAUgASgMEiwKB3BhY2tpbmcYBiABKAsyGy5jaXBoZXJtbC5mbC52MS5QYWNraW5nU3BlYxISCgpuZXh0X3JvdW5kGAcgASgNEhIKCm51bV9yb3VuZHMYCCABKA0SGQoRYXV0aG9yaXR5X2FkZHJlc3MYCSABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKaAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0iWQoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIiYKCVNlY0FnZ0JveBIMCgRwZWVyGAEgASgJEgsKA2JveBgCIAEoDCIoCgtTZWNBZ2dTaGFyZRIKCgJvZhgBIAEoCRINCgVzaGFyZRgCIAEoDCKUAQoMU2VjQWdnUm9zdGVyEjIKB2VudHJpZXMYASADKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dSb3N0ZXJFbnRyeRIOCgZkZWdyZWUYAiABKA0SEgoKZ3JhcGhfc2VlZBgDIAEoCRIPCgdjbGllbnRzGAQgASgNEgwKBHJvb3QYBSABKAwSDQoFcHJvb2YYBiADKAwiSAoLU2VjQWdnSW5ib3gSDwoHaG9sZGVycxgBIAMoCRIoCgVib3hlcxgCIAMoCzIZLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0JveCIyCg9TZWNBZ2dTaWduYXR1cmUSDAoEZnJvbRgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwirAEKE1NlY0FnZ1VubWFza1JlcXVlc3QSEQoJc3Vydml2b3JzGAEgAygJEg8KB2Ryb3BwZWQYAiADKAkSMwoKc2lnbmF0dXJlcxgDIAMoCzIfLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NpZ25hdHVyZRI8Cgpjb21taXRtZW50GAQgASgLMiguY2lwaGVybWwuZmwudjEuU2VjQWdnU3Vydml2b3JDb21taXRtZW50ImwKGFNlY0FnZ1N1cnZpdm9yQ29tbWl0bWVudBIPCgdjbGllbnRzGAEgASgNEg8KB2hvbGRlcnMYAiABKA0SEQoJc3Vydml2b3JzGAMgASgNEgwKBHJvb3QYBCABKAwSDQoFcHJvb2YYBSADKAwi/QEKD1NlY0FnZ1N0YWdlVGFzaxIQCghyb3VuZF9pZBgBIAEoCRIuCgZyb3N0ZXIYAiABKAsyHC5jaXBoZXJtbC5mbC52MS5TZWNBZ2dSb3N0ZXJIABIsCgVpbmJveBgDIAEoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0luYm94SAASNQoGdW5tYXNrGAQgASgLMiMuY2lwaGVybWwuZmwudjEuU2VjQWdnVW5tYXNrUmVxdWVzdEgAEjoKC2NvbnNpc3RlbmN5GAUgASgLMiMuY2lwaGVybWwuZmwudjEuU2VjQWdnVW5tYXNrUmVxdWVzdEgAQgcKBXN0YWdlIjsKClNlY0FnZ0tleXMSDAoEY19waxgBIAEoDBIMCgRzX3BrGAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDCImChFTZWNBZ2dDb25zaXN0ZW5jeRIRCglzaWduYXR1cmUYASABKAwiOwoPU2VjQWdnU2hhcmVLZXlzEigKBWJveGVzGAEgAygLMhkuY2lwaGVybWwuZmwudjEuU2VjQWdnQm94IiMKEVNlY0FnZ01hc2tlZElucHV0Eg4KBm1hc2tlZBgBIAEoDCJxCgxTZWNBZ2dVbm1hc2sSLwoKa2V5X3NoYXJlcxgBIAMoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlEjAKC3NlZWRfc2hhcmVzGAIgAygLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmUiigIKEVNlY0FnZ1N0YWdlUmVzdWx0EhAKCHJvdW5kX2lkGAEgASgJEjUKCnNoYXJlX2tleXMYAiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZUtleXNIABI5CgxtYXNrZWRfaW5wdXQYAyABKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dNYXNrZWRJbnB1dEgAEi4KBnVubWFzaxgEIAEoCzIcLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza0gAEjgKC2NvbnNpc3RlbmN5GAUgASgLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnQ29uc2lzdGVuY3lIAEIHCgVzdGFnZSKkAQoMRXZhbHVhdGVUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEjgKBmNvbmZpZxgCIAMoCzIoLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFzay5Db25maWdFbnRyeRotCgtDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkkKCkZpbmlzaFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGcmVhc29uGAIgASgJIpMCCgRUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFcm91bmQYAiABKA0SKAoEd2FpdBgKIAEoCzIYLmNpcGhlcm1sLmZsLnYxLldhaXRUYXNrSAASJgoDZml0GAsgASgLMhcuY2lwaGVybWwuZmwudjEuRml0VGFza0gAEjAKCGV2YWx1YXRlGAwgASgLMhwuY2lwaGVybWwuZmwudjEuRXZhbHVhdGVUYXNrSAASLAoGZmluaXNoGA0gASgLMhouY2lwaGVybWwuZmwudjEuRmluaXNoVGFza0gAEjEKBnNlY2FnZxgOIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N0YWdlVGFza0gAQgYKBGJvZHkiNgoQUHVsbFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY2lwaGVybWwuZmwudjEuVGFzayKGAgoJRml0UmVzdWx0EisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEhQKDG51bV9leGFtcGxlcxgCIAEoBBI3CgdtZXRyaWNzGAMgAygLMiYuY2lwaGVybWwuZmwudjEuRml0UmVzdWx0Lk1ldHJpY3NFbnRyeRIvCgtzZWNhZ2dfa2V5cxgEIAEoCzIaLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0tleXMaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAFKBAgeEB9SFmNvbnRyaWJ1dGlvbl9zaWduYXR1cmUiogEKDkV2YWx1YXRlUmVzdWx0EgwKBGxvc3MYASABKAESFAoMbnVtX2V4YW1wbGVzGAIgASgEEjwKB21ldHJpY3MYAyADKAsyKy5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVJlc3VsdC5NZXRyaWNzRW50cnkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiKgoJVGFza0Vycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKOAgoRUHVzaFJlc3VsdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg0KBXJvdW5kGAMgASgNEigKA2ZpdBgKIAEoCzIZLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdEgAEjIKCGV2YWx1YXRlGAsgASgLMh4uY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHRIABIqCgVlcnJvchgMIAEoCzIZLmNpcGhlcm1sLmZsLnYxLlRhc2tFcnJvckgAEjMKBnNlY2FnZxgNIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N0YWdlUmVzdWx0SABCBgoEYm9keSIUChJQdXNoUmVzdWx0UmVzcG9uc2UiJgoQSGVhcnRiZWF0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIjIKDExlYXZlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIogBChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSEQoJc2lnbmF0dXJlGB4gASgMEhQKDGlzc3VlZF9hdF9tcxgfIAEoBBINCgVub25jZRggIAEoDCJsChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhIKCmtleV9ob2xkZXIYAiABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIocBChFHZXRLZXlQYWlyUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEhEKCXdvcmtlcl9pZBgDIAEoCRIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMImsKEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMEhUKDWtleV9zaWduYXR1cmUYHiABKAwSFQoNa2V5X3NpZ25lcl9pZBgfIAEoCSLmAQoXRGVjcnlwdEFnZ3JlZ2F0ZVJlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRINCgV0b2tlbhgCIAEoCRIQCghwYXJ0eV9pZBgDIAEoCRINCgVyb3VuZBgEIAEoDRIOCgZwYWNrZWQYBSABKAwSOQoNY29udHJpYnV0aW9ucxgeIAMoCzIiLmNpcGhlcm1sLmZsLnYxLlNpZ25lZENvbnRyaWJ1dGlvbhIRCglzaWduYXR1cmUYHyABKAwSFAoMaXNzdWVkX2F0X21zGCAgASgEEg0KBW5vbmNlGCEgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDSIqChJTaWduZWRDb250cmlidXRpb24SFAoMY29udHJpYnV0aW9uGAEgASgMMpEDChBGZWRlcmF0ZWRTZXJ2aWNlEkEKBEpvaW4SGy5jaXBoZXJtbC5mbC52MS5Kb2luUmVxdWVzdBocLmNpcGhlcm1sLmZsLnYxLkpvaW5SZXNwb25zZRJNCghQdWxsVGFzaxIfLmNpcGhlcm1sLmZsLnYxLlB1bGxUYXNrUmVxdWVzdBogLmNpcGhlcm1sLmZsLnYxLlB1bGxUYXNrUmVzcG9uc2USUwoKUHVzaFJlc3VsdBIhLmNpcGhlcm1sLmZsLnYxLlB1c2hSZXN1bHRSZXF1ZXN0GiIuY2lwaGVybWwuZmwudjEuUHVzaFJlc3VsdFJlc3BvbnNlElAKCUhlYXJ0YmVhdBIgLmNpcGhlcm1sLmZsLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIS5jaXBoZXJtbC5mbC52MS5IZWFydGJlYXRSZXNwb25zZRJECgVMZWF2ZRIcLmNpcGhlcm1sLmZsLnYxLkxlYXZlUmVxdWVzdBodLmNpcGhlcm1sLmZsLnYxLkxlYXZlUmVzcG9uc2UyrAIKE0tleUF1dGhvcml0eVNlcnZpY2USWQoMR2V0UHVibGljS2V5EiMuY2lwaGVybWwuZmwudjEuR2V0UHVibGljS2V5UmVxdWVzdBokLmNpcGhlcm1sLmZsLnYxLkdldFB1YmxpY0tleVJlc3BvbnNlElMKCkdldEtleVBhaXISIS5jaXBoZXJtbC5mbC52MS5HZXRLZXlQYWlyUmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLkdldEtleVBhaXJSZXNwb25zZRJlChBEZWNyeXB0QWdncmVnYXRlEicuY2lwaGVybWwuZmwudjEuRGVjcnlwdEFnZ3JlZ2F0ZVJlcXVlc3QaKC5jaXBoZXJtbC5mbC52MS5EZWNyeXB0QWdncmVnYXRlUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChdjaXBoZXJtbC9mbC92MS9mbC5wcm90bxIOY2lwaGVybWwuZmwudjEiKQoKVGVuc29yU3BlYxIMCgRuYW1lGAEgASgJEg0KBXNoYXBlGAIgAygNIkAKBlRlbnNvchIoCgRzcGVjGAEgASgLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIMCgRkYXRhGAIgASgMIjoKD1BsYWluUGFyYW1ldGVycxInCgd0ZW5zb3JzGAEgAygLMhYuY2lwaGVybWwuZmwudjEuVGVuc29yImYKE0VuY3J5cHRlZFBhcmFtZXRlcnMSDgoGcGFja2VkGAEgASgMEikKBXNwZWNzGAIgAygLMhouY2lwaGVybWwuZmwudjEuVGVuc29yU3BlYxIUCgx3ZWlnaHRfdG90YWwYAyABKAEiggEKDE1vZGVsUGF5bG9hZBIwCgVwbGFpbhgBIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVyc0gAEjgKCWVuY3J5cHRlZBgCIAEoCzIjLmNpcGhlcm1sLmZsLnYxLkVuY3J5cHRlZFBhcmFtZXRlcnNIAEIGCgRraW5kIlcKC1BhY2tpbmdTcGVjEhcKD2ZyYWN0aW9uYWxfYml0cxgBIAEoDRIUCgxpbnRlZ2VyX2JpdHMYAiABKA0SGQoRbWF4X2NvbnRyaWJ1dGlvbnMYAyABKA0iiQIKC0pvaW5SZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SEQoJd29ya2VyX2lkGAIgASgJEhMKC2luc3RhbmNlX2lkGAMgASgJEg0KBXRva2VuGAQgASgJEhQKDG51bV9leGFtcGxlcxgFIAEoBBIpCgVtb2RlbBgGIAMoCzIaLmNpcGhlcm1sLmZsLnYxLlRlbnNvclNwZWMSMAoHaW5pdGlhbBgHIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlBsYWluUGFyYW1ldGVycxIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMIosCCgxKb2luUmVzcG9uc2USEgoKc2Vzc2lvbl9pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSEAoIc3RyYXRlZ3kYAyABKAkSEgoKa2V5X2hvbGRlchgEIAEoCRISCgpwdWJsaWNfa2V5GAUgASgMEiwKB3BhY2tpbmcYBiABKAsyGy5jaXBoZXJtbC5mbC52MS5QYWNraW5nU3BlYxISCgpuZXh0X3JvdW5kGAcgASgNEhIKCm51bV9yb3VuZHMYCCABKA0SGQoRYXV0aG9yaXR5X2FkZHJlc3MYCSABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIjYKD1B1bGxUYXNrUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3dhaXRfbXMYAiABKA0iCgoIV2FpdFRhc2si1wEKB0ZpdFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGd2VpZ2h0GAIgASgBEjMKBmNvbmZpZxgDIAMoCzIjLmNpcGhlcm1sLmZsLnYxLkZpdFRhc2suQ29uZmlnRW50cnkSKwoGc2VjYWdnGAQgASgLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnUm91bmQaLQoLQ29uZmlnRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKyAQoLU2VjQWdnUm91bmQSDAoEbW9kZRgBIAEoCRIQCghyb3VuZF9pZBgCIAEoCRIOCgZsZW5ndGgYAyABKA0SFAoMbW9kdWx1c19iaXRzGAQgASgNEhEKCXRocmVzaG9sZBgFIAEoDRIWCg5jbGlwcGluZ19yYW5nZRgGIAEoARIaChJxdWFudGl6YXRpb25fcmFuZ2UYByABKA0SFgoOc2VlZF9jb21taXR0ZWUYCCABKA0ibQoRU2VjQWdnUm9zdGVyRW50cnkSCgoCaWQYASABKAkSCQoBeBgCIAEoDRIMCgRjX3BrGAMgASgMEgwKBHNfcGsYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhIKCmNvbW1pdG1lbnQYBiABKAwiJgoJU2VjQWdnQm94EgwKBHBlZXIYASABKAkSCwoDYm94GAIgASgMIigKC1NlY0FnZ1NoYXJlEgoKAm9mGAEgASgJEg0KBXNoYXJlGAIgASgMItsBCgxTZWNBZ2dSb3N0ZXISMgoHZW50cmllcxgBIAMoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1Jvc3RlckVudHJ5Eg4KBmRlZ3JlZRgCIAEoDRISCgpncmFwaF9zZWVkGAMgASgJEg8KB2NsaWVudHMYBCABKA0SDAoEcm9vdBgFIAEoDBINCgVwcm9vZhgGIAMoDBI0Cgljb21taXR0ZWUYByADKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dSb3N0ZXJFbnRyeRIPCgdyZXZlYWxzGAggAygMImEKE1NlY0FnZ1JldmVhbFJlcXVlc3QSDwoHY2xpZW50cxgBIAEoDRIMCgRyb290GAIgASgMEgkKAXgYAyABKA0SDQoFcHJvb2YYBCADKAwSEQoJY29tbWl0dGVlGAUgASgNIkgKC1NlY0FnZ0luYm94Eg8KB2hvbGRlcnMYASADKAkSKAoFYm94ZXMYAiADKAsyGS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dCb3giMgoPU2VjQWdnU2lnbmF0dXJlEgwKBGZyb20YASABKAkSEQoJc2lnbmF0dXJlGAIgASgMIqwBChNTZWNBZ2dVbm1hc2tSZXF1ZXN0EhEKCXN1cnZpdm9ycxgBIAMoCRIPCgdkcm9wcGVkGAIgAygJEjMKCnNpZ25hdHVyZXMYAyADKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaWduYXR1cmUSPAoKY29tbWl0bWVudBgEIAEoCzIoLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N1cnZpdm9yQ29tbWl0bWVudCJsChhTZWNBZ2dTdXJ2aXZvckNvbW1pdG1lbnQSDwoHY2xpZW50cxgBIAEoDRIPCgdob2xkZXJzGAIgASgNEhEKCXN1cnZpdm9ycxgDIAEoDRIMCgRyb290GAQgASgMEg0KBXByb29mGAUgAygMIrQCCg9TZWNBZ2dTdGFnZVRhc2sSEAoIcm91bmRfaWQYASABKAkSLgoGcm9zdGVyGAIgASgLMhwuY2lwaGVybWwuZmwudjEuU2VjQWdnUm9zdGVySAASLAoFaW5ib3gYAyABKAsyGy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dJbmJveEgAEjUKBnVubWFzaxgEIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIABI6Cgtjb25zaXN0ZW5jeRgFIAEoCzIjLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza1JlcXVlc3RIABI1CgZyZXZlYWwYBiABKAsyIy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dSZXZlYWxSZXF1ZXN0SABCBwoFc3RhZ2UiTwoKU2VjQWdnS2V5cxIMCgRjX3BrGAEgASgMEgwKBHNfcGsYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEhIKCmNvbW1pdG1lbnQYBCABKAwiHgoMU2VjQWdnUmV2ZWFsEg4KBnJldmVhbBgBIAEoDCImChFTZWNBZ2dDb25zaXN0ZW5jeRIRCglzaWduYXR1cmUYASABKAwiOwoPU2VjQWdnU2hhcmVLZXlzEigKBWJveGVzGAEgAygLMhkuY2lwaGVybWwuZmwudjEuU2VjQWdnQm94IiMKEVNlY0FnZ01hc2tlZElucHV0Eg4KBm1hc2tlZBgBIAEoDCJxCgxTZWNBZ2dVbm1hc2sSLwoKa2V5X3NoYXJlcxgBIAMoCzIbLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1NoYXJlEjAKC3NlZWRfc2hhcmVzGAIgAygLMhsuY2lwaGVybWwuZmwudjEuU2VjQWdnU2hhcmUiugIKEVNlY0FnZ1N0YWdlUmVzdWx0EhAKCHJvdW5kX2lkGAEgASgJEjUKCnNoYXJlX2tleXMYAiABKAsyHy5jaXBoZXJtbC5mbC52MS5TZWNBZ2dTaGFyZUtleXNIABI5CgxtYXNrZWRfaW5wdXQYAyABKAsyIS5jaXBoZXJtbC5mbC52MS5TZWNBZ2dNYXNrZWRJbnB1dEgAEi4KBnVubWFzaxgEIAEoCzIcLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1VubWFza0gAEjgKC2NvbnNpc3RlbmN5GAUgASgLMiEuY2lwaGVybWwuZmwudjEuU2VjQWdnQ29uc2lzdGVuY3lIABIuCgZyZXZlYWwYBiABKAsyHC5jaXBoZXJtbC5mbC52MS5TZWNBZ2dSZXZlYWxIAEIHCgVzdGFnZSKkAQoMRXZhbHVhdGVUYXNrEisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEjgKBmNvbmZpZxgCIAMoCzIoLmNpcGhlcm1sLmZsLnYxLkV2YWx1YXRlVGFzay5Db25maWdFbnRyeRotCgtDb25maWdFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkkKCkZpbmlzaFRhc2sSKwoFbW9kZWwYASABKAsyHC5jaXBoZXJtbC5mbC52MS5Nb2RlbFBheWxvYWQSDgoGcmVhc29uGAIgASgJIpMCCgRUYXNrEg8KB3Rhc2tfaWQYASABKAkSDQoFcm91bmQYAiABKA0SKAoEd2FpdBgKIAEoCzIYLmNpcGhlcm1sLmZsLnYxLldhaXRUYXNrSAASJgoDZml0GAsgASgLMhcuY2lwaGVybWwuZmwudjEuRml0VGFza0gAEjAKCGV2YWx1YXRlGAwgASgLMhwuY2lwaGVybWwuZmwudjEuRXZhbHVhdGVUYXNrSAASLAoGZmluaXNoGA0gASgLMhouY2lwaGVybWwuZmwudjEuRmluaXNoVGFza0gAEjEKBnNlY2FnZxgOIAEoCzIfLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N0YWdlVGFza0gAQgYKBGJvZHkiNgoQUHVsbFRhc2tSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuY2lwaGVybWwuZmwudjEuVGFzayKGAgoJRml0UmVzdWx0EisKBW1vZGVsGAEgASgLMhwuY2lwaGVybWwuZmwudjEuTW9kZWxQYXlsb2FkEhQKDG51bV9leGFtcGxlcxgCIAEoBBI3CgdtZXRyaWNzGAMgAygLMiYuY2lwaGVybWwuZmwudjEuRml0UmVzdWx0Lk1ldHJpY3NFbnRyeRIvCgtzZWNhZ2dfa2V5cxgEIAEoCzIaLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ0tleXMaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAFKBAgeEB9SFmNvbnRyaWJ1dGlvbl9zaWduYXR1cmUiogEKDkV2YWx1YXRlUmVzdWx0EgwKBGxvc3MYASABKAESFAoMbnVtX2V4YW1wbGVzGAIgASgEEjwKB21ldHJpY3MYAyADKAsyKy5jaXBoZXJtbC5mbC52MS5FdmFsdWF0ZVJlc3VsdC5NZXRyaWNzRW50cnkaLgoMTWV0cmljc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiKgoJVGFza0Vycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSKOAgoRUHVzaFJlc3VsdFJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg0KBXJvdW5kGAMgASgNEigKA2ZpdBgKIAEoCzIZLmNpcGhlcm1sLmZsLnYxLkZpdFJlc3VsdEgAEjIKCGV2YWx1YXRlGAsgASgLMh4uY2lwaGVybWwuZmwudjEuRXZhbHVhdGVSZXN1bHRIABIqCgVlcnJvchgMIAEoCzIZLmNpcGhlcm1sLmZsLnYxLlRhc2tFcnJvckgAEjMKBnNlY2FnZxgNIAEoCzIhLmNpcGhlcm1sLmZsLnYxLlNlY0FnZ1N0YWdlUmVzdWx0SABCBgoEYm9keSIUChJQdXNoUmVzdWx0UmVzcG9uc2UiJgoQSGVhcnRiZWF0UmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhMKEUhlYXJ0YmVhdFJlc3BvbnNlIjIKDExlYXZlUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIPCg1MZWF2ZVJlc3BvbnNlIogBChNHZXRQdWJsaWNLZXlSZXF1ZXN0EhgKEHByb3RvY29sX3ZlcnNpb24YASABKA0SDQoFdG9rZW4YAiABKAkSEAoIcGFydHlfaWQYAyABKAkSEQoJc2lnbmF0dXJlGB4gASgMEhQKDGlzc3VlZF9hdF9tcxgfIAEoBBINCgVub25jZRggIAEoDCJsChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhIKCmtleV9ob2xkZXIYAiABKAkSFQoNa2V5X3NpZ25hdHVyZRgeIAEoDBIVCg1rZXlfc2lnbmVyX2lkGB8gASgJIocBChFHZXRLZXlQYWlyUmVxdWVzdBIYChBwcm90b2NvbF92ZXJzaW9uGAEgASgNEg0KBXRva2VuGAIgASgJEhEKCXdvcmtlcl9pZBgDIAEoCRIRCglzaWduYXR1cmUYHiABKAwSFAoMaXNzdWVkX2F0X21zGB8gASgEEg0KBW5vbmNlGCAgASgMImsKEkdldEtleVBhaXJSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEhMKC3ByaXZhdGVfa2V5GAIgASgMEhUKDWtleV9zaWduYXR1cmUYHiABKAwSFQoNa2V5X3NpZ25lcl9pZBgfIAEoCSLmAQoXRGVjcnlwdEFnZ3JlZ2F0ZVJlcXVlc3QSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRINCgV0b2tlbhgCIAEoCRIQCghwYXJ0eV9pZBgDIAEoCRINCgVyb3VuZBgEIAEoDRIOCgZwYWNrZWQYBSABKAwSOQoNY29udHJpYnV0aW9ucxgeIAMoCzIiLmNpcGhlcm1sLmZsLnYxLlNpZ25lZENvbnRyaWJ1dGlvbhIRCglzaWduYXR1cmUYHyABKAwSFAoMaXNzdWVkX2F0X21zGCAgASgEEg0KBW5vbmNlGCEgASgMIkEKGERlY3J5cHRBZ2dyZWdhdGVSZXNwb25zZRIOCgZ2YWx1ZXMYASABKAwSFQoNY29udHJpYnV0aW9ucxgCIAEoDSIqChJTaWduZWRDb250cmlidXRpb24SFAoMY29udHJpYnV0aW9uGAEgASgMMpEDChBGZWRlcmF0ZWRTZXJ2aWNlEkEKBEpvaW4SGy5jaXBoZXJtbC5mbC52MS5Kb2luUmVxdWVzdBocLmNpcGhlcm1sLmZsLnYxLkpvaW5SZXNwb25zZRJNCghQdWxsVGFzaxIfLmNpcGhlcm1sLmZsLnYxLlB1bGxUYXNrUmVxdWVzdBogLmNpcGhlcm1sLmZsLnYxLlB1bGxUYXNrUmVzcG9uc2USUwoKUHVzaFJlc3VsdBIhLmNpcGhlcm1sLmZsLnYxLlB1c2hSZXN1bHRSZXF1ZXN0GiIuY2lwaGVybWwuZmwudjEuUHVzaFJlc3VsdFJlc3BvbnNlElAKCUhlYXJ0YmVhdBIgLmNpcGhlcm1sLmZsLnYxLkhlYXJ0YmVhdFJlcXVlc3QaIS5jaXBoZXJtbC5mbC52MS5IZWFydGJlYXRSZXNwb25zZRJECgVMZWF2ZRIcLmNpcGhlcm1sLmZsLnYxLkxlYXZlUmVxdWVzdBodLmNpcGhlcm1sLmZsLnYxLkxlYXZlUmVzcG9uc2UyrAIKE0tleUF1dGhvcml0eVNlcnZpY2USWQoMR2V0UHVibGljS2V5EiMuY2lwaGVybWwuZmwudjEuR2V0UHVibGljS2V5UmVxdWVzdBokLmNpcGhlcm1sLmZsLnYxLkdldFB1YmxpY0tleVJlc3BvbnNlElMKCkdldEtleVBhaXISIS5jaXBoZXJtbC5mbC52MS5HZXRLZXlQYWlyUmVxdWVzdBoiLmNpcGhlcm1sLmZsLnYxLkdldEtleVBhaXJSZXNwb25zZRJlChBEZWNyeXB0QWdncmVnYXRlEicuY2lwaGVybWwuZmwudjEuRGVjcnlwdEFnZ3JlZ2F0ZVJlcXVlc3QaKC5jaXBoZXJtbC5mbC52MS5EZWNyeXB0QWdncmVnYXRlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * Shape of one parameter tensor; values are flattened in row-major order.
@@ -448,6 +448,14 @@ export type SecAggRound = Message<"cipherml.fl.v1.SecAggRound"> & {
    * @generated from field: uint32 quantization_range = 7;
    */
   quantizationRange: number;
+
+  /**
+   * Actively secure SecAgg+: size c of the graph-seed committee (min(c, |U1|) members), fixed
+   * before any advertisement (src/secagg/params.ts seedCommitteeSize); 0: the default.
+   *
+   * @generated from field: uint32 seed_committee = 8;
+   */
+  seedCommittee: number;
 };
 
 /**
@@ -485,11 +493,18 @@ export type SecAggRosterEntry = Message<"cipherml.fl.v1.SecAggRosterEntry"> & {
 
   /**
    * Actively secure variant: the client's Ed25519 signature (pinned identity) over the round id,
-   * its id and both keys (Bonawitz et al. §4, malicious setting); empty otherwise.
+   * its id, both keys and the seed commitment (Bonawitz et al. §4, malicious setting); empty otherwise.
    *
    * @generated from field: bytes signature = 5;
    */
   signature: Uint8Array;
+
+  /**
+   * Actively secure variant: c = H(round, id, r), the commitment to its graph-seed contribution r.
+   *
+   * @generated from field: bytes commitment = 6;
+   */
+  commitment: Uint8Array;
 };
 
 /**
@@ -588,6 +603,19 @@ export type SecAggRoster = Message<"cipherml.fl.v1.SecAggRoster"> & {
    * @generated from field: repeated bytes proof = 6;
    */
   proof: Uint8Array[];
+
+  /**
+   * Actively secure neighbourhood view: the graph-seed committee the root selects (its leaves are
+   * covered by `proof`) and each member's reveal, in committee order (src/secagg/graph.ts).
+   *
+   * @generated from field: repeated cipherml.fl.v1.SecAggRosterEntry committee = 7;
+   */
+  committee: SecAggRosterEntry[];
+
+  /**
+   * @generated from field: repeated bytes reveals = 8;
+   */
+  reveals: Uint8Array[];
 };
 
 /**
@@ -596,6 +624,46 @@ export type SecAggRoster = Message<"cipherml.fl.v1.SecAggRoster"> & {
  */
 export const SecAggRosterSchema: GenMessage<SecAggRoster> = /*@__PURE__*/
   messageDesc(file_cipherml_fl_v1_fl, 15);
+
+/**
+ * Commit-reveal task (actively secure SecAgg+, committee members only): the roster commitment
+ * that fixes U1, this member's position and inclusion proof, and the committee size.
+ *
+ * @generated from message cipherml.fl.v1.SecAggRevealRequest
+ */
+export type SecAggRevealRequest = Message<"cipherml.fl.v1.SecAggRevealRequest"> & {
+  /**
+   * @generated from field: uint32 clients = 1;
+   */
+  clients: number;
+
+  /**
+   * @generated from field: bytes root = 2;
+   */
+  root: Uint8Array;
+
+  /**
+   * @generated from field: uint32 x = 3;
+   */
+  x: number;
+
+  /**
+   * @generated from field: repeated bytes proof = 4;
+   */
+  proof: Uint8Array[];
+
+  /**
+   * @generated from field: uint32 committee = 5;
+   */
+  committee: number;
+};
+
+/**
+ * Describes the message cipherml.fl.v1.SecAggRevealRequest.
+ * Use `create(SecAggRevealRequestSchema)` to create a new message.
+ */
+export const SecAggRevealRequestSchema: GenMessage<SecAggRevealRequest> = /*@__PURE__*/
+  messageDesc(file_cipherml_fl_v1_fl, 16);
 
 /**
  * Stage 2 task: the clients whose shares were forwarded (U2) and the boxes for this client.
@@ -619,7 +687,7 @@ export type SecAggInbox = Message<"cipherml.fl.v1.SecAggInbox"> & {
  * Use `create(SecAggInboxSchema)` to create a new message.
  */
 export const SecAggInboxSchema: GenMessage<SecAggInbox> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 16);
+  messageDesc(file_cipherml_fl_v1_fl, 17);
 
 /**
  * A client's signature over the survivor set U3 (consistency check, Bonawitz et al. §4).
@@ -643,7 +711,7 @@ export type SecAggSignature = Message<"cipherml.fl.v1.SecAggSignature"> & {
  * Use `create(SecAggSignatureSchema)` to create a new message.
  */
 export const SecAggSignatureSchema: GenMessage<SecAggSignature> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 17);
+  messageDesc(file_cipherml_fl_v1_fl, 18);
 
 /**
  * Stage 3 task: survivors (U3) and dropped clients (U2 minus U3). In the actively secure variant
@@ -682,7 +750,7 @@ export type SecAggUnmaskRequest = Message<"cipherml.fl.v1.SecAggUnmaskRequest"> 
  * Use `create(SecAggUnmaskRequestSchema)` to create a new message.
  */
 export const SecAggUnmaskRequestSchema: GenMessage<SecAggUnmaskRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 18);
+  messageDesc(file_cipherml_fl_v1_fl, 19);
 
 /**
  * Commitment to the status (absent, dropped, survived) of every U1 member: |U1|, |U2|, |U3|, the
@@ -722,7 +790,7 @@ export type SecAggSurvivorCommitment = Message<"cipherml.fl.v1.SecAggSurvivorCom
  * Use `create(SecAggSurvivorCommitmentSchema)` to create a new message.
  */
 export const SecAggSurvivorCommitmentSchema: GenMessage<SecAggSurvivorCommitment> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 19);
+  messageDesc(file_cipherml_fl_v1_fl, 20);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggStageTask
@@ -760,6 +828,12 @@ export type SecAggStageTask = Message<"cipherml.fl.v1.SecAggStageTask"> & {
      */
     value: SecAggUnmaskRequest;
     case: "consistency";
+  } | {
+    /**
+     * @generated from field: cipherml.fl.v1.SecAggRevealRequest reveal = 6;
+     */
+    value: SecAggRevealRequest;
+    case: "reveal";
   } | { case: undefined; value?: undefined };
 };
 
@@ -768,7 +842,7 @@ export type SecAggStageTask = Message<"cipherml.fl.v1.SecAggStageTask"> & {
  * Use `create(SecAggStageTaskSchema)` to create a new message.
  */
 export const SecAggStageTaskSchema: GenMessage<SecAggStageTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 20);
+  messageDesc(file_cipherml_fl_v1_fl, 21);
 
 /**
  * Stage 0 answer (inside FitResult): the client's two X25519 public keys.
@@ -792,6 +866,13 @@ export type SecAggKeys = Message<"cipherml.fl.v1.SecAggKeys"> & {
    * @generated from field: bytes signature = 3;
    */
   signature: Uint8Array;
+
+  /**
+   * Actively secure variant: the graph-seed commitment (see SecAggRosterEntry).
+   *
+   * @generated from field: bytes commitment = 4;
+   */
+  commitment: Uint8Array;
 };
 
 /**
@@ -799,7 +880,26 @@ export type SecAggKeys = Message<"cipherml.fl.v1.SecAggKeys"> & {
  * Use `create(SecAggKeysSchema)` to create a new message.
  */
 export const SecAggKeysSchema: GenMessage<SecAggKeys> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 21);
+  messageDesc(file_cipherml_fl_v1_fl, 22);
+
+/**
+ * Commit-reveal answer: the 32-byte graph-seed contribution r the advertised commitment binds.
+ *
+ * @generated from message cipherml.fl.v1.SecAggReveal
+ */
+export type SecAggReveal = Message<"cipherml.fl.v1.SecAggReveal"> & {
+  /**
+   * @generated from field: bytes reveal = 1;
+   */
+  reveal: Uint8Array;
+};
+
+/**
+ * Describes the message cipherml.fl.v1.SecAggReveal.
+ * Use `create(SecAggRevealSchema)` to create a new message.
+ */
+export const SecAggRevealSchema: GenMessage<SecAggReveal> = /*@__PURE__*/
+  messageDesc(file_cipherml_fl_v1_fl, 23);
 
 /**
  * Consistency-check answer: the client's signature over the survivor set it was shown.
@@ -818,7 +918,7 @@ export type SecAggConsistency = Message<"cipherml.fl.v1.SecAggConsistency"> & {
  * Use `create(SecAggConsistencySchema)` to create a new message.
  */
 export const SecAggConsistencySchema: GenMessage<SecAggConsistency> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 22);
+  messageDesc(file_cipherml_fl_v1_fl, 24);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggShareKeys
@@ -835,7 +935,7 @@ export type SecAggShareKeys = Message<"cipherml.fl.v1.SecAggShareKeys"> & {
  * Use `create(SecAggShareKeysSchema)` to create a new message.
  */
 export const SecAggShareKeysSchema: GenMessage<SecAggShareKeys> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 23);
+  messageDesc(file_cipherml_fl_v1_fl, 25);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggMaskedInput
@@ -854,7 +954,7 @@ export type SecAggMaskedInput = Message<"cipherml.fl.v1.SecAggMaskedInput"> & {
  * Use `create(SecAggMaskedInputSchema)` to create a new message.
  */
 export const SecAggMaskedInputSchema: GenMessage<SecAggMaskedInput> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 24);
+  messageDesc(file_cipherml_fl_v1_fl, 26);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggUnmask
@@ -876,7 +976,7 @@ export type SecAggUnmask = Message<"cipherml.fl.v1.SecAggUnmask"> & {
  * Use `create(SecAggUnmaskSchema)` to create a new message.
  */
 export const SecAggUnmaskSchema: GenMessage<SecAggUnmask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 25);
+  messageDesc(file_cipherml_fl_v1_fl, 27);
 
 /**
  * @generated from message cipherml.fl.v1.SecAggStageResult
@@ -914,6 +1014,12 @@ export type SecAggStageResult = Message<"cipherml.fl.v1.SecAggStageResult"> & {
      */
     value: SecAggConsistency;
     case: "consistency";
+  } | {
+    /**
+     * @generated from field: cipherml.fl.v1.SecAggReveal reveal = 6;
+     */
+    value: SecAggReveal;
+    case: "reveal";
   } | { case: undefined; value?: undefined };
 };
 
@@ -922,7 +1028,7 @@ export type SecAggStageResult = Message<"cipherml.fl.v1.SecAggStageResult"> & {
  * Use `create(SecAggStageResultSchema)` to create a new message.
  */
 export const SecAggStageResultSchema: GenMessage<SecAggStageResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 26);
+  messageDesc(file_cipherml_fl_v1_fl, 28);
 
 /**
  * @generated from message cipherml.fl.v1.EvaluateTask
@@ -944,7 +1050,7 @@ export type EvaluateTask = Message<"cipherml.fl.v1.EvaluateTask"> & {
  * Use `create(EvaluateTaskSchema)` to create a new message.
  */
 export const EvaluateTaskSchema: GenMessage<EvaluateTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 27);
+  messageDesc(file_cipherml_fl_v1_fl, 29);
 
 /**
  * @generated from message cipherml.fl.v1.FinishTask
@@ -966,7 +1072,7 @@ export type FinishTask = Message<"cipherml.fl.v1.FinishTask"> & {
  * Use `create(FinishTaskSchema)` to create a new message.
  */
 export const FinishTaskSchema: GenMessage<FinishTask> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 28);
+  messageDesc(file_cipherml_fl_v1_fl, 30);
 
 /**
  * @generated from message cipherml.fl.v1.Task
@@ -1023,7 +1129,7 @@ export type Task = Message<"cipherml.fl.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 29);
+  messageDesc(file_cipherml_fl_v1_fl, 31);
 
 /**
  * @generated from message cipherml.fl.v1.PullTaskResponse
@@ -1040,7 +1146,7 @@ export type PullTaskResponse = Message<"cipherml.fl.v1.PullTaskResponse"> & {
  * Use `create(PullTaskResponseSchema)` to create a new message.
  */
 export const PullTaskResponseSchema: GenMessage<PullTaskResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 30);
+  messageDesc(file_cipherml_fl_v1_fl, 32);
 
 /**
  * @generated from message cipherml.fl.v1.FitResult
@@ -1077,7 +1183,7 @@ export type FitResult = Message<"cipherml.fl.v1.FitResult"> & {
  * Use `create(FitResultSchema)` to create a new message.
  */
 export const FitResultSchema: GenMessage<FitResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 31);
+  messageDesc(file_cipherml_fl_v1_fl, 33);
 
 /**
  * @generated from message cipherml.fl.v1.EvaluateResult
@@ -1104,7 +1210,7 @@ export type EvaluateResult = Message<"cipherml.fl.v1.EvaluateResult"> & {
  * Use `create(EvaluateResultSchema)` to create a new message.
  */
 export const EvaluateResultSchema: GenMessage<EvaluateResult> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 32);
+  messageDesc(file_cipherml_fl_v1_fl, 34);
 
 /**
  * @generated from message cipherml.fl.v1.TaskError
@@ -1126,7 +1232,7 @@ export type TaskError = Message<"cipherml.fl.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 33);
+  messageDesc(file_cipherml_fl_v1_fl, 35);
 
 /**
  * @generated from message cipherml.fl.v1.PushResultRequest
@@ -1182,7 +1288,7 @@ export type PushResultRequest = Message<"cipherml.fl.v1.PushResultRequest"> & {
  * Use `create(PushResultRequestSchema)` to create a new message.
  */
 export const PushResultRequestSchema: GenMessage<PushResultRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 34);
+  messageDesc(file_cipherml_fl_v1_fl, 36);
 
 /**
  * @generated from message cipherml.fl.v1.PushResultResponse
@@ -1195,7 +1301,7 @@ export type PushResultResponse = Message<"cipherml.fl.v1.PushResultResponse"> & 
  * Use `create(PushResultResponseSchema)` to create a new message.
  */
 export const PushResultResponseSchema: GenMessage<PushResultResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 35);
+  messageDesc(file_cipherml_fl_v1_fl, 37);
 
 /**
  * Sent while a worker computes a long task, so the server can tell a busy worker from a dead one.
@@ -1214,7 +1320,7 @@ export type HeartbeatRequest = Message<"cipherml.fl.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 36);
+  messageDesc(file_cipherml_fl_v1_fl, 38);
 
 /**
  * @generated from message cipherml.fl.v1.HeartbeatResponse
@@ -1227,7 +1333,7 @@ export type HeartbeatResponse = Message<"cipherml.fl.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 37);
+  messageDesc(file_cipherml_fl_v1_fl, 39);
 
 /**
  * @generated from message cipherml.fl.v1.LeaveRequest
@@ -1249,7 +1355,7 @@ export type LeaveRequest = Message<"cipherml.fl.v1.LeaveRequest"> & {
  * Use `create(LeaveRequestSchema)` to create a new message.
  */
 export const LeaveRequestSchema: GenMessage<LeaveRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 38);
+  messageDesc(file_cipherml_fl_v1_fl, 40);
 
 /**
  * @generated from message cipherml.fl.v1.LeaveResponse
@@ -1262,7 +1368,7 @@ export type LeaveResponse = Message<"cipherml.fl.v1.LeaveResponse"> & {
  * Use `create(LeaveResponseSchema)` to create a new message.
  */
 export const LeaveResponseSchema: GenMessage<LeaveResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 39);
+  messageDesc(file_cipherml_fl_v1_fl, 41);
 
 /**
  * The key authority (model owner) of Flower's FedAvgHE setup: it generates the Paillier key pair.
@@ -1309,7 +1415,7 @@ export type GetPublicKeyRequest = Message<"cipherml.fl.v1.GetPublicKeyRequest"> 
  * Use `create(GetPublicKeyRequestSchema)` to create a new message.
  */
 export const GetPublicKeyRequestSchema: GenMessage<GetPublicKeyRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 40);
+  messageDesc(file_cipherml_fl_v1_fl, 42);
 
 /**
  * @generated from message cipherml.fl.v1.GetPublicKeyResponse
@@ -1343,7 +1449,7 @@ export type GetPublicKeyResponse = Message<"cipherml.fl.v1.GetPublicKeyResponse"
  * Use `create(GetPublicKeyResponseSchema)` to create a new message.
  */
 export const GetPublicKeyResponseSchema: GenMessage<GetPublicKeyResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 41);
+  messageDesc(file_cipherml_fl_v1_fl, 43);
 
 /**
  * key_holder = "clients": a worker fetches the key pair to decrypt aggregates itself.
@@ -1390,7 +1496,7 @@ export type GetKeyPairRequest = Message<"cipherml.fl.v1.GetKeyPairRequest"> & {
  * Use `create(GetKeyPairRequestSchema)` to create a new message.
  */
 export const GetKeyPairRequestSchema: GenMessage<GetKeyPairRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 42);
+  messageDesc(file_cipherml_fl_v1_fl, 44);
 
 /**
  * @generated from message cipherml.fl.v1.GetKeyPairResponse
@@ -1424,7 +1530,7 @@ export type GetKeyPairResponse = Message<"cipherml.fl.v1.GetKeyPairResponse"> & 
  * Use `create(GetKeyPairResponseSchema)` to create a new message.
  */
 export const GetKeyPairResponseSchema: GenMessage<GetKeyPairResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 43);
+  messageDesc(file_cipherml_fl_v1_fl, 45);
 
 /**
  * key_holder = "authority": the server asks for an aggregate to be decrypted.
@@ -1486,7 +1592,7 @@ export type DecryptAggregateRequest = Message<"cipherml.fl.v1.DecryptAggregateRe
  * Use `create(DecryptAggregateRequestSchema)` to create a new message.
  */
 export const DecryptAggregateRequestSchema: GenMessage<DecryptAggregateRequest> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 44);
+  messageDesc(file_cipherml_fl_v1_fl, 46);
 
 /**
  * @generated from message cipherml.fl.v1.DecryptAggregateResponse
@@ -1510,7 +1616,7 @@ export type DecryptAggregateResponse = Message<"cipherml.fl.v1.DecryptAggregateR
  * Use `create(DecryptAggregateResponseSchema)` to create a new message.
  */
 export const DecryptAggregateResponseSchema: GenMessage<DecryptAggregateResponse> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 45);
+  messageDesc(file_cipherml_fl_v1_fl, 47);
 
 /**
  * One worker's Paillier update as it signed it (issue 12: the contribution floor), for every
@@ -1534,7 +1640,7 @@ export type SignedContribution = Message<"cipherml.fl.v1.SignedContribution"> & 
  * Use `create(SignedContributionSchema)` to create a new message.
  */
 export const SignedContributionSchema: GenMessage<SignedContribution> = /*@__PURE__*/
-  messageDesc(file_cipherml_fl_v1_fl, 46);
+  messageDesc(file_cipherml_fl_v1_fl, 48);
 
 /**
  * @generated from service cipherml.fl.v1.FederatedService
