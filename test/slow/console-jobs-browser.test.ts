@@ -184,7 +184,26 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     watch(jobsTab);
     await jobsTab.goto(`${url}/#/jobs`);
     await jobsTab.getByTestId('jobs').waitFor();
+    // The page answers each refresh; holding its answer (gate closed) keeps the job in
+    // awaiting_refresh at its progress, so what the Jobs page must show is on screen however fast
+    // the machine finishes three epochs of 64 rows (a quiet CI machine did before the first poll).
+    let gate: { readonly promise: Promise<void>; readonly open: () => void } | null = null;
+    const closeGate = (): void => {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => (open = r));
+      gate = { promise, open };
+    };
+    const openGate = (): void => {
+      gate?.open();
+      gate = null;
+    };
+    await page.route('**/jobs/*/refresh', async (route) => {
+      const held = gate;
+      if (route.request().method() === 'PUT' && held !== null) await held.promise;
+      await route.continue();
+    });
     await page.fill('input[name=epochs]', '3');
+    closeGate();
     await press(page, 'Start training');
     const fitRow = jobsTab.locator('tr[data-kind=fit]').first();
     await fitRow.waitFor({ timeout: 60_000 });
@@ -197,6 +216,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
           const [s, pr] = await Promise.all([fitRow.getAttribute('data-status'), fitRow.getByTestId('job-progress').getAttribute('data-progress')]);
           seen.add(s ?? '');
           if (progress.at(-1) !== Number(pr)) progress.push(Number(pr));
+          if (s === 'awaiting_refresh' && Number(pr) > 0 && Number(pr) < 1) openGate();
           if (!snapped && (s === 'running' || s === 'awaiting_refresh')) {
             snapped = true;
             await snap(jobsTab, 'jobs-fit-running');
@@ -230,6 +250,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
 
     // ---- a long fit, cancelled from the Jobs page while it runs
     await page.fill('input[name=epochs]', '40');
+    closeGate();
     await press(page, 'Start training');
     const longRow = jobsTab.locator('tr[data-kind=fit]').first();
     await expect.poll(() => longRow.getAttribute('data-status'), { timeout: 120_000, interval: 200 }).toMatch(/running|awaiting_refresh/);
@@ -239,6 +260,7 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const cancelled = (await svc.storage.getJob(longId))!;
     expect(cancelled.status).toBe('cancelled');
     expect(cancelled.progress).toBeLessThan(1);
+    openGate();
     await expect.poll(trainOutcome, { timeout: 60_000 }).toMatch(/^error: job .* cancelled/);
     await snap(jobsTab, 'jobs-cancelled');
     await jobsTab.close();
