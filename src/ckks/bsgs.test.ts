@@ -40,13 +40,15 @@ describe('rotation schedules (pure)', () => {
 });
 
 describe('mulDiagonals with the chained schedule and the RNS kernel', () => {
-  // Primes below 2^50 so the kernel applies; diagonals at rotations −3 … 12 on period 16.
+  // Primes below 2^50 so the kernel applies; diagonals at rotations −3 … 12 on period 16. The
+  // special prime is 9 bits above q0: an equal-size one leaves key-switching noise of about
+  // N·σ·q0/P per rotation, 2.6e-3 (median of 12 random full-range W, x) against 1.2e-5 here.
   const P = 16;
   const rotations = Array.from({ length: P }, (_, i) => i - 3);
   let ctx: CkksContext;
   beforeAll(async () => {
     const steps = [...new Set([...chainSteps(rotations, 4, SLOTS), ...chainSteps(rotations, 5, SLOTS)])];
-    ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 40], scaleBits: 30 }, { galoisSteps: steps });
+    ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 49], scaleBits: 30 }, { galoisSteps: steps });
   });
   afterAll(() => ctx?.delete());
   const periodic = (f: (j: number) => number): Float64Array => Float64Array.from({ length: ctx.slotCount }, (_, j) => f(j % P));
@@ -70,9 +72,11 @@ describe('mulDiagonals with the chained schedule and the RNS kernel', () => {
         expect(bytes(y).equals(bytes(s))).toBe(true);
         const want = Array.from({ length: P }, (_, i) => x.reduce((acc, xj, j) => acc + w[i * P + j]! * xj, 0));
         const got = ctx.decryptVector(y, P);
-        want.forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThan(2e-3));
+        want.forEach((v, i) => expect(Math.abs(got[i]! - v)).toBeLessThan(2e-4));
       }),
-      { numRuns: 4 },
+      // Each run costs up to 1.4 s of CKKS on a loaded machine: a failure reports its first counterexample instead of
+      // shrinking for up to 1,000 more runs.
+      { numRuns: 4, endOnFailure: true },
     );
   });
 
