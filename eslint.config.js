@@ -49,7 +49,8 @@ export default tseslint.config(
   // protocol layers (core, ckks, ml: envelopes, key and ciphertext formats, packing) through the
   // browser shims of web/src/platform/, never the service, the gateway or the console server.
   // Of src/inference it runs only what the CLI gateway runs on the trusted side without files or
-  // threads: the inference codec (encrypt inputs, decrypt outputs) and the .npy reader.
-  ...layer(['web/**'], ['paillier', 'secagg', 'attest', 'fl', 'inference', 'service', 'console', 'gateway', 'demos', 'cli', 'bench', 'enclave'], ['src/inference/codec.ts', 'src/inference/npy.ts']),
+  // threads: the inference codec (encrypt inputs, decrypt outputs), the .npy reader and the owner's
+  // deploy bundle.
+  ...layer(['web/**'], ['paillier', 'secagg', 'attest', 'fl', 'inference', 'service', 'console', 'gateway', 'demos', 'cli', 'bench', 'enclave'], ['src/inference/codec.ts', 'src/inference/npy.ts', 'src/inference/deploy-bundle.ts']),
   ...layer(['src/demos/**'], ['cli', 'bench']),
 );

@@ -1,9 +1,9 @@
 import { loadSeal } from '../ckks/index.ts';
-import { CipherMLError } from '../core/errors.ts';
 import type { CalibrateOptions, KeyParams } from './calibrate.ts';
 import { calibrate } from './calibrate.ts';
 import { concatBatch } from './he.ts';
-import { readArrays, readZip, writeZip } from './npy.ts';
+import { DEPLOY_BUNDLE } from './deploy-bundle.ts';
+import { readArrays } from './npy.ts';
 import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
 
 /**
@@ -12,39 +12,7 @@ import { parseOnnx, serializeOnnx, sizeOf } from './onnx.ts';
  * the keyparams. Both sides import this file; neither imports the other (docs/ARCHITECTURE.md).
  */
 
-/** Members of the deploy bundle (a ZIP, bounded by readZip): the plaintext ONNX model and its calibration inputs. */
-export const DEPLOY_BUNDLE = { model: 'model.onnx', calibration: 'calibration.npz' } as const;
-
-/**
- * The body of `POST …/inference/deploy`: the owner's ONNX model and calibration inputs
- * (.npz/.zip of .npy, or one .npy) in one ZIP.
- *
- * @example
- * ```ts
- * const body = packDeployBundle(await readFile('model.onnx'), await readFile('calibration.npz'));
- * ```
- */
-export function packDeployBundle(onnx: Uint8Array, calibration: Uint8Array): Uint8Array {
-  return writeZip(new Map([[DEPLOY_BUNDLE.model, onnx], [DEPLOY_BUNDLE.calibration, calibration]]));
-}
-
-/**
- * Opens a deploy bundle; CIPHERML_E_FORMAT_* or CIPHERML_E_INVALID_ARGUMENT naming the missing member.
- *
- * @example
- * ```ts
- * const { onnx, calibration } = unpackDeployBundle(body);
- * ```
- */
-export function unpackDeployBundle(bytes: Uint8Array, maxBytes: number): { onnx: Uint8Array; calibration: Uint8Array } {
-  const zip = readZip(bytes, 'body', { maxMembers: 2, maxBytes });
-  const onnx = zip.get(DEPLOY_BUNDLE.model);
-  const calibration = zip.get(DEPLOY_BUNDLE.calibration);
-  if (onnx === undefined || calibration === undefined) {
-    throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', `the deploy bundle must hold ${DEPLOY_BUNDLE.model} and ${DEPLOY_BUNDLE.calibration}, it holds ${[...zip.keys()].join(', ') || 'nothing'}`, { param: 'body' });
-  }
-  return { onnx, calibration };
-}
+export { DEPLOY_BUNDLE, packDeployBundle, unpackDeployBundle } from './deploy-bundle.ts';
 
 /**
  * `he keyparams` on bytes: calibrates the ONNX model on the calibration inputs and returns the

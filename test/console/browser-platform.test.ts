@@ -50,6 +50,18 @@ describe('browser platform shims', () => {
     expect(() => node.readDoubleLE(60)).toThrow(RangeError);
   });
 
+  it('Buffer subset: the little-endian writers equal Node\'s and refuse values or offsets that do not fit', () => {
+    const node = Buffer.alloc(16);
+    const web = WebBuffer.alloc(16);
+    for (const [v, o] of [[0, 0], [0xffff, 3], [0x1234, 14]] as const) expect(web.writeUInt16LE(v, o)).toBe(node.writeUInt16LE(v, o));
+    for (const [v, o] of [[0, 5], [0xffffffff, 9], [0x04034b50, 12]] as const) expect(web.writeUInt32LE(v, o)).toBe(node.writeUInt32LE(v, o));
+    expect(web.toString('hex')).toBe(node.toString('hex'));
+    expect(() => web.writeUInt16LE(0x10000, 0)).toThrow(RangeError);
+    expect(() => web.writeUInt32LE(-1, 0)).toThrow(RangeError);
+    expect(() => web.writeUInt32LE(1, 13)).toThrow(RangeError);
+    expect(() => node.writeUInt32LE(1, 13)).toThrow(RangeError);
+  });
+
   it('Buffer subset: hex, latin1, utf8 round trips as Node', () => {
     const b = randomBytes(40);
     expect(WebBuffer.from(b).toString('hex')).toBe(b.toString('hex'));

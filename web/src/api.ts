@@ -64,6 +64,15 @@ export interface JobView extends JobState {
   readonly updatedAt: number;
 }
 
+/** What `POST …/inference/deploy` answers (src/gateway/inference.ts DeployReply, the fields the page shows). */
+export interface InferenceDeployReply {
+  readonly modelUrl: string;
+  readonly keyParamsUrl: string;
+  readonly depth: number;
+  readonly polyModulusDegree: number;
+  readonly packing: string;
+}
+
 /** One event of a job's log (`figures.log`, src/service/job-log.ts). */
 export interface JobEvent {
   readonly t: number;
@@ -104,6 +113,16 @@ export const api = {
   revokeToken: (id: string): Promise<{ revoked: true }> => call('DELETE', `/api/v1/console/tokens/${encodeURIComponent(id)}`),
   /** Deployed models (REST API, authenticated by the session). */
   models: async (): Promise<readonly { name: string; version: string; url: string }[]> => (await call<{ models: { name: string; version: string; url: string }[] }>('GET', '/api/v1/models')).models,
+  /** Owner: deploys `name/version` for training (idempotent for the owner who deployed it). */
+  deploy: (name: string, version: string): Promise<{ modelUrl: string }> => call('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/deploy_model`),
+  /** Owner: undeploys a model this owner deployed (409 while users are registered). */
+  undeploy: (name: string, version: string): Promise<{ undeployed: true }> => call('DELETE', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/undeploy_model`),
+  /**
+   * Owner: deploys a deployed model for encrypted inference with a deploy bundle (ONNX model and
+   * calibration inputs, src/inference/deploy-bundle.ts); the service calibrates (`he keyparams`).
+   */
+  deployInference: async (name: string, version: string, bundle: Uint8Array): Promise<InferenceDeployReply> =>
+    JSON.parse(new TextDecoder().decode(await bytes('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/inference/deploy`, bundle))) as InferenceDeployReply,
   register: (name: string, version: string): Promise<{ registered: true; new: boolean }> => call('POST', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/register_user`),
   unregister: (name: string, version: string): Promise<{ unregistered: true }> => call('DELETE', `/api/v1/${encodeURIComponent(name)}/${encodeURIComponent(version)}/application/unregister_user`),
   /**

@@ -98,7 +98,7 @@ function Shell(props: { session: SessionInfo; page: Signed; onSignOut: () => voi
       ) : props.page === 'jobs' ? (
         <Jobs />
       ) : (
-        <Models />
+        <Models role={props.session.user.role} />
       )}
     </main>
   );
@@ -181,7 +181,7 @@ function Tokens() {
           ))}
         </tbody>
       </table>
-      <p class="note">Encrypted training and prediction in this browser: Models → Train; encrypted inference on a deployed ONNX model: Models → Infer; progress, logs and cancel: Jobs. Not in this build yet: deploying models from the page (see docs/console.md).</p>
+      <p class="note">Encrypted training and prediction in this browser: Models → Train; encrypted inference on a deployed ONNX model: Models → Infer; progress, logs and cancel: Jobs. Owners deploy and undeploy models in Models.</p>
     </section>
   );
 }

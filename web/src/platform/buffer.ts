@@ -2,7 +2,8 @@
  * The part of Node's `Buffer` that the shared protocol code (src/core/envelope.ts,
  * src/ckks/serialize.ts, src/core/bounded.ts, src/inference/npy.ts) calls on the browser path:
  * `from` (bytes, views, ASCII/Latin-1, UTF-8 and hex strings), `byteLength`, `alloc`, `concat`,
- * `toString` with the same encodings, and the little-endian readers .npy parsing uses. Injected by the console's Vite build (web/vite.config.ts) into those modules
+ * `toString` with the same encodings, the little-endian readers .npy parsing uses and the writers
+ * the ZIP writer of the owner's deploy bundle uses (`writeUInt16LE`, `writeUInt32LE`). Injected by the console's Vite build (web/vite.config.ts) into those modules
  * only; encodings it does not implement throw instead of guessing.
  */
 type Encoding = 'utf8' | 'utf-8' | 'ascii' | 'latin1' | 'binary' | 'hex' | 'base64';
@@ -57,6 +58,17 @@ export class Bytes extends Uint8Array {
   }
   readDoubleLE(offset = 0): number {
     return this.#view(offset, 8).getFloat64(0, true);
+  }
+  /** As Node: the value must fit the width (RangeError otherwise); returns offset + width. */
+  writeUInt16LE(value: number, offset = 0): number {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffff) throw new RangeError(`Buffer shim: ${value} is not a 16-bit unsigned integer`);
+    this.#view(offset, 2).setUint16(0, value, true);
+    return offset + 2;
+  }
+  writeUInt32LE(value: number, offset = 0): number {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`Buffer shim: ${value} is not a 32-bit unsigned integer`);
+    this.#view(offset, 4).setUint32(0, value, true);
+    return offset + 4;
   }
 }
 
