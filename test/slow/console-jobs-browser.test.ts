@@ -267,6 +267,21 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     expect(JSON.parse((await res.getAttribute('data-argmax'))!)).toEqual([argmax(plainOriginal)]);
     expect(await page.getByTestId('infer-argmax').textContent()).toBe(String(argmax(plainOriginal)));
     await snap(page, 'infer-npy');
+    // The inference job on the Jobs page (another tab): succeeded, and its log shows the executor's steps between 0 and 100 %.
+    const jobsTab2 = await ctx.newPage();
+    watch(jobsTab2);
+    await jobsTab2.goto(`${url}/#/jobs`);
+    const inferRow = jobsTab2.locator('tr[data-kind=infer]').first();
+    await inferRow.waitFor({ timeout: 30_000 });
+    expect(await inferRow.getAttribute('data-status')).toBe('succeeded');
+    await inferRow.locator('button.link').click();
+    const inferLog = (await jobsTab2.locator('tr.detail').getByTestId('job-log').textContent())!;
+    const pcts = [...inferLog.matchAll(/progress +step \d+ of \d+ done \(.+?\): ([\d.]+) %/g)].map((m) => Number(m[1]));
+    console.log(`inference job on the Jobs page: progress events at ${pcts.join(', ')} %`);
+    expect(pcts.length).toBeGreaterThan(0);
+    for (const p of pcts) expect(p > 0 && p < 100, String(p)).toBe(true);
+    await snap(jobsTab2, 'jobs-infer-done');
+    await jobsTab2.close();
 
     // A digit drawn on the canvas with the mouse: the page's 28 × 28 pixels, encrypted, equal the plaintext model on the same pixels.
     const box = (await page.getByTestId('digit-canvas').boundingBox())!;
