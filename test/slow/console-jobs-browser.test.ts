@@ -1,7 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
@@ -10,10 +7,11 @@ import { deserializeSecretKey } from '../../src/ckks/serialize.ts';
 import { gatewayDeploy } from '../../src/gateway/index.ts';
 import { parseOnnx, runPlain } from '../../src/inference/index.ts';
 import { writeNpy } from '../../src/inference/npy.ts';
-import { startService } from '../../src/service/index.ts';
 import type { RunningService } from '../../src/service/index.ts';
 import { MNIST_ONNX, calibrationNpz, mnistDigits } from '../service-inference/helpers.ts';
 import { addDataPatterns, addSecretPatterns, PatternScanner, textLeaks } from './console-browser-scan.ts';
+import { chromiumPresent, startConsoleHarness } from './console-harness.ts';
+import type { ConsoleHarness, ReceivedBody } from './console-harness.ts';
 
 /**
  * The console's Jobs and Infer pages in a real browser (Debian's chromium through playwright-core
@@ -32,12 +30,7 @@ import { addDataPatterns, addSecretPatterns, PatternScanner, textLeaks } from '.
  * when the page's internal test hook turns encryption off.
  */
 
-const CHROMIUM = process.env['CIPHERML_CHROMIUM'] ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present && process.env['CI'] === 'true') throw new Error(`CI=true but no chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (the browser test never downloads one)`);
-if (!present) console.warn(`console jobs/inference browser test SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CIPHERML_CHROMIUM)`);
-
-const REPO = join(import.meta.dirname, '..', '..');
+const present = chromiumPresent('console jobs/inference browser test');
 const PASSWORD = 'correct horse battery staple';
 const PASSPHRASE = 'a long browser passphrase';
 const USER = 'browser-carol';
@@ -56,15 +49,15 @@ const argmax = (a: ArrayLike<number>): number => {
 };
 
 describe.skipIf(!present)('web console in headless chromium: jobs page and encrypted inference', () => {
+  let h: ConsoleHarness;
   let root: string;
   let shots: string;
   let svc: RunningService;
-  let proxy: Server;
   let url: string;
   let browser: Browser;
   const problems: string[] = [];
   const loaded: { bytes: number; type: string }[] = [];
-  const received: { method: string; path: string; body: Buffer }[] = [];
+  let received: ReceivedBody[];
   let shot = 0;
   const snap = async (p: Page, name: string): Promise<void> => {
     await p.screenshot({ path: join(shots, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
@@ -103,37 +96,11 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
   };
 
   beforeAll(async () => {
-    root = mkdtempSync(join(tmpdir(), 'cipherml-console-jobs-'));
-    shots = join(REPO, 'tmp', 'console-screens-jobs');
-    rmSync(shots, { recursive: true, force: true });
-    mkdirSync(shots, { recursive: true });
-    svc = await startService({ dataDir: join(root, 'data'), port: 0, heavyThreads: 1 });
-    proxy = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (body.length > 0) received.push({ method: req.method!, path: req.url!, body });
-        const up = request(`${svc.url}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
-          res.writeHead(r.statusCode!, r.headers);
-          r.pipe(res);
-        });
-        up.on('error', (e) => res.writeHead(502).end(String(e)));
-        up.end(body);
-      });
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const a = proxy.address();
-    url = `http://127.0.0.1:${typeof a === 'object' && a !== null ? a.port : 0}`;
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    h = await startConsoleHarness({ tmpPrefix: 'cipherml-console-jobs-', screens: 'console-screens-jobs' });
+    ({ root, svc, url, browser, shots, received } = h);
   });
   afterAll(async () => {
-    await browser?.close();
-    await new Promise((r) => (proxy === undefined ? r(undefined) : proxy.close(r)));
-    await svc?.close();
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
-    if (shots !== undefined) console.log(`console screenshots: ${shots}`);
+    await h?.close();
   });
 
   it('jobs page: progress to done, charts, log, cancel; inference page: encrypted MNIST prediction decrypted in the page equals the plaintext model; nothing plain reaches the service', async () => {
@@ -300,6 +267,21 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     expect(JSON.parse((await res.getAttribute('data-argmax'))!)).toEqual([argmax(plainOriginal)]);
     expect(await page.getByTestId('infer-argmax').textContent()).toBe(String(argmax(plainOriginal)));
     await snap(page, 'infer-npy');
+    // The inference job on the Jobs page (another tab): succeeded, and its log shows the executor's steps between 0 and 100 %.
+    const jobsTab2 = await ctx.newPage();
+    watch(jobsTab2);
+    await jobsTab2.goto(`${url}/#/jobs`);
+    const inferRow = jobsTab2.locator('tr[data-kind=infer]').first();
+    await inferRow.waitFor({ timeout: 30_000 });
+    expect(await inferRow.getAttribute('data-status')).toBe('succeeded');
+    await inferRow.locator('button.link').click();
+    const inferLog = (await jobsTab2.locator('tr.detail').getByTestId('job-log').textContent())!;
+    const pcts = [...inferLog.matchAll(/progress +step \d+ of \d+ done \(.+?\): ([\d.]+) %/g)].map((m) => Number(m[1]));
+    console.log(`inference job on the Jobs page: progress events at ${pcts.join(', ')} %`);
+    expect(pcts.length).toBeGreaterThan(0);
+    for (const p of pcts) expect(p > 0 && p < 100, String(p)).toBe(true);
+    await snap(jobsTab2, 'jobs-infer-done');
+    await jobsTab2.close();
 
     // A digit drawn on the canvas with the mouse: the page's 28 × 28 pixels, encrypted, equal the plaintext model on the same pixels.
     const box = (await page.getByTestId('digit-canvas').boundingBox())!;

@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gatewayDeploy, gatewayInfer } from '../../src/gateway/index.ts';
-import { parseOnnx, runPlain } from '../../src/inference/index.ts';
+import { readSecretKeyFile } from '../../src/ckks/index.ts';
+import { encryptSingle, parseOnnx, runPlain } from '../../src/inference/index.ts';
 import { startService } from '../../src/service/index.ts';
 import type { RunningService } from '../../src/service/index.ts';
+import type { JobEvent } from '../../src/service/job-log.ts';
 import { MNIST_ONNX, calibrationNpz, makeTokens, mnistDigits } from '../service-inference/helpers.ts';
 
 // HE4Cloud's inference flow on the service (docs/service.md "Encrypted inference"): deploy →
@@ -58,5 +60,51 @@ describe('encrypted inference in the service (MNIST, worker threads)', () => {
     expect(job).toMatchObject({ status: 'succeeded', progress: 1 });
     const usage = (await (await fetch(`${service}/api/v1/mnist/1/usage`, { headers: { authorization: `Bearer ${t.alice}` } })).json()) as { usage: Record<string, number> };
     expect(usage.usage['inferJobs']).toBe(1);
+  });
+
+  it('an inference job records its progress between 0 and 1 in its log as the executor runs; a failure in the executor still ends it failed', { timeout: 180_000 }, async () => {
+    const service = svc.url;
+    await gatewayDeploy({ service, token: t.owner, model: 'mnist/2', onnx: MNIST_ONNX, calibration: calibrationNpz(8) });
+    const keyDir = join(root, 'keys-bob');
+    const r = await gatewayInfer({ service, token: t.bob, model: 'mnist/2', keyDir, input: mnistDigits(3, 1), pollMs: 50 });
+    const auth = { authorization: `Bearer ${t.bob}` };
+    const job = (await (await fetch(`${service}/api/v1/mnist/2/jobs/${r.jobId}`, { headers: auth })).json()) as { status: string; progress: number; figures: { log: JobEvent[] } };
+    expect(job).toMatchObject({ status: 'succeeded', progress: 1 });
+    const events = job.figures.log.map((e) => e.event);
+    expect(events[0]).toBe('queued');
+    expect(events[1]).toBe('running');
+    expect(events.at(-1)).toBe('succeeded');
+    // Every event between 'running' and 'succeeded' is a step of the executor, each strictly between 0 and 1, increasing.
+    const steps = job.figures.log.slice(2, -1).map((e) => {
+      expect(e.event).toBe('progress');
+      const m = /^step (\d+) of (\d+) done \(.+\): [\d.]+ %$/.exec(e.message);
+      expect(m, e.message).not.toBeNull();
+      return Number(m![1]) / Number(m![2]);
+    });
+    console.log(`inference job progress recorded: ${steps.map((p) => p.toFixed(2)).join(', ')} (${job.figures.log.slice(1).map((e) => `${e.event} @${e.t - job.figures.log[1]!.t} ms`).join(', ')})`);
+    expect(steps.length).toBeGreaterThan(0);
+    for (const p of steps) expect(p > 0 && p < 1, String(p)).toBe(true);
+    for (let i = 1; i < steps.length; i++) expect(steps[i]!).toBeGreaterThan(steps[i - 1]!);
+
+    // An input of the wrong shape under the same keys: accepted at upload (it loads under the keys),
+    // refused by the executor on its thread; the job ends failed with the executor's error.
+    const client = await readSecretKeyFile(join(keyDir, 'mnist@2', 'he-key'));
+    let bad: Uint8Array;
+    try {
+      bad = encryptSingle(client, [Float64Array.of(0.1, 0.2, 0.3, 0.4)], [1, 2, 2]);
+    } finally {
+      client.delete();
+    }
+    const posted = await fetch(`${service}/api/v1/mnist/2/inference`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: bad });
+    expect(posted.status).toBe(202);
+    const { jobId } = (await posted.json()) as { jobId: string };
+    let failed: { status: string; error: { code: string; message: string } | null; figures: { log: JobEvent[] } } | undefined;
+    for (let i = 0; i < 600 && (failed === undefined || failed.status === 'queued' || failed.status === 'running'); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      failed = (await (await fetch(`${service}/api/v1/mnist/2/jobs/${jobId}`, { headers: auth })).json()) as typeof failed;
+    }
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'CIPHERML_E_INFERENCE_INPUT_SHAPE' } });
+    expect(failed!.figures.log.at(-1)).toMatchObject({ event: 'failed', message: expect.stringContaining('CIPHERML_E_INFERENCE_INPUT_SHAPE') });
+    expect((await fetch(`${service}/api/v1/mnist/2/jobs/${jobId}/output`, { headers: auth })).status).toBe(409);
   });
 });

@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, api } from './api.ts';
+import { api } from './api.ts';
+import { errorMessage, useTask } from './use-task.ts';
 import { loadRecord, openSecretKey, saveRecord, sealSecretKey } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
 
@@ -17,7 +18,6 @@ type Tensor = InferHe.Tensor;
  */
 const encryptUploads = (): boolean => (globalThis as { __cipherml_defences?: { encryptUploads?: boolean } }).__cipherml_defences?.encryptUploads !== false;
 
-const message = (e: unknown): string => (e instanceof ApiError ? `${e.message} (${e.code}${e.param === undefined ? '' : `, ${e.param}`})` : e instanceof Error ? e.message : String(e));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let loading: Promise<He> | undefined;
 const he = (): Promise<He> => (loading ??= import('./infer-he.ts'));
@@ -50,9 +50,7 @@ export function Infer(props: { user: string; model: string }) {
   const [unlocked, setUnlocked] = useState(false);
   const ctx = useRef<Ctx | undefined>(undefined);
   const [passphrase, setPassphrase] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState('');
+  const { busy, status, error, setStatus, setError, run } = useTask();
   const [keysInfo, setKeysInfo] = useState<{ keygenMs?: number; uploadedBytes?: number; reused: boolean } | undefined>(undefined);
   const [result, setResult] = useState<{ jobId: string; output: Tensor; argmax: number[]; encryptMs: number; serviceMs: number; decryptMs: number; inputBytes: number; packing: string; warning: string } | undefined>(undefined);
   const npyFile = useRef<HTMLInputElement>(null);
@@ -68,7 +66,7 @@ export function Infer(props: { user: string; model: string }) {
         setKp(await inf.keyParams<KeyParams>());
         setRecord(await loadRecord(props.user, keyLabel(props.model)));
       } catch (e) {
-        setError(message(e));
+        setError(errorMessage(e));
       }
     })();
     return () => {
@@ -78,18 +76,6 @@ export function Infer(props: { user: string; model: string }) {
   }, [props.user, props.model]);
   useEffect(() => clear(), [kp]);
 
-  const run = async (f: () => Promise<string>): Promise<void> => {
-    setBusy(true);
-    setError('');
-    try {
-      setStatus(await f());
-    } catch (e) {
-      setError(message(e));
-      setStatus('');
-    } finally {
-      setBusy(false);
-    }
-  };
   const need = (): { c: Ctx; k: KeyParams } => {
     if (ctx.current === undefined || kp === undefined) throw new Error('unlock or generate the keys first');
     return { c: ctx.current, k: kp };

@@ -1,11 +1,12 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api } from './api.ts';
+import { api } from './api.ts';
 import type { SessionInfo, TokenRow } from './api.ts';
 import { Infer } from './infer.tsx';
 import { Jobs } from './jobs.tsx';
 import { Models } from './models.tsx';
 import { Train } from './train.tsx';
+import { errorMessage, useTask } from './use-task.ts';
 import './style.css';
 
 /**
@@ -28,26 +29,19 @@ const SIGNED: readonly Page[] = ['tokens', 'models', 'jobs', 'train', 'infer'];
 const go = (p: Page): void => {
   location.hash = `#/${p}`;
 };
-const message = (e: unknown): string => (e instanceof ApiError ? `${e.message} (${e.code}${e.param === undefined ? '' : `, ${e.param}`})` : String(e));
 const when = (t: number | null): string => (t === null ? 'never' : new Date(t).toISOString().replace('T', ' ').slice(0, 16) + ' UTC');
 
 function Credentials(props: { mode: 'signin' | 'signup'; onSession: (s: SessionInfo) => void }) {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState('');
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useTask();
   const signup = props.mode === 'signup';
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
-    setBusy(true);
-    setError('');
-    try {
+    await run(async () => {
       props.onSession(signup ? await api.signUp(name, password) : await api.signIn(name, password));
-    } catch (err) {
-      setError(message(err));
-    } finally {
-      setBusy(false);
-    }
+      return '';
+    });
   };
   return (
     <main class="card">
@@ -114,7 +108,7 @@ function Tokens() {
     try {
       setRows(await api.tokens());
     } catch (err) {
-      setError(message(err));
+      setError(errorMessage(err));
     }
   };
   useEffect(() => void refresh(), []);
@@ -127,7 +121,7 @@ function Tokens() {
       setName('');
       await refresh();
     } catch (err) {
-      setError(message(err));
+      setError(errorMessage(err));
     }
   };
   const revoke = async (id: string): Promise<void> => {
@@ -136,7 +130,7 @@ function Tokens() {
       await api.revokeToken(id);
       await refresh();
     } catch (err) {
-      setError(message(err));
+      setError(errorMessage(err));
     }
   };
   return (

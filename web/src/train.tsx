@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
+import { errorMessage, useTask } from './use-task.ts';
 import type { JobState } from './api.ts';
 import { loadRecord, openSecretKey, parseRecord, saveRecord, sealSecretKey } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
@@ -20,7 +21,6 @@ type Dataset = ReturnType<He['parseDataset']>;
  */
 const encryptUploads = (): boolean => (globalThis as { __cipherml_defences?: { encryptUploads?: boolean } }).__cipherml_defences?.encryptUploads !== false;
 
-const message = (e: unknown): string => (e instanceof ApiError ? `${e.message} (${e.code}${e.param === undefined ? '' : `, ${e.param}`})` : e instanceof Error ? e.message : String(e));
 const mb = (n: number): string => (n / 2 ** 20).toFixed(1);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let loading: Promise<He> | undefined;
@@ -38,9 +38,7 @@ export function Train(props: { user: string; model: string }) {
   const ctx = useRef<Ctx | undefined>(undefined);
   const [passphrase, setPassphrase] = useState('');
   const [backup, setBackup] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [status, setStatus] = useState('');
-  const [error, setError] = useState('');
+  const { busy, status, error, setStatus, setError, run } = useTask();
   const [keygenMs, setKeygenMs] = useState<number | undefined>(undefined);
   const [uploaded, setUploaded] = useState<{ rows: number; features: number; encryptMs: number; bytes: number } | undefined>(undefined);
   const [epochs, setEpochs] = useState(3);
@@ -53,25 +51,13 @@ export function Train(props: { user: string; model: string }) {
   const predictFile = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
-    loadRecord(props.user, props.model).then(setRecord, (e: unknown) => setError(message(e)));
+    loadRecord(props.user, props.model).then(setRecord, (e: unknown) => setError(errorMessage(e)));
     return () => {
       ctx.current?.delete();
       ctx.current = undefined;
     };
   }, [props.user, props.model]);
 
-  const run = async (f: () => Promise<string>): Promise<void> => {
-    setBusy(true);
-    setError('');
-    try {
-      setStatus(await f());
-    } catch (e) {
-      setError(message(e));
-      setStatus('');
-    } finally {
-      setBusy(false);
-    }
-  };
   const key = (): Ctx => {
     if (ctx.current === undefined) throw new Error('unlock or generate the keys first');
     return ctx.current;
