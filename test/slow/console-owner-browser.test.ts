@@ -1,11 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { startService } from '../../src/service/index.ts';
-import type { RunningService } from '../../src/service/index.ts';
+import type { Page } from 'playwright-core';
 import { MNIST_ONNX, calibrationNpz } from '../service-inference/helpers.ts';
+import { chromiumPresent, startConsoleHarness, type ConsoleHarness } from './console-harness.ts';
 
 /**
  * The console's owner page in a real browser (Debian's chromium through playwright-core
@@ -19,23 +17,16 @@ import { MNIST_ONNX, calibrationNpz } from '../service-inference/helpers.ts';
  * refuses its deploy call. Screenshots go to tmp/console-screens-owner/ (gitignored).
  */
 
-const CHROMIUM = process.env['CIPHERML_CHROMIUM'] ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present && process.env['CI'] === 'true') throw new Error(`CI=true but no chromium at ${CHROMIUM}: install it with \`apt-get install -y chromium\` (the browser test never downloads one)`);
-if (!present) console.warn(`console owner browser test SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CIPHERML_CHROMIUM)`);
-
-const REPO = join(import.meta.dirname, '..', '..');
+const present = chromiumPresent('console owner browser test');
 const PASSWORD = 'correct horse battery staple';
 
 describe.skipIf(!present)('web console in headless chromium: owners deploy and undeploy', () => {
-  let root: string;
-  let shots: string;
-  let svc: RunningService;
-  let browser: Browser;
+  let h: ConsoleHarness;
+  let svc: ConsoleHarness['svc'];
   const problems: string[] = [];
   let shot = 0;
   const snap = async (p: Page, name: string): Promise<void> => {
-    await p.screenshot({ path: join(shots, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+    await p.screenshot({ path: join(h.shots, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
   };
   /**
    * Unexpected page errors; an HTTP refusal is expected only where `allowed` says so, and the
@@ -64,30 +55,22 @@ describe.skipIf(!present)('web console in headless chromium: owners deploy and u
   };
 
   beforeAll(async () => {
-    root = mkdtempSync(join(tmpdir(), 'cipherml-console-owner-'));
-    shots = join(REPO, 'tmp', 'console-screens-owner');
-    rmSync(shots, { recursive: true, force: true });
-    mkdirSync(shots, { recursive: true });
-    svc = await startService({ dataDir: join(root, 'data'), port: 0, heavyThreads: 1 });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    h = await startConsoleHarness({ tmpPrefix: 'cipherml-console-owner-', screens: 'console-screens-owner' });
+    svc = h.svc;
   });
   afterAll(async () => {
-    await browser?.close();
-    await svc?.close();
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
-    if (shots !== undefined) console.log(`console screenshots: ${shots}`);
+    await h?.close();
   });
 
   it('an owner deploys for training and for encrypted inference (the service calibrates the page\'s bundle as the CLI\'s), undeploys; a user cannot', async () => {
-    const onnxPath = join(root, 'mnist_square.onnx');
-    const calibPath = join(root, 'calibration.npz');
+    const onnxPath = join(h.root, 'mnist_square.onnx');
+    const calibPath = join(h.root, 'calibration.npz');
     const calibration = calibrationNpz(8);
     writeFileSync(onnxPath, MNIST_ONNX);
     writeFileSync(calibPath, calibration);
 
     // ---- a user account: no deploy form; the service refuses its deploy call
-    const userCtx = await browser.newContext();
+    const userCtx = await h.browser.newContext();
     const userPage = await userCtx.newPage();
     watch(userPage, (status, method, path) => status === 403 && method === 'POST' && path === '/api/v1/x/1/deploy_model');
     await signUp(userPage, 'page-user');
@@ -103,7 +86,7 @@ describe.skipIf(!present)('web console in headless chromium: owners deploy and u
     await snap(userPage, 'user-models');
 
     // ---- an account promoted to owner by the operator deploys from the page
-    const ownerCtx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const ownerCtx = await h.browser.newContext({ viewport: { width: 1100, height: 900 } });
     const page = await ownerCtx.newPage();
     watch(page, (status, method, path) => status === 409 && method === 'DELETE' && path === '/api/v1/mnist/1/undeploy_model');
     await signUp(page, 'page-owner');
