@@ -8,6 +8,7 @@ import { syntheticBalanced } from '../../bench/train.ts';
 import { deserializeSecretKey } from '../../src/ckks/serialize.ts';
 import { defences, resetDefences } from '../../src/core/defences.ts';
 import { Gateway, toFeatureLabelCsv } from '../../src/gateway/index.ts';
+import { openSecret } from '../../src/gateway/secret-box.ts';
 import { parseCsvDataset } from '../../src/ml/csv.ts';
 import { trainPoly3LogReg } from '../../src/ml/poly-logreg.ts';
 import type { RunningService } from '../../src/service/index.ts';
@@ -232,19 +233,27 @@ describe.skipIf(!present)('web console in headless chromium: the browser as the 
     expect(pDiff).toBeLessThan(1e-4);
     await snap('train-predicted');
 
-    // ---- the sealed key in IndexedDB opens in Node with the passphrase (same algorithm) to the service's secret-key envelope
-    const record = JSON.parse(String(await page.evaluate(`new Promise((res, rej) => { const q = indexedDB.open('cipherml', 2); q.onsuccess = () => { const g = q.result.transaction('keys').objectStore('keys').get('browser-alice|bc/1'); g.onsuccess = () => res(JSON.stringify(g.result)); g.onerror = rej; }; q.onerror = rej; })`))) as { salt: string; iv: string; sealed: string; user: string; model: string; fingerprint: string; iterations: number };
-    const subtle = globalThis.crypto.subtle;
-    const base = await subtle.importKey('raw', new TextEncoder().encode(PASSPHRASE), 'PBKDF2', false, ['deriveKey']);
-    const aes = await subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt: Buffer.from(record.salt, 'base64'), iterations: record.iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['decrypt']);
-    const envelope = new Uint8Array(await subtle.decrypt({ name: 'AES-GCM', iv: Buffer.from(record.iv, 'base64'), additionalData: new TextEncoder().encode(`cipherml-browser-key-v2|browser-alice|bc/1|${record.fingerprint}`) }, aes, Buffer.from(record.sealed, 'base64')));
+    // ---- the sealed key in IndexedDB is the CLI gateway's secret box: it opens in Node with the
+    // passphrase to the service's secret-key envelope, bound to this user, model and key
+    const record = JSON.parse(String(await page.evaluate(`new Promise((res, rej) => { const q = indexedDB.open('cipherml', 2); q.onsuccess = () => { const g = q.result.transaction('keys').objectStore('keys').get('browser-alice|bc/1'); g.onsuccess = () => res(JSON.stringify(g.result)); g.onerror = rej; }; q.onerror = rej; })`))) as { version: number; box: string; user: string; model: string; fingerprint: string };
+    expect(record.version).toBe(3);
+    const box = Buffer.from(record.box, 'base64');
+    const opened = await openSecret(box, PASSPHRASE, { user: 'browser-alice', model: 'bc/1' });
+    expect(opened.fingerprint).toBe(record.fingerprint);
+    const envelope = opened.plain;
     const sk = await deserializeSecretKey(envelope);
     expect(sk.fingerprint).toBe(record.fingerprint);
     const sealRaw = Uint8Array.from(sk.keys.secret!.saveToArray(sk.seal.ComprModeType.none) as Uint8Array);
     sk.delete();
     expect(sealRaw.length).toBeGreaterThan(100_000);
-    // The record bound to another model does not open.
-    await expect(subtle.decrypt({ name: 'AES-GCM', iv: Buffer.from(record.iv, 'base64'), additionalData: new TextEncoder().encode(`cipherml-browser-key-v2|browser-alice|bc/2|${record.fingerprint}`) }, aes, Buffer.from(record.sealed, 'base64'))).rejects.toThrow();
+    // The box asked for as another model's is refused; relabelled to another key it fails the tag.
+    await expect(openSecret(box, PASSPHRASE, { user: 'browser-alice', model: 'bc/2' })).rejects.toMatchObject({ code: 'CIPHERML_E_SECRET_BOX_BINDING' });
+    const relabelled = Buffer.from(box.toString('latin1').replace(record.fingerprint, [...record.fingerprint].reverse().join('')), 'latin1');
+    await expect(openSecret(relabelled, PASSPHRASE, { user: 'browser-alice', model: 'bc/1' })).rejects.toMatchObject({ code: 'CIPHERML_E_FORMAT_CORRUPT' });
+    // The copy the page keeps on the service is the same box: the CLI gateway, with this user's
+    // API token, restores the browser's key (one key format for both trusted sides).
+    const aliceCli = new Gateway({ service: svc.url, token, model: 'bc/1', keyDir: join(root, 'alice-cli-keys') });
+    expect(await aliceCli.restoreKeys(PASSPHRASE)).toEqual({ fingerprint: record.fingerprint });
 
     // ---- a fresh browser (empty storage): restore the sealed key from the service, unlock, predict
     const ctx2 = await browser.newContext();

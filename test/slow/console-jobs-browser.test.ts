@@ -5,6 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { syntheticBalanced } from '../../bench/train.ts';
 import { deserializeSecretKey } from '../../src/ckks/serialize.ts';
 import { gatewayDeploy } from '../../src/gateway/index.ts';
+import { openSecret } from '../../src/gateway/secret-box.ts';
 import { parseOnnx, runPlain } from '../../src/inference/index.ts';
 import { writeNpy } from '../../src/inference/npy.ts';
 import type { RunningService } from '../../src/service/index.ts';
@@ -86,13 +87,13 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const err = await p.getByTestId('error').allTextContents();
     return err.length > 0 ? `error: ${err.join(' | ')}` : (await p.getByTestId(status).allTextContents()).join(' | ');
   };
-  /** Opens the sealed record of `model` in this page's IndexedDB with the passphrase, as the page does (PBKDF2 → AES-GCM). */
+  /** Opens the sealed record of `model` in this page's IndexedDB with the passphrase, as the CLI gateway opens the box it holds. */
   const unseal = async (p: Page, model: string): Promise<Uint8Array> => {
-    const record = JSON.parse(String(await p.evaluate(`new Promise((res, rej) => { const q = indexedDB.open('cipherml', 2); q.onsuccess = () => { const g = q.result.transaction('keys').objectStore('keys').get(${JSON.stringify(`${USER}|${model}`)}); g.onsuccess = () => res(JSON.stringify(g.result)); g.onerror = rej; }; q.onerror = rej; })`))) as { salt: string; iv: string; sealed: string; fingerprint: string; iterations: number };
-    const subtle = globalThis.crypto.subtle;
-    const base = await subtle.importKey('raw', new TextEncoder().encode(PASSPHRASE), 'PBKDF2', false, ['deriveKey']);
-    const aes = await subtle.deriveKey({ name: 'PBKDF2', hash: 'SHA-256', salt: Buffer.from(record.salt, 'base64'), iterations: record.iterations }, base, { name: 'AES-GCM', length: 256 }, false, ['decrypt']);
-    return new Uint8Array(await subtle.decrypt({ name: 'AES-GCM', iv: Buffer.from(record.iv, 'base64'), additionalData: new TextEncoder().encode(`cipherml-browser-key-v2|${USER}|${model}|${record.fingerprint}`) }, aes, Buffer.from(record.sealed, 'base64')));
+    const record = JSON.parse(String(await p.evaluate(`new Promise((res, rej) => { const q = indexedDB.open('cipherml', 2); q.onsuccess = () => { const g = q.result.transaction('keys').objectStore('keys').get(${JSON.stringify(`${USER}|${model}`)}); g.onsuccess = () => res(JSON.stringify(g.result)); g.onerror = rej; }; q.onerror = rej; })`))) as { version: number; box: string; fingerprint: string };
+    expect(record.version).toBe(3);
+    const { plain, fingerprint } = await openSecret(Buffer.from(record.box, 'base64'), PASSPHRASE, { user: USER, model });
+    expect(fingerprint).toBe(record.fingerprint);
+    return plain;
   };
 
   beforeAll(async () => {

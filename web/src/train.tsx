@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import { errorMessage, useTask } from './use-task.ts';
 import type { JobState } from './api.ts';
-import { loadRecord, openSecretKey, parseRecord, saveRecord, sealSecretKey } from './keystore.ts';
+import { loadRecord, openSecretKey, recordFromService, saveRecord, sealSecretKey, serviceBytes } from './keystore.ts';
 import type { KeyRecord } from './keystore.ts';
 import { LineChart } from './chart.tsx';
 import { lossCurve, recordLoss } from './loss-store.ts';
@@ -81,7 +81,7 @@ export function Train(props: { user: string; model: string }) {
         setStatus('sealing the secret key under your passphrase…');
         const rec = await sealSecretKey(props.user, props.model, keys.fingerprint, passphrase, keys.secretKey);
         await saveRecord(rec);
-        if (backup) await api1.put('context/secret', new TextEncoder().encode(JSON.stringify(rec)));
+        if (backup) await api1.put('context/secret', serviceBytes(rec));
         ctx.current?.delete();
         ctx.current = keys.ctx;
         setRecord(rec);
@@ -97,7 +97,7 @@ export function Train(props: { user: string; model: string }) {
   };
   const restore = (): void => {
     void run(async () => {
-      const rec = parseRecord(new TextDecoder().decode(await api1.get('context/secret')), props.user, props.model);
+      const rec = recordFromService(await api1.get('context/secret'), props.user, props.model);
       await saveRecord(rec);
       setRecord(rec);
       return 'sealed key record restored from the service; unlock it with your passphrase';
