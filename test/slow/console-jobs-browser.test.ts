@@ -144,9 +144,19 @@ describe.skipIf(!present)('web console in headless chromium: jobs page and encry
     const csvPath = join(root, 'train-64x4.csv');
     writeFileSync(csvPath, csvText);
     await page.setInputFiles('input[name=train-csv]', csvPath);
+    // The profile: a batch size out of the service's range is refused in the page, naming the
+    // field, before anything is stored; 32 is posted as the profile and packs 2 blocks of 32 rows.
+    const profile = async (): Promise<unknown> => svc.storage.getProfile((await svc.storage.getUser(USER))!.id, (await svc.storage.getModel('lr', '1'))!.id);
+    await page.fill('input[name=batch-size]', '5000');
+    await press(page, 'Encrypt and upload');
+    await expect.poll(trainOutcome, { timeout: 30_000, interval: 250 }).toMatch(/^error/);
+    expect(await trainOutcome()).toContain('Batch size must be a whole number from 1 to 4096');
+    expect(await profile()).toBeUndefined();
+    await page.fill('input[name=batch-size]', '32');
     await press(page, 'Encrypt and upload');
     await expect.poll(trainOutcome, { timeout: 300_000, interval: 250 }).toMatch(/encrypted and uploaded|^error/);
     expect(await trainOutcome()).toBe('encrypted and uploaded 64 rows × 4 features and the initial model');
+    expect(await profile()).toEqual({ batchSize: 32 });
 
     const jobsTab = await ctx.newPage();
     watch(jobsTab);

@@ -1,10 +1,10 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { packDeployBundle } from '../../src/inference/deploy-bundle.ts';
-import { ApiError, api } from './api.ts';
+import { api } from './api.ts';
+import { errorMessage as message } from './use-task.ts';
 
 type Row = { name: string; version: string; url: string };
 
-const message = (e: unknown): string => (e instanceof ApiError ? (e.message.includes(e.code) ? e.message : `${e.message} (${e.code})`) : String(e));
 
 /**
  * Deployed models: register for one (or unregister) through the REST API with the session; an

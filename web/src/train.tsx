@@ -41,6 +41,7 @@ export function Train(props: { user: string; model: string }) {
   const { busy, status, error, setStatus, setError, run } = useTask();
   const [keygenMs, setKeygenMs] = useState<number | undefined>(undefined);
   const [uploaded, setUploaded] = useState<{ rows: number; features: number; encryptMs: number; bytes: number } | undefined>(undefined);
+  const [batch, setBatch] = useState('');
   const [epochs, setEpochs] = useState(3);
   const [rate, setRate] = useState(0.1);
   const [job, setJob] = useState<{ id: string; state: JobState; answered: number } | undefined>(undefined);
@@ -125,14 +126,18 @@ export function Train(props: { user: string; model: string }) {
       const h = await he();
       const csv = await readCsv(trainFile.current, 'training');
       const ds: Dataset = h.parseDataset(csv.text, csv.name);
-      await api1.addProfile({});
+      // The profile (requirements) as `gateway fit --requirements` posts it; its batchSize is also
+      // the packing's block size, as the CLI gateway encrypts with it.
+      const batchSize = batch.trim() === '' ? undefined : Number(batch);
+      if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= 4096)) throw new Error(`Batch size must be a whole number from 1 to 4096 (or empty for one block of all rows), got ${JSON.stringify(batch)}`);
+      await api1.addProfile(batchSize === undefined ? {} : { batchSize });
       if (!encryptUploads()) {
         await api1.put('data/fit', new TextEncoder().encode(csv.text));
         return 'uploaded the CSV in plain text (test hook)';
       }
       setStatus('encrypting…');
       await sleep(0);
-      const up = h.encryptFit(c, ds);
+      const up = h.encryptFit(c, ds, batchSize);
       await api1.put('model', up.model);
       await api1.put('data/fit', up.data);
       trainSet.current = ds;
@@ -247,6 +252,10 @@ export function Train(props: { user: string; model: string }) {
             Training CSV (header; label column <code>y</code>; an <code>id</code> column is ignored)
           </span>
           <input name="train-csv" type="file" accept=".csv,text/csv" ref={trainFile} />
+        </label>
+        <label>
+          <span>Batch size (profile; empty: all rows in one block)</span>
+          <input name="batch-size" type="number" min={1} max={4096} step={1} value={batch} onInput={(e) => setBatch(e.currentTarget.value)} />
         </label>
         <button type="button" disabled={busy || !ready} onClick={upload}>Encrypt and upload</button>
       </div>
