@@ -107,4 +107,49 @@ describe('encrypted inference in the service (MNIST, worker threads)', () => {
     expect(failed!.figures.log.at(-1)).toMatchObject({ event: 'failed', message: expect.stringContaining('CIPHERML_E_INFERENCE_INPUT_SHAPE') });
     expect((await fetch(`${service}/api/v1/mnist/2/jobs/${jobId}/output`, { headers: auth })).status).toBe(409);
   });
+
+  it('an inference job cancelled while it runs (status running) ends cancelled, stays cancelled, has no output, and frees its user', { timeout: 180_000 }, async () => {
+    const service = svc.url;
+    await gatewayDeploy({ service, token: t.owner, model: 'mnist/3', onnx: MNIST_ONNX, calibration: calibrationNpz(8) });
+    const keyDir = join(root, 'keys-alice-3');
+    const digit = mnistDigits(5, 1);
+    const done = await gatewayInfer({ service, token: t.alice, model: 'mnist/3', keyDir, input: digit, pollMs: 50 });
+    const auth = { authorization: `Bearer ${t.alice}` };
+    const inferMs = (await (await fetch(`${service}/api/v1/mnist/3/jobs/${done.jobId}`, { headers: auth })).json()) as { figures: { inferMs: number } };
+    const client = await readSecretKeyFile(join(keyDir, 'mnist@3', 'he-key'));
+    let body: Uint8Array;
+    try {
+      body = encryptSingle(client, [Float64Array.from(digit.data)], [1, 28, 28]);
+    } finally {
+      client.delete();
+    }
+    const post = async (): Promise<string> => {
+      const r = await fetch(`${service}/api/v1/mnist/3/inference`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body });
+      expect(r.status).toBe(202);
+      return ((await r.json()) as { jobId: string }).jobId;
+    };
+    const state = async (id: string): Promise<{ status: string; progress: number }> => (await fetch(`${service}/api/v1/mnist/3/jobs/${id}`, { headers: auth })).json() as Promise<{ status: string; progress: number }>;
+    const jobId = await post();
+    let s = await state(jobId);
+    for (let i = 0; i < 3000 && s.status === 'queued'; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      s = await state(jobId);
+    }
+    expect(s.status).toBe('running');
+    const cancelled = await fetch(`${service}/api/v1/mnist/3/jobs/${jobId}/cancel`, { method: 'POST', headers: auth });
+    expect(cancelled.status).toBe(200);
+    expect(((await cancelled.json()) as { status: string }).status).toBe('cancelled');
+    // Longer than the whole job took before: a thread that kept running would have finished by now.
+    await new Promise((res) => setTimeout(res, Math.max(2000, 2 * inferMs.figures.inferMs)));
+    expect((await state(jobId)).status).toBe('cancelled');
+    expect((await fetch(`${service}/api/v1/mnist/3/jobs/${jobId}/output`, { headers: auth })).status).toBe(409);
+    // The user is free: the next job runs to the end.
+    const next = await post();
+    let n = await state(next);
+    for (let i = 0; i < 1200 && (n.status === 'queued' || n.status === 'running'); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      n = await state(next);
+    }
+    expect(n).toMatchObject({ status: 'succeeded', progress: 1 });
+  });
 });
