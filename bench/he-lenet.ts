@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadSeal } from '../src/ckks/index.ts';
 import { importOptional } from '../src/core/optional.ts';
 import { assertIntegerInRange } from '../src/core/guards.ts';
@@ -8,8 +9,8 @@ import { calibrate } from '../src/inference/calibrate.ts';
 import { runPlain } from '../src/inference/execute.ts';
 import { readIdx } from '../src/inference/idx.ts';
 import { parseOnnx } from '../src/inference/onnx.ts';
-import type { HeBenchResult } from './he.ts';
-import { estimateBatch, runHeBench } from './he.ts';
+import type { HeBenchResult, KeygenFigures } from './he.ts';
+import { estimateBatch, measureKeygen, runHeBench } from './he.ts';
 
 /**
  * `bench he --model lenet5`: HE-MAN's evaluation model class next to the bundled MNIST model, in
@@ -20,12 +21,17 @@ import { estimateBatch, runHeBench } from './he.ts';
  *   of `bench he` (keygen in its own process, batch plan on worker threads, single plan).
  * - `lenet5_relu` (LeNet-5 with Relu and average pooling, trained by the same script): keyparams
  *   with the per-layer Relu fits (weighted by the calibrated inputs, degrees 2^k per layer from the
- *   target error); the approximated model's argmax against onnxruntime on
- *   the original Relu model over `agreementDigits` test digits (the calibrated polynomial model in
- *   the plaintext executor: what the CKKS plans compute up to their noise, which the square
- *   models' rows measure); and the encrypted batch plan's time ESTIMATED from its operation
- *   counts and the measured time of one plaintext-scalar product and one ciphertext product at
- *   its parameters, unless `reluEncrypted` runs it (depth 12 at N = 16384 with the default fits: still hours on 2 cores).
+ *   target error; packing batch: with auto, keyparams drops the single plan, whose keys exceed
+ *   the default 256 MiB budget at N = 32768); its
+ *   key set made by `he keygen`'s code in a child process (time, peak RSS, key.pub); the
+ *   approximated model's argmax against onnxruntime on the original Relu model over
+ *   `agreementDigits` test digits (the calibrated polynomial model in the plaintext executor);
+ *   and the encrypted batch plan's time ESTIMATED from its operation counts and the measured time
+ *   of one plaintext-scalar product and one ciphertext product at its parameters, or, with
+ *   `reluEncrypted`, the batch plan run end to end (`bench he` on the model, packing batch), its
+ *   decrypted argmax compared with onnxruntime on the original Relu model (depth 13 at N = 16384;
+ *   not yet completed on a 2-core machine: the run held 14 GiB and had done 14 % of its
+ *   instructions after 6 minutes, docs/inference.md).
  */
 
 /** Options of {@link runHeLenetBench}. */
@@ -40,6 +46,8 @@ export interface HeLenetBenchOptions {
   readonly lenetEstimateBatch?: boolean;
   /** Test digits for the Relu model's argmax agreement (default 200). */
   readonly agreementDigits?: number;
+  /** Run lenet5_relu's batch plan encrypted end to end instead of estimating it (default false). */
+  readonly reluEncrypted?: boolean;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -53,6 +61,12 @@ export interface ReluFigures {
   readonly packing: string;
   readonly estimatedPublicKeyBytes: number;
   readonly estimatedKeygenPeakBytes: number;
+  /** `he keygen` on the batch-plan key set, in a child process. */
+  readonly keygen: KeygenFigures;
+  /** key.pub of that key set. */
+  readonly publicKeyBytes: number;
+  /** keyparams' note on the keys (why the single plan was dropped). */
+  readonly keyNote?: string;
   readonly activations: readonly Pick<ActivationFit, 'node' | 'range' | 'degree' | 'maxError' | 'meanError' | 'targetError'>[];
   /** Digits compared, approximated model against onnxruntime on the original. */
   readonly agreementDigits: number;
@@ -69,6 +83,8 @@ export interface ReluFigures {
   readonly estimatedBatchMs: number;
   readonly estimatedImagesPerSecond: number;
   readonly slots: number;
+  /** With `reluEncrypted`: the batch plan run encrypted (argmaxAgreementOriginal: against the original Relu model). */
+  readonly encrypted?: HeBenchResult;
 }
 
 /** Result of {@link runHeLenetBench}. */
@@ -101,7 +117,14 @@ export async function runHeLenetBench(o: HeLenetBenchOptions = {}): Promise<HeLe
   const digits = o.agreementDigits ?? 200;
   assertIntegerInRange(digits, 'agreementDigits', 100, 9_500);
   const common = { ...(o.batch === undefined ? {} : { batch: o.batch }), ...(o.threads === undefined ? {} : { threads: o.threads }), ...(o.singleImages === undefined ? {} : { singleImages: o.singleImages }) };
-  const relu = await reluFigures(new URL('lenet5_relu.onnx', HE).pathname, digits, o.threads ?? availableParallelism(), log);
+  const reluPath = new URL('lenet5_relu.onnx', HE).pathname;
+  const figures = await reluFigures(reluPath, digits, o.threads ?? availableParallelism(), log);
+  let relu: ReluFigures = figures;
+  if (o.reluEncrypted === true) {
+    log('— lenet5_relu (encrypted batch plan)');
+    const encrypted = await runHeBench({ ...common, singleImages: 0, model: reluPath, original: reluPath, calibration: { packing: 'batch' }, onProgress: log });
+    relu = { ...figures, encrypted };
+  }
   log('— mnist_square (bundled)');
   const mnist = await runHeBench({ ...common, onProgress: log });
   log('— lenet5_square');
@@ -148,6 +171,17 @@ async function reluFigures(modelPath: string, digits: number, threads: number, l
     if (a === labels.data[i]) okApprox++;
   }
   log(`lenet5_relu: approximated vs original argmax ${agree}/${digits}`);
+  const dir = await mkdtemp(join(tmpdir(), 'cipherml-bench-relu-'));
+  let keygen: KeygenFigures;
+  let publicKeyBytes: number;
+  try {
+    await writeFile(join(dir, 'keyparams.json'), JSON.stringify(keyParams));
+    keygen = await measureKeygen(join(dir, 'keyparams.json'), join(dir, 'key'), keyParams);
+    publicKeyBytes = (await stat(join(dir, 'key.pub'))).size;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  log(`lenet5_relu keygen: ${(keygen.ms / 1000).toFixed(1)} s, peak RSS ${(keygen.peakRssBytes / 2 ** 20).toFixed(0)} MiB, key.pub ${(publicKeyBytes / 2 ** 20).toFixed(1)} MiB`);
   const est = await estimateBatch(keyParams, threads);
   const { msPerPlainProduct, msPerProduct } = est;
   const plan = keyParams.plans.batch!;
@@ -162,6 +196,9 @@ async function reluFigures(modelPath: string, digits: number, threads: number, l
     packing: keyParams.packing,
     estimatedPublicKeyBytes: keyParams.keys.publicKeyBytes,
     estimatedKeygenPeakBytes: keyParams.keys.keygenPeakBytes,
+    keygen,
+    publicKeyBytes,
+    ...(keyParams.keys.note === undefined ? {} : { keyNote: keyParams.keys.note }),
     activations: keyParams.activations.map((a) => ({ node: a.node, range: a.range, degree: a.degree, maxError: a.maxError, meanError: a.meanError, targetError: a.targetError })),
     agreementDigits: digits,
     argmaxAgreement: agree / digits,
@@ -191,6 +228,7 @@ export function formatHeLenetBench(r: HeLenetBenchResult): string {
     `${h.onnxruntimeImagesPerSecond.toFixed(0)} img/s, ${h.onnxruntimeMsSingle.toFixed(2)} ms`,
   ];
   const x = r.lenet5Relu;
+  const e = x.encrypted;
   const rows: string[][] = [
     ['model', 'parameters', 'keygen time / peak RSS', 'key.pub', 'images/s (batch)', 'latency s (single)', 'argmax vs onnxruntime', 'onnxruntime (same images)'],
     ['mnist_square (bundled)', ...cols(r.mnist)],
@@ -198,12 +236,12 @@ export function formatHeLenetBench(r: HeLenetBenchResult): string {
     [
       'lenet5_relu (approximated)',
       `N = ${x.polyModulusDegree}, depth ${x.depth}`,
-      `not run (estimated peak ${mb(x.estimatedKeygenPeakBytes)})`,
-      `${mb(x.estimatedPublicKeyBytes)} (estimated, batch only)`,
-      `${x.estimatedImagesPerSecond.toFixed(2)} (ESTIMATED, not run)`,
-      `${(x.estimatedBatchMs / 1000).toFixed(0)} (ESTIMATED, batch plan)`,
-      `${pct(x.argmaxAgreement)} of ${x.agreementDigits} (plaintext polynomial)`,
-      `accuracy ${pct(x.accuracyOriginal)} / approximated ${pct(x.accuracyApproximated)}`,
+      `${(x.keygen.ms / 1000).toFixed(1)} s / ${mb(x.keygen.peakRssBytes)}`,
+      `${mb(x.publicKeyBytes)} (batch only)`,
+      e === undefined ? `${x.estimatedImagesPerSecond.toFixed(2)} (ESTIMATED, not run)` : `${e.imagesPerSecondBatched.toFixed(2)} (${e.batch} images, encrypted)`,
+      x.packing === 'batch' ? 'not run (batch packing)' : 'not run',
+      `${pct(x.argmaxAgreement)} of ${x.agreementDigits} (plaintext polynomial)${e === undefined || e.argmaxAgreementOriginal === null ? '' : `; ${pct(e.argmaxAgreementOriginal)} of ${e.batch} (encrypted)`}`,
+      e === undefined ? `accuracy ${pct(x.accuracyOriginal)} / approximated ${pct(x.accuracyApproximated)}` : `${e.onnxruntimeImagesPerSecond.toFixed(0)} img/s (polynomial model); accuracy ${pct(x.accuracyOriginal)}`,
     ],
     ['target', '', `≤ ${r.targets.keygenMs / 1000} s / ≤ ${mb(r.targets.keygenPeakBytes)}`, `≤ ${mb(r.targets.publicKeyBytes)}`, `≥ ${r.targets.imagesPerSecondBatched}`, `≤ ${r.targets.latencyMsSingle / 1000}`, `≥ ${pct(r.targets.argmaxAgreement)}`, ''],
   ];
@@ -212,6 +250,8 @@ export function formatHeLenetBench(r: HeLenetBenchResult): string {
     `cipherml he bench --model lenet5 — ${r.mnist.cores} cores, ${r.mnist.threads} threads, batch ${r.mnist.batch} + ${r.mnist.singleImages} single images per model`,
     ...rows.map((row) => row.map((c, i) => c.padEnd(w[i]!)).join('  ')),
     `lenet5_relu fits: ${x.activations.map((a) => `${a.node} [${a.range[0].toFixed(1)}, ${a.range[1].toFixed(1)}] degree ${a.degree} max error ${a.maxError.toFixed(3)}, mean ${a.meanError.toFixed(3)}`).join('; ')}`,
+    ...(x.keyNote === undefined ? [] : [`lenet5_relu keys: ${x.keyNote}`]),
+    ...(e === undefined ? [] : [`lenet5_relu encrypted batch: ${e.batch} / (${(e.batchMs.encrypt / 1000).toFixed(1)} s encrypt + ${(e.batchMs.inference / 1000).toFixed(1)} s inference + ${(e.batchMs.decrypt / 1000).toFixed(2)} s decrypt); max |decrypted − onnxruntime on the polynomial model| ${e.maxAbsError.toExponential(2)}; argmax vs the polynomial model ${e.argmaxAgreement === null ? 'not measured' : pct(e.argmaxAgreement)}`]),
     `lenet5_relu estimate: (${x.plainProducts} plaintext-scalar products × ${x.msPerPlainProduct.toFixed(3)} ms + ${x.products} products × ${x.msPerProduct.toFixed(1)} ms) / ${r.mnist.threads} threads (measured at N = ${x.polyModulusDegree}, top level) per batch of ${x.slots}`,
     ...(r.lenet5Square.batchEstimate === undefined ? [] : [`lenet5_square batch estimate: (${r.lenet5Square.batchEstimate.plainProducts} × ${r.lenet5Square.batchEstimate.msPerPlainProduct.toFixed(3)} ms + ${r.lenet5Square.batchEstimate.products} × ${r.lenet5Square.batchEstimate.msPerProduct.toFixed(1)} ms) / ${r.lenet5Square.batchEstimate.threads} threads per batch of ${r.lenet5Square.batch}`]),
     ...(r.lenet5Square.keyNote === undefined ? [] : [`lenet5_square keys: ${r.lenet5Square.keyNote}`]),

@@ -44,6 +44,11 @@ export interface HeBenchOptions {
   readonly estimateBatch?: boolean;
   /** Calibration options (default: packing auto). */
   readonly calibration?: CalibrateOptions;
+  /**
+   * The model before calibration replaced its activations (e.g. Relu): the decrypted argmax is
+   * also compared with onnxruntime on it (`argmaxAgreementOriginal`), over the same images.
+   */
+  readonly original?: string;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -83,6 +88,10 @@ export interface HeBenchResult {
   readonly onnxruntimeImagesPerSecond: number;
   readonly maxAbsError: number;
   readonly argmaxAgreement: number | null;
+  /** Decrypted argmax against onnxruntime on `original` (null without it or without decrypted output). */
+  readonly argmaxAgreementOriginal: number | null;
+  /** onnxruntime's accuracy on `original` over the compared images. */
+  readonly originalAccuracy: number | null;
   readonly plaintextAccuracy: number | null;
   readonly encryptedAccuracy: number | null;
   /** Field path ↦ why it is null (not measured in this run). */
@@ -297,11 +306,20 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     const tOrtSingle = performance.now() - t;
     const ref = res[session.outputNames[0]!]!.data as Float32Array;
     await session.release();
+    let refOriginal: Float32Array | undefined;
+    if (o.original !== undefined) {
+      const orig = await ort.InferenceSession.create(await readFile(o.original));
+      const r = await orig.run({ [orig.inputNames[0]!]: new ort.Tensor('float32', flat, [batch, 1, 28, 28]) });
+      refOriginal = r[orig.outputNames[0]!]!.data as Float32Array;
+      await orig.release();
+    }
 
     let maxAbsError = 0;
     let agree = 0;
     let correctPlain = 0;
     let correctEnc = 0;
+    let agreeOriginal = 0;
+    let correctOriginal = 0;
     const compared = dec === undefined ? 0 : batch;
     for (let i = 0; i < compared; i++) {
       for (let k = 0; k < 10; k++) maxAbsError = Math.max(maxAbsError, Math.abs(dec!.data[i * 10 + k]! - ref[i * 10 + k]!));
@@ -310,6 +328,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       if (pe === pp) agree++;
       if (pp === labels.data[i]) correctPlain++;
       if (pe === labels.data[i]) correctEnc++;
+      if (refOriginal !== undefined && pe === argmax(refOriginal, i * 10)) agreeOriginal++;
+      if (refOriginal !== undefined && argmax(refOriginal, i * 10) === labels.data[i]) correctOriginal++;
     }
     const judged = compared + singleImages;
     const noneDecrypted = 'no encrypted output was decrypted: the batch plan was estimated, not run, and the single plan was not run';
@@ -319,7 +339,12 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       if (argmax(s, 0) === argmax(ref, i * 10)) agree++;
       if (compared === 0 && argmax(ref, i * 10) === labels.data[i]) correctPlain++;
       if (compared === 0 && argmax(s, 0) === labels.data[i]) correctEnc++;
+      if (refOriginal !== undefined && argmax(s, 0) === argmax(refOriginal, i * 10)) agreeOriginal++;
+      if (refOriginal !== undefined && compared === 0 && argmax(refOriginal, i * 10) === labels.data[i]) correctOriginal++;
     });
+    if (o.original === undefined) nullReasons.argmaxAgreementOriginal = nullReasons.originalAccuracy = 'no original model was given';
+    else if (judged === 0) nullReasons.argmaxAgreementOriginal = nullReasons.originalAccuracy = noneDecrypted;
+    const withOriginal = o.original !== undefined && judged > 0;
     return {
       model: modelPath,
       cores: availableParallelism(),
@@ -340,6 +365,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       onnxruntimeImagesPerSecond: batch / (tOrt / 1000),
       maxAbsError,
       argmaxAgreement: judged === 0 ? null : agree / judged,
+      argmaxAgreementOriginal: withOriginal ? agreeOriginal / judged : null,
+      originalAccuracy: withOriginal ? correctOriginal / (compared || singleImages) : null,
       // Over the batch (over the single images when the batch plan is estimated).
       plaintextAccuracy: judged === 0 ? null : correctPlain / (compared || singleImages),
       encryptedAccuracy: judged === 0 ? null : correctEnc / (compared || singleImages),

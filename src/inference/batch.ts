@@ -26,10 +26,11 @@ class Form<V> {
   readonly bias: number;
   cached: V | undefined;
   /**
-   * Σ of the terms as one ciphertext (additions only, no level), for a form whose coefficients
-   * are all `common`: the form is then common·sum + bias (see {@link equalCoefficient}).
+   * The terms with each set of two or more sharing a coefficient replaced by their sum (additions
+   * only, no level): Σ grouped = Σ terms. Set where a later linear layer first expands the form,
+   * and only when some coefficient is shared (see {@link coefficientGroups}).
    */
-  sum: V | undefined;
+  grouped: readonly (readonly [V, number])[] | undefined;
   constructor(terms: Map<V, number>, bias: number) {
     this.terms = terms;
     this.bias = bias;
@@ -37,20 +38,23 @@ class Form<V> {
 }
 
 /**
- * The coefficient every term of a form shares, when it has at least two terms and they all share
- * one; else undefined. Such a form (average pooling: ¼ on each of four ciphertexts) is summed once
- * by additions where a later linear layer expands it, so that layer takes one term per pooled
- * value instead of one per pooled input: for LeNet-5's AveragePool → Conv 16@5×5 the conv's
- * terms drop from 600 to 150 per output, at no level (additions do not rescale).
+ * The form's terms grouped by coefficient (each coefficient with the ciphertexts that carry it),
+ * when at least two terms share one; else undefined. Such a form is summed group by group once,
+ * by additions, where a later linear layer expands it, and that layer takes one term per group:
+ * average pooling puts ¼ on each of four ciphertexts (one group: LeNet-5's AveragePool → Conv
+ * 16@5×5 combines 150 terms per output instead of 600), and a pooled polynomial activation
+ * Σ_k c_k·t^k puts c_k/4 on the four t^k of its window (one group per power: 4 terms per pooled
+ * value instead of 16 at degree 4). Coefficients compare exactly: the pooled forms' coefficients
+ * are the same products of the same numbers.
  */
-function equalCoefficient<V>(terms: ReadonlyMap<V, number>): number | undefined {
-  if (terms.size < 2) return undefined;
-  let common: number | undefined;
-  for (const k of terms.values()) {
-    if (common === undefined) common = k;
-    else if (k !== common) return undefined;
+function coefficientGroups<V>(terms: ReadonlyMap<V, number>): Map<number, V[]> | undefined {
+  const groups = new Map<number, V[]>();
+  for (const [v, k] of terms) {
+    const g = groups.get(k);
+    if (g === undefined) groups.set(k, [v]);
+    else g.push(v);
   }
-  return common;
+  return groups.size < terms.size ? groups : undefined;
 }
 
 /** A batch-plan element: a constant, a ciphertext, or an affine form over ciphertexts. */
@@ -294,27 +298,29 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
     created.add(v);
     return v;
   };
+  // Mod-switched copies (value ↦ level ↦ copy), made once and shared by every form materialized at
+  // that level until the next collection frees them: a layer whose inputs sit at two levels (a
+  // pooled polynomial's t and t² sums above its t³ and t⁴ sums) switches each input once, not once
+  // per output (LeNet-5 with Relu: 297,118 switched copies per run, each sent to the thread that
+  // needed it, before).
+  const lowered = new Map<V, Map<number, V>>();
 
   const materialize = (e: Elem<V>): V => {
     if (typeof e === 'number') throw new CipherMLError('CIPHERML_E_KEYPARAMS_TOO_SMALL', 'a constant reached a ciphertext product', { param: 'model' });
     if (!(e instanceof Form)) return e;
     if (e.cached !== undefined) return e.cached;
-    const entries: [V, number][] = e.sum !== undefined ? [[e.sum, equalCoefficient(e.terms)!]] : [...e.terms];
+    const entries: readonly (readonly [V, number])[] = e.grouped ?? [...e.terms];
     if (entries.length === 1 && entries[0]![1] === 1 && e.bias === 0) return (e.cached = entries[0]![0]);
     const level = Math.min(...entries.map(([v]) => ops.level(v)));
-    const temps: V[] = [];
     const vs = entries.map(([v]) => {
       if (ops.level(v) === level) return v;
-      const t = ops.toLevel(v, level);
-      temps.push(t);
+      let copies = lowered.get(v);
+      if (copies === undefined) lowered.set(v, (copies = new Map()));
+      let t = copies.get(level);
+      if (t === undefined) copies.set(level, (t = own(ops.toLevel(v, level))));
       return t;
     });
-    try {
-      e.cached = own(ops.linearCombination(vs, entries.map(([, k]) => k), e.bias));
-    } finally {
-      for (const t of temps) ops.delete(t);
-    }
-    return e.cached;
+    return (e.cached = own(ops.linearCombination(vs, entries.map(([, k]) => k), e.bias)));
   };
 
   const algebra: Algebra<Elem<V>> = {
@@ -329,11 +335,11 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
         if (typeof e === 'number') b += k * e;
         else if (e instanceof Form && e.cached !== undefined) add(e.cached, k);
         else if (e instanceof Form) {
-          const common = equalCoefficient(e.terms);
-          if (common !== undefined) {
-            e.sum ??= own(ops.sum([...e.terms.keys()]));
-            add(e.sum, k * common);
-          } else for (const [v, kv] of e.terms) add(v, k * kv);
+          if (e.grouped === undefined) {
+            const groups = coefficientGroups(e.terms);
+            if (groups !== undefined) e.grouped = [...groups].map(([kv, vs]) => [vs.length === 1 ? vs[0]! : own(ops.sum(vs)), kv] as const);
+          }
+          for (const [v, kv] of e.grouped ?? e.terms) add(v, k * kv);
           b += k * e.bias;
         } else add(e, k);
       }
@@ -359,13 +365,15 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
   const inputs = new Set<V>(input);
   let done = 0;
   const collect = (): void => {
+    // Mod-switched copies are referenced by no live tensor: freed here with the other unreachable values.
+    lowered.clear();
     const reachable = new Set<V>();
     for (const t of live) {
       for (const e of t.data) {
         if (typeof e === 'number') continue;
         if (e instanceof Form) {
-          // A summed form needs only its sum (its terms may be freed).
-          if (e.sum !== undefined) reachable.add(e.sum);
+          // A grouped form needs only its groups (the summed terms may be freed).
+          if (e.grouped !== undefined) for (const [v] of e.grouped) reachable.add(v);
           else for (const v of e.terms.keys()) reachable.add(v);
           if (e.cached !== undefined) reachable.add(e.cached);
         } else reachable.add(e);
@@ -466,7 +474,7 @@ export function batchDepth(graph: Graph): number {
 
 /**
  * Work of one batch-plan run: plaintext-scalar products (terms of every materialized affine
- * form), ciphertext products and ciphertext additions (the sums of equal-coefficient forms), read
+ * form), ciphertext products and ciphertext additions (the sums of equal-coefficient terms), read
  * off the recorded program ({@link recordBatch}), so it counts exactly what runs. Independent of
  * how many slots are filled.
  *
