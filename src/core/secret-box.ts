@@ -9,8 +9,9 @@ import { CipherMLError } from './errors.ts';
  * ‖ nonce (12) ‖ tag (16) ‖ ciphertext`. The key is scrypt(UTF-8 passphrase, salt; N = 2^log2N,
  * r = 8, p = 1, 32 bytes) (RFC 7914). Everything before the salt is the GCM associated data
  * (NIST SP 800-38D §5.2.1.1), so the user, model and key fingerprint the box is bound to cannot be
- * changed without failing the tag. Openers accept 17 ≤ log2 N ≤ 20 only: a box cannot make its
- * opener spend more than 1 GiB (128·r·N bytes).
+ * changed without failing the tag. Openers accept 17 ≤ log2 N ≤ 18 only: a box (from the
+ * untrusted service) cannot make its opener — a browser tab included — allocate more than
+ * 256 MiB (128·r·N bytes); boxes are written at N = 2^17.
  */
 
 const MAGIC_V1 = 'CMLSBOX1';
@@ -19,7 +20,7 @@ const HEAD = MAGIC.length + 3;
 /** scrypt cost of new boxes: N = 2^17, r = 8, p = 1 (128 MiB; OWASP Password Storage Cheat Sheet's scrypt minimum). */
 export const SECRET_BOX_LOG2_N = 17;
 const MIN_LOG2_N = 17;
-const MAX_LOG2_N = 20;
+const MAX_LOG2_N = 18;
 const SALT = 16;
 const NONCE = 12;
 const TAG = 16;

@@ -3,7 +3,7 @@ import { openSecretBox, sealSecretBox, type Scrypt, type SecretBinding } from '.
 
 export type { SecretBinding } from '../core/secret-box.ts';
 
-/** node:crypto's scrypt with r = 8, p = 1 and memory for N ≤ 2^20 (the box format's bound). */
+/** node:crypto's scrypt with r = 8, p = 1 and memory for the N the box asks for (at most 2^18, src/core/secret-box.ts). */
 const nodeScrypt: Scrypt = (passphrase, salt, n) =>
   new Promise((resolve, reject) => scrypt(passphrase, salt, 32, { N: n, r: 8, p: 1, maxmem: 128 * n * 8 + (32 << 20) }, (e, key) => (e === null ? resolve(new Uint8Array(key)) : reject(e))));
 
