@@ -96,6 +96,22 @@ describe('CLI errors speak the user\'s language', () => {
     expect(JSON.parse(unknown.stdout).error.message).toContain('num-server-rounds');
   });
 
+  it('applies --run-config to a neural-network run (runtime and [app] keys) and refuses a key of neither or a bad app value, naming it', { timeout: 120_000 }, async () => {
+    const nn = ['simulate', '--config', 'examples/fl-mnist/run.toml', '--run-dir', join(dir, 'nn-run'), '--json'];
+    const misspelled = await cli(...nn, '--run-config', 'datasett=fashion-mnist');
+    expect(misspelled.code).toBe(1);
+    expect(JSON.parse(misspelled.stdout).error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: 'datasett' });
+    expect(JSON.parse(misspelled.stdout).error.message).toContain('nor an app key (dataset,');
+    const badValue = await cli(...nn, '--run-config', 'dataset=cifar10');
+    expect(JSON.parse(badValue.stdout).error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: '--run-config dataset' });
+    // Before, the NN path dropped --run-config without a word and trained on MNIST.
+    const small = 'dataset=fashion-mnist train-limit=64 test-limit=32 num-clients=2 num-server-rounds=1 min-fit-clients=2 min-evaluate-clients=2 min-available-clients=2 local-epochs=1';
+    const run = await cli(...nn, '--run-config', small);
+    expect(run.code, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { dataset: string; clients: number; rounds: number };
+    expect(summary).toMatchObject({ dataset: 'fashion-mnist', clients: 2 });
+  });
+
   it('gives --redis written after `serve worker` to the worker', async () => {
     const missing = await cli('serve', 'worker', '--data', join(dir, 'w'), '--json');
     expect(JSON.parse(missing.stdout).error).toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: '--redis' });

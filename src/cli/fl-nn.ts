@@ -3,14 +3,14 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { CipherMLError } from '../core/errors.ts';
 import { writeFileSafely } from '../core/io.ts';
-import { DEFAULT_NN_APP, readNnApp, resolveNnApp, type NnAppConfig } from '../fl/apps/nn-config.ts';
+import { DEFAULT_NN_APP, NN_APP_KEYS, readNnApp, resolveNnApp, type NnAppConfig } from '../fl/apps/nn-config.ts';
 import { clientData, describeNnRun, loadNnData, loadNnTest, nnDefaults, nnRunConfig, nnServerSettings, simulateNn, wrapForApp } from '../fl/apps/nn-run.ts';
 import { initialModel, nnClient, nnEvaluator } from '../fl/apps/nn.ts';
 import { loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts';
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { readRunModel } from '../fl/export-checkpoint.ts';
 import { deriveToken } from '../fl/protocol.ts';
-import { buildStrategy, serverSettings } from '../fl/run.ts';
+import { buildStrategy, serverSettings, splitRunConfigOverrides } from '../fl/run.ts';
 import { minKeyBitsOption } from '../fl/key-pinning.ts';
 import { FlServer, type RunSummary } from '../fl/server.ts';
 import { createRpcTransport } from '../fl/transport.ts';
@@ -46,11 +46,17 @@ function addOptions(cmd: Command): Command {
   return cmd.option('--json', 'print one JSON object per event on stdout; the last line is the summary');
 }
 
+/**
+ * The run config and the app config of a command: the file, then `--run-config` (runtime and
+ * [app] keys alike, as Flower's run config; a key of neither is refused), then the flags.
+ */
 async function configs(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ config: RunConfig; app: NnAppConfig }> {
   const path = opts['config'] as string | undefined;
-  const config = await loadRunConfig({ path, env: process.env, flags: { ...opts, ...extra } });
+  const { runConfig: pairs, ...flags } = opts;
+  const overrides = typeof pairs === 'string' ? splitRunConfigOverrides(pairs, NN_APP_KEYS) : { runtime: {}, app: {} };
+  const config = await loadRunConfig({ path, env: process.env, flags: { ...overrides.runtime, ...flags, ...extra } });
   const fromFile = path === undefined ? null : await readNnApp(path);
-  const app = resolveNnApp(opts, fromFile ?? DEFAULT_NN_APP, '--');
+  const app = resolveNnApp(flags, resolveNnApp(overrides.app, fromFile ?? DEFAULT_NN_APP, '--run-config ', true), '--');
   return { config: nnRunConfig(config, app), app };
 }
 

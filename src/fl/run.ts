@@ -169,18 +169,9 @@ function splitPairs(text: string): string[] {
   return out;
 }
 
-/**
- * Parses Flower's `--run-config "key=value key2=value2"` override into run-config fields. Values
- * are TOML values (`5`, `0.1`, `true`, `"text"`); a bare word that is not a TOML value is taken as
- * a string, so `strategy=paillier` works as Flower users expect.
- *
- * @example
- * ```ts
- * parseRunConfigOverrides('num-server-rounds=5 strategy=paillier'); // { numServerRounds: 5, strategy: 'paillier' }
- * ```
- */
-export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
-  const lines: string[] = [];
+/** The `key = value` TOML lines of a `--run-config` text (a bare word that is not a TOML value becomes a string). */
+function overrideLines(text: string): { key: string; line: string }[] {
+  const out: { key: string; line: string }[] = [];
   for (const pair of splitPairs(text)) {
     const eq = pair.indexOf('=');
     if (eq <= 0) {
@@ -196,9 +187,53 @@ export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
     } catch {
       value = JSON.stringify(value);
     }
-    lines.push(`${key} = ${value}`);
+    out.push({ key, line: `${key} = ${value}` });
   }
-  return parseRunConfigToml(lines.join('\n'), '--run-config');
+  return out;
+}
+
+/**
+ * Parses Flower's `--run-config "key=value key2=value2"` override into run-config fields. Values
+ * are TOML values (`5`, `0.1`, `true`, `"text"`); a bare word that is not a TOML value is taken as
+ * a string, so `strategy=paillier` works as Flower users expect. An unknown key is refused
+ * (CIPHERML_E_CONFIG_INVALID naming it).
+ *
+ * @example
+ * ```ts
+ * parseRunConfigOverrides('num-server-rounds=5 strategy=paillier'); // { numServerRounds: 5, strategy: 'paillier' }
+ * ```
+ */
+export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
+  return parseRunConfigToml(overrideLines(text).map((l) => l.line).join('\n'), '--run-config');
+}
+
+/**
+ * `--run-config` for a run whose app has keys of its own (Flower's run config holds both): the
+ * runtime's keys as {@link parseRunConfigOverrides} gives them, and the app's (`appKeys`, kebab
+ * case) as TOML values for the app to check. A key of neither is refused, naming it.
+ *
+ * @example
+ * ```ts
+ * splitRunConfigOverrides('dataset=fashion-mnist local-epochs=2', ['dataset']); // { runtime: { localEpochs: 2 }, app: { dataset: 'fashion-mnist' } }
+ * ```
+ */
+export function splitRunConfigOverrides(text: string, appKeys: readonly string[]): { runtime: Partial<RunConfig>; app: Record<string, unknown> } {
+  const lines = overrideLines(text);
+  const app: Record<string, unknown> = {};
+  const runtime: string[] = [];
+  for (const { key, line } of lines) {
+    if (appKeys.includes(key)) app[key] = parseTomlBounded(line.replace(/^[^=]*=/, 'v ='), '--run-config', '--run-config')['v'];
+    else runtime.push(line);
+  }
+  try {
+    return { runtime: parseRunConfigToml(runtime.join('\n'), '--run-config'), app };
+  } catch (e) {
+    const key = (e as { param?: string }).param;
+    if (key !== undefined && !lines.some((l) => l.key === key && appKeys.includes(key)) && /unknown key/.test((e as Error).message)) {
+      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `unknown key ${JSON.stringify(key)} (in --run-config): neither a runtime key (see --help) nor an app key (${appKeys.join(', ')})`, { param: key, cause: e });
+    }
+    throw e;
+  }
 }
 
 /** Flower's federation options of a simulation (`options.num-supernodes`). */

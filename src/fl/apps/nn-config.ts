@@ -48,7 +48,9 @@ export const DEFAULT_NN_APP: NnAppConfig = {
   engine: 'wasm',
 };
 
-const KEYS = ['dataset', 'data-dir', 'model', 'partition', 'num-clients', 'train-limit', 'test-limit', 'momentum', 'proximal-mu', 'server-optimizer', 'server-learning-rate', 'engine'] as const;
+/** The [app] keys of a neural-network run (kebab case, as in run.toml and `--run-config`). */
+export const NN_APP_KEYS = ['dataset', 'data-dir', 'model', 'partition', 'num-clients', 'train-limit', 'test-limit', 'momentum', 'proximal-mu', 'server-optimizer', 'server-learning-rate', 'engine'] as const;
+const KEYS = NN_APP_KEYS;
 type Key = (typeof KEYS)[number];
 
 function invalid(message: string, param: string): CipherMLError {
