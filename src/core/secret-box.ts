@@ -43,8 +43,15 @@ const startsWith = (b: Uint8Array, magic: string): boolean => b.length >= magic.
 const copy = (b: Uint8Array): Uint8Array<ArrayBuffer> => Uint8Array.from(b);
 
 async function aesKey(scrypt: Scrypt, passphrase: string, salt: Uint8Array, log2N: number): ReturnType<typeof crypto.subtle.importKey> {
-  const raw = await scrypt(new TextEncoder().encode(passphrase), salt, 2 ** log2N);
-  return crypto.subtle.importKey('raw', copy(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
+  const derived = await scrypt(new TextEncoder().encode(passphrase), salt, 2 ** log2N);
+  const raw = copy(derived);
+  try {
+    return await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']);
+  } finally {
+    // The derived key lives on only inside the non-extractable CryptoKey.
+    derived.fill(0);
+    raw.fill(0);
+  }
 }
 
 /** Whether `bytes` is a secret box of any format (the console tells a box from its older JSON record with this). */
@@ -73,7 +80,13 @@ export async function sealSecretBox(plain: Uint8Array, passphrase: string, bindi
   const nonce = crypto.getRandomValues(new Uint8Array(NONCE));
   const key = await aesKey(scrypt, passphrase, salt, SECRET_BOX_LOG2_N);
   // WebCrypto answers ciphertext ‖ tag; the box keeps the tag before the ciphertext.
-  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: aad, tagLength: 128 }, key, copy(plain)));
+  const secret = copy(plain);
+  let sealed: Uint8Array;
+  try {
+    sealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: aad, tagLength: 128 }, key, secret));
+  } finally {
+    secret.fill(0);
+  }
   const body = sealed.subarray(0, sealed.length - TAG);
   const out = new Uint8Array(aad.length + SALT + NONCE + TAG + body.length);
   let o = 0;

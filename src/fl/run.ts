@@ -7,7 +7,7 @@ import { generatePaillierKeyPair, serializePublicKey, type PackingSpec, type Pai
 import { authorityKeyHolder } from './authority.ts';
 import { keySizeFor } from './key-pinning.ts';
 import { SIG_CONTEXT, keyStatement, type PartyTrust } from './identity-auth.ts';
-import { parseRunConfigToml, type RunConfig } from './config.ts';
+import { parseRunConfigToml, RUN_CONFIG_SCHEMA, type RunConfig } from './config.ts';
 import type { ServerSettings } from './server.ts';
 import { SecAggFedAvg, type SecAggSettings } from './secagg.ts';
 import { PaillierFedAvg, PlainFedAvg, type Strategy } from './strategy.ts';
@@ -218,22 +218,14 @@ export function parseRunConfigOverrides(text: string): Partial<RunConfig> {
  * ```
  */
 export function splitRunConfigOverrides(text: string, appKeys: readonly string[]): { runtime: Partial<RunConfig>; app: Record<string, unknown> } {
-  const lines = overrideLines(text);
   const app: Record<string, unknown> = {};
   const runtime: string[] = [];
-  for (const { key, line } of lines) {
+  for (const { key, line } of overrideLines(text)) {
     if (appKeys.includes(key)) app[key] = parseTomlBounded(line.replace(/^[^=]*=/, 'v ='), '--run-config', '--run-config')['v'];
-    else runtime.push(line);
+    else if (RUN_CONFIG_SCHEMA.some((s) => s.key === key)) runtime.push(line);
+    else throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `unknown key ${JSON.stringify(key)} (in --run-config): neither a runtime key (see --help) nor an app key (${appKeys.join(', ')})`, { param: key });
   }
-  try {
-    return { runtime: parseRunConfigToml(runtime.join('\n'), '--run-config'), app };
-  } catch (e) {
-    const key = (e as { param?: string }).param;
-    if (key !== undefined && !lines.some((l) => l.key === key && appKeys.includes(key)) && /unknown key/.test((e as Error).message)) {
-      throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `unknown key ${JSON.stringify(key)} (in --run-config): neither a runtime key (see --help) nor an app key (${appKeys.join(', ')})`, { param: key, cause: e });
-    }
-    throw e;
-  }
+  return { runtime: parseRunConfigToml(runtime.join('\n'), '--run-config'), app };
 }
 
 /** Flower's federation options of a simulation (`options.num-supernodes`). */

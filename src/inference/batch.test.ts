@@ -48,33 +48,7 @@ describe('batch plan: equal-coefficient forms', () => {
   });
 
   it('the recorded program (unfinished squares, sums finished once) decrypts to the plaintext result, as runBatch does', async () => {
-    const graph = pooled();
-    const ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 30, 40], scaleBits: 30 });
-    const values = new Map<number, CkksVector>();
-    try {
-      const samples = 3;
-      const x = Float64Array.from({ length: samples * 36 }, (_, i) => Math.sin(7 * i) * 0.8);
-      const input = Array.from({ length: 36 }, (_, j) => ctx.encryptVector(Float64Array.from({ length: samples }, (_, s) => x[s * 36 + j]!)));
-      input.forEach((v, i) => values.set(i, v));
-      const program = recordBatch(graph, ctx.maxLevel);
-      for (const ins of program.instrs) runBatchInstr(ctx, values, ins);
-      const direct = runBatch(ctx, graph, input);
-      const want = runPlain(graph, { dims: [samples, 1, 6, 6], data: x }).data;
-      const per = program.outputs.length;
-      program.outputs.forEach((id, k) => {
-        const got = ctx.decryptVector(values.get(id)!, samples);
-        const ref = ctx.decryptVector(direct[k]!, samples);
-        for (let s = 0; s < samples; s++) {
-          const w = want[s * per + k]!;
-          expect(Math.abs(got[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
-          expect(Math.abs(ref[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
-        }
-      });
-      for (const v of direct) v.delete();
-    } finally {
-      for (const v of values.values()) v.delete();
-      ctx.delete();
-    }
+    await expectBatchEqualsPlain(pooled(), [40, 30, 30, 30, 40]);
   });
 });
 
@@ -134,32 +108,39 @@ describe('batch plan: pooled polynomial activations', () => {
   });
 
   it('decrypts to the plaintext result, recorded program and runBatch alike', async () => {
-    const graph = pooledPolynomial();
-    const ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits: [40, 30, 30, 30, 30, 40], scaleBits: 30 });
-    const values = new Map<number, CkksVector>();
-    try {
-      const samples = 3;
-      const x = Float64Array.from({ length: samples * 36 }, (_, i) => Math.sin(7 * i) * 0.8);
-      const input = Array.from({ length: 36 }, (_, j) => ctx.encryptVector(Float64Array.from({ length: samples }, (_, s) => x[s * 36 + j]!)));
-      input.forEach((v, i) => values.set(i, v));
-      const program = recordBatch(graph, ctx.maxLevel);
-      for (const ins of program.instrs) runBatchInstr(ctx, values, ins);
-      const direct = runBatch(ctx, graph, input);
-      const want = runPlain(graph, { dims: [samples, 1, 6, 6], data: x }).data;
-      const per = program.outputs.length;
-      program.outputs.forEach((id, k) => {
-        const got = ctx.decryptVector(values.get(id)!, samples);
-        const ref = ctx.decryptVector(direct[k]!, samples);
-        for (let s = 0; s < samples; s++) {
-          const w = want[s * per + k]!;
-          expect(Math.abs(got[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
-          expect(Math.abs(ref[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
-        }
-      });
-      for (const v of direct) v.delete();
-    } finally {
-      for (const v of values.values()) v.delete();
-      ctx.delete();
-    }
+    await expectBatchEqualsPlain(pooledPolynomial(), [40, 30, 30, 30, 30, 40]);
   });
 });
+
+/**
+ * Runs `graph` on 3 encrypted samples of a 1 × 6 × 6 input both ways — the recorded program
+ * instruction by instruction and runBatch — and checks each against the plaintext executor.
+ */
+async function expectBatchEqualsPlain(graph: ReturnType<typeof parseOnnx>, coeffModulusBits: number[]): Promise<void> {
+  const ctx = await CkksContext.create({ polyModulusDegree: 8192, coeffModulusBits, scaleBits: 30 });
+  const values = new Map<number, CkksVector>();
+  try {
+    const samples = 3;
+    const x = Float64Array.from({ length: samples * 36 }, (_, i) => Math.sin(7 * i) * 0.8);
+    const input = Array.from({ length: 36 }, (_, j) => ctx.encryptVector(Float64Array.from({ length: samples }, (_, s) => x[s * 36 + j]!)));
+    input.forEach((v, i) => values.set(i, v));
+    const program = recordBatch(graph, ctx.maxLevel);
+    for (const ins of program.instrs) runBatchInstr(ctx, values, ins);
+    const direct = runBatch(ctx, graph, input);
+    const want = runPlain(graph, { dims: [samples, 1, 6, 6], data: x }).data;
+    const per = program.outputs.length;
+    program.outputs.forEach((id, k) => {
+      const got = ctx.decryptVector(values.get(id)!, samples);
+      const ref = ctx.decryptVector(direct[k]!, samples);
+      for (let s = 0; s < samples; s++) {
+        const w = want[s * per + k]!;
+        expect(Math.abs(got[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
+        expect(Math.abs(ref[s]! - w)).toBeLessThan(1e-3 * Math.max(1, Math.abs(w)));
+      }
+    });
+    for (const v of direct) v.delete();
+  } finally {
+    for (const v of values.values()) v.delete();
+    ctx.delete();
+  }
+}
