@@ -11,6 +11,7 @@ import { calibrate } from '../src/inference/calibrate.ts';
 import { decryptOutput, encryptSingle, inferBytes } from '../src/inference/he.ts';
 import { readIdx } from '../src/inference/idx.ts';
 import { parseOnnx, serializeOnnx } from '../src/inference/onnx.ts';
+import type { PoolRunStats } from '../src/inference/pool.ts';
 import { EncryptionPool, InferencePool } from '../src/inference/pool.ts';
 import { prepareSingle } from '../src/inference/single.ts';
 
@@ -96,6 +97,8 @@ export interface HeBenchResult {
   readonly encryptedAccuracy: number | null;
   /** Field path ↦ why it is null (not measured in this run). */
   readonly nullReasons: Readonly<Record<string, string>>;
+  /** Per inference thread, its heap budget's cost in the (last chunk of the) batch run; null when estimated. */
+  readonly poolStats: readonly PoolRunStats[] | null;
   /** key.pub of the key set (both plans: includes the single plan's Galois keys). */
   readonly publicKeyBytes: number;
   /** key.pub without Galois keys (what a batch-only key set weighs). */
@@ -268,6 +271,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
     let encBytes = 0;
     let dec: { data: ArrayLike<number> } | undefined;
     let estimate: BatchEstimate | undefined;
+    let poolStats: readonly PoolRunStats[] | null = null;
     if (o.estimateBatch === true) {
       estimate = await estimateBatch(keyParams, threads);
       tInf = estimate.ms;
@@ -281,6 +285,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       tEnc = performance.now() - t;
       encBytes = enc.length;
       log(`batch of ${batch}: encrypted in ${tEnc.toFixed(0)} ms (${enc.length} bytes)`);
+      // The client's threads are done: their SEAL heaps (≈ 1 GiB each for LeNet-5) are not the server's.
+      await encPool.close();
       t = performance.now();
       const outBytes = await pool.inferBytes(calibrated, enc, { onProgress: (d, n, what) => log(`  [${d}/${n}] ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)`) });
       tInf = performance.now() - t;
@@ -288,6 +294,8 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       dec = decryptOutput(client, outBytes);
       tDec = performance.now() - t;
       log(`batch of ${batch}: inference ${tInf.toFixed(0)} ms, decrypt ${tDec.toFixed(0)} ms`);
+      poolStats = pool.lastRun;
+      log(`inference threads: ${poolStats.map((p, i) => `#${i} peak ${(p.peakHeapBytes / 2 ** 20).toFixed(0)} MiB of ciphertexts in SEAL's heap (${(p.wasmBytes / 2 ** 20).toFixed(0)} MiB WebAssembly memory), ${p.spills} spilled, ${p.reloads} reloaded`).join('; ')}`);
     }
     let t: number;
 
@@ -373,6 +381,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       nullReasons,
       publicKeyBytes: pub.length,
       publicKeyBytesBatchOnly,
+      poolStats,
       ciphertextBytesPerImage: encBytes / batch,
       ciphertextBytesSingle,
       targets: { imagesPerSecondBatched: 100, latencyMsSingle: 1000, argmaxAgreement: 0.99 },

@@ -502,14 +502,17 @@ export class CkksContext {
    * Σ_i k_i·x_i (+ bias) with one rescale for the whole sum: every x_i is multiplied by its
    * scalar encoded at q_ℓ (compensated for any scale difference between the x_i, so the sum is
    * exact) and accumulated before rescaling. Terms with k_i ≈ 0 are skipped. All x_i must be at
-   * the same level. This is the inner loop of batch-packed linear layers.
+   * the same level. This is the inner loop of batch-packed linear layers. The result's scale is
+   * xs[0]'s, or `options.scale` (the scale of another ciphertext at this level), so that partial
+   * sums of one combination computed apart add exactly.
    *
    * @example
    * ```ts
    * using y = ctx.linearCombination([x0, x1], [0.5, -2], 0.1); // 0.5·x0 − 2·x1 + 0.1
+   * using z = ctx.linearCombination([x2], [3], 0, { scale: x0.scale }); // addable to y's partner
    * ```
    */
-  linearCombination(xs: readonly CkksVector[], ks: readonly number[], bias = 0): CkksVector {
+  linearCombination(xs: readonly CkksVector[], ks: readonly number[], bias = 0, options: { readonly scale?: number } = {}): CkksVector {
     if (xs.length === 0 || xs.length !== ks.length) {
       throw new CipherMLError('CIPHERML_E_SHAPE_MISMATCH', `${xs.length} vectors and ${ks.length} coefficients`, { param: 'ks' });
     }
@@ -518,7 +521,11 @@ export class CkksContext {
     const level = this.levelOf(first);
     this.#needLevel(first, 'linearCombination');
     const q = this.#lastPrime[level]!;
-    const fast = this.#kernelCombination(xs, ks, bias, level);
+    const target = options.scale ?? first.ct.scale();
+    if (!(Number.isFinite(target) && target > 0) || Math.abs(Math.log2(target / first.ct.scale())) > 1) {
+      throw new CipherMLError('CIPHERML_E_CKKS_SCALE_MISMATCH', `target scale ${target} is not within a factor 2 of xs[0]'s 2^${Math.log2(first.scale).toFixed(3)}`, { param: 'options.scale' });
+    }
+    const fast = this.#kernelCombination(xs, ks, bias, level, target);
     if (fast !== undefined) return fast;
     const acc = this.#fresh();
     const tmp = this.#fresh();
@@ -530,7 +537,7 @@ export class CkksContext {
         const k = ks[i]!;
         // Encoding k at q·(Δ₀/Δᵢ) makes every product's scale Δ₀·q, so terms whose scales drifted
         // apart (different product paths) still add exactly.
-        const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q * (first.ct.scale() / x.ct.scale()));
+        const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q * (target / x.ct.scale()));
         try {
           if (!started) {
             sealCall('multiplyPlain', () => this.#evaluator.multiplyPlain(x.ct, pt, acc));
@@ -551,7 +558,7 @@ export class CkksContext {
       if (!started) {
         // All coefficients zero: SEAL refuses a transparent product, so start from Enc(0).
         acc.delete();
-        const zero = this.#zeroAt(level - 1, first.ct.scale(), first.length);
+        const zero = this.#zeroAt(level - 1, target, first.length);
         if (bias === 0) return zero;
         const out = this.addScalar(zero, bias);
         zero.delete();
@@ -596,7 +603,7 @@ export class CkksContext {
    * when the kernel does not apply (SEAL's memory unreachable, a prime ≥ 2^50, a scalar whose
    * encoding exceeds 2^53, or no non-zero term), and the SEAL path runs instead.
    */
-  #kernelCombination(xs: readonly CkksVector[], ks: readonly number[], bias: number, level: number): CkksVector | undefined {
+  #kernelCombination(xs: readonly CkksVector[], ks: readonly number[], bias: number, level: number, target: number): CkksVector | undefined {
     const kernel = rnsKernel();
     if (kernel === undefined) return undefined;
     const primes = this.#primesAt[level]!;
@@ -614,7 +621,7 @@ export class CkksContext {
       const k = ks[i]!;
       if (!x.ct.isNttForm()) return undefined;
       // The integer the SEAL path's scalar plaintext holds (#encodeScalarAt at q·Δ₀/Δᵢ).
-      const m = Math.round(k * q * (first.ct.scale() / x.ct.scale()));
+      const m = Math.round(k * q * (target / x.ct.scale()));
       if (Math.abs(m) >= 2 ** 53) return undefined;
       const w = qs.map((p) => ((m % p) + p) % p);
       terms.push({ x, w: w.map(BigInt), wq: w.map((v, j) => v / qs[j]!) });
@@ -647,7 +654,7 @@ export class CkksContext {
         }
       }
       reduceAll();
-      acc.setScale(first.ct.scale() * q);
+      acc.setScale(target * q);
       return this.#finishCombination(acc, first.length, bias);
     } catch (e) {
       if (!acc.isDeleted()) acc.delete();

@@ -48,6 +48,27 @@ describe('RNS linear-combination kernel', () => {
     }
   });
 
+  it('takes a given scale (options.scale), so partial combinations add to the whole one', () => {
+    using x = ctx.encryptVector(Float64Array.from({ length: 64 }, (_, j) => Math.cos(j)));
+    using y = ctx.encryptVector(Float64Array.from({ length: 64 }, (_, j) => Math.sin(j)));
+    using sq = ctx.mul(x, y);
+    using lowX = ctx.toLevel(x, sq.level);
+    expect(Math.abs(sq.scale / lowX.scale - 1)).toBeGreaterThan(1e-5); // the drift the option is for
+    using whole = ctx.linearCombination([lowX, sq], [0.5, -2], 0.1);
+    using p1 = ctx.linearCombination([lowX], [0.5], 0.1);
+    using p2 = ctx.linearCombination([sq], [-2], 0, { scale: lowX.scale });
+    using p2Seal = viaSeal(() => ctx.linearCombination([sq], [-2], 0, { scale: lowX.scale }));
+    expect(Buffer.from(bytesOf(ctx, p2)).equals(Buffer.from(bytesOf(ctx, p2Seal)))).toBe(true);
+    expect(p2.scale).toBe(p1.scale);
+    using sum = ctx.add(p1, p2);
+    const w = ctx.decryptVector(whole, 64);
+    ctx.decryptVector(sum, 64).forEach((g, j) => expect(Math.abs(g - w[j]!)).toBeLessThan(1e-4));
+    // Without it the partials' scales differ past what addition aligns.
+    using bare = ctx.linearCombination([sq], [-2], 0);
+    expect(() => ctx.add(p1, bare)).toThrow(expect.objectContaining({ code: 'CIPHERML_E_CKKS_SCALE_MISMATCH' }));
+    expect(() => ctx.linearCombination([sq], [1], 0, { scale: sq.scale * 4 })).toThrow(expect.objectContaining({ code: 'CIPHERML_E_CKKS_SCALE_MISMATCH', param: 'options.scale' }));
+  });
+
   it(`reduces between blocks of ${MAX_LAZY_TERMS} terms (the i64 accumulator's bound)`, () => {
     using x = ctx.encryptVector(Float64Array.from({ length: 8 }, (_, j) => (j - 4) / 4));
     const n = MAX_LAZY_TERMS + 5;

@@ -1,3 +1,4 @@
+import { assertIntegerInRange } from '../core/guards.ts';
 import { InvalidArgumentError, Option } from 'commander';
 import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
@@ -209,12 +210,16 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-k, --key <path>', 'public evaluation keys (key.pub)', 'CIPHERML_HE_PUBLIC_KEY'))
       .addOption(req('-i, --in <path>', 'encrypted input', 'CIPHERML_HE_INPUT'))
       .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
-      .addOption(new Option('-t, --threads <n|auto>', 'worker threads for a batch-packed input (auto: one per core when the model is big enough)').env('CIPHERML_HE_THREADS').default('auto')),
-  ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; overwrite?: boolean; json?: boolean }) => {
+      .addOption(new Option('-t, --threads <n|auto>', 'worker threads for a batch-packed input (auto: one per core when the model is big enough)').env('CIPHERML_HE_THREADS').default('auto'))
+      .addOption(new Option('--heap-mib <n>', "MiB of ciphertexts each worker thread keeps in SEAL's heap (64-3584, default 2048); beyond it values wait serialized in the thread's JavaScript memory").env('CIPHERML_HE_HEAP_MIB')),
+  ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; heapMib?: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
     const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);
+    const heapMiB = o.heapMib === undefined ? undefined : Number(o.heapMib);
+    if (heapMiB !== undefined) assertIntegerInRange(heapMiB, '--heap-mib', 64, 3584);
+    const heap = heapMiB === undefined ? {} : { heapMiB };
     const progress = await createProgress({ label: 'encrypted inference', total: 0, unit: 'steps', json: o.json === true });
-    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, onProgress: (d, n, op) => progress.update(d, op, n) });
+    const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, ...heap, onProgress: (d, n, op) => progress.update(d, op, n) });
     progress.finish();
     const ms = Math.round(performance.now() - t0);
     print(o.json, { out: o.out, ...r, ms }, `encrypted inference (${r.packing} packing, ${r.threads} thread${r.threads === 1 ? '' : 's'}) in ${ms} ms (${r.bytes} bytes) → ${o.out}`);

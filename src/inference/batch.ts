@@ -57,6 +57,17 @@ function coefficientGroups<V>(terms: ReadonlyMap<V, number>): Map<number, V[]> |
   return groups.size < terms.size ? groups : undefined;
 }
 
+/**
+ * Most ciphertexts one linear combination reads. A larger form is materialized as partial
+ * combinations over chunks of its terms ordered by position in the image ({@link BatchOps.key}),
+ * summed by additions: the same value up to one rescale's rounding per partial, no extra level
+ * (every partial is rescaled from the same level to the same scale). A combination's operands
+ * must all be in one thread's SEAL heap at once, and chunks that follow the image let the pool
+ * free a dense layer's inputs region by region (LeNet-5 Relu: Gemm 400→120 reads 1,600
+ * ciphertexts of ≈ 2 MiB per output).
+ */
+const LC_CHUNK = 512;
+
 /** A batch-plan element: a constant, a ciphertext, or an affine form over ciphertexts. */
 type Elem<V> = number | V | Form<V>;
 
@@ -75,8 +86,11 @@ export interface RunBatchOptions {
  */
 interface BatchOps<V extends object> {
   level(v: V): number;
+  /** Where the value sits in the image: the smallest input index it depends on (0 when unknown). */
+  key(v: V): number;
   toLevel(v: V, level: number): V;
-  linearCombination(vs: readonly V[], ks: readonly number[], bias: number): V;
+  /** With `ref`: the result takes ref's scale (a partial sum of a split combination). */
+  linearCombination(vs: readonly V[], ks: readonly number[], bias: number, ref?: V): V;
   /** Σ vs by additions (mod-switched to the lowest level first); no level used. */
   sum(vs: readonly V[]): V;
   mul(a: V, b: V): V;
@@ -98,8 +112,9 @@ interface BatchOps<V extends object> {
 export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVector[], options: RunBatchOptions = {}): CkksVector[] {
   const ops: BatchOps<CkksVector> = {
     level: (v) => v.level,
+    key: () => 0,
     toLevel: (v, level) => ctx.toLevel(v, level),
-    linearCombination: (vs, ks, bias) => ctx.linearCombination(vs, ks, bias),
+    linearCombination: (vs, ks, bias, ref) => ctx.linearCombination(vs, ks, bias, ref === undefined ? {} : { scale: ref.scale }),
     sum: (vs) => sumVectors(ctx, vs),
     mul: (a, b) => ctx.mul(a, b),
     constant: (value) => ctx.encryptVector(new Float64Array(ctx.slotCount).fill(value)),
@@ -111,7 +126,8 @@ export function runBatch(ctx: CkksContext, graph: Graph, input: readonly CkksVec
 
 /** One instruction of a recorded batch program; operands are value ids (inputs are 0 … n−1). */
 export type BatchInstr =
-  | { readonly op: 'lc'; readonly out: number; readonly ins: readonly number[]; readonly ks: readonly number[]; readonly bias: number }
+  /** `ref`: a value whose scale the result takes (every partial of a split combination has xs[0] of the first partial as ref). */
+  | { readonly op: 'lc'; readonly out: number; readonly ins: readonly number[]; readonly ks: readonly number[]; readonly bias: number; readonly ref?: number }
   /** `finish: true`: every operand is an unfinished product; relinearize and rescale the sum once. */
   | { readonly op: 'sum'; readonly out: number; readonly ins: readonly number[]; readonly finish?: true }
   /** `finish: false`: left unrelinearized and unrescaled for the sums that consume it. */
@@ -133,11 +149,16 @@ export interface BatchProgram {
 class Sym {
   readonly id: number;
   readonly level: number;
-  constructor(id: number, level: number) {
+  /** Smallest program input it depends on (Infinity for a constant). */
+  readonly key: number;
+  constructor(id: number, level: number, key: number) {
     this.id = id;
     this.level = level;
+    this.key = key;
   }
 }
+
+const minKey = (vs: readonly Sym[]): number => Math.min(...vs.map((v) => v.key));
 
 /**
  * Records the batch plan for `graph` as a program, with the same operations {@link runBatch}
@@ -157,39 +178,40 @@ export function recordBatch(graph: Graph, inputLevel: number): BatchProgram {
   let next = n;
   const ops: BatchOps<Sym> = {
     level: (v) => v.level,
+    key: (v) => v.key,
     toLevel: (v, level) => {
-      const out = new Sym(next++, level);
+      const out = new Sym(next++, level, v.key);
       instrs.push({ op: 'toLevel', out: out.id, a: v.id, level });
       return out;
     },
-    linearCombination: (vs, ks, bias) => {
-      const out = new Sym(next++, vs[0]!.level - 1);
-      instrs.push({ op: 'lc', out: out.id, ins: vs.map((v) => v.id), ks: [...ks], bias });
+    linearCombination: (vs, ks, bias, ref) => {
+      const out = new Sym(next++, vs[0]!.level - 1, minKey(vs));
+      instrs.push({ op: 'lc', out: out.id, ins: vs.map((v) => v.id), ks: [...ks], bias, ...(ref === undefined ? {} : { ref: ref.id }) });
       return out;
     },
     sum: (vs) => {
-      const out = new Sym(next++, Math.min(...vs.map((v) => v.level)));
+      const out = new Sym(next++, Math.min(...vs.map((v) => v.level)), minKey(vs));
       instrs.push({ op: 'sum', out: out.id, ins: vs.map((v) => v.id) });
       return out;
     },
     mul: (a, b) => {
-      const out = new Sym(next++, Math.min(a.level, b.level) - 1);
+      const out = new Sym(next++, Math.min(a.level, b.level) - 1, Math.min(a.key, b.key));
       instrs.push({ op: 'mul', out: out.id, a: a.id, b: b.id });
       return out;
     },
     constant: (value) => {
-      const out = new Sym(next++, inputLevel);
+      const out = new Sym(next++, inputLevel, Infinity);
       instrs.push({ op: 'const', out: out.id, value });
       return out;
     },
     copy: (v) => {
-      const out = new Sym(next++, v.level);
+      const out = new Sym(next++, v.level, v.key);
       instrs.push({ op: 'copy', out: out.id, a: v.id });
       return out;
     },
     delete: () => undefined,
   };
-  const input = Array.from({ length: n }, (_, i) => new Sym(i, inputLevel));
+  const input = Array.from({ length: n }, (_, i) => new Sym(i, inputLevel, i));
   const outputs = runWith(ops, graph, input, {}).map((v) => v.id);
   return { inputs: n, inputLevel, instrs: deferFinishing(instrs, outputs), outputs };
 }
@@ -246,7 +268,7 @@ export function runBatchInstr(ctx: CkksContext, values: Map<number, CkksVector>,
   let out: CkksVector;
   switch (ins.op) {
     case 'lc':
-      out = ctx.linearCombination(ins.ins.map(get), ins.ks, ins.bias);
+      out = ctx.linearCombination(ins.ins.map(get), ins.ks, ins.bias, ins.ref === undefined ? {} : { scale: get(ins.ref).scale });
       break;
     case 'sum':
       out = ins.finish === true ? ctx.sumProducts(ins.ins.map(get)) : sumVectors(ctx, ins.ins.map(get));
@@ -320,7 +342,19 @@ function runWith<V extends object>(ops: BatchOps<V>, graph: Graph, input: readon
       if (t === undefined) copies.set(level, (t = own(ops.toLevel(v, level))));
       return t;
     });
-    return (e.cached = own(ops.linearCombination(vs, entries.map(([, k]) => k), e.bias)));
+    const ks = entries.map(([, k]) => k);
+    if (vs.length <= LC_CHUNK) return (e.cached = own(ops.linearCombination(vs, ks, e.bias)));
+    // Split by position in the image (see LC_CHUNK); every partial takes the first's scale.
+    const order = vs.map((_, i) => i).sort((a, b) => ops.key(vs[a]!) - ops.key(vs[b]!) || a - b);
+    const parts = Math.ceil(vs.length / LC_CHUNK);
+    const size = Math.ceil(vs.length / parts);
+    const ref = vs[order[0]!]!;
+    const partials: V[] = [];
+    for (let p = 0; p < parts; p++) {
+      const idx = order.slice(p * size, (p + 1) * size);
+      partials.push(own(ops.linearCombination(idx.map((i) => vs[i]!), idx.map((i) => ks[i]!), p === 0 ? e.bias : 0, p === 0 ? undefined : ref)));
+    }
+    return (e.cached = own(ops.sum(partials)));
   };
 
   const algebra: Algebra<Elem<V>> = {

@@ -278,9 +278,12 @@ export async function heInference(o: {
   out: string;
   overwrite?: boolean;
   threads?: number | 'auto';
+  /** MiB of ciphertexts each worker thread keeps in SEAL's heap (64–3584; see InferencePoolOptions.threadHeapMiB); set, a batch input always runs on the pool. */
+  heapMiB?: number;
   onProgress?: (done: number, total: number, op: string) => void;
 }): Promise<{ bytes: number; packing: 'batch' | 'single'; threads: number }> {
   if (o.threads !== undefined && o.threads !== 'auto') assertIntegerInRange(o.threads, 'threads', 1, 64);
+  if (o.heapMiB !== undefined) assertIntegerInRange(o.heapMiB, 'heapMiB', 64, 3584);
   await refuseExisting([o.out], o.overwrite === true);
   const graph = await readModel(o.model);
   const keyBytes = await readFileTyped(o.key, 'publicKeyPath');
@@ -296,8 +299,8 @@ export async function heInference(o: {
     threads = wanted === 'auto' ? (cost.scalarProducts + PRODUCT_COST * cost.products >= POOL_MIN_COST ? availableParallelism() : 1) : wanted;
   }
   let bytes: Uint8Array;
-  if (threads > 1) {
-    const pool = await InferencePool.create(keyBytes, { threads });
+  if (threads > 1 || (packing === 'batch' && o.heapMiB !== undefined)) {
+    const pool = await InferencePool.create(keyBytes, { threads, ...(o.heapMiB === undefined ? {} : { threadHeapMiB: o.heapMiB }) });
     try {
       bytes = await pool.inferFile(graph, file, progress);
     } finally {

@@ -1,8 +1,10 @@
 import { parentPort } from 'node:worker_threads';
+import TinyQueue from 'tinyqueue';
 import type { CkksContext, CkksVector } from '../ckks/index.ts';
 import type { CiphertextRecord } from '../ckks/index.ts';
 import { deserializePublicContext, deserializeSecretKey, encryptRecord, loadCiphertext, saveCiphertext } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
+import { sealMemory } from '../ckks/seal.ts';
 import { errorToReply } from '../core/worker-pool.ts';
 import type { BatchInstr } from './batch.ts';
 import { runBatchInstr } from './batch.ts';
@@ -31,6 +33,8 @@ export type PoolMessage =
       readonly send: readonly (readonly [number, readonly number[]])[];
       /** frees[i]: values to free after instruction i. */
       readonly frees: readonly (readonly number[])[];
+      /** Bytes of ciphertexts this thread keeps in SEAL's heap; more are spilled (see {@link Spill}). */
+      readonly heapBytes: number;
     }
   /** A value another thread made, for the running program. */
   | { readonly kind: 'value'; readonly id: number; readonly record: CiphertextRecord }
@@ -41,6 +45,112 @@ export type PoolMessage =
 /** Reply to a run. */
 export interface RunResult {
   readonly ms: number;
+  /** Ciphertexts serialized out of SEAL's heap, and loaded back, during the run. */
+  readonly spills: number;
+  readonly reloads: number;
+  /** Most bytes of ciphertexts held in SEAL's heap at once. */
+  readonly peakHeapBytes: number;
+  /** SEAL's WebAssembly memory after the run (it never shrinks: the thread's peak so far). */
+  readonly wasmBytes: number;
+}
+
+/**
+ * Keeps a thread's ciphertexts within a byte budget of SEAL's heap (a 32-bit WebAssembly memory:
+ * at most 4 GiB for keys, values and SEAL's pool). Over budget, the value whose next use on this
+ * thread is farthest away is serialized to this thread's JavaScript memory and freed in SEAL
+ * (Belady's rule: with the whole instruction sequence known, it is the eviction that loads the
+ * fewest values back); it is loaded again at its next use. The operands of the instruction about
+ * to run are never evicted, so a budget below one instruction's operands is exceeded by that
+ * instruction rather than failing (the caller bounds a combination's operands: LC_CHUNK).
+ */
+class Spill {
+  readonly #uses = new Map<number, number[]>();
+  readonly #cursor = new Map<number, number>();
+  readonly #queue = new TinyQueue<readonly [number, number]>([], (a, b) => b[0] - a[0]);
+  readonly #bytes = new Map<number, number>();
+  readonly #records = new Map<number, CiphertextRecord>();
+  readonly #budget: number;
+  resident = 0;
+  peak = 0;
+  spills = 0;
+  reloads = 0;
+
+  constructor(instrs: readonly BatchInstr[], budget: number) {
+    this.#budget = budget;
+    instrs.forEach((ins, i) => {
+      for (const id of operandsOf(ins)) {
+        const u = this.#uses.get(id);
+        if (u === undefined) this.#uses.set(id, [i]);
+        else if (u[u.length - 1] !== i) u.push(i);
+      }
+    });
+  }
+
+  /** Index of the first use of `id` after instruction `now` (Infinity: none). */
+  nextUse(id: number, now: number): number {
+    const u = this.#uses.get(id);
+    if (u === undefined) return Infinity;
+    let c = this.#cursor.get(id) ?? 0;
+    while (c < u.length && u[c]! <= now) c++;
+    this.#cursor.set(id, c);
+    return u[c] ?? Infinity;
+  }
+
+  isSpilled(id: number): boolean {
+    return this.#records.has(id);
+  }
+
+  /** `v` (value `id`) is now in SEAL's heap, next used after instruction `now`. */
+  admit(id: number, v: CkksVector, now: number, n: number): void {
+    const bytes = v.ct.size() * (v.level + 1) * n * 8;
+    this.#bytes.set(id, bytes);
+    this.resident += bytes;
+    this.peak = Math.max(this.peak, this.resident);
+    this.touch(id, now);
+  }
+
+  /** Records `id`'s next use after instruction `now` (after it was read). */
+  touch(id: number, now: number): void {
+    this.#queue.push([this.nextUse(id, now), id]);
+  }
+
+  /** Value `id` freed for good. */
+  drop(id: number): void {
+    this.resident -= this.#bytes.get(id) ?? 0;
+    this.#bytes.delete(id);
+    this.#records.delete(id);
+  }
+
+  /** Loads a spilled value back. */
+  reload(c: CkksContext, id: number): CkksVector {
+    const record = this.#records.get(id)!;
+    this.#records.delete(id);
+    this.reloads++;
+    return loadCiphertext(c, record, `value ${id}`);
+  }
+
+  /** Evicts values (never those in `keep`) until the budget holds or nothing else can go. */
+  fit(values: Map<number, CkksVector>, keep: ReadonlySet<number>, now: number): void {
+    const held: (readonly [number, number])[] = [];
+    while (this.resident > this.#budget && this.#queue.length > 0) {
+      const entry = this.#queue.pop()!;
+      const [use, id] = entry;
+      const v = values.get(id);
+      // Stale entries: the value left the heap, or was read since (a newer entry holds its next use).
+      if (v === undefined || use !== this.nextUse(id, now)) continue;
+      if (keep.has(id)) {
+        held.push(entry);
+        continue;
+      }
+      this.#records.set(id, saveCiphertext(v));
+      v.delete();
+      values.delete(id);
+      this.resident -= this.#bytes.get(id) ?? 0;
+      this.#bytes.delete(id);
+      this.spills++;
+    }
+    for (const e of held) this.#queue.push(e);
+  }
 }
 
 let ctx: CkksContext | undefined;
@@ -97,28 +207,43 @@ async function handle(msg: PoolMessage): Promise<unknown> {
   if (msg.kind !== 'run') throw new CipherMLError('CIPHERML_E_WORKER_FAILED', `unexpected message ${msg.kind}`, { param: 'pool' });
   const c = ctx;
   const t0 = performance.now();
+  const n = 2 * c.slotCount;
   const fresh = new Map(msg.load.map(({ id, record }) => [id, record]));
   const sendTo = new Map(msg.send);
-  const present = async (id: number): Promise<void> => {
+  const spill = new Spill(msg.instrs, msg.heapBytes);
+  const present = async (id: number, now: number): Promise<void> => {
     if (values.has(id)) return;
-    let record = fresh.get(id);
-    if (record !== undefined) {
-      fresh.delete(id);
-      const v = loadCiphertext(c, record, `input[${id}]`);
-      values.set(id, v);
-      if (v.level !== msg.inputLevel) throw new CipherMLError('CIPHERML_E_CKKS_CIPHERTEXT_INVALID', `input ciphertext ${id} is at level ${v.level}, a fresh encryption is at ${msg.inputLevel}`, { param: 'input' });
-      return;
+    if (spill.isSpilled(id)) {
+      values.set(id, spill.reload(c, id));
+    } else {
+      const record = fresh.get(id);
+      if (record !== undefined) {
+        fresh.delete(id);
+        const v = loadCiphertext(c, record, `input[${id}]`);
+        values.set(id, v);
+        if (v.level !== msg.inputLevel) throw new CipherMLError('CIPHERML_E_CKKS_CIPHERTEXT_INVALID', `input ciphertext ${id} is at level ${v.level}, a fresh encryption is at ${msg.inputLevel}`, { param: 'input' });
+      } else {
+        while (!inbox.has(id)) await arrival(id);
+        const received = inbox.get(id)!;
+        inbox.delete(id);
+        values.set(id, loadCiphertext(c, received, `value ${id}`));
+      }
     }
-    while (!inbox.has(id)) await arrival(id);
-    record = inbox.get(id)!;
-    inbox.delete(id);
-    values.set(id, loadCiphertext(c, record, `value ${id}`));
+    spill.admit(id, values.get(id)!, now - 1, n);
   };
   const step = Math.max(1, Math.floor(msg.instrs.length / 100));
   for (let i = 0; i < msg.instrs.length; i++) {
     const ins = msg.instrs[i]!;
-    for (const id of operandsOf(ins)) if (!values.has(id)) await present(id);
+    const ops = operandsOf(ins);
+    const keep = new Set(ops);
+    for (const id of ops) {
+      if (values.has(id)) continue;
+      spill.fit(values, keep, i - 1);
+      await present(id, i);
+    }
     runBatchInstr(c, values, ins);
+    for (const id of keep) spill.touch(id, i);
+    spill.admit(ins.out, values.get(ins.out)!, i, n);
     const to = sendTo.get(ins.out);
     if (to !== undefined) {
       const record = saveCiphertext(values.get(ins.out)!);
@@ -127,16 +252,19 @@ async function handle(msg: PoolMessage): Promise<unknown> {
     for (const id of msg.frees[i] ?? []) {
       values.get(id)?.delete();
       values.delete(id);
+      spill.drop(id);
     }
+    spill.fit(values, new Set(), i);
     if ((i + 1) % step === 0 || i + 1 === msg.instrs.length) parentPort!.postMessage({ id: 0, progress: i + 1 });
   }
   reset();
-  return { ms: performance.now() - t0 } satisfies RunResult;
+  return { ms: performance.now() - t0, spills: spill.spills, reloads: spill.reloads, peakHeapBytes: spill.peak, wasmBytes: sealMemory()?.buffer.byteLength ?? 0 } satisfies RunResult;
 }
 
 function operandsOf(ins: BatchInstr): readonly number[] {
   switch (ins.op) {
     case 'lc':
+      return ins.ref === undefined || ins.ins.includes(ins.ref) ? ins.ins : [...ins.ins, ins.ref];
     case 'sum':
       return ins.ins;
     case 'mul':

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import TinyQueue from 'tinyqueue';
 import type { CiphertextFile, CiphertextRecord, CkksContext, CkksVector } from '../ckks/index.ts';
 import { assembleCiphertexts, checkCiphertextFile, deserializePublicContext, deserializeSecretKey, loadCiphertext, serializeCiphertexts, splitCiphertextFile } from '../ckks/index.ts';
 import { CipherMLError } from '../core/errors.ts';
@@ -9,7 +10,7 @@ import { recordBatch } from './batch.ts';
 import type { TensorMeta } from './meta.ts';
 import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
 import type { Graph } from './onnx.ts';
-import type { PoolMessage } from './pool-worker.ts';
+import type { PoolMessage, RunResult } from './pool-worker.ts';
 
 /**
  * Batch-plan inference on worker threads, each with its own SEAL instance (SEAL in WebAssembly
@@ -44,6 +45,7 @@ function cost(ins: BatchInstr): number {
 function operands(ins: BatchInstr): readonly number[] {
   switch (ins.op) {
     case 'lc':
+      return ins.ref === undefined || ins.ins.includes(ins.ref) ? ins.ins : [...ins.ins, ins.ref];
     case 'sum':
       return ins.ins;
     case 'mul':
@@ -79,7 +81,7 @@ export interface ThreadPlan {
 export interface PoolSchedule {
   readonly threads: number;
   readonly plans: readonly ThreadPlan[];
-  /** Sum of instruction costs; the busiest thread's cost (a lower bound of the parallel time). */
+  /** Sum of instruction costs; the simulated finish time of the last thread (see schedulePool). */
   readonly totalCost: number;
   readonly spanCost: number;
   /** Ciphertexts moved between threads. */
@@ -87,44 +89,62 @@ export interface PoolSchedule {
 }
 
 /**
- * A topological order that finishes one output's inputs before starting the next's (post-order
- * depth-first from the outputs): for convolutional models this sweeps the image, so a value is
- * freed soon after it is made instead of whole layers being held at once.
+ * A topological order that sweeps the image: of the instructions whose operands are made, the
+ * one whose value depends on the smallest input index runs first (ties: program order). A
+ * convolution's output at a position is made as soon as its window is, so a layer's values live
+ * for a band of rows instead of the whole image, whichever channel order the model's tensors
+ * have, and the chunks of a split dense layer ({@link recordBatch}) run as soon as their region
+ * of the image is done. The depth-first order from the outputs it replaces walked LeNet-5's
+ * conv2 channel by channel and held all 4,704 pooled first-layer values (≈ 14 GiB) until the
+ * last channel.
  */
-function depthFirstOrder(program: BatchProgram): BatchInstr[] {
-  const byOut = new Map<number, BatchInstr>();
-  for (const ins of program.instrs) byOut.set(ins.out, ins);
-  const seen = new Set<number>();
-  const order: BatchInstr[] = [];
-  const visit = (root: number): void => {
-    const stack: [number, boolean][] = [[root, false]];
-    while (stack.length > 0) {
-      const [id, expanded] = stack.pop()!;
-      const ins = byOut.get(id);
-      if (ins === undefined) continue;
-      if (expanded) {
-        order.push(ins);
-        continue;
-      }
-      if (seen.has(id)) continue;
-      seen.add(id);
-      stack.push([id, true]);
-      const ops = operands(ins);
-      for (let i = ops.length - 1; i >= 0; i--) if (!seen.has(ops[i]!)) stack.push([ops[i]!, false]);
+function sweepOrder(program: BatchProgram): BatchInstr[] {
+  const key = new Map<number, number>();
+  for (let i = 0; i < program.inputs; i++) key.set(i, i);
+  const pending = new Map<number, number>();
+  const users = new Map<number, number[]>();
+  program.instrs.forEach((ins, at) => {
+    const ops = [...new Set(operands(ins))];
+    key.set(ins.out, Math.min(Infinity, ...ops.map((id) => key.get(id)!)));
+    let waits = 0;
+    for (const id of ops) {
+      if (id < program.inputs) continue;
+      waits++;
+      const u = users.get(id);
+      if (u === undefined) users.set(id, [at]);
+      else u.push(at);
     }
-  };
-  for (const id of program.outputs) visit(id);
-  for (const ins of program.instrs) visit(ins.out);
+    pending.set(at, waits);
+  });
+  const heap = new TinyQueue<number>([], (a, b) => key.get(program.instrs[a]!.out)! - key.get(program.instrs[b]!.out)! || a - b);
+  program.instrs.forEach((_, at) => {
+    if (pending.get(at) === 0) heap.push(at);
+  });
+  const order: BatchInstr[] = [];
+  while (heap.length > 0) {
+    const at = heap.pop()!;
+    const ins = program.instrs[at]!;
+    order.push(ins);
+    for (const u of users.get(ins.out) ?? []) {
+      const left = pending.get(u)! - 1;
+      pending.set(u, left);
+      if (left === 0) heap.push(u);
+    }
+  }
+  if (order.length !== program.instrs.length) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'the batch program reads a value no instruction makes', { param: 'program' });
   return order;
 }
 
 /**
- * Splits a batch program over `threads` threads. Assignment: instructions grouped into waves (an
- * instruction's wave is one more than its operands' latest), each wave list-scheduled onto
- * threads by cost, preferring the thread that already holds the operands (Graham's list
- * scheduling with communication cost; a ciphertext moved costs its serialization). Execution:
- * every thread runs its instructions in one shared depth-first order ({@link depthFirstOrder}),
- * with no barrier, waiting only for values another thread makes.
+ * Splits a batch program over `threads` threads. Every thread runs its instructions in one
+ * shared order that sweeps the image ({@link sweepOrder}), with no barrier, waiting only for
+ * values another thread makes. Assignment follows that order (Graham's list scheduling with
+ * communication cost): each instruction goes to the thread where it would finish first, given
+ * when that thread is free and when its operands are there (a ciphertext another thread holds
+ * costs its serialization). `spanCost` is that simulated finish time: it counts the waits that
+ * the execution order imposes, which a per-thread sum of costs does not (an assignment balanced
+ * per wave of the dependency graph left one thread waiting for minutes while the other ran a
+ * layer's worth of conv2 combinations that came first in the sweep).
  *
  * @example
  * ```ts
@@ -134,50 +154,48 @@ function depthFirstOrder(program: BatchProgram): BatchInstr[] {
  */
 export function schedulePool(program: BatchProgram, threads: number): PoolSchedule {
   assertIntegerInRange(threads, 'threads', 1, 64);
-  const wave = new Map<number, number>();
-  for (let i = 0; i < program.inputs; i++) wave.set(i, 0);
-  const byWave: BatchInstr[][] = [];
-  for (const ins of program.instrs) {
-    const w = 1 + Math.max(0, ...operands(ins).map((id) => wave.get(id)!));
-    wave.set(ins.out, w);
-    (byWave[w - 1] ??= []).push(ins);
-  }
+  const order = sweepOrder(program);
   const holders = new Map<number, Set<number>>();
   const owner = new Map<number, number>();
+  const ready = new Map<number, number>();
+  const free = new Array<number>(threads).fill(0);
   let totalCost = 0;
   let moves = 0;
-  for (const list of byWave) {
-    const waveLoad = new Array<number>(threads).fill(0);
-    const sorted = [...(list ?? [])].sort((a, b) => cost(b) - cost(a));
-    for (const ins of sorted) {
-      const ops = operands(ins);
-      let best = 0;
-      let bestFinish = Infinity;
-      for (let t = 0; t < threads; t++) {
-        const missing = ops.filter((id) => !(holders.get(id)?.has(t) ?? false)).length;
-        const finish = waveLoad[t]! + cost(ins) + COST.move * missing;
-        if (finish < bestFinish) [best, bestFinish] = [t, finish];
-      }
+  for (const ins of order) {
+    const ops = operands(ins).filter((id) => id >= program.inputs);
+    let best = 0;
+    let bestFinish = Infinity;
+    let bestMissing = Infinity;
+    for (let t = 0; t < threads; t++) {
+      let start = free[t]!;
+      let missing = 0;
       for (const id of ops) {
-        const h = holders.get(id) ?? new Set<number>();
-        holders.set(id, h);
-        if (!h.has(best)) {
-          h.add(best);
-          if (id >= program.inputs) moves++;
-        }
+        const here = holders.get(id)!.has(t);
+        if (!here) missing++;
+        start = Math.max(start, ready.get(id)! + (here ? 0 : COST.move));
       }
-      waveLoad[best] = bestFinish;
-      holders.set(ins.out, new Set([best]));
-      owner.set(ins.out, best);
-      totalCost += cost(ins);
+      const finish = start + cost(ins);
+      if (finish < bestFinish || (finish === bestFinish && missing < bestMissing)) [best, bestFinish, bestMissing] = [t, finish, missing];
     }
+    for (const id of ops) {
+      const h = holders.get(id)!;
+      if (!h.has(best)) {
+        h.add(best);
+        moves++;
+      }
+    }
+    free[best] = bestFinish;
+    ready.set(ins.out, bestFinish);
+    holders.set(ins.out, new Set([best]));
+    owner.set(ins.out, best);
+    totalCost += cost(ins);
   }
   const plans: ThreadPlan[] = Array.from({ length: threads }, () => ({ instrs: [], inputs: [], send: [], frees: [], receives: [], cost: 0 }));
   const sendTo = new Map<number, Set<number>>();
   const lastUse: Map<number, number>[] = Array.from({ length: threads }, () => new Map());
   const seenInput: Set<number>[] = Array.from({ length: threads }, () => new Set());
   const seenRemote: Set<number>[] = Array.from({ length: threads }, () => new Set());
-  for (const ins of depthFirstOrder(program)) {
+  for (const ins of order) {
     const t = owner.get(ins.out)!;
     const plan = plans[t]!;
     const at = plan.instrs.length;
@@ -212,7 +230,7 @@ export function schedulePool(program: BatchProgram, threads: number): PoolSchedu
     for (let i = 0; i < plan.instrs.length; i++) plan.frees.push([]);
     for (const [id, i] of lastUse[t]!) plan.frees[i]!.push(id);
   });
-  return { threads, plans, totalCost, spanCost: Math.max(...plans.map((p) => p.cost)), moves };
+  return { threads, plans, totalCost, spanCost: Math.max(...free), moves };
 }
 
 /** Options of {@link InferencePool.inferBytes}. */
@@ -225,6 +243,20 @@ export interface PoolInferOptions {
 export interface InferencePoolOptions {
   /** Worker threads (default: the machine's cores). */
   readonly threads?: number;
+  /**
+   * MiB of ciphertexts each thread keeps in SEAL's heap (default 2048, range 64–3584); values
+   * beyond it wait serialized in the thread's JavaScript memory (see pool-worker.ts, Spill).
+   */
+  readonly threadHeapMiB?: number;
+}
+
+/** What the threads reported for the last chunk run: spills, reloads and peak heap bytes, per thread. */
+export interface PoolRunStats {
+  readonly spills: number;
+  readonly reloads: number;
+  readonly peakHeapBytes: number;
+  /** The thread's SEAL WebAssembly memory (never shrinks; at most 4 GiB). */
+  readonly wasmBytes: number;
 }
 
 /** A value a thread made for others (see pool-worker.ts). */
@@ -336,13 +368,29 @@ export class InferencePool {
   readonly #ctx: CkksContext;
   readonly #threads: Threads;
   readonly #programs = new WeakMap<Graph, { program: BatchProgram; schedule: PoolSchedule }>();
+  readonly #heapBytes: number;
+  #lastRun: PoolRunStats[] = [];
   #closed = false;
 
-  private constructor(ctx: CkksContext, threads: Threads, startMs: number) {
+  private constructor(ctx: CkksContext, threads: Threads, startMs: number, heapBytes: number) {
     this.#ctx = ctx;
     this.#threads = threads;
     this.threads = threads.list.length;
     this.#startMs = startMs;
+    this.#heapBytes = heapBytes;
+  }
+
+  /**
+   * Per thread, what its heap budget cost in the last chunk run.
+   *
+   * @example
+   * ```ts
+   * await pool.inferBytes(graph, bytes);
+   * pool.lastRun.map((t) => t.spills); // [0, 0] when everything fitted
+   * ```
+   */
+  get lastRun(): readonly PoolRunStats[] {
+    return this.#lastRun;
   }
 
   /** Milliseconds spent starting the threads and loading keys. */
@@ -353,11 +401,13 @@ export class InferencePool {
   /** Starts `threads` threads, each loading `publicKey` (a key.pub file's bytes). */
   static async create(publicKey: Uint8Array, options: InferencePoolOptions = {}): Promise<InferencePool> {
     if (options.threads !== undefined) assertIntegerInRange(options.threads, 'threads', 1, 64);
+    const heapMiB = options.threadHeapMiB ?? 2048;
+    assertIntegerInRange(heapMiB, 'threadHeapMiB', 64, 3584);
     if (!(publicKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'publicKey must be the bytes of a key.pub file', { param: 'publicKey' });
     const t0 = performance.now();
     const ctx = await deserializePublicContext(publicKey, 'key', { galoisKeys: false });
     const threads = await startThreads(options.threads, { kind: 'init', publicKey }, ctx);
-    return new InferencePool(ctx, threads, performance.now() - t0);
+    return new InferencePool(ctx, threads, performance.now() - t0, heapMiB * 2 ** 20);
   }
 
   /**
@@ -465,8 +515,8 @@ export class InferencePool {
       const runs = schedule.plans.map((plan, t) => {
         // Copies with their own buffers: a view would post the whole file, and the buffer is transferred.
         const load = plan.inputs.map((id) => ({ id, record: copy(inputs[id]!) }));
-        const msg: PoolMessage = { kind: 'run', load, inputs: program.inputs, inputLevel: program.inputLevel, instrs: plan.instrs, send: plan.send, frees: plan.frees };
-        return threads.call(t, msg, load.map((l) => l.record.bytes.buffer as ArrayBuffer));
+        const msg: PoolMessage = { kind: 'run', load, inputs: program.inputs, inputLevel: program.inputLevel, instrs: plan.instrs, send: plan.send, frees: plan.frees, heapBytes: this.#heapBytes };
+        return threads.call(t, msg, load.map((l) => l.record.bytes.buffer as ArrayBuffer)) as Promise<RunResult>;
       });
       const settled = await Promise.allSettled(runs.map((r) => r.catch((e: unknown) => {
         // One thread failed: the others may be waiting for its values.
@@ -475,6 +525,10 @@ export class InferencePool {
       })));
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      this.#lastRun = settled.map((r) => {
+        const { spills, reloads, peakHeapBytes, wasmBytes } = (r as PromiseFulfilledResult<RunResult>).value;
+        return { spills, reloads, peakHeapBytes, wasmBytes };
+      });
       return program.outputs.map((id) => {
         const r = id < program.inputs ? inputs[id] : outputs.get(id);
         if (r === undefined) throw new CipherMLError('CIPHERML_E_WORKER_FAILED', `output value ${id} was never handed back`, { param: 'pool' });

@@ -53,7 +53,8 @@ function replay(program: BatchProgram, s: PoolSchedule): number {
   const ran = new Set<number>();
   const pc = new Array<number>(s.threads).fill(0);
   let peak = 0;
-  const opsOf = (ins: BatchProgram['instrs'][number]): readonly number[] => (ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a]);
+  const opsOf = (ins: BatchProgram['instrs'][number]): readonly number[] =>
+    ins.op === 'lc' ? [...ins.ins, ...(ins.ref === undefined ? [] : [ins.ref])] : ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
   for (;;) {
     let moved = false;
     s.plans.forEach((plan, t) => {
@@ -102,15 +103,37 @@ describe('schedulePool', () => {
     }
     expect(() => schedulePool(mnist, 0)).toThrow(expect.objectContaining({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'threads' }));
   });
+
+  it('sweeps a LeNet-5 image: a thread holds a band of values, not whole layers', async () => {
+    // lenet5_square's program (784 inputs, 4,704 conv1 outputs, 1,176 pooled squares, 1,600
+    // conv2 outputs) on 2 threads. Measured per thread, each walking its own instructions: 684
+    // and 680 values at most with the sweep, 1,284 and 1,283 with the depth-first order from the
+    // outputs and the per-wave assignment it replaced (which this bound fails).
+    const program = recordBatch(parseOnnx(await readFile(new URL('../../examples/he/lenet5_square.onnx', import.meta.url))), 9);
+    const s = schedulePool(program, 2);
+    replay(program, s);
+    s.plans.forEach((plan) => {
+      const held = new Set<number>();
+      let peak = 0;
+      plan.instrs.forEach((ins, i) => {
+        for (const id of [...(ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a]), ins.out]) held.add(id);
+        peak = Math.max(peak, held.size);
+        for (const id of plan.frees[i]!) held.delete(id);
+      });
+      expect(peak).toBeLessThan(900);
+    });
+  });
 });
 
 describe('InferencePool', () => {
   let client: CkksContext;
   let pool: InferencePool;
+  let publicKey: Uint8Array;
   const graph = model();
   beforeAll(async () => {
     client = await CkksContext.create(PARAMS);
-    pool = await InferencePool.create(serializePublicContext(client), { threads: 2 });
+    publicKey = serializePublicContext(client);
+    pool = await InferencePool.create(publicKey, { threads: 2 });
   });
   afterAll(async () => {
     await pool?.close();
@@ -140,6 +163,43 @@ describe('InferencePool', () => {
         here.data.forEach((v, i) => expect(Math.abs(v - fromPool.data[i]!)).toBeLessThan(2 * ref.tol[i]!));
       }
     }
+  });
+
+  it('spills to stay within a small heap budget and computes the same ciphertexts; splits a wide combination exactly', async () => {
+    // Conv 1→1 3×3 pad 1 on 24×24 → [c, c²] → Gemm 1,152→3: the Gemm reads more ciphertexts than
+    // one combination takes (LC_CHUNK), so it runs as partials summed at the first partial's
+    // scale; c (lowered) and c² differ in scale, and the chunks mix them.
+    const b = new GraphBuilder(13);
+    const x = b.input('x', [null, 1, 24, 24]);
+    const c = b.node('Conv', [x, b.init('w', tensor([1, 1, 3, 3])), b.init('b', tensor([1]))], { pads: [1, 1, 1, 1] });
+    const f = b.node('Flatten', [b.node('Concat', [c, b.node('Mul', [c, c])], { axis: 1 })], { axis: 1 });
+    b.output(b.node('Gemm', [f, b.init('w1', tensor([1152, 3])), b.init('b1', tensor([3]))]));
+    const wide = parseOnnx(b.toBytes());
+    const program = recordBatch(wide, 4);
+    const partials = program.instrs.filter((i) => i.op === 'lc' && i.ref !== undefined);
+    expect(partials.length).toBe(3 * 2); // 3 chunks of 384 per output: two carry the first's scale
+    const xs = Array.from({ length: 4 }, () => Float64Array.from({ length: 576 }, () => rand()));
+    const enc = encryptBatch(client, xs, [1, 24, 24]);
+    const wideOut = await pool.inferBytes(wide, enc);
+    expect(pool.lastRun.every((t) => t.spills === 0)).toBe(true);
+    // The same key bytes as `pool` (each serialization draws fresh relinearization keys).
+    const tight = await InferencePool.create(publicKey, { threads: 2, threadHeapMiB: 64 });
+    try {
+      const spilled = await tight.inferBytes(wide, enc);
+      const stats = tight.lastRun;
+      expect(stats.reduce((a, t) => a + t.spills, 0)).toBeGreaterThan(100);
+      expect(stats.reduce((a, t) => a + t.reloads, 0)).toBeGreaterThan(0);
+      // Spilling is serialization: the very same ciphertexts come out.
+      expect(Buffer.from(spilled).equals(Buffer.from(wideOut))).toBe(true);
+    } finally {
+      await tight.close();
+    }
+    const data = new Float64Array(4 * 576);
+    xs.forEach((v, i) => data.set(v, i * 576));
+    const input = { dims: [4, 1, 24, 24], data };
+    const ref = runPlain(wide, input);
+    const tol = errorDeviation(wide, input).map((sd) => sd * UNIT);
+    decryptOutput(client, wideOut).data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(tol[i]!));
   });
 
   it('refuses bad inputs with typed errors and keeps serving afterwards', async () => {
@@ -176,6 +236,7 @@ describe('InferencePool', () => {
     ok.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!)).toBeLessThan(ref.tol[i]!));
     expect(await code(() => InferencePool.create(new Uint8Array(10), { threads: 1 }))).toMatch(/^CIPHERML_E_FORMAT_/);
     expect(await code(() => InferencePool.create(serializePublicContext(client), { threads: 0 }))).toBe('CIPHERML_E_INVALID_ARGUMENT');
+    await expect(InferencePool.create(publicKey, { threadHeapMiB: 32 })).rejects.toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'threadHeapMiB' });
     const closed = await InferencePool.create(serializePublicContext(client), { threads: 1 });
     await closed.close();
     expect(await code(() => closed.inferBytes(graph, enc))).toBe('CIPHERML_E_INVALID_ARGUMENT');
