@@ -10,7 +10,7 @@ import { loadRunConfig, runConfigOptions, type RunConfig } from '../fl/config.ts
 import { describeServerEvent, describeWorkerEvent, summaryJson } from '../fl/describe.ts';
 import { readRunModel } from '../fl/export-checkpoint.ts';
 import { deriveToken } from '../fl/protocol.ts';
-import { buildStrategy, serverSettings, splitRunConfigOverrides } from '../fl/run.ts';
+import { buildStrategy, expandRunDir, serverSettings, splitRunConfigOverrides } from '../fl/run.ts';
 import { minKeyBitsOption } from '../fl/key-pinning.ts';
 import { FlServer, type RunSummary } from '../fl/server.ts';
 import { assertSimulable } from '../fl/simulate.ts';
@@ -99,7 +99,10 @@ export function registerFlNnCommands(program: Command): void {
     const { tee, sealingSecret, ...rest } = opts;
     // A TEE kind this machine cannot provide is refused before anything else is read or created.
     if (typeof tee === 'string') assertTeeAvailable(tee);
-    const { config, app } = await configs(rest);
+    const resolved = await configs(rest);
+    const app = resolved.app;
+    // The run folder's placeholders are filled once, so app.json lands beside the checkpoint.
+    const config: RunConfig = { ...resolved.config, runDir: expandRunDir(resolved.config.runDir, resolved.config) };
     const print = typeof tee === 'string' ? simulationPrinter(opts['json'] as boolean | undefined) : printer(opts['json'] as boolean | undefined);
     const trust = await trustOf(config.identity, config.roster, 'server', opts['insecureDevTokens'] as boolean | undefined, print);
     if (typeof tee === 'string') assertEnclaveConfig(config, trust);

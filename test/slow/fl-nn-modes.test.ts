@@ -205,7 +205,7 @@ describe('a neural network through the threshold and attested aggregation modes 
     console.log(`fl-nn-modes: ${JSON.stringify(measured)}`);
   });
 
-  it('plain FedAvg in separate processes equals the replayed reference exactly', async () => {
+  it('plain FedAvg in separate processes equals the replayed reference up to float64 summation order', async () => {
     const started = performance.now();
     const dir = await mkdtemp(join(tmpdir(), 'fl-nn-plain-'));
     dirs.push(dir);
