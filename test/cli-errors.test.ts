@@ -96,6 +96,53 @@ describe('CLI errors speak the user\'s language', () => {
     expect(JSON.parse(unknown.stdout).error.message).toContain('num-server-rounds');
   });
 
+  it('refuses --key-holder threshold in simulate, naming the flag and the commands that run it, before asking for the threshold keys', async () => {
+    // Before, a bare key-holder=threshold asked for `threshold`, and with every threshold key given
+    // the in-process workers crashed on CIPHERML_E_KEY_NOT_PINNED after the key was announced.
+    const complete = 'strategy=paillier key-holder=threshold threshold=2-of-3 threshold-public-key=nowhere.pub threshold-holders=127.0.0.1:1,127.0.0.1:2';
+    for (const args of [
+      ['simulate', '--run-config', 'strategy=paillier key-holder=threshold', '--json'],
+      ['simulate', '--run-config', complete, '--json'],
+      ['simulate', '--key-holder', 'threshold', '--strategy', 'paillier', '--json'],
+      ['simulate', '--config', 'examples/fl-mnist/run.toml', '--key-holder', 'threshold', '--json'],
+    ]) {
+      const r = await cli(...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      const error = JSON.parse(r.stdout).error as { code: string; param: string; message: string };
+      expect(error).toMatchObject({ code: 'CIPHERML_E_CONFIG_INVALID', param: 'key-holder' });
+      expect(error.message).toContain('--key-holder threshold');
+      expect(error.message).toContain('cipherml demo homo-lr --key-holder threshold');
+      expect(error.message).toContain('cipherml fl nn-server');
+      noStack(r.stderr);
+    }
+  });
+
+  it('refuses bad --tee and threshold settings of fl nn-server / nn-worker before reading any data, naming the flag', async () => {
+    const nowhere = ['--data-dir', join(dir, 'no-such-data')];
+    const expectRefusal = async (args: string[], code: string, param: string, text: string): Promise<void> => {
+      const r = await cli(...args, ...nowhere, '--json');
+      expect(r.code, args.join(' ')).toBe(1);
+      const error = JSON.parse(r.stdout.trim().split('\n').at(-1)!).error as { code: string; param: string; message: string };
+      expect(error, args.join(' ')).toMatchObject({ code, param });
+      expect(error.message).toContain(text);
+      noStack(r.stderr);
+    };
+    await expectRefusal(['fl', 'nn-server', '--tee', 'sgx'], 'CIPHERML_E_TEE_UNAVAILABLE', '--tee', '--tee sgx');
+    await expectRefusal(['fl', 'nn-server', '--tee', 'simulation', '--strategy', 'paillier'], 'CIPHERML_E_CONFIG_INVALID', 'identity', 'identity mode');
+    const ids = join(dir, 'nn-ids');
+    await import('node:fs/promises').then((fs) => fs.mkdir(ids, { recursive: true }));
+    for (const [role, id] of [['server', 'server'], ['worker', '1']] as const) expect((await cli('identity', 'create', '--role', role, '--id', id, '--out', join(ids, `${id}.id`))).code).toBe(0);
+    const roster = join(ids, 'roster.json');
+    expect((await cli('identity', 'roster', '--out', roster, join(ids, 'server.id.pub'), join(ids, '1.id.pub'))).code).toBe(0);
+    const server = ['fl', 'nn-server', '--identity', join(ids, 'server.id'), '--roster', roster];
+    await expectRefusal([...server, '--tee', 'simulation'], 'CIPHERML_E_CONFIG_INVALID', 'strategy', 'strategy is "plain"');
+    await expectRefusal([...server, '--tee', 'simulation', '--strategy', 'paillier', '--server-optimizer', 'fedadam'], 'CIPHERML_E_CONFIG_INVALID', '--server-optimizer', 'attested configuration');
+    // A worker pinned to a threshold key needs the key file, its fingerprint and its identity together.
+    const worker = ['fl', 'nn-worker', '--id', '1', '--identity', join(ids, '1.id'), '--roster', roster];
+    await expectRefusal([...worker, '--threshold-public-key', join(dir, 'threshold.pub')], 'CIPHERML_E_INVALID_ARGUMENT', '--threshold-fingerprint', 'together');
+    await expectRefusal(['fl', 'nn-worker', '--id', '1', '--threshold-public-key', join(dir, 'threshold.pub'), '--threshold-fingerprint', 'ab'.repeat(32), '--insecure-dev-tokens'], 'CIPHERML_E_INVALID_ARGUMENT', '--identity', 'together');
+  }, 60_000);
+
   it('applies --run-config to a neural-network run (runtime and [app] keys) and refuses a key of neither or a bad app value, naming it', { timeout: 120_000 }, async () => {
     const nn = ['simulate', '--config', 'examples/fl-mnist/run.toml', '--run-dir', join(dir, 'nn-run'), '--json'];
     const misspelled = await cli(...nn, '--run-config', 'datasett=fashion-mnist');

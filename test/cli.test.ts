@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers.ts';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -70,4 +70,15 @@ describe('cipherml CLI, end to end in separate processes', () => {
     const usage = await cli('demo', 'paillier', '--key-bits', 'many');
     expect(usage.code).toBe(2);
   });
+
+  it('fl nn-server fills the run-dir placeholders once: app.json lands in the run\'s folder', async () => {
+    // Before, app.json went to a literal "{time}-{strategy}" folder beside the run's own.
+    const runs = join(dir, 'nn-runs');
+    const r = await cli('fl', 'nn-server', '--model', 'mlp', '--num-clients', '2', '--train-limit', '64', '--test-limit', '32', '--join-timeout', '1', '--insecure-dev-tokens', '--address', '127.0.0.1:1', '--run-dir', join(runs, '{time}-{strategy}'), '--json');
+    expect(r.stdout).toContain('CIPHERML_E_'); // no worker joins: the server stops after the join timeout (or on the busy port)
+    const folders = await readdir(runs);
+    expect(folders).toHaveLength(1);
+    expect(folders[0]).toMatch(/^\d{8}-\d{6}-[0-9a-f]{4}-plain$/);
+    expect(JSON.parse(await readFile(join(runs, folders[0]!, 'app.json'), 'utf8'))).toMatchObject({ model: 'mlp', numClients: 2 });
+  }, 60_000);
 });

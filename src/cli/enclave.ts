@@ -16,7 +16,9 @@ import type { RunConfig } from '../fl/config.ts';
 import { describeServerEvent, summaryJson } from '../fl/describe.ts';
 import type { JoinResponse } from '../fl/gen/cipherml/fl/v1/fl_pb.ts';
 import type { PartyTrust } from '../fl/identity-auth.ts';
+import type { NamedTensor } from '../fl/protocol.ts';
 import { expandRunDir, packingFor, serverSettings } from '../fl/run.ts';
+import type { FlServerOptions, RunSummary, ServerSettings } from '../fl/server.ts';
 
 async function readConfig(path: string | undefined): Promise<unknown> {
   if (path === undefined) return {};
@@ -92,6 +94,33 @@ export interface EnclaveServerFlags {
 }
 
 /**
+ * What an app other than logistic regression puts inside the enclave (`cipherml fl nn-server
+ * --tee`): its evaluation, its initial model, server settings beyond the run config, and its
+ * summary line. Without it the enclave evaluates the logistic regression on validate-set.
+ */
+export interface EnclaveServerApp {
+  readonly evaluate?: FlServerOptions['evaluate'];
+  readonly initialModel?: readonly NamedTensor[];
+  readonly settings?: Partial<ServerSettings>;
+  readonly summary?: (summary: RunSummary) => Record<string, unknown>;
+}
+
+/**
+ * What `--tee` needs of the run config and the party's trust, checked before any data is read:
+ * identity mode (the enclave decrypts only aggregates of contributions signed by roster workers and
+ * signs its attestation with its identity) and strategy "paillier".
+ *
+ * @example
+ * ```ts
+ * assertEnclaveConfig(config, trust); // throws CIPHERML_E_CONFIG_INVALID naming identity or strategy
+ * ```
+ */
+export function assertEnclaveConfig(config: Pick<RunConfig, 'strategy'>, trust: PartyTrust | null): asserts trust is PartyTrust {
+  if (trust === null) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--tee needs identity mode (identity and roster): the enclave decrypts only aggregates of signed contributions from roster workers, and signs its attestation with its identity', { param: 'identity' });
+  if (config.strategy !== 'paillier') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `--tee runs Paillier FedAvg with the key inside the enclave; strategy is "${config.strategy}" (set strategy = "paillier")`, { param: 'strategy' });
+}
+
+/**
  * `cipherml server --tee simulation`: the attested aggregator (src/enclave) for a run config.
  * Hardware kinds are refused here (CIPHERML_E_TEE_UNAVAILABLE) before anything else happens.
  *
@@ -100,10 +129,9 @@ export interface EnclaveServerFlags {
  * await runEnclaveServer(config, { tee: 'simulation' }, trust);
  * ```
  */
-export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFlags, trust: PartyTrust | null): Promise<void> {
+export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFlags, trust: PartyTrust | null, app?: EnclaveServerApp): Promise<void> {
   assertTeeAvailable(flags.tee);
-  if (trust === null) throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--tee needs identity mode (identity and roster): the enclave decrypts only aggregates of signed contributions from roster workers, and signs its attestation with its identity', { param: 'identity' });
-  if (config.strategy !== 'paillier') throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', `--tee runs Paillier FedAvg with the key inside the enclave; strategy is "${config.strategy}" (set strategy = "paillier")`, { param: 'strategy' });
+  assertEnclaveConfig(config, trust);
   const runDir = expandRunDir(config.runDir, config);
   const print = (line: string, obj: object): void => {
     if (flags.json === true) process.stdout.write(`${JSON.stringify({ ...obj, isolation: SIMULATION_LABEL })}\n`);
@@ -120,17 +148,18 @@ export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFl
   const packing = packingFor(config);
   const m = await measureAggregator(flags.tee, config);
   const bundle = m.bundle;
-  const evaluate = config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
+  const evaluate = app !== undefined ? app.evaluate : config.validateSet === '' ? undefined : await logRegEvaluator(config.validateSet, config.label);
   print(`measurement ${m.measurement} (bundle ${bundle}, ${m.files} files)`, { event: 'measurement', measurement: m.measurement, bundle });
   const agg = await EnclaveAggregator.start({
     tee: flags.tee,
-    settings: { ...serverSettings(config), runDir },
+    settings: { ...serverSettings(config, app?.settings), runDir },
     trust,
     packing,
     keyBits: config.keyBits,
     measurement: m.measurement,
     sealingSecret: secret,
     ...(evaluate === undefined ? {} : { evaluate }),
+    ...(app?.initialModel === undefined ? {} : { initialModel: app.initialModel }),
     onEvent: (e) => {
       if (e.type === 'enclave') print(`enclave: ${e.state} secrets for run ${e.runId}; Paillier key ${e.paillierFingerprint}, TLS key sha256 ${e.tlsSpkiSha256.slice(0, 16)}…; attestation at ${ATTESTATION_PATH}`, { event: 'enclave', ...e });
       else print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) });
@@ -138,7 +167,7 @@ export async function runEnclaveServer(config: RunConfig, flags: EnclaveServerFl
   });
   try {
     const summary = await agg.run();
-    const line = { ...summaryJson(summary), isolation: SIMULATION_LABEL };
+    const line = { ...(app?.summary === undefined ? summaryJson(summary) : app.summary(summary)), isolation: SIMULATION_LABEL };
     process.stdout.write(flags.json === true ? `${JSON.stringify(line)}\n` : `${JSON.stringify(line, null, 2)}\n`);
   } finally {
     await agg.close(3000);

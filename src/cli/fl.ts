@@ -12,7 +12,7 @@ import { deriveToken } from '../fl/protocol.ts';
 import { buildStrategy, numSupernodesOf, parseRunConfigOverrides, planSimulation, serverSettings, shardOf } from '../fl/run.ts';
 import { readFile } from 'node:fs/promises';
 import { FlServer } from '../fl/server.ts';
-import { simulate } from '../fl/simulate.ts';
+import { assertSimulable, simulate } from '../fl/simulate.ts';
 import { DEV_MODE_WARNING, loadPartyTrust, type PartyTrust } from '../fl/identity-auth.ts';
 import { minKeyBitsOption } from '../fl/key-pinning.ts';
 import { INSECURE_PLAINTEXT_LABEL, createRpcTransport, isLoopbackHost, parseAddress, startRpcServer } from '../fl/transport.ts';
@@ -39,10 +39,10 @@ function addConfigOptions(cmd: Command): Command {
   return cmd;
 }
 
-async function configOf(opts: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<RunConfig> {
+async function configOf(opts: Record<string, unknown>, extra: Record<string, unknown> = {}, check?: (merged: Readonly<RunConfig>) => void): Promise<RunConfig> {
   const overrides = typeof opts['runConfig'] === 'string' ? parseRunConfigOverrides(opts['runConfig']) : {};
   const { runConfig: _pairs, ...flags } = opts;
-  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...overrides, ...flags, ...extra } });
+  return loadRunConfig({ path: opts['config'] as string | undefined, env: process.env, flags: { ...overrides, ...flags, ...extra }, check });
 }
 
 /**
@@ -391,7 +391,7 @@ export async function runSimulationCommand(opts: Record<string, unknown>): Promi
   // In one process the key authority is in-memory; its address is only a placeholder.
   if (opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined) defaults['authorityAddress'] = 'in-process:1';
   const { numSupernodes: flagSupernodes, trainSet: _t, ...rest } = opts;
-  const config = await configOf(rest, defaults);
+  const config = await configOf(rest, defaults, assertSimulable);
   const configPath = opts['config'] as string | undefined;
   const fromFile = configPath === undefined ? undefined : numSupernodesOf(await readFile(configPath, 'utf8'), configPath);
   const plan = planSimulation(config, {

@@ -95,6 +95,8 @@ export interface EnclaveAggregatorOptions {
   readonly onEvent?: (e: ServerEvent | EnclaveEvent) => void;
   /** Validation inside the enclave (e.g. on a held-out set): only metrics leave it. */
   readonly evaluate?: FlServerOptions['evaluate'];
+  /** The initial global model (default: the first joining worker's parameters); a sealed checkpoint takes precedence. */
+  readonly initialModel?: FlServerOptions['initialModel'];
   /** Tests: record what reaches the server. */
   readonly interceptors?: Interceptor[];
 }
@@ -217,6 +219,7 @@ export class EnclaveAggregator {
       },
       ...(o.onEvent === undefined ? {} : { onEvent: o.onEvent }),
       ...(o.evaluate === undefined ? {} : { evaluate: o.evaluate }),
+      ...(o.initialModel === undefined ? {} : { initialModel: o.initialModel }),
     });
     await server.prepare();
     const document = createSimulationReport(o.trust.identity, { measurement: o.measurement, reportData: reportDataBinding({ paillierPublicKey: publicKey, tlsPublicKey: tls.spki, runId: state.runId }) });

@@ -626,6 +626,11 @@ export interface RunConfigParts {
   readonly file?: Partial<RunConfig> | undefined;
   readonly env?: Partial<RunConfig> | undefined;
   readonly flags?: Partial<RunConfig> | undefined;
+  /**
+   * A command's own refusal, run on the merged values before the generic validation, so that a
+   * command that cannot run a mode at all says so before asking for that mode's other keys.
+   */
+  readonly check?: ((merged: Readonly<RunConfig>) => void) | undefined;
 }
 
 const PRECEDENCE: Readonly<Record<RunConfigSource, number>> = { default: 0, file: 1, env: 2, flags: 3 };
@@ -661,6 +666,7 @@ export function resolveRunConfig(parts: RunConfigParts): RunConfig {
       sources[spec.field] = layer;
     }
   }
+  parts.check?.(merged as unknown as RunConfig);
   return validateRunConfig(merged as unknown as RunConfig, sources);
 }
 
@@ -757,6 +763,8 @@ export interface LoadRunConfigOptions {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Command-line flags, e.g. commander's `opts()`; see {@link configFromFlags}. */
   readonly flags?: Readonly<Record<string, unknown>> | undefined;
+  /** See {@link RunConfigParts.check}. */
+  readonly check?: ((merged: Readonly<RunConfig>) => void) | undefined;
 }
 
 /**
@@ -786,6 +794,7 @@ export async function loadRunConfig(options: LoadRunConfigOptions = {}): Promise
     file,
     env: options.env === undefined ? undefined : configFromEnv(options.env),
     flags: options.flags === undefined ? undefined : configFromFlags(options.flags),
+    check: options.check,
   });
 }
 

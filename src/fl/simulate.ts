@@ -1,4 +1,5 @@
 import { createRouterTransport, type Interceptor } from '@connectrpc/connect';
+import { CipherMLError } from '../core/errors.ts';
 import { Roster, generateIdentity, publicIdentity, type Identity } from '../core/identity.ts';
 import { generatePaillierKeyPair } from '../paillier/index.ts';
 import { KeyAuthority } from './authority.ts';
@@ -34,6 +35,26 @@ export interface SimulationOptions {
   readonly settings?: Partial<ServerSettings>;
 }
 
+/**
+ * Refuses what one process cannot simulate: key-holder "threshold" needs a dealer and k-of-L key
+ * holders, each a separate party with its own key share and worker roster, and workers pinned to
+ * the dealt key; `simulate` has none of them.
+ *
+ * @example
+ * ```ts
+ * assertSimulable(config); // throws CIPHERML_E_CONFIG_INVALID for key-holder "threshold"
+ * ```
+ */
+export function assertSimulable(config: Pick<RunConfig, 'keyHolder'>): void {
+  if (config.keyHolder === 'threshold') {
+    throw new CipherMLError('CIPHERML_E_CONFIG_INVALID', '--key-holder threshold (run-config key key-holder) is not supported by `cipherml simulate`: its k-of-L key holders and the dealer are separate parties, each with its own key share', {
+      param: 'key-holder',
+      advice:
+        'Run it with `cipherml demo homo-lr --key-holder threshold` (every party a process on loopback), or start `cipherml paillier threshold-keygen`, `cipherml key-holder`, then `cipherml server --key-holder threshold` with `cipherml worker` (or `cipherml fl nn-server` with `cipherml fl nn-worker` for neural networks) as docs/fl.md shows.',
+    });
+  }
+}
+
 /** Summary of a simulation. */
 export interface SimulationResult {
   readonly server: RunSummary;
@@ -51,6 +72,7 @@ export interface SimulationResult {
  */
 export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
   const { config } = options;
+  assertSimulable(config);
   const needsAuthority = config.strategy === 'paillier' && config.keyHolder !== 'server';
   const serverId = generateIdentity('server', 'server');
   const authorityId = generateIdentity('authority', 'authority');
