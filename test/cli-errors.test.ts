@@ -49,6 +49,16 @@ describe('CLI errors speak the user\'s language', () => {
     expect(debug.stderr).toMatch(/\n\s+at /);
   });
 
+  it('names --heap-mib when the inference heap budget is out of range, before reading any file', async () => {
+    for (const bad of ['10', '4000', '1.5', 'lots']) {
+      const r = await cli('he', 'inference', '--model', join(dir, 'none.onnx'), '--key', join(dir, 'none.pub'), '--in', join(dir, 'none.enc'), '--out', join(dir, 'out.enc'), '--heap-mib', bad);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('CIPHERML_E_INVALID_ARGUMENT: --heap-mib:');
+      expect(r.stderr).toContain('[64, 3584]');
+      noStack(r.stderr);
+    }
+  });
+
   it('names the address when the key authority or server port is in use', async () => {
     const r = await cli('key-authority', '--address', `127.0.0.1:${port}`, '--key-bits', '1024', '--json');
     expect(r.code).toBe(1);
