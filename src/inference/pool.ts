@@ -22,17 +22,24 @@ import type { PoolMessage, RunResult } from './pool-worker.ts';
  * never held whole (LeNet-5 at N = 16384: 4,704 conv1 outputs of 1.3 MiB each).
  */
 
-/** Cost units: one plaintext-scalar product of a linear combination. */
-const COST = { mul: 6, toLevel: 0.2, const: 4, copy: 0.1, add: 0.1, move: 1.5 } as const;
+/**
+ * Cost units: one plaintext-scalar product of a linear combination (≈ 2 ms at N = 16384 and 14
+ * primes here). A finished ciphertext product (relinearization and rescale: dozens of NTTs) was
+ * measured at 212 ms against 1.98 ms a term at that level (docs/inference.md), hence ≈ 100; an
+ * unfinished one is the tensor product only, and a finishing sum pays the relinearization and
+ * rescale once. Under-counting products by 15× (6 units) let the assignment hand one thread a
+ * run of products while the other waited for its results for minutes (LeNet-5 Relu).
+ */
+const COST = { mul: 100, mulUnfinished: 2, finish: 100, toLevel: 0.5, const: 40, copy: 0.1, add: 0.1, move: 1.5 } as const;
 
 function cost(ins: BatchInstr): number {
   switch (ins.op) {
     case 'lc':
       return ins.ins.length + 0.5;
     case 'sum':
-      return COST.add * (ins.ins.length - 1) + COST.copy;
+      return COST.add * (ins.ins.length - 1) + COST.copy + (ins.finish === true ? COST.finish : 0);
     case 'mul':
-      return COST.mul;
+      return ins.finish === false ? COST.mulUnfinished : COST.mul;
     case 'toLevel':
       return COST.toLevel;
     case 'const':
