@@ -211,7 +211,7 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-i, --in <path>', 'encrypted input', 'CIPHERML_HE_INPUT'))
       .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
       .addOption(new Option('-t, --threads <n|auto>', 'worker threads for a batch-packed input (auto: one per core when the model is big enough)').env('CIPHERML_HE_THREADS').default('auto'))
-      .addOption(new Option('--heap-mib <n>', "MiB of ciphertexts each worker thread keeps in SEAL's heap (64-3584, default 2048); beyond it values wait serialized in the thread's JavaScript memory").env('CIPHERML_HE_HEAP_MIB')),
+      .addOption(new Option('--heap-mib <n>', "MiB of ciphertexts each worker thread keeps in SEAL's heap (64-3584, default 1024); beyond it values wait serialized in the thread's JavaScript memory").env('CIPHERML_HE_HEAP_MIB')),
   ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; heapMib?: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
     const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);

@@ -58,6 +58,7 @@ export const ERROR_CATALOG = {
   CIPHERML_E_INFERENCE_INPUT_SHAPE: 'Give an input whose shape matches the model input (optionally with a leading batch dimension).',
   CIPHERML_E_KEYPARAMS_TOO_SMALL: 'The keys or parameters cannot evaluate this model: rerun `cipherml he keyparams` and `cipherml he keygen` for this model.',
   CIPHERML_E_ONNX_SHAPE_MISMATCH: 'The model declares (value_info / graph output) another shape than this executor computes for the named node: re-export the model with shape inference, or report the node if the file is right.',
+  CIPHERML_E_HE_HEAP_EXHAUSTED: "An inference thread's SEAL heap (a 32-bit WebAssembly memory, at most 4 GiB) is nearly full: rerun `cipherml he inference` with a lower --heap-mib (InferencePoolOptions.threadHeapMiB), e.g. half the value used; SEAL keeps freed ciphertext memory for reuse by ciphertexts of the same size only, so the heap grows to about twice the budget.",
   CIPHERML_E_HE_RANGE_UNSAFE: 'The values of the named layer cannot be held by a CKKS modulus chain at 128-bit security: normalize the model input or the layer (e.g. BatchNormalization), lower --scale-bits, or calibrate on inputs of the range you will encrypt.',
   // Identities and signatures (src/core/identity.ts)
   CIPHERML_E_SIGNATURE_INVALID: 'The message was not signed by the pinned key of the party it names: it was forged or altered, or that party uses another identity file than the one pinned here.',

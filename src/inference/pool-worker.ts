@@ -1,4 +1,4 @@
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import TinyQueue from 'tinyqueue';
 import type { CkksContext, CkksVector } from '../ckks/index.ts';
 import type { CiphertextRecord } from '../ckks/index.ts';
@@ -35,6 +35,8 @@ export type PoolMessage =
       readonly frees: readonly (readonly number[])[];
       /** Bytes of ciphertexts this thread keeps in SEAL's heap; more are spilled (see {@link Spill}). */
       readonly heapBytes: number;
+      /** WebAssembly memory past which the run stops (HEAP_LIMIT; lower only in tests). */
+      readonly wasmLimit: number;
     }
   /** A value another thread made, for the running program. */
   | { readonly kind: 'value'; readonly id: number; readonly record: CiphertextRecord }
@@ -153,6 +155,14 @@ class Spill {
   }
 }
 
+/**
+ * Past this much WebAssembly memory a run stops with a typed error: at the 4 GiB limit SEAL's
+ * allocations neither fail nor finish (LeNet-5 Relu: both threads spun at 100 % CPU inside one
+ * instruction for minutes with the heap at 4,096 MiB), so the run is stopped while one more
+ * ciphertext's working set still fits.
+ */
+export const HEAP_LIMIT = 3.75 * 2 ** 30;
+
 let ctx: CkksContext | undefined;
 const values = new Map<number, CkksVector>();
 /** Values other threads sent, not yet needed. */
@@ -255,6 +265,13 @@ async function handle(msg: PoolMessage): Promise<unknown> {
       spill.drop(id);
     }
     spill.fit(values, new Set(), i);
+    const wasm = sealMemory()?.buffer.byteLength ?? 0;
+    if (wasm > Math.min(HEAP_LIMIT, msg.wasmLimit)) {
+      throw new CipherMLError('CIPHERML_E_HE_HEAP_EXHAUSTED', `inference thread ${threadId}: SEAL's heap reached ${(wasm / 2 ** 20).toFixed(0)} MiB of 4096 with ${(spill.resident / 2 ** 20).toFixed(0)} MiB of ciphertexts held (budget ${(msg.heapBytes / 2 ** 20).toFixed(0)} MiB), at instruction ${i + 1} of ${msg.instrs.length}`, {
+        param: 'heapMiB',
+        details: { wasmBytes: wasm, residentBytes: spill.resident, heapBytes: msg.heapBytes },
+      });
+    }
     if ((i + 1) % step === 0 || i + 1 === msg.instrs.length) parentPort!.postMessage({ id: 0, progress: i + 1 });
   }
   reset();

@@ -251,10 +251,16 @@ export interface InferencePoolOptions {
   /** Worker threads (default: the machine's cores). */
   readonly threads?: number;
   /**
-   * MiB of ciphertexts each thread keeps in SEAL's heap (default 2048, range 64–3584); values
+   * MiB of ciphertexts each thread keeps in SEAL's heap (default 1024, range 64–3584); values
    * beyond it wait serialized in the thread's JavaScript memory (see pool-worker.ts, Spill).
+   * SEAL keeps freed memory for ciphertexts of the same size only, and its heap was measured at
+   * twice the ciphertexts it held (LeNet-5 Relu: 4,096 MiB of WebAssembly memory with 2,045 MiB
+   * held), so the default leaves the 4 GiB limit room; past 3,840 MiB a run stops with
+   * CIPHERML_E_HE_HEAP_EXHAUSTED.
    */
   readonly threadHeapMiB?: number;
+  /** @internal Test hook: stop a run past this much WebAssembly memory (MiB) instead of 3,840. */
+  readonly wasmLimitMiB?: number;
 }
 
 /** What the threads reported for the last chunk run: spills, reloads and peak heap bytes, per thread. */
@@ -376,15 +382,17 @@ export class InferencePool {
   readonly #threads: Threads;
   readonly #programs = new WeakMap<Graph, { program: BatchProgram; schedule: PoolSchedule }>();
   readonly #heapBytes: number;
+  readonly #wasmLimit: number;
   #lastRun: PoolRunStats[] = [];
   #closed = false;
 
-  private constructor(ctx: CkksContext, threads: Threads, startMs: number, heapBytes: number) {
+  private constructor(ctx: CkksContext, threads: Threads, startMs: number, heapBytes: number, wasmLimit: number) {
     this.#ctx = ctx;
     this.#threads = threads;
     this.threads = threads.list.length;
     this.#startMs = startMs;
     this.#heapBytes = heapBytes;
+    this.#wasmLimit = wasmLimit;
   }
 
   /**
@@ -408,13 +416,13 @@ export class InferencePool {
   /** Starts `threads` threads, each loading `publicKey` (a key.pub file's bytes). */
   static async create(publicKey: Uint8Array, options: InferencePoolOptions = {}): Promise<InferencePool> {
     if (options.threads !== undefined) assertIntegerInRange(options.threads, 'threads', 1, 64);
-    const heapMiB = options.threadHeapMiB ?? 2048;
+    const heapMiB = options.threadHeapMiB ?? 1024;
     assertIntegerInRange(heapMiB, 'threadHeapMiB', 64, 3584);
     if (!(publicKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'publicKey must be the bytes of a key.pub file', { param: 'publicKey' });
     const t0 = performance.now();
     const ctx = await deserializePublicContext(publicKey, 'key', { galoisKeys: false });
     const threads = await startThreads(options.threads, { kind: 'init', publicKey }, ctx);
-    return new InferencePool(ctx, threads, performance.now() - t0, heapMiB * 2 ** 20);
+    return new InferencePool(ctx, threads, performance.now() - t0, heapMiB * 2 ** 20, (options.wasmLimitMiB ?? 4096) * 2 ** 20);
   }
 
   /**
@@ -522,7 +530,7 @@ export class InferencePool {
       const runs = schedule.plans.map((plan, t) => {
         // Copies with their own buffers: a view would post the whole file, and the buffer is transferred.
         const load = plan.inputs.map((id) => ({ id, record: copy(inputs[id]!) }));
-        const msg: PoolMessage = { kind: 'run', load, inputs: program.inputs, inputLevel: program.inputLevel, instrs: plan.instrs, send: plan.send, frees: plan.frees, heapBytes: this.#heapBytes };
+        const msg: PoolMessage = { kind: 'run', load, inputs: program.inputs, inputLevel: program.inputLevel, instrs: plan.instrs, send: plan.send, frees: plan.frees, heapBytes: this.#heapBytes, wasmLimit: this.#wasmLimit };
         return threads.call(t, msg, load.map((l) => l.record.bytes.buffer as ArrayBuffer)) as Promise<RunResult>;
       });
       const settled = await Promise.allSettled(runs.map((r) => r.catch((e: unknown) => {

@@ -237,6 +237,15 @@ describe('InferencePool', () => {
     expect(await code(() => InferencePool.create(new Uint8Array(10), { threads: 1 }))).toMatch(/^CIPHERML_E_FORMAT_/);
     expect(await code(() => InferencePool.create(serializePublicContext(client), { threads: 0 }))).toBe('CIPHERML_E_INVALID_ARGUMENT');
     await expect(InferencePool.create(publicKey, { threadHeapMiB: 32 })).rejects.toMatchObject({ code: 'CIPHERML_E_INVALID_ARGUMENT', param: 'threadHeapMiB' });
+    // A thread whose SEAL heap passes the limit stops the run with a typed error (at the real
+    // 4 GiB limit SEAL spins instead of failing), and the pool serves the next request.
+    const capped = await InferencePool.create(publicKey, { threads: 2, wasmLimitMiB: 16 });
+    try {
+      await expect(capped.inferBytes(graph, enc)).rejects.toMatchObject({ code: 'CIPHERML_E_HE_HEAP_EXHAUSTED', param: 'heapMiB' });
+    } finally {
+      await capped.close();
+    }
+    expect(decryptOutput(client, await pool.inferBytes(graph, enc)).dims).toEqual([3, 3]);
     const closed = await InferencePool.create(serializePublicContext(client), { threads: 1 });
     await closed.close();
     expect(await code(() => closed.inferBytes(graph, enc))).toBe('CIPHERML_E_INVALID_ARGUMENT');
