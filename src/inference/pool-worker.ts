@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parentPort, threadId } from 'node:worker_threads';
 import TinyQueue from 'tinyqueue';
 import type { CkksContext, CkksVector } from '../ckks/index.ts';
@@ -59,7 +62,9 @@ export interface RunResult {
 /**
  * Keeps a thread's ciphertexts within a byte budget of SEAL's heap (a 32-bit WebAssembly memory:
  * at most 4 GiB for keys, values and SEAL's pool). Over budget, the value whose next use on this
- * thread is farthest away is serialized to this thread's JavaScript memory and freed in SEAL
+ * thread is farthest away is serialized to a file in a private temporary folder (not to the
+ * process's memory: LeNet-5 Relu's spilled values held in JavaScript memory took the process to
+ * 24 GiB and the kernel killed it; files leave the page cache to the kernel) and freed in SEAL
  * (Belady's rule: with the whole instruction sequence known, it is the eviction that loads the
  * fewest values back); it is loaded again at its next use. The operands of the instruction about
  * to run are never evicted, so a budget below one instruction's operands is exceeded by that
@@ -70,8 +75,10 @@ class Spill {
   readonly #cursor = new Map<number, number>();
   readonly #queue = new TinyQueue<readonly [number, number]>([], (a, b) => b[0] - a[0]);
   readonly #bytes = new Map<number, number>();
-  readonly #records = new Map<number, CiphertextRecord>();
+  /** Spilled value id ↦ its meaningful slot count; the bytes are in `#dir`/id. */
+  readonly #spilled = new Map<number, number>();
   readonly #budget: number;
+  readonly #dir: string;
   resident = 0;
   peak = 0;
   spills = 0;
@@ -79,6 +86,7 @@ class Spill {
 
   constructor(instrs: readonly BatchInstr[], budget: number) {
     this.#budget = budget;
+    this.#dir = mkdtempSync(join(tmpdir(), 'cipherml-spill-'));
     instrs.forEach((ins, i) => {
       for (const id of operandsOf(ins)) {
         const u = this.#uses.get(id);
@@ -99,7 +107,12 @@ class Spill {
   }
 
   isSpilled(id: number): boolean {
-    return this.#records.has(id);
+    return this.#spilled.has(id);
+  }
+
+  /** Removes the spill folder (end of a run, or its failure). */
+  close(): void {
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 
   /** `v` (value `id`) is now in SEAL's heap, next used after instruction `now`. */
@@ -120,15 +133,18 @@ class Spill {
   drop(id: number): void {
     this.resident -= this.#bytes.get(id) ?? 0;
     this.#bytes.delete(id);
-    this.#records.delete(id);
+    if (this.#spilled.delete(id)) unlinkSync(join(this.#dir, String(id)));
   }
 
   /** Loads a spilled value back. */
   reload(c: CkksContext, id: number): CkksVector {
-    const record = this.#records.get(id)!;
-    this.#records.delete(id);
+    const length = this.#spilled.get(id)!;
+    const path = join(this.#dir, String(id));
+    const bytes = readFileSync(path);
+    this.#spilled.delete(id);
+    unlinkSync(path);
     this.reloads++;
-    return loadCiphertext(c, record, `value ${id}`);
+    return loadCiphertext(c, { length, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) }, `value ${id}`);
   }
 
   /** Evicts values (never those in `keep`) until the budget holds or nothing else can go. */
@@ -144,7 +160,9 @@ class Spill {
         held.push(entry);
         continue;
       }
-      this.#records.set(id, saveCiphertext(v));
+      const record = saveCiphertext(v);
+      writeFileSync(join(this.#dir, String(id)), record.bytes);
+      this.#spilled.set(id, record.length);
       v.delete();
       values.delete(id);
       this.resident -= this.#bytes.get(id) ?? 0;
@@ -241,38 +259,42 @@ async function handle(msg: PoolMessage): Promise<unknown> {
     }
     spill.admit(id, values.get(id)!, now - 1, n);
   };
-  const step = Math.max(1, Math.floor(msg.instrs.length / 100));
-  for (let i = 0; i < msg.instrs.length; i++) {
-    const ins = msg.instrs[i]!;
-    const ops = operandsOf(ins);
-    const keep = new Set(ops);
-    for (const id of ops) {
-      if (values.has(id)) continue;
-      spill.fit(values, keep, i - 1);
-      await present(id, i);
+  try {
+    const step = Math.max(1, Math.floor(msg.instrs.length / 100));
+    for (let i = 0; i < msg.instrs.length; i++) {
+      const ins = msg.instrs[i]!;
+      const ops = operandsOf(ins);
+      const keep = new Set(ops);
+      for (const id of ops) {
+        if (values.has(id)) continue;
+        spill.fit(values, keep, i - 1);
+        await present(id, i);
+      }
+      runBatchInstr(c, values, ins);
+      for (const id of keep) spill.touch(id, i);
+      spill.admit(ins.out, values.get(ins.out)!, i, n);
+      const to = sendTo.get(ins.out);
+      if (to !== undefined) {
+        const record = saveCiphertext(values.get(ins.out)!);
+        parentPort!.postMessage({ id: 0, forward: { id: ins.out, record, to } }, [record.bytes.buffer as ArrayBuffer]);
+      }
+      for (const id of msg.frees[i] ?? []) {
+        values.get(id)?.delete();
+        values.delete(id);
+        spill.drop(id);
+      }
+      spill.fit(values, new Set(), i);
+      const wasm = sealMemory()?.buffer.byteLength ?? 0;
+      if (wasm > Math.min(HEAP_LIMIT, msg.wasmLimit)) {
+        throw new CipherMLError('CIPHERML_E_HE_HEAP_EXHAUSTED', `inference thread ${threadId}: SEAL's heap reached ${(wasm / 2 ** 20).toFixed(0)} MiB of 4096 with ${(spill.resident / 2 ** 20).toFixed(0)} MiB of ciphertexts held (budget ${(msg.heapBytes / 2 ** 20).toFixed(0)} MiB), at instruction ${i + 1} of ${msg.instrs.length}`, {
+          param: 'heapMiB',
+          details: { wasmBytes: wasm, residentBytes: spill.resident, heapBytes: msg.heapBytes },
+        });
+      }
+      if ((i + 1) % step === 0 || i + 1 === msg.instrs.length) parentPort!.postMessage({ id: 0, progress: i + 1 });
     }
-    runBatchInstr(c, values, ins);
-    for (const id of keep) spill.touch(id, i);
-    spill.admit(ins.out, values.get(ins.out)!, i, n);
-    const to = sendTo.get(ins.out);
-    if (to !== undefined) {
-      const record = saveCiphertext(values.get(ins.out)!);
-      parentPort!.postMessage({ id: 0, forward: { id: ins.out, record, to } }, [record.bytes.buffer as ArrayBuffer]);
-    }
-    for (const id of msg.frees[i] ?? []) {
-      values.get(id)?.delete();
-      values.delete(id);
-      spill.drop(id);
-    }
-    spill.fit(values, new Set(), i);
-    const wasm = sealMemory()?.buffer.byteLength ?? 0;
-    if (wasm > Math.min(HEAP_LIMIT, msg.wasmLimit)) {
-      throw new CipherMLError('CIPHERML_E_HE_HEAP_EXHAUSTED', `inference thread ${threadId}: SEAL's heap reached ${(wasm / 2 ** 20).toFixed(0)} MiB of 4096 with ${(spill.resident / 2 ** 20).toFixed(0)} MiB of ciphertexts held (budget ${(msg.heapBytes / 2 ** 20).toFixed(0)} MiB), at instruction ${i + 1} of ${msg.instrs.length}`, {
-        param: 'heapMiB',
-        details: { wasmBytes: wasm, residentBytes: spill.resident, heapBytes: msg.heapBytes },
-      });
-    }
-    if ((i + 1) % step === 0 || i + 1 === msg.instrs.length) parentPort!.postMessage({ id: 0, progress: i + 1 });
+  } finally {
+    spill.close();
   }
   reset();
   return { ms: performance.now() - t0, spills: spill.spills, reloads: spill.reloads, peakHeapBytes: spill.peak, wasmBytes: sealMemory()?.buffer.byteLength ?? 0 } satisfies RunResult;

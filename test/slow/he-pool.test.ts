@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext, serializeCiphertexts, serializePublicContext, serializeSecretKey } from '../../src/ckks/index.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
@@ -183,6 +184,8 @@ describe('InferencePool', () => {
     const wideOut = await pool.inferBytes(wide, enc);
     expect(pool.lastRun.every((t) => t.spills === 0)).toBe(true);
     // The same key bytes as `pool` (each serialization draws fresh relinearization keys).
+    const spillDirs = async (): Promise<string[]> => (await readdir(tmpdir())).filter((f) => f.startsWith('cipherml-spill-'));
+    const spillBefore = new Set(await spillDirs());
     const tight = await InferencePool.create(publicKey, { threads: 2, threadHeapMiB: 64 });
     try {
       const spilled = await tight.inferBytes(wide, enc);
@@ -191,6 +194,8 @@ describe('InferencePool', () => {
       expect(stats.reduce((a, t) => a + t.reloads, 0)).toBeGreaterThan(0);
       // Spilling is serialization: the very same ciphertexts come out.
       expect(Buffer.from(spilled).equals(Buffer.from(wideOut))).toBe(true);
+      // Spilled values went to a private temporary folder, removed with the run.
+      expect((await spillDirs()).filter((f) => !spillBefore.has(f))).toEqual([]);
     } finally {
       await tight.close();
     }
