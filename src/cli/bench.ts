@@ -142,7 +142,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--threads <n>', 'worker threads for the batch plan (default: the cores)', intOption('--threads'))
     .option('--single <n>', 'images run one by one through the single plan', intOption('--single'), 10)
     .option('--lenet-single <n>', 'with --model lenet5: images through lenet5_square\'s single plan (default 0: not run; 5–6 s an image on a quiet machine, after 15–20 s preparing its diagonals)', intOption('--lenet-single'), 0)
-    .option('--relu-encrypted', 'with --model lenet5: run lenet5_relu\'s batch plan encrypted end to end instead of estimating it (depth 13 at N = 16384: over 30 minutes and 14 GiB on 2 cores, not yet completed there)')
+    .option('--relu-encrypted', 'with --model lenet5: run lenet5_relu\'s batch plan encrypted end to end instead of estimating it (depth 13 at N = 16384: on this 2-core machine it stops at about 46 % with CIPHERML_E_HE_HEAP_EXHAUSTED, the SEAL heap at the WebAssembly limit; docs/inference.md)')
     .option('--json', 'print one JSON object instead of a table')
     .action(async (opts: { model?: string; batch?: number; threads?: number; single: number; lenetSingle: number; reluEncrypted?: boolean; json?: boolean }) => {
       if (opts.model === 'lenet5') {

@@ -254,9 +254,9 @@ export interface InferencePoolOptions {
    * MiB of ciphertexts each thread keeps in SEAL's heap (default 1024, range 64–3584); values
    * beyond it wait serialized in the thread's JavaScript memory (see pool-worker.ts, Spill).
    * SEAL keeps freed memory for ciphertexts of the same size only, and its heap was measured at
-   * twice the ciphertexts it held (LeNet-5 Relu: 4,096 MiB of WebAssembly memory with 2,045 MiB
-   * held), so the default leaves the 4 GiB limit room; past 3,840 MiB a run stops with
-   * CIPHERML_E_HE_HEAP_EXHAUSTED.
+   * 2–3.8 times the ciphertexts it held (LeNet-5 Relu: 4,096 MiB of WebAssembly memory with
+   * 2,045 MiB held; 3,863 MiB with 1,023 MiB), so the budget does not bound the heap; past
+   * 3,840 MiB a run stops with CIPHERML_E_HE_HEAP_EXHAUSTED instead of spinning at the limit.
    */
   readonly threadHeapMiB?: number;
   /** @internal Test hook: stop a run past this much WebAssembly memory (MiB) instead of 3,840. */
