@@ -179,7 +179,7 @@ class Spill {
  * instruction for minutes with the heap at 4,096 MiB), so the run is stopped while one more
  * ciphertext's working set still fits.
  */
-export const HEAP_LIMIT = 3.75 * 2 ** 30;
+export const HEAP_LIMIT: number = 3.75 * 2 ** 30;
 
 let ctx: CkksContext | undefined;
 const values = new Map<number, CkksVector>();
