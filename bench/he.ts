@@ -285,7 +285,7 @@ export async function runHeBench(o: HeBenchOptions = {}): Promise<HeBenchResult>
       tEnc = performance.now() - t;
       encBytes = enc.length;
       log(`batch of ${batch}: encrypted in ${tEnc.toFixed(0)} ms (${enc.length} bytes)`);
-      // The client's threads are done: their SEAL heaps (≈ 1 GiB each for LeNet-5) are not the server's.
+      // The client's threads are done: their SEAL heaps are not the server's to carry.
       await encPool.close();
       t = performance.now();
       const outBytes = await pool.inferBytes(calibrated, enc, { onProgress: (d, n, what) => log(`  [${d}/${n}] ${what} (${((performance.now() - t) / 1000).toFixed(1)} s)`) });

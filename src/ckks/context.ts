@@ -535,8 +535,8 @@ export class CkksContext {
         const x = this.#term(xs, ks, i, level, q);
         if (x === undefined) continue;
         const k = ks[i]!;
-        // Encoding k at q·(Δ₀/Δᵢ) makes every product's scale Δ₀·q, so terms whose scales drifted
-        // apart (different product paths) still add exactly.
+        // Encoding k at q·(Δ/Δᵢ), Δ the target scale, makes every product's scale Δ·q, so terms
+        // whose scales drifted apart (different product paths) still add exactly.
         const pt = this.#encodeScalarAt(x, k, `ks[${i}]`, q * (target / x.ct.scale()));
         try {
           if (!started) {

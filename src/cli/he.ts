@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { runHeDemo } from '../inference/demo.ts';
 import type { ActivationFitKind, FitDomain, Packing } from '../inference/calibrate.ts';
 import { heDecrypt, heEncrypt, heInference, heKeygen, heKeyParams } from '../inference/he.ts';
+import { THREAD_HEAP_MIB } from '../inference/pool.ts';
 import { CipherMLError } from '../core/errors.ts';
 import { createProgress } from '../core/progress.ts';
 import { addAliases, intOption } from './options.ts';
@@ -211,12 +212,12 @@ export function registerHeCommands(program: Command): void {
       .addOption(req('-i, --in <path>', 'encrypted input', 'CIPHERML_HE_INPUT'))
       .addOption(req('-o, --out <path>', 'encrypted output', 'CIPHERML_HE_OUT'))
       .addOption(new Option('-t, --threads <n|auto>', 'worker threads for a batch-packed input (auto: one per core when the model is big enough)').env('CIPHERML_HE_THREADS').default('auto'))
-      .addOption(new Option('--heap-mib <n>', "MiB of ciphertexts each worker thread keeps in SEAL's heap (64-3584, default 1024); beyond it values wait serialized in the thread's JavaScript memory").env('CIPHERML_HE_HEAP_MIB')),
+      .addOption(new Option('--heap-mib <n>', `MiB of ciphertexts each worker thread keeps in SEAL's heap (${THREAD_HEAP_MIB.min}-${THREAD_HEAP_MIB.max}, default ${THREAD_HEAP_MIB.default}); beyond it values wait serialized in a temporary folder`).env('CIPHERML_HE_HEAP_MIB')),
   ).action(async (o: { model: string; key: string; in: string; out: string; threads: string; heapMib?: string; overwrite?: boolean; json?: boolean }) => {
     const t0 = performance.now();
     const threads = o.threads === 'auto' ? 'auto' : Number(o.threads);
     const heapMiB = o.heapMib === undefined ? undefined : Number(o.heapMib);
-    if (heapMiB !== undefined) assertIntegerInRange(heapMiB, '--heap-mib', 64, 3584);
+    if (heapMiB !== undefined) assertIntegerInRange(heapMiB, '--heap-mib', THREAD_HEAP_MIB.min, THREAD_HEAP_MIB.max);
     const heap = heapMiB === undefined ? {} : { heapMiB };
     const progress = await createProgress({ label: 'encrypted inference', total: 0, unit: 'steps', json: o.json === true });
     const r = await heInference({ model: o.model, key: o.key, input: o.in, out: o.out, overwrite: o.overwrite === true, threads, ...heap, onProgress: (d, n, op) => progress.update(d, op, n) });

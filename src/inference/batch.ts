@@ -136,6 +136,31 @@ export type BatchInstr =
   | { readonly op: 'const'; readonly out: number; readonly value: number }
   | { readonly op: 'copy'; readonly out: number; readonly a: number };
 
+/**
+ * The distinct value ids an instruction reads (a split combination's partial reads its `ref`
+ * too, for the scale).
+ *
+ * @example
+ * ```ts
+ * instrOperands({ op: 'mul', out: 9, a: 4, b: 4 }); // [4]
+ * ```
+ */
+export function instrOperands(ins: BatchInstr): readonly number[] {
+  switch (ins.op) {
+    case 'lc':
+      return ins.ref === undefined || ins.ins.includes(ins.ref) ? [...new Set(ins.ins)] : [...new Set(ins.ins), ins.ref];
+    case 'sum':
+      return [...new Set(ins.ins)];
+    case 'mul':
+      return ins.a === ins.b ? [ins.a] : [ins.a, ins.b];
+    case 'toLevel':
+    case 'copy':
+      return [ins.a];
+    case 'const':
+      return [];
+  }
+}
+
 /** The batch plan as a straight-line program over value ids. */
 export interface BatchProgram {
   /** Input ciphertexts, ids 0 … inputs−1, all at `inputLevel`. */
@@ -228,8 +253,7 @@ function deferFinishing(instrs: BatchInstr[], outputs: readonly number[]): Batch
   const byOut = new Map(instrs.map((i) => [i.out, i]));
   const consumers = new Map<number, BatchInstr[]>();
   for (const ins of instrs) {
-    const ops = ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
-    for (const id of new Set(ops)) consumers.set(id, [...(consumers.get(id) ?? []), ins]);
+    for (const id of instrOperands(ins)) consumers.set(id, [...(consumers.get(id) ?? []), ins]);
   }
   const isOutput = new Set(outputs);
   const deferred = new Set<number>();

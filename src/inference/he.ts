@@ -26,7 +26,7 @@ import type { Graph, Tensor } from './onnx.ts';
 import { readOnnxFile, serializeOnnx, sizeOf } from './onnx.ts';
 import type { TensorMeta } from './meta.ts';
 import { checkBatchInput, checkInputShape, readMeta } from './meta.ts';
-import { EncryptionPool, InferencePool } from './pool.ts';
+import { EncryptionPool, InferencePool, THREAD_HEAP_MIB } from './pool.ts';
 import type { PreparedSingle } from './single.ts';
 import { prepareSingle, runSingle } from './single.ts';
 import { checkOutputRange, choosePacking, decryptOutput, encryptBatch, encryptSingle } from './codec.ts';
@@ -283,7 +283,7 @@ export async function heInference(o: {
   onProgress?: (done: number, total: number, op: string) => void;
 }): Promise<{ bytes: number; packing: 'batch' | 'single'; threads: number }> {
   if (o.threads !== undefined && o.threads !== 'auto') assertIntegerInRange(o.threads, 'threads', 1, 64);
-  if (o.heapMiB !== undefined) assertIntegerInRange(o.heapMiB, 'heapMiB', 64, 3584);
+  if (o.heapMiB !== undefined) assertIntegerInRange(o.heapMiB, 'heapMiB', THREAD_HEAP_MIB.min, THREAD_HEAP_MIB.max);
   await refuseExisting([o.out], o.overwrite === true);
   const graph = await readModel(o.model);
   const keyBytes = await readFileTyped(o.key, 'publicKeyPath');

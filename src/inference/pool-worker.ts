@@ -10,7 +10,7 @@ import { CipherMLError } from '../core/errors.ts';
 import { sealMemory } from '../ckks/seal.ts';
 import { errorToReply } from '../core/worker-pool.ts';
 import type { BatchInstr } from './batch.ts';
-import { runBatchInstr } from './batch.ts';
+import { instrOperands, runBatchInstr } from './batch.ts';
 
 /**
  * One thread of an {@link InferencePool}: its own SEAL instance and public context (without
@@ -78,20 +78,23 @@ class Spill {
   /** Spilled value id ↦ its meaningful slot count; the bytes are in `#dir`/id. */
   readonly #spilled = new Map<number, number>();
   readonly #budget: number;
-  readonly #dir: string;
+  /** Words of one polynomial (N): a ciphertext holds size × primes × N of them. */
+  readonly #n: number;
+  /** Made at the first eviction (most runs never spill). */
+  #dir: string | undefined;
   resident = 0;
   peak = 0;
   spills = 0;
   reloads = 0;
 
-  constructor(instrs: readonly BatchInstr[], budget: number) {
+  constructor(instrs: readonly BatchInstr[], budget: number, n: number) {
     this.#budget = budget;
-    this.#dir = mkdtempSync(join(tmpdir(), 'cipherml-spill-'));
+    this.#n = n;
     instrs.forEach((ins, i) => {
-      for (const id of operandsOf(ins)) {
+      for (const id of instrOperands(ins)) {
         const u = this.#uses.get(id);
         if (u === undefined) this.#uses.set(id, [i]);
-        else if (u[u.length - 1] !== i) u.push(i);
+        else u.push(i);
       }
     });
   }
@@ -112,12 +115,17 @@ class Spill {
 
   /** Removes the spill folder (end of a run, or its failure). */
   close(): void {
-    rmSync(this.#dir, { recursive: true, force: true });
+    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  #path(id: number): string {
+    this.#dir ??= mkdtempSync(join(tmpdir(), 'cipherml-spill-'));
+    return join(this.#dir, String(id));
   }
 
   /** `v` (value `id`) is now in SEAL's heap, next used after instruction `now`. */
-  admit(id: number, v: CkksVector, now: number, n: number): void {
-    const bytes = v.ct.size() * (v.level + 1) * n * 8;
+  admit(id: number, v: CkksVector, now: number): void {
+    const bytes = v.ct.size() * (v.level + 1) * this.#n * 8;
     this.#bytes.set(id, bytes);
     this.resident += bytes;
     this.peak = Math.max(this.peak, this.resident);
@@ -133,13 +141,13 @@ class Spill {
   drop(id: number): void {
     this.resident -= this.#bytes.get(id) ?? 0;
     this.#bytes.delete(id);
-    if (this.#spilled.delete(id)) unlinkSync(join(this.#dir, String(id)));
+    if (this.#spilled.delete(id)) unlinkSync(this.#path(id));
   }
 
   /** Loads a spilled value back. */
   reload(c: CkksContext, id: number): CkksVector {
     const length = this.#spilled.get(id)!;
-    const path = join(this.#dir, String(id));
+    const path = this.#path(id);
     const bytes = readFileSync(path);
     this.#spilled.delete(id);
     unlinkSync(path);
@@ -161,7 +169,7 @@ class Spill {
         continue;
       }
       const record = saveCiphertext(v);
-      writeFileSync(join(this.#dir, String(id)), record.bytes);
+      writeFileSync(this.#path(id), record.bytes);
       this.#spilled.set(id, record.length);
       v.delete();
       values.delete(id);
@@ -179,7 +187,7 @@ class Spill {
  * instruction for minutes with the heap at 4,096 MiB), so the run is stopped while one more
  * ciphertext's working set still fits.
  */
-export const HEAP_LIMIT: number = 3.75 * 2 ** 30;
+const HEAP_LIMIT = 3.75 * 2 ** 30;
 
 let ctx: CkksContext | undefined;
 const values = new Map<number, CkksVector>();
@@ -235,10 +243,9 @@ async function handle(msg: PoolMessage): Promise<unknown> {
   if (msg.kind !== 'run') throw new CipherMLError('CIPHERML_E_WORKER_FAILED', `unexpected message ${msg.kind}`, { param: 'pool' });
   const c = ctx;
   const t0 = performance.now();
-  const n = 2 * c.slotCount;
   const fresh = new Map(msg.load.map(({ id, record }) => [id, record]));
   const sendTo = new Map(msg.send);
-  const spill = new Spill(msg.instrs, msg.heapBytes);
+  const spill = new Spill(msg.instrs, msg.heapBytes, 2 * c.slotCount);
   const present = async (id: number, now: number): Promise<void> => {
     if (values.has(id)) return;
     if (spill.isSpilled(id)) {
@@ -257,13 +264,13 @@ async function handle(msg: PoolMessage): Promise<unknown> {
         values.set(id, loadCiphertext(c, received, `value ${id}`));
       }
     }
-    spill.admit(id, values.get(id)!, now - 1, n);
+    spill.admit(id, values.get(id)!, now - 1);
   };
   try {
     const step = Math.max(1, Math.floor(msg.instrs.length / 100));
     for (let i = 0; i < msg.instrs.length; i++) {
       const ins = msg.instrs[i]!;
-      const ops = operandsOf(ins);
+      const ops = instrOperands(ins);
       const keep = new Set(ops);
       for (const id of ops) {
         if (values.has(id)) continue;
@@ -272,7 +279,7 @@ async function handle(msg: PoolMessage): Promise<unknown> {
       }
       runBatchInstr(c, values, ins);
       for (const id of keep) spill.touch(id, i);
-      spill.admit(ins.out, values.get(ins.out)!, i, n);
+      spill.admit(ins.out, values.get(ins.out)!, i);
       const to = sendTo.get(ins.out);
       if (to !== undefined) {
         const record = saveCiphertext(values.get(ins.out)!);
@@ -300,21 +307,6 @@ async function handle(msg: PoolMessage): Promise<unknown> {
   return { ms: performance.now() - t0, spills: spill.spills, reloads: spill.reloads, peakHeapBytes: spill.peak, wasmBytes: sealMemory()?.buffer.byteLength ?? 0 } satisfies RunResult;
 }
 
-function operandsOf(ins: BatchInstr): readonly number[] {
-  switch (ins.op) {
-    case 'lc':
-      return ins.ref === undefined || ins.ins.includes(ins.ref) ? ins.ins : [...ins.ins, ins.ref];
-    case 'sum':
-      return ins.ins;
-    case 'mul':
-      return [ins.a, ins.b];
-    case 'toLevel':
-    case 'copy':
-      return [ins.a];
-    case 'const':
-      return [];
-  }
-}
 
 parentPort?.on('message', ({ id, msg }: { id: number; msg: PoolMessage }) => {
   if (msg.kind === 'value' || msg.kind === 'abort') return receive(msg);

@@ -6,7 +6,7 @@ import { assembleCiphertexts, checkCiphertextFile, deserializePublicContext, des
 import { CipherMLError } from '../core/errors.ts';
 import { assertIntegerInRange } from '../core/guards.ts';
 import type { BatchInstr, BatchProgram } from './batch.ts';
-import { recordBatch } from './batch.ts';
+import { instrOperands, recordBatch } from './batch.ts';
 import type { TensorMeta } from './meta.ts';
 import { batchLayout, checkBatchInput, checkInputShape, readMeta, singleLayout } from './meta.ts';
 import type { Graph } from './onnx.ts';
@@ -49,21 +49,6 @@ function cost(ins: BatchInstr): number {
   }
 }
 
-function operands(ins: BatchInstr): readonly number[] {
-  switch (ins.op) {
-    case 'lc':
-      return ins.ref === undefined || ins.ins.includes(ins.ref) ? ins.ins : [...ins.ins, ins.ref];
-    case 'sum':
-      return ins.ins;
-    case 'mul':
-      return ins.a === ins.b ? [ins.a] : [ins.a, ins.b];
-    case 'toLevel':
-    case 'copy':
-      return [ins.a];
-    case 'const':
-      return [];
-  }
-}
 
 /**
  * What one thread runs: its instructions in execution order (the restriction of one global
@@ -88,8 +73,9 @@ export interface ThreadPlan {
 export interface PoolSchedule {
   readonly threads: number;
   readonly plans: readonly ThreadPlan[];
-  /** Sum of instruction costs; the simulated finish time of the last thread (see schedulePool). */
+  /** Sum of instruction costs. */
   readonly totalCost: number;
+  /** Simulated finish time of the last thread, waits included (see schedulePool). */
   readonly spanCost: number;
   /** Ciphertexts moved between threads. */
   readonly moves: number;
@@ -111,7 +97,7 @@ function sweepOrder(program: BatchProgram): BatchInstr[] {
   const pending = new Map<number, number>();
   const users = new Map<number, number[]>();
   program.instrs.forEach((ins, at) => {
-    const ops = [...new Set(operands(ins))];
+    const ops = instrOperands(ins);
     key.set(ins.out, Math.min(Infinity, ...ops.map((id) => key.get(id)!)));
     let waits = 0;
     for (const id of ops) {
@@ -169,7 +155,7 @@ export function schedulePool(program: BatchProgram, threads: number): PoolSchedu
   let totalCost = 0;
   let moves = 0;
   for (const ins of order) {
-    const ops = operands(ins).filter((id) => id >= program.inputs);
+    const ops = instrOperands(ins).filter((id) => id >= program.inputs);
     let best = 0;
     let bestFinish = Infinity;
     let bestMissing = Infinity;
@@ -206,7 +192,7 @@ export function schedulePool(program: BatchProgram, threads: number): PoolSchedu
     const t = owner.get(ins.out)!;
     const plan = plans[t]!;
     const at = plan.instrs.length;
-    for (const id of operands(ins)) {
+    for (const id of instrOperands(ins)) {
       if (id < program.inputs) {
         if (!seenInput[t]!.has(id)) {
           seenInput[t]!.add(id);
@@ -246,13 +232,17 @@ export interface PoolInferOptions {
   readonly onProgress?: (done: number, total: number, what: string) => void;
 }
 
+/** `threadHeapMiB`: its default and range (MiB). */
+export const THREAD_HEAP_MIB = { default: 1024, min: 64, max: 3584 } as const;
+
 /** Options of {@link InferencePool.create}. */
 export interface InferencePoolOptions {
   /** Worker threads (default: the machine's cores). */
   readonly threads?: number;
   /**
-   * MiB of ciphertexts each thread keeps in SEAL's heap (default 1024, range 64–3584); values
-   * beyond it wait serialized in the thread's JavaScript memory (see pool-worker.ts, Spill).
+   * MiB of ciphertexts each thread keeps in SEAL's heap (default 1024, range 64–3584:
+   * {@link THREAD_HEAP_MIB}); values beyond it wait serialized in a temporary folder (see
+   * pool-worker.ts, Spill).
    * SEAL keeps freed memory for ciphertexts of the same size only, and its heap was measured at
    * 2–3.8 times the ciphertexts it held (LeNet-5 Relu: 4,096 MiB of WebAssembly memory with
    * 2,045 MiB held; 3,863 MiB with 1,023 MiB), so the budget does not bound the heap; past
@@ -416,8 +406,8 @@ export class InferencePool {
   /** Starts `threads` threads, each loading `publicKey` (a key.pub file's bytes). */
   static async create(publicKey: Uint8Array, options: InferencePoolOptions = {}): Promise<InferencePool> {
     if (options.threads !== undefined) assertIntegerInRange(options.threads, 'threads', 1, 64);
-    const heapMiB = options.threadHeapMiB ?? 1024;
-    assertIntegerInRange(heapMiB, 'threadHeapMiB', 64, 3584);
+    const heapMiB = options.threadHeapMiB ?? THREAD_HEAP_MIB.default;
+    assertIntegerInRange(heapMiB, 'threadHeapMiB', THREAD_HEAP_MIB.min, THREAD_HEAP_MIB.max);
     if (!(publicKey instanceof Uint8Array)) throw new CipherMLError('CIPHERML_E_INVALID_ARGUMENT', 'publicKey must be the bytes of a key.pub file', { param: 'publicKey' });
     const t0 = performance.now();
     const ctx = await deserializePublicContext(publicKey, 'key', { galoisKeys: false });

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CkksContext, serializeCiphertexts, serializePublicContext, serializeSecretKey } from '../../src/ckks/index.ts';
 import { isCipherMLError } from '../../src/core/errors.ts';
 import type { BatchProgram } from '../../src/inference/batch.ts';
-import { recordBatch } from '../../src/inference/batch.ts';
+import { instrOperands, recordBatch } from '../../src/inference/batch.ts';
 import { GraphBuilder } from '../../src/inference/builder.ts';
 import { runPlain } from '../../src/inference/execute.ts';
 import { decryptOutput, encryptBatch, encryptSingle, inferBytes } from '../../src/inference/he.ts';
@@ -54,8 +54,6 @@ function replay(program: BatchProgram, s: PoolSchedule): number {
   const ran = new Set<number>();
   const pc = new Array<number>(s.threads).fill(0);
   let peak = 0;
-  const opsOf = (ins: BatchProgram['instrs'][number]): readonly number[] =>
-    ins.op === 'lc' ? [...ins.ins, ...(ins.ref === undefined ? [] : [ins.ref])] : ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a];
   for (;;) {
     let moved = false;
     s.plans.forEach((plan, t) => {
@@ -63,7 +61,7 @@ function replay(program: BatchProgram, s: PoolSchedule): number {
       const ins = plan.instrs[i];
       if (ins === undefined) return;
       const h = held[t]!;
-      const ops = opsOf(ins);
+      const ops = instrOperands(ins);
       if (ops.some((id) => !h.has(id) && !(id < program.inputs && plan.inputs.includes(id)) && !inbox[t]!.has(id))) return;
       for (const id of ops) {
         if (id >= program.inputs && !h.has(id)) expect(plan.receives.includes(id), `value ${id} received by thread ${t} unannounced`).toBe(true);
@@ -117,7 +115,7 @@ describe('schedulePool', () => {
       const held = new Set<number>();
       let peak = 0;
       plan.instrs.forEach((ins, i) => {
-        for (const id of [...(ins.op === 'lc' || ins.op === 'sum' ? ins.ins : ins.op === 'mul' ? [ins.a, ins.b] : ins.op === 'const' ? [] : [ins.a]), ins.out]) held.add(id);
+        for (const id of [...instrOperands(ins), ins.out]) held.add(id);
         peak = Math.max(peak, held.size);
         for (const id of plan.frees[i]!) held.delete(id);
       });
