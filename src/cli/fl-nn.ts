@@ -72,6 +72,12 @@ function printer(json: boolean | undefined): (line: string, obj: object) => void
   };
 }
 
+/** The run's app config beside its checkpoint (`fl export-onnx` reads the architecture from it). */
+async function writeAppJson(runDir: string, app: NnAppConfig): Promise<void> {
+  await mkdir(runDir, { recursive: true });
+  await writeFile(join(runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+}
+
 /** The printer of an aggregator started with --tee simulation: every line carries the isolation label. */
 function simulationPrinter(json: boolean | undefined): (line: string, obj: object) => void {
   return (line, obj) => {
@@ -114,8 +120,7 @@ export function registerFlNnCommands(program: Command): void {
     for (const l of describeNnRun(app, data)) print(l, { event: 'data', line: l });
     const test = await loadNnTest(app);
     if (typeof tee === 'string') {
-      await mkdir(config.runDir, { recursive: true });
-      await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+      await writeAppJson(config.runDir, app);
       return runEnclaveServer(config, { tee, ...(typeof sealingSecret === 'string' ? { sealingSecret } : {}), ...(opts['json'] === true ? { json: true } : {}) }, trust, {
         evaluate: nnEvaluator(tf, data.spec, test),
         initialModel: initialModel(data.spec, config.seed),
@@ -125,8 +130,7 @@ export function registerFlNnCommands(program: Command): void {
     }
     const authorityTransport = config.authorityAddress === '' ? undefined : createRpcTransport({ address: config.authorityAddress, maxMessageBytes: config.maxMessageBytes, tls: { ca: config.tlsCa } });
     const strategy = wrapForApp(app)(await buildStrategy(config, { ...(authorityTransport === undefined ? {} : { authorityTransport }), trust }));
-    await mkdir(config.runDir, { recursive: true });
-    await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+    await writeAppJson(config.runDir, app);
     const server = new FlServer({
       settings: serverSettings(config, { ...nnServerSettings(config), trust }),
       strategy,
@@ -239,6 +243,6 @@ export async function simulateNnCommand(opts: Record<string, unknown>): Promise<
   const { config, app } = await configs(opts, opts['authorityAddress'] === undefined && process.env['CIPHERML_AUTHORITY_ADDRESS'] === undefined ? { authorityAddress: 'in-process:1' } : {}, assertSimulable);
   const print = printer(opts['json'] as boolean | undefined);
   const { server } = await simulateNn(config, app, { onLine: (l) => print(l, { event: 'data', line: l }), onServerEvent: (e) => print(describeServerEvent(e), { event: e.type, ...(e.type === 'finished' ? {} : e) }) });
-  await writeFile(join(config.runDir, 'app.json'), `${JSON.stringify({ ...app, partition: partitionName(app.partition) }, null, 2)}\n`);
+  await writeAppJson(config.runDir, app);
   process.stdout.write(`${JSON.stringify(nnSummary(server, app))}\n`);
 }
